@@ -1,0 +1,173 @@
+"""The contract between the node agent and the container runtime.
+
+The agent speaks only in these plain dataclasses; it never touches namespaces, mounts or
+cgroups itself. `LinuxRuntime` (runtime/runtime.py) implements `Runtime` with real kernel
+primitives; `FakeRuntime` (runtime/fake.py) implements it in memory for unit tests. Nothing here
+knows about API objects: the agent translates a Pod into these configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+
+class RuntimeError_(Exception):
+    """A runtime operation failed; `reason` is the Kubernetes waiting/terminated reason to show.
+
+    reasons used: CreateContainerError (bad config: missing workingDir, unknown user),
+    RunContainerError / StartError (exec failed: command not found), ErrImageNeverPull (image not
+    in the local store), CreatePodSandboxError (pause or network could not be set up).
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class CgroupLimits:
+    """Resource limits of one cgroup; None means unlimited / kernel default."""
+
+    memory_bytes: int | None = None
+    cpu_quota_us: int | None = None  # per cpu_period_us; limits.cpu 500m -> 50000 of 100000
+    cpu_period_us: int = 100_000
+    cpu_shares: int | None = None  # from requests.cpu: millis * 1024 / 1000, minimum 2 (v2: converted to weight)
+    pids_max: int | None = None
+
+
+@dataclass
+class SandboxConfig:
+    pod_uid: str
+    pod_name: str
+    namespace: str
+    hostname: str
+    ip: str  # the pod IP the agent allocated
+    prefix_len: int  # of the pod CIDR
+    gateway: str  # the bridge address (first address of the pod CIDR)
+    share_process_namespace: bool = False
+    limits: CgroupLimits = field(default_factory=CgroupLimits)  # pod-level cgroup (pids_max per pod)
+
+
+@dataclass
+class Sandbox:
+    """A running pod sandbox: the pause process and what was made around it."""
+
+    id: str  # == pod_uid
+    pod_name: str
+    namespace: str
+    pause_pid: int
+    pause_start_time: int  # field 22 of /proc/PID/stat, guards against pid reuse on re-adoption
+    ip: str
+    host_veth: str
+    cgroup: str  # pod cgroup path relative to each controller root, e.g. "minikube-py-dev/pod-<uid>"
+    share_process_namespace: bool = False
+
+    def namespace_path(self, kind: str) -> str:
+        """kind is one of uts, ipc, net, pid."""
+        return f"/proc/{self.pause_pid}/ns/{kind}"
+
+
+@dataclass
+class Mount:
+    destination: str  # path inside the container
+    source: str = ""  # host path for bind mounts
+    type: str = "bind"  # "bind" or "tmpfs"
+    read_only: bool = False
+
+
+@dataclass
+class ContainerConfig:
+    sandbox_id: str
+    name: str
+    attempt: int  # restart count; part of the container id so restarts get a fresh upper dir
+    image: str  # image reference as written in the pod, resolved through the local image store
+    argv: list[str]  # final command line, already merged with the image's entrypoint/cmd
+    env: list[tuple[str, str]] = field(default_factory=list)  # already merged with the image's Env
+    working_dir: str = "/"
+    uid: int = 0
+    gid: int = 0
+    mounts: list[Mount] = field(default_factory=list)  # volumes and /etc/hosts, hostname, resolv.conf
+    limits: CgroupLimits = field(default_factory=CgroupLimits)
+    log_path: str = ""  # CRI-format log file; the runtime writes it and rotates it
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_max_files: int = 5
+
+
+@dataclass
+class ContainerState:
+    """What the runtime knows of one container; read from the supervisor's records, not guessed."""
+
+    id: str
+    sandbox_id: str
+    name: str
+    attempt: int
+    status: str  # "running" or "exited"
+    pid: int = 0
+    started_at: float = 0.0  # epoch seconds
+    finished_at: float = 0.0
+    exit_code: int | None = None
+    signal: int | None = None
+    oom_killed: bool = False
+    log_path: str = ""
+    cgroup: str = ""
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+class ExecSession(Protocol):
+    """An interactive exec: bytes in, bytes out, an exit code at the end."""
+
+    def write_stdin(self, data: bytes) -> None: ...
+    def close_stdin(self) -> None: ...
+    def read(self) -> Iterator[tuple[int, bytes]]:  # (1 stdout | 2 stderr, data) until both close
+        ...
+    def wait(self) -> int: ...
+    def kill(self) -> None: ...
+
+
+class Runtime(Protocol):
+    def start(self) -> None:
+        """Make the node ready: supervisor running, bridge up, cluster cgroup parent created."""
+
+    def create_sandbox(self, config: SandboxConfig) -> Sandbox:
+        """Start pause in new uts/ipc/net (+pid) namespaces, attach eth0 with config.ip."""
+
+    def sandbox_alive(self, sandbox: Sandbox) -> bool: ...
+
+    def remove_sandbox(self, sandbox: Sandbox) -> None:
+        """Kill everything left in the pod, stop pause, remove veth and pod cgroup. Idempotent."""
+
+    def start_container(self, sandbox: Sandbox, config: ContainerConfig) -> ContainerState:
+        """Create and start; raises RuntimeError_ with a Kubernetes reason when it cannot."""
+
+    def container_state(self, container_id: str) -> ContainerState: ...
+
+    def wait_any(self, timeout: float) -> list[ContainerState]:
+        """Block up to timeout for container exits; return the containers that exited since last call."""
+
+    def stop_container(self, container_id: str, grace_seconds: float) -> ContainerState:
+        """SIGTERM, wait up to grace, then SIGKILL; returns the final (exited) state."""
+
+    def remove_container(self, container_id: str) -> None: ...
+
+    def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult: ...
+
+    def exec_stream(self, container_id: str, argv: list[str], tty: bool = False) -> ExecSession: ...
+
+    def list_sandboxes(self) -> list[Sandbox]:
+        """Sandboxes found on the host (for re-adoption after a daemon restart)."""
+
+    def list_containers(self) -> list[ContainerState]: ...
+
+    def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
+        """Facts read from /proc and cgroupfs: pids, namespace inodes, cgroup paths and limits, rootfs, veth."""
+
+    def shutdown(self, remove_all: bool) -> None:
+        """remove_all: stop every pod and remove supervisor, bridge and cgroup parent (minikube-py stop)."""
