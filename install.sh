@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up this machine for minikube-py: Debian packages (busybox-static for the busybox image,
+# a C compiler and libc for the tiny pause binary), then minikube-py itself with its test extras.
+# Idempotent and quick when everything is already there. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")"
+packages="busybox-static gcc libc6-dev"
+missing=""
+for package in $packages; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true

@@ -1,0 +1,395 @@
+"""The minikube-py daemon: one process holding the whole cluster (k3s style).
+
+`start` launches it detached and returns once the API answers and the node is Ready; `serve`
+is the daemon itself: the sqlite store, the API server on a unix socket (and optionally a
+loopback port), the controllers, the scheduler and the node agent, wired together in one process.
+Containers are not children of this process but of the runtime's supervisor, so a crash or
+`kill -9` of the daemon loses no pod; `stop` stops every pod and removes every host resource the
+cluster made.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+DEFAULT_HOME = "/var/lib/minikube-py"
+DEFAULT_NAME = "minikube"
+DEFAULT_POD_CIDR = "10.244.0.0/16"
+CLUSTER_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+STARTUP_TIMEOUT_SECONDS = 60.0
+
+log = logging.getLogger("minikube_py.daemon")
+
+
+@dataclass
+class ClusterConfig:
+    """What `start` was asked for; saved in the home so later commands and restarts agree."""
+
+    name: str = DEFAULT_NAME
+    pod_cidr: str = DEFAULT_POD_CIDR
+    port: int | None = None
+    node_name: str = field(default_factory=socket.gethostname)
+    restart_backoff: tuple[float, float] = (10.0, 300.0)
+    pids_limit: int = 1024
+
+    @staticmethod
+    def load(home: str) -> "ClusterConfig | None":
+        try:
+            with open(os.path.join(home, "config.json")) as file:
+                data = json.load(file)
+        except FileNotFoundError:
+            return None
+        data["restart_backoff"] = tuple(data.get("restart_backoff", (10.0, 300.0)))
+        return ClusterConfig(**data)
+
+    def save(self, home: str) -> None:
+        os.makedirs(home, exist_ok=True)
+        temporary = os.path.join(home, "config.json.tmp")
+        with open(temporary, "w") as file:
+            json.dump(asdict(self), file, indent=2)
+        os.replace(temporary, os.path.join(home, "config.json"))
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse_restart_backoff(text: str) -> tuple[float, float]:
+    """`1s:10s` -> (1.0, 10.0); plain numbers are seconds; `ms` and `m` suffixes are accepted."""
+
+    def seconds(part: str) -> float:
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", part.strip())
+        if not match:
+            raise ConfigError(f"--restart-backoff: {part!r} is not a duration such as 500ms, 10s or 5m")
+        value, unit = float(match.group(1)), match.group(2) or "s"
+        return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
+
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise ConfigError(f"--restart-backoff: expected INITIAL:MAX such as 1s:10s, got {text!r}")
+    initial, maximum = seconds(parts[0]), seconds(parts[1])
+    if initial <= 0 or maximum < initial:
+        raise ConfigError(f"--restart-backoff: need 0 < INITIAL <= MAX, got {text!r}")
+    return initial, maximum
+
+
+def validate_config(config: ClusterConfig) -> None:
+    if not CLUSTER_NAME_PATTERN.match(config.name):
+        raise ConfigError(
+            f"--name: {config.name!r} is not a valid cluster name: use 1 to 10 lowercase letters and "
+            "digits, starting with a letter (it prefixes host interface names, limited to 15 characters)"
+        )
+    try:
+        network = ipaddress.ip_network(config.pod_cidr, strict=True)
+    except ValueError as error:
+        raise ConfigError(f"--pod-cidr: {config.pod_cidr!r} is not a network such as 10.244.0.0/16 ({error})")
+    if network.version != 4 or network.prefixlen > 28:
+        raise ConfigError(f"--pod-cidr: {config.pod_cidr} must be an IPv4 network of /28 or larger")
+    if config.port is not None and not 1 <= config.port <= 65535:
+        raise ConfigError(f"--port: {config.port} is not a TCP port (1-65535)")
+    if config.pids_limit < 1:
+        raise ConfigError(f"--pids-limit: {config.pids_limit} must be at least 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands used by the CLI: start, stop, status.
+
+
+def _pid_file(home: str) -> str:
+    return os.path.join(home, "daemon.pid")
+
+
+def _read_pid(home: str) -> int | None:
+    try:
+        with open(_pid_file(home)) as file:
+            pid = int(file.read().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            command_line = file.read()
+    except FileNotFoundError:
+        return None
+    # The daemon runs as `python -m minikube_py.daemon serve` or `minikube-py start --foreground`.
+    return pid if b"minikube" in command_line else None
+
+
+def _api_answers(home: str) -> bool:
+    from minikube_py.client.transport import HttpTransport
+
+    try:
+        transport = HttpTransport(socket_path=os.path.join(home, "api.sock"))
+        transport.version()
+        return True
+    except Exception:
+        return False
+
+
+def _node_ready(home: str, node_name: str) -> bool:
+    from minikube_py.client.transport import HttpTransport
+
+    try:
+        node = HttpTransport(socket_path=os.path.join(home, "api.sock")).get("nodes", None, node_name)
+    except Exception:
+        return False
+    for condition in node.get("status", {}).get("conditions", []):
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
+
+
+def start(
+    home: str,
+    name: str | None = None,
+    pod_cidr: str | None = None,
+    port: int | None = None,
+    node_name: str | None = None,
+    foreground: bool = False,
+    restart_backoff: str | None = None,
+    pids_limit: int | None = None,
+) -> int:
+    """Start the cluster in `home`; returns a process exit code."""
+    home = os.path.abspath(home)
+    config = ClusterConfig.load(home) or ClusterConfig()
+    running = _read_pid(home)
+    if running is not None:
+        print(f'minikube-py: cluster "{config.name}" is already running (pid {running}) in {home}')
+        return 0
+    config.name = name or config.name
+    config.pod_cidr = pod_cidr or config.pod_cidr
+    config.port = port if port is not None else config.port
+    config.node_name = node_name or config.node_name
+    try:
+        if restart_backoff:
+            config.restart_backoff = parse_restart_backoff(restart_backoff)
+        if pids_limit is not None:
+            config.pids_limit = pids_limit
+        validate_config(config)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if os.geteuid() != 0:
+        print("error: minikube-py start needs root: pods are made of namespaces, cgroups, veths and "
+              "mounts. Run it with sudo.", file=sys.stderr)
+        return 1
+    config.save(home)
+    if foreground:
+        return serve(home)
+
+    log_path = os.path.join(home, "daemon.log")
+    with open(log_path, "ab") as log_file, open(os.devnull, "rb") as devnull:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "minikube_py.daemon", "serve", "--home", home],
+            stdin=devnull, stdout=log_file, stderr=log_file,
+            start_new_session=True, close_fds=True,
+        )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            print(f"error: the minikube-py daemon exited with status {process.returncode} while "
+                  f"starting; the end of {log_path}:", file=sys.stderr)
+            print(_tail(log_path, 20), file=sys.stderr)
+            return 1
+        if _api_answers(home) and _node_ready(home, config.node_name):
+            where = os.path.join(home, "api.sock") + (f" and 127.0.0.1:{config.port}" if config.port else "")
+            print(f'minikube-py: cluster "{config.name}" is running (pid {process.pid}); '
+                  f'node "{config.node_name}" Ready; API at {where}')
+            return 0
+        time.sleep(0.05)
+    print(f"error: the daemon did not become ready within {STARTUP_TIMEOUT_SECONDS:.0f}s; see {log_path}",
+          file=sys.stderr)
+    return 1
+
+
+def stop(home: str) -> int:
+    """Stop every pod and the daemon, and remove every host resource of the cluster."""
+    home = os.path.abspath(home)
+    config = ClusterConfig.load(home)
+    if config is None:
+        print(f"minikube-py: no cluster in {home}")
+        return 0
+    pid = _read_pid(home)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and _read_pid(home) == pid:
+            time.sleep(0.05)
+        if _read_pid(home) == pid:
+            print(f"error: the daemon (pid {pid}) did not stop within 90s; see {home}/daemon.log",
+                  file=sys.stderr)
+            return 1
+    # Whatever the daemon could not undo (it may have been killed), undo from here.
+    _remove_host_resources(home, config)
+    print(f'minikube-py: cluster "{config.name}" stopped')
+    return 0
+
+
+def status(home: str) -> dict:
+    home = os.path.abspath(home)
+    config = ClusterConfig.load(home)
+    pid = _read_pid(home)
+    result = {
+        "home": home,
+        "running": pid is not None,
+        "pid": pid,
+        "name": config.name if config else None,
+        "podCIDR": config.pod_cidr if config else None,
+        "apiSocket": os.path.join(home, "api.sock"),
+        "port": config.port if config else None,
+        "node": config.node_name if config else None,
+        "apiReachable": False,
+        "nodeReady": False,
+        "pods": None,
+    }
+    if pid is not None and config is not None:
+        result["apiReachable"] = _api_answers(home)
+        result["nodeReady"] = _node_ready(home, config.node_name)
+        if result["apiReachable"]:
+            from minikube_py.client.transport import HttpTransport
+
+            pods = HttpTransport(socket_path=result["apiSocket"]).list("pods")
+            result["pods"] = len(pods.get("items", []))
+    return result
+
+
+def _tail(path: str, lines: int) -> str:
+    try:
+        with open(path, "rb") as file:
+            return b"\n".join(file.read().splitlines()[-lines:]).decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _remove_host_resources(home: str, config: ClusterConfig) -> None:
+    from minikube_py.runtime.runtime import LinuxRuntime
+
+    LinuxRuntime(config.name, home, config.pod_cidr).shutdown(remove_all=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The daemon itself.
+
+
+class StoreIpam:
+    """Pod IPs as leases in the store: never handed out twice while held, kept across restarts."""
+
+    def __init__(self, store, pod_cidr: str):
+        network = ipaddress.ip_network(pod_cidr)
+        self._store = store
+        self._pool = f"pod-ip/{pod_cidr}"
+        # The first address belongs to the bridge (the pods' gateway).
+        self._candidates = [str(address) for address in list(network.hosts())[1:]]
+
+    def allocate(self, owner: str) -> str:
+        return self._store.allocate(self._pool, self._candidates, owner)
+
+    def release(self, owner: str) -> None:
+        self._store.release(self._pool, owner)
+
+    def allocations(self) -> dict[str, str]:
+        return self._store.allocations(self._pool)
+
+
+def serve(home: str) -> int:
+    """Run the daemon in this process until SIGTERM/SIGINT (then stop every pod) or SIGKILL."""
+    from controllers import build_controllers
+    from controllers.deployment import DeploymentController
+    from minikube_py.agent import AgentConfig, NodeAgent
+    from minikube_py.apiserver.http import ApiHttpServer
+    from minikube_py.apiserver.registry import Registry
+    from minikube_py.client.api import ApiClient
+    from minikube_py.client.events import EventRecorder
+    from minikube_py.clock import Clock
+    from minikube_py.runtime.runtime import LinuxRuntime
+    from minikube_py.store import Store
+
+    home = os.path.abspath(home)
+    config = ClusterConfig.load(home)
+    if config is None:
+        print(f"error: no cluster configuration in {home}; run 'minikube-py start'", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("starting cluster %r in %s", config.name, home)
+
+    clock = Clock()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+
+    store = Store(os.path.join(home, "state.db"))
+    store.start_compactor(interval=60.0, keep=10_000)
+    registry = Registry(store, clock=clock)
+    client = ApiClient.local(registry)
+
+    runtime = LinuxRuntime(config.name, home, config.pod_cidr)
+    runtime.start()
+    network = ipaddress.ip_network(config.pod_cidr)
+    agent = NodeAgent(
+        client,
+        runtime,
+        node_name=config.node_name,
+        ipam=StoreIpam(store, config.pod_cidr),
+        clock=clock,
+        config=AgentConfig(
+            home=home,
+            cluster_name=config.name,
+            gateway=str(next(network.hosts())),
+            prefix_len=network.prefixlen,
+            backoff_initial=config.restart_backoff[0],
+            backoff_max=config.restart_backoff[1],
+            pods_max_pids=config.pids_limit,
+        ),
+    )
+    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent)
+    controllers = build_controllers(client, clock) + [
+        DeploymentController(client, clock, recorder=EventRecorder(client, "deployment-controller", clock))
+    ]
+
+    server.start()
+    agent.start()
+    for controller in controllers:
+        controller.run()
+    with open(_pid_file(home) + ".tmp", "w") as file:
+        file.write(str(os.getpid()))
+    os.replace(_pid_file(home) + ".tmp", _pid_file(home))
+    log.info("cluster %r ready: API at %s", config.name, os.path.join(home, "api.sock"))
+
+    stopping.wait()
+    log.info("stopping cluster %r: stopping pods and removing host resources", config.name)
+    for controller in controllers:
+        controller.stop()
+    agent.stop(stop_pods=True)
+    server.stop()
+    runtime.shutdown(remove_all=True)
+    store.close()
+    try:
+        os.unlink(_pid_file(home))
+    except FileNotFoundError:
+        pass
+    log.info("cluster %r stopped", config.name)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m minikube_py.daemon")
+    parser.add_argument("command", choices=["serve"], help="run the daemon in the foreground")
+    parser.add_argument("--home", default=os.environ.get("MINIKUBE_PY_HOME", DEFAULT_HOME))
+    arguments = parser.parse_args(argv)
+    return serve(arguments.home)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

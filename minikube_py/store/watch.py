@@ -1,0 +1,132 @@
+"""Watch streams out of the store: what one watcher has been sent and is still waiting for.
+
+The store hands every committed change to the watchers whose resource and namespace match,
+while it still holds its writer lock, so each watcher sees changes in strict revision order and
+none is missed between a watcher's replay of the log and its first live event. A watcher keeps
+the JSON text of the change and parses it only when its reader asks, so a change nobody reads
+costs one append. Readers block on the watcher's own condition; nothing polls.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple
+
+from minikube_py.api import errors
+
+ADDED = "ADDED"
+MODIFIED = "MODIFIED"
+DELETED = "DELETED"
+
+# A watcher whose reader stops reading would otherwise hold every later change in memory.
+# Kubernetes ends such watches too; the client re-lists and watches again.
+MAX_PENDING_EVENTS = 100_000
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change: the object after it (for DELETED, its last state at the deletion's
+    revision), the object before it when there was one, and where it happened."""
+
+    type: str
+    object: dict
+    revision: int
+    resource: str
+    previous: dict | None = None
+
+
+class LogEntry(NamedTuple):
+    """A change as the store records it, objects still as JSON text."""
+
+    revision: int
+    resource: str
+    namespace: str
+    name: str
+    type: str
+    data: str
+    previous_data: str | None
+
+    def to_event(self) -> WatchEvent:
+        previous = json.loads(self.previous_data) if self.previous_data is not None else None
+        return WatchEvent(self.type, json.loads(self.data), self.revision, self.resource, previous)
+
+
+class Watcher:
+    """Changes to one resource (or every resource when `resource` is None), optionally in one
+    namespace, in revision order. `next(timeout)` returns the next event or None on timeout
+    or once closed; iterating blocks until an event arrives and stops when closed."""
+
+    def __init__(self, resource: str | None, namespace: str | None, backlog: list[LogEntry],
+                 on_close: Callable[["Watcher"], None]):
+        self.resource = resource
+        self.namespace = namespace
+        self._pending: deque[LogEntry] = deque(backlog)
+        self._condition = threading.Condition(threading.Lock())
+        self._closed = False
+        self._error: errors.ApiError | None = None
+        self._on_close = on_close
+
+    def matches(self, entry: LogEntry) -> bool:
+        return ((self.resource is None or entry.resource == self.resource)
+                and (self.namespace is None or entry.namespace == self.namespace))
+
+    def deliver(self, entry: LogEntry) -> None:
+        """Called by the store, under its writer lock, for every change this watcher matches."""
+        with self._condition:
+            if self._closed:
+                return
+            if len(self._pending) >= MAX_PENDING_EVENTS:
+                self._pending.clear()
+                self._error = errors.Gone(
+                    f"watch of {self.resource or 'all resources'} fell {MAX_PENDING_EVENTS} events "
+                    "behind and was closed; list again and watch from the list's resourceVersion")
+                self._closed = True
+            else:
+                self._pending.append(entry)
+            self._condition.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def next(self, timeout: float | None = None) -> WatchEvent | None:
+        """The next event, waiting up to `timeout` seconds (None waits for ever).
+
+        Returns None on timeout or when the watcher is closed and drained; raises `Gone` if
+        the watcher was closed because its reader fell too far behind."""
+        with self._condition:
+            if not self._pending and not self._closed:
+                self._condition.wait_for(lambda: self._pending or self._closed, timeout)
+            if self._pending:
+                entry = self._pending.popleft()
+            elif self._error is not None:
+                raise self._error
+            else:
+                return None
+        return entry.to_event()
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        return self
+
+    def __next__(self) -> WatchEvent:
+        event = self.next()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def close(self) -> None:
+        with self._condition:
+            if self._closed:
+                return
+            self._closed = True
+            self._condition.notify_all()
+        self._on_close(self)
+
+    def __enter__(self) -> "Watcher":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
