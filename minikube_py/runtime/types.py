@@ -115,6 +115,20 @@ class ContainerState:
 
 
 @dataclass
+class ImageConfig:
+    """How an image in the local store says it should run (its OCI config); the agent merges
+    it with the pod spec (command/args, env, workingDir, user)."""
+
+    reference: str  # as written in the pod, e.g. "busybox"
+    id: str  # content digest, "sha256:<hex>"; shown as the container status's imageID
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
+    env: list[tuple[str, str]] = field(default_factory=list)
+    working_dir: str = ""
+    user: str = ""  # "uid", "uid:gid" or a name; the pod's runAsUser/runAsGroup win
+
+
+@dataclass
 class ExecResult:
     exit_code: int
     stdout: bytes
@@ -140,6 +154,10 @@ class Runtime(Protocol):
         """Start pause in new uts/ipc/net (+pid) namespaces, attach eth0 with config.ip."""
 
     def sandbox_alive(self, sandbox: Sandbox) -> bool: ...
+
+    def image_config(self, reference: str) -> ImageConfig:
+        """The image's config from the local store; raises RuntimeError_("ErrImageNeverPull",
+        'Container image "<ref>" is not present with pull policy of Never') when it is not there."""
 
     def remove_sandbox(self, sandbox: Sandbox) -> None:
         """Kill everything left in the pod, stop pause, remove veth and pod cgroup. Idempotent."""

@@ -122,6 +122,7 @@ class Watcher:
             if self._closed:
                 return
             self._closed = True
+            self._pending.clear()
             self._condition.notify_all()
         self._on_close(self)
 

@@ -1,0 +1,233 @@
+"""Translate a pod's container spec into the runtime's `ContainerConfig`, by Kubernetes' rules.
+
+The runtime receives only final values: the argv already merged with the image's ENTRYPOINT/CMD
+(command replaces ENTRYPOINT, args replace CMD, args alone go after ENTRYPOINT), the environment
+already merged with the image's Env and expanded (`$(VAR)` from earlier variables, `fieldRef`
+values from the pod), the user from the container's, else the pod's, securityContext, cgroup
+limits from resources, and the mounts (volumes plus the pod's hosts, hostname and resolv.conf).
+Everything here is pure except for reading the pod files' paths, so it is tested as tables.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ImageConfig, Mount, RuntimeError_
+
+CPU_PERIOD_US = 100_000
+MIN_CPU_SHARES = 2
+
+
+def merge_argv(entrypoint: list[str], cmd: list[str], command: list[str] | None, args: list[str] | None) -> list[str]:
+    """Kubernetes' rule (docs "Define a Command and Arguments for a Container"):
+
+    | command | args | runs                 |
+    | -       | -    | ENTRYPOINT + CMD     |
+    | yes     | -    | command              |
+    | -       | yes  | ENTRYPOINT + args    |
+    | yes     | yes  | command + args       |
+    """
+    if command:
+        return list(command) + list(args or [])
+    if args:
+        return list(entrypoint) + list(args)
+    return list(entrypoint) + list(cmd)
+
+
+def expand(text: str, lookup: Callable[[str], str | None]) -> str:
+    """Kubernetes' `$(VAR)` expansion (k8s third_party/forked/golang/expansion): `$(NAME)` becomes the
+    variable's value, an unknown name stays `$(NAME)` verbatim, `$$` is a literal `$`, and a `$`
+    not followed by `(` or `$` is kept as written."""
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char != "$" or index + 1 >= len(text):
+            out.append(char)
+            index += 1
+            continue
+        following = text[index + 1]
+        if following == "$":
+            out.append("$")
+            index += 2
+        elif following == "(":
+            closing = text.find(")", index + 2)
+            if closing == -1:
+                out.append("$(")
+                index += 2
+                continue
+            name = text[index + 2:closing]
+            value = lookup(name)
+            out.append(value if value is not None else f"$({name})")
+            index = closing + 1
+        else:
+            out.append("$" + following)
+            index += 2
+    return "".join(out)
+
+
+def field_ref_value(pod, field_path: str, pod_ip: str, host_ip: str) -> str:
+    """The downward API values a container's env can name with `valueFrom.fieldRef.fieldPath`."""
+    metadata, spec = pod.metadata, pod.spec
+    simple = {
+        "metadata.name": metadata.name,
+        "metadata.namespace": metadata.namespace,
+        "metadata.uid": metadata.uid,
+        "spec.nodeName": spec.node_name,
+        "spec.serviceAccountName": getattr(spec, "service_account_name", None),
+        "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
+        "status.hostIP": host_ip,
+        "status.hostIPs": host_ip,
+    }
+    if field_path in simple:
+        return simple[field_path] or ""
+    for prefix, mapping in (("metadata.labels", metadata.labels), ("metadata.annotations", metadata.annotations)):
+        if field_path.startswith(prefix + "['") and field_path.endswith("']"):
+            return (mapping or {}).get(field_path[len(prefix) + 2:-2], "")
+    raise RuntimeError_(
+        "CreateContainerConfigError",
+        f"pod {metadata.namespace}/{metadata.name}: env fieldRef.fieldPath {field_path!r} is not supported; use "
+        "metadata.name, metadata.namespace, metadata.uid, metadata.labels['k'], metadata.annotations['k'], "
+        "spec.nodeName, status.podIP or status.hostIP",
+    )
+
+
+def container_env(pod, container, pod_ip: str, host_ip: str) -> list[tuple[str, str]]:
+    """The container's own env in order, each value expanded against the variables defined before it."""
+    defined: dict[str, str] = {}
+    result: list[tuple[str, str]] = []
+    for variable in container.env or []:
+        value_from = variable.value_from
+        if value_from is not None and value_from.field_ref is not None:
+            value = field_ref_value(pod, value_from.field_ref.field_path, pod_ip, host_ip)
+        elif value_from is not None:
+            raise RuntimeError_(
+                "CreateContainerConfigError",
+                f"container {container.name}: env {variable.name}: only valueFrom.fieldRef is supported",
+            )
+        else:
+            value = expand(variable.value or "", defined.get)
+        defined[variable.name] = value
+        result.append((variable.name, value))
+    return result
+
+
+def merge_env(image_env: list[tuple[str, str]], own_env: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Image variables first; a container variable of the same name replaces the image's value."""
+    merged = dict(image_env)
+    merged.update(own_env)
+    return list(merged.items())
+
+
+def run_as(pod, container, image: ImageConfig) -> tuple[int, int]:
+    """runAsUser/runAsGroup: the container's securityContext wins over the pod's, which wins over
+    the image's numeric USER."""
+    image_uid, image_gid = 0, 0
+    user = image.user.split(":") if image.user else []
+    if user and user[0].isdigit():
+        image_uid = int(user[0])
+        image_gid = int(user[1]) if len(user) > 1 and user[1].isdigit() else 0
+
+    def pick(field: str, default: int) -> int:
+        for context in (getattr(container, "security_context", None), getattr(pod.spec, "security_context", None)):
+            value = getattr(context, field, None) if context is not None else None
+            if value is not None:
+                return value
+        return default
+
+    return pick("run_as_user", image_uid), pick("run_as_group", image_gid)
+
+
+def cgroup_limits(container) -> CgroupLimits:
+    """limits.memory -> bytes; limits.cpu 500m -> quota 50000 us per 100000 us; cpu shares from
+    requests.cpu (or limits.cpu, which the API copies into requests when requests are absent):
+    millis * 1024 / 1000, at least 2, as kubelet's MilliCPUToShares."""
+    from minikube_py.api.quantity import cpu_millis, memory_bytes
+
+    resources = container.resources
+    limits = (resources.limits if resources is not None else None) or {}
+    requests = (resources.requests if resources is not None else None) or {}
+    result = CgroupLimits()
+    if "memory" in limits:
+        result.memory_bytes = int(memory_bytes(limits["memory"]))
+    if "cpu" in limits:
+        # 250m -> 25000 us of every 100000 us: a quarter of one CPU.
+        result.cpu_quota_us = max(1000, int(cpu_millis(limits["cpu"])) * CPU_PERIOD_US // 1000)
+        result.cpu_period_us = CPU_PERIOD_US
+    requested = requests.get("cpu", limits.get("cpu"))
+    if requested is not None:
+        result.cpu_shares = max(MIN_CPU_SHARES, int(cpu_millis(requested)) * 1024 // 1000)
+    return result
+
+
+def volume_mounts(pod, container, pod_dir: str) -> list[Mount]:
+    """The container's volumeMounts resolved against the pod's volumes, then the pod files."""
+    volumes = {volume.name: volume for volume in pod.spec.volumes or []}
+    mounts: list[Mount] = []
+    for volume_mount in container.volume_mounts or []:
+        volume = volumes.get(volume_mount.name)
+        if volume is None:
+            raise RuntimeError_(
+                "CreateContainerConfigError",
+                f"container {container.name}: volumeMounts {volume_mount.name}: no volume of that name in spec.volumes",
+            )
+        if getattr(volume, "host_path", None) is not None:
+            source = volume.host_path.path
+        elif getattr(volume, "empty_dir", None) is not None:
+            if getattr(volume.empty_dir, "medium", None) == "Memory":
+                mounts.append(Mount(destination=volume_mount.mount_path, type="tmpfs",
+                                    read_only=bool(volume_mount.read_only)))
+                continue
+            source = os.path.join(pod_dir, "volumes", volume.name)
+        else:
+            raise RuntimeError_(
+                "CreateContainerConfigError",
+                f"volume {volume.name}: only emptyDir and hostPath volumes are supported",
+            )
+        sub_path = getattr(volume_mount, "sub_path", None)
+        if sub_path:
+            source = os.path.join(source, sub_path)
+        mounts.append(Mount(destination=volume_mount.mount_path, source=source, read_only=bool(volume_mount.read_only)))
+    taken = {mount.destination for mount in mounts}
+    for file_name, destination in (("etc-hosts", "/etc/hosts"), ("hostname", "/etc/hostname"),
+                                   ("resolv.conf", "/etc/resolv.conf")):
+        if destination not in taken:
+            mounts.append(Mount(destination=destination, source=os.path.join(pod_dir, file_name)))
+    return mounts
+
+
+def log_path(pod_dir: str, container_name: str, attempt: int) -> str:
+    return os.path.join(pod_dir, "logs", container_name, f"{attempt}.log")
+
+
+def build_container_config(pod, container, image: ImageConfig, attempt: int, pod_dir: str, pod_ip: str,
+                           host_ip: str) -> ContainerConfig:
+    own_env = container_env(pod, container, pod_ip, host_ip)
+    variables = dict(own_env)
+    # command and args see the container's own env (not the image's), as kubelet expands them.
+    command = [expand(part, variables.get) for part in container.command or []]
+    args = [expand(part, variables.get) for part in container.args or []]
+    argv = merge_argv(image.entrypoint, image.cmd, command, args)
+    if not argv:
+        raise RuntimeError_(
+            "CreateContainerError",
+            f"container {container.name}: no command specified: image {container.image!r} has no ENTRYPOINT or "
+            "CMD; set command in the container spec",
+        )
+    uid, gid = run_as(pod, container, image)
+    return ContainerConfig(
+        sandbox_id=pod.metadata.uid,
+        name=container.name,
+        attempt=attempt,
+        image=container.image,
+        argv=argv,
+        env=merge_env(image.env, own_env),
+        working_dir=container.working_dir or image.working_dir or "/",
+        uid=uid,
+        gid=gid,
+        mounts=volume_mounts(pod, container, pod_dir),
+        limits=cgroup_limits(container),
+        log_path=log_path(pod_dir, container.name, attempt),
+    )

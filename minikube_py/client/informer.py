@@ -1,0 +1,348 @@
+"""A local, watch-fed cache of one resource, shared by the controllers that read it.
+
+Controllers must not list the API on every sync: an `Informer` lists a resource once, then
+follows its watch, keeping a dict of models keyed `namespace/name` (`name` for cluster-scoped
+objects) and telling registered handlers about every add, update and delete. When the watch's
+history is gone (410) or the watch breaks, it lists again (with back-off on repeated failures)
+and reports the differences as adds, updates and deletes, so handlers never miss a change.
+`SharedInformers` hands every controller the same informer per resource, so a pod is held once.
+Objects handed out are shared: treat them as read-only (`model_copy(deep=True)` before changing).
+For unit tests, `refresh()` lists and applies the differences synchronously, with no thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from minikube_py.api import errors
+
+log = logging.getLogger(__name__)
+
+# Back-off between failed list/watch attempts: 0.2 s doubling up to 30 s, reset by a good list.
+RETRY_INITIAL_SECONDS = 0.2
+RETRY_MAX_SECONDS = 30.0
+
+
+class LabelMatcher(Protocol):
+    def matches(self, labels: dict[str, str]) -> bool: ...
+
+
+def object_key(obj: Any) -> str:
+    """The cache key of a model: `namespace/name`, or `name` for cluster-scoped objects."""
+    namespace = obj.metadata.namespace
+    return f"{namespace}/{obj.metadata.name}" if namespace else obj.metadata.name
+
+
+def split_key(key: str) -> tuple[str | None, str]:
+    """`namespace/name` -> (namespace, name); `name` -> (None, name)."""
+    namespace, _, name = key.rpartition("/")
+    return (namespace or None), name
+
+
+@dataclass
+class EventHandler:
+    on_add: Callable[[Any], None] | None = None
+    on_update: Callable[[Any, Any], None] | None = None
+    on_delete: Callable[[Any], None] | None = None
+
+
+class Informer:
+    """List-then-watch cache of one resource (optionally one namespace and label selector)."""
+
+    def __init__(self, client: Any, resource: str, namespace: str | None = None, label_selector: str | None = None):
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self._cache: dict[str, Any] = {}
+        self._keys_by_owner_uid: dict[str, set[str]] = {}
+        self._handlers: list[EventHandler] = []
+        # Readers take `_lock` briefly; `_writer_lock` serialises whoever applies changes (the
+        # watch thread or a test's `refresh`) so handlers see changes in order.
+        self._lock = threading.Lock()
+        self._writer_lock = threading.RLock()
+        self._resource_version: str | None = None
+        self._synced = threading.Event()
+        self._stopped = threading.Event()
+        self._watch: Any = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        scope = f" in {self.namespace}" if self.namespace else ""
+        return f"Informer({self.resource}{scope})"
+
+    # -- handlers -----------------------------------------------------------------------------
+
+    def add_event_handler(
+        self,
+        on_add: Callable[[Any], None] | None = None,
+        on_update: Callable[[Any, Any], None] | None = None,
+        on_delete: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Register callbacks; objects already cached are replayed to `on_add` at once."""
+        handler = EventHandler(on_add, on_update, on_delete)
+        with self._writer_lock:
+            self._handlers.append(handler)
+            if on_add is not None:
+                for obj in self.list():
+                    self._call(on_add, obj)
+
+    def _notify(self, kind: str, *objects: Any) -> None:
+        for handler in self._handlers:
+            callback = getattr(handler, kind)
+            if callback is not None:
+                self._call(callback, *objects)
+
+    def _call(self, callback: Callable[..., None], *objects: Any) -> None:
+        try:
+            callback(*objects)
+        except Exception:
+            # A handler bug must not stop the cache from following the watch.
+            log.exception("%r: event handler %s failed", self, getattr(callback, "__qualname__", callback))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Any | None:
+        with self._lock:
+            return self._cache.get(key)
+
+    def list(self, namespace: str | None = None, selector: LabelMatcher | None = None) -> list[Any]:
+        """Cached objects, optionally only one namespace's and only those `selector` matches."""
+        with self._lock:
+            objects = list(self._cache.values())
+        if namespace is not None:
+            objects = [obj for obj in objects if obj.metadata.namespace == namespace]
+        if selector is not None:
+            objects = [obj for obj in objects if selector.matches(obj.metadata.labels or {})]
+        return objects
+
+    def by_owner_uid(self, uid: str) -> list[Any]:
+        """Cached objects that have an ownerReference (controller or not) with this uid."""
+        with self._lock:
+            return [self._cache[key] for key in self._keys_by_owner_uid.get(uid, ())]
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._cache)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._cache)
+
+    def has_synced(self) -> bool:
+        """True once the first list has been applied."""
+        return self._synced.is_set()
+
+    def wait_for_sync(self, timeout: float | None = None) -> bool:
+        return self._synced.wait(timeout)
+
+    @property
+    def resource_version(self) -> str | None:
+        """The revision the cache reflects (the list's, then each watch event's)."""
+        return self._resource_version
+
+    # -- applying changes ---------------------------------------------------------------------
+
+    def _store(self, key: str, obj: Any) -> Any | None:
+        with self._lock:
+            old = self._cache.get(key)
+            if old is not None:
+                self._unindex(key, old)
+            self._cache[key] = obj
+            for reference in obj.metadata.owner_references or ():
+                self._keys_by_owner_uid.setdefault(reference.uid, set()).add(key)
+            return old
+
+    def _remove(self, key: str) -> Any | None:
+        with self._lock:
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._unindex(key, old)
+            return old
+
+    def _unindex(self, key: str, obj: Any) -> None:
+        for reference in obj.metadata.owner_references or ():
+            keys = self._keys_by_owner_uid.get(reference.uid)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._keys_by_owner_uid[reference.uid]
+
+    def refresh(self) -> None:
+        """List now and apply the differences to the cache, calling the handlers.
+
+        This is what the watch loop does after 410 Gone or a broken watch; unit tests call it to
+        bring the cache up to date without a thread.
+        """
+        items, resource_version = self.client.list(
+            self.resource, namespace=self.namespace, label_selector=self.label_selector
+        )
+        with self._writer_lock:
+            listed = {object_key(obj): obj for obj in items}
+            for key, obj in listed.items():
+                old = self._store(key, obj)
+                if old is None:
+                    self._notify("on_add", obj)
+                elif old.metadata.resource_version != obj.metadata.resource_version:
+                    self._notify("on_update", old, obj)
+            for key in set(self.keys()) - set(listed):
+                old = self._remove(key)
+                if old is not None:
+                    self._notify("on_delete", old)
+            self._resource_version = resource_version
+            self._synced.set()
+
+    def _apply_event(self, event: Any) -> None:
+        event_type = event.type
+        if event_type == "ERROR":
+            status = event.object if isinstance(event.object, dict) else {}
+            raise errors.ApiError.from_status(status)
+        obj = event.object
+        if event_type == "BOOKMARK":
+            self._resource_version = obj.metadata.resource_version
+            return
+        key = object_key(obj)
+        with self._writer_lock:
+            if event_type == "DELETED":
+                self._remove(key)
+                self._notify("on_delete", obj)
+            else:
+                old = self._store(key, obj)
+                if old is None:
+                    self._notify("on_add", obj)
+                else:
+                    self._notify("on_update", old, obj)
+            self._resource_version = obj.metadata.resource_version
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the list/watch loop in a daemon thread (idempotent)."""
+        if self._thread is not None:
+            return
+        self._stopped.clear()
+        self._thread = threading.Thread(target=self.run, name=f"informer-{self.resource}", daemon=True)
+        self._thread.start()
+
+    def run(self) -> None:
+        """List, then follow the watch until `stop()`; re-list after Gone or a failure."""
+        needs_list = True
+        retry_delay = RETRY_INITIAL_SECONDS
+        while not self._stopped.is_set():
+            try:
+                if needs_list:
+                    self.refresh()
+                    needs_list = False
+                    retry_delay = RETRY_INITIAL_SECONDS
+                self._follow_watch()
+            except errors.Gone:
+                log.info("%r: resourceVersion %s is compacted away; listing again", self, self._resource_version)
+                needs_list = True
+            except Exception as error:
+                if self._stopped.is_set():
+                    break
+                log.warning("%r: list/watch failed (%s); listing again in %.1fs", self, error, retry_delay)
+                needs_list = True
+                self._stopped.wait(retry_delay)
+                retry_delay = min(retry_delay * 2, RETRY_MAX_SECONDS)
+
+    def _follow_watch(self) -> None:
+        watch = self.client.watch(
+            self.resource,
+            namespace=self.namespace,
+            resource_version=self._resource_version,
+            label_selector=self.label_selector,
+        )
+        self._watch = watch
+        try:
+            if self._stopped.is_set():
+                return
+            for event in watch:
+                if self._stopped.is_set():
+                    return
+                self._apply_event(event)
+        finally:
+            self._watch = None
+            _close_quietly(watch)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the watch loop and wait for its thread."""
+        self._stopped.set()
+        watch = self._watch
+        if watch is not None:
+            _close_quietly(watch)
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+def _close_quietly(watch: Any) -> None:
+    close = getattr(watch, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:
+        log.debug("closing a watch failed", exc_info=True)
+
+
+class SharedInformers:
+    """One informer per (resource, namespace, label selector), shared by every controller."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self._informers: dict[tuple[str, str | None, str | None], Informer] = {}
+        self._lock = threading.Lock()
+        self._started = False
+
+    def informer(self, resource: str, namespace: str | None = None, label_selector: str | None = None) -> Informer:
+        key = (resource, namespace, label_selector)
+        with self._lock:
+            informer = self._informers.get(key)
+            if informer is None:
+                informer = self._informers[key] = Informer(self.client, resource, namespace, label_selector)
+                if self._started:
+                    informer.start()
+            return informer
+
+    def all(self) -> list[Informer]:
+        with self._lock:
+            return list(self._informers.values())
+
+    def start(self) -> None:
+        """Start every informer, and any asked for later."""
+        with self._lock:
+            self._started = True
+            informers = list(self._informers.values())
+        for informer in informers:
+            informer.start()
+
+    def wait_for_sync(self, timeout: float | None = None) -> bool:
+        return wait_for_informers(self.all(), timeout)
+
+    def refresh(self) -> None:
+        """Bring every cache up to date synchronously (for unit tests)."""
+        for informer in self.all():
+            informer.refresh()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._started = False
+            informers = list(self._informers.values())
+        for informer in informers:
+            informer.stop()
+
+
+def wait_for_informers(informers: Iterable[Informer], timeout: float | None = None) -> bool:
+    """Wait until every informer has listed once; False if `timeout` passed first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for informer in informers:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        if not informer.wait_for_sync(remaining):
+            return False
+    return True

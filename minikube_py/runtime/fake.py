@@ -1,0 +1,276 @@
+"""An in-memory `Runtime` for unit tests of the node agent: no processes, no root, no sleeping.
+
+It keeps sandboxes and containers in dictionaries, makes up pids, reads time from the injected
+clock, and records every call in `calls` so a test can assert what the agent asked for and in
+which order. Tests play the kernel's part through a few methods: `exit_container` (a process
+exits, optionally OOM-killed), `fail_next_start` (exec fails, bad config), `ignore_sigterm` (the
+process only dies at SIGKILL), `kill_sandbox` (pause vanished), `script_exec` (what a probe's
+command returns) and `add_image`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator
+
+from minikube_py.clock import Clock
+from minikube_py.runtime.types import (
+    ContainerConfig,
+    ContainerState,
+    ExecResult,
+    ImageConfig,
+    RuntimeError_,
+    Sandbox,
+    SandboxConfig,
+)
+
+BUSYBOX = ImageConfig(
+    reference="busybox",
+    id="sha256:" + "b" * 64,
+    cmd=["sh"],
+    env=[("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")],
+)
+
+
+@dataclass
+class FakeExecSession:
+    """An interactive exec whose output and exit code were decided in advance."""
+
+    result: ExecResult
+    stdin: bytearray
+    stdin_closed: bool = False
+    killed: bool = False
+
+    def write_stdin(self, data: bytes) -> None:
+        self.stdin.extend(data)
+
+    def close_stdin(self) -> None:
+        self.stdin_closed = True
+
+    def read(self) -> Iterator[tuple[int, bytes]]:
+        if self.result.stdout:
+            yield 1, self.result.stdout
+        if self.result.stderr:
+            yield 2, self.result.stderr
+
+    def wait(self) -> int:
+        return 137 if self.killed else self.result.exit_code
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+class FakeRuntime:
+    def __init__(self, clock: Clock | None = None, images: list[ImageConfig] | None = None):
+        self.clock = clock or Clock()
+        self.calls: list[tuple] = []
+        self.images: dict[str, ImageConfig] = {image.reference: image for image in (images or [BUSYBOX])}
+        self.sandboxes: dict[str, Sandbox] = {}
+        self.sandbox_configs: dict[str, SandboxConfig] = {}
+        self.containers: dict[str, ContainerState] = {}
+        self.container_configs: dict[str, ContainerConfig] = {}
+        self.removed_containers: list[str] = []
+        self._dead_sandboxes: set[str] = set()
+        self._start_failures: dict[str, RuntimeError_] = {}
+        self._sandbox_failures: list[RuntimeError_] = []
+        self._sigterm_ignored: set[str] = set()
+        self._exec_scripts: dict[str, Callable[[list[str]], ExecResult] | ExecResult] = {}
+        self._pids = itertools.count(1000)
+        self._exited: list[ContainerState] = []
+        self._exits_changed = threading.Condition()
+        self.started = False
+
+    # ---- what tests use to play the kernel's part
+
+    def add_image(self, image: ImageConfig) -> None:
+        self.images[image.reference] = image
+
+    def container_for(self, pod_uid: str, name: str) -> ContainerState | None:
+        """The newest container (highest attempt) of that name in that pod."""
+        found = [state for state in self.containers.values() if state.sandbox_id == pod_uid and state.name == name]
+        return max(found, key=lambda state: state.attempt) if found else None
+
+    def exit_container(self, container_id: str, exit_code: int = 0, oom_killed: bool = False,
+                       signal_number: int | None = None) -> ContainerState:
+        state = self.containers[container_id]
+        if state.status != "running":
+            raise ValueError(f"container {container_id} is already {state.status}")
+        return self._finish(container_id, exit_code, signal_number, oom_killed)
+
+    def fail_next_start(self, container_name: str, reason: str, message: str) -> None:
+        """The next start_container for that container name raises RuntimeError_(reason, message)."""
+        self._start_failures[container_name] = RuntimeError_(reason, message)
+
+    def fail_next_sandbox(self, reason: str, message: str) -> None:
+        self._sandbox_failures.append(RuntimeError_(reason, message))
+
+    def ignore_sigterm(self, container_id: str) -> None:
+        """stop_container then waits the whole grace period (on the clock) and SIGKILLs."""
+        self._sigterm_ignored.add(container_id)
+
+    def kill_sandbox(self, sandbox_id: str) -> None:
+        """The pause process vanished (its containers with it), as after a host reboot."""
+        self._dead_sandboxes.add(sandbox_id)
+        for state in list(self.containers.values()):
+            if state.sandbox_id == sandbox_id and state.status == "running":
+                self._finish(state.id, 128 + signal.SIGKILL, signal.SIGKILL, False)
+
+    def script_exec(self, container_id: str, result: ExecResult | Callable[[list[str]], ExecResult]) -> None:
+        self._exec_scripts[container_id] = result
+
+    def call_names(self) -> list[str]:
+        return [call[0] for call in self.calls]
+
+    # ---- the Runtime protocol
+
+    def start(self) -> None:
+        self.calls.append(("start",))
+        self.started = True
+
+    def image_config(self, reference: str) -> ImageConfig:
+        self.calls.append(("image_config", reference))
+        image = self.images.get(reference)
+        if image is None:
+            raise RuntimeError_(
+                "ErrImageNeverPull", f'Container image "{reference}" is not present with pull policy of Never'
+            )
+        return image
+
+    def create_sandbox(self, config: SandboxConfig) -> Sandbox:
+        self.calls.append(("create_sandbox", config.pod_uid, config.ip))
+        if self._sandbox_failures:
+            raise self._sandbox_failures.pop(0)
+        sandbox = Sandbox(
+            id=config.pod_uid,
+            pod_name=config.pod_name,
+            namespace=config.namespace,
+            pause_pid=next(self._pids),
+            pause_start_time=int(self.clock.monotonic() * 100),
+            ip=config.ip,
+            host_veth=f"mkfake{len(self.sandboxes):04d}",
+            cgroup=f"minikube-py-fake/pod-{config.pod_uid}",
+            share_process_namespace=config.share_process_namespace,
+        )
+        self.sandboxes[sandbox.id] = sandbox
+        self.sandbox_configs[sandbox.id] = config
+        self._dead_sandboxes.discard(sandbox.id)
+        return sandbox
+
+    def sandbox_alive(self, sandbox: Sandbox) -> bool:
+        current = self.sandboxes.get(sandbox.id)
+        return current is not None and current.pause_pid == sandbox.pause_pid and sandbox.id not in self._dead_sandboxes
+
+    def remove_sandbox(self, sandbox: Sandbox) -> None:
+        self.calls.append(("remove_sandbox", sandbox.id))
+        for state in list(self.containers.values()):
+            if state.sandbox_id == sandbox.id:
+                if state.status == "running":
+                    self._finish(state.id, 128 + signal.SIGKILL, signal.SIGKILL, False)
+                self.remove_container(state.id)
+        self.sandboxes.pop(sandbox.id, None)
+        self._dead_sandboxes.discard(sandbox.id)
+
+    def start_container(self, sandbox: Sandbox, config: ContainerConfig) -> ContainerState:
+        self.calls.append(("start_container", config.sandbox_id, config.name, config.attempt))
+        if not self.sandbox_alive(sandbox):
+            raise RuntimeError_("CreateContainerError", f"sandbox {sandbox.id} is not running")
+        failure = self._start_failures.pop(config.name, None)
+        if failure is not None:
+            raise failure
+        if config.image not in self.images:
+            self.image_config(config.image)
+        container_id = f"{config.name}-{config.attempt}-{config.sandbox_id[:8]}"
+        state = ContainerState(
+            id=container_id,
+            sandbox_id=config.sandbox_id,
+            name=config.name,
+            attempt=config.attempt,
+            status="running",
+            pid=next(self._pids),
+            started_at=self.clock.now(),
+            log_path=config.log_path,
+            cgroup=f"{sandbox.cgroup}/{container_id}",
+        )
+        self.containers[container_id] = state
+        self.container_configs[container_id] = config
+        return replace(state)
+
+    def container_state(self, container_id: str) -> ContainerState:
+        state = self.containers.get(container_id)
+        if state is None:
+            raise RuntimeError_("ContainerStatusUnknown", f"container {container_id} not found")
+        return replace(state)
+
+    def wait_any(self, timeout: float) -> list[ContainerState]:
+        with self._exits_changed:
+            if not self._exited and timeout > 0:
+                self._exits_changed.wait(timeout)
+            exited, self._exited = self._exited, []
+        return exited
+
+    def stop_container(self, container_id: str, grace_seconds: float) -> ContainerState:
+        self.calls.append(("stop_container", container_id, grace_seconds))
+        state = self.containers[container_id]
+        if state.status == "running":
+            if container_id in self._sigterm_ignored:
+                self.clock.sleep(grace_seconds)
+                self._finish(container_id, 128 + signal.SIGKILL, signal.SIGKILL, False)
+            else:
+                self._finish(container_id, 128 + signal.SIGTERM, signal.SIGTERM, False)
+        return replace(self.containers[container_id])
+
+    def remove_container(self, container_id: str) -> None:
+        self.calls.append(("remove_container", container_id))
+        if self.containers.pop(container_id, None) is not None:
+            self.removed_containers.append(container_id)
+
+    def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
+        self.calls.append(("exec_sync", container_id, tuple(argv)))
+        state = self.containers.get(container_id)
+        if state is None or state.status != "running":
+            raise RuntimeError_("ContainerNotRunning", f"container {container_id} is not running")
+        script = self._exec_scripts.get(container_id, ExecResult(0, b"", b""))
+        return script(argv) if callable(script) else script
+
+    def exec_stream(self, container_id: str, argv: list[str], tty: bool = False) -> FakeExecSession:
+        self.calls.append(("exec_stream", container_id, tuple(argv), tty))
+        return FakeExecSession(self.exec_sync(container_id, argv, timeout=0), bytearray())
+
+    def list_sandboxes(self) -> list[Sandbox]:
+        return [replace(sandbox) for sandbox in self.sandboxes.values() if sandbox.id not in self._dead_sandboxes]
+
+    def list_containers(self) -> list[ContainerState]:
+        return [replace(state) for state in self.containers.values()]
+
+    def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
+        self.calls.append(("inspect", sandbox.id))
+        return {
+            "sandbox": {"pausePid": sandbox.pause_pid, "ip": sandbox.ip, "hostVeth": sandbox.host_veth,
+                        "cgroup": sandbox.cgroup},
+            "containers": {name: {"id": container_id, "pid": self.containers[container_id].pid}
+                           for name, container_id in container_ids.items() if container_id in self.containers},
+        }
+
+    def shutdown(self, remove_all: bool) -> None:
+        self.calls.append(("shutdown", remove_all))
+        if remove_all:
+            for sandbox in list(self.sandboxes.values()):
+                self.remove_sandbox(sandbox)
+
+    # ---- internals
+
+    def _finish(self, container_id: str, exit_code: int, signal_number: int | None, oom_killed: bool) -> ContainerState:
+        state = self.containers[container_id]
+        state.status = "exited"
+        state.exit_code = exit_code
+        state.signal = signal_number
+        state.oom_killed = oom_killed
+        state.finished_at = self.clock.now()
+        state.pid = 0
+        with self._exits_changed:
+            self._exited.append(replace(state))
+            self._exits_changed.notify_all()
+        return replace(state)

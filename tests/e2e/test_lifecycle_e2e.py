@@ -1,0 +1,231 @@
+"""Pod lifecycle on real pods: restart policies, crash-loop back-off, probes, graceful stop, daemon crash.
+
+The module's cluster runs with a short back-off curve (1s:4s) so restarts are observable quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.e2e.cluster import Cluster, wait_for
+
+
+def first_status(pod: dict) -> dict:
+    return (pod.get("status", {}).get("containerStatuses") or [{}])[0]
+
+
+def pod_manifest(name: str, restart_policy: str, script: str, extra_container: str = "", extra_spec: str = "") -> str:
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: {restart_policy}
+  terminationGracePeriodSeconds: 2
+{extra_spec}  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "{script}"]
+{extra_container}"""
+
+
+@pytest.mark.parametrize(
+    "policy, code, expected_phase, restarts",
+    [
+        ("Always", 0, "Running", True),
+        ("Always", 1, "Running", True),
+        ("OnFailure", 0, "Succeeded", False),
+        ("OnFailure", 1, "Running", True),
+        ("Never", 0, "Succeeded", False),
+        ("Never", 1, "Failed", False),
+    ],
+)
+def test_restart_policy_decides_restarts_and_phase(cluster: Cluster, policy, code, expected_phase, restarts):
+    name = f"policy-{policy.lower()}-{code}"
+    cluster.apply(pod_manifest(name, policy, f"sleep 0.3; exit {code}"))
+    if restarts:
+        pod = cluster.wait_pod(name, lambda p: first_status(p).get("restartCount", 0) >= 1, "a restart", timeout=30)
+        last = first_status(pod)["lastState"]["terminated"]
+        assert last["exitCode"] == code
+        assert last["reason"] == ("Completed" if code == 0 else "Error")
+        assert pod["status"]["phase"] == expected_phase
+    else:
+        pod = cluster.wait_pod(name, lambda p: p["status"].get("phase") == expected_phase, f"phase {expected_phase}", timeout=30)
+        terminated = first_status(pod)["state"]["terminated"]
+        assert terminated["exitCode"] == code
+        assert first_status(pod)["restartCount"] == 0
+
+
+def test_crash_loop_back_off_appears_and_restart_count_climbs(cluster: Cluster):
+    cluster.apply(pod_manifest("crasher", "Always", "exit 3"))
+    pod = cluster.wait_pod("crasher", lambda p: first_status(p).get("state", {}).get("waiting", {}).get("reason") == "CrashLoopBackOff",
+                           "CrashLoopBackOff", timeout=30)
+    message = first_status(pod)["state"]["waiting"]["message"]
+    assert message.startswith("back-off ") and "restarting failed container=main pod=crasher_default(" in message
+    cluster.wait_pod("crasher", lambda p: first_status(p).get("restartCount", 0) >= 3, "three restarts", timeout=40)
+    table = cluster.cli("get", "pods", "crasher").stdout
+    assert "CrashLoopBackOff" in table or "Error" in table
+    events = cluster.cli("get", "events").stdout
+    assert "BackOff" in events
+
+
+def test_liveness_probe_restarts_a_hung_httpd(cluster: Cluster):
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hung
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: httpd
+      image: busybox
+      command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+      livenessProbe:
+        httpGet:
+          path: /
+          port: 8080
+        periodSeconds: 1
+        timeoutSeconds: 1
+        failureThreshold: 2
+""")
+    cluster.wait_running("hung")
+    pid = next(c["pid"] for c in cluster.inspect("hung")["containers"] if c["name"] == "httpd")
+    os.kill(pid, signal.SIGSTOP)  # really hung: the process no longer answers
+    pod = cluster.wait_pod("hung", lambda p: first_status(p).get("restartCount", 0) >= 1, "a liveness restart", timeout=40)
+    assert "running" in first_status(cluster.wait_running("hung"))["state"]
+    assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
+    events = cluster.cli("get", "events").stdout
+    assert "Unhealthy" in events and "Killing" in events
+
+
+def test_readiness_probe_turns_ready_off_and_on(cluster: Cluster):
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: toggled
+spec:
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "touch /tmp/ready && exec sleep 3600"]
+      readinessProbe:
+        exec:
+          command: ["test", "-f", "/tmp/ready"]
+        periodSeconds: 1
+""")
+
+    def ready(pod: dict) -> str:
+        return next((c["status"] for c in pod["status"].get("conditions", []) if c["type"] == "Ready"), "")
+
+    cluster.wait_pod("toggled", lambda p: ready(p) == "True", "Ready=True")
+    cluster.exec("toggled", "rm", "/tmp/ready")
+    pod = cluster.wait_pod("toggled", lambda p: ready(p) == "False", "Ready=False")
+    assert first_status(pod)["ready"] is False and first_status(pod)["restartCount"] == 0
+    cluster.exec("toggled", "touch", "/tmp/ready")
+    cluster.wait_pod("toggled", lambda p: ready(p) == "True", "Ready=True again")
+
+
+def test_sigterm_is_honoured_within_grace_and_sigkill_follows_after_it(cluster: Cluster):
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: polite
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: stubborn
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
+""")
+    cluster.wait_running("polite")
+    cluster.wait_running("stubborn")
+
+    began = time.monotonic()
+    cluster.cli("delete", "pod", "polite", "--wait=false")
+    cluster.wait_pod("polite", lambda p: p["metadata"].get("deletionTimestamp") is not None, "deletionTimestamp")
+    wait_for(lambda: cluster.cli("get", "pod", "polite", check=False).returncode != 0, 20, "polite to be gone")
+    polite_seconds = time.monotonic() - began
+
+    began = time.monotonic()
+    cluster.cli("delete", "pod", "stubborn", "--wait=false")
+    terminating = cluster.cli("get", "pods", "stubborn").stdout
+    assert "Terminating" in terminating
+    wait_for(lambda: cluster.cli("get", "pod", "stubborn", check=False).returncode != 0, 20, "stubborn to be gone")
+    stubborn_seconds = time.monotonic() - began
+
+    # The polite pod leaves on SIGTERM, well inside its 30 s; the stubborn one needs the SIGKILL after 3 s.
+    assert polite_seconds < 15
+    assert stubborn_seconds >= 2.5
+
+
+def test_daemon_kill_9_loses_nothing(cluster: Cluster):
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: survivor
+spec:
+  containers:
+    - name: a
+      image: busybox
+      command: ["sleep", "3600"]
+    - name: b
+      image: busybox
+      command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: exits-while-down
+spec:
+  restartPolicy: OnFailure
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+""")
+    survivor = cluster.wait_running("survivor")
+    cluster.wait_running("exits-while-down")
+    before = cluster.inspect("survivor")
+    victim_pid = cluster.inspect("exits-while-down")["containers"][0]["pid"]
+    daemon_pid = json.loads(cluster.cli("status", "-o", "json").stdout)["pid"]
+
+    os.kill(daemon_pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{daemon_pid}"), 10, "the daemon to die")
+    assert os.path.exists(f"/proc/{before['pause']['pid']}"), "pause must outlive the daemon"
+    os.kill(victim_pid, signal.SIGKILL)  # exits while nobody from the control plane watches
+    wait_for(lambda: not os.path.exists(f"/proc/{victim_pid}") or open(f"/proc/{victim_pid}/stat").read().split()[2] == "Z",
+             10, "the victim to exit")
+
+    cluster.cli("start", timeout=120)
+    after = cluster.inspect("survivor")
+    assert after["pause"]["pid"] == before["pause"]["pid"]
+    assert {c["name"]: c["pid"] for c in after["containers"]} == {c["name"]: c["pid"] for c in before["containers"]}
+    pod = cluster.client.raw.get("pods", "default", "survivor")
+    assert pod["status"]["podIP"] == survivor["status"]["podIP"]
+    assert [s["restartCount"] for s in pod["status"]["containerStatuses"]] == [0, 0]
+
+    restarted = cluster.wait_pod("exits-while-down", lambda p: first_status(p).get("restartCount", 0) == 1,
+                                 "the container that died while the daemon was down to be restarted", timeout=30)
+    last = first_status(restarted)["lastState"]["terminated"]
+    assert last["exitCode"] == 137 and last.get("signal") in (None, 9)

@@ -1,0 +1,137 @@
+"""Store objects: revisions, compare-and-swap, persistence across reopen and kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from minikube_py.api import errors
+from minikube_py.store import Store
+
+
+def pod(name, namespace="default", **fields):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace}, **fields}
+
+
+@pytest.fixture
+def store():
+    with Store(":memory:") as store:
+        yield store
+
+
+def test_every_write_bumps_the_global_revision_and_sets_resource_version(store):
+    first = store.create("pods", pod("a"))
+    second = store.create("deployments", {"metadata": {"name": "d", "namespace": "default"}})
+    updated = store.update("pods", {**first, "spec": {"x": 1}})
+    assert [first["metadata"]["resourceVersion"], second["metadata"]["resourceVersion"],
+            updated["metadata"]["resourceVersion"]] == ["1", "2", "3"]
+    assert store.get("pods", "default", "a")["spec"] == {"x": 1}
+    assert store.revision == 3
+
+
+def test_create_does_not_change_the_callers_dict(store):
+    body = pod("a")
+    store.create("pods", body)
+    assert "resourceVersion" not in body["metadata"]
+
+
+def test_create_of_an_existing_name_is_already_exists(store):
+    store.create("pods", pod("a"))
+    with pytest.raises(errors.AlreadyExists, match='pods "a" already exists'):
+        store.create("pods", pod("a"))
+    store.create("pods", pod("a", namespace="other"))
+
+
+def test_update_with_a_stale_resource_version_is_a_conflict_with_kubernetes_message(store):
+    created = store.create("pods", pod("x"))
+    store.update("pods", created, expected_rv=created["metadata"]["resourceVersion"])
+    with pytest.raises(errors.Conflict) as raised:
+        store.update("pods", created, expected_rv=created["metadata"]["resourceVersion"])
+    assert raised.value.message == (
+        'Operation cannot be fulfilled on pods "x": the object has been modified; '
+        "please apply your changes to the latest version and try again")
+
+
+def test_update_and_delete_of_a_missing_object_are_not_found(store):
+    with pytest.raises(errors.NotFound, match='pods "ghost" not found'):
+        store.update("pods", pod("ghost"))
+    with pytest.raises(errors.NotFound):
+        store.delete("pods", "default", "ghost")
+
+
+def test_delete_returns_the_last_state_at_the_deletions_revision(store):
+    store.create("pods", pod("a", spec={"y": 2}))
+    deleted = store.delete("pods", "default", "a")
+    assert deleted["spec"] == {"y": 2}
+    assert deleted["metadata"]["resourceVersion"] == "2"
+    assert store.get("pods", "default", "a") is None
+
+
+def test_list_filters_by_namespace_orders_by_name_and_reports_the_revision(store):
+    for namespace, name in [("b", "z"), ("a", "y"), ("b", "c")]:
+        store.create("pods", pod(name, namespace))
+    items, revision = store.list("pods")
+    assert [(item["metadata"]["namespace"], item["metadata"]["name"]) for item in items] == [
+        ("a", "y"), ("b", "c"), ("b", "z")]
+    assert revision == 3
+    assert [item["metadata"]["name"] for item in store.list("pods", "b")[0]] == ["c", "z"]
+    assert store.list("deployments") == ([], 3)
+
+
+def test_concurrent_compare_and_swap_writers_lose_no_update(store):
+    store.create("configs", {"metadata": {"name": "counter"}, "value": 0})
+    threads, increments_per_thread = 8, 50
+    conflicts = []
+
+    def increment():
+        for _ in range(increments_per_thread):
+            while True:
+                current = store.get("configs", "", "counter")
+                current["value"] += 1
+                try:
+                    store.update("configs", current,
+                                 expected_rv=current["metadata"]["resourceVersion"])
+                    break
+                except errors.Conflict:
+                    conflicts.append(1)
+
+    workers = [threading.Thread(target=increment) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert store.get("configs", "", "counter")["value"] == threads * increments_per_thread
+    assert store.revision == 1 + threads * increments_per_thread
+
+
+def test_objects_and_revision_survive_reopening_the_file(tmp_path):
+    path = tmp_path / "state.db"
+    with Store(path) as store:
+        store.create("pods", pod("a"))
+        store.create("pods", pod("b"))
+        store.delete("pods", "default", "a")
+    with Store(path) as reopened:
+        assert [item["metadata"]["name"] for item in reopened.list("pods")[0]] == ["b"]
+        assert reopened.revision == 3
+        assert reopened.create("pods", pod("c"))["metadata"]["resourceVersion"] == "4"
+
+
+def test_committed_writes_survive_kill_9(tmp_path):
+    path = tmp_path / "state.db"
+    script = (
+        "import os, signal, sys\n"
+        "from minikube_py.store import Store\n"
+        f"store = Store({str(path)!r})\n"
+        "for i in range(200):\n"
+        "    store.create('pods', {'metadata': {'name': f'p{i}', 'namespace': 'default'}})\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(),
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode == -signal.SIGKILL
+    with Store(path) as reopened:
+        assert len(reopened.list("pods")[0]) == 200
+        assert reopened.revision == 200
