@@ -71,8 +71,6 @@ ResourceList = dict[str, Quantity]
 class WithConditions:
     """Mixin for status types with a `conditions` list: look one up by type."""
 
-    conditions: list | None
-
     def condition(self, condition_type: str):
         """The condition of that type (`Ready`, `Available`, `Progressing`, ...), or None."""
         for condition in self.conditions or []:

@@ -1,0 +1,96 @@
+"""The per-pod files under `<home>/pods/<uid>/` that every container of the pod bind-mounts.
+
+Kubelet writes the same set: an `etc-hosts` with the localhost lines plus the pod's own address
+and hostname (and `hostAliases`), `hostname`, and a `resolv.conf` taken from the host's, minus
+loopback nameservers (a container's 127.0.0.53 is its own loopback, where nothing answers).
+emptyDir volumes are directories under `volumes/<name>`; container logs go under `logs/`.
+The directory goes away with the pod.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+
+HOSTNAME_MAX = 63
+
+LOCALHOST_LINES = """# Kubernetes-managed hosts file.
+127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+fe00::0\tip6-mcastprefix
+fe00::1\tip6-allnodes
+fe00::2\tip6-allrouters
+"""
+
+
+def pod_dir(home: str, pod_uid: str) -> str:
+    return os.path.join(home, "pods", pod_uid)
+
+
+def pod_hostname(pod) -> str:
+    """spec.hostname, else the pod name cut to 63 characters without a trailing '-' or '.', as kubelet does."""
+    if pod.spec.hostname:
+        return pod.spec.hostname
+    return pod.metadata.name[:HOSTNAME_MAX].rstrip("-.")
+
+
+def hosts_file(pod_ip: str, hostname: str, host_aliases=()) -> str:
+    lines = [LOCALHOST_LINES, f"{pod_ip}\t{hostname}\n"]
+    if host_aliases:
+        lines.append("\n# Entries added by HostAliases.\n")
+        lines.extend(f"{alias.ip}\t{chr(9).join(alias.hostnames or [])}\n" for alias in host_aliases)
+    return "".join(lines)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def resolv_conf(host_resolv_conf: str = "/etc/resolv.conf") -> str:
+    try:
+        with open(host_resolv_conf) as file:
+            lines = file.read().splitlines()
+    except FileNotFoundError:
+        return ""
+    kept = []
+    for line in lines:
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver" and _is_loopback(words[1]):
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def _write(path: str, text: str) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w") as file:
+        file.write(text)
+    os.replace(temporary, path)
+
+
+def write_pod_files(home: str, pod, pod_ip: str, host_resolv_conf: str = "/etc/resolv.conf") -> str:
+    """Create the pod's directory with its files and volume directories; returns the directory."""
+    directory = pod_dir(home, pod.metadata.uid)
+    os.makedirs(os.path.join(directory, "logs"), exist_ok=True)
+    hostname = pod_hostname(pod)
+    _write(os.path.join(directory, "etc-hosts"), hosts_file(pod_ip, hostname, getattr(pod.spec, "host_aliases", None)))
+    _write(os.path.join(directory, "hostname"), hostname + "\n")
+    _write(os.path.join(directory, "resolv.conf"), resolv_conf(host_resolv_conf))
+    for volume in pod.spec.volumes or []:
+        if getattr(volume, "empty_dir", None) is not None:
+            os.makedirs(os.path.join(directory, "volumes", volume.name), exist_ok=True)
+        host_path = getattr(volume, "host_path", None)
+        if host_path is not None and getattr(host_path, "type", None) == "DirectoryOrCreate":
+            os.makedirs(host_path.path, exist_ok=True)
+    for container in pod.spec.containers:
+        os.makedirs(os.path.join(directory, "logs", container.name), exist_ok=True)
+    return directory
+
+
+def remove_pod_files(home: str, pod_uid: str) -> None:
+    shutil.rmtree(pod_dir(home, pod_uid), ignore_errors=True)

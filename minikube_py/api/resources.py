@@ -1,0 +1,86 @@
+"""The resource registry: which kinds exist and every name they answer to.
+
+The API server routes URLs by plural (`/apis/apps/v1/.../deployments`), kubectl users type
+singular names, short names and `deployments.apps`, and manifests name a kind and apiVersion.
+`RESOURCES` ties all of these to one `ResourceInfo`, so no other layer keeps its own table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minikube_py.api.apps import Deployment, ReplicaSet
+from minikube_py.api.core import Event, Namespace, Node, Pod
+from minikube_py.api.meta import WireModel
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    kind: str
+    api_version: str
+    group: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...]
+    namespaced: bool
+    model: type[WireModel]
+    list_kind: str
+
+    @property
+    def qualified_kind(self) -> str:
+        """`Pod`, `Deployment.apps`: the kind as Kubernetes names it in error messages."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    @property
+    def qualified_plural(self) -> str:
+        """`pods`, `deployments.apps`: the resource as NotFound and Conflict messages name it."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _resource(kind: str, group: str, plural: str, short_names: tuple[str, ...], namespaced: bool, model) -> ResourceInfo:
+    api_version = f"{group}/v1" if group else "v1"
+    return ResourceInfo(kind, api_version, group, plural, kind.lower(), short_names, namespaced, model, f"{kind}List")
+
+
+RESOURCES: dict[str, ResourceInfo] = {
+    info.plural: info
+    for info in (
+        _resource("Namespace", "", "namespaces", ("ns",), False, Namespace),
+        _resource("Node", "", "nodes", ("no",), False, Node),
+        _resource("Pod", "", "pods", ("po",), True, Pod),
+        _resource("Event", "", "events", ("ev",), True, Event),
+        _resource("ReplicaSet", "apps", "replicasets", ("rs",), True, ReplicaSet),
+        _resource("Deployment", "apps", "deployments", ("deploy",), True, Deployment),
+    )
+}
+
+_BY_NAME: dict[str, ResourceInfo] = {}
+for _info in RESOURCES.values():
+    for _name in (_info.plural, _info.singular, *_info.short_names):
+        _BY_NAME[_name] = _info
+
+
+def resource_for(name: str) -> ResourceInfo:
+    """The resource a user or URL names: `pods`, `pod`, `po`, `Pod`, `deployments.apps`, `deploy.apps`.
+
+    Raises KeyError naming the resource when there is no such type.
+    """
+    lowered = name.lower()
+    base, _, group = lowered.partition(".")
+    info = _BY_NAME.get(base)
+    if info is not None and (not group or group == info.group or group == f"v1.{info.group}".strip(".")):
+        return info
+    raise KeyError(f'the server doesn\'t have a resource type "{name}"')
+
+
+def resource_for_kind(api_version: str, kind: str) -> ResourceInfo:
+    """The resource of a manifest's apiVersion and kind; KeyError when it is not served."""
+    for info in RESOURCES.values():
+        if info.kind == kind and info.api_version == api_version:
+            return info
+    raise KeyError(unknown_kind_message(api_version, kind))
+
+
+def unknown_kind_message(api_version: object, kind: object) -> str:
+    supported = ", ".join(f"{info.api_version} {info.kind}" for info in RESOURCES.values())
+    return f'no matches for kind "{kind}" in version "{api_version}" (supported: {supported})'

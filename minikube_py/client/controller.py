@@ -1,0 +1,145 @@
+"""The one shape every controller has: informers feed keys into a work queue, workers sync keys.
+
+A subclass registers event handlers on shared informers that do nothing but compute a key and
+`enqueue` it, and implements `sync(key)`: read the full current state from the caches, act,
+write status, and return None (done) or a number of seconds after which to look again. An
+exception retries the key with per-key exponential back-off and drops it after `max_retries`
+with a log line (a later event for the key brings it back). `run()` starts worker threads;
+unit tests skip threads and drive the queue with `process_one()` / `drain()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Hashable
+
+from minikube_py.api.errors import ApiError
+from minikube_py.clock import Clock
+from minikube_py.client.informer import Informer, wait_for_informers
+from minikube_py.client.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+# client-go controllers give up on a key after this many consecutive failed syncs.
+MAX_RETRIES = 15
+
+# How often a worker that is waiting for the caches checks whether it should stop instead.
+SYNC_WAIT_POLL_SECONDS = 0.5
+
+
+class Controller:
+    """Base class: a named work queue, the informers it reads, and N workers running `sync`."""
+
+    max_retries = MAX_RETRIES
+
+    def __init__(self, name: str, clock: Clock | None = None, workers: int = 1):
+        self.name = name
+        self.clock = clock or Clock()
+        self.workers = workers
+        self.queue = WorkQueue(self.clock, name)
+        self.informers: list[Informer] = []
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name})"
+
+    def watch(
+        self,
+        informer: Informer,
+        on_add: Callable[[Any], None] | None = None,
+        on_update: Callable[[Any, Any], None] | None = None,
+        on_delete: Callable[[Any], None] | None = None,
+    ) -> Informer:
+        """Read from `informer` (workers wait for its first list) and register handlers on it."""
+        if informer not in self.informers:
+            self.informers.append(informer)
+        if on_add or on_update or on_delete:
+            informer.add_event_handler(on_add, on_update, on_delete)
+        return informer
+
+    def enqueue(self, key: Hashable) -> None:
+        self.queue.add(key)
+
+    def enqueue_after(self, key: Hashable, delay: float) -> None:
+        self.queue.add_after(key, delay)
+
+    def sync(self, key: Hashable) -> float | None:
+        """Reconcile one key; return None when done or seconds until it should be synced again."""
+        raise NotImplementedError(f"{type(self).__name__} must implement sync(key)")
+
+    # -- driving the queue --------------------------------------------------------------------
+
+    def process_one(self, timeout: float | None = 0.0) -> bool:
+        """Take one key (waiting up to `timeout`), sync it, and settle its retry state.
+
+        Returns False when no key came (timeout or shutdown).
+        """
+        key = self.queue.get(timeout)
+        if key is None:
+            return False
+        try:
+            self._sync_and_settle(key)
+        finally:
+            self.queue.done(key)
+        return True
+
+    def _sync_and_settle(self, key: Hashable) -> None:
+        try:
+            requeue_after = self.sync(key)
+        except Exception as error:
+            retries = self.queue.num_requeues(key)
+            if retries < self.max_retries:
+                log.info("%s: sync of %s failed (retry %d): %s", self.name, key, retries + 1, error,
+                         exc_info=not isinstance(error, ApiError))
+                self.queue.add_rate_limited(key)
+            else:
+                log.error("%s: dropping %s out of the queue after %d failed syncs: %s",
+                          self.name, key, retries + 1, error)
+                self.queue.forget(key)
+            return
+        self.queue.forget(key)
+        if requeue_after is not None:
+            self.queue.add_after(key, requeue_after)
+
+    def drain(self, max_items: int = 10_000) -> int:
+        """Process keys until none is ready now (delayed keys wait for their time); for tests.
+
+        Returns how many syncs ran. `max_items` guards a test against a controller that keeps
+        re-adding a key.
+        """
+        processed = 0
+        while processed < max_items and self.process_one(timeout=0.0):
+            processed += 1
+        return processed
+
+    # -- threads ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Start the informers (if nobody has) and `workers` worker threads; returns at once."""
+        self._stopping.clear()
+        for informer in self.informers:
+            informer.start()
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"{self.name}-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _work(self) -> None:
+        while not wait_for_informers(self.informers, SYNC_WAIT_POLL_SECONDS):
+            if self._stopping.is_set():
+                return
+        while not self._stopping.is_set():
+            if not self.process_one(timeout=None):
+                return
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the workers (a sync in progress finishes first). Informers are left running:
+        they are shared, and whoever started them (SharedInformers) stops them."""
+        self._stopping.set()
+        self.queue.shut_down()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        self._threads.clear()

@@ -1,0 +1,134 @@
+"""Events: the short notes components leave on objects (`kubectl describe` shows them).
+
+Controllers, the scheduler and the agent record what they did or failed to do
+(`SuccessfulCreate`, `Scheduled`, `BackOff`, ...) as core/v1 Event objects pointing at the
+object concerned. Like client-go's recorder, an identical event (same object, type, reason and
+message from the same component) repeated within ten minutes bumps `count` and `lastTimestamp`
+on the Event already stored instead of creating another, so a crash loop does not flood the
+store. Recording is best effort: failures are logged, never raised into the caller's sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from minikube_py.api import errors
+from minikube_py.api.core import Event
+from minikube_py.api.times import format_time
+from minikube_py.clock import Clock
+
+log = logging.getLogger(__name__)
+
+NORMAL = "Normal"
+WARNING = "Warning"
+
+# client-go's EventCorrelator: repeats within this window are folded into one Event's count.
+AGGREGATION_WINDOW_SECONDS = 600.0
+# How many distinct recent events a recorder remembers for folding (client-go: 4096, LRU).
+REMEMBERED_EVENTS = 4096
+# Event names are `<object>.<nanoseconds hex>`; on a name clash, try the next nanosecond.
+NAME_CLASH_RETRIES = 5
+
+
+@dataclass
+class _StoredEvent:
+    namespace: str
+    name: str
+    count: int
+    last_seen: float
+
+
+class EventRecorder:
+    """Records Events for one component (`replicaset-controller`, `default-scheduler`, ...)."""
+
+    def __init__(self, client: Any, component: str, clock: Clock | None = None, host: str | None = None):
+        self.client = client
+        self.component = component
+        self.clock = clock or Clock()
+        self.host = host or socket.gethostname()
+        self._recent: OrderedDict[tuple, _StoredEvent] = OrderedDict()
+        self._lock = threading.Lock()
+        self._last_name_nanoseconds = 0
+
+    def event(self, obj: Any, event_type: str, reason: str, message: str) -> None:
+        """Record that `reason`/`message` happened to `obj`; never raises."""
+        try:
+            self._record(obj, event_type, reason, message)
+        except Exception as error:
+            log.warning("%s: could not record event %s on %s %s/%s: %s", self.component, reason,
+                        getattr(obj, "kind", "object"), obj.metadata.namespace, obj.metadata.name, error)
+
+    def _record(self, obj: Any, event_type: str, reason: str, message: str) -> None:
+        metadata = obj.metadata
+        correlation_key = (metadata.uid, obj.kind, metadata.namespace, metadata.name, event_type, reason, message)
+        now = self.clock.now()
+        timestamp = format_time(now)
+        with self._lock:
+            stored = self._recent.get(correlation_key)
+            if stored is not None and now - stored.last_seen > AGGREGATION_WINDOW_SECONDS:
+                stored = None
+            if stored is not None:
+                stored.count += 1
+                stored.last_seen = now
+                self._recent.move_to_end(correlation_key)
+                count = stored.count
+        if stored is not None:
+            try:
+                self.client.patch(
+                    "events", stored.name, {"count": count, "lastTimestamp": timestamp}, namespace=stored.namespace
+                )
+                return
+            except errors.NotFound:
+                pass  # somebody deleted it; start a new one below
+        created = self._create(obj, event_type, reason, message, timestamp)
+        with self._lock:
+            self._recent[correlation_key] = _StoredEvent(
+                created.metadata.namespace, created.metadata.name, created.count or 1, now
+            )
+            self._recent.move_to_end(correlation_key)
+            while len(self._recent) > REMEMBERED_EVENTS:
+                self._recent.popitem(last=False)
+
+    def _create(self, obj: Any, event_type: str, reason: str, message: str, timestamp: str) -> Event:
+        metadata = obj.metadata
+        # Events about cluster-scoped objects (nodes) live in `default`, as in Kubernetes.
+        namespace = metadata.namespace or "default"
+        for _ in range(NAME_CLASH_RETRIES):
+            event = Event.model_validate({
+                "metadata": {"name": f"{metadata.name}.{self._next_name_suffix()}", "namespace": namespace},
+                "involvedObject": {
+                    "apiVersion": obj.api_version,
+                    "kind": obj.kind,
+                    "namespace": metadata.namespace,
+                    "name": metadata.name,
+                    "uid": metadata.uid,
+                    "resourceVersion": metadata.resource_version,
+                },
+                "type": event_type,
+                "reason": reason,
+                "message": message,
+                "count": 1,
+                "firstTimestamp": timestamp,
+                "lastTimestamp": timestamp,
+                "source": {"component": self.component, "host": self.host},
+                "reportingComponent": self.component,
+                "reportingInstance": self.host,
+            })
+            try:
+                return self.client.create(event)
+            except errors.AlreadyExists:
+                continue
+        raise errors.AlreadyExists(f"events: {NAME_CLASH_RETRIES} generated names for {metadata.name} were taken")
+
+    def _next_name_suffix(self) -> str:
+        # Kubernetes names events `<object>.<unix nanoseconds in hex>`; keep them strictly
+        # increasing so two events in one clock tick (a FakeClock never ticks) get distinct names.
+        with self._lock:
+            nanoseconds = max(int(self.clock.now() * 1e9), self._last_name_nanoseconds + 1)
+            self._last_name_nanoseconds = nanoseconds
+        return format(nanoseconds, "x")

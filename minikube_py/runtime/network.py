@@ -1,0 +1,261 @@
+"""Pod networking: one Linux bridge per cluster and a veth pair per pod, made with pyroute2.
+
+Every pod sandbox gets its own network namespace (held by the pause process). `PodNetwork`
+plugs it into the cluster's bridge `mkpy-<cluster>`, which carries the pod CIDR's first address
+as the gateway: a veth pair is created in the host namespace with its peer moved straight into
+the pod's namespace as `eth0`, the host end joins the bridge, and the pod side gets its address,
+`lo` and a default route. Pods reach each other on the same L2 segment and the host reaches them
+through the bridge address, so no host sysctl (ip_forward and the like) is touched.
+
+The pod side is configured in-process: a short-lived thread enters the pod's network namespace
+with setns(2) (which moves only that thread), opens a netlink socket there, configures and exits.
+pyroute2's own netns helper forks a process per call and is 4-5 times slower; the daemon's own
+threads never change namespace. No `ip` command is ever run.
+
+Host veth names (at most 15 characters, IFNAMSIZ - 1): `mk` + the first seven characters of the
+cluster name + hex digits of sha256("<cluster>/<sandbox id>") filling the name to 15 characters
+(so at least six). The digest covers the full cluster name, so clusters that share a seven
+character prefix still get different names; if a name is taken by another pod's veth the digest
+input gets a counter (`/1`, `/2`, ...). Ownership is never read from the name: every host veth
+carries the ifalias `minikube-py/<cluster>/<alias>` (alias = `<namespace>/<pod>`), and
+`list_veths` finds them by that alias or by their bridge.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import ipaddress
+import os
+import re
+import threading
+from typing import Callable, Iterator, TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from minikube_py.runtime import linux
+from minikube_py.runtime.types import RuntimeError_
+
+CLUSTER_NAME_PATTERN = re.compile(r"[a-z][a-z0-9]{0,9}")
+INTERFACE_NAME_MAX = 15
+POD_INTERFACE = "eth0"
+ALIAS_PREFIX = "minikube-py"
+NAME_ATTEMPTS = 16
+
+T = TypeVar("T")
+
+
+def host_veth_name(cluster_name: str, sandbox_id: str, attempt: int = 0) -> str:
+    """The host end's name for a pod; see the module docstring for the rule."""
+    prefix = f"mk{cluster_name[:7]}"
+    key = f"{cluster_name}/{sandbox_id}" + (f"/{attempt}" if attempt else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return prefix + digest[: INTERFACE_NAME_MAX - len(prefix)]
+
+
+def bridge_mac(cluster_name: str) -> str:
+    """A fixed, locally administered MAC for the bridge.
+
+    A bridge without an explicitly set address takes the lowest MAC of its ports and changes it
+    whenever ports come and go, which would silently invalidate every pod's ARP entry for the
+    gateway. Setting it once pins it.
+    """
+    digest = hashlib.sha256(f"{ALIAS_PREFIX}/{cluster_name}/bridge".encode()).digest()
+    return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))
+
+
+def _in_network_namespace(pid: int, work: Callable[[], T]) -> T:
+    """Run `work` in a fresh thread that has entered the network namespace of process `pid`.
+
+    setns(CLONE_NEWNET) changes only the calling thread; the thread exits afterwards, so the
+    namespace never leaks into any other thread of the daemon.
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.setns(fd, linux.CLONE_NEWNET)
+            finally:
+                os.close(fd)
+            outcome["value"] = work()
+        except BaseException as error:  # handed to the caller's thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name=f"netns-{pid}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def _attribute(message, name: str):
+    return message.get_attr(name)
+
+
+def _link_kind(message) -> str | None:
+    info = _attribute(message, "IFLA_LINKINFO")
+    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
+
+
+class PodNetwork:
+    """The cluster's bridge and the pods' veth pairs for one pod CIDR."""
+
+    def __init__(self, cluster_name: str, pod_cidr: str):
+        if not CLUSTER_NAME_PATTERN.fullmatch(cluster_name):
+            raise ValueError(
+                f"cluster name {cluster_name!r}: must match [a-z][a-z0-9]{{0,9}} "
+                "(it becomes part of 15-character interface names)"
+            )
+        network = ipaddress.ip_network(pod_cidr, strict=True)
+        if network.version != 4 or network.prefixlen > 30:
+            raise ValueError(f"pod CIDR {pod_cidr!r}: must be an IPv4 network of at least 4 addresses, like 10.244.0.0/24")
+        self.cluster_name = cluster_name
+        self.network = network
+        self.bridge_name = f"mkpy-{cluster_name}"
+        self.gateway = str(network.network_address + 1)
+        self.prefix_len = network.prefixlen
+        self.alias_prefix = f"{ALIAS_PREFIX}/{cluster_name}/"
+
+    def allocate_candidates(self) -> Iterator[str]:
+        """Pod IPs in the CIDR, in order: every host address except the gateway."""
+        for address in self.network.hosts():
+            if str(address) != self.gateway:
+                yield str(address)
+
+    # --- bridge -------------------------------------------------------------------------------
+
+    def ensure_bridge(self) -> None:
+        """Create the bridge if missing, give it the gateway address and bring it up. Idempotent."""
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=self.bridge_name)
+            if found:
+                index = found[0]
+                kind = _link_kind(ipr.link("get", index=index)[0])
+                if kind != "bridge":
+                    raise RuntimeError_(
+                        "CreatePodSandboxError",
+                        f"interface {self.bridge_name} exists but is a {kind or 'plain'} link, not a bridge; "
+                        f"delete it (ip link del {self.bridge_name}) or use another cluster name",
+                    )
+            else:
+                ipr.link(
+                    "add",
+                    ifname=self.bridge_name,
+                    kind="bridge",
+                    address=bridge_mac(self.cluster_name),
+                    ifalias=f"{ALIAS_PREFIX}/{self.cluster_name}",
+                )
+                index = ipr.link_lookup(ifname=self.bridge_name)[0]
+            addresses = {
+                (_attribute(message, "IFA_ADDRESS"), message["prefixlen"])
+                for message in ipr.get_addr(index=index, family=2)
+            }
+            if (self.gateway, self.prefix_len) not in addresses:
+                try:
+                    ipr.addr("add", index=index, address=self.gateway, prefixlen=self.prefix_len)
+                except NetlinkError as error:
+                    if error.code != errno.EEXIST:
+                        raise
+            ipr.link("set", index=index, state="up")
+
+    def remove_bridge(self) -> None:
+        """Delete the bridge if present. Pods' veths are not touched: detach them first."""
+        with IPRoute() as ipr:
+            for index in ipr.link_lookup(ifname=self.bridge_name):
+                _delete_link(ipr, index)
+
+    # --- pods ---------------------------------------------------------------------------------
+
+    def attach(self, sandbox_id: str, pid: int, ip: str, alias: str) -> str:
+        """Give the network namespace of `pid` an `eth0` with `ip` on the bridge; returns the host end's name.
+
+        `alias` names the pod for people reading `ip link` (`<namespace>/<pod>`). On any failure
+        the host end is deleted again, which also removes the pod end.
+        """
+        if ipaddress.ip_address(ip) not in self.network:
+            raise RuntimeError_("CreatePodSandboxError", f"pod IP {ip} is outside the pod CIDR {self.network}")
+        ifalias = f"{self.alias_prefix}{alias}"
+        with IPRoute() as ipr:
+            bridge = ipr.link_lookup(ifname=self.bridge_name)
+            if not bridge:
+                raise RuntimeError_(
+                    "CreatePodSandboxError",
+                    f"bridge {self.bridge_name} does not exist; the runtime creates it at start (ensure_bridge)",
+                )
+            name = self._free_veth_name(ipr, sandbox_id, ifalias)
+            try:
+                ipr.link("add", ifname=name, kind="veth", peer={"ifname": POD_INTERFACE, "net_ns_pid": pid})
+            except NetlinkError as error:
+                raise RuntimeError_(
+                    "CreatePodSandboxError",
+                    f"creating veth {name} for pod {alias} (process {pid}): {os.strerror(error.code)}",
+                ) from error
+            try:
+                index = ipr.link_lookup(ifname=name)[0]
+                ipr.link("set", index=index, master=bridge[0], ifalias=ifalias, state="up")
+                _in_network_namespace(pid, lambda: self._configure_pod_side(ip))
+            except BaseException as error:
+                _delete_link(ipr, ipr.link_lookup(ifname=name))
+                if isinstance(error, RuntimeError_):
+                    raise
+                raise RuntimeError_(
+                    "CreatePodSandboxError", f"configuring the network of pod {alias} (process {pid}, veth {name}): {error}"
+                ) from error
+        return name
+
+    def _free_veth_name(self, ipr: IPRoute, sandbox_id: str, ifalias: str) -> str:
+        """The first candidate name not used by another pod; a leftover of this very pod is deleted."""
+        for attempt in range(NAME_ATTEMPTS):
+            name = host_veth_name(self.cluster_name, sandbox_id, attempt)
+            found = ipr.link_lookup(ifname=name)
+            if not found:
+                return name
+            if _attribute(ipr.link("get", index=found[0])[0], "IFLA_IFALIAS") == ifalias:
+                _delete_link(ipr, found)
+                return name
+        raise RuntimeError_(
+            "CreatePodSandboxError", f"no free host veth name for sandbox {sandbox_id} after {NAME_ATTEMPTS} attempts"
+        )
+
+    def _configure_pod_side(self, ip: str) -> None:
+        """Runs inside the pod's network namespace: address on eth0, lo and eth0 up, default route."""
+        with IPRoute() as ipr:
+            eth0 = ipr.link_lookup(ifname=POD_INTERFACE)[0]
+            loopback = ipr.link_lookup(ifname="lo")[0]
+            ipr.addr("add", index=eth0, address=ip, prefixlen=self.prefix_len)
+            ipr.link("set", index=loopback, state="up")
+            ipr.link("set", index=eth0, state="up")
+            ipr.route("add", dst="0.0.0.0/0", gateway=self.gateway, oif=eth0)
+
+    def detach(self, host_veth_name: str) -> None:
+        """Delete a pod's host veth (its peer goes with it). Idempotent."""
+        with IPRoute() as ipr:
+            _delete_link(ipr, ipr.link_lookup(ifname=host_veth_name))
+
+    def list_veths(self) -> list[str]:
+        """Host veth names of this cluster: by ifalias, or by being a port of the cluster's bridge."""
+        with IPRoute() as ipr:
+            bridge = ipr.link_lookup(ifname=self.bridge_name)
+            names = []
+            for message in ipr.get_links():
+                if _link_kind(message) != "veth":
+                    continue
+                ifalias = _attribute(message, "IFLA_IFALIAS") or ""
+                on_bridge = bool(bridge) and _attribute(message, "IFLA_MASTER") == bridge[0]
+                if ifalias.startswith(self.alias_prefix) or on_bridge:
+                    names.append(_attribute(message, "IFLA_IFNAME"))
+            return sorted(names)
+
+
+def _delete_link(ipr: IPRoute, indexes: list[int] | int) -> None:
+    """Delete links by index; one already gone (or going with its netns) is fine."""
+    for index in [indexes] if isinstance(indexes, int) else indexes:
+        try:
+            ipr.link("del", index=index)
+        except NetlinkError as error:
+            if error.code not in (errno.ENODEV, errno.ENOENT):
+                raise
