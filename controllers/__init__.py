@@ -1,0 +1,33 @@
+"""The control plane's reconcilers: ReplicaSet, Deployment, garbage collector and scheduler.
+
+Each is a `minikube_py.client.controller.Controller` reading shared informer caches and writing
+through the API client, so they run the same in the daemon (in-process client) and against a
+remote API server. `build_controllers` makes the ones in this package with one set of shared
+caches per client; the daemon runs each (`run()`) and stops each (`stop()`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minikube_py.client.controller import Controller
+from minikube_py.client.informer import SharedInformers, shared_informers
+from minikube_py.clock import Clock
+
+
+def build_controllers(client: Any, clock: Clock | None = None, informers: SharedInformers | None = None,
+                      workers: int = 2) -> list[Controller]:
+    """The ReplicaSet controller, the garbage collector and the scheduler, sharing caches.
+
+    The Deployment controller lives in `controllers.deployment` and is added by the caller.
+    """
+    from controllers.garbagecollector import GarbageCollector
+    from controllers.replicaset import ReplicaSetController
+    from controllers.scheduler import Scheduler
+
+    informers = informers or shared_informers(client)
+    return [
+        ReplicaSetController(client, clock, informers, workers=workers),
+        GarbageCollector(client, clock, informers, workers=workers),
+        Scheduler(client, clock, informers),
+    ]

@@ -30,7 +30,7 @@ class WireModel(BaseModel):
         alias_generator=wire_name,
         populate_by_name=True,
         extra="forbid",
-        validate_assignment=False,
+        strict=True,  # like Kubernetes: `replicas: "3"` is an error, not silently an int
     )
 
     def to_dict(self) -> dict:

@@ -92,15 +92,32 @@ def split_type_and_name(text: str, default_type: str | None = None) -> tuple[api
     return resolve_resource(type_name), name
 
 
+def watch_events(stream, deadline: float | None = None):
+    """A watch's events until it ends or `deadline` (a `time.monotonic()` value) passes."""
+    while True:
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            return
+        event = stream.next(timeout)
+        if event is None:
+            return
+        yield event
+
+
 def format_api_error(error: ApiError) -> str:
     """kubectl's `StandardErrorMessage`: Invalid errors name the kind, object and each field."""
     if isinstance(error, Invalid):
-        details = error.details or {}
+        # `ApiError.from_status` hands a received Status's details to Invalid's `errors` slot.
+        details = error.details or (error.errors if isinstance(error.errors, dict) else {})
         causes = [f"{cause.get('field')}: {cause.get('message')}" for cause in details.get("causes") or []]
         if not causes and isinstance(error.errors, list):
             causes = [f"{path}: {message}" for path, message in error.errors]
         kind, name = details.get("kind"), details.get("name")
         if kind and name:
+            try:
+                kind = api.resource_for(kind).kind  # details carry `deployment`; kubectl says `Deployment`
+            except KeyError:
+                pass
             text = f'The {kind} "{name}" is invalid'
             if len(causes) == 1:
                 return f"{text}: {causes[0]}"
@@ -193,9 +210,5 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def console_main() -> None:
-    sys.exit(main())
-
-
 if __name__ == "__main__":
-    console_main()
+    sys.exit(main())

@@ -40,6 +40,7 @@ class Controller:
         self.queue = WorkQueue(self.clock, name)
         self.informers: list[Informer] = []
         self._threads: list[threading.Thread] = []
+        self._started_informers: list[Informer] = []
         self._stopping = threading.Event()
 
     def __repr__(self) -> str:
@@ -117,10 +118,12 @@ class Controller:
     # -- threads ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Start the informers (if nobody has) and `workers` worker threads; returns at once."""
+        """Start the informers (shared ones count this controller as a user) and `workers`
+        worker threads; returns at once. A controller runs once: `stop` is final."""
         self._stopping.clear()
         for informer in self.informers:
             informer.start()
+        self._started_informers = list(self.informers)
         for index in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"{self.name}-worker-{index}", daemon=True)
             thread.start()
@@ -135,11 +138,14 @@ class Controller:
                 return
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the workers (a sync in progress finishes first). Informers are left running:
-        they are shared, and whoever started them (SharedInformers) stops them."""
+        """Stop the workers (a sync in progress finishes first), then release the informers
+        `run` started; an informer stops when its last user has released it."""
         self._stopping.set()
         self.queue.shut_down()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
         self._threads.clear()
+        for informer in self._started_informers:
+            informer.stop(timeout)
+        self._started_informers = []

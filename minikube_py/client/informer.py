@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,6 +72,8 @@ class Informer:
         self._stopped = threading.Event()
         self._watch: Any = None
         self._thread: threading.Thread | None = None
+        self._users = 0
+        self._users_lock = threading.Lock()
 
     def __repr__(self) -> str:
         scope = f" in {self.namespace}" if self.namespace else ""
@@ -140,6 +143,12 @@ class Informer:
 
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         return self._synced.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the list/watch thread runs."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     @property
     def resource_version(self) -> str | None:
@@ -222,12 +231,15 @@ class Informer:
     # -- running ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Run the list/watch loop in a daemon thread (idempotent)."""
-        if self._thread is not None:
-            return
-        self._stopped.clear()
-        self._thread = threading.Thread(target=self.run, name=f"informer-{self.resource}", daemon=True)
-        self._thread.start()
+        """Run the list/watch loop in a daemon thread; each `start` is one user, paired with
+        one `stop` (a shared informer keeps running until its last user stops it)."""
+        with self._users_lock:
+            self._users += 1
+            if self._thread is not None:
+                return
+            self._stopped.clear()
+            self._thread = threading.Thread(target=self.run, name=f"informer-{self.resource}", daemon=True)
+            self._thread.start()
 
     def run(self) -> None:
         """List, then follow the watch until `stop()`; re-list after Gone or a failure."""
@@ -239,7 +251,13 @@ class Informer:
                     self.refresh()
                     needs_list = False
                     retry_delay = RETRY_INITIAL_SECONDS
-                self._follow_watch()
+                if self._follow_watch() > 0:
+                    retry_delay = RETRY_INITIAL_SECONDS
+                    continue
+                # A watch that ended without a single event (a server hanging up at once, or an
+                # idle stream timing out) is re-opened after a pause, never in a tight loop.
+                self._stopped.wait(retry_delay)
+                retry_delay = min(retry_delay * 2, RETRY_MAX_SECONDS)
             except errors.Gone:
                 log.info("%r: resourceVersion %s is compacted away; listing again", self, self._resource_version)
                 needs_list = True
@@ -251,7 +269,8 @@ class Informer:
                 self._stopped.wait(retry_delay)
                 retry_delay = min(retry_delay * 2, RETRY_MAX_SECONDS)
 
-    def _follow_watch(self) -> None:
+    def _follow_watch(self) -> int:
+        """Apply watch events until the watch ends or `stop()`; how many events there were."""
         watch = self.client.watch(
             self.resource,
             namespace=self.namespace,
@@ -259,24 +278,31 @@ class Informer:
             label_selector=self.label_selector,
         )
         self._watch = watch
+        applied = 0
         try:
             if self._stopped.is_set():
-                return
+                return applied
             for event in watch:
                 if self._stopped.is_set():
-                    return
+                    break
                 self._apply_event(event)
+                applied += 1
         finally:
             self._watch = None
             _close_quietly(watch)
+        return applied
 
     def stop(self, timeout: float = 5.0) -> None:
-        """End the watch loop and wait for its thread."""
-        self._stopped.set()
+        """Release one `start`; the last one ends the watch loop and waits for its thread."""
+        with self._users_lock:
+            self._users = max(self._users - 1, 0)
+            if self._users > 0:
+                return
+            self._stopped.set()
+            thread, self._thread = self._thread, None
         watch = self._watch
         if watch is not None:
             _close_quietly(watch)
-        thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -292,7 +318,11 @@ def _close_quietly(watch: Any) -> None:
 
 
 class SharedInformers:
-    """One informer per (resource, namespace, label selector), shared by every controller."""
+    """One informer per (resource, namespace, label selector), shared by every controller.
+
+    `shared_informers(client)` returns the set belonging to a client, so controllers built
+    separately with the same client share caches without being handed the set.
+    """
 
     def __init__(self, client: Any):
         self.client = client
@@ -315,8 +345,10 @@ class SharedInformers:
             return list(self._informers.values())
 
     def start(self) -> None:
-        """Start every informer, and any asked for later."""
+        """Start every informer, and any asked for later (one `start` each, undone by `stop`)."""
         with self._lock:
+            if self._started:
+                return
             self._started = True
             informers = list(self._informers.values())
         for informer in informers:
@@ -331,11 +363,27 @@ class SharedInformers:
             informer.refresh()
 
     def stop(self) -> None:
+        """Undo `start`; informers that controllers still run keep running until they stop."""
         with self._lock:
+            if not self._started:
+                return
             self._started = False
             informers = list(self._informers.values())
         for informer in informers:
             informer.stop()
+
+
+_shared_by_client: "weakref.WeakKeyDictionary[Any, SharedInformers]" = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_informers(client: Any) -> SharedInformers:
+    """The SharedInformers of `client`, made on first use."""
+    with _shared_lock:
+        informers = _shared_by_client.get(client)
+        if informers is None:
+            informers = _shared_by_client[client] = SharedInformers(client)
+        return informers
 
 
 def wait_for_informers(informers: Iterable[Informer], timeout: float | None = None) -> bool:

@@ -17,10 +17,10 @@ already holds processes.
 from __future__ import annotations
 
 import errno
-from abc import ABC, abstractmethod
 import os
 import signal
 import time
+from abc import ABC, abstractmethod
 
 from minikube_py.runtime.types import CgroupLimits, RuntimeError_
 

@@ -240,7 +240,7 @@ class FakeRuntime:
         return FakeExecSession(self.exec_sync(container_id, argv, timeout=0), bytearray())
 
     def list_sandboxes(self) -> list[Sandbox]:
-        return [replace(sandbox) for sandbox in self.sandboxes.values() if sandbox.id not in self._dead_sandboxes]
+        return [replace(sandbox) for sandbox in self.sandboxes.values()]
 
     def list_containers(self) -> list[ContainerState]:
         return [replace(state) for state in self.containers.values()]

@@ -182,20 +182,6 @@ def last_capability() -> int:
         return int(file.read())
 
 
-def restrict_capabilities(keep: frozenset[int], last_cap: int, keep_in_effective: bool) -> None:
-    """Drop every capability not in `keep` from the bounding, ambient and process sets.
-
-    `keep_in_effective` is False for a non-root user: like runc and Docker, such a process keeps
-    the set only in its bounding set, and setuid() has already emptied its permitted set.
-    """
-    for number in range(last_cap + 1):
-        if number not in keep:
-            prctl(PR_CAPBSET_DROP, number)
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
-    mask = capability_mask(keep) if keep_in_effective else 0
-    capset(mask, mask, mask)
-
-
 def process_start_time(pid: int) -> int:
     """Field 22 of /proc/PID/stat (start time in clock ticks since boot): with the pid, names one process."""
     with open(f"/proc/{pid}/stat", "rb") as file:

@@ -42,6 +42,7 @@ INTERFACE_NAME_MAX = 15
 POD_INTERFACE = "eth0"
 ALIAS_PREFIX = "minikube-py"
 NAME_ATTEMPTS = 16
+LOOPBACK_INDEX = 1  # the kernel registers lo first in every network namespace
 
 T = TypeVar("T")
 
@@ -92,12 +93,8 @@ def _in_network_namespace(pid: int, work: Callable[[], T]) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
-def _attribute(message, name: str):
-    return message.get_attr(name)
-
-
 def _link_kind(message) -> str | None:
-    info = _attribute(message, "IFLA_LINKINFO")
+    info = message.get_attr("IFLA_LINKINFO")
     return info.get_attr("IFLA_INFO_KIND") if info is not None else None
 
 
@@ -119,6 +116,7 @@ class PodNetwork:
         self.gateway = str(network.network_address + 1)
         self.prefix_len = network.prefixlen
         self.alias_prefix = f"{ALIAS_PREFIX}/{cluster_name}/"
+        self._cached_bridge_index: int | None = None
 
     def allocate_candidates(self) -> Iterator[str]:
         """Pod IPs in the CIDR, in order: every host address except the gateway."""
@@ -150,8 +148,9 @@ class PodNetwork:
                     ifalias=f"{ALIAS_PREFIX}/{self.cluster_name}",
                 )
                 index = ipr.link_lookup(ifname=self.bridge_name)[0]
+            self._cached_bridge_index = index
             addresses = {
-                (_attribute(message, "IFA_ADDRESS"), message["prefixlen"])
+                (message.get_attr("IFA_ADDRESS"), message["prefixlen"])
                 for message in ipr.get_addr(index=index, family=2)
             }
             if (self.gateway, self.prefix_len) not in addresses:
@@ -164,9 +163,9 @@ class PodNetwork:
 
     def remove_bridge(self) -> None:
         """Delete the bridge if present. Pods' veths are not touched: detach them first."""
+        self._cached_bridge_index = None
         with IPRoute() as ipr:
-            for index in ipr.link_lookup(ifname=self.bridge_name):
-                _delete_link(ipr, index)
+            _delete_link(ipr, ipr.link_lookup(ifname=self.bridge_name))
 
     # --- pods ---------------------------------------------------------------------------------
 
@@ -180,24 +179,13 @@ class PodNetwork:
             raise RuntimeError_("CreatePodSandboxError", f"pod IP {ip} is outside the pod CIDR {self.network}")
         ifalias = f"{self.alias_prefix}{alias}"
         with IPRoute() as ipr:
-            bridge = ipr.link_lookup(ifname=self.bridge_name)
-            if not bridge:
-                raise RuntimeError_(
-                    "CreatePodSandboxError",
-                    f"bridge {self.bridge_name} does not exist; the runtime creates it at start (ensure_bridge)",
-                )
-            name = self._free_veth_name(ipr, sandbox_id, ifalias)
+            name = self._add_veth(ipr, sandbox_id, pid, ifalias)
             try:
-                ipr.link("add", ifname=name, kind="veth", peer={"ifname": POD_INTERFACE, "net_ns_pid": pid})
-            except NetlinkError as error:
-                raise RuntimeError_(
-                    "CreatePodSandboxError",
-                    f"creating veth {name} for pod {alias} (process {pid}): {os.strerror(error.code)}",
-                ) from error
-            try:
-                index = ipr.link_lookup(ifname=name)[0]
-                ipr.link("set", index=index, master=bridge[0], ifalias=ifalias, state="up")
-                _in_network_namespace(pid, lambda: self._configure_pod_side(ip))
+                host_end = ipr.link("get", ifname=name)[0]
+                ipr.link("set", index=host_end["index"], ifalias=ifalias)
+                # IFLA_LINK of a veth is its peer's index in the peer's namespace: eth0 in the pod.
+                pod_end_index = host_end.get_attr("IFLA_LINK")
+                _in_network_namespace(pid, lambda: self._configure_pod_side(pod_end_index, ip))
             except BaseException as error:
                 _delete_link(ipr, ipr.link_lookup(ifname=name))
                 if isinstance(error, RuntimeError_):
@@ -207,29 +195,66 @@ class PodNetwork:
                 ) from error
         return name
 
-    def _free_veth_name(self, ipr: IPRoute, sandbox_id: str, ifalias: str) -> str:
-        """The first candidate name not used by another pod; a leftover of this very pod is deleted."""
-        for attempt in range(NAME_ATTEMPTS):
+    def _add_veth(self, ipr: IPRoute, sandbox_id: str, pid: int, ifalias: str) -> str:
+        """Create the pair, pod end straight in the namespace of `pid`, host end on the bridge and up.
+
+        Tries candidate names in order; a name held by a leftover veth of this very pod (same
+        ifalias) is reclaimed, one held by another pod is skipped.
+        """
+        attempt = 0
+        reclaimed: set[str] = set()
+        bridge_looked_up_again = False
+        while attempt < NAME_ATTEMPTS:
             name = host_veth_name(self.cluster_name, sandbox_id, attempt)
-            found = ipr.link_lookup(ifname=name)
-            if not found:
+            try:
+                ipr.link(
+                    "add",
+                    ifname=name,
+                    kind="veth",
+                    peer={"ifname": POD_INTERFACE, "net_ns_pid": pid},
+                    master=self._bridge_index(ipr),
+                    state="up",
+                )
                 return name
-            if _attribute(ipr.link("get", index=found[0])[0], "IFLA_IFALIAS") == ifalias:
-                _delete_link(ipr, found)
-                return name
+            except NetlinkError as error:
+                if error.code == errno.EEXIST:
+                    existing = ipr.link_lookup(ifname=name)
+                    leftover = existing and ipr.link("get", index=existing[0])[0].get_attr("IFLA_IFALIAS") == ifalias
+                    if leftover and name not in reclaimed:
+                        reclaimed.add(name)
+                        _delete_link(ipr, existing)
+                    else:
+                        attempt += 1
+                    continue
+                if error.code in (errno.ENODEV, errno.EINVAL) and not bridge_looked_up_again:
+                    self._cached_bridge_index = None  # the bridge may have been recreated: look it up again
+                    bridge_looked_up_again = True
+                    continue
+                raise RuntimeError_(
+                    "CreatePodSandboxError", f"creating veth {name} for {ifalias} (process {pid}): {os.strerror(error.code)}"
+                ) from error
         raise RuntimeError_(
             "CreatePodSandboxError", f"no free host veth name for sandbox {sandbox_id} after {NAME_ATTEMPTS} attempts"
         )
 
-    def _configure_pod_side(self, ip: str) -> None:
+    def _bridge_index(self, ipr: IPRoute) -> int:
+        if self._cached_bridge_index is None:
+            found = ipr.link_lookup(ifname=self.bridge_name)
+            if not found:
+                raise RuntimeError_(
+                    "CreatePodSandboxError",
+                    f"bridge {self.bridge_name} does not exist; the runtime creates it at start (ensure_bridge)",
+                )
+            self._cached_bridge_index = found[0]
+        return self._cached_bridge_index
+
+    def _configure_pod_side(self, eth0_index: int, ip: str) -> None:
         """Runs inside the pod's network namespace: address on eth0, lo and eth0 up, default route."""
         with IPRoute() as ipr:
-            eth0 = ipr.link_lookup(ifname=POD_INTERFACE)[0]
-            loopback = ipr.link_lookup(ifname="lo")[0]
-            ipr.addr("add", index=eth0, address=ip, prefixlen=self.prefix_len)
-            ipr.link("set", index=loopback, state="up")
-            ipr.link("set", index=eth0, state="up")
-            ipr.route("add", dst="0.0.0.0/0", gateway=self.gateway, oif=eth0)
+            ipr.addr("add", index=eth0_index, address=ip, prefixlen=self.prefix_len)
+            ipr.link("set", index=LOOPBACK_INDEX, state="up")
+            ipr.link("set", index=eth0_index, state="up")
+            ipr.route("add", dst="0.0.0.0/0", gateway=self.gateway, oif=eth0_index)
 
     def detach(self, host_veth_name: str) -> None:
         """Delete a pod's host veth (its peer goes with it). Idempotent."""
@@ -244,10 +269,10 @@ class PodNetwork:
             for message in ipr.get_links():
                 if _link_kind(message) != "veth":
                     continue
-                ifalias = _attribute(message, "IFLA_IFALIAS") or ""
-                on_bridge = bool(bridge) and _attribute(message, "IFLA_MASTER") == bridge[0]
+                ifalias = message.get_attr("IFLA_IFALIAS") or ""
+                on_bridge = bool(bridge) and message.get_attr("IFLA_MASTER") == bridge[0]
                 if ifalias.startswith(self.alias_prefix) or on_bridge:
-                    names.append(_attribute(message, "IFLA_IFNAME"))
+                    names.append(message.get_attr("IFLA_IFNAME"))
             return sorted(names)
 
 

@@ -125,7 +125,7 @@ class ImageConfig:
     cmd: list[str] = field(default_factory=list)
     env: list[tuple[str, str]] = field(default_factory=list)
     working_dir: str = ""
-    user: str = ""  # "uid", "uid:gid" or a name; the pod's runAsUser/runAsGroup win
+    user: str = ""  # numeric "uid:gid" (names resolved from the image's /etc/passwd); runAsUser/runAsGroup win
 
 
 @dataclass

@@ -36,7 +36,7 @@ class PoolExhausted(Exception):
 def resource_label(resource: str) -> str:
     """The resource as Kubernetes names it in messages: `pods`, `deployments.apps`."""
     info = api.RESOURCES.get(resource)
-    return f"{resource}.{info.group}" if info is not None and info.group else resource
+    return info.qualified_plural if info is not None else resource
 
 
 def not_found(resource: str, name: str) -> errors.NotFound:
@@ -124,6 +124,13 @@ class Store:
                      if namespace is None or key[0] == namespace]
             revision = self._revision
         return [json.loads(text) for text in texts], revision
+
+    def count(self, resource: str, namespace: str | None = None) -> int:
+        """How many objects of a resource there are (in one namespace), without parsing them."""
+        objects = self._objects.get(resource, {})
+        if namespace is None:
+            return len(objects)
+        return sum(1 for key in list(objects) if key[0] == namespace)
 
     # -- writes ------------------------------------------------------------------------------
 

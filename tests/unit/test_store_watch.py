@@ -106,4 +106,4 @@ def test_the_background_compactor_trims_the_log_until_closed(store):
         time.sleep(0.01)
     assert store.compacted_revision == 15
     store.close()
-    assert store._compactor is None
+    assert "store-compactor" not in [thread.name for thread in threading.enumerate()]

@@ -1,0 +1,126 @@
+"""Store and API throughput and watch latency, on this machine.
+
+Measures: store writes/s (sqlite file, WAL, one object per transaction); pod creates/s through
+the HTTP API over the unix socket with one keep-alive client (the server runs in its own process,
+as the daemon does); watch latency p50/p99 from a write to its delivery, both to an in-process
+store watcher and to an HTTP watch client. Run: `python benchmarks/store_api.py [--objects N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from minikube_py.apiserver.http import ApiHttpServer  # noqa: E402
+from minikube_py.apiserver.registry import Registry  # noqa: E402
+from minikube_py.client.transport import HttpTransport  # noqa: E402
+from minikube_py.store import Store  # noqa: E402
+
+
+def pod(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def store_writes_per_second(directory: str, count: int) -> float:
+    with Store(os.path.join(directory, "store-bench.db")) as store:
+        started = time.perf_counter()
+        for index in range(count):
+            store.create("pods", pod(f"p{index}"))
+        return count / (time.perf_counter() - started)
+
+
+def store_watch_latency(count: int) -> list[float]:
+    """Seconds from the start of a write to the watcher thread holding the event."""
+    with Store(":memory:") as store:
+        watcher = store.watch("pods")
+        received: list[float] = []
+        done = threading.Event()
+
+        def consume() -> None:
+            for _ in range(count):
+                watcher.next(timeout=10)
+                received.append(time.perf_counter())
+            done.set()
+
+        threading.Thread(target=consume, daemon=True).start()
+        sent = []
+        for index in range(count):
+            sent.append(time.perf_counter())
+            store.create("pods", pod(f"w{index}"))
+            while len(received) <= index and not done.is_set():
+                time.sleep(0)  # one write in flight at a time, so queueing does not count
+        done.wait(10)
+        return [end - start for start, end in zip(sent, received)]
+
+
+def serve(socket_path: str, ready) -> None:
+    store = Store(":memory:")
+    server = ApiHttpServer(Registry(store), socket_path)
+    server.start()
+    ready.set()
+    threading.Event().wait()
+
+
+def api_creates_per_second(transport: HttpTransport, count: int) -> float:
+    started = time.perf_counter()
+    for index in range(count):
+        transport.create("pods", "default", pod(f"api{index}"))
+    return count / (time.perf_counter() - started)
+
+
+def http_watch_latency(transport: HttpTransport, count: int) -> list[float]:
+    watch = transport.watch("pods", "default", resource_version=transport.list("pods", "kube-system")[
+        "metadata"]["resourceVersion"])
+    latencies = []
+    for index in range(count):
+        started = time.perf_counter()
+        transport.create("pods", "default", pod(f"lat{index}"))
+        event = watch.next(timeout=10)
+        assert event is not None and event["object"]["metadata"]["name"] == f"lat{index}"
+        latencies.append(time.perf_counter() - started)
+    watch.close()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=5000)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        print(f"store writes/s (file, WAL):         {store_writes_per_second(directory, arguments.objects):8.0f}")
+        latencies = store_watch_latency(1000)
+        print(f"store watch latency p50 / p99 (ms): {statistics.median(latencies) * 1e3:8.3f} / "
+              f"{percentile(latencies, 0.99) * 1e3:.3f}")
+        socket_path = os.path.join(directory, "api.sock")
+        ready = multiprocessing.Event()
+        server = multiprocessing.Process(target=serve, args=(socket_path, ready), daemon=True)
+        server.start()
+        try:
+            ready.wait(30)
+            transport = HttpTransport(socket_path=socket_path)
+            print(f"API pod creates/s (unix socket):    {api_creates_per_second(transport, arguments.objects // 2):8.0f}")
+            latencies = http_watch_latency(transport, 500)
+            print(f"HTTP create->watch event p50 / p99 (ms): {statistics.median(latencies) * 1e3:.3f} / "
+                  f"{percentile(latencies, 0.99) * 1e3:.3f}")
+        finally:
+            server.terminate()
+            server.join()
+
+
+if __name__ == "__main__":
+    main()

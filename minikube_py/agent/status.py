@@ -1,0 +1,183 @@
+"""Pod status as the kubelet writes it: container statuses, phase and conditions (semantics.md 3.1-3.3).
+
+The agent keeps one `ContainerRecord` per container of a pod, already decided (running, waiting
+with a reason, or terminated), and this module turns those records into the wire `status` dict.
+Everything here is a pure function of its arguments, so the phase table and the conditions'
+lastTransitionTime rules are tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minikube_py.api.times import format_time
+from minikube_py.runtime.types import ContainerState
+
+CONTAINER_ID_PREFIX = "minikube-py://"
+START_ERROR_EXIT_CODE = 128
+
+
+@dataclass
+class Termination:
+    """One finished container instance, as status.containerStatuses[].state.terminated shows it."""
+
+    container_id: str
+    exit_code: int
+    reason: str  # Completed, Error, OOMKilled, StartError
+    started_at: float
+    finished_at: float
+    signal: int | None = None
+    message: str = ""
+
+    @staticmethod
+    def from_state(state: ContainerState) -> "Termination":
+        exit_code = state.exit_code if state.exit_code is not None else 0
+        reason = "OOMKilled" if state.oom_killed else "Completed" if exit_code == 0 else "Error"
+        return Termination(state.id, exit_code, reason, state.started_at, state.finished_at, state.signal)
+
+    def to_dict(self) -> dict:
+        result = {"exitCode": self.exit_code}
+        if self.signal:
+            result["signal"] = self.signal
+        result["reason"] = self.reason
+        if self.message:
+            result["message"] = self.message
+        if self.started_at:
+            result["startedAt"] = format_time(self.started_at)
+        result["finishedAt"] = format_time(self.finished_at)
+        if self.container_id:
+            result["containerID"] = CONTAINER_ID_PREFIX + self.container_id
+        return result
+
+
+@dataclass
+class ContainerRecord:
+    """What the agent decided about one container; exactly one of running / terminated / waiting."""
+
+    name: str
+    image: str
+    image_id: str = ""
+    running: ContainerState | None = None
+    terminated: Termination | None = None
+    waiting_reason: str = "ContainerCreating"
+    waiting_message: str = ""
+    last_state: Termination | None = None
+    restart_count: int = 0
+    ready: bool = False
+    started: bool = False
+    container_id: str = ""  # the newest instance, running or not
+
+    def set_running(self, state: ContainerState) -> None:
+        self.running, self.terminated, self.waiting_reason, self.waiting_message = state, None, "", ""
+        self.container_id = state.id
+
+    def set_waiting(self, reason: str, message: str = "") -> None:
+        self.running, self.terminated = None, None
+        self.waiting_reason, self.waiting_message = reason, message
+        self.ready = self.started = False
+
+    def set_terminated(self, termination: Termination) -> None:
+        self.running, self.waiting_reason, self.waiting_message = None, "", ""
+        self.terminated = termination
+        self.ready = self.started = False
+
+    @property
+    def state_kind(self) -> str:
+        return "running" if self.running else "terminated" if self.terminated else "waiting"
+
+    def to_dict(self) -> dict:
+        if self.running is not None:
+            state = {"running": {"startedAt": format_time(self.running.started_at)}}
+        elif self.terminated is not None:
+            state = {"terminated": self.terminated.to_dict()}
+        else:
+            waiting = {"reason": self.waiting_reason}
+            if self.waiting_message:
+                waiting["message"] = self.waiting_message
+            state = {"waiting": waiting}
+        result = {
+            "name": self.name,
+            "state": state,
+            "lastState": {"terminated": self.last_state.to_dict()} if self.last_state else {},
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "image": self.image,
+            "imageID": self.image_id,
+        }
+        if self.container_id:
+            result["containerID"] = CONTAINER_ID_PREFIX + self.container_id
+        result["started"] = self.started
+        return result
+
+
+def pod_phase(records: list[ContainerRecord], restart_policy: str, pod_is_terminal: bool = False) -> str:
+    """kubelet's getPhase (k/k pkg/kubelet/kubelet_pods.go) for pods without init containers."""
+    running = stopped = succeeded = waiting = 0
+    for record in records:
+        if record.running is not None:
+            running += 1
+        elif record.terminated is not None:
+            stopped += 1
+            succeeded += record.terminated.exit_code == 0
+        elif record.last_state is not None:
+            # Waiting to restart after a termination (CrashLoopBackOff) counts as stopped, so a
+            # crash-looping pod stays Running.
+            stopped += 1
+        else:
+            waiting += 1
+    if waiting:
+        return "Pending"
+    if running:
+        return "Running"
+    if stopped:
+        if pod_is_terminal:
+            return "Succeeded" if stopped == succeeded else "Failed"
+        if restart_policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        if restart_policy == "Never":
+            return "Failed"
+        return "Running"
+    return "Pending"
+
+
+def _condition(type_: str, ok: bool, reason: str = "", message: str = "") -> dict:
+    condition = {"type": type_, "status": "True" if ok else "False"}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _containers_ready(records: list[ContainerRecord], phase: str) -> dict:
+    if phase == "Succeeded":
+        return _condition("ContainersReady", False, "PodCompleted")
+    unready = [record.name for record in records if not record.ready]
+    if unready:
+        return _condition("ContainersReady", False, "ContainersNotReady",
+                          f"containers with unready status: [{' '.join(unready)}]")
+    return _condition("ContainersReady", True)
+
+
+def pod_conditions(records: list[ContainerRecord], phase: str, sandbox_ready: bool, previous: list[dict],
+                   now: float) -> list[dict]:
+    """The five conditions in kubelet's order; lastTransitionTime is kept while status is unchanged."""
+    containers_ready = _containers_ready(records, phase)
+    ready = dict(containers_ready, type="Ready")
+    previous_by_type = {condition["type"]: condition for condition in previous or []}
+    scheduled = previous_by_type.get("PodScheduled") or _condition("PodScheduled", True)
+    conditions = [
+        _condition("PodReadyToStartContainers", sandbox_ready),
+        _condition("Initialized", True),
+        ready,
+        containers_ready,
+    ]
+    for condition in conditions:
+        before = previous_by_type.get(condition["type"])
+        if before is not None and before.get("status") == condition["status"] and before.get("lastTransitionTime"):
+            condition["lastTransitionTime"] = before["lastTransitionTime"]
+        else:
+            condition["lastTransitionTime"] = format_time(now)
+    return conditions + [scheduled]

@@ -1,0 +1,571 @@
+"""The Registry: Kubernetes API semantics over the store, in wire dicts.
+
+Everything that changes cluster state comes through here: the HTTP server is a thin router onto
+it and in-process clients call it directly. It does what kube-apiserver's generic registry and
+the per-kind strategies do: parse, default and validate; own the server-set metadata (uid,
+creationTimestamp, generation, resourceVersion); keep `status` and the rest of the object apart
+(users write spec, the agent and controllers write status, neither overwrites the other);
+compare-and-swap on resourceVersion, retrying internally when the caller gave none; graceful pod
+deletion, finalizers and propagation policies; binding; the scale subresource; and watches that
+filter by label and field selectors the way the watch cache does (an object that stops matching
+is DELETED for that watcher, one that starts matching is ADDED).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from typing import Any, Callable, Iterator
+
+from minikube_py import api
+from minikube_py.api import errors
+from minikube_py.api.parsing import invalid_error
+from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
+from minikube_py.clock import Clock
+from minikube_py.store import Store, conflict, not_found
+
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-node-lease")
+UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
+DEFAULT_POD_GRACE_SECONDS = 30
+SCALABLE_RESOURCES = ("replicasets", "deployments")
+PROPAGATION_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
+# A write without a resourceVersion from the caller is retried on an internal conflict, as
+# kube-apiserver's GuaranteedUpdate does; only a pathological hot object exhausts this.
+UPDATE_ATTEMPTS = 32
+GENERATE_NAME_ATTEMPTS = 8
+# Metadata only the server sets; a client's values are ignored.
+SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                   "generation", "resourceVersion")
+
+
+class Forbidden(errors.ApiError):
+    code = 403
+    reason = "Forbidden"
+
+
+def selector_text(label_selector: dict | None) -> str:
+    """A LabelSelector as the label query string the Scale subresource reports."""
+    if label_selector is None:
+        return ""
+    return str(api.selectors.Selector.from_label_selector(label_selector))
+
+
+def _metadata(obj: dict) -> dict:
+    return obj.get("metadata") or {}
+
+
+class ObjectFilter:
+    """Label and field selectors of a list or watch, parsed once."""
+
+    def __init__(self, resource: str, label_selector: str | None, field_selector: str | None):
+        labels = api.selectors.parse_selector(label_selector) if label_selector else None
+        self._labels = None if labels is None or labels.is_empty() else labels
+        self._fields = api.selectors.parse_field_selector(field_selector, resource)
+
+    @property
+    def selects_everything(self) -> bool:
+        return self._labels is None and not self._fields
+
+    def matches(self, obj: dict) -> bool:
+        if self._labels is not None and not self._labels.matches(_metadata(obj).get("labels")):
+            return False
+        return api.selectors.matches_fields(obj, self._fields)
+
+
+class RegistryWatch:
+    """A Registry watch: `{"type", "object"}` dicts, synthetic ADDED events first when asked
+    for, then live changes filtered by the selectors. Iterate, or call `next(timeout)`
+    (None on timeout or once closed); `close()` ends it."""
+
+    def __init__(self, watcher, initial: list[dict], object_filter: ObjectFilter):
+        self._watcher = watcher
+        self._initial = deque({"type": "ADDED", "object": obj} for obj in initial)
+        self._filter = object_filter
+
+    def next(self, timeout: float | None = None) -> dict | None:
+        if self._initial:
+            return self._initial.popleft()
+        while True:
+            event = self._watcher.next(timeout)
+            if event is None:
+                return None
+            converted = self._convert(event)
+            if converted is not None:
+                return converted
+
+    def _convert(self, event) -> dict | None:
+        if self._filter.selects_everything:
+            return {"type": event.type, "object": event.object}
+        matches_now = self._filter.matches(event.object)
+        matched_before = event.previous is not None and self._filter.matches(event.previous)
+        if event.type == "MODIFIED":
+            if matches_now and not matched_before:
+                return {"type": "ADDED", "object": event.object}
+            if matched_before and not matches_now:
+                # What this watcher last saw, at the revision where it stopped matching.
+                previous = {**event.previous, "metadata": {
+                    **event.previous["metadata"], "resourceVersion": str(event.revision)}}
+                return {"type": "DELETED", "object": previous}
+        return {"type": event.type, "object": event.object} if matches_now else None
+
+    def __iter__(self) -> Iterator[dict]:
+        return self
+
+    def __next__(self) -> dict:
+        event = self.next()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def close(self) -> None:
+        self._initial.clear()
+        self._watcher.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._watcher.closed
+
+
+class Registry:
+    """Kubernetes semantics over a `Store`. Bootstraps the `default`, `kube-system` and
+    `kube-node-lease` namespaces the first time it opens a store."""
+
+    def __init__(self, store: Store, clock: Clock | None = None):
+        self.store = store
+        self.clock = clock or Clock()
+        for namespace in BOOTSTRAP_NAMESPACES:
+            if store.get("namespaces", "", namespace) is None:
+                try:
+                    self.create("namespaces", None, {"metadata": {"name": namespace}})
+                except errors.AlreadyExists:
+                    pass
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _info(resource: str):
+        info = api.RESOURCES.get(resource)
+        if info is None:
+            try:
+                info = api.resource_for(resource)
+            except KeyError:
+                raise errors.NotFound(f"the server could not find the requested resource ({resource})",
+                                      {"kind": resource}) from None
+        return info
+
+    @staticmethod
+    def _namespace(info, namespace: str | None) -> str:
+        return (namespace or "default") if info.namespaced else ""
+
+    def _now(self) -> str:
+        return api.times.format_time(self.clock.now())
+
+    def _stored(self, info, namespace: str, name: str) -> dict:
+        current = self.store.get(info.plural, namespace, name)
+        if current is None:
+            raise not_found(info.plural, name)
+        return current
+
+    def _parse(self, info, body: dict):
+        """Parse, default and validate a wire dict; returns the model and its wire form."""
+        model = api.parse_object(body)
+        if type(model) is not info.model:
+            raise errors.BadRequest(f"expected a {info.kind}, got a {type(model).__name__}")
+        return model, model.to_dict()
+
+    def _check_body(self, info, namespace: str | None, name: str | None, body: Any) -> dict:
+        """A shallow copy of the request body with kind, apiVersion and namespace filled in
+        from the URL; BadRequest when they disagree with it."""
+        if not isinstance(body, dict):
+            raise errors.BadRequest(f"the request body must be a {info.kind} object")
+        kind, api_version = body.get("kind"), body.get("apiVersion")
+        if (kind and kind != info.kind) or (api_version and api_version != info.api_version):
+            try:
+                hint = f"; send it to the {api.resource_for_kind(api_version, kind).plural} endpoint"
+            except KeyError:
+                hint = ""
+            raise errors.BadRequest(f"the object's apiVersion/kind {api_version or '?'}/{kind or '?'} does not "
+                                    f"match this URL, which serves {info.api_version}/{info.kind}{hint}")
+        metadata = dict(body.get("metadata") or {})
+        if info.namespaced:
+            if namespace and metadata.get("namespace") and metadata["namespace"] != namespace:
+                raise errors.BadRequest("the namespace of the provided object does not match the "
+                                        "namespace sent on the request")
+            metadata["namespace"] = namespace or metadata.get("namespace") or "default"
+        else:
+            metadata.pop("namespace", None)
+        if name is not None:
+            if metadata.get("name") and metadata["name"] != name:
+                raise errors.BadRequest(f"the name of the object ({metadata['name']}) does not "
+                                        f"match the name on the URL ({name})")
+            metadata["name"] = name
+        return {**body, "kind": info.kind, "apiVersion": info.api_version, "metadata": metadata}
+
+    def _require_active_namespace(self, info, namespace: str, name: str) -> None:
+        stored = self.store.get("namespaces", "", namespace)
+        if stored is None:
+            raise not_found("namespaces", namespace)
+        if _metadata(stored).get("deletionTimestamp"):
+            raise Forbidden(f'{info.qualified_plural} "{name}" is forbidden: unable to create new '
+                            f"content in namespace {namespace} because it is being terminated")
+
+    # -- create and read ---------------------------------------------------------------------
+
+    def create(self, resource: str, namespace: str | None, body: dict) -> dict:
+        info = self._info(resource)
+        body = self._check_body(info, namespace, None, body)
+        metadata = body["metadata"]
+        if metadata.get("resourceVersion"):
+            raise errors.BadRequest("resourceVersion should not be set on objects to be created")
+        prefix = None if metadata.get("name") else metadata.get("generateName")
+        if not metadata.get("name"):
+            if not prefix:
+                raise invalid_error(info, "", [("metadata.name",
+                                          "Required value: name or generateName is required")])
+            metadata["name"] = api.names.generate_name(prefix)
+        if info.namespaced:
+            self._require_active_namespace(info, metadata["namespace"], metadata["name"])
+        for key in SERVER_METADATA:
+            metadata.pop(key, None)
+        if info.plural != "nodes":
+            # Status belongs to controllers and the agent; nodes are created by their agent.
+            body.pop("status", None)
+        _, wire = self._parse(info, body)
+        wire["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=self._now(), generation=1)
+        if info.plural == "pods":
+            wire["status"] = {"phase": "Pending"}
+        elif info.plural == "namespaces":
+            wire["status"] = {"phase": "Active"}
+        for attempt in range(GENERATE_NAME_ATTEMPTS):
+            try:
+                return self.store.create(info.plural, wire)
+            except errors.AlreadyExists:
+                if prefix is None or attempt == GENERATE_NAME_ATTEMPTS - 1:
+                    raise
+                wire["metadata"]["name"] = api.names.generate_name(prefix)
+        raise AssertionError("unreachable")
+
+    def get(self, resource: str, namespace: str | None, name: str) -> dict:
+        info = self._info(resource)
+        return self._stored(info, self._namespace(info, namespace), name)
+
+    def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> dict:
+        info = self._info(resource)
+        object_filter = ObjectFilter(info.plural, label_selector, field_selector)
+        items, revision = self.store.list(info.plural, namespace if info.namespaced else None)
+        if not object_filter.selects_everything:
+            items = [item for item in items if object_filter.matches(item)]
+        return {"kind": info.list_kind, "apiVersion": info.api_version,
+                "metadata": {"resourceVersion": str(revision)}, "items": items}
+
+    def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None,
+              label_selector: str | None = None, field_selector: str | None = None) -> RegistryWatch:
+        info = self._info(resource)
+        object_filter = ObjectFilter(info.plural, label_selector, field_selector)
+        scope = namespace if info.namespaced else None
+        if resource_version not in (None, "", "0", 0):
+            try:
+                since = int(resource_version)
+            except ValueError:
+                raise errors.BadRequest(f"resourceVersion {resource_version!r}: must be a "
+                                        "decimal revision such as \"42\"") from None
+            return RegistryWatch(self.store.watch(info.plural, scope, since), [], object_filter)
+        while True:
+            items, revision = self.store.list(info.plural, scope)
+            try:
+                watcher = self.store.watch(info.plural, scope, revision)
+                break
+            except errors.Gone:
+                continue  # compacted between the list and the watch: list again
+        return RegistryWatch(watcher, [item for item in items if object_filter.matches(item)],
+                             object_filter)
+
+    # -- updates -----------------------------------------------------------------------------
+
+    def _write(self, info, namespace: str | None, name: str, compute: Callable[[dict], dict],
+               precondition: str | None) -> dict:
+        """Read-modify-write: `compute(current)` returns the new object (or `current` itself
+        for no change). With a `precondition` resourceVersion a concurrent change is the
+        caller's Conflict; without one it is retried against the newer object."""
+        namespace = self._namespace(info, namespace)
+        for _ in range(UPDATE_ATTEMPTS):
+            current = self._stored(info, namespace, name)
+            current_rv = _metadata(current)["resourceVersion"]
+            if precondition and str(precondition) != current_rv:
+                raise conflict(info.plural, name)
+            new = compute(current)
+            if new is current or new == current:
+                return current
+            try:
+                if self._finalized(info, new):
+                    return self._remove(info, new, current_rv)
+                return self.store.update(info.plural, new, expected_rv=current_rv)
+            except errors.Conflict:
+                if precondition:
+                    raise
+        raise conflict(info.plural, name)
+
+    @staticmethod
+    def _finalized(info, obj: dict) -> bool:
+        """Marked for deletion and nothing left to wait for: remove it for real. (A namespace
+        waits for its contents instead; `_finish_namespace_if_empty` removes it.)"""
+        metadata = _metadata(obj)
+        return bool(metadata.get("deletionTimestamp")) and not metadata.get("finalizers") and \
+            not metadata.get("deletionGracePeriodSeconds") and info.plural != "namespaces"
+
+    def _spec_update(self, info, current: dict, desired: dict) -> dict:
+        """`desired` with the stored status and server-owned metadata, validated against the
+        stored object; generation +1 when the spec (Deployments: or annotations) changed."""
+        current_metadata = _metadata(current)
+        metadata = dict(desired["metadata"])
+        for key in SERVER_METADATA:
+            metadata.pop(key, None)
+            if key in current_metadata:
+                metadata[key] = current_metadata[key]
+        merged = {**desired, "metadata": metadata}
+        merged.pop("status", None)
+        if "status" in current:
+            merged["status"] = current["status"]
+        new_model, new = self._parse(info, merged)
+        name = metadata["name"]
+        problems = list(api.validate_update(new_model, info.model.model_validate(current)))
+        if current_metadata.get("deletionTimestamp"):
+            added = sorted(set(new["metadata"].get("finalizers") or [])
+                           - set(current_metadata.get("finalizers") or []))
+            if added:
+                problems.append(("metadata.finalizers", "Forbidden: no new finalizers can be added if "
+                                 f"the object is being deleted, found new finalizers {added}"))
+        if problems:
+            raise invalid_error(info, name, problems)
+        changed = new.get("spec") != current.get("spec")
+        if info.plural == "deployments":
+            changed = changed or new["metadata"].get("annotations") != current_metadata.get("annotations")
+        if changed:
+            new["metadata"]["generation"] = (current_metadata.get("generation") or 0) + 1
+        return new
+
+    def _status_update(self, info, current: dict, desired: dict) -> dict:
+        merged = {key: value for key, value in current.items() if key != "status"}
+        if desired.get("status") is not None:
+            merged["status"] = desired["status"]
+        _, new = self._parse(info, merged)
+        # Parsing must not move the server's bookkeeping.
+        new["metadata"] = current["metadata"]
+        return new
+
+    def replace(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+        info = self._info(resource)
+        body = self._check_body(info, namespace, name, body)
+        return self._write(info, namespace, name, lambda current: self._spec_update(info, current, body),
+                           _metadata(body).get("resourceVersion"))
+
+    def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
+              patch_type: str = MERGE_PATCH) -> dict:
+        """A JSON merge patch (or, by `patch_type`, a strategic merge or JSON patch) of
+        spec and metadata; a resourceVersion inside the patch is a precondition."""
+        info = self._info(resource)
+
+        def compute(current: dict) -> dict:
+            body = self._check_body(info, namespace, name, apply_patch(current, patch, patch_type))
+            return self._spec_update(info, current, body)
+
+        return self._write(info, namespace, name, compute, _patch_precondition(patch))
+
+    def replace_status(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+        info = self._info(resource)
+        body = self._check_body(info, namespace, name, body)
+        return self._write(info, namespace, name, lambda current: self._status_update(info, current, body),
+                           _metadata(body).get("resourceVersion"))
+
+    def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
+                     patch_type: str = MERGE_PATCH) -> dict:
+        info = self._info(resource)
+
+        def compute(current: dict) -> dict:
+            return self._status_update(info, current, apply_patch(current, patch, patch_type))
+
+        return self._write(info, namespace, name, compute, _patch_precondition(patch))
+
+    # -- scale -------------------------------------------------------------------------------
+
+    def _scalable(self, resource: str):
+        info = self._info(resource)
+        if info.plural not in SCALABLE_RESOURCES:
+            raise errors.NotFound(f"the server could not find the requested resource ({info.plural}/scale)")
+        return info
+
+    @staticmethod
+    def _scale_of(obj: dict) -> dict:
+        metadata = _metadata(obj)
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {key: metadata[key] for key in
+                         ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                         if key in metadata},
+            "spec": {"replicas": obj["spec"].get("replicas", 1)},
+            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                       "selector": selector_text(obj["spec"].get("selector"))},
+        }
+
+    def get_scale(self, resource: str, namespace: str | None, name: str) -> dict:
+        info = self._scalable(resource)
+        return self._scale_of(self._stored(info, self._namespace(info, namespace), name))
+
+    def replace_scale(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+        info = self._scalable(resource)
+        replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
+        if isinstance(replicas, bool) or not isinstance(replicas, int):
+            raise invalid_error(info, name, [("spec.replicas", "Required value: an integer number of replicas")])
+        if replicas < 0:
+            raise invalid_error(info, name, [("spec.replicas",
+                                        f"Invalid value: {replicas}: must be greater than or equal to 0")])
+
+        def compute(current: dict) -> dict:
+            if current["spec"].get("replicas") == replicas:
+                return current
+            return self._spec_update(info, current, {**current, "spec": {**current["spec"], "replicas": replicas}})
+
+        return self._scale_of(self._write(info, namespace, name, compute, _metadata(body).get("resourceVersion")))
+
+    def patch_scale(self, resource: str, namespace: str | None, name: str, patch: Any,
+                    patch_type: str = MERGE_PATCH) -> dict:
+        scale = apply_patch(self.get_scale(resource, namespace, name), patch, patch_type)
+        if not _patch_precondition(patch):
+            scale["metadata"].pop("resourceVersion", None)
+        return self.replace_scale(resource, namespace, name, scale)
+
+    # -- binding -----------------------------------------------------------------------------
+
+    def bind(self, namespace: str | None, name: str, node_name: str) -> dict:
+        """The scheduler's binding: set spec.nodeName once and mark the pod PodScheduled."""
+        info = self._info("pods")
+
+        def compute(current: dict) -> dict:
+            bound_to = current["spec"].get("nodeName")
+            if bound_to == node_name:
+                return current
+            if bound_to:
+                raise errors.Conflict(f'pod {name} is already assigned to node "{bound_to}"')
+            if _metadata(current).get("deletionTimestamp"):
+                raise errors.Conflict(f"pod {name} is being deleted, cannot be assigned to a host")
+            status = dict(current.get("status") or {})
+            conditions = [condition for condition in status.get("conditions") or []
+                          if condition.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                               "lastTransitionTime": self._now()})
+            status["conditions"] = conditions
+            _, new = self._parse(info, {**current, "spec": {**current["spec"], "nodeName": node_name},
+                                        "status": status})
+            new["metadata"] = current["metadata"]
+            return new
+
+        return self._write(info, namespace, name, compute, None)
+
+    # -- delete ------------------------------------------------------------------------------
+
+    def delete(self, resource: str, namespace: str | None, name: str, propagation_policy: str | None = None,
+               grace_period_seconds: int | None = None) -> dict:
+        """Remove the object, or mark it with deletionTimestamp when a graceful pod stop or a
+        finalizer has to happen first; returns the object (its last state when removed)."""
+        info = self._info(resource)
+        if propagation_policy not in (None, "Background", "Foreground", "Orphan"):
+            raise errors.BadRequest(f"propagationPolicy {propagation_policy!r}: must be "
+                                    "Background, Foreground or Orphan")
+        if info.plural == "namespaces":
+            return self._delete_namespace(name, propagation_policy)
+
+        def compute(current: dict) -> dict:
+            return self._mark_deleted(info, current, propagation_policy, grace_period_seconds)
+
+        return self._write(info, namespace, name, compute, None)
+
+    def _grace_seconds(self, info, current: dict, requested: int | None) -> int:
+        """Only pods stop gracefully, and only when a node is running them."""
+        if info.plural != "pods":
+            return 0
+        spec, status = current.get("spec") or {}, current.get("status") or {}
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is None or requested < 0:
+            requested = spec.get("terminationGracePeriodSeconds", DEFAULT_POD_GRACE_SECONDS)
+        return int(requested)
+
+    def _mark_deleted(self, info, current: dict, propagation_policy: str | None,
+                      grace_period_seconds: int | None) -> dict:
+        metadata = dict(_metadata(current))
+        finalizers = list(metadata.get("finalizers") or [])
+        if propagation_policy is not None:
+            finalizers = [finalizer for finalizer in finalizers
+                          if finalizer not in PROPAGATION_FINALIZERS.values()]
+            if propagation_policy in PROPAGATION_FINALIZERS:
+                finalizers.append(PROPAGATION_FINALIZERS[propagation_policy])
+        grace = self._grace_seconds(info, current, grace_period_seconds)
+        now = self.clock.now()
+        if metadata.get("deletionTimestamp"):
+            # Already being deleted: a shorter grace period moves the deadline closer.
+            previous_grace = metadata.get("deletionGracePeriodSeconds") or 0
+            if grace < previous_grace:
+                metadata["deletionTimestamp"] = api.times.format_time(now + grace)
+                metadata["deletionGracePeriodSeconds"] = grace
+        else:
+            metadata["deletionTimestamp"] = api.times.format_time(now + grace)
+            metadata["deletionGracePeriodSeconds"] = grace
+            metadata["generation"] = (metadata.get("generation") or 0) + 1
+        metadata["finalizers"] = finalizers
+        if not finalizers:
+            metadata.pop("finalizers")
+        if not metadata.get("deletionGracePeriodSeconds") and not finalizers:
+            metadata.pop("deletionGracePeriodSeconds", None)
+        return {**current, "metadata": metadata}
+
+    def _remove(self, info, obj: dict, expected_rv: str) -> dict:
+        metadata = _metadata(obj)
+        namespace = metadata.get("namespace") or ""
+        deleted = self.store.delete(info.plural, namespace, metadata["name"], expected_rv=expected_rv)
+        if info.namespaced:
+            self._finish_namespace_if_empty(namespace)
+        return deleted
+
+    def _delete_namespace(self, name: str, propagation_policy: str | None) -> dict:
+        """Mark the namespace Terminating, delete what it contains (pods stop gracefully), and
+        remove it once empty: now, or when its last object goes."""
+        if name in UNDELETABLE_NAMESPACES:
+            raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
+        info = self._info("namespaces")
+
+        def mark(current: dict) -> dict:
+            if _metadata(current).get("deletionTimestamp"):
+                return current
+            return {**current, "metadata": {**current["metadata"], "deletionTimestamp": self._now()},
+                    "status": {**(current.get("status") or {}), "phase": "Terminating"}}
+
+        marked = self._write(info, None, name, mark, None)
+        for contained in api.RESOURCES.values():
+            if not contained.namespaced:
+                continue
+            for item in self.store.list(contained.plural, name)[0]:
+                try:
+                    self.delete(contained.plural, name, item["metadata"]["name"], propagation_policy)
+                except errors.NotFound:
+                    pass
+        return self._finish_namespace_if_empty(name) or marked
+
+    def _finish_namespace_if_empty(self, namespace: str) -> dict | None:
+        stored = self.store.get("namespaces", "", namespace)
+        if stored is None or not _metadata(stored).get("deletionTimestamp"):
+            return None
+        if any(self.store.count(info.plural, namespace) for info in api.RESOURCES.values() if info.namespaced):
+            return None
+        try:
+            return self.store.delete("namespaces", "", namespace)
+        except (errors.NotFound, errors.Conflict):
+            return None
+
+
+def _patch_precondition(patch: Any) -> str | None:
+    """A merge patch that names a resourceVersion makes it a precondition, as in Kubernetes."""
+    if isinstance(patch, dict):
+        return (patch.get("metadata") or {}).get("resourceVersion")
+    return None

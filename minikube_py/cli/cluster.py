@@ -1,0 +1,163 @@
+"""Commands about the cluster itself rather than its objects: start, stop, status, version, image.
+
+`start`, `stop` and `status` hand over to `minikube_py.daemon`, which owns the daemon's life;
+images are host-local files, so `image` works on `runtime.images.ImageStore` directly and needs
+no running daemon. These commands never talk to the API except through the daemon module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import minikube_py
+from minikube_py.cli.main import CommandError, Context, Subcommands
+from minikube_py.cli.tables import Table
+
+
+def register(subcommands: Subcommands) -> None:
+    start = subcommands.add("start", "start the cluster daemon (API, controllers, scheduler, node agent)")
+    start.add_argument("--name", help="cluster name, [a-z][a-z0-9]{0,9}; it tags every host resource "
+                                      "(default: minikube)")
+    start.add_argument("--pod-cidr", metavar="CIDR", help="the range pod IPs come from (default: 10.244.0.0/16)")
+    start.add_argument("--port", type=int, metavar="N",
+                       help="also serve the API on 127.0.0.1:N (default: the unix socket only)")
+    start.add_argument("--node-name", metavar="NAME", help="the Node's name (default: the host name)")
+    start.add_argument("--foreground", action="store_true",
+                       help="run the daemon attached to this terminal instead of in the background")
+    start.add_argument("--restart-backoff", metavar="INITIAL:MAX",
+                       help="crash-loop back-off curve such as 1s:10s (default: Kubernetes' 10s:300s)")
+    start.add_argument("--pids-limit", type=int, metavar="N",
+                       help="the largest number of processes one pod may run (default: 1024)")
+    start.set_defaults(run=run_start)
+
+    subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made"
+                    ).set_defaults(run=run_stop)
+
+    status = subcommands.add("status", "show whether the cluster is running, and where its API is")
+    status.add_argument("-o", "--output", choices=["json"], help="print the status as JSON")
+    status.set_defaults(run=run_status)
+
+    subcommands.add("version", "print the minikube-py version").set_defaults(run=run_version)
+
+    images = subcommands.group("image", "manage the host-local images pods run from")
+    images.add("ls", "list images", aliases=("list",)).set_defaults(run=run_image_list)
+    image_import = images.add("import", "import a root filesystem tarball as an image")
+    image_import.add_argument("reference", metavar="NAME[:TAG]", help="the image name to create")
+    image_import.add_argument("file", metavar="FILE", help="a tar archive of the root filesystem")
+    image_import.set_defaults(run=run_image_import)
+    image_load = images.add("load", "load an OCI or Docker image archive (docker save / skopeo output)")
+    image_load.add_argument("file", metavar="FILE", help="the image archive")
+    image_load.set_defaults(run=run_image_load)
+    image_tag = images.add("tag", "give an image another name")
+    image_tag.add_argument("source", metavar="SOURCE", help="an existing image")
+    image_tag.add_argument("target", metavar="TARGET", help="the new name")
+    image_tag.set_defaults(run=run_image_tag)
+    image_remove = images.add("rm", "remove an image name or id (the image goes with its last name)",
+                              aliases=("remove",))
+    image_remove.add_argument("reference", metavar="NAME", help="the image to remove")
+    image_remove.set_defaults(run=run_image_remove)
+
+
+def _daemon():
+    from minikube_py import daemon
+
+    return daemon
+
+
+def run_start(args: argparse.Namespace, context: Context) -> int:
+    return _daemon().start(
+        context.home, name=args.name, pod_cidr=args.pod_cidr, port=args.port, node_name=args.node_name,
+        foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit)
+
+
+def run_stop(args: argparse.Namespace, context: Context) -> int:
+    return _daemon().stop(context.home)
+
+
+def format_status(status: dict) -> str:
+    """The `status` text: one `key: value` line per fact, like `minikube status`."""
+    if not status.get("running"):
+        state = "Stopped"
+    elif status.get("apiReachable", True):
+        state = f"Running (pid {status.get('pid')})"
+    else:
+        state = f"Running (pid {status.get('pid')}), API not answering"
+    node = status.get("node") or "<none>"
+    if status.get("running") and "nodeReady" in status:
+        node += " (Ready)" if status["nodeReady"] else " (NotReady)"
+    lines = [
+        f"cluster:\t{status.get('name') or '<none>'}",
+        f"daemon:\t{state}",
+        f"node:\t{node}",
+        f"pod CIDR:\t{status.get('podCIDR') or '<none>'}",
+        f"API:\t{status.get('apiSocket')}" + (f" and 127.0.0.1:{status['port']}" if status.get("port") else ""),
+        f"pods:\t{status['pods'] if status.get('pods') is not None else '<unknown>'}",
+    ]
+    from minikube_py.cli.tables import align_columns
+
+    return align_columns("\n".join(lines))
+
+
+def run_status(args: argparse.Namespace, context: Context) -> int:
+    status = _daemon().status(context.home)
+    if args.output == "json":
+        print(json.dumps(status, indent=2))
+    else:
+        print(format_status(status))
+    return 0 if status.get("running") else 1
+
+
+def run_version(args: argparse.Namespace, context: Context) -> int:
+    print(f"minikube-py version: v{minikube_py.__version__}")
+    return 0
+
+
+def _image_store(context: Context):
+    from minikube_py.runtime.images import ImageStore
+
+    return ImageStore(context.home)
+
+
+def _image_call(action):
+    """Run an ImageStore call, turning its errors (unknown image, bad archive, missing file) into `error:` lines."""
+    from minikube_py.runtime.images import ImageStoreError
+
+    try:
+        return action()
+    except (ImageStoreError, OSError) as error:
+        raise CommandError(str(error)) from None
+
+
+def run_image_list(args: argparse.Namespace, context: Context) -> int:
+    rows = _image_call(lambda: _image_store(context).list())
+    table = Table(["REPOSITORY", "TAG", "IMAGE ID", "SIZE", "CREATED"], [row.columns() for row in rows])
+    print(table.render())
+    return 0
+
+
+def run_image_import(args: argparse.Namespace, context: Context) -> int:
+    image = _image_call(lambda: _image_store(context).import_rootfs(args.reference, args.file))
+    print(f"Imported {image.reference} ({image.id})")
+    return 0
+
+
+def run_image_load(args: argparse.Namespace, context: Context) -> int:
+    loaded = _image_call(lambda: _image_store(context).load_archive(args.file))
+    for reference in loaded or []:
+        print(f"Loaded image: {reference}")
+    return 0
+
+
+def run_image_tag(args: argparse.Namespace, context: Context) -> int:
+    _image_call(lambda: _image_store(context).tag(args.source, args.target))
+    print(f"{args.target} tagged")
+    return 0
+
+
+def run_image_remove(args: argparse.Namespace, context: Context) -> int:
+    image_id = _image_call(lambda: _image_store(context).remove(args.reference))
+    print(f"Untagged: {args.reference}")
+    if not any(row.image_id == image_id for row in _image_store(context).list()):
+        print(f"Deleted: {image_id}")
+    return 0

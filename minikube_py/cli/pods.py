@@ -1,0 +1,207 @@
+"""Commands that reach into a running pod: logs, exec and inspect.
+
+They go through the API's pod subresources, which the node agent serves: `log` streams a
+container's log file (following it with `-f`), `exec` runs a command inside the container's
+namespaces with stdin, stdout, stderr and the exit code carried over one framed stream, and
+`inspect` returns what the pod is made of on this host (pids, namespace inodes, cgroups, veth).
+`inspect` prints that as a readable outline, marking each namespace a container shares with the
+pause process: the point of a pod made visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+
+from minikube_py.cli.describe import DescribeWriter
+from minikube_py.cli.main import CommandError, Context, Subcommands, print_error, split_type_and_name
+
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
+
+def register(subcommands: Subcommands) -> None:
+    logs = subcommands.add("logs", "print the logs of a container in a pod", namespaced=True)
+    logs.add_argument("pod", metavar="POD", help="the pod's name (or pod/NAME)")
+    logs.add_argument("-c", "--container", help="the container (default: the pod's default or first container)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines as they are written")
+    logs.add_argument("--tail", type=int, default=-1, metavar="N", help="print only the last N lines (-1: all)")
+    logs.add_argument("--timestamps", action="store_true", help="prefix each line with its RFC 3339 time")
+    logs.add_argument("-p", "--previous", action="store_true",
+                      help="print the logs of the previous, terminated instance of the container")
+    logs.set_defaults(run=run_logs)
+
+    exec_command = subcommands.add("exec", "run a command in a container of a pod", namespaced=True)
+    exec_command.add_argument("pod", metavar="POD", help="the pod's name (or pod/NAME)")
+    exec_command.add_argument("-c", "--container",
+                              help="the container (default: the pod's default or first container)")
+    exec_command.add_argument("-i", "--stdin", action="store_true", help="pass this terminal's stdin to the command")
+    exec_command.add_argument("-t", "--tty", action="store_true",
+                              help="give the command a terminal (this terminal goes into raw mode)")
+    exec_command.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]",
+                              help="the command to run, after --")
+    exec_command.set_defaults(run=run_exec)
+
+    inspect = subcommands.group("inspect", "show how an object is built on this host")
+    inspect_pod = inspect.add("pod", "show a pod's processes, namespace inodes, cgroups, rootfs, veth and IP",
+                              namespaced=True)
+    inspect_pod.add_argument("name", metavar="NAME", help="the pod's name")
+    inspect_pod.add_argument("-o", "--output", choices=["json"], help="print the raw inspect document as JSON")
+    inspect_pod.set_defaults(run=run_inspect_pod)
+
+
+def pod_name(text: str) -> str:
+    info, name = split_type_and_name(text, default_type="pods")
+    if info.plural != "pods":
+        raise CommandError(f"expected a pod, got {text!r}")
+    return name
+
+
+def choose_container(context: Context, namespace: str, name: str, container: str | None) -> str:
+    """kubectl's default container: the annotation's, else the first; says so when there is a choice."""
+    if container:
+        return container
+    pod = context.transport.get("pods", namespace, name)
+    names = [item["name"] for item in pod["spec"].get("containers") or []]
+    annotated = (pod["metadata"].get("annotations") or {}).get(DEFAULT_CONTAINER_ANNOTATION)
+    chosen = annotated if annotated in names else names[0]
+    if len(names) > 1:
+        print_error(f'Defaulted container "{chosen}" out of: {", ".join(names)}')
+    return chosen
+
+
+def write_bytes(stream, data: bytes) -> None:
+    stream.flush()
+    stream.buffer.write(data)
+    stream.buffer.flush()
+
+
+def run_logs(args: argparse.Namespace, context: Context) -> int:
+    name, namespace = pod_name(args.pod), context.default_namespace
+    container = choose_container(context, namespace, name, args.container)
+    chunks = context.transport.logs(namespace, name, container=container, follow=args.follow,
+                                    tail_lines=None if args.tail < 0 else args.tail,
+                                    timestamps=args.timestamps, previous=args.previous)
+    try:
+        for chunk in chunks:
+            write_bytes(sys.stdout, chunk)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+    return 0
+
+
+def forward_stdin(session) -> None:
+    """Copy our stdin to the command until end of file, then tell the command so."""
+    try:
+        while True:
+            data = os.read(sys.stdin.fileno(), 65536)
+            if not data:
+                break
+            session.write_stdin(data)
+    except (OSError, ValueError):
+        pass
+    finally:
+        try:
+            session.close_stdin()
+        except OSError:
+            pass
+
+
+def run_exec(args: argparse.Namespace, context: Context) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise CommandError("you must specify at least one command for the container, after --")
+    name, namespace = pod_name(args.pod), context.default_namespace
+    container = choose_container(context, namespace, name, args.container)
+    if args.tty and not args.stdin:
+        print_error("Unable to use a TTY - input is not a terminal or the right kind of file")
+    session = context.transport.exec(namespace, name, container, command, stdin=args.stdin, tty=args.tty)
+    terminal_settings = None
+    if args.tty and args.stdin and sys.stdin.isatty():
+        import termios
+        import tty
+
+        terminal_settings = termios.tcgetattr(sys.stdin.fileno())
+        tty.setraw(sys.stdin.fileno())
+    try:
+        if args.stdin:
+            threading.Thread(target=forward_stdin, args=(session,), daemon=True, name="exec-stdin").start()
+        for channel, data in session.read():
+            write_bytes(sys.stderr if channel == 2 else sys.stdout, data)
+        return session.wait()
+    except KeyboardInterrupt:
+        session.kill()
+        return 130
+    finally:
+        if terminal_settings is not None:
+            import termios
+
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, terminal_settings)
+
+
+def _limit_lines(limits: dict) -> list[str]:
+    memory, pids = limits.get("memory_bytes"), limits.get("pids_max")
+    quota, period = limits.get("cpu_quota_us"), limits.get("cpu_period_us")
+    lines = [f"memory:\t{f'{memory} bytes ({memory // (1 << 20)}Mi)' if memory else 'unlimited'}"]
+    if quota:
+        lines.append(f"cpu:\t{quota}us per {period}us ({quota * 1000 // period}m)" if period else f"cpu:\t{quota}us")
+    else:
+        lines.append("cpu:\tunlimited")
+    if limits.get("cpu_shares") is not None:
+        lines.append(f"cpu shares:\t{limits['cpu_shares']}")
+    lines.append(f"pids:\t{pids if pids else 'unlimited'}")
+    return lines
+
+
+def format_inspect(document: dict) -> str:
+    """The inspect document as an outline; namespaces shared with pause are marked as such."""
+    pod, pause = document.get("pod") or {}, document.get("pause") or {}
+    writer = DescribeWriter()
+    writer.write(0, f"Pod:\t{pod.get('namespace', '')}/{pod.get('name', '')}")
+    writer.write(0, f"UID:\t{pod.get('uid', '')}")
+    writer.write(0, f"IP:\t{pod.get('ip') or '<none>'}")
+    writer.write(0, f"Host veth:\t{pod.get('hostVeth') or '<none>'}"
+                    + (f" (on bridge {pod['bridge']})" if pod.get("bridge") else ""))
+    writer.write(0, f"Pod cgroup:\t{pod.get('cgroup') or '<none>'}")
+    pause_namespaces = pause.get("namespaces") or {}
+    writer.write(0, "Pause:")
+    writer.write(1, f"PID:\t{pause.get('pid', '<none>')}")
+    writer.write(1, "Namespaces:")
+    for kind, inode in sorted(pause_namespaces.items()):
+        writer.write(2, f"{kind}:\t{inode}")
+    writer.write(1, "Cgroups:")
+    for controller, path in sorted((pause.get("cgroups") or {}).items()):
+        writer.write(2, f"{controller}:\t{path}")
+    containers = document.get("containers") or []
+    writer.write(0, "Containers:" if containers else "Containers:\t<none>")
+    for container in containers:
+        shared = set(container.get("sharedWithPause") or [
+            kind for kind, inode in (container.get("namespaces") or {}).items() if pause_namespaces.get(kind) == inode])
+        writer.write(1, f"{container.get('name')}:")
+        writer.write(2, f"ID:\t{container.get('id', '')}")
+        writer.write(2, f"PID:\t{container.get('pid') or '<none>'}")
+        writer.write(2, f"State:\t{container.get('state', '')}")
+        writer.write(2, f"Image:\t{container.get('image', '')}")
+        writer.write(2, f"Rootfs:\t{container.get('rootfs', '')}")
+        writer.write(2, "Namespaces:")
+        for kind, inode in sorted((container.get("namespaces") or {}).items()):
+            writer.write(3, f"{kind}:\t{inode}{'  (shared with pause)' if kind in shared else ''}")
+        writer.write(2, "Cgroups:")
+        for controller, path in sorted((container.get("cgroups") or {}).items()):
+            writer.write(3, f"{controller}:\t{path}")
+        writer.write(2, "Limits:")
+        for line in _limit_lines(container.get("limits") or {}):
+            writer.write(3, line)
+    return writer.render()
+
+
+def run_inspect_pod(args: argparse.Namespace, context: Context) -> int:
+    document = context.transport.inspect(context.default_namespace, args.name)
+    print(json.dumps(document, indent=2) if args.output == "json" else format_inspect(document))
+    return 0

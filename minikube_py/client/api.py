@@ -1,0 +1,142 @@
+"""The typed API client: models in, models out, over any transport.
+
+Controllers, the agent and the CLI talk to the API through `ApiClient`. Its transport is either
+the `Registry` itself (in the daemon: no serialisation, no socket) or an `HttpTransport` (the CLI,
+a remote agent); both take and return wire dicts with the same method names, and `client.raw`
+exposes them for code that wants dicts. Here the dicts become `api` models, with the resource,
+name and namespace taken from the model where it has them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from minikube_py import api
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """`type` is ADDED, MODIFIED, DELETED or ERROR; `object` is the model (for ERROR, the
+    Status dict)."""
+
+    type: str
+    object: Any
+
+
+def _info(resource: str):
+    info = api.RESOURCES.get(resource)
+    return info if info is not None else api.resource_for(resource)
+
+
+def _info_of(obj: Any):
+    return api.resource_for_kind(obj.api_version, obj.kind)
+
+
+def _model(info, data: dict) -> Any:
+    return info.model.model_validate(data)
+
+
+class ModelWatch:
+    """A transport watch whose events carry models. Iterate, or `next(timeout)`; `close()`."""
+
+    def __init__(self, info, watch):
+        self._info = info
+        self._watch = watch
+
+    def next(self, timeout: float | None = None) -> WatchEvent | None:
+        event = self._watch.next(timeout)
+        if event is None:
+            return None
+        if event["type"] == "ERROR":
+            return WatchEvent("ERROR", event["object"])
+        return WatchEvent(event["type"], _model(self._info, event["object"]))
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        return self
+
+    def __next__(self) -> WatchEvent:
+        event = self.next()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def close(self) -> None:
+        self._watch.close()
+
+
+class ApiClient:
+    """Models over a transport with the Registry's methods (`client.raw`)."""
+
+    def __init__(self, transport: Any):
+        self.raw = transport
+
+    @classmethod
+    def local(cls, registry: Any) -> "ApiClient":
+        """In-process: calls go straight to the Registry."""
+        return cls(registry)
+
+    @classmethod
+    def connect(cls, home: str) -> "ApiClient":
+        """Over the unix socket of the daemon running in `home`."""
+        from minikube_py.client.transport import HttpTransport
+
+        return cls(HttpTransport(socket_path=os.path.join(home, "api.sock")))
+
+    def create(self, obj: Any) -> Any:
+        info = _info_of(obj)
+        return _model(info, self.raw.create(info.plural, obj.metadata.namespace, obj.to_dict()))
+
+    def get(self, resource: str, name: str, namespace: str | None = None) -> Any:
+        info = _info(resource)
+        return _model(info, self.raw.get(info.plural, namespace, name))
+
+    def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> tuple[list, str]:
+        """The items as models and the list's resourceVersion (watch from it)."""
+        info = _info(resource)
+        listing = self.raw.list(info.plural, namespace, label_selector, field_selector)
+        return [_model(info, item) for item in listing["items"]], listing["metadata"]["resourceVersion"]
+
+    def replace(self, obj: Any) -> Any:
+        info = _info_of(obj)
+        metadata = obj.metadata
+        return _model(info, self.raw.replace(info.plural, metadata.namespace, metadata.name, obj.to_dict()))
+
+    def patch(self, resource: str, name: str, patch: Any, namespace: str | None = None) -> Any:
+        """A JSON merge patch of spec and metadata."""
+        info = _info(resource)
+        return _model(info, self.raw.patch(info.plural, namespace, name, patch))
+
+    def replace_status(self, obj: Any) -> Any:
+        info = _info_of(obj)
+        metadata = obj.metadata
+        return _model(info, self.raw.replace_status(info.plural, metadata.namespace, metadata.name, obj.to_dict()))
+
+    def patch_status(self, resource: str, name: str, patch: Any, namespace: str | None = None) -> Any:
+        """A JSON merge patch of status only."""
+        info = _info(resource)
+        return _model(info, self.raw.patch_status(info.plural, namespace, name, patch))
+
+    def get_scale(self, resource: str, name: str, namespace: str | None = None) -> dict:
+        return self.raw.get_scale(_info(resource).plural, namespace, name)
+
+    def scale(self, resource: str, name: str, replicas: int, namespace: str | None = None) -> dict:
+        """Set spec.replicas through the scale subresource; returns the Scale."""
+        return self.raw.patch_scale(_info(resource).plural, namespace, name, {"spec": {"replicas": replicas}})
+
+    def bind(self, namespace: str | None, name: str, node_name: str) -> Any:
+        return _model(_info("pods"), self.raw.bind(namespace, name, node_name))
+
+    def delete(self, resource: str, name: str, namespace: str | None = None, propagation_policy: str | None = None,
+               grace_period_seconds: int | None = None) -> Any:
+        """Delete; returns the object (marked with deletionTimestamp, or its last state)."""
+        info = _info(resource)
+        return _model(info, self.raw.delete(info.plural, namespace, name, propagation_policy, grace_period_seconds))
+
+    def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None,
+              label_selector: str | None = None, field_selector: str | None = None) -> ModelWatch:
+        info = _info(resource)
+        return ModelWatch(info, self.raw.watch(info.plural, namespace, resource_version, label_selector,
+                                               field_selector))

@@ -1,0 +1,386 @@
+"""The API over HTTP: the Registry's methods, spoken to a minikube-py API server.
+
+`HttpTransport` has the same method names and arguments as `Registry` and returns the same wire
+dicts, so everything written against one works against the other (the CLI and remote agents use
+this one; the daemon's own controllers call the Registry directly). It talks HTTP/1.1 with
+`http.client` over the daemon's unix socket or TCP, keeps one keep-alive connection per thread,
+and turns every error `Status` back into the matching `ApiError`. Watches and log streams take
+their own connection; exec upgrades one to the server's framed stream protocol.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import socket
+import struct
+import threading
+from typing import Any, Iterator
+from urllib.parse import quote, urlencode, urlsplit
+
+from minikube_py import api
+from minikube_py.api import errors
+
+MERGE_PATCH = "application/merge-patch+json"
+EXEC_UPGRADE = "minikube-py-exec"
+STDIN, STDOUT, STDERR, EXIT_CODE, STDIN_CLOSED = 0, 1, 2, 3, 4
+FRAME_HEADER = struct.Struct(">BI")
+# Errors of a kept-alive connection the server has meanwhile closed: safe to send again once.
+STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+                           ConnectionAbortedError)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTPConnection to a unix socket path instead of host:port."""
+
+    def __init__(self, socket_path: str, timeout: float | None = None):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if self.timeout is not None:
+                sock.settimeout(self.timeout)
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _error_from_response(status: int, body: bytes) -> errors.ApiError:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and document.get("kind") == "Status":
+        return errors.ApiError.from_status(document)
+    error = errors.ApiError(f"the server answered {status}: {body[:200].decode(errors='replace')}")
+    error.code = status
+    return error
+
+
+class TransportWatch:
+    """A watch over HTTP: `{"type", "object"}` dicts as the server streams them. A reader thread
+    feeds a queue so `next(timeout)` can wait with a timeout; `close()` hangs up."""
+
+    _END = object()
+
+    def __init__(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse):
+        self._connection = connection
+        self._response = response
+        self._events: queue.Queue = queue.Queue()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read, name="watch-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                line = self._response.readline()
+                if not line:
+                    break
+                if line.strip():
+                    self._events.put(json.loads(line))
+        except Exception:  # a closed or broken stream: either way the watch is over
+            pass
+        finally:
+            self._events.put(self._END)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def next(self, timeout: float | None = None) -> dict | None:
+        """The next event; None on timeout or once the stream has ended."""
+        if self._closed:
+            return None
+        try:
+            event = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if event is self._END:
+            self._closed = True
+            self._events.put(self._END)
+            return None
+        return event
+
+    def __iter__(self) -> Iterator[dict]:
+        return self
+
+    def __next__(self) -> dict:
+        event = self.next()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def close(self) -> None:
+        self._closed = True
+        sock = self._connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._connection.close()
+
+
+class ExecStream:
+    """An exec on the server, over the framed protocol: the client side of `ExecSession`."""
+
+    def __init__(self, sock: socket.socket, reader):
+        self._socket = sock
+        self._reader = reader
+        self._write_lock = threading.Lock()
+        self._exit_code: int | None = None
+        self._finished = False
+
+    def _send(self, channel: int, data: bytes) -> None:
+        with self._write_lock:
+            self._socket.sendall(FRAME_HEADER.pack(channel, len(data)) + data)
+
+    def write_stdin(self, data: bytes) -> None:
+        self._send(STDIN, data)
+
+    def close_stdin(self) -> None:
+        self._send(STDIN_CLOSED, b"")
+
+    def read(self) -> Iterator[tuple[int, bytes]]:
+        """(1 stdout | 2 stderr, data) until the command exits."""
+        while not self._finished:
+            header = self._reader.read(FRAME_HEADER.size)
+            if len(header) < FRAME_HEADER.size:
+                self._finished = True
+                break
+            channel, length = FRAME_HEADER.unpack(header)
+            data = self._reader.read(length) if length else b""
+            if channel == EXIT_CODE:
+                self._exit_code = int(data.decode() or "1")
+                self._finished = True
+            else:
+                yield channel, data
+
+    def wait(self) -> int:
+        """The command's exit code (output not read yet is discarded)."""
+        for _ in self.read():
+            pass
+        self.close()
+        if self._exit_code is None:
+            raise errors.ApiError("the exec stream ended before the command's exit code arrived")
+        return self._exit_code
+
+    def kill(self) -> None:
+        """Hang up; the server kills the command."""
+        self.close()
+
+    def close(self) -> None:
+        self._finished = True
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._socket.close()
+
+
+class HttpTransport:
+    """The Registry's methods over HTTP. Give `socket_path` (the daemon's api.sock) or `url`
+    (`http://127.0.0.1:PORT`). Safe to share between threads."""
+
+    def __init__(self, socket_path: str | None = None, url: str | None = None, timeout: float | None = 60.0):
+        if (socket_path is None) == (url is None):
+            raise ValueError("HttpTransport needs exactly one of socket_path or url")
+        self.socket_path = socket_path
+        self.url = url
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"HttpTransport({self.socket_path or self.url!r})"
+
+    # -- connections
+
+    def _new_connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self.socket_path is not None:
+            return UnixHTTPConnection(self.socket_path, timeout=timeout)
+        parts = urlsplit(self.url)
+        return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+
+    def _request(self, method: str, path: str, body: Any = None,
+                 content_type: str = "application/json") -> Any:
+        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Accept": "application/json"}
+        if payload is not None:
+            headers["Content-Type"] = content_type
+        for attempt in (1, 2):
+            connection = getattr(self._local, "connection", None)
+            reused = connection is not None
+            if connection is None:
+                connection = self._local.connection = self._new_connection(self.timeout)
+            try:
+                connection.request(method, path, payload, headers)
+                response = connection.getresponse()
+                data = response.read()
+                break
+            except STALE_CONNECTION_ERRORS:
+                connection.close()
+                self._local.connection = None
+                if not reused or attempt == 2:
+                    raise
+            except BaseException:
+                connection.close()
+                self._local.connection = None
+                raise
+        if response.will_close:
+            connection.close()
+            self._local.connection = None
+        if response.status >= 400:
+            raise _error_from_response(response.status, data)
+        return json.loads(data) if data else None
+
+    def _open_stream(self, method: str, path: str, extra_headers: dict | None = None):
+        """A dedicated connection for a long response (watch, logs); raises on an error status."""
+        connection = self._new_connection(None)
+        try:
+            connection.request(method, path, headers={"Accept": "application/json", **(extra_headers or {})})
+            response = connection.getresponse()
+            if response.status >= 400:
+                raise _error_from_response(response.status, response.read())
+        except BaseException:
+            connection.close()
+            raise
+        return connection, response
+
+    # -- paths
+
+    @staticmethod
+    def _info(resource: str):
+        info = api.RESOURCES.get(resource)
+        return info if info is not None else api.resource_for(resource)
+
+    def _path(self, resource: str, namespace: str | None, name: str | None = None,
+              subresource: str | None = None, query: dict | None = None) -> str:
+        info = self._info(resource)
+        path = "/api/v1" if info.api_version == "v1" else f"/apis/{info.api_version}"
+        if info.namespaced and (namespace or name is not None):
+            path += f"/namespaces/{quote(namespace or 'default', safe='')}"
+        path += f"/{info.plural}"
+        if name is not None:
+            path += f"/{quote(name, safe='')}"
+        if subresource is not None:
+            path += f"/{subresource}"
+        query = {key: value for key, value in (query or {}).items() if value is not None}
+        return f"{path}?{urlencode(query, doseq=True)}" if query else path
+
+    # -- the Registry's methods
+
+    def version(self) -> dict:
+        return self._request("GET", "/version")
+
+    def create(self, resource: str, namespace: str | None, body: dict) -> dict:
+        if self._info(resource).namespaced:
+            namespace = namespace or (body.get("metadata") or {}).get("namespace") or "default"
+        return self._request("POST", self._path(resource, namespace), body)
+
+    def get(self, resource: str, namespace: str | None, name: str) -> dict:
+        return self._request("GET", self._path(resource, namespace, name))
+
+    def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> dict:
+        return self._request("GET", self._path(resource, namespace, query={
+            "labelSelector": label_selector, "fieldSelector": field_selector}))
+
+    def replace(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+        return self._request("PUT", self._path(resource, namespace, name), body)
+
+    def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
+              patch_type: str = MERGE_PATCH) -> dict:
+        return self._request("PATCH", self._path(resource, namespace, name), patch, patch_type)
+
+    def replace_status(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+        return self._request("PUT", self._path(resource, namespace, name, "status"), body)
+
+    def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
+                     patch_type: str = MERGE_PATCH) -> dict:
+        return self._request("PATCH", self._path(resource, namespace, name, "status"), patch, patch_type)
+
+    def get_scale(self, resource: str, namespace: str | None, name: str) -> dict:
+        return self._request("GET", self._path(resource, namespace, name, "scale"))
+
+    def replace_scale(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+        return self._request("PUT", self._path(resource, namespace, name, "scale"), body)
+
+    def patch_scale(self, resource: str, namespace: str | None, name: str, patch: Any,
+                    patch_type: str = MERGE_PATCH) -> dict:
+        return self._request("PATCH", self._path(resource, namespace, name, "scale"), patch, patch_type)
+
+    def bind(self, namespace: str | None, name: str, node_name: str) -> dict:
+        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
+        return self._request("POST", self._path("pods", namespace, name, "binding"), body)
+
+    def delete(self, resource: str, namespace: str | None, name: str, propagation_policy: str | None = None,
+               grace_period_seconds: int | None = None) -> dict:
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy is not None:
+            options["propagationPolicy"] = propagation_policy
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        return self._request("DELETE", self._path(resource, namespace, name), options)
+
+    def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None,
+              label_selector: str | None = None, field_selector: str | None = None,
+              timeout_seconds: int | None = None) -> TransportWatch:
+        path = self._path(resource, namespace, query={
+            "watch": "1", "resourceVersion": resource_version, "labelSelector": label_selector,
+            "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds})
+        return TransportWatch(*self._open_stream("GET", path))
+
+    # -- pod subresources served by the node agent
+
+    def logs(self, namespace: str | None, name: str, container: str | None = None, follow: bool = False,
+             tail_lines: int | None = None, timestamps: bool = False, previous: bool = False) -> Iterator[bytes]:
+        path = self._path("pods", namespace, name, "log", query={
+            "container": container, "follow": "true" if follow else None, "tailLines": tail_lines,
+            "timestamps": "true" if timestamps else None, "previous": "true" if previous else None})
+        connection, response = self._open_stream("GET", path)
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                while chunk := response.read1(65536):
+                    yield chunk
+            finally:
+                connection.close()
+
+        return chunks()
+
+    def inspect(self, namespace: str | None, name: str) -> dict:
+        return self._request("GET", self._path("pods", namespace, name, "inspect"))
+
+    def exec(self, namespace: str | None, name: str, container: str | None, command: list[str],
+             tty: bool = False, stdin: bool = True) -> ExecStream:
+        path = self._path("pods", namespace, name, "exec", query={
+            "command": list(command), "container": container, "tty": "1" if tty else "0",
+            "stdin": "1" if stdin else "0"})
+        connection = self._new_connection(None)
+        connection.connect()
+        sock = connection.sock
+        request = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+                   f"Upgrade: {EXEC_UPGRADE}\r\nContent-Length: 0\r\n\r\n")
+        try:
+            sock.sendall(request.encode())
+            reader = sock.makefile("rb")
+            status_line = reader.readline().decode("latin-1")
+            headers = {}
+            while (line := reader.readline().decode("latin-1").strip()):
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+            status = int(status_line.split()[1]) if len(status_line.split()) > 1 else 0
+            if status != 101:
+                body = reader.read(int(headers.get("content-length") or 0))
+                raise _error_from_response(status, body)
+        except BaseException:
+            sock.close()
+            raise
+        return ExecStream(sock, reader)

@@ -1,0 +1,555 @@
+"""`LinuxRuntime`: the `Runtime` the node agent uses on a real host, built from the runtime's parts.
+
+The daemon side of the runtime. It prepares what needs no fork (cgroups with their limits, the
+image's layers, the pod's veth) and asks the supervisor (supervisor.py, a separate long-lived
+process reached over `supervisor.sock`) to fork pause processes and containers, so containers
+outlive the daemon. State is read back from the supervisor's records (`containers/<id>/state.json`)
+and facts for `inspect` from /proc and cgroupfs, never from this object's memory: a restarted
+daemon sees exactly what a running one sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import termios
+import threading
+import time
+from typing import Iterator
+
+from minikube_py.runtime import linux
+from minikube_py.runtime.cgroups import CgroupDriver
+from minikube_py.runtime.container import ContainerSpec, SandboxSpec
+from minikube_py.runtime.images import ImageStore
+from minikube_py.runtime.network import PodNetwork
+from minikube_py.runtime.pause import ensure_pause_binary
+from minikube_py.runtime.supervisor import process_alive, read_json, socket_path
+from minikube_py.runtime.types import (
+    ContainerConfig,
+    ContainerState,
+    ExecResult,
+    ImageConfig,
+    RuntimeError_,
+    Sandbox,
+    SandboxConfig,
+)
+
+SUPERVISOR_START_TIMEOUT = 10.0
+SUPERVISOR_STOP_TIMEOUT = 10.0
+KILL_WAIT_SECONDS = 10.0
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SANDBOX_NAMESPACES = ("uts", "ipc", "net")
+
+
+def python_module_command(module: str, *arguments: str) -> tuple[list[str], dict[str, str]]:
+    """Command and environment to run one of our modules in a fresh interpreter, fast.
+
+    `-S` skips site-packages start-up (tens of ms of .pth files); the modules run this way need
+    only the standard library, and PYTHONPATH points at this copy of minikube_py.
+    """
+    search_path = os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
+    return [sys.executable, "-S", "-m", module, *arguments], dict(os.environ, PYTHONPATH=search_path)
+
+
+def container_id_for(sandbox_id: str, name: str, attempt: int) -> str:
+    """Stable per (pod, container, restart): the same attempt always names the same directory."""
+    return hashlib.sha256(f"{sandbox_id}/{name}/{attempt}".encode()).hexdigest()[:32]
+
+
+def state_from_record(record: dict) -> ContainerState:
+    return ContainerState(
+        id=record["id"], sandbox_id=record["sandbox_id"], name=record["name"], attempt=record["attempt"],
+        status=record["status"], pid=record["pid"] if record["status"] == "running" else 0,
+        started_at=record["started_at"], finished_at=record["finished_at"], exit_code=record["exit_code"],
+        signal=record["signal"], oom_killed=record["oom_killed"], log_path=record["log_path"], cgroup=record["cgroup"],
+    )
+
+
+def sandbox_from_record(record: dict) -> Sandbox:
+    return Sandbox(
+        id=record["id"], pod_name=record["pod_name"], namespace=record["namespace"], pause_pid=record["pid"],
+        pause_start_time=record["start_time"], ip=record["ip"], host_veth=record.get("host_veth", ""),
+        cgroup=record["cgroup"], share_process_namespace=record["share_process_namespace"],
+    )
+
+
+def namespace_inodes(pid: int) -> dict[str, int]:
+    inodes = {}
+    for kind in ("uts", "ipc", "net", "pid", "mnt"):
+        try:
+            inodes[kind] = linux.namespace_inode(pid, kind)
+        except OSError:
+            pass
+    return inodes
+
+
+class SupervisorClient:
+    """Line-delimited JSON requests to the supervisor, one short connection per request (thread-safe)."""
+
+    def __init__(self, home: str):
+        self.path = socket_path(home)
+
+    def connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def request(self, message: dict, timeout: float = 60.0) -> dict:
+        try:
+            with self.connect() as sock:
+                sock.settimeout(timeout)
+                sock.sendall((json.dumps(message) + "\n").encode())
+                reader = sock.makefile("rb")
+                line = reader.readline()
+        except OSError as error:
+            raise RuntimeError_("RuntimeNotReady", f"supervisor at {self.path}: {error}; is the node started?") from error
+        if not line:
+            raise RuntimeError_("RuntimeNotReady", f"supervisor at {self.path} closed the connection during {message['op']}")
+        return json.loads(line)
+
+    def call(self, message: dict, timeout: float = 60.0) -> dict:
+        """Like request, but an error answer raises RuntimeError_ with the supervisor's reason."""
+        response = self.request(message, timeout)
+        if not response.get("ok"):
+            raise RuntimeError_(response["reason"], response["message"])
+        return response
+
+    def alive(self) -> bool:
+        try:
+            return bool(self.request({"op": "ping"}, timeout=5.0).get("ok"))
+        except RuntimeError_:
+            return False
+
+
+class ProcessExecSession:
+    """An `exec` running as an nsexec process: pipes (or a pty) in the daemon, the command in the container."""
+
+    def __init__(self, command: list[str], environment: dict[str, str], tty: bool):
+        self.tty = tty
+        if tty:
+            self.master, slave = pty.openpty()
+            self.process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=environment)
+            os.close(slave)
+            self._outputs = {self.master: 1}
+        else:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, env=environment)
+            self._outputs = {self.process.stdout.fileno(): 1, self.process.stderr.fileno(): 2}
+
+    def write_stdin(self, data: bytes) -> None:
+        if self.tty:
+            os.write(self.master, data)
+        else:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+
+    def close_stdin(self) -> None:
+        if self.tty:
+            os.write(self.master, bytes([termios.tcgetattr(self.master)[6][termios.VEOF][0]]))
+        elif not self.process.stdin.closed:
+            self.process.stdin.close()
+
+    def read(self) -> Iterator[tuple[int, bytes]]:
+        open_fds = dict(self._outputs)
+        while open_fds:
+            readable, _, _ = select.select(list(open_fds), [], [])
+            for fd in readable:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # a pty master reads EIO once the last slave closed
+                    data = b""
+                if data:
+                    yield open_fds[fd], data
+                else:
+                    del open_fds[fd]
+
+    def wait(self) -> int:
+        code = self.process.wait()
+        if self.tty:
+            os.close(self.master)
+            self.tty = False
+        return code if code >= 0 else 128 - code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # nsexec kills and reaps the command
+
+
+class LinuxRuntime:
+    """Pods as real processes: pause + containers forked by the supervisor, cgroups, veths, overlay roots."""
+
+    def __init__(self, cluster_name: str, home: str, pod_cidr: str, cgroups: CgroupDriver | None = None,
+                 network: PodNetwork | None = None, images: ImageStore | None = None):
+        self.cluster_name = cluster_name
+        self.home = os.path.abspath(home)
+        self.pod_cidr = pod_cidr
+        self.cgroup_parent = f"minikube-py-{cluster_name}"
+        self.containers_dir = os.path.join(self.home, "containers")
+        self._cgroups = cgroups
+        self._network = network
+        self._images = images
+        self.supervisor = SupervisorClient(self.home)
+        self.pause_binary = ""
+        self._subscription: socket.socket | None = None
+        self._subscription_buffer = b""
+        self._subscription_lock = threading.Lock()
+
+    # ---- parts, made on first use so a runtime object is cheap to construct
+
+    @property
+    def cgroups(self) -> CgroupDriver:
+        if self._cgroups is None:
+            self._cgroups = CgroupDriver.detect()
+        return self._cgroups
+
+    @property
+    def network(self) -> PodNetwork:
+        if self._network is None:
+            self._network = PodNetwork(self.cluster_name, self.pod_cidr)
+        return self._network
+
+    @property
+    def images(self) -> ImageStore:
+        if self._images is None:
+            self._images = ImageStore(self.home)
+        return self._images
+
+    # ---- node
+
+    def start(self) -> None:
+        for directory in (self.home, self.containers_dir, os.path.join(self.home, "sandboxes")):
+            os.makedirs(directory, exist_ok=True)
+        self.pause_binary = ensure_pause_binary(self.home)
+        self.cgroups.create(self.cgroup_parent)
+        self.network.ensure_bridge()
+        if not self.supervisor.alive():
+            self._start_supervisor()
+        self._subscribe()
+
+    def _start_supervisor(self) -> None:
+        """Launch the supervisor detached; it signals readiness by writing one line on a pipe."""
+        ready_read, ready_write = os.pipe()
+        command, environment = python_module_command("minikube_py.runtime.supervisor", "--home", self.home,
+                                                     "--ready-fd", str(ready_write))
+        try:
+            launcher = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                close_fds=True, pass_fds=(ready_write,), start_new_session=True, cwd="/", env=environment,
+            )
+        finally:
+            os.close(ready_write)
+        try:
+            launcher.wait(timeout=SUPERVISOR_START_TIMEOUT)  # the first fork exits at once
+            ready, _, _ = select.select([ready_read], [], [], SUPERVISOR_START_TIMEOUT)
+            answer = os.read(ready_read, 64) if ready else b""
+        finally:
+            os.close(ready_read)
+        if not answer.startswith(b"ready"):
+            raise RuntimeError_(
+                "RuntimeNotReady",
+                f"the supervisor did not start within {SUPERVISOR_START_TIMEOUT:.0f}s; see {self.home}/supervisor.log",
+            )
+
+    def _subscribe(self) -> None:
+        with self._subscription_lock:
+            if self._subscription is not None:
+                self._subscription.close()
+            sock = self.supervisor.connect()
+            sock.sendall(b'{"op": "subscribe"}\n')
+            self._subscription, self._subscription_buffer = sock, b""
+            self._read_subscription_line(timeout=10.0)  # the {"ok": true} of the subscription
+
+    def _read_subscription_line(self, timeout: float) -> dict | None:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._subscription_buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._subscription], [], [], remaining)[0]:
+                return None
+            chunk = self._subscription.recv(65536)
+            if not chunk:
+                raise ConnectionError("the supervisor closed the event subscription")
+            self._subscription_buffer += chunk
+        line, self._subscription_buffer = self._subscription_buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    # ---- images
+
+    def image_config(self, reference: str) -> ImageConfig:
+        image = self.images.resolve(reference)
+        return ImageConfig(
+            reference=reference, id=image.id, entrypoint=list(image.config.entrypoint), cmd=list(image.config.cmd),
+            env=[tuple(item.split("=", 1)) if "=" in item else (item, "") for item in image.config.env],
+            working_dir=image.config.working_dir, user=image.config.user,
+        )
+
+    # ---- sandboxes
+
+    def create_sandbox(self, config: SandboxConfig) -> Sandbox:
+        pod_cgroup = f"{self.cgroup_parent}/pod-{config.pod_uid}"
+        # The pause gets a leaf of its own: on cgroup v2 a cgroup with controlled children holds no processes.
+        pause_cgroup = f"{pod_cgroup}/pause"
+        try:
+            self.cgroups.create(pod_cgroup, config.limits)
+            self.cgroups.create(pause_cgroup)
+            spec = SandboxSpec(id=config.pod_uid, hostname=config.hostname,
+                               share_process_namespace=config.share_process_namespace,
+                               pause_binary=self.pause_binary or ensure_pause_binary(self.home),
+                               cgroup_dirs=self._cgroup_dirs(pause_cgroup))
+            record = {"pod_name": config.pod_name, "namespace": config.namespace, "ip": config.ip, "cgroup": pod_cgroup}
+            answer = self.supervisor.call({"op": "create_sandbox", "spec": spec.__dict__, "record": record})
+        except RuntimeError_ as error:
+            self._remove_cgroup_quietly(pod_cgroup)
+            raise RuntimeError_("CreatePodSandboxError", f"pod {config.namespace}/{config.pod_name}: {error.message}") from error
+        except OSError as error:
+            self._remove_cgroup_quietly(pod_cgroup)
+            raise RuntimeError_("CreatePodSandboxError", f"pod {config.namespace}/{config.pod_name}: {error}") from error
+        sandbox = sandbox_from_record(answer["sandbox"])
+        try:
+            sandbox.host_veth = self.network.attach(config.pod_uid, sandbox.pause_pid, config.ip,
+                                                    f"{config.namespace}/{config.pod_name}")
+            self.supervisor.call({"op": "update_sandbox", "id": sandbox.id, "fields": {"host_veth": sandbox.host_veth}})
+        except BaseException:
+            self.remove_sandbox(sandbox)
+            raise
+        return sandbox
+
+    def sandbox_alive(self, sandbox: Sandbox) -> bool:
+        return process_alive(sandbox.pause_pid, sandbox.pause_start_time)
+
+    def remove_sandbox(self, sandbox: Sandbox) -> None:
+        for state in self.list_containers():
+            if state.sandbox_id == sandbox.id:
+                self.remove_container(state.id)
+        if self.sandbox_alive(sandbox):
+            self.supervisor.call({"op": "signal", "kind": "sandbox", "id": sandbox.id, "signal": signal.SIGKILL})
+        if sandbox.host_veth:
+            self.network.detach(sandbox.host_veth)
+        self._remove_cgroup_quietly(sandbox.cgroup, raise_errors=True)  # waits until the pod's processes are gone
+        self.supervisor.call({"op": "remove_sandbox", "id": sandbox.id})
+
+    def list_sandboxes(self) -> list[Sandbox]:
+        records = self.supervisor.call({"op": "list"})["sandboxes"]
+        return [sandbox_from_record(record) for record in records if record["status"] == "running"]
+
+    # ---- containers
+
+    def start_container(self, sandbox: Sandbox, config: ContainerConfig) -> ContainerState:
+        if not self.sandbox_alive(sandbox):
+            raise RuntimeError_("CreateContainerError", f"sandbox {sandbox.id} of pod {sandbox.namespace}/{sandbox.pod_name} "
+                                "is not running; the pod's sandbox must be recreated")
+        image = self.images.resolve(config.image)
+        container_id = container_id_for(sandbox.id, config.name, config.attempt)
+        cgroup = f"{sandbox.cgroup}/{container_id}"
+        namespaces = [[kind, sandbox.namespace_path(kind)] for kind in SANDBOX_NAMESPACES]
+        if sandbox.share_process_namespace:
+            namespaces.append(["pid", sandbox.namespace_path("pid")])
+        try:
+            self.cgroups.create(cgroup, config.limits)
+        except OSError as error:
+            raise RuntimeError_("CreateContainerError", f"container {config.name}: cgroup {cgroup}: {error}") from error
+        spec = ContainerSpec(
+            id=container_id, sandbox_id=sandbox.id, name=config.name, attempt=config.attempt, image=image.reference,
+            directory=os.path.join(self.containers_dir, container_id), layers=list(image.layers),
+            argv=list(config.argv), env=[[name, value] for name, value in config.env], working_dir=config.working_dir or "/",
+            uid=config.uid, gid=config.gid, namespaces=namespaces,
+            new_pid_namespace=not sandbox.share_process_namespace,
+            mounts=[mount.__dict__ for mount in config.mounts], cgroup_dirs=self._cgroup_dirs(cgroup), cgroup=cgroup,
+            log_path=config.log_path, log_max_bytes=config.log_max_bytes, log_max_files=config.log_max_files,
+        )
+        if not spec.argv:
+            raise RuntimeError_("CreateContainerError", f"container {config.name}: no command given and the image has none")
+        answer = self.supervisor.request({"op": "start_container", "spec": spec.to_json()})
+        if not answer.get("ok"):
+            self._remove_cgroup_quietly(cgroup)
+            raise RuntimeError_(answer["reason"], answer["message"])
+        return state_from_record(answer["container"])
+
+    def _record(self, container_id: str) -> dict:
+        record = read_json(os.path.join(self.containers_dir, container_id, "state.json"))
+        if record is None:
+            raise RuntimeError_("ContainerStatusUnknown", f"container {container_id} not found in {self.containers_dir}")
+        return record
+
+    def container_state(self, container_id: str) -> ContainerState:
+        return state_from_record(self._record(container_id))
+
+    def list_containers(self) -> list[ContainerState]:
+        return [state_from_record(record) for record in self.supervisor.call({"op": "list"})["containers"]]
+
+    def wait_any(self, timeout: float) -> list[ContainerState]:
+        exited: list[ContainerState] = []
+        with self._subscription_lock:
+            if self._subscription is None:
+                raise RuntimeError_("RuntimeNotReady", "wait_any before start(): the runtime has no event subscription")
+            try:
+                event = self._read_subscription_line(timeout)
+                while event is not None:
+                    if event.get("event") == "exited":
+                        exited.append(state_from_record(event["container"]))
+                    event = self._read_subscription_line(0)
+            except (ConnectionError, OSError):
+                self._subscription.close()
+                self._subscription = None
+        if self._subscription is None:
+            self._subscribe()  # the supervisor restarted; exits in between are in list_containers()
+        return exited
+
+    def stop_container(self, container_id: str, grace_seconds: float) -> ContainerState:
+        record = self._record(container_id)
+        if record["status"] == "running":
+            if grace_seconds > 0:
+                self._signal(container_id, signal.SIGTERM)
+                record = self._wait_exit(container_id, grace_seconds)
+            if record["status"] == "running":
+                self._signal(container_id, signal.SIGKILL)
+                self.cgroups.kill_all(record["cgroup"])
+                record = self._wait_exit(container_id, KILL_WAIT_SECONDS)
+        if record.get("cgroup"):
+            self.cgroups.kill_all(record["cgroup"])  # leftovers of a shared PID namespace outlive PID 1
+        return state_from_record(record)
+
+    def _signal(self, container_id: str, number: int) -> None:
+        self.supervisor.call({"op": "signal", "kind": "container", "id": container_id, "signal": int(number)})
+
+    def _wait_exit(self, container_id: str, timeout: float) -> dict:
+        answer = self.supervisor.call({"op": "wait_exit", "id": container_id, "timeout": timeout}, timeout=timeout + 30)
+        return answer["container"] or self._record(container_id)
+
+    def remove_container(self, container_id: str) -> None:
+        try:
+            record = self._record(container_id)
+        except RuntimeError_:
+            return
+        if record["status"] == "running":
+            self.stop_container(container_id, 0)
+        self.supervisor.call({"op": "remove_container", "id": container_id})
+        if record.get("cgroup"):
+            self._remove_cgroup_quietly(record["cgroup"], raise_errors=True)
+
+    # ---- exec
+
+    def _nsexec_command(self, container_id: str, argv: list[str], tty: bool) -> tuple[list[str], dict[str, str]]:
+        record = self._record(container_id)
+        if record["status"] != "running" or not process_alive(record["pid"], record["start_time"]):
+            raise RuntimeError_("ContainerNotRunning", f"container {record['name']} ({container_id}) is not running")
+        spec = record["spec"]
+        arguments = ["--pid", str(record["pid"]), "--start-time", str(record["start_time"]), "--uid", str(spec["uid"]),
+                     "--gid", str(spec["gid"]), "--cwd", spec["working_dir"]]
+        for directory in spec["cgroup_dirs"]:
+            arguments += ["--cgroup-dir", directory]
+        arguments += (["--tty"] if tty else []) + ["--", *argv]
+        return python_module_command("minikube_py.runtime.nsexec", *arguments)
+
+    def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult:
+        command, environment = self._nsexec_command(container_id, argv, tty=False)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=environment)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            process.terminate()  # nsexec kills and reaps the command
+            process.communicate()
+            raise RuntimeError_("DeadlineExceeded", f"command {argv} in container {container_id} "
+                                f"did not finish within {timeout:g}s") from error
+        code = process.returncode
+        return ExecResult(code if code >= 0 else 128 - code, stdout, stderr)
+
+    def exec_stream(self, container_id: str, argv: list[str], tty: bool = False) -> ProcessExecSession:
+        return ProcessExecSession(*self._nsexec_command(container_id, argv, tty), tty)
+
+    # ---- inspect
+
+    def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
+        pause_namespaces = namespace_inodes(sandbox.pause_pid) if self.sandbox_alive(sandbox) else {}
+        document = {
+            "pod": {"ip": sandbox.ip, "hostVeth": sandbox.host_veth, "bridge": self.network.bridge_name,
+                    "cgroup": sandbox.cgroup},
+            "pause": {"pid": sandbox.pause_pid if pause_namespaces else 0, "namespaces": pause_namespaces,
+                      "cgroups": self.cgroups.absolute_paths(f"{sandbox.cgroup}/pause"),
+                      "podLimits": self._read_limits(sandbox.cgroup)},
+            "containers": [],
+        }
+        for name, container_id in container_ids.items():
+            try:
+                record = self._record(container_id)
+            except RuntimeError_:
+                continue
+            running = record["status"] == "running" and process_alive(record["pid"], record["start_time"])
+            namespaces = namespace_inodes(record["pid"]) if running else {}
+            document["containers"].append({
+                "name": name, "id": container_id, "pid": record["pid"] if running else 0, "state": record["status"],
+                "namespaces": namespaces,
+                "sharedWithPause": sorted(kind for kind, inode in namespaces.items() if pause_namespaces.get(kind) == inode),
+                "cgroups": self.cgroups.absolute_paths(record["cgroup"]),
+                "limits": self._read_limits(record["cgroup"]),
+                "rootfs": os.path.join(record["spec"]["directory"], "rootfs"),
+                "image": record["spec"]["image"],
+            })
+        return document
+
+    def _read_limits(self, cgroup: str) -> dict:
+        try:
+            return self.cgroups.read_limits(cgroup)
+        except OSError:
+            return {}
+
+    # ---- shutdown
+
+    def shutdown(self, remove_all: bool) -> None:
+        with self._subscription_lock:
+            if self._subscription is not None:
+                self._subscription.close()
+                self._subscription = None
+        if not remove_all:
+            return  # containers keep running under the supervisor; the next start re-adopts them
+        if self.supervisor.alive():
+            answer = self.supervisor.call({"op": "list"})
+            for record in answer["sandboxes"]:
+                self.remove_sandbox(sandbox_from_record(record))
+            for record in self.supervisor.call({"op": "list"})["containers"]:
+                self.remove_container(record["id"])
+            self._stop_supervisor()
+        for host_veth in self.network.list_veths():
+            self.network.detach(host_veth)
+        self.network.remove_bridge()
+        self._remove_cgroup_quietly(self.cgroup_parent, raise_errors=True)
+        for directory in ("containers", "sandboxes"):
+            shutil.rmtree(os.path.join(self.home, directory), ignore_errors=True)
+
+    def _stop_supervisor(self) -> None:
+        pid = self.supervisor.call({"op": "ping"})["pid"]
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        try:
+            self.supervisor.call({"op": "shutdown"})
+            if not select.select([pidfd], [], [], SUPERVISOR_STOP_TIMEOUT)[0]:
+                os.kill(pid, signal.SIGKILL)
+                select.select([pidfd], [], [], SUPERVISOR_STOP_TIMEOUT)
+        finally:
+            os.close(pidfd)
+
+    # ---- helpers
+
+    def _cgroup_dirs(self, cgroup: str) -> list[str]:
+        return sorted(set(self.cgroups.absolute_paths(cgroup).values()))
+
+    def _remove_cgroup_quietly(self, cgroup: str, raise_errors: bool = False) -> None:
+        try:
+            self.cgroups.remove(cgroup)
+        except (OSError, RuntimeError_):
+            if raise_errors:
+                raise

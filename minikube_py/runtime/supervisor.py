@@ -1,0 +1,767 @@
+"""The per-node supervisor: parent of every pause process and container, so a daemon restart loses nothing.
+
+One small long-lived Python process per cluster, started detached by `LinuxRuntime.start()`. It
+forks pause processes and containers (see container.py for the child's side), reaps them as a
+child subreaper, records each exit in `containers/<id>/state.json`, and turns containers'
+stdout/stderr into CRI-format log files with size-based rotation. It is single-threaded (one
+selectors loop), which keeps fork safe, and speaks line-delimited JSON on `supervisor.sock`:
+each request `{"op": ...}` gets one response `{"ok": true, ...}` or `{"ok": false, "reason",
+"message"}`; a `subscribe` connection then receives `{"event": "exited", "container": {...}}`
+lines, and `wait_exit` answers when a container exits or its timeout passes.
+
+Limitation: when the supervisor itself restarts, it re-reads the records and follows still-running
+processes through pidfds, but their stdout/stderr pipes died with the old supervisor: logs of
+containers started by a previous supervisor are not re-attached, their exit codes cannot be read
+(recorded as 137, reason ContainerStatusUnknown, as the kubelet does for a vanished container).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import json
+import logging
+import os
+import select
+import selectors
+import shutil
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from minikube_py.runtime import linux
+from minikube_py.runtime.cgroups import CgroupDriver
+from minikube_py.runtime.container import (
+    ContainerSpec,
+    SandboxSpec,
+    SetupError,
+    run_container_child,
+    run_sandbox_child,
+)
+from minikube_py.runtime.types import RuntimeError_
+
+log = logging.getLogger("minikube_py.supervisor")
+
+SETUP_TIMEOUT_SECONDS = 30.0  # a child that has not exec'd by then is killed
+MAX_LOG_LINE = 16 * 1024  # longer lines are split into partial (P) entries, as containerd does
+READ_CHUNK = 64 * 1024
+MAX_OUTBOX_BYTES = 8 * 1024 * 1024
+
+
+def socket_path(home: str) -> str:
+    return os.path.join(home, "supervisor.sock")
+
+
+def pid_path(home: str) -> str:
+    return os.path.join(home, "supervisor.pid")
+
+
+def write_json_atomically(path: str, data: dict) -> None:
+    """Readers see the old or the new record, never half of one."""
+    partial = f"{path}.tmp"
+    with open(partial, "w") as file:
+        json.dump(data, file)
+    os.replace(partial, path)
+
+
+def read_json(path: str) -> dict | None:
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+# ---- CRI log files --------------------------------------------------------------------------------
+
+
+def cri_timestamp(epoch_ns: int) -> str:
+    """RFC 3339 with nanoseconds, UTC: 2026-11-21T22:30:00.123456789Z."""
+    seconds, nanoseconds = divmod(epoch_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds:09d}Z"
+
+
+def cri_line(epoch_ns: int, stream: str, partial: bool, text: bytes) -> bytes:
+    """One kubelet log line: `<time> <stdout|stderr> <F|P> <text>`; P marks a line continued in the next."""
+    return f"{cri_timestamp(epoch_ns)} {stream} {'P' if partial else 'F'} ".encode() + text + b"\n"
+
+
+class ContainerLog:
+    """A container's log file, rotated by size: path, path.1 (newest old), ... path.(max_files - 1)."""
+
+    def __init__(self, path: str, max_bytes: int, max_files: int, clock_ns=time.time_ns):
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_files = max(max_files, 1)
+        self.clock_ns = clock_ns
+        self._fd: int | None = None
+        self._size = 0
+
+    def write(self, stream: str, partial: bool, text: bytes) -> None:
+        if not self.path:
+            return
+        line = cri_line(self.clock_ns(), stream, partial, text)
+        if self._fd is None:
+            self._open()
+        if self._size and self._size + len(line) > self.max_bytes:
+            self._rotate()
+        os.write(self._fd, line)
+        self._size += len(line)
+
+    def _open(self) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        for index in range(self.max_files - 1, 0, -1):
+            older = self.path if index == 1 else f"{self.path}.{index - 1}"
+            if os.path.exists(older):
+                os.replace(older, f"{self.path}.{index}")
+        if self.max_files == 1:
+            os.unlink(self.path)
+        self._open()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class LogStream:
+    """One of a container's output pipes, cut into lines for its `ContainerLog`."""
+
+    def __init__(self, log: ContainerLog, name: str):
+        self.log = log
+        self.name = name
+        self._pending = b""
+
+    def feed(self, data: bytes) -> None:
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            self._write_long(line)
+        while len(self._pending) >= MAX_LOG_LINE:
+            self.log.write(self.name, True, self._pending[:MAX_LOG_LINE])
+            self._pending = self._pending[MAX_LOG_LINE:]
+
+    def _write_long(self, line: bytes) -> None:
+        while len(line) > MAX_LOG_LINE:
+            self.log.write(self.name, True, line[:MAX_LOG_LINE])
+            line = line[MAX_LOG_LINE:]
+        self.log.write(self.name, False, line)
+
+    def finish(self) -> None:
+        """At end of output an unterminated last line is still a full line."""
+        if self._pending:
+            self._write_long(self._pending)
+            self._pending = b""
+
+
+# ---- records ---------------------------------------------------------------------------------------
+
+
+def exit_status(wait_status: int) -> tuple[int, int | None]:
+    """(exit code, signal) the way container runtimes report them: killed by N -> 128 + N."""
+    if os.WIFSIGNALED(wait_status):
+        number = os.WTERMSIG(wait_status)
+        return 128 + number, number
+    return os.WEXITSTATUS(wait_status), None
+
+
+def process_alive(pid: int, start_time: int) -> bool:
+    """The process with this pid and start time still exists (a reused pid does not count)."""
+    try:
+        return pid > 0 and linux.process_start_time(pid) == start_time
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
+
+
+def _status_messages(received: bytes) -> list[dict]:
+    return [json.loads(line) for line in received.decode(errors="replace").splitlines() if line.strip()]
+
+
+@dataclass
+class Connection:
+    sock: socket.socket
+    inbox: bytearray = field(default_factory=bytearray)
+    outbox: bytearray = field(default_factory=bytearray)
+    subscribed: bool = False
+    closed: bool = False
+
+
+@dataclass
+class ExitWaiter:
+    connection: Connection
+    container_id: str
+    deadline: float
+
+
+class Supervisor:
+    def __init__(self, home: str, cgroups: CgroupDriver | None = None):
+        self.home = home
+        self.containers_dir = os.path.join(home, "containers")
+        self.sandboxes_dir = os.path.join(home, "sandboxes")
+        os.makedirs(self.containers_dir, exist_ok=True)
+        os.makedirs(self.sandboxes_dir, exist_ok=True)
+        self._cgroups = cgroups
+        self.last_cap = linux.last_capability()
+        self.selector = selectors.DefaultSelector()
+        self.containers: dict[str, dict] = {}
+        self.sandboxes: dict[str, dict] = {}
+        self.children: dict[int, tuple[str, str]] = {}  # pid -> ("container" | "sandbox", id)
+        self.logs: dict[str, tuple[ContainerLog, list[int]]] = {}  # container id -> (log, open pipe fds)
+        self.waiters: list[ExitWaiter] = []
+        self.running = True
+        self.listener: socket.socket | None = None
+
+    @property
+    def cgroups(self) -> CgroupDriver:
+        """Detected on first use: only OOM accounting needs it, and that only on a real node."""
+        if self._cgroups is None:
+            self._cgroups = CgroupDriver.detect()
+        return self._cgroups
+
+    # ---- start-up
+
+    def serve(self, ready_fd: int | None = None) -> None:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+        wakeup_read, wakeup_write = socket.socketpair()
+        wakeup_read.setblocking(False)
+        wakeup_write.setblocking(False)
+        signal.set_wakeup_fd(wakeup_write.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda number, frame: None)
+        signal.signal(signal.SIGTERM, self._stop_on_signal)
+        signal.signal(signal.SIGINT, self._stop_on_signal)
+        self.selector.register(wakeup_read, selectors.EVENT_READ, ("wakeup", None))
+        self.load_records()
+        self.listener = self._listen()
+        self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
+        log.info("supervisor %d serving on %s", os.getpid(), socket_path(self.home))
+        if ready_fd is not None:
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+        self.reap()  # children that exited before the handler was installed
+        while self.running:
+            for key, events in self.selector.select(self._select_timeout()):
+                kind, target = key.data
+                if kind == "wakeup":
+                    self._drain(key.fileobj)
+                    self.reap()
+                elif kind == "accept":
+                    self._accept()
+                elif kind == "client":
+                    self._client_ready(target, events)
+                elif kind == "log":
+                    self._read_log(key.fd, *target)
+                elif kind == "pidfd":
+                    self._adopted_exited(key.fd, target)
+            self._expire_waiters()
+        self._close()
+
+    def _stop_on_signal(self, number, frame) -> None:
+        self.running = False
+
+    def _listen(self) -> socket.socket:
+        path = socket_path(self.home)
+        if os.path.exists(path):
+            os.unlink(path)  # stale: the pid-file lock proved no other supervisor runs
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            listener.bind(path)
+        finally:
+            os.umask(old_umask)
+        listener.listen(64)
+        listener.setblocking(False)
+        return listener
+
+    def _close(self) -> None:
+        for container_id in list(self.logs):
+            self._close_logs(container_id)
+        if self.listener is not None:
+            self.listener.close()
+            try:
+                os.unlink(socket_path(self.home))
+            except FileNotFoundError:
+                pass
+        log.info("supervisor %d stopped", os.getpid())
+
+    def load_records(self) -> None:
+        """After a restart: re-read records, follow processes still running through pidfds."""
+        for entry in sorted(os.listdir(self.sandboxes_dir)):
+            record = read_json(os.path.join(self.sandboxes_dir, entry))
+            if record is not None:
+                self.sandboxes[record["id"]] = record
+                if record["status"] == "running":
+                    self._follow_adopted(record, "sandbox")
+        for entry in sorted(os.listdir(self.containers_dir)):
+            record = read_json(os.path.join(self.containers_dir, entry, "state.json"))
+            if record is not None:
+                self.containers[record["id"]] = record
+                if record["status"] == "running":
+                    self._follow_adopted(record, "container")
+
+    def _follow_adopted(self, record: dict, kind: str) -> None:
+        pid = record["pid"]
+        if process_alive(pid, record["start_time"]):
+            try:
+                pidfd = os.pidfd_open(pid)
+            except ProcessLookupError:
+                pidfd = None
+            if pidfd is not None:
+                self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", (kind, record["id"])))
+                return
+        self._vanished(kind, record["id"])
+
+    def _adopted_exited(self, pidfd: int, target: tuple[str, str]) -> None:
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        self._vanished(*target)
+
+    def _vanished(self, kind: str, record_id: str) -> None:
+        if kind == "sandbox":
+            self._sandbox_exited(record_id)
+        else:
+            self._container_exited(record_id, 128 + signal.SIGKILL, None, reason="ContainerStatusUnknown",
+                                   message="the container was started by an earlier supervisor; its exit code is unknown")
+
+    # ---- records on disk
+
+    def _container_file(self, container_id: str) -> str:
+        return os.path.join(self.containers_dir, container_id, "state.json")
+
+    def _save_container(self, record: dict) -> None:
+        write_json_atomically(self._container_file(record["id"]), record)
+
+    def _save_sandbox(self, record: dict) -> None:
+        write_json_atomically(os.path.join(self.sandboxes_dir, f"{record['id']}.json"), record)
+
+    # ---- reaping
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            owner = self.children.pop(pid, None)
+            if owner is None:
+                continue  # an intermediate of a start, or an orphan reparented to us
+            kind, record_id = owner
+            if kind == "sandbox":
+                self._sandbox_exited(record_id)
+            else:
+                self._container_exited(record_id, *exit_status(wait_status))
+
+    def _sandbox_exited(self, sandbox_id: str) -> None:
+        record = self.sandboxes.get(sandbox_id)
+        if record is not None and record["status"] == "running":
+            record.update(status="exited", finished_at=time.time())
+            self._save_sandbox(record)
+
+    def _container_exited(self, container_id: str, exit_code: int, signal_number: int | None,
+                          reason: str = "", message: str = "") -> None:
+        record = self.containers.get(container_id)
+        if record is None or record["status"] != "running":
+            return
+        self._drain_logs(container_id)
+        oom_killed = False
+        if signal_number == signal.SIGKILL and record.get("cgroup"):
+            try:
+                oom_killed = self.cgroups.oom_kill_count(record["cgroup"]) > 0
+            except (OSError, RuntimeError_):
+                oom_killed = False
+        record.update(status="exited", exit_code=exit_code, signal=signal_number, oom_killed=oom_killed,
+                      finished_at=time.time(), reason=reason or ("OOMKilled" if oom_killed else
+                                                                 "Completed" if exit_code == 0 else "Error"),
+                      message=message)
+        self._save_container(record)
+        self._announce(record)
+
+    def _announce(self, record: dict) -> None:
+        event = {"event": "exited", "container": record}
+        for key in list(self.selector.get_map().values()):
+            kind, connection = key.data
+            if kind == "client" and connection.subscribed:
+                self._send(connection, event)
+        for waiter in [waiter for waiter in self.waiters if waiter.container_id == record["id"]]:
+            self.waiters.remove(waiter)
+            self._send(waiter.connection, {"ok": True, "container": record})
+
+    def _select_timeout(self) -> float | None:
+        if not self.waiters:
+            return None
+        return max(0.0, min(waiter.deadline for waiter in self.waiters) - time.monotonic())
+
+    def _expire_waiters(self) -> None:
+        now = time.monotonic()
+        for waiter in [waiter for waiter in self.waiters if waiter.deadline <= now]:
+            self.waiters.remove(waiter)
+            self._send(waiter.connection, {"ok": True, "container": self.containers.get(waiter.container_id)})
+
+    @staticmethod
+    def _drain(sock: socket.socket) -> None:
+        try:
+            while sock.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    # ---- logs
+
+    def _read_log(self, fd: int, container_id: str, stream: LogStream) -> None:
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        if data:
+            stream.feed(data)
+            return
+        stream.finish()
+        self.selector.unregister(fd)
+        os.close(fd)
+        log_file, fds = self.logs[container_id]
+        fds.remove(fd)
+        if not fds:
+            log_file.close()
+            del self.logs[container_id]
+
+    def _drain_logs(self, container_id: str) -> None:
+        """Read what the container wrote before it died, so its last lines are in the log at exit."""
+        for fd in list(self.logs.get(container_id, (None, []))[1]):
+            stream = self.selector.get_key(fd).data[1][1]
+            while container_id in self.logs and fd in self.logs[container_id][1]:
+                try:
+                    data = os.read(fd, READ_CHUNK)
+                except BlockingIOError:
+                    break
+                if not data:
+                    self._read_log(fd, container_id, stream)  # end of file: closes it
+                    break
+                stream.feed(data)
+
+    def _close_logs(self, container_id: str) -> None:
+        log_file, fds = self.logs.pop(container_id, (None, []))
+        for fd in fds:
+            self.selector.unregister(fd)
+            os.close(fd)
+        if log_file is not None:
+            log_file.close()
+
+    # ---- clients
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        sock.setblocking(False)
+        self.selector.register(sock, selectors.EVENT_READ, ("client", Connection(sock)))
+
+    def _client_ready(self, connection: Connection, events: int) -> None:
+        if events & selectors.EVENT_WRITE:
+            self._flush(connection)
+        if not events & selectors.EVENT_READ or connection.closed:
+            return
+        try:
+            data = connection.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._disconnect(connection)
+            return
+        connection.inbox += data
+        while b"\n" in connection.inbox and not connection.closed:
+            line, _, rest = bytes(connection.inbox).partition(b"\n")
+            connection.inbox = bytearray(rest)
+            self._handle(connection, line)
+
+    def _handle(self, connection: Connection, line: bytes) -> None:
+        try:
+            request = json.loads(line)
+            handler = getattr(self, f"op_{request.get('op')}", None)
+            if handler is None:
+                raise SetupError("BadRequest", f"unknown supervisor operation {request.get('op')!r}")
+            response = handler(connection, request)
+        except SetupError as error:
+            response = {"ok": False, "reason": error.reason, "message": error.message}
+        except Exception as error:  # one bad request must not take the node's containers down
+            log.exception("request %r failed", line[:200])
+            response = {"ok": False, "reason": "InternalError", "message": str(error)}
+        if response is not None:
+            self._send(connection, response)
+
+    def _send(self, connection: Connection, message: dict) -> None:
+        if connection.closed:
+            return
+        connection.outbox += (json.dumps(message) + "\n").encode()
+        if len(connection.outbox) > MAX_OUTBOX_BYTES:
+            # A subscriber that stopped reading must not grow this process without bound; it
+            # reconnects and re-lists, which is what the runtime does when its stream breaks.
+            log.warning("dropping a client that stopped reading (%d bytes unsent)", len(connection.outbox))
+            self._disconnect(connection)
+            return
+        self._flush(connection)
+
+    def _flush(self, connection: Connection) -> None:
+        try:
+            while connection.outbox:
+                sent = connection.sock.send(connection.outbox)
+                del connection.outbox[:sent]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._disconnect(connection)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if connection.outbox else 0)
+        self.selector.modify(connection.sock, events, ("client", connection))
+
+    def _disconnect(self, connection: Connection) -> None:
+        if connection.closed:
+            return
+        connection.closed = True
+        self.waiters = [waiter for waiter in self.waiters if waiter.connection is not connection]
+        self.selector.unregister(connection.sock)
+        connection.sock.close()
+
+    # ---- starting children
+
+    def _run_child(self, child, *args) -> tuple[int, int, list[dict]]:
+        """Fork `child(*args, status_fd)`; read its status pipe to end of file (= exec or death).
+
+        Returns (forked pid, pid of the resulting process, messages). Runs synchronously: the
+        child's setup takes milliseconds, and a single-threaded loop keeps fork safe.
+        """
+        status_read, status_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(status_read)
+            child(*args, status_write)
+            os._exit(1)  # not reached: the child execs or exits
+        os.close(status_write)
+        received = b""
+        deadline = time.monotonic() + SETUP_TIMEOUT_SECONDS
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([status_read], [], [], remaining)[0]:
+                    self._kill_quietly(pid, *[message["pid"] for message in _status_messages(received) if "pid" in message])
+                    raise SetupError("CreateContainerError", f"setup did not finish within {SETUP_TIMEOUT_SECONDS:.0f}s")
+                chunk = os.read(status_read, 4096)
+                if not chunk:
+                    break
+                received += chunk
+        finally:
+            os.close(status_read)
+        messages = _status_messages(received)
+        reported = [message["pid"] for message in messages if "pid" in message]
+        final_pid = reported[-1] if reported else pid
+        if final_pid != pid:
+            os.waitpid(pid, 0)  # the intermediate has exited right after reporting
+        return pid, final_pid, messages
+
+    @staticmethod
+    def _kill_quietly(*pids: int) -> None:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def op_ping(self, connection: Connection, request: dict) -> dict:
+        return {"ok": True, "pid": os.getpid()}
+
+    def op_create_sandbox(self, connection: Connection, request: dict) -> dict:
+        spec = SandboxSpec(**request["spec"])
+        existing = self.sandboxes.get(spec.id)
+        if existing is not None and existing["status"] == "running" and process_alive(existing["pid"], existing["start_time"]):
+            raise SetupError("CreatePodSandboxError", f"sandbox {spec.id} already has a running pause process {existing['pid']}")
+        _, pause_pid, messages = self._run_child(run_sandbox_child, spec)
+        errors = [message for message in messages if "reason" in message]
+        if errors:
+            raise SetupError(errors[0]["reason"], errors[0]["message"])
+        record = dict(request.get("record", {}), id=spec.id, pid=pause_pid,
+                      start_time=linux.process_start_time(pause_pid), status="running",
+                      share_process_namespace=spec.share_process_namespace, started_at=time.time())
+        self.sandboxes[spec.id] = record
+        self.children[pause_pid] = ("sandbox", spec.id)
+        self._save_sandbox(record)
+        return {"ok": True, "sandbox": record}
+
+    def op_update_sandbox(self, connection: Connection, request: dict) -> dict:
+        record = self._sandbox(request["id"])
+        record.update(request["fields"])
+        self._save_sandbox(record)
+        return {"ok": True, "sandbox": record}
+
+    def op_remove_sandbox(self, connection: Connection, request: dict) -> dict:
+        record = self.sandboxes.pop(request["id"], None)
+        if record is not None:
+            try:
+                os.unlink(os.path.join(self.sandboxes_dir, f"{record['id']}.json"))
+            except FileNotFoundError:
+                pass
+        return {"ok": True}
+
+    def op_start_container(self, connection: Connection, request: dict) -> dict:
+        spec = ContainerSpec(**request["spec"])
+        existing = self.containers.get(spec.id)
+        if existing is not None and existing["status"] == "running":
+            raise SetupError("CreateContainerError", f"container {spec.id} ({spec.name}) is already running")
+        self._forget_container(spec.id)
+        os.makedirs(spec.directory, exist_ok=True)
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
+        try:
+            _, pid, messages = self._run_child(run_container_child, spec, stdout_write, stderr_write, self.last_cap)
+        except BaseException:
+            os.close(stdout_read)
+            os.close(stderr_read)
+            raise
+        finally:
+            os.close(stdout_write)
+            os.close(stderr_write)
+        record = {"id": spec.id, "sandbox_id": spec.sandbox_id, "name": spec.name, "attempt": spec.attempt,
+                  "status": "running", "pid": pid, "start_time": 0, "started_at": time.time(), "finished_at": 0.0,
+                  "exit_code": None, "signal": None, "oom_killed": False, "reason": "", "message": "",
+                  "log_path": spec.log_path, "cgroup": spec.cgroup, "spec": spec.to_json()}
+        errors = [message for message in messages if "reason" in message]
+        if errors:
+            os.close(stdout_read)
+            os.close(stderr_read)
+            # An exec that failed is a StartError termination (exit 128), as containerd records it;
+            # a bad configuration (CreateContainerError) keeps its own reason.
+            reason = "StartError" if errors[0]["reason"] == "RunContainerError" else errors[0]["reason"]
+            record.update(status="exited", pid=0, exit_code=128, finished_at=time.time(), reason=reason,
+                          message=errors[0]["message"])
+            self.containers[spec.id] = record
+            self._save_container(record)
+            return {"ok": False, "reason": errors[0]["reason"], "message": errors[0]["message"], "container": record}
+        try:
+            record["start_time"] = linux.process_start_time(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # it already exited; the reaper records that right after this request
+        self.containers[spec.id] = record
+        self.children[pid] = ("container", spec.id)
+        log_file = ContainerLog(spec.log_path, spec.log_max_bytes, spec.log_max_files)
+        self.logs[spec.id] = (log_file, [stdout_read, stderr_read])
+        for fd, name in ((stdout_read, "stdout"), (stderr_read, "stderr")):
+            os.set_blocking(fd, False)
+            self.selector.register(fd, selectors.EVENT_READ, ("log", (spec.id, LogStream(log_file, name))))
+        self._save_container(record)
+        return {"ok": True, "container": record}
+
+    def op_signal(self, connection: Connection, request: dict) -> dict:
+        """Signal a container's PID 1 (kind "container") or a pod's pause (kind "sandbox")."""
+        records = self.sandboxes if request.get("kind") == "sandbox" else self.containers
+        record = records.get(request["id"])
+        if record is None:
+            raise SetupError("NotFound", f"{request.get('kind', 'container')} {request['id']} is not known to the supervisor")
+        if record["status"] == "running" and process_alive(record["pid"], record["start_time"]):
+            os.kill(record["pid"], request["signal"])
+        return {"ok": True, "status": record["status"]}
+
+    def op_wait_exit(self, connection: Connection, request: dict) -> dict | None:
+        record = self.containers.get(request["id"])
+        if record is None or record["status"] != "running":
+            return {"ok": True, "container": record}
+        self.waiters.append(ExitWaiter(connection, request["id"], time.monotonic() + float(request["timeout"])))
+        return None  # answered by _announce or _expire_waiters
+
+    def op_remove_container(self, connection: Connection, request: dict) -> dict:
+        record = self.containers.get(request["id"])
+        if record is not None and record["status"] == "running":
+            raise SetupError("ContainerRunning", f"container {request['id']} is running; stop it before removing it")
+        self._forget_container(request["id"])
+        return {"ok": True}
+
+    def _forget_container(self, container_id: str) -> None:
+        self.containers.pop(container_id, None)
+        self._close_logs(container_id)
+        shutil.rmtree(os.path.join(self.containers_dir, container_id), ignore_errors=True)
+
+    def op_list(self, connection: Connection, request: dict) -> dict:
+        return {"ok": True, "sandboxes": list(self.sandboxes.values()), "containers": list(self.containers.values())}
+
+    def op_subscribe(self, connection: Connection, request: dict) -> dict:
+        connection.subscribed = True
+        return {"ok": True}
+
+    def op_shutdown(self, connection: Connection, request: dict) -> dict:
+        self.running = False
+        return {"ok": True, "pid": os.getpid()}
+
+    def _sandbox(self, sandbox_id: str) -> dict:
+        record = self.sandboxes.get(sandbox_id)
+        if record is None:
+            raise SetupError("NotFound", f"sandbox {sandbox_id} is not known to the supervisor")
+        return record
+
+
+# ---- running detached ------------------------------------------------------------------------------
+
+
+def detach(home: str, keep_fd: int | None) -> None:
+    """Double fork and setsid: the supervisor belongs to no terminal and to no daemon."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    log_fd = os.open(os.path.join(home, "supervisor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(null, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    for first, last in ((3, keep_fd), ((keep_fd or 2) + 1, 1 << 16)):
+        if last is not None:
+            os.closerange(first, last)  # nothing of the daemon that started us stays open here
+    os.chdir("/")
+
+
+def hold_pid_file(home: str) -> int | None:
+    """Lock and fill supervisor.pid; None when another supervisor holds it (it is alive)."""
+    fd = os.open(pid_path(home), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            os.close(fd)
+            return None
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="minikube-py's per-node container supervisor")
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--foreground", action="store_true", help="do not detach (for debugging)")
+    parser.add_argument("--ready-fd", type=int, help="write 'ready' on this descriptor once serving")
+    options = parser.parse_args(argv)
+    home = os.path.abspath(options.home)
+    if not options.foreground:
+        detach(home, options.ready_fd)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")
+    lock = hold_pid_file(home)
+    if lock is None:
+        log.info("another supervisor already runs for %s", home)
+        return
+    try:
+        Supervisor(home).serve(options.ready_fd)
+    finally:
+        os.unlink(pid_path(home))
+        os.close(lock)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The node agent running pods on a FakeRuntime: start, status, restarts, back-off, probes, termination."""
+
+import os
+import time
+
+import pytest
+
+from minikube_py.runtime.types import ExecResult
+from tests.unit.agent_harness import AgentHarness
+
+
+@pytest.fixture
+def harness(tmp_path):
+    harness = AgentHarness(tmp_path)
+    harness.start()
+    return harness
+
+
+def test_a_pod_gets_a_sandbox_its_files_and_its_containers_started_in_order(harness):
+    uid = harness.create_pod("web", [{"name": "a"}, {"name": "b"}])
+    harness.sync()
+    calls = [call[:3] if call[0] == "start_container" else call[:1] for call in harness.runtime.calls
+             if call[0] in ("create_sandbox", "start_container")]
+    assert calls == [("create_sandbox",), ("start_container", uid, "a"), ("start_container", uid, "b")]
+    status = harness.pod("web")["status"]
+    assert status["phase"] == "Running"
+    assert status["podIP"] == "10.244.0.2" and status["podIPs"] == [{"ip": "10.244.0.2"}]
+    assert [s["state"].get("running") is not None for s in status["containerStatuses"]] == [True, True]
+    assert status["containerStatuses"][0]["containerID"].startswith("minikube-py://")
+    assert status["containerStatuses"][0]["imageID"].startswith("sha256:")
+    assert harness.condition("web", "Ready")["status"] == "True"
+    directory = os.path.join(harness.home, "pods", uid)
+    with open(os.path.join(directory, "etc-hosts")) as file:
+        assert "10.244.0.2\tweb\n" in file.read()
+    with open(os.path.join(directory, "resolv.conf")) as file:
+        assert file.read() == "nameserver 192.0.2.53\nsearch example.test\n"
+    reasons = [reason for reason, _ in harness.events()]
+    assert reasons.count("Started") == 2 and "Pulled" in reasons
+    assert ("Pulled", 'Container image "busybox" already present on machine') in harness.events()
+
+
+def test_status_is_written_only_when_it_changed(harness):
+    harness.create_pod("web", [{"name": "main"}])
+    harness.sync()
+    version = harness.pod("web")["metadata"]["resourceVersion"]
+    harness.advance(30)
+    assert harness.pod("web")["metadata"]["resourceVersion"] == version
+
+
+@pytest.mark.parametrize(
+    "policy, code, phase, restarted",
+    [
+        ("Always", 0, "Running", True),
+        ("Always", 1, "Running", True),
+        ("OnFailure", 0, "Succeeded", False),
+        ("OnFailure", 1, "Running", True),
+        ("Never", 0, "Succeeded", False),
+        ("Never", 1, "Failed", False),
+    ],
+)
+def test_restart_policy_decides_restart_and_phase(harness, policy, code, phase, restarted):
+    uid = harness.create_pod("job", [{"name": "main"}], restartPolicy=policy)
+    harness.sync()
+    harness.runtime.exit_container(harness.container_id(uid), code)
+    harness.sync()
+    harness.advance(10)
+    pod = harness.pod("job")
+    assert pod["status"]["phase"] == phase
+    status = harness.status("job")
+    if restarted:
+        assert status["restartCount"] == 1 and "running" in status["state"]
+        assert status["lastState"]["terminated"]["exitCode"] == code
+        assert status["lastState"]["terminated"]["reason"] == ("Completed" if code == 0 else "Error")
+    else:
+        assert status["restartCount"] == 0
+        assert status["state"]["terminated"]["exitCode"] == code
+        assert harness.runtime.sandboxes == {}, "a finished pod's sandbox is removed"
+        assert harness.ipam.allocations() == {}
+
+
+def test_a_crashing_container_waits_in_crash_loop_back_off_with_kubelets_message(harness):
+    uid = harness.create_pod("crasher", [{"name": "main"}])
+    harness.sync()
+    harness.runtime.exit_container(harness.container_id(uid), 3)
+    harness.sync()
+    waiting = harness.status("crasher")["state"]["waiting"]
+    assert waiting == {"reason": "CrashLoopBackOff",
+                       "message": f"back-off 10s restarting failed container=main pod=crasher_default({uid})"}
+    assert harness.pod("crasher")["status"]["phase"] == "Running"
+    assert harness.status("crasher")["lastState"]["terminated"]["exitCode"] == 3
+    assert ("BackOff", f"Back-off restarting failed container main in pod crasher_default({uid})") in harness.events()
+
+    harness.advance(9)
+    assert harness.status("crasher")["restartCount"] == 0
+    harness.advance(1)
+    assert harness.status("crasher")["restartCount"] == 1
+
+    harness.runtime.exit_container(harness.container_id(uid), 3)
+    harness.advance(1)
+    assert "back-off 20s restarting" in harness.status("crasher")["state"]["waiting"]["message"]
+    harness.advance(19)
+    assert harness.status("crasher")["restartCount"] == 2
+
+
+def test_an_oom_killed_container_is_reported_with_reason_and_a_warning(harness):
+    uid = harness.create_pod("hog", [{"name": "main"}], restartPolicy="Never")
+    harness.sync()
+    harness.runtime.exit_container(harness.container_id(uid), 137, oom_killed=True, signal_number=9)
+    harness.sync()
+    terminated = harness.status("hog")["state"]["terminated"]
+    assert terminated["reason"] == "OOMKilled" and terminated["exitCode"] == 137
+    assert harness.pod("hog")["status"]["phase"] == "Failed"
+    assert any(reason == "OOMKilled" and "main" in message for reason, message in harness.events())
+
+
+def test_a_missing_image_waits_with_err_image_never_pull_naming_the_image(harness):
+    harness.create_pod("lost", [{"name": "main", "image": "registry.example/nothing:1.0"}])
+    harness.sync()
+    waiting = harness.status("lost")["state"]["waiting"]
+    assert waiting["reason"] == "ErrImageNeverPull" and "registry.example/nothing:1.0" in waiting["message"]
+    assert harness.pod("lost")["status"]["phase"] == "Pending"
+
+
+def test_a_command_that_cannot_start_is_a_start_error_then_run_container_error(harness):
+    harness.runtime.fail_next_start("main", "RunContainerError", 'exec: "nope": executable file not found in $PATH')
+    harness.create_pod("broken", [{"name": "main", "command": ["nope"]}])
+    harness.sync()
+    status = harness.status("broken")
+    assert status["state"]["waiting"]["reason"] == "RunContainerError"
+    assert status["lastState"]["terminated"]["reason"] == "StartError"
+    assert status["lastState"]["terminated"]["exitCode"] == 128
+    harness.advance(10)
+    assert "running" in harness.status("broken")["state"]
+
+
+def test_readiness_probe_flips_ready_and_the_conditions_transition_time(harness):
+    uid = harness.create_pod("toggled", [{"name": "main", "readinessProbe": {
+        "exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 2, "initialDelaySeconds": 5}}])
+    harness.sync()
+    assert harness.condition("toggled", "Ready")["status"] == "False", "not ready before the first probe"
+    assert harness.pod("toggled")["status"]["phase"] == "Running"
+    outcome = {"result": ExecResult(0, b"", b"")}
+    harness.runtime.script_exec(harness.container_id(uid), lambda argv: outcome["result"])
+    harness.advance(5)
+    ready = harness.condition("toggled", "Ready")
+    assert ready["status"] == "True" and harness.status("toggled")["ready"] is True
+    became_ready_at = ready["lastTransitionTime"]
+
+    outcome["result"] = ExecResult(1, b"", b"")
+    harness.advance(5)
+    harness.advance(1)
+    not_ready = harness.condition("toggled", "Ready")
+    assert not_ready["status"] == "False" and not_ready["reason"] == "ContainersNotReady"
+    assert not_ready["lastTransitionTime"] != became_ready_at
+    assert harness.status("toggled")["restartCount"] == 0
+    assert harness.condition("toggled", "PodScheduled")["status"] == "True"
+
+
+def test_a_failing_liveness_probe_kills_the_container_and_it_is_restarted(harness):
+    uid = harness.create_pod("hung", [{"name": "main", "livenessProbe": {
+        "exec": {"command": ["check"]}, "periodSeconds": 1, "failureThreshold": 2}}], terminationGracePeriodSeconds=1)
+    harness.sync()
+    first = harness.container_id(uid)
+    harness.runtime.script_exec(first, ExecResult(1, b"no answer", b""))  # the probe at start passed
+    harness.advance(1)
+    assert harness.runtime.containers[first].status == "running", "one failure is below the threshold"
+    harness.advance(1)
+    assert harness.runtime.containers[first].status == "exited"
+    assert ("Unhealthy", "Liveness probe failed: no answer") in harness.events()
+    assert ("Killing", "Container main failed liveness probe, will be restarted") in harness.events()
+    harness.advance(10)
+    assert harness.status("hung")["restartCount"] == 1
+    assert harness.container_id(uid) != first
+
+
+def test_deleting_a_pod_stops_containers_with_its_grace_then_frees_everything_and_deletes_it(harness):
+    uid = harness.create_pod("web", [{"name": "a"}, {"name": "b"}], terminationGracePeriodSeconds=20)
+    harness.sync()
+    harness.registry.delete("pods", "default", "web")
+    harness.sync()
+    names = harness.runtime.call_names()
+    stops = [call for call in harness.runtime.calls if call[0] == "stop_container"]
+    assert sorted(call[2] for call in stops) == [20, 20]
+    assert names.index("remove_sandbox") > max(i for i, name in enumerate(names) if name == "stop_container")
+    assert ("Killing", "Stopping container a") in harness.events()
+    assert harness.ipam.allocations() == {}
+    assert not os.path.exists(os.path.join(harness.home, "pods", uid))
+    with pytest.raises(Exception):
+        harness.pod("web")
+
+
+def test_a_container_ignoring_sigterm_is_killed_when_the_grace_runs_out(harness):
+    uid = harness.create_pod("stubborn", [{"name": "main"}], terminationGracePeriodSeconds=3)
+    harness.sync()
+    container_id = harness.container_id(uid)
+    harness.runtime.ignore_sigterm(container_id)
+    began = harness.clock.now()
+    harness.registry.delete("pods", "default", "stubborn")
+    harness.sync()
+    assert harness.clock.now() - began >= 3
+    assert harness.runtime.removed_containers.count(container_id) == 1
+
+
+def test_a_force_deleted_pod_is_cleaned_up_without_another_delete(harness):
+    uid = harness.create_pod("web", [{"name": "main"}])
+    harness.sync()
+    harness.registry.delete("pods", "default", "web", grace_period_seconds=0)
+    harness.sync()
+    assert uid not in harness.runtime.sandboxes
+    assert harness.ipam.allocations() == {}
+
+
+def test_the_agents_threads_run_a_pod_and_stop_it_on_delete(tmp_path):
+    from minikube_py.clock import Clock
+
+    harness = AgentHarness(tmp_path, clock=Clock())
+
+    def wait_until(check, what: str, seconds: float = 10.0):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    harness.agent.start()
+    try:
+        uid = harness.create_pod("web", [{"name": "main"}], terminationGracePeriodSeconds=5)
+        wait_until(lambda: harness.pod("web").get("status", {}).get("phase") == "Running", "phase Running")
+        harness.runtime.exit_container(harness.container_id(uid), 1)
+        wait_until(lambda: harness.status("web")["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff",
+                   "CrashLoopBackOff after the exit")
+        harness.registry.delete("pods", "default", "web")
+        wait_until(lambda: not harness.registry.list("pods", "default")["items"], "the pod to be deleted")
+        assert harness.ipam.allocations() == {}
+    finally:
+        harness.agent.stop()

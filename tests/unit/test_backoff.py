@@ -1,0 +1,64 @@
+"""Crash-loop back-off: Kubernetes' 10 s doubling curve capped at 300 s, and when it starts over."""
+
+from minikube_py.agent.backoff import CrashLoopBackOff, format_duration
+
+KEY = ("pod-uid", "main", "spec-hash")
+
+
+def crash_loop(backoff: CrashLoopBackOff, crashes: int, ran_for: float = 1.0) -> list[float]:
+    """Each restart happens as soon as allowed; each run lasts `ran_for` seconds."""
+    delays, now = [], 0.0
+    for crash in range(crashes):
+        started = now
+        finished = started + ran_for
+        delay = backoff.restart_delay(KEY, f"container-{crash}", started, finished)
+        delays.append(delay)
+        now = finished + delay
+    return delays
+
+
+def test_delays_double_from_ten_seconds_and_stop_at_five_minutes():
+    assert crash_loop(CrashLoopBackOff(), 7) == [10, 20, 40, 80, 160, 300, 300]
+
+
+def test_asking_twice_about_the_same_exit_does_not_advance_the_curve():
+    backoff = CrashLoopBackOff()
+    assert backoff.restart_delay(KEY, "a", 0, 1) == 10
+    assert backoff.restart_delay(KEY, "a", 0, 1) == 10
+    assert backoff.restart_delay(KEY, "b", 11, 12) == 20
+
+
+def test_a_clean_ten_minute_run_starts_the_curve_over():
+    backoff = CrashLoopBackOff()
+    crash_loop(backoff, 4)  # now at 80 s
+    assert backoff.restart_delay(KEY, "long-run", 1000.0, 1000.0 + 600) == 10
+
+
+def test_a_crash_long_after_the_previous_one_starts_the_curve_over():
+    backoff = CrashLoopBackOff(initial=10, maximum=300, reset_after=10_000)
+    assert backoff.restart_delay(KEY, "a", 0, 1) == 10
+    assert backoff.restart_delay(KEY, "b", 11, 12) == 20
+    # The entry is older than 2 x max (600 s) when the next crash comes.
+    assert backoff.restart_delay(KEY, "c", 700, 701) == 10
+
+
+def test_a_changed_container_spec_has_its_own_curve():
+    backoff = CrashLoopBackOff()
+    crash_loop(backoff, 3)
+    assert backoff.restart_delay(("pod-uid", "main", "new-hash"), "x", 0, 1) == 10
+
+
+def test_a_tuned_curve_is_followed():
+    assert crash_loop(CrashLoopBackOff(initial=1, maximum=4), 5) == [1, 2, 4, 4, 4]
+
+
+def test_forgetting_a_pod_drops_its_entries():
+    backoff = CrashLoopBackOff()
+    crash_loop(backoff, 3)
+    backoff.forget("pod-uid")
+    assert backoff.restart_delay(KEY, "again", 0, 1) == 10
+
+
+def test_durations_print_like_go():
+    assert [format_duration(s) for s in (0.5, 10, 20, 80, 160, 300, 1.5)] == [
+        "500ms", "10s", "20s", "1m20s", "2m40s", "5m0s", "1.5s"]

@@ -1,0 +1,245 @@
+"""Informer: list then watch into a local cache, handlers, re-list after Gone or a broken watch."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from minikube_py.api.selectors import parse_selector
+from minikube_py.client.informer import Informer, SharedInformers, object_key, split_key
+from tests.unit.fakes import FakeCluster
+
+
+@pytest.fixture
+def cluster():
+    cluster = FakeCluster()
+    yield cluster
+    cluster.close()
+
+
+class Recorder:
+    """Handlers that remember what they were told, and let a test wait for it."""
+
+    def __init__(self):
+        self.seen: list[tuple] = []
+        self._changed = threading.Condition()
+
+    def on_add(self, obj):
+        self._record(("add", obj.metadata.name))
+
+    def on_update(self, old, new):
+        self._record(("update", new.metadata.name, old.metadata.resource_version, new.metadata.resource_version))
+
+    def on_delete(self, obj):
+        self._record(("delete", obj.metadata.name))
+
+    def _record(self, entry):
+        with self._changed:
+            self.seen.append(entry)
+            self._changed.notify_all()
+
+    def kinds(self):
+        return [(entry[0], entry[1]) for entry in self.seen]
+
+    def wait_for(self, entry, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while entry not in self.kinds():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{entry} not seen within {timeout}s; saw {self.kinds()}")
+                self._changed.wait(remaining)
+
+
+def watched(informer):
+    recorder = Recorder()
+    informer.add_event_handler(recorder.on_add, recorder.on_update, recorder.on_delete)
+    return recorder
+
+
+def test_keys_are_namespace_slash_name_or_just_the_name(cluster):
+    pod = cluster.pod("web")
+    node = cluster.add_node("node-1")
+
+    assert object_key(pod) == "default/web"
+    assert object_key(node) == "node-1"
+    assert split_key("default/web") == ("default", "web")
+    assert split_key("node-1") == (None, "node-1")
+
+
+def test_refresh_lists_into_the_cache_and_reports_each_object_once(cluster):
+    cluster.pod("a")
+    cluster.pod("b")
+    informer = Informer(cluster.client, "pods")
+    recorder = watched(informer)
+
+    informer.refresh()
+    informer.refresh()
+
+    assert informer.has_synced()
+    assert sorted(informer.keys()) == ["default/a", "default/b"]
+    assert sorted(recorder.kinds()) == [("add", "a"), ("add", "b")]
+
+
+def test_refresh_reports_changes_and_deletions_since_the_last_list(cluster):
+    cluster.pod("a")
+    cluster.pod("b")
+    informer = Informer(cluster.client, "pods")
+    informer.refresh()
+    recorder = watched(informer)
+    recorder.seen.clear()
+
+    cluster.set_pod_status("a", ready=True)
+    cluster.registry.delete("pods", "default", "b")
+    cluster.pod("c")
+    informer.refresh()
+
+    assert sorted(recorder.kinds()) == [("add", "c"), ("delete", "b"), ("update", "a")]
+    assert informer.get("default/a").status.phase == "Running"
+    assert informer.get("default/b") is None
+
+
+def test_a_handler_registered_late_is_told_about_cached_objects(cluster):
+    cluster.pod("a")
+    informer = Informer(cluster.client, "pods")
+    informer.refresh()
+
+    recorder = watched(informer)
+
+    assert recorder.kinds() == [("add", "a")]
+
+
+def test_list_filters_by_namespace_and_label_selector(cluster):
+    cluster.create("namespaces", {"metadata": {"name": "other"}}, namespace=None)
+    cluster.pod("web", labels={"app": "web"})
+    cluster.pod("db", labels={"app": "db"})
+    cluster.registry.create("pods", "other", {"metadata": {"name": "web", "labels": {"app": "web"}},
+                                              "spec": {"containers": [{"name": "main", "image": "busybox"}]}})
+    informer = Informer(cluster.client, "pods")
+    informer.refresh()
+
+    assert len(informer.list()) == 3
+    assert sorted(p.metadata.name for p in informer.list(namespace="default")) == ["db", "web"]
+    assert sorted(p.metadata.namespace for p in informer.list(selector=parse_selector("app=web"))) == ["default", "other"]
+    assert [p.metadata.name for p in informer.list("default", parse_selector("app=db"))] == ["db"]
+
+
+def test_owner_index_follows_owner_reference_changes(cluster):
+    replica_set = cluster.replica_set("web", 1)
+    cluster.pod("a", labels={"app": "web"}, owner=replica_set)
+    cluster.pod("b", labels={"app": "web"})
+    informer = Informer(cluster.client, "pods")
+    informer.refresh()
+    assert [p.metadata.name for p in informer.by_owner_uid(replica_set.metadata.uid)] == ["a"]
+
+    cluster.registry.patch("pods", "default", "a", {"metadata": {"ownerReferences": None}})
+    cluster.registry.patch("pods", "default", "b", {"metadata": {"ownerReferences": [{
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": replica_set.metadata.uid,
+        "controller": True, "blockOwnerDeletion": True}]}})
+    informer.refresh()
+
+    assert [p.metadata.name for p in informer.by_owner_uid(replica_set.metadata.uid)] == ["b"]
+
+
+def test_a_running_informer_follows_the_watch(cluster):
+    informer = Informer(cluster.client, "pods")
+    recorder = watched(informer)
+    informer.start()
+    try:
+        assert informer.wait_for_sync(5)
+        cluster.pod("a")
+        recorder.wait_for(("add", "a"))
+        cluster.set_pod_status("a", ready=True)
+        recorder.wait_for(("update", "a"))
+        cluster.registry.delete("pods", "default", "a")
+        recorder.wait_for(("delete", "a"))
+    finally:
+        informer.stop()
+
+    assert informer.get("default/a") is None
+    update = next(entry for entry in recorder.seen if entry[0] == "update")
+    assert update[2] != update[3], "on_update gets the old and the new object"
+
+
+def test_a_compacted_history_makes_the_informer_list_again(cluster):
+    cluster.pod("gone")
+    informer = Informer(cluster.client, "pods")
+    informer.refresh()
+    recorder = watched(informer)
+    cluster.registry.delete("pods", "default", "gone")
+    for index in range(5):
+        cluster.pod(f"new-{index}")
+    cluster.store.compact(keep=1)  # the informer's resourceVersion is now too old: 410 Gone
+
+    informer.start()
+    try:
+        recorder.wait_for(("delete", "gone"))
+        recorder.wait_for(("add", "new-4"))
+    finally:
+        informer.stop()
+
+    assert sorted(informer.keys()) == [f"default/new-{index}" for index in range(5)]
+
+
+class _FlakyWatchClient:
+    """Passes everything through, but the first watch call fails like a dropped connection."""
+
+    def __init__(self, client):
+        self._client = client
+        self.watch_calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def watch(self, *args, **kwargs):
+        self.watch_calls += 1
+        if self.watch_calls == 1:
+            raise ConnectionResetError("connection reset by peer")
+        return self._client.watch(*args, **kwargs)
+
+
+def test_a_broken_watch_is_retried_after_listing_again(cluster, caplog):
+    client = _FlakyWatchClient(cluster.client)
+    informer = Informer(client, "pods")
+    recorder = watched(informer)
+    informer.start()
+    try:
+        assert informer.wait_for_sync(5)
+        cluster.pod("after")
+        recorder.wait_for(("add", "after"))
+    finally:
+        informer.stop()
+
+    assert client.watch_calls >= 2
+    assert "connection reset by peer" in caplog.text
+
+
+def test_a_failing_handler_does_not_stop_the_others(cluster):
+    cluster.pod("a")
+    informer = Informer(cluster.client, "pods")
+
+    def broken(obj):
+        raise RuntimeError("handler bug")
+
+    informer.add_event_handler(on_add=broken)
+    recorder = watched(informer)
+    informer.refresh()
+
+    assert recorder.kinds() == [("add", "a")]
+
+
+def test_shared_informers_hand_out_one_informer_per_resource_and_stop_with_the_last_user(cluster):
+    informers = SharedInformers(cluster.client)
+    pods = informers.informer("pods")
+
+    assert informers.informer("pods") is pods
+    assert informers.informer("replicasets") is not pods
+    informers.start()
+    pods.start()  # a second user, e.g. a controller
+    assert informers.wait_for_sync(5)
+    informers.stop()
+    assert pods.running
+    pods.stop()
+    assert not pods.running

@@ -1,0 +1,326 @@
+"""Unit tests of the runtime's pure parts: what a container child will do, log files, records, and
+the supervisor's protocol (a real supervisor process in the foreground, with no container in it).
+
+None of these needs root: mount plans and namespace lists are data, and the supervisor tests only
+use requests that fork nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from minikube_py.runtime import linux
+from minikube_py.runtime.container import (
+    ContainerSpec,
+    MountStep,
+    SetupError,
+    container_environment,
+    inside,
+    kernel_file_steps,
+    overlay_options,
+    resolve_executable,
+    rootfs_steps,
+)
+from minikube_py.runtime.pause import binary_path
+from minikube_py.runtime.runtime import SupervisorClient, container_id_for, state_from_record
+from minikube_py.runtime.supervisor import (
+    MAX_LOG_LINE,
+    ContainerLog,
+    LogStream,
+    cri_line,
+    cri_timestamp,
+    exit_status,
+    read_json,
+    write_json_atomically,
+)
+from minikube_py.runtime.types import RuntimeError_
+
+
+def spec(**overrides) -> ContainerSpec:
+    values = dict(id="c1", sandbox_id="pod-1", name="app", attempt=0, image="busybox:latest",
+                  directory="/home/containers/c1", layers=["/images/base", "/images/top"], argv=["sh"])
+    values.update(overrides)
+    return ContainerSpec(**values)
+
+
+# ---- linux.py
+
+
+def test_start_time_is_read_after_a_command_name_with_spaces_and_parentheses():
+    fields_after_name = " ".join(str(number) for number in range(3, 30))
+    stat = f"4242 (evil) (name x) {fields_after_name}".encode()
+    assert linux.parse_start_time(stat) == 22
+
+
+def test_default_capability_mask_is_dockers():
+    assert linux.capability_mask(linux.DEFAULT_CAPABILITIES) == 0xA80425FB
+
+
+def test_namespace_inode_matches_the_link_of_this_process():
+    link = os.readlink(f"/proc/{os.getpid()}/ns/net")
+    assert f"net:[{linux.namespace_inode(os.getpid(), 'net')}]" == link
+
+
+# ---- container.py: the child's plan
+
+
+def test_overlay_lists_the_topmost_layer_first():
+    assert overlay_options(["/l/base", "/l/top"], "/c/upper", "/c/work") == \
+        "lowerdir=/l/top:/l/base,upperdir=/c/upper,workdir=/c/work"
+
+
+def test_rootfs_steps_make_root_private_then_mount_the_overlay_before_anything_inside_it():
+    steps = rootfs_steps(spec())
+    assert steps[0] == MountStep("mount", "/", flags=linux.MS_REC | linux.MS_PRIVATE)
+    mounts = [step for step in steps if step.action == "mount"]
+    assert mounts[1].fstype == "overlay" and mounts[1].target == "/home/containers/c1/rootfs"
+    assert [step.fstype for step in mounts[2:]] == ["proc", "sysfs", "tmpfs", "devpts", "tmpfs", "mqueue"]
+    sysfs = next(step for step in mounts if step.fstype == "sysfs")
+    assert sysfs.flags & linux.MS_RDONLY
+
+
+def test_rootfs_steps_create_the_standard_devices_and_links():
+    steps = rootfs_steps(spec())
+    devices = {os.path.basename(step.target): step.data for step in steps if step.action == "device"}
+    assert devices == {"null": "1:3", "zero": "1:5", "full": "1:7", "random": "1:8", "urandom": "1:9", "tty": "5:0"}
+    links = {os.path.basename(step.target): step.source for step in steps if step.action == "symlink"}
+    assert links["ptmx"] == "pts/ptmx" and links["stdout"] == "/proc/self/fd/1"
+
+
+def test_a_read_only_bind_mount_gets_a_file_target_and_a_read_only_remount(tmp_path):
+    hosts = tmp_path / "etc-hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    steps = rootfs_steps(spec(mounts=[{"destination": "/etc/hosts", "source": str(hosts), "type": "bind", "read_only": True}]))
+    target = "/home/containers/c1/rootfs/etc/hosts"
+    assert steps[-3:] == [
+        MountStep("file", target),
+        MountStep("mount", target, str(hosts), None, linux.MS_BIND | linux.MS_REC),
+        MountStep("remount_read_only", target),
+    ]
+
+
+def test_a_directory_volume_gets_a_directory_target(tmp_path):
+    steps = rootfs_steps(spec(mounts=[{"destination": "/data", "source": str(tmp_path)}]))
+    assert MountStep("mkdir", "/home/containers/c1/rootfs/data") in steps
+
+
+def test_a_mount_destination_climbing_out_of_the_root_is_refused():
+    with pytest.raises(SetupError) as raised:
+        inside("/rootfs", "/etc/../../host")
+    assert raised.value.reason == "CreateContainerError" and "'..'" in raised.value.message
+
+
+def test_kernel_files_are_masked_and_proc_sys_is_read_only():
+    steps = kernel_file_steps()
+    assert MountStep("mask", "/proc/keys") in steps and MountStep("mask", "/sys/firmware") in steps
+    assert MountStep("read_only", "/proc/sys") in steps and MountStep("read_only", "/proc/sysrq-trigger") in steps
+
+
+def test_environment_gets_a_default_path_hostname_and_home_but_keeps_given_values():
+    env = container_environment([["PATH", "/opt/bin"], ["A", "1"]], "web", uid=1000)
+    assert env == [("PATH", "/opt/bin"), ("A", "1"), ("HOSTNAME", "web"), ("HOME", "/")]
+    assert dict(container_environment([], "web", uid=0))["PATH"].startswith("/usr/local/sbin:")
+
+
+def test_executable_lookup_follows_path_and_skips_non_executables(tmp_path):
+    for directory, mode in (("first", 0o644), ("second", 0o755)):
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / "tool").write_text("#!/bin/sh\n")
+        os.chmod(tmp_path / directory / "tool", mode)
+    assert resolve_executable("tool", "/first:/second", root=str(tmp_path)) == "/second/tool"
+    assert resolve_executable("missing", "/first:/second", root=str(tmp_path)) is None
+    assert resolve_executable("./relative/tool", "/first", root=str(tmp_path)) == "./relative/tool"
+
+
+# ---- supervisor.py: logs and records
+
+
+def test_cri_timestamp_has_nanoseconds_and_utc():
+    assert cri_timestamp(1_795_300_200_123_456_789) == "2026-11-21T22:30:00.123456789Z"
+    assert cri_line(1_795_300_200_000_000_001, "stderr", True, b"x") == b"2026-11-21T22:30:00.000000001Z stderr P x\n"
+
+
+def lines_of(path) -> list[tuple[str, str, str]]:
+    with open(path) as file:
+        return [tuple(line.rstrip("\n").split(" ", 3)[1:]) for line in file]
+
+
+def test_log_stream_writes_full_lines_and_holds_an_unfinished_one_until_the_end(tmp_path):
+    log = ContainerLog(str(tmp_path / "0.log"), 1 << 20, 5)
+    stream = LogStream(log, "stdout")
+    stream.feed(b"one\ntw")
+    stream.feed(b"o\nthree")
+    assert lines_of(tmp_path / "0.log") == [("stdout", "F", "one"), ("stdout", "F", "two")]
+    stream.finish()
+    assert lines_of(tmp_path / "0.log")[-1] == ("stdout", "F", "three")
+
+
+def test_a_line_longer_than_the_limit_is_split_into_partial_entries(tmp_path):
+    log = ContainerLog(str(tmp_path / "0.log"), 1 << 22, 5)
+    LogStream(log, "stderr").feed(b"a" * (MAX_LOG_LINE + 10) + b"\n")
+    entries = lines_of(tmp_path / "0.log")
+    assert [(stream, tag, len(text)) for stream, tag, text in entries] == [("stderr", "P", MAX_LOG_LINE), ("stderr", "F", 10)]
+
+
+def test_log_rotation_keeps_max_files_newest_first(tmp_path):
+    path = str(tmp_path / "0.log")
+    log = ContainerLog(path, max_bytes=100, max_files=3, clock_ns=lambda: 0)
+    for number in range(10):
+        log.write("stdout", False, f"line-{number:02d}".encode() + b"x" * 40)  # 81 bytes: one line per file
+    log.close()
+    assert sorted(os.listdir(tmp_path)) == ["0.log", "0.log.1", "0.log.2"]
+    assert [lines_of(name)[0][2][:7] for name in (path, path + ".1", path + ".2")] == ["line-09", "line-08", "line-07"]
+
+
+def test_exit_status_reports_a_signal_as_128_plus_its_number():
+    child = os.fork()
+    if child == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    _, status = os.waitpid(child, 0)
+    assert exit_status(status) == (137, signal.SIGKILL)
+    assert exit_status(3 << 8) == (3, None)
+
+
+def test_records_are_written_whole_and_read_back(tmp_path):
+    path = str(tmp_path / "state.json")
+    write_json_atomically(path, {"id": "c1", "status": "running"})
+    assert read_json(path) == {"id": "c1", "status": "running"}
+    assert read_json(str(tmp_path / "missing.json")) is None
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_container_ids_are_stable_per_attempt():
+    assert container_id_for("pod-1", "app", 0) == container_id_for("pod-1", "app", 0)
+    assert container_id_for("pod-1", "app", 0) != container_id_for("pod-1", "app", 1)
+    assert len(container_id_for("pod-1", "app", 0)) == 32
+
+
+def test_an_exited_record_reports_no_pid():
+    record = {"id": "c1", "sandbox_id": "p", "name": "app", "attempt": 2, "status": "exited", "pid": 99,
+              "started_at": 1.0, "finished_at": 2.0, "exit_code": 1, "signal": None, "oom_killed": False,
+              "log_path": "/l", "cgroup": "g"}
+    state = state_from_record(record)
+    assert (state.pid, state.exit_code, state.attempt) == (0, 1, 2)
+
+
+def test_pause_binary_name_changes_with_its_source(tmp_path):
+    assert binary_path(str(tmp_path), b"a") != binary_path(str(tmp_path), b"b")
+    assert binary_path(str(tmp_path), b"a").startswith(str(tmp_path / "bin" / "pause-"))
+
+
+# ---- the supervisor process and its protocol
+
+
+@pytest.fixture
+def supervisor_home(tmp_path):
+    """A supervisor in the foreground on a temporary home; records can be planted before it starts."""
+    home = tmp_path / "home"
+    (home / "containers").mkdir(parents=True)
+    process = None
+
+    def start():
+        nonlocal process
+        ready_read, ready_write = os.pipe()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "minikube_py.runtime.supervisor", "--home", str(home), "--foreground",
+             "--ready-fd", str(ready_write)], pass_fds=(ready_write,), stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONPATH=os.getcwd()))
+        os.close(ready_write)
+        with os.fdopen(ready_read, "rb") as ready:
+            assert ready.readline() == b"ready\n"
+        return SupervisorClient(str(home))
+
+    yield home, start
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def plant_record(home, container_id: str, pid: int, start_time: int) -> None:
+    directory = home / "containers" / container_id
+    directory.mkdir()
+    write_json_atomically(str(directory / "state.json"), {
+        "id": container_id, "sandbox_id": "pod-1", "name": container_id, "attempt": 0, "status": "running",
+        "pid": pid, "start_time": start_time, "started_at": 1.0, "finished_at": 0.0, "exit_code": None,
+        "signal": None, "oom_killed": False, "reason": "", "message": "", "log_path": "", "cgroup": "",
+    })
+
+
+def test_supervisor_answers_ping_and_names_unknown_operations(supervisor_home):
+    home, start = supervisor_home
+    client = start()
+    assert client.alive()
+    with pytest.raises(RuntimeError_) as raised:
+        client.call({"op": "reboot"})
+    assert raised.value.reason == "BadRequest" and "reboot" in raised.value.message
+    assert oct(os.stat(home / "supervisor.sock").st_mode & 0o777) == "0o600"
+
+
+def test_a_restarted_supervisor_marks_vanished_containers_and_follows_live_ones(supervisor_home):
+    home, start = supervisor_home
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        plant_record(home, "gone", pid=2 ** 22 + 1, start_time=1)
+        plant_record(home, "alive", pid=sleeper.pid, start_time=linux.process_start_time(sleeper.pid))
+        client = start()
+        records = {record["id"]: record for record in client.call({"op": "list"})["containers"]}
+        assert (records["gone"]["status"], records["gone"]["exit_code"], records["gone"]["reason"]) == \
+            ("exited", 137, "ContainerStatusUnknown")
+        assert records["alive"]["status"] == "running"
+        subscription = client.connect()
+        subscription.sendall(b'{"op": "subscribe"}\n')
+        events = subscription.makefile("rb")
+        assert json.loads(events.readline()) == {"ok": True}
+        sleeper.kill()
+        sleeper.wait()
+        subscription.settimeout(10)
+        event = json.loads(events.readline())
+        assert event["event"] == "exited" and event["container"]["id"] == "alive"
+        assert read_json(str(home / "containers" / "alive" / "state.json"))["status"] == "exited"
+        subscription.close()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_wait_exit_answers_after_its_timeout_while_the_container_runs(supervisor_home):
+    home, start = supervisor_home
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        plant_record(home, "alive", pid=sleeper.pid, start_time=linux.process_start_time(sleeper.pid))
+        client = start()
+        started = time.monotonic()
+        answer = client.call({"op": "wait_exit", "id": "alive", "timeout": 0.2})
+        assert answer["container"]["status"] == "running" and time.monotonic() - started >= 0.2
+        with pytest.raises(RuntimeError_) as raised:
+            client.call({"op": "signal", "kind": "container", "id": "nobody", "signal": 15})
+        assert raised.value.reason == "NotFound"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_supervisor_socket_refuses_when_no_supervisor_runs(tmp_path):
+    client = SupervisorClient(str(tmp_path))
+    assert not client.alive()
+    with pytest.raises(RuntimeError_) as raised:
+        client.call({"op": "ping"})
+    assert raised.value.reason == "RuntimeNotReady"
+
+
+def test_a_supervisor_refuses_to_start_twice_on_one_home(supervisor_home):
+    home, start = supervisor_home
+    start()
+    second = subprocess.run([sys.executable, "-m", "minikube_py.runtime.supervisor", "--home", str(home), "--foreground"],
+                            capture_output=True, text=True, timeout=20, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert second.returncode == 0 and "another supervisor already runs" in second.stderr
+    with socket.socket(socket.AF_UNIX) as probe:
+        assert probe.connect_ex(str(home / "supervisor.sock")) == 0
