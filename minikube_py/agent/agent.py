@@ -192,6 +192,8 @@ class NodeAgent:
             try:
                 exited = self.runtime.wait_any(EXIT_WAIT_SECONDS)
             except Exception:
+                if self._stopping.is_set():
+                    return  # the runtime was shut down under us
                 log.exception("waiting for container exits failed")
                 self._stopping.wait(EXIT_WAIT_SECONDS)
                 continue
@@ -201,7 +203,7 @@ class NodeAgent:
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.config.node_status_interval):
             try:
-                self.update_node_status()
+                self.register_node()  # creates it again if somebody deleted it
             except Exception:
                 log.exception("node %s: status heartbeat failed", self.node_name)
 

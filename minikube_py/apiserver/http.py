@@ -143,6 +143,33 @@ def api_versions() -> dict:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
 
 
+def openapi_v3_index() -> dict:
+    """Where the per-group-version OpenAPI v3 documents are (`/openapi/v3`)."""
+    paths = {}
+    for group_version in _group_versions():
+        prefix = "api/v1" if group_version == "v1" else f"apis/{group_version}"
+        paths[prefix] = {"serverRelativeURL": f"/openapi/v3/{prefix}"}
+    return {"paths": paths}
+
+
+def openapi_v3_document(group_version: str) -> dict:
+    """A deliberately small OpenAPI v3 document: each object path with the
+    `x-kubernetes-group-version-kind` and the `fieldValidation` parameter of its PATCH. kubectl
+    reads exactly this to learn that the server validates fields itself (it rejects unknown
+    fields), and then sends manifests without validating them against a schema first."""
+    paths = {}
+    for info in _group_versions()[group_version]:
+        group, _, version = info.api_version.rpartition("/")
+        base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        scope = "/namespaces/{namespace}" if info.namespaced else ""
+        operation = {"x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": info.kind},
+                     "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                     "responses": {"200": {"description": "OK"}}}
+        paths[f"{base}{scope}/{info.plural}/{{name}}"] = {"patch": operation}
+    return {"openapi": "3.0.0", "info": {"title": "minikube-py", "version": KUBERNETES_VERSION["minor"]},
+            "paths": paths, "components": {"schemas": {}}}
+
+
 # -- routing ------------------------------------------------------------------------------------
 
 @dataclass
@@ -166,6 +193,13 @@ def parse_route(path: str) -> Route | dict:
         return api_versions()
     if parts == ["apis"]:
         return api_group_list()
+    if parts[:2] == ["openapi", "v3"]:
+        if len(parts) == 2:
+            return openapi_v3_index()
+        group_version = "v1" if parts[2:] == ["api", "v1"] else "/".join(parts[3:])
+        if parts[2] in ("api", "apis") and group_version in _group_versions():
+            return openapi_v3_document(group_version)
+        raise _not_found(path)
     if parts[:2] == ["api", "v1"]:
         group_version, rest = "v1", parts[2:]
     elif len(parts) >= 3 and parts[0] == "apis":

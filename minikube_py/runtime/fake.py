@@ -246,12 +246,16 @@ class FakeRuntime:
         return [replace(state) for state in self.containers.values()]
 
     def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
+        """The same document shape as LinuxRuntime.inspect, with made-up facts."""
         self.calls.append(("inspect", sandbox.id))
         return {
-            "sandbox": {"pausePid": sandbox.pause_pid, "ip": sandbox.ip, "hostVeth": sandbox.host_veth,
-                        "cgroup": sandbox.cgroup},
-            "containers": {name: {"id": container_id, "pid": self.containers[container_id].pid}
-                           for name, container_id in container_ids.items() if container_id in self.containers},
+            "pod": {"ip": sandbox.ip, "hostVeth": sandbox.host_veth, "cgroup": sandbox.cgroup},
+            "pause": {"pid": sandbox.pause_pid if self.sandbox_alive(sandbox) else 0},
+            "containers": [
+                {"name": name, "id": container_id, "pid": self.containers[container_id].pid,
+                 "state": self.containers[container_id].status}
+                for name, container_id in container_ids.items() if container_id in self.containers
+            ],
         }
 
     def shutdown(self, remove_all: bool) -> None:

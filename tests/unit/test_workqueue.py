@@ -173,7 +173,7 @@ def test_many_workers_never_hold_the_same_key_at_once():
     handled = []
 
     def work():
-        while (key := queue.get(timeout=1)) is not None:
+        while (key := queue.get(timeout=0.05)) is not None:
             with lock:
                 holders[key] = holders.get(key, 0) + 1
                 if holders[key] > 1:
@@ -187,7 +187,7 @@ def test_many_workers_never_hold_the_same_key_at_once():
     workers = [threading.Thread(target=work) for _ in range(4)]
     for worker in workers:
         worker.start()
-    for round_number in range(50):
+    for _ in range(50):
         for key in ("a", "b", "c"):
             queue.add(key)
     for worker in workers:
