@@ -192,7 +192,14 @@ class DeploymentController(Controller):
     def replica_sets_for(self, deployment: Any, selector: Selector) -> list[Any]:
         """The ReplicaSets this Deployment controls, after adopting orphans and releasing strays."""
         candidates = self.replica_sets.list(namespace=deployment.metadata.namespace)
-        return claim_replica_sets(self.client, deployment, selector, candidates)
+        claimed = claim_replica_sets(self.client, deployment, selector, candidates)
+        # A ReplicaSet adopted just now is newer than its cached copy; writing the cached copy
+        # later in this sync would only fail with Conflict.
+        return [
+            replica_set if get_controller_of(replica_set) is not None
+            else self.client.get("replicasets", replica_set.metadata.name, namespace=replica_set.metadata.namespace)
+            for replica_set in claimed
+        ]
 
     def pods_by_replica_set_uid(self, replica_sets: list[Any]) -> dict[str, list[Any]]:
         """Every pod (terminal ones too: Recreate must see them) controlled by each ReplicaSet."""

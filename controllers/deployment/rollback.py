@@ -60,11 +60,7 @@ def _rollback_to_template(controller: DeploymentController, deployment: Any, rep
     """
     rolled_back = False
     if not util.equal_ignore_hash(deployment.spec.template, replica_set.spec.template):
-        template = replica_set.spec.template.model_copy(deep=True)
-        labels = dict(template.metadata.labels or {})
-        labels.pop(util.POD_TEMPLATE_HASH_LABEL, None)
-        template.metadata.labels = labels or None
-        deployment.spec.template = template
+        deployment.spec.template = util.without_hash_label(replica_set.spec.template)
         util.set_deployment_annotations_to(deployment, replica_set)
         rolled_back = True
     else:

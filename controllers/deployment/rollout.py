@@ -149,17 +149,13 @@ def find_rollback_target(deployment: Any, replica_sets: list[Any], to_revision: 
         raise RolloutError(
             "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"
         )
-    template = replica_set.spec.template.model_copy(deep=True)
-    labels = dict(template.metadata.labels or {})
-    labels.pop(util.POD_TEMPLATE_HASH_LABEL, None)
-    template.metadata.labels = labels or None
     annotations = {key: value for key, value in (deployment.metadata.annotations or {}).items()
                    if key in util.ANNOTATIONS_TO_SKIP}
     annotations.update({key: value for key, value in (replica_set.metadata.annotations or {}).items()
                         if key not in util.ANNOTATIONS_TO_SKIP})
     return RollbackTarget(
         replica_set=replica_set,
-        template=template,
+        template=util.without_hash_label(replica_set.spec.template),
         annotations=annotations,
         already_current=util.equal_ignore_hash(replica_set.spec.template, deployment.spec.template),
         skipped_message=f"skipped rollback (current template already matches revision {to_revision})",

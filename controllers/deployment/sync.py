@@ -135,7 +135,11 @@ def get_new_replica_set(
         annotations_changed = util.set_new_replica_set_annotations(deployment, replica_set, new_revision, exists=True)
         if annotations_changed or replica_set.spec.min_ready_seconds != deployment.spec.min_ready_seconds:
             replica_set.spec.min_ready_seconds = deployment.spec.min_ready_seconds
-            return controller.client.replace(replica_set)
+            written = controller.client.replace(replica_set)
+            # Later steps of this sync (the scaling check, then the rollout) look again: they
+            # must see the written copy, or their own writes would conflict with this one.
+            replica_sets[replica_sets.index(existing)] = written
+            return written
         needs_update = util.set_deployment_revision(
             deployment, (replica_set.metadata.annotations or {}).get(util.REVISION_ANNOTATION, "")
         )

@@ -207,6 +207,14 @@ def compute_hash(template: Any, collision_count: int | None = None) -> str:
     return safe_encode_string(str(state))
 
 
+def without_hash_label(template: Any) -> Any:
+    """A copy of a ReplicaSet's pod template fit for a Deployment: the pod-template-hash label removed."""
+    copy = template.model_copy(deep=True)
+    labels = {key: value for key, value in (copy.metadata.labels or {}).items() if key != POD_TEMPLATE_HASH_LABEL}
+    copy.metadata.labels = labels or None
+    return copy
+
+
 def equal_ignore_hash(first: Any, second: Any) -> bool:
     """Two pod templates are the same apart from the pod-template-hash label (`EqualIgnoreHash`)."""
     return template_without_hash(first) == template_without_hash(second)

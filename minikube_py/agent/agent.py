@@ -106,6 +106,8 @@ def _should_restart(restart_policy: str, exit_code: int) -> bool:
 
 
 class NodeAgent:
+    """Runs this node's pods through `runtime` and is the NodeProxy the API server forwards to."""
+
     def __init__(self, client, runtime, node_name: str, ipam: Ipam, clock: Clock, config: AgentConfig):
         self.client = client
         self.runtime = runtime

@@ -23,7 +23,7 @@ def parse_line(raw: bytes) -> tuple[bytes, bytes] | None:
     parts = raw.rstrip(b"\n").split(b" ", 3)
     if len(parts) < 3:
         return None
-    timestamp, _stream, tag = parts[0], parts[1], parts[2]
+    timestamp, tag = parts[0], parts[2]  # parts[1] names the stream (stdout/stderr); both are shown
     text = parts[3] if len(parts) == 4 else b""
     return timestamp, text + (b"" if tag == b"P" else b"\n")
 

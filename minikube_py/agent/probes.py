@@ -121,29 +121,44 @@ def _port(port: int | str, target: ProbeTarget) -> int:
 
 
 def run_probe(spec: ProbeSpec, target: ProbeTarget, runtime) -> tuple[bool, str]:
-    """Run the handler once: (success, detail for the Unhealthy event)."""
+    """Run the handler once: (success, detail for the Unhealthy event, worded as kubelet's Go errors)."""
     handler = spec.handler
-    try:
-        if spec.handler_type == "exec":
+    if spec.handler_type == "exec":
+        try:
             result = runtime.exec_sync(target.container_id, list(handler.command or []), timeout=spec.timeout)
-            output = (result.stdout + result.stderr).decode(errors="replace").strip()
-            if result.exit_code == 0:
-                return True, output
-            return False, output or f"command {handler.command!r} exited with {result.exit_code}"
-        host = getattr(handler, "host", None) or target.pod_ip
+        except RuntimeError_ as error:
+            return False, error.message
+        output = (result.stdout + result.stderr).decode(errors="replace").strip()
+        if result.exit_code == 0:
+            return True, output
+        return False, output or f"command {handler.command!r} exited with {result.exit_code}"
+    host = getattr(handler, "host", None) or target.pod_ip
+    try:
         port = _port(handler.port, target)
-        if spec.handler_type == "tcpSocket":
+    except ValueError as error:
+        return False, str(error)
+    if spec.handler_type == "tcpSocket":
+        try:
             with socket.create_connection((host, port), timeout=spec.timeout):
                 return True, ""
+        except TimeoutError:
+            return False, f"dial tcp {host}:{port}: i/o timeout"
+        except OSError as error:
+            return False, f"dial tcp {host}:{port}: connect: {_go_error_text(error)}"
+    try:
         return _http_get(handler, host, port, spec.timeout)
-    except RuntimeError_ as error:
-        return False, error.message
-    except socket.timeout:
-        return False, f"dial tcp {host}:{port}: i/o timeout" if spec.handler_type == "tcpSocket" else "timeout"
-    except (OSError, ValueError, http.client.HTTPException) as error:
-        if spec.handler_type == "tcpSocket":
-            return False, f"dial tcp {host}:{port}: connect: {getattr(error, 'strerror', None) or error}"
-        return False, f"Get \"{_url(handler, host, port)}\": {getattr(error, 'strerror', None) or error}"
+    except TimeoutError:
+        return False, f'Get "{_url(handler, host, port)}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+    except OSError as error:
+        return False, f'Get "{_url(handler, host, port)}": dial tcp {host}:{port}: connect: {_go_error_text(error)}'
+    except http.client.HTTPException as error:
+        return False, f'Get "{_url(handler, host, port)}": malformed HTTP response: {error!r}'
+
+
+def _go_error_text(error: Exception) -> str:
+    """`connection refused` as Go prints it, not Python's `Connection refused`."""
+    text = getattr(error, "strerror", None) or str(error)
+    return text[:1].lower() + text[1:]
 
 
 def _url(handler, host: str, port: int) -> str:

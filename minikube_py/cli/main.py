@@ -190,7 +190,15 @@ def iter_commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ())
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is exec's command, flags included; argparse would read them as ours.
+    trailing: list[str] = []
+    if "--" in argv:
+        argv, trailing = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = parser.parse_args(argv)
+    if trailing and not getattr(args, "takes_command", False):
+        parser.error(f"unexpected arguments after --: {' '.join(trailing)}")
+    args.trailing = trailing
     context = Context(
         home=args.home or os.environ.get("MINIKUBE_PY_HOME") or DEFAULT_HOME,
         namespace=args.namespace,
@@ -202,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         print_error(f"error: {error}")
     except ApiError as error:
         print_error(format_api_error(error))
-    except ConnectionError as error:
+    except (ConnectionError, FileNotFoundError) as error:
         print_error(f"error: cannot reach the minikube-py API at {context.socket_path} ({error}): "
                     f"is the cluster running? Check with 'minikube-py status'")
+    except OSError as error:
+        print_error(f"error: {error}")
     except KeyboardInterrupt:
         return 130
     return 1

@@ -40,9 +40,8 @@ def register(subcommands: Subcommands) -> None:
     exec_command.add_argument("-i", "--stdin", action="store_true", help="pass this terminal's stdin to the command")
     exec_command.add_argument("-t", "--tty", action="store_true",
                               help="give the command a terminal (this terminal goes into raw mode)")
-    exec_command.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]",
-                              help="the command to run, after --")
-    exec_command.set_defaults(run=run_exec)
+    exec_command.usage = "minikube-py exec POD [-c NAME] [-i] [-t] -- COMMAND [ARG...]"
+    exec_command.set_defaults(run=run_exec, takes_command=True)
 
     inspect = subcommands.group("inspect", "show how an object is built on this host")
     inspect_pod = inspect.add("pod", "show a pod's processes, namespace inodes, cgroups, rootfs, veth and IP",
@@ -114,16 +113,18 @@ def forward_stdin(session) -> None:
 
 
 def run_exec(args: argparse.Namespace, context: Context) -> int:
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.trailing
     if not command:
         raise CommandError("you must specify at least one command for the container, after --")
     name, namespace = pod_name(args.pod), context.default_namespace
     container = choose_container(context, namespace, name, args.container)
-    if args.tty and not args.stdin:
+    # kubectl's SetupTTY: a terminal only with -i and a real terminal on stdin.
+    tty = args.tty and args.stdin and sys.stdin.isatty()
+    if args.tty and args.stdin and not tty:
         print_error("Unable to use a TTY - input is not a terminal or the right kind of file")
-    session = context.transport.exec(namespace, name, container, command, stdin=args.stdin, tty=args.tty)
+    session = context.transport.exec(namespace, name, container, command, stdin=args.stdin, tty=tty)
     terminal_settings = None
-    if args.tty and args.stdin and sys.stdin.isatty():
+    if tty:
         import termios
         import tty
 

@@ -47,6 +47,7 @@ SUPERVISOR_STOP_TIMEOUT = 10.0
 KILL_WAIT_SECONDS = 10.0
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SANDBOX_NAMESPACES = ("uts", "ipc", "net")
+BUSYBOX_BINARY = "/usr/bin/busybox"
 
 
 def python_module_command(module: str, *arguments: str) -> tuple[list[str], dict[str, str]]:
@@ -229,9 +230,12 @@ class LinuxRuntime:
     # ---- node
 
     def start(self) -> None:
+        """Make the node ready: pause binary, busybox image, cgroup parent, bridge, supervisor, exit events."""
         for directory in (self.home, self.containers_dir, os.path.join(self.home, "sandboxes")):
             os.makedirs(directory, exist_ok=True)
         self.pause_binary = ensure_pause_binary(self.home)
+        if os.path.exists(BUSYBOX_BINARY):
+            self.images.ensure_busybox(BUSYBOX_BINARY)  # the image every tutorial and test starts from
         self.cgroups.create(self.cgroup_parent)
         self.network.ensure_bridge()
         if not self.supervisor.alive():

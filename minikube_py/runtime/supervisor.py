@@ -201,6 +201,8 @@ class ExitWaiter:
 
 
 class Supervisor:
+    """The loop, the records and the children of one node; `serve()` runs until shutdown or SIGTERM."""
+
     def __init__(self, home: str, cgroups: CgroupDriver | None = None):
         self.home = home
         self.containers_dir = os.path.join(home, "containers")

@@ -234,11 +234,12 @@ class Cluster:
         self.client.patch_status("pods", pod.metadata.name,
                                  {"status": {"phase": "Running", "conditions": [condition]}}, namespace="default")
 
-    def make_ready(self, image: str | None = None) -> None:
-        """Turn every pod (of the ReplicaSet running `image`) Ready, then refresh ReplicaSet status."""
-        for pod in self.pods():
-            if image is None or pod.spec.containers[0].image == image:
-                self._set_pod_status(pod, ready=True)
+    def make_ready(self, image: str | None = None, count: int | None = None) -> None:
+        """Turn pods (of the ReplicaSet running `image`; at most `count`) Ready, then refresh
+        ReplicaSet status."""
+        pods = [pod for pod in self.pods() if image is None or pod.spec.containers[0].image == image]
+        for pod in pods[:count]:
+            self._set_pod_status(pod, ready=True)
         self.run_replica_sets()
 
     def finish_terminating(self) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from minikube_py.api.apps import ReplicaSetCondition
+
 from controllers.deployment import rolling, util
+from controllers.deployment.progress import replica_failure_conditions
 from controllers.deployment.sync import calculate_status
 
 from tests.unit.test_deployment_helpers import START, deployment, replica_set
@@ -272,3 +275,19 @@ def test_deployment_is_complete_when_all_replicas_are_updated_and_available():
     status = calculate_status([new], new, web, START)
     assert util.deployment_complete(web, status)
     assert status.condition("Available").reason == "MinimumReplicasAvailable"
+
+
+def test_replica_failure_of_the_new_replica_set_wins_over_old_ones():
+    def failing(name, message):
+        failing_set = replica_set(name, 1)
+        failing_set.status.conditions = [ReplicaSetCondition(
+            type="ReplicaFailure", status="True", reason="FailedCreate", message=message,
+            last_transition_time="2027-01-15T08:00:00Z")]
+        return failing_set
+
+    old, new = failing("old", "quota exceeded (old)"), failing("new", "quota exceeded (new)")
+    (condition,) = replica_failure_conditions([old, new], new)
+    assert (condition.type, condition.reason, condition.message, condition.last_update_time) == (
+        "ReplicaFailure", "FailedCreate", "quota exceeded (new)", "2027-01-15T08:00:00Z")
+    assert replica_failure_conditions([old, replica_set("healthy", 1)], replica_set("healthy", 1))[0].message == \
+        "quota exceeded (old)"

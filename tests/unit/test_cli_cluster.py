@@ -1,0 +1,94 @@
+"""start/stop/status wiring to the daemon module, the image commands, and a missing daemon."""
+
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+
+import pytest
+
+from minikube_py import daemon
+from minikube_py.cli.cluster import format_status
+from minikube_py.cli.main import main
+
+
+@pytest.fixture
+def home():
+    directory = tempfile.mkdtemp(prefix="mkpy-cli-")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr(daemon, "start", lambda home, **options: calls.append((home, options)) or 0)
+    code, _, _ = run(capsys, "start", "--home", home, "--name", "test", "--pod-cidr", "10.99.0.0/16", "--port",
+                     "6443", "--node-name", "n1", "--foreground", "--restart-backoff", "1s:10s", "--pids-limit", "64")
+    assert code == 0
+    assert calls == [(home, {"name": "test", "pod_cidr": "10.99.0.0/16", "port": 6443, "node_name": "n1",
+                             "foreground": True, "restart_backoff": "1s:10s", "pids_limit": 64})]
+
+
+def test_stop_returns_the_daemons_exit_code(home, capsys, monkeypatch):
+    monkeypatch.setattr(daemon, "stop", lambda stopped_home: 3 if stopped_home == home else 0)
+    assert run(capsys, "--home", home, "stop")[0] == 3
+
+
+def test_status_of_a_stopped_cluster_says_stopped_and_exits_1(home, capsys):
+    code, out, _ = run(capsys, "--home", home, "status")
+    assert code == 1
+    assert "Stopped" in out
+    code, out, _ = run(capsys, "--home", home, "status", "-o", "json")
+    assert code == 1 and json.loads(out)["running"] is False
+
+
+def test_status_text_of_a_running_cluster():
+    text = format_status({"running": True, "pid": 42, "name": "minikube", "podCIDR": "10.244.0.0/16",
+                          "apiSocket": "/h/api.sock", "port": 6443, "node": "n1", "nodeReady": True, "pods": 3,
+                          "apiReachable": True})
+    assert text.splitlines() == [
+        "cluster:   minikube",
+        "daemon:    Running (pid 42)",
+        "node:      n1 (Ready)",
+        "pod CIDR:  10.244.0.0/16",
+        "API:       /h/api.sock and 127.0.0.1:6443",
+        "pods:      3",
+    ]
+
+
+def test_a_command_without_a_running_daemon_says_how_to_start_one(home, capsys):
+    code, out, err = run(capsys, "--home", home, "get", "pods")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: no minikube-py API at {home}/api.sock: start the cluster with 'minikube-py start'")
+
+
+def rootfs_tarball(directory: str) -> str:
+    path = f"{directory}/rootfs.tar"
+    with tarfile.open(path, "w") as archive:
+        data = b"#!/bin/sh\necho hi\n"
+        member = tarfile.TarInfo("bin/hello")
+        member.size, member.mode = len(data), 0o755
+        archive.addfile(member, io.BytesIO(data))
+    return path
+
+
+def test_image_import_ls_tag_and_rm(home, capsys):
+    tarball = rootfs_tarball(home)
+    code, out, _ = run(capsys, "--home", home, "image", "import", "hello:1", tarball)
+    assert code == 0 and out.startswith("Imported hello:1 (sha256:")
+    assert run(capsys, "--home", home, "image", "tag", "hello:1", "greeting:latest")[0] == 0
+    rows = [line.split() for line in run(capsys, "--home", home, "image", "ls")[1].splitlines()]
+    assert rows[0][:3] == ["REPOSITORY", "TAG", "IMAGE"]
+    assert [row[:2] for row in rows[1:]] == [["greeting", "latest"], ["hello", "1"]]
+    assert run(capsys, "--home", home, "image", "rm", "greeting")[1] == "Untagged: greeting\n"
+    code, out, _ = run(capsys, "--home", home, "image", "rm", "hello:1")
+    assert out.startswith("Untagged: hello:1\nDeleted: sha256:")
+    code, _, err = run(capsys, "--home", home, "image", "rm", "hello:1")
+    assert code == 1 and err.startswith('error: image "hello:1" not found')
