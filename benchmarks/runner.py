@@ -328,10 +328,14 @@ def build_rows(results: Results, figures: dict[str, dict[str, float]], samples: 
                     ours_figures.get("api_creates_per_s"), target=Target(">=", 1000),
                     method=f"benchmarks/store_api.py: {options.api_creates} POSTs over one keep-alive connection "
                            f"to an API server process (no agent, so pods are not started)."))
-    for key, title, target in (("http_watch", "watch latency over HTTP (create → event)", Target("<=", 5)),
-                               ("store_watch", "watch latency in the store (write → watcher)", None)):
+    for key, title, target, method in (
+            ("http_watch", "watch latency over HTTP (create → event)", Target("<=", 5),
+             "a POST over the socket until an HTTP watch client holds its ADDED event"),
+            ("store_watch", "watch latency in the store (write → watcher)", None,
+             "Store.create until a watcher thread in the same process holds the event")):
         summary = _summary(ours_samples, key)
         for attribute in ("p50", "p99"):
             results.add(Row(f"{key}_{attribute}", f"{title}, {attribute}", "ms", _pick(summary, attribute, 1000),
                             target=target if attribute == "p50" else None,
-                            method=f"benchmarks/store_api.py: {options.watch_events} writes, one in flight at a time."))
+                            method=f"benchmarks/store_api.py: {method}; {options.watch_events} writes, one in "
+                                   f"flight at a time."))

@@ -1,7 +1,8 @@
 """Pod status as the kubelet writes it: container statuses, phase and conditions (semantics.md 3.1-3.3).
 
-The agent keeps one `ContainerRecord` per container of a pod, already decided (running, waiting
-with a reason, or terminated), and this module turns those records into the wire `status` dict.
+The agent keeps one `ContainerRecord` per container of a pod (init containers included), already
+decided (running, waiting with a reason, or terminated), and this module turns those records into
+the wire `status` dict.
 Everything here is a pure function of its arguments, so the phase table and the conditions'
 lastTransitionTime rules are tested directly.
 """
@@ -66,10 +67,15 @@ class ContainerRecord:
     ready: bool = False
     started: bool = False
     container_id: str = ""  # the newest instance, running or not
+    # An init container has no probes: it counts as started while it runs and as ready once it
+    # completed (k/k prober_manager UpdatePodStatus), which the setters below keep up to date.
+    init_container: bool = False
 
     def set_running(self, state: ContainerState) -> None:
         self.running, self.terminated, self.waiting_reason, self.waiting_message = state, None, "", ""
         self.container_id = state.id
+        if self.init_container:
+            self.started, self.ready = True, False
 
     def set_waiting(self, reason: str, message: str = "") -> None:
         self.running, self.terminated = None, None
@@ -79,7 +85,13 @@ class ContainerRecord:
     def set_terminated(self, termination: Termination) -> None:
         self.running, self.waiting_reason, self.waiting_message = None, "", ""
         self.terminated = termination
-        self.ready = self.started = False
+        self.started = False
+        self.ready = self.init_container and termination.exit_code == 0
+
+    @property
+    def completed(self) -> bool:
+        """Terminated with exit code 0: for an init container, done."""
+        return self.terminated is not None and self.terminated.exit_code == 0
 
     @property
     def state_kind(self) -> str:
@@ -110,8 +122,26 @@ class ContainerRecord:
         return result
 
 
-def pod_phase(records: list[ContainerRecord], restart_policy: str, pod_is_terminal: bool = False) -> str:
-    """kubelet's getPhase (k/k pkg/kubelet/kubelet_pods.go) for pods without init containers."""
+def any_app_container_started(records: list[ContainerRecord]) -> bool:
+    """k/k HasAnyRegularContainerStarted: an app container runs or ran, so the pod was initialized."""
+    return any(record.running is not None or record.terminated is not None for record in records)
+
+
+def pod_phase(records: list[ContainerRecord], restart_policy: str, pod_is_terminal: bool = False,
+              init_records: list[ContainerRecord] = ()) -> str:
+    """kubelet's getPhase (k/k pkg/kubelet/kubelet_pods.go); `records` are the app containers."""
+    pending_initialization = failed_initialization = 0
+    for record in init_records:
+        if record.terminated is not None:
+            failed_initialization += record.terminated.exit_code != 0
+        elif record.running is None and record.last_state is not None:
+            failed_initialization += record.last_state.exit_code != 0
+        else:
+            pending_initialization += 1
+    if failed_initialization and restart_policy == "Never":
+        return "Failed"
+    if pending_initialization and not any_app_container_started(records):
+        return "Pending"
     running = stopped = succeeded = waiting = 0
     for record in records:
         if record.running is not None:
@@ -161,16 +191,32 @@ def _containers_ready(records: list[ContainerRecord], phase: str) -> dict:
     return _condition("ContainersReady", True)
 
 
+def _initialized(records: list[ContainerRecord], init_records: list[ContainerRecord], phase: str) -> dict:
+    """k/k GeneratePodInitializedCondition for regular (not sidecar) init containers."""
+    if not init_records:
+        return _condition("Initialized", True)
+    if phase == "Succeeded":
+        return _condition("Initialized", True, "PodCompleted")
+    if any_app_container_started(records):
+        return _condition("Initialized", True)
+    incomplete = [record.name for record in init_records if not record.completed]
+    if incomplete:
+        return _condition("Initialized", False, "ContainersNotInitialized",
+                          f"containers with incomplete status: [{' '.join(incomplete)}]")
+    return _condition("Initialized", True)
+
+
 def pod_conditions(records: list[ContainerRecord], phase: str, sandbox_ready: bool, previous: list[dict],
-                   now: float) -> list[dict]:
-    """The five conditions in kubelet's order; lastTransitionTime is kept while status is unchanged."""
+                   now: float, init_records: list[ContainerRecord] = ()) -> list[dict]:
+    """The five conditions in kubelet's order; lastTransitionTime is kept while status is unchanged.
+    `records` are the app containers, `init_records` the init containers."""
     containers_ready = _containers_ready(records, phase)
     ready = dict(containers_ready, type="Ready")
     previous_by_type = {condition["type"]: condition for condition in previous or []}
     scheduled = previous_by_type.get("PodScheduled") or _condition("PodScheduled", True)
     conditions = [
         _condition("PodReadyToStartContainers", sandbox_ready),
-        _condition("Initialized", True),
+        _initialized(records, init_records, phase),
         ready,
         containers_ready,
     ]

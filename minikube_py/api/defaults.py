@@ -9,6 +9,8 @@ treats 0 as "not set" for those).
 
 from __future__ import annotations
 
+from minikube_py.api.quantity import parse_quantity
+
 from minikube_py.api.apps import Deployment, ReplicaSet, RollingUpdateDeployment
 from minikube_py.api.core import Container, Event, Pod, PodSpec, Probe
 from minikube_py.api.meta import WireModel
@@ -50,7 +52,23 @@ def _default_probe(probe: Probe | None) -> None:
         probe.http_get.path = "/"
 
 
+def _is_valid_quantity(text: str) -> bool:
+    try:
+        parse_quantity(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _default_container(container: Container) -> None:
+    # As Kubernetes does: a resource with a limit but no request is requested at its limit.
+    if container.resources is not None and container.resources.limits:
+        requests = dict(container.resources.requests or {})
+        for resource, limit in container.resources.limits.items():
+            # Invalid limits are left for validation to report once, on the field the user wrote.
+            if _is_valid_quantity(limit) and (resource in ("cpu", "memory", "ephemeral-storage") or "/" in resource):
+                requests.setdefault(resource, limit)
+        container.resources.requests = requests
     if not container.image_pull_policy and container.image:
         container.image_pull_policy = default_image_pull_policy(container.image)
     for probe in (container.liveness_probe, container.readiness_probe, container.startup_probe):

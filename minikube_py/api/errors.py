@@ -35,7 +35,7 @@ class ApiError(Exception):
         """Rebuild the matching error class from a Status object received over HTTP."""
         reason = status.get("reason", "")
         cls = _BY_REASON.get(reason, ApiError)
-        error = cls(status.get("message", ""), status.get("details"))
+        error = cls(status.get("message", ""), details=status.get("details"))
         if cls is ApiError:
             error.code = status.get("code", 500)
             error.reason = reason or "InternalError"

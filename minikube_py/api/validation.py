@@ -31,7 +31,11 @@ MAX_INT32 = 2**31 - 1
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
-SUPPORTED_FIELD_REFS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "status.podIP")
+SUPPORTED_FIELD_REFS = (
+    "metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels", "metadata.annotations",
+    "spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs",
+)
+_SUBSCRIPTED_FIELD_REF = re.compile(r"^metadata\.(labels|annotations)\['[^']+'\]$")
 ALLOWED_POD_UPDATES = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`"
 
 _ENV_VAR_NAME = r"[-._a-zA-Z][-._a-zA-Z0-9]*"
@@ -262,7 +266,7 @@ def _validate_env(problems: Problems, path: str, container: Container) -> None:
             problems.unsupported(f"{at}.valueFrom.fieldRef.apiVersion", field_ref.api_version, ("v1",))
         if not field_ref.field_path:
             problems.required(f"{at}.valueFrom.fieldRef.fieldPath")
-        else:
+        elif not _SUBSCRIPTED_FIELD_REF.match(field_ref.field_path):
             problems.one_of(f"{at}.valueFrom.fieldRef.fieldPath", field_ref.field_path, SUPPORTED_FIELD_REFS)
 
 

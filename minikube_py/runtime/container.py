@@ -95,7 +95,7 @@ class ContainerSpec:
 class MountStep(NamedTuple):
     """One action of building the root file system; `action` picks what `apply_step` does."""
 
-    action: str  # mkdir, file, device, symlink, mount, remount_read_only, mask, read_only
+    action: str  # mkdir, file, device, symlink, chdir, mount, remount_read_only, mask, read_only
     target: str
     source: str | None = None
     fstype: str | None = None
@@ -103,10 +103,15 @@ class MountStep(NamedTuple):
     data: str | None = None
 
 
-def overlay_options(layers: list[str], upper_dir: str, work_dir: str) -> str:
-    """overlayfs wants the topmost lower layer first; image stores list layers bottom first."""
-    lower = ":".join(reversed(layers))
-    return f"lowerdir={lower},upperdir={upper_dir},workdir={work_dir}"
+def overlay_options(layers: list[str], directory: str) -> str:
+    """Mount options for the container's overlay, with paths relative to its directory.
+
+    overlayfs wants the topmost lower layer first; image stores list layers bottom first. The
+    paths are relative (the mount runs with the container's directory as working directory)
+    because /proc/mounts inside the container shows them: the host's layout stays hidden.
+    """
+    lower = ":".join(os.path.relpath(layer, directory) for layer in reversed(layers))
+    return f"lowerdir={lower},upperdir=upper,workdir=work"
 
 
 def inside(rootfs: str, path: str) -> str:
@@ -125,7 +130,8 @@ def rootfs_steps(spec: ContainerSpec) -> list[MountStep]:
     steps = [
         MountStep("mount", "/", flags=linux.MS_REC | linux.MS_PRIVATE),
         MountStep("mkdir", upper), MountStep("mkdir", work), MountStep("mkdir", rootfs),
-        MountStep("mount", rootfs, "overlay", "overlay", 0, overlay_options(spec.layers, upper, work)),
+        MountStep("chdir", spec.directory),
+        MountStep("mount", rootfs, "overlay", "overlay", 0, overlay_options(spec.layers, spec.directory)),
         MountStep("mkdir", os.path.join(rootfs, "proc")),
         MountStep("mount", os.path.join(rootfs, "proc"), "proc", "proc", _NOSUID_NODEV_NOEXEC),
         MountStep("mkdir", os.path.join(rootfs, "sys")),
@@ -178,6 +184,8 @@ def apply_step(step: MountStep) -> None:
         os.chmod(target, 0o666)  # mknod honours the umask
     elif action == "symlink":
         os.symlink(step.source, target)
+    elif action == "chdir":
+        os.chdir(target)
     elif action == "mount":
         linux.mount(step.source, target, step.fstype, step.flags, step.data)
     elif action == "remount_read_only":

@@ -175,6 +175,7 @@ def test_container_sees_neither_host_processes_nor_host_mounts(runtime, pods):
     mount_points = [line.split()[1] for line in mounts.splitlines()]
     assert "/" in mount_points and "/proc" in mount_points and "/dev/pts" in mount_points
     assert not [point for point in mount_points if point.startswith((runtime.home, "/work", "/sys/fs/cgroup"))]
+    assert runtime.home not in mounts  # not even in the overlay's options
     keys = runtime.exec_sync(state.id, ["wc", "-c", "/proc/keys"], timeout=10).stdout.split()
     assert keys[0] == b"0"  # masked by /dev/null
     sysctl = runtime.exec_sync(state.id, ["sh", "-c", "echo other > /proc/sys/kernel/hostname"], timeout=10)

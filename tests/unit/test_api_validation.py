@@ -278,10 +278,11 @@ BAD_MANIFESTS = [
     ),
     (
         "unsupported fieldRef",
-        pod([container(env=[{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}])]),
+        pod([container(env=[{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "status.phase"}}}])]),
         'Pod "web" is invalid: spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: '
-        '"status.hostIP": supported values: "metadata.name", "metadata.namespace", "metadata.uid", '
-        '"spec.nodeName", "status.podIP"',
+        '"status.phase": supported values: "metadata.name", "metadata.namespace", "metadata.uid", '
+        '"metadata.labels", "metadata.annotations", "spec.nodeName", "spec.serviceAccountName", '
+        '"status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs"',
     ),
     (
         "negative grace period",

@@ -72,9 +72,9 @@ def test_namespace_inode_matches_the_link_of_this_process():
 # ---- container.py: the child's plan
 
 
-def test_overlay_lists_the_topmost_layer_first():
-    assert overlay_options(["/l/base", "/l/top"], "/c/upper", "/c/work") == \
-        "lowerdir=/l/top:/l/base,upperdir=/c/upper,workdir=/c/work"
+def test_overlay_lists_the_topmost_layer_first_with_paths_that_hide_the_home():
+    options = overlay_options(["/home/images/base", "/home/images/top"], "/home/containers/c1")
+    assert options == "lowerdir=../../images/top:../../images/base,upperdir=upper,workdir=work"
 
 
 def test_rootfs_steps_make_root_private_then_mount_the_overlay_before_anything_inside_it():
@@ -82,6 +82,7 @@ def test_rootfs_steps_make_root_private_then_mount_the_overlay_before_anything_i
     assert steps[0] == MountStep("mount", "/", flags=linux.MS_REC | linux.MS_PRIVATE)
     mounts = [step for step in steps if step.action == "mount"]
     assert mounts[1].fstype == "overlay" and mounts[1].target == "/home/containers/c1/rootfs"
+    assert steps[steps.index(mounts[1]) - 1] == MountStep("chdir", "/home/containers/c1")  # relative layer paths
     assert [step.fstype for step in mounts[2:]] == ["proc", "sysfs", "tmpfs", "devpts", "tmpfs", "mqueue"]
     sysfs = next(step for step in mounts if step.fstype == "sysfs")
     assert sysfs.flags & linux.MS_RDONLY
