@@ -2,8 +2,9 @@
 
 Shape, as a client-go controller: an informer on pods feeds a work queue keyed by pod uid; a
 small pool of workers runs `sync_pod(uid)`, which re-reads the pod and the runtime's view of its
-containers and moves it one level-triggered step: sandbox, containers (start, restart after
-back-off, give up per restartPolicy), status, or graceful termination. The queue guarantees one
+containers and moves it one level-triggered step: sandbox, init containers (one at a time,
+in order, each to completion), app containers (start, restart after back-off, give up per
+restartPolicy), status, or graceful termination. The queue guarantees one
 worker per pod at a time, so a pool of four serves hundreds of pods. Nothing polls: the queue
 wakes on pod events, on container exits (one thread blocked in `runtime.wait_any`), on back-off
 timers (`add_after`) and on probe results (ProbeManager's timer heap and pool). Terminations get
@@ -91,10 +92,37 @@ class PodRecord:
     failures: dict[str, int] = field(default_factory=dict)  # consecutive creation failures: container name or SANDBOX
     backoff_reported: set[str] = field(default_factory=set)  # exit ids a BackOff event was made for
     restart_now: set[str] = field(default_factory=set)  # containers to restart without back-off
+    # Init containers whose completion belonged to a sandbox that is gone: they run again in the
+    # new one before any app container (re)starts.
+    rerun_init: set[str] = field(default_factory=set)
 
     @property
     def display(self) -> str:
         return f"{self.name}_{self.namespace}({self.uid})"
+
+    @property
+    def app_records(self) -> list[ContainerRecord]:
+        return [self.containers[container.name] for container in self.pod.spec.containers]
+
+    @property
+    def init_records(self) -> list[ContainerRecord]:
+        return [self.containers[container.name] for container in self.pod.spec.init_containers or []]
+
+    def restart_policy(self, container_record: ContainerRecord) -> str:
+        """The pod's restartPolicy as it applies to one container. An init container is restarted
+        only when it failed, unless the policy is Never; after a sandbox recreation it runs again
+        whatever its last exit was."""
+        policy = self.pod.spec.restart_policy
+        if not container_record.init_container or policy == "Never":
+            return policy
+        return "Always" if container_record.name in self.rerun_init else "OnFailure"
+
+    def mark_rerun_after_sandbox_loss(self) -> None:
+        """Every container that ran restarts without back-off; init containers run again first."""
+        ran = {name for name, container_record in self.containers.items() if container_record.container_id}
+        self.restart_now.update(ran)
+        if self.pod.spec.restart_policy != "Never":
+            self.rerun_init.update(name for name in ran if self.containers[name].init_container)
 
 
 def _spec_hash(container) -> str:
@@ -310,8 +338,16 @@ class NodeAgent:
 
     def _new_record(self, pod: Pod) -> PodRecord:
         record = PodRecord(pod.metadata.uid, pod.metadata.namespace, pod.metadata.name, pod)
+        init_containers = pod.spec.init_containers or []
+        # Before it exists a container waits as ContainerCreating, or as PodInitializing in a pod
+        # with init containers (k/k convertToAPIContainerStatuses).
+        waiting_reason = "PodInitializing" if init_containers else "ContainerCreating"
+        for container in init_containers:
+            record.containers[container.name] = ContainerRecord(container.name, container.image, init_container=True,
+                                                                waiting_reason=waiting_reason)
         for container in pod.spec.containers:
-            record.containers[container.name] = ContainerRecord(container.name, container.image)
+            record.containers[container.name] = ContainerRecord(container.name, container.image,
+                                                                waiting_reason=waiting_reason)
         with self._lock:
             self._records[record.uid] = record
             self._keys[record.uid] = f"{record.namespace}/{record.name}"
@@ -326,16 +362,33 @@ class NodeAgent:
         if not self._ensure_sandbox(record):
             return
         wake_after: list[float] = []
-        for container in pod.spec.containers:
-            delay = self._step_container(record, container)
-            if delay is not None:
-                wake_after.append(delay)
-        phase = pod_phase(list(record.containers.values()), pod.spec.restart_policy)
+        initialized, delay = self._step_init_containers(record)
+        if delay is not None:
+            wake_after.append(delay)
+        if initialized:
+            for container in pod.spec.containers:
+                delay = self._step_container(record, container)
+                if delay is not None:
+                    wake_after.append(delay)
+        phase = pod_phase(record.app_records, pod.spec.restart_policy, init_records=record.init_records)
         if phase in TERMINAL_PHASES:
             record.terminal_phase = phase
             self._release_pod_resources(record)
         elif wake_after:
             self.queue.add_after(record.uid, max(min(wake_after), 0.001))
+
+    def _step_init_containers(self, record: PodRecord) -> tuple[bool, float | None]:
+        """Run the init containers one at a time, in order, each to completion. Returns whether all
+        have completed, and the seconds until the current one needs another look (back-off)."""
+        for container in record.pod.spec.init_containers or []:
+            container_record = record.containers[container.name]
+            if container_record.completed and container.name not in record.rerun_init:
+                continue
+            if container_record.running is not None:
+                return False, None  # its exit wakes the pod
+            # Failed under restartPolicy Never, it stays terminated and the pod's phase is Failed.
+            return False, self._step_container(record, container)
+        return True, None
 
     def _observe_container(self, record: PodRecord, container_record: ContainerRecord) -> None:
         """Bring a running record up to date with the runtime: exited? ready? started?"""
@@ -348,7 +401,8 @@ class NodeAgent:
             self._record_exit(record, container_record, _status_unknown(running.id, running.started_at, self.clock.now()))
             return
         if state.status == "running":
-            self._apply_probe_results(container_record, state.id)
+            if not container_record.init_container:
+                self._apply_probe_results(container_record, state.id)
         else:
             self._record_exit(record, container_record, Termination.from_state(state))
 
@@ -373,8 +427,7 @@ class NodeAgent:
             # sandbox; every container that ran is restarted (restartCount + 1) without back-off.
             log.warning("pod %s/%s: sandbox %s died; creating a new one", record.namespace, record.name, record.sandbox.id)
             self._remove_sandbox(record)
-            record.restart_now.update(name for name, container_record in record.containers.items()
-                                      if container_record.container_id)
+            record.mark_rerun_after_sandbox_loss()
         pod = record.pod
         try:
             record.ip = self.ipam.allocate(record.uid)
@@ -421,7 +474,7 @@ class NodeAgent:
             # Waiting to restart: the termination it waits on is the one shown as lastState.
             exited = container_record.last_state
         if exited is not None:
-            if not _should_restart(record.pod.spec.restart_policy, exited.exit_code):
+            if not _should_restart(record.restart_policy(container_record), exited.exit_code):
                 container_record.set_terminated(exited)
                 return None
             if container.name in record.restart_now:
@@ -479,12 +532,14 @@ class NodeAgent:
                 Termination("", START_ERROR_EXIT_CODE, "StartError", now, now, message=error.message))
             return self._step_container(record, container)
         record.failures.pop(container.name, None)
+        record.rerun_init.discard(container.name)
         container_record.restart_count = attempt
         container_record.set_running(state)
         self.recorder.event(pod, NORMAL, "Created", f"Created container {container.name}")
         self.recorder.event(pod, NORMAL, "Started", f"Started container {container.name}")
-        self._start_probes(record, container, state)
-        self._apply_probe_results(container_record, state.id)
+        if not container_record.init_container:  # init containers have no probes (validation)
+            self._start_probes(record, container, state)
+            self._apply_probe_results(container_record, state.id)
         return None
 
     def _creation_failed(self, record: PodRecord, container_record: ContainerRecord, error: RuntimeError_) -> float:
@@ -555,8 +610,8 @@ class NodeAgent:
 
     def compute_status(self, record: PodRecord) -> dict:
         pod = record.pod
-        records = [record.containers[container.name] for container in pod.spec.containers]
-        phase = record.terminal_phase or pod_phase(records, pod.spec.restart_policy)
+        records, init_records = record.app_records, record.init_records
+        phase = record.terminal_phase or pod_phase(records, pod.spec.restart_policy, init_records=init_records)
         if record.last_status is not None:
             previous = record.last_status.get("conditions", [])
         else:
@@ -564,7 +619,7 @@ class NodeAgent:
         sandbox_ready = record.sandbox is not None and not record.terminal_phase
         status = {
             "phase": phase,
-            "conditions": pod_conditions(records, phase, sandbox_ready, previous, self.clock.now()),
+            "conditions": pod_conditions(records, phase, sandbox_ready, previous, self.clock.now(), init_records),
             "hostIP": self.host_ip,
         }
         if record.ip:
@@ -572,6 +627,8 @@ class NodeAgent:
             status["podIPs"] = [{"ip": record.ip}]
         if record.start_time is not None:
             status["startTime"] = format_time(record.start_time)
+        if init_records:
+            status["initContainerStatuses"] = [container_record.to_dict() for container_record in init_records]
         status["containerStatuses"] = [container_record.to_dict() for container_record in records]
         return status
 
@@ -614,8 +671,8 @@ class NodeAgent:
             if delete_object:
                 if not record.terminal_phase:
                     # Since 1.27 kubelet moves a deleted pod to a terminal phase before removal.
-                    records = list(record.containers.values())
-                    record.terminal_phase = pod_phase(records, record.pod.spec.restart_policy, pod_is_terminal=True)
+                    record.terminal_phase = pod_phase(record.app_records, record.pod.spec.restart_policy,
+                                                      pod_is_terminal=True, init_records=record.init_records)
                 self._write_status(record)
                 try:
                     self.client.delete("pods", record.name, namespace=record.namespace, grace_period_seconds=0)
@@ -709,7 +766,8 @@ class NodeAgent:
         if status.start_time:
             record.start_time = parse_time(status.start_time)
         record.terminal_phase = status.phase if status.phase in TERMINAL_PHASES else ""
-        stored = {container_status.name: container_status for container_status in status.container_statuses or []}
+        stored = {container_status.name: container_status
+                  for container_status in (status.init_container_statuses or []) + (status.container_statuses or [])}
         now = self.clock.now()
         for name, container_record in record.containers.items():
             previous = stored.get(name)
@@ -734,7 +792,12 @@ class NodeAgent:
             elif sandbox is None and previous is not None and previous.container_id:
                 # It ran, but its sandbox is gone without a trace (the host rebooted, or `stop`).
                 container_record.container_id = previous.container_id.removeprefix(CONTAINER_ID_PREFIX)
-                container_record.set_terminated(_status_unknown("", now, now))
+                stored_exit = previous.state.terminated if previous.state is not None else None
+                if container_record.init_container and stored_exit is not None:
+                    # A completed (or failed) init container keeps its real exit; it runs again anyway.
+                    container_record.set_terminated(_termination_from_status(stored_exit))
+                else:
+                    container_record.set_terminated(_status_unknown("", now, now))
         if record.terminal_phase:
             self._discard_sandbox(record.uid, sandbox)
         elif sandbox is not None:
@@ -745,8 +808,7 @@ class NodeAgent:
                 if running is not None:
                     self._start_probes(record, container, running)
         else:
-            record.restart_now.update(name for name, container_record in record.containers.items()
-                                      if container_record.terminated is not None)
+            record.mark_rerun_after_sandbox_loss()
 
     # ------------------------------------------------------------------------------------------
     # NodeProxy: logs, exec, inspect
@@ -762,8 +824,10 @@ class NodeAgent:
         names = [c.name for c in record.pod.spec.containers]
         if container is None:
             if len(names) != 1:
-                raise errors.BadRequest(
-                    f"a container name must be specified for pod {record.name}, choose one of: [{' '.join(names)}]")
+                init_names = [c.name for c in record.pod.spec.init_containers or []]
+                init_choice = f" or one of the init containers: [{' '.join(init_names)}]" if init_names else ""
+                raise errors.BadRequest(f"a container name must be specified for pod {record.name}, "
+                                        f"choose one of: [{' '.join(names)}]{init_choice}")
             container = names[0]
         if container not in record.containers:
             raise errors.BadRequest(f"container {container} is not valid for pod {record.name}")

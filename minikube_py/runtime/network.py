@@ -55,6 +55,16 @@ def host_veth_name(cluster_name: str, sandbox_id: str, attempt: int = 0) -> str:
     return prefix + digest[: INTERFACE_NAME_MAX - len(prefix)]
 
 
+def pod_mac(ip: str) -> str:
+    """The pod's eth0 MAC, derived from its IP: 0a:58 followed by the four address bytes.
+
+    Pod IPs are reused once released, and the host (and other pods) keep ARP entries for a while:
+    with a random MAC per veth, a new pod on a recycled IP is unreachable until the stale entry
+    expires. Deriving the MAC from the IP, as OVN-Kubernetes does, keeps every such entry right.
+    """
+    return "0a:58:" + ":".join(f"{int(octet):02x}" for octet in ip.split("."))
+
+
 def bridge_mac(cluster_name: str) -> str:
     """A fixed, locally administered MAC for the bridge.
 
@@ -251,6 +261,7 @@ class PodNetwork:
     def _configure_pod_side(self, eth0_index: int, ip: str) -> None:
         """Runs inside the pod's network namespace: address on eth0, lo and eth0 up, default route."""
         with IPRoute() as ipr:
+            ipr.link("set", index=eth0_index, address=pod_mac(ip))
             ipr.addr("add", index=eth0_index, address=ip, prefixlen=self.prefix_len)
             ipr.link("set", index=LOOPBACK_INDEX, state="up")
             ipr.link("set", index=eth0_index, state="up")

@@ -260,7 +260,7 @@ class LinuxRuntime:
             answer = os.read(ready_read, 64) if ready else b""
         finally:
             os.close(ready_read)
-        if not answer.startswith(b"ready"):
+        if not answer.startswith(b"ready") and not self.supervisor.alive():  # alive: another start won the race
             raise RuntimeError_(
                 "RuntimeNotReady",
                 f"the supervisor did not start within {SUPERVISOR_START_TIMEOUT:.0f}s; see {self.home}/supervisor.log",
@@ -270,7 +270,10 @@ class LinuxRuntime:
         with self._subscription_lock:
             if self._subscription is not None:
                 self._subscription.close()
-            sock = self.supervisor.connect()
+            try:
+                sock = self.supervisor.connect()
+            except OSError as error:
+                raise RuntimeError_("RuntimeNotReady", f"supervisor at {self.supervisor.path}: {error}") from error
             sock.sendall(b'{"op": "subscribe"}\n')
             self._subscription, self._subscription_buffer = sock, b""
             self._read_subscription_line(timeout=10.0)  # the {"ok": true} of the subscription
@@ -278,8 +281,8 @@ class LinuxRuntime:
     def _read_subscription_line(self, timeout: float) -> dict | None:
         deadline = time.monotonic() + timeout
         while b"\n" not in self._subscription_buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._subscription], [], [], remaining)[0]:
+            remaining = max(0.0, deadline - time.monotonic())
+            if not select.select([self._subscription], [], [], remaining)[0]:
                 return None
             chunk = self._subscription.recv(65536)
             if not chunk:
@@ -353,6 +356,8 @@ class LinuxRuntime:
         if not self.sandbox_alive(sandbox):
             raise RuntimeError_("CreateContainerError", f"sandbox {sandbox.id} of pod {sandbox.namespace}/{sandbox.pod_name} "
                                 "is not running; the pod's sandbox must be recreated")
+        if not config.argv:
+            raise RuntimeError_("CreateContainerError", f"container {config.name}: no command given and the image has none")
         image = self.images.resolve(config.image)
         container_id = container_id_for(sandbox.id, config.name, config.attempt)
         cgroup = f"{sandbox.cgroup}/{container_id}"
@@ -372,8 +377,6 @@ class LinuxRuntime:
             mounts=[mount.__dict__ for mount in config.mounts], cgroup_dirs=self._cgroup_dirs(cgroup), cgroup=cgroup,
             log_path=config.log_path, log_max_bytes=config.log_max_bytes, log_max_files=config.log_max_files,
         )
-        if not spec.argv:
-            raise RuntimeError_("CreateContainerError", f"container {config.name}: no command given and the image has none")
         answer = self.supervisor.request({"op": "start_container", "spec": spec.to_json()})
         if not answer.get("ok"):
             self._remove_cgroup_quietly(cgroup)
@@ -407,7 +410,11 @@ class LinuxRuntime:
                 self._subscription.close()
                 self._subscription = None
         if self._subscription is None:
-            self._subscribe()  # the supervisor restarted; exits in between are in list_containers()
+            # The supervisor went away: start a new one (it re-adopts the running containers from
+            # their records) and subscribe again; exits in between are in list_containers().
+            if not self.supervisor.alive():
+                self._start_supervisor()
+            self._subscribe()
         return exited
 
     def stop_container(self, container_id: str, grace_seconds: float) -> ContainerState:

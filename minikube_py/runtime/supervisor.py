@@ -249,20 +249,26 @@ class Supervisor:
         self.reap()  # children that exited before the handler was installed
         while self.running:
             for key, events in self.selector.select(self._select_timeout()):
-                kind, target = key.data
-                if kind == "wakeup":
-                    self._drain(key.fileobj)
-                    self.reap()
-                elif kind == "accept":
-                    self._accept()
-                elif kind == "client":
-                    self._client_ready(target, events)
-                elif kind == "log":
-                    self._read_log(key.fd, *target)
-                elif kind == "pidfd":
-                    self._adopted_exited(key.fd, target)
+                try:
+                    self._dispatch(key, events)
+                except Exception:  # one failed event must not end the node's bookkeeping
+                    log.exception("handling %s failed", key.data[0])
             self._expire_waiters()
         self._close()
+
+    def _dispatch(self, key: selectors.SelectorKey, events: int) -> None:
+        kind, target = key.data
+        if kind == "wakeup":
+            self._drain(key.fileobj)
+            self.reap()
+        elif kind == "accept":
+            self._accept()
+        elif kind == "client":
+            self._client_ready(target, events)
+        elif kind == "log":
+            self._read_log(key.fd, *target)
+        elif kind == "pidfd":
+            self._adopted_exited(key.fd, target)
 
     def _stop_on_signal(self, number, frame) -> None:
         self.running = False

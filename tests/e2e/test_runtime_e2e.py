@@ -61,7 +61,7 @@ def stop_runtime(runtime: LinuxRuntime) -> None:
         runtime.shutdown(remove_all=True)
         left = leftovers(runtime)
     finally:
-        shutil.rmtree(runtime.home, ignore_errors=True)
+        shutil.copy(os.path.join(runtime.home, "supervisor.log"), "/tmp/rt_supervisor_last.log"); shutil.rmtree(runtime.home, ignore_errors=True)
     assert not left, f"runtime {runtime.cluster_name} left these on the host: {left}"
 
 
@@ -255,6 +255,20 @@ def test_remove_sandbox_leaves_no_process_cgroup_or_veth(runtime, pods):
     assert not [directory for directory in cgroup_dirs if os.path.exists(directory)]
     assert not os.path.exists(f"/sys/class/net/{sandbox.host_veth}")
     assert not os.path.exists(os.path.join(runtime.home, "containers", state.id))
+
+
+def test_a_killed_supervisor_is_restarted_and_follows_the_containers_it_left(runtime, pods):
+    sandbox = pods.sandbox()
+    state = pods.container(sandbox, ["sleep", "1000"])
+    old_supervisor = int(open(os.path.join(runtime.home, "supervisor.pid")).read())
+    os.kill(old_supervisor, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{old_supervisor}"), 10, "the supervisor to die")
+    runtime.wait_any(0)  # notices the broken event stream and starts a new supervisor
+    assert int(open(os.path.join(runtime.home, "supervisor.pid")).read()) != old_supervisor
+    assert runtime.container_state(state.id).status == "running" and runtime.sandbox_alive(sandbox)
+    os.kill(state.pid, signal.SIGKILL)
+    exited = wait_for(lambda: [seen for seen in runtime.wait_any(1.0) if seen.id == state.id], 10, "the exit event")
+    assert (exited[0].status, exited[0].exit_code) == ("exited", 137)
 
 
 DAEMON = textwrap.dedent("""

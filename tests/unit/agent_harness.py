@@ -16,6 +16,7 @@ class AgentHarness:
     def __init__(self, home, registry: Registry | None = None, runtime: FakeRuntime | None = None,
                  ipam: InMemoryIpam | None = None, clock: FakeClock | None = None):
         self.home = str(home)
+        self.home_path = home
         self.clock = clock or FakeClock()
         self.registry = registry or Registry(Store(":memory:"), clock=self.clock)
         self.client = ApiClient.local(self.registry)
@@ -32,6 +33,13 @@ class AgentHarness:
         self.agent.pods.refresh()
         self.agent.adopt()
         self.sync()
+
+    def restarted(self) -> "AgentHarness":
+        """A new agent (the daemon came back) on the same API, runtime, IP pool, clock and home."""
+        again = AgentHarness(self.home_path, registry=self.registry, runtime=self.runtime, ipam=self.ipam,
+                             clock=self.clock)
+        again.start()
+        return again
 
     def sync(self) -> None:
         self.agent.run_until_idle()

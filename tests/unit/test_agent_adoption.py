@@ -16,15 +16,7 @@ def harness(tmp_path):
     return harness
 
 
-def restarted(harness: AgentHarness, tmp_path) -> AgentHarness:
-    """A new agent (the daemon came back) on the same API, runtime, IP pool and clock."""
-    again = AgentHarness(tmp_path, registry=harness.registry, runtime=harness.runtime, ipam=harness.ipam,
-                         clock=harness.clock)
-    again.start()
-    return again
-
-
-def test_a_restarted_agent_adopts_running_pods_and_restarts_what_exited_meanwhile(harness, tmp_path):
+def test_a_restarted_agent_adopts_running_pods_and_restarts_what_exited_meanwhile(harness):
     survivor = harness.create_pod("survivor", [{"name": "a"}, {"name": "b"}])
     victim = harness.create_pod("exits-while-down", [{"name": "main"}], restartPolicy="OnFailure")
     harness.sync()
@@ -38,7 +30,7 @@ def test_a_restarted_agent_adopts_running_pods_and_restarts_what_exited_meanwhil
     harness.ipam.allocate("orphan-uid")
     harness.ipam.allocate("another-vanished-pod")
 
-    again = restarted(harness, tmp_path)
+    again = harness.restarted()
     assert {name: again.runtime.container_for(survivor, name).pid for name in ("a", "b")} == pids
     assert again.pod("survivor")["status"]["podIP"] == survivor_ip
     assert [s["restartCount"] for s in again.pod("survivor")["status"]["containerStatuses"]] == [0, 0]
@@ -54,26 +46,26 @@ def test_a_restarted_agent_adopts_running_pods_and_restarts_what_exited_meanwhil
     assert status["lastState"]["terminated"]["exitCode"] == 137
 
 
-def test_a_pod_whose_pause_vanished_gets_a_new_sandbox_and_its_containers_restart(harness, tmp_path):
+def test_a_pod_whose_pause_vanished_gets_a_new_sandbox_and_its_containers_restart(harness):
     uid = harness.create_pod("web", [{"name": "main"}])
     harness.sync()
     first_pause = harness.runtime.sandboxes[uid].pause_pid
     harness.runtime.kill_sandbox(uid)
 
-    again = restarted(harness, tmp_path)
+    again = harness.restarted()
     assert again.runtime.sandboxes[uid].pause_pid != first_pause
     status = again.status("web")
     assert status["restartCount"] == 1 and "running" in status["state"]
     assert again.pod("web")["status"]["podIP"] in again.ipam.allocations()
 
 
-def test_pods_stopped_with_the_cluster_start_again_with_one_more_restart(harness, tmp_path):
+def test_pods_stopped_with_the_cluster_start_again_with_one_more_restart(harness):
     uid = harness.create_pod("web", [{"name": "main"}])
     harness.sync()
     harness.agent.stop(stop_pods=True)
     assert harness.runtime.sandboxes == {} and harness.ipam.allocations() == {}
 
-    again = restarted(harness, tmp_path)
+    again = harness.restarted()
     status = again.status("web")
     assert status["restartCount"] == 1 and "running" in status["state"]
     assert status["lastState"]["terminated"]["reason"] == "ContainerStatusUnknown"

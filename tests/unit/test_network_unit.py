@@ -68,3 +68,11 @@ def test_bridge_mac_is_unicast_locally_administered_and_per_cluster():
     assert first_octet & 0x02 and not first_octet & 0x01
     assert mac == bridge_mac("dev") != bridge_mac("other")
     assert len(mac.split(":")) == 6
+
+
+def test_pod_mac_is_derived_from_the_ip_so_a_reused_ip_keeps_its_arp_entries_valid():
+    from minikube_py.runtime.network import pod_mac
+
+    assert pod_mac("10.244.0.5") == "0a:58:0a:f4:00:05"
+    assert pod_mac("10.244.0.5") == pod_mac("10.244.0.5")
+    assert pod_mac("10.244.0.6") != pod_mac("10.244.0.5")
