@@ -70,13 +70,16 @@ class TimedWatch:
 
     def next(self, deadline: float) -> tuple[float, str, dict]:
         """The next event; raises TimeoutError once the monotonic `deadline` (perf_counter) passes."""
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            raise TimeoutError
-        try:
-            return self._events.get(timeout=remaining)
-        except queue.Empty:
-            raise TimeoutError from None
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                # Short slices: a signal (Ctrl-C) may land on a reader thread and only wakes this one
+                # once the wait returns.
+                return self._events.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
 
     def close(self) -> None:
         for watch in self._watches.values():

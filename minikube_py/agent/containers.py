@@ -156,9 +156,10 @@ def cgroup_limits(container) -> CgroupLimits:
         # 250m -> 25000 us of every 100000 us: a quarter of one CPU.
         result.cpu_quota_us = max(1000, int(cpu_millis(limits["cpu"])) * CPU_PERIOD_US // 1000)
         result.cpu_period_us = CPU_PERIOD_US
+    # No CPU request means the smallest share, as kubelet's MilliCPUToShares(0) gives a BestEffort container.
     requested = requests.get("cpu", limits.get("cpu"))
-    if requested is not None:
-        result.cpu_shares = max(MIN_CPU_SHARES, int(cpu_millis(requested)) * 1024 // 1000)
+    millis = int(cpu_millis(requested)) if requested is not None else 0
+    result.cpu_shares = max(MIN_CPU_SHARES, millis * 1024 // 1000)
     return result
 
 

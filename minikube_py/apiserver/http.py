@@ -288,6 +288,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if not length:
             return None
         raw = self.rfile.read(length)
+        content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if "protobuf" in content_type or "cbor" in content_type:
+            raise UnsupportedMediaType(
+                f"request bodies must be JSON, not {content_type}; with kubectl, create objects from "
+                "manifests (kubectl apply -f / create -f), which send JSON")
         try:
             return json.loads(raw)
         except ValueError as error:

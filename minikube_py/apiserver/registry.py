@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from minikube_py import api
 from minikube_py.api import errors
@@ -23,6 +23,7 @@ from minikube_py.api.parsing import invalid_error
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.clock import Clock
 from minikube_py.store import Store, conflict, not_found
+from minikube_py.store.watch import EventStream
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -72,7 +73,7 @@ class ObjectFilter:
         return api.selectors.matches_fields(obj, self._fields)
 
 
-class RegistryWatch:
+class RegistryWatch(EventStream):
     """A Registry watch: `{"type", "object"}` dicts, synthetic ADDED events first when asked
     for, then live changes filtered by the selectors. Iterate, or call `next(timeout)`
     (None on timeout or once closed); `close()` ends it."""
@@ -107,15 +108,6 @@ class RegistryWatch:
                     **event.previous["metadata"], "resourceVersion": str(event.revision)}}
                 return {"type": "DELETED", "object": previous}
         return {"type": event.type, "object": event.object} if matches_now else None
-
-    def __iter__(self) -> Iterator[dict]:
-        return self
-
-    def __next__(self) -> dict:
-        event = self.next()
-        if event is None:
-            raise StopIteration
-        return event
 
     def close(self) -> None:
         self._initial.clear()

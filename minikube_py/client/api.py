@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from minikube_py import api
+from minikube_py.client.transport import EventStream, HttpTransport
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def _model(info, data: dict) -> Any:
     return info.model.model_validate(data)
 
 
-class ModelWatch:
+class ModelWatch(EventStream):
     """A transport watch whose events carry models. Iterate, or `next(timeout)`; `close()`."""
 
     def __init__(self, info, watch):
@@ -52,15 +53,6 @@ class ModelWatch:
         if event["type"] == "ERROR":
             return WatchEvent("ERROR", event["object"])
         return WatchEvent(event["type"], _model(self._info, event["object"]))
-
-    def __iter__(self) -> Iterator[WatchEvent]:
-        return self
-
-    def __next__(self) -> WatchEvent:
-        event = self.next()
-        if event is None:
-            raise StopIteration
-        return event
 
     def close(self) -> None:
         self._watch.close()
@@ -80,8 +72,6 @@ class ApiClient:
     @classmethod
     def connect(cls, home: str) -> "ApiClient":
         """Over the unix socket of the daemon running in `home`."""
-        from minikube_py.client.transport import HttpTransport
-
         return cls(HttpTransport(socket_path=os.path.join(home, "api.sock")))
 
     def create(self, obj: Any) -> Any:

@@ -62,7 +62,24 @@ def _error_from_response(status: int, body: bytes) -> errors.ApiError:
     return error
 
 
-class TransportWatch:
+class EventStream:
+    """Iteration over `next(timeout)`: each step waits for the next event and iteration ends
+    when `next` returns None (the stream was closed or ended)."""
+
+    def next(self, timeout: float | None = None):
+        raise NotImplementedError
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        event = self.next()
+        if event is None:
+            raise StopIteration
+        return event
+
+
+class TransportWatch(EventStream):
     """A watch over HTTP: `{"type", "object"}` dicts as the server streams them. A reader thread
     feeds a queue so `next(timeout)` can wait with a timeout; `close()` hangs up."""
 
@@ -105,15 +122,6 @@ class TransportWatch:
             self._closed = True
             self._events.put(self._END)
             return None
-        return event
-
-    def __iter__(self) -> Iterator[dict]:
-        return self
-
-    def __next__(self) -> dict:
-        event = self.next()
-        if event is None:
-            raise StopIteration
         return event
 
     def close(self) -> None:

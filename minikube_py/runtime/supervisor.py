@@ -257,6 +257,9 @@ class Supervisor:
         self._close()
 
     def _dispatch(self, key: selectors.SelectorKey, events: int) -> None:
+        current = self.selector.get_map().get(key.fd)
+        if current is None or current.data is not key.data:
+            return  # closed (or its number reused) by an earlier event of the same batch
         kind, target = key.data
         if kind == "wakeup":
             self._drain(key.fileobj)

@@ -13,7 +13,7 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, NamedTuple
 
 from minikube_py.api import errors
 
@@ -54,7 +54,24 @@ class LogEntry(NamedTuple):
         return WatchEvent(self.type, json.loads(self.data), self.revision, self.resource, previous)
 
 
-class Watcher:
+class EventStream:
+    """Iteration over `next(timeout)`: each step waits for the next event and iteration ends
+    when `next` returns None (the stream was closed or ended)."""
+
+    def next(self, timeout: float | None = None):
+        raise NotImplementedError
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        event = self.next()
+        if event is None:
+            raise StopIteration
+        return event
+
+
+class Watcher(EventStream):
     """Changes to one resource (or every resource when `resource` is None), optionally in one
     namespace, in revision order. `next(timeout)` returns the next event or None on timeout
     or once closed; iterating blocks until an event arrives and stops when closed."""
@@ -107,15 +124,6 @@ class Watcher:
             else:
                 return None
         return entry.to_event()
-
-    def __iter__(self) -> Iterator[WatchEvent]:
-        return self
-
-    def __next__(self) -> WatchEvent:
-        event = self.next()
-        if event is None:
-            raise StopIteration
-        return event
 
     def close(self) -> None:
         with self._condition:

@@ -60,9 +60,12 @@ def stop_runtime(runtime: LinuxRuntime) -> None:
     try:
         runtime.shutdown(remove_all=True)
         left = leftovers(runtime)
+        with open(os.path.join(runtime.home, "supervisor.log")) as file:
+            supervisor_log = file.read()
     finally:
-        shutil.copy(os.path.join(runtime.home, "supervisor.log"), "/tmp/rt_supervisor_last.log"); shutil.rmtree(runtime.home, ignore_errors=True)
+        shutil.rmtree(runtime.home, ignore_errors=True)
     assert not left, f"runtime {runtime.cluster_name} left these on the host: {left}"
+    assert "Traceback" not in supervisor_log, f"the supervisor logged an error:\n{supervisor_log}"
 
 
 @pytest.fixture(scope="module")

@@ -109,7 +109,7 @@ def test_limits_become_memory_bytes_cpu_quota_and_shares():
     assert (limits.cpu_quota_us, limits.cpu_period_us) == (25_000, 100_000)
     assert limits.cpu_shares == 102
     unlimited = cgroup_limits(make_pod({"name": "app", "image": "img"}).spec.containers[0])
-    assert (unlimited.memory_bytes, unlimited.cpu_quota_us, unlimited.cpu_shares) == (None, None, None)
+    assert (unlimited.memory_bytes, unlimited.cpu_quota_us, unlimited.cpu_shares) == (None, None, 2)  # BestEffort: minimum shares
 
 
 def test_an_image_without_command_and_a_spec_without_one_is_a_create_container_error():
