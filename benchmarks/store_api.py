@@ -3,7 +3,8 @@
 Measures: store writes/s (sqlite file, WAL, one object per transaction); pod creates/s through
 the HTTP API over the unix socket with one keep-alive client (the server runs in its own process,
 as the daemon does); watch latency p50/p99 from a write to its delivery, both to an in-process
-store watcher and to an HTTP watch client. Run: `python benchmarks/store_api.py [--objects N]`.
+store watcher and to an HTTP watch client. Run from the repository root:
+`python -m benchmarks.store_api [--objects N]` (no root needed).
 """
 
 from __future__ import annotations
@@ -11,29 +12,21 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import statistics
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from minikube_py.apiserver.http import ApiHttpServer  # noqa: E402
-from minikube_py.apiserver.registry import Registry  # noqa: E402
-from minikube_py.client.transport import HttpTransport  # noqa: E402
-from minikube_py.store import Store  # noqa: E402
+from benchmarks.statistics import percentile
+from minikube_py.apiserver.http import ApiHttpServer
+from minikube_py.apiserver.registry import Registry
+from minikube_py.client.transport import HttpTransport
+from minikube_py.store import Store
 
 
 def pod(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
             "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}}
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def store_writes_per_second(directory: str, count: int) -> float:
@@ -104,7 +97,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         print(f"store writes/s (file, WAL):         {store_writes_per_second(directory, arguments.objects):8.0f}")
         latencies = store_watch_latency(1000)
-        print(f"store watch latency p50 / p99 (ms): {statistics.median(latencies) * 1e3:8.3f} / "
+        print(f"store watch latency p50 / p99 (ms): {percentile(latencies, 0.5) * 1e3:8.3f} / "
               f"{percentile(latencies, 0.99) * 1e3:.3f}")
         socket_path = os.path.join(directory, "api.sock")
         ready = multiprocessing.Event()
@@ -115,7 +108,7 @@ def main() -> None:
             transport = HttpTransport(socket_path=socket_path)
             print(f"API pod creates/s (unix socket):    {api_creates_per_second(transport, arguments.objects // 2):8.0f}")
             latencies = http_watch_latency(transport, 500)
-            print(f"HTTP create->watch event p50 / p99 (ms): {statistics.median(latencies) * 1e3:.3f} / "
+            print(f"HTTP create->watch event p50 / p99 (ms): {percentile(latencies, 0.5) * 1e3:.3f} / "
                   f"{percentile(latencies, 0.99) * 1e3:.3f}")
         finally:
             server.terminate()

@@ -34,20 +34,9 @@ SCALING_REPLICA_SET = "ScalingReplicaSet"
 def write_status(controller: DeploymentController, deployment: Any) -> None:
     """Write `deployment.status` and its revision annotation; keep the copy's resourceVersion current.
 
-    Kubernetes writes the Deployment's revision annotation through the status subresource
-    (whose strategy keeps only spec and labels), so the annotation change bumps no generation.
-    A registry whose status writes keep all metadata gets the annotation by a patch instead,
-    at the price of one generation bump.
+    As in Kubernetes, the revision annotation travels with the status write, so it bumps no generation.
     """
     written = controller.client.replace_status(deployment)
-    wanted_revision = (deployment.metadata.annotations or {}).get(util.REVISION_ANNOTATION)
-    if wanted_revision is not None and (written.metadata.annotations or {}).get(util.REVISION_ANNOTATION) != wanted_revision:
-        written = controller.client.patch(
-            "deployments", deployment.metadata.name,
-            {"metadata": {"annotations": {util.REVISION_ANNOTATION: wanted_revision},
-                          "resourceVersion": written.metadata.resource_version}},
-            namespace=deployment.metadata.namespace,
-        )
     deployment.metadata.resource_version = written.metadata.resource_version
     deployment.metadata.generation = written.metadata.generation
 

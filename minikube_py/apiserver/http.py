@@ -46,11 +46,6 @@ PATCH_TYPES = {MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH, "application/appl
 OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
-class MethodNotAllowed(errors.ApiError):
-    code = 405
-    reason = "MethodNotAllowed"
-
-
 class ServiceUnavailable(errors.ApiError):
     code = 503
     reason = "ServiceUnavailable"
@@ -335,7 +330,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             route = parse_route(url.path)
             if isinstance(route, dict):
                 if method != "GET":
-                    raise MethodNotAllowed(f"{method} is not supported on {url.path}")
+                    raise errors.MethodNotAllowed(f"{method} is not supported on {url.path}")
                 self._send_json(200, route)
                 return
             if _text(query, "dryRun"):
@@ -369,7 +364,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             elif method == "POST":
                 self._send_json(201, registry.create(resource, namespace, body))
             else:
-                raise MethodNotAllowed(f"{method} is not supported on a collection of {resource}")
+                raise errors.MethodNotAllowed(f"{method} is not supported on a collection of {resource}")
             return
         if subresource is None:
             if method == "GET":
@@ -381,7 +376,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             elif method == "DELETE":
                 self._send_json(200, self._delete(resource, namespace, name, query, body))
             else:
-                raise MethodNotAllowed(f"{method} is not supported on {resource}/{name}")
+                raise errors.MethodNotAllowed(f"{method} is not supported on {resource}/{name}")
             return
         handler = {
             ("status", "GET"): lambda: registry.get(resource, namespace, name),

@@ -13,6 +13,7 @@ is DELETED for that watcher, one that starts matching is ADDED).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import deque
 from typing import Any, Callable
@@ -86,8 +87,10 @@ class RegistryWatch(EventStream):
     def next(self, timeout: float | None = None) -> dict | None:
         if self._initial:
             return self._initial.popleft()
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            event = self._watcher.next(timeout)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            event = self._watcher.next(remaining)
             if event is None:
                 return None
             converted = self._convert(event)
@@ -158,11 +161,11 @@ class Registry:
             raise not_found(info.plural, name)
         return current
 
-    def _parse(self, info, body: dict):
-        """Parse, default and validate a wire dict; returns the model and its wire form."""
+    @staticmethod
+    def _parse(body: dict):
+        """Parse, default and validate a wire dict (kind and apiVersion already those of
+        `info`, see `_check_body`); returns the model and its wire form."""
         model = api.parse_object(body)
-        if type(model) is not info.model:
-            raise errors.BadRequest(f"expected a {info.kind}, got a {type(model).__name__}")
         return model, model.to_dict()
 
     def _check_body(self, info, namespace: str | None, name: str | None, body: Any) -> dict:
@@ -222,7 +225,7 @@ class Registry:
         if info.plural != "nodes":
             # Status belongs to controllers and the agent; nodes are created by their agent.
             body.pop("status", None)
-        _, wire = self._parse(info, body)
+        _, wire = self._parse(body)
         wire["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=self._now(), generation=1)
         if info.plural == "pods":
             wire["status"] = {"phase": "Pending"}
@@ -319,7 +322,7 @@ class Registry:
         merged.pop("status", None)
         if "status" in current:
             merged["status"] = current["status"]
-        new_model, new = self._parse(info, merged)
+        new_model, new = self._parse(merged)
         name = metadata["name"]
         problems = list(api.validate_update(new_model, info.model.model_validate(current)))
         if current_metadata.get("deletionTimestamp"):
@@ -337,13 +340,25 @@ class Registry:
             new["metadata"]["generation"] = (current_metadata.get("generation") or 0) + 1
         return new
 
-    def _status_update(self, info, current: dict, desired: dict) -> dict:
+    def _status_update(self, current: dict, desired: dict) -> dict:
+        """The stored object with `desired`'s status (and annotations), validated; spec stays.
+
+        As Kubernetes' status strategies do, a status write may also carry annotations (the
+        Deployment controller writes its revision annotation this way) and never bumps the
+        generation.
+        """
         merged = {key: value for key, value in current.items() if key != "status"}
         if desired.get("status") is not None:
             merged["status"] = desired["status"]
-        _, new = self._parse(info, merged)
+        _, new = self._parse(merged)
         # Parsing must not move the server's bookkeeping.
-        new["metadata"] = current["metadata"]
+        new["metadata"] = dict(current["metadata"])
+        desired_metadata = _metadata(desired)
+        if "annotations" in desired_metadata:
+            if desired_metadata["annotations"]:
+                new["metadata"]["annotations"] = desired_metadata["annotations"]
+            else:
+                new["metadata"].pop("annotations", None)
         return new
 
     def replace(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
@@ -367,7 +382,7 @@ class Registry:
     def replace_status(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
         info = self._info(resource)
         body = self._check_body(info, namespace, name, body)
-        return self._write(info, namespace, name, lambda current: self._status_update(info, current, body),
+        return self._write(info, namespace, name, lambda current: self._status_update(current, body),
                            _metadata(body).get("resourceVersion"))
 
     def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
@@ -375,7 +390,7 @@ class Registry:
         info = self._info(resource)
 
         def compute(current: dict) -> dict:
-            return self._status_update(info, current, apply_patch(current, patch, patch_type))
+            return self._status_update(current, apply_patch(current, patch, patch_type))
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch))
 
@@ -448,7 +463,7 @@ class Registry:
             conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                                "lastTransitionTime": self._now()})
             status["conditions"] = conditions
-            _, new = self._parse(info, {**current, "spec": {**current["spec"], "nodeName": node_name},
+            _, new = self._parse({**current, "spec": {**current["spec"], "nodeName": node_name},
                                         "status": status})
             new["metadata"] = current["metadata"]
             return new

@@ -150,10 +150,18 @@ class ExecStream:
             self._socket.sendall(FRAME_HEADER.pack(channel, len(data)) + data)
 
     def write_stdin(self, data: bytes) -> None:
-        self._send(STDIN, data)
+        self._send_stdin(STDIN, data)
 
     def close_stdin(self) -> None:
-        self._send(STDIN_CLOSED, b"")
+        self._send_stdin(STDIN_CLOSED, b"")
+
+    def _send_stdin(self, channel: int, data: bytes) -> None:
+        # A command may exit (and the server close the stream) before it read its input; the
+        # input is then simply not wanted any more, as with a pipe to a finished process.
+        try:
+            self._send(channel, data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def read(self) -> Iterator[tuple[int, bytes]]:
         """(1 stdout | 2 stderr, data) until the command exits."""

@@ -62,7 +62,6 @@ def transport(server):
 
 def raw_request(server, method, path, body=b"", headers=None):
     """One request by hand, for what the transport never sends."""
-    import http.client
     from minikube_py.client.transport import UnixHTTPConnection
 
     connection = UnixHTTPConnection(server.socket_path, timeout=10)
@@ -256,3 +255,14 @@ def test_keep_alive_connections_are_reused_per_thread(transport):
     transport.version()
     assert transport._local.connection.sock is first
     assert isinstance(first, socket.socket)
+
+
+def test_a_watch_with_resource_version_zero_and_a_label_selector(transport):
+    transport.create("pods", "default", pod_body("a", {"app": "web"}))
+    transport.create("pods", "default", pod_body("b", {"app": "db"}))
+    watch = transport.watch("pods", "default", resource_version="0", label_selector="app=web")
+    assert watch.next(timeout=10)["object"]["metadata"]["name"] == "a"
+    transport.patch("pods", "default", "b", {"metadata": {"labels": {"app": "web"}}})
+    event = watch.next(timeout=10)
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "b")
+    watch.close()

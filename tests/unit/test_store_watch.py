@@ -107,3 +107,13 @@ def test_the_background_compactor_trims_the_log_until_closed(store):
     assert store.compacted_revision == 15
     store.close()
     assert "store-compactor" not in [thread.name for thread in threading.enumerate()]
+
+
+def test_a_watcher_that_falls_too_far_behind_is_closed_with_gone(store, monkeypatch):
+    monkeypatch.setattr("minikube_py.store.watch.MAX_PENDING_EVENTS", 3)
+    watcher = store.watch("pods")
+    for index in range(4):
+        store.create("pods", obj(f"p{index}"))
+    with pytest.raises(errors.Gone, match="fell 3 events behind"):
+        watcher.next(timeout=0)
+    assert watcher.closed
