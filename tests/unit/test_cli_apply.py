@@ -11,7 +11,6 @@ from minikube_py.api.errors import NotFound
 from minikube_py.cli import apply
 from minikube_py.cli.main import Context
 
-from tests.unit.test_cli_get import live  # noqa: F401  (the shared live-API fixture)
 
 DEPLOYMENT = """\
 apiVersion: apps/v1

@@ -2,7 +2,6 @@
 
 import re
 
-from tests.unit.test_cli_get import live  # noqa: F401  (the shared live-API fixture)
 
 CRASHING = {
     "phase": "Running", "podIP": "10.244.0.9", "hostIP": "192.168.1.5", "startTime": "2026-01-01T00:00:00Z",

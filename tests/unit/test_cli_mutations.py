@@ -7,7 +7,7 @@ import pytest
 from minikube_py.api.errors import NotFound
 from minikube_py.cli.mutate import FORCE_WARNING
 
-from tests.unit.test_cli_get import RUNNING, live  # noqa: F401  (the shared live-API fixture)
+from tests.unit.cli_harness import RUNNING
 
 
 def test_delete_prints_kubectls_quoted_form_with_the_group(live):

@@ -6,7 +6,6 @@ import sys
 
 from minikube_py.cli.pods import format_inspect
 
-from tests.unit.test_cli_get import live  # noqa: F401  (the shared live-API fixture)
 
 
 class FakeExecSession:

@@ -2,7 +2,6 @@
 
 import threading
 
-from tests.unit.test_cli_get import live  # noqa: F401  (the shared live-API fixture)
 
 
 def with_revisions(live):
