@@ -212,15 +212,27 @@ def start(
     return 1
 
 
-def stop(home: str) -> int:
-    """Stop every pod and the daemon, and remove every host resource of the cluster."""
+def _stop_request_file(home: str) -> str:
+    return os.path.join(home, "stop-request.json")
+
+
+def stop(home: str, grace_period: float | None = None) -> int:
+    """Stop every pod and the daemon, and remove every host resource of the cluster.
+
+    Pods get their own terminationGracePeriodSeconds unless `grace_period` replaces it.
+    """
     home = os.path.abspath(home)
     config = ClusterConfig.load(home)
     if config is None:
         print(f"minikube-py: no cluster in {home}")
         return 0
+    if grace_period is not None and grace_period < 0:
+        print(f"error: --grace-period: {grace_period} must be 0 or more seconds", file=sys.stderr)
+        return 1
     pid = _read_pid(home)
     if pid is not None:
+        with open(_stop_request_file(home), "w") as file:
+            json.dump({"gracePeriodSeconds": grace_period}, file)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and _read_pid(home) == pid:
@@ -366,10 +378,12 @@ def serve(home: str) -> int:
     log.info("cluster %r ready: API at %s", config.name, os.path.join(home, "api.sock"))
 
     stopping.wait()
-    log.info("stopping cluster %r: stopping pods and removing host resources", config.name)
+    grace_period = _take_stop_request(home)
+    log.info("stopping cluster %r: stopping pods (grace %s) and removing host resources", config.name,
+             "as each pod says" if grace_period is None else f"{grace_period}s")
     for controller in controllers:
         controller.stop()
-    agent.stop(stop_pods=True)
+    agent.stop(stop_pods=True, grace_period=grace_period)
     server.stop()
     runtime.shutdown(remove_all=True)
     store.close()
@@ -379,6 +393,17 @@ def serve(home: str) -> int:
         pass
     log.info("cluster %r stopped", config.name)
     return 0
+
+
+def _take_stop_request(home: str) -> float | None:
+    """The grace period `stop --grace-period` asked for (None: each pod's own), consumed once."""
+    try:
+        with open(_stop_request_file(home)) as file:
+            request = json.load(file)
+        os.unlink(_stop_request_file(home))
+    except (FileNotFoundError, ValueError):
+        return None
+    return request.get("gracePeriodSeconds")
 
 
 def main(argv: list[str] | None = None) -> int:

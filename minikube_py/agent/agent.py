@@ -176,9 +176,10 @@ class NodeAgent:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, stop_pods: bool = False) -> None:
+    def stop(self, stop_pods: bool = False, grace_period: float | None = None) -> None:
         """Stop following the API; with `stop_pods`, stop every container gracefully and remove every
-        sandbox (the pods stay in the API, and start again on the next start)."""
+        sandbox (the pods stay in the API, and start again on the next start). `grace_period`, when
+        given, replaces every pod's terminationGracePeriodSeconds (`minikube-py stop --grace-period`)."""
         self._stopping.set()
         self.pods.stop()
         self.queue.shut_down()
@@ -193,8 +194,9 @@ class NodeAgent:
         if stop_pods:
             with self._lock:
                 records = list(self._records.values())
-            stoppers = [threading.Thread(target=self._stop_pod, args=(record, record.pod.spec.termination_grace_period_seconds))
-                        for record in records]
+            stoppers = [threading.Thread(target=self._stop_pod, args=(
+                record, record.pod.spec.termination_grace_period_seconds if grace_period is None else grace_period))
+                for record in records]
             for thread in stoppers:
                 thread.start()
             for thread in stoppers:

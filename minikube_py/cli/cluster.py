@@ -31,8 +31,11 @@ def register(subcommands: Subcommands) -> None:
                        help="the largest number of processes one pod may run (default: 1024)")
     start.set_defaults(run=run_start)
 
-    subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made"
-                    ).set_defaults(run=run_stop)
+    stop = subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made")
+    stop.add_argument("--grace-period", type=float, default=None, metavar="SECONDS",
+                      help="seconds each pod gets between SIGTERM and SIGKILL, instead of its own "
+                           "terminationGracePeriodSeconds")
+    stop.set_defaults(run=run_stop)
 
     status = subcommands.add("status", "show whether the cluster is running, and where its API is")
     status.add_argument("-o", "--output", choices=["json"], help="print the status as JSON")
@@ -72,7 +75,7 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:
-    return _daemon().stop(context.home)
+    return _daemon().stop(context.home, grace_period=args.grace_period)
 
 
 def format_status(status: dict) -> str:

@@ -96,7 +96,8 @@ class Cluster:
 
     def stop(self) -> list[str]:
         """Stop the cluster; return what is still left on the host (should be nothing)."""
-        self.cli("stop", check=False, timeout=180)
+        # sleep and httpd run as PID 1 without a SIGTERM handler: don't wait out 30 s grace periods.
+        self.cli("stop", "--grace-period", "2", check=False, timeout=180)
         leftovers = host_leftovers(self.name, self.home)
         if not leftovers:
             shutil.rmtree(self.home, ignore_errors=True)

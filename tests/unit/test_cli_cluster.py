@@ -37,8 +37,16 @@ def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
 
 
 def test_stop_returns_the_daemons_exit_code(home, capsys, monkeypatch):
-    monkeypatch.setattr(daemon, "stop", lambda stopped_home: 3 if stopped_home == home else 0)
+    monkeypatch.setattr(daemon, "stop", lambda stopped_home, grace_period: 3 if stopped_home == home else 0)
     assert run(capsys, "--home", home, "stop")[0] == 3
+
+
+def test_stop_passes_the_grace_period_to_the_daemon(home, capsys, monkeypatch):
+    asked = []
+    monkeypatch.setattr(daemon, "stop", lambda stopped_home, grace_period: asked.append(grace_period) or 0)
+    run(capsys, "--home", home, "stop", "--grace-period", "2")
+    run(capsys, "--home", home, "stop")
+    assert asked == [2.0, None]
 
 
 def test_status_of_a_stopped_cluster_says_stopped_and_exits_1(home, capsys):
