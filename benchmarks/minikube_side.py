@@ -34,6 +34,7 @@ class BenchCluster(Cluster):
 
     def __init__(self) -> None:
         super().__init__()
+        os.rmdir(self.home)  # the e2e-named home the parent made; ours replaces it
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=3))
         self.name = f"bench{suffix}"
         self.home = tempfile.mkdtemp(prefix=f"minikube-py-{self.name}-")

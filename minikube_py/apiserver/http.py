@@ -8,7 +8,10 @@ stream one JSON event per line over a chunked response. Pod logs, exec and inspe
 the node agent through the `NodeProxy` it registers; exec switches the connection to a small
 framed protocol (one byte channel, four bytes big-endian length, data; channels 0 stdin,
 1 stdout, 2 stderr, 3 exit code, 4 stdin closed). Standard library only: `ThreadingHTTPServer`,
-one thread per connection, HTTP/1.1 keep-alive.
+one thread per connection, HTTP/1.1 keep-alive. A GET whose Accept header asks for
+`application/json;as=Table;v=v1;g=meta.k8s.io` (what `kubectl get` sends) is answered with a
+`meta.k8s.io/v1` Table from `api.printers`, which is what lets kubectl print our columns; in a
+watch, each event's object is then a Table of one row.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from minikube_py import __version__, api
-from minikube_py.api import errors
+from minikube_py.api import errors, printers
 from minikube_py.apiserver.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from minikube_py.store import resource_label
 
@@ -163,6 +166,39 @@ def openapi_v3_document(group_version: str) -> dict:
         paths[f"{base}{scope}/{info.plural}/{{name}}"] = {"patch": operation}
     return {"openapi": "3.0.0", "info": {"title": "minikube-py", "version": KUBERNETES_VERSION["minor"]},
             "paths": paths, "components": {"schemas": {}}}
+
+
+# -- content negotiation ------------------------------------------------------------------------
+
+TABLE_MEDIA_PARAMETERS = {"as": "Table", "v": "v1", "g": "meta.k8s.io"}
+
+
+def wants_table(accept: str | None) -> bool:
+    """Whether the first alternative of an Accept header that we can serve is a v1 Table.
+
+    kubectl sends `application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;
+    v=v1beta1;g=meta.k8s.io,application/json`; we serve the v1 Table and plain JSON, and skip
+    what we do not (v1beta1 Tables, protobuf). Without any servable alternative: plain JSON.
+    """
+    for alternative in (accept or "").split(","):
+        media_type, *parameter_texts = [piece.strip() for piece in alternative.split(";")]
+        parameters = dict(text.partition("=")[::2] for text in parameter_texts)
+        parameters.pop("q", None)
+        if media_type not in ("application/json", "application/*", "*/*"):
+            continue
+        if not parameters.get("as"):
+            return False
+        if {key: parameters.get(key) for key in TABLE_MEDIA_PARAMETERS} == TABLE_MEDIA_PARAMETERS:
+            return True
+    return False
+
+
+def include_object_policy(query: dict) -> str:
+    policy = _text(query, "includeObject") or printers.INCLUDE_METADATA
+    if policy not in printers.INCLUDE_POLICIES:
+        raise errors.BadRequest(f"query parameter includeObject={policy!r}: must be one of "
+                                f"{', '.join(printers.INCLUDE_POLICIES)}")
+    return policy
 
 
 # -- routing ------------------------------------------------------------------------------------
@@ -360,7 +396,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 if _flag(query, "watch"):
                     self._serve_watch(route, query)
                 else:
-                    self._send_json(200, registry.list(resource, namespace, label_selector, field_selector))
+                    listing = registry.list(resource, namespace, label_selector, field_selector)
+                    if self._table_requested():
+                        listing = self._table(resource, listing["items"], query,
+                                              listing["metadata"].get("resourceVersion"))
+                    self._send_json(200, listing)
             elif method == "POST":
                 self._send_json(201, registry.create(resource, namespace, body))
             else:
@@ -368,7 +408,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return
         if subresource is None:
             if method == "GET":
-                self._send_json(200, registry.get(resource, namespace, name))
+                obj = registry.get(resource, namespace, name)
+                if self._table_requested():
+                    obj = self._table(resource, [obj], query, obj["metadata"].get("resourceVersion"))
+                self._send_json(200, obj)
             elif method == "PUT":
                 self._send_json(200, registry.replace(resource, namespace, name, body))
             elif method == "PATCH":
@@ -403,6 +446,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         else:
             raise _not_found(self.path)
 
+    def _table_requested(self) -> bool:
+        return wants_table(self.headers.get("Accept"))
+
+    def _table(self, resource: str, objects: list[dict], query: dict, resource_version: str | None) -> dict:
+        return printers.table(resource, objects, self.server.api.registry.clock.now(), resource_version,
+                              include_object_policy(query))
+
     def _patch_type(self) -> str:
         content_type = (self.headers.get("Content-Type") or MERGE_PATCH).split(";")[0].strip()
         if content_type not in PATCH_TYPES:
@@ -432,10 +482,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _serve_watch(self, route: Route, query: dict) -> None:
         registry = self.server.api.registry
-        watch = registry.watch(route.info.plural, route.namespace, _text(query, "resourceVersion"),
-                               _text(query, "labelSelector"), _text(query, "fieldSelector"))
+        as_table = self._table_requested()
+        if as_table:
+            include_object_policy(query)
         timeout = _integer(query, "timeoutSeconds")
         deadline = time.monotonic() + timeout if timeout else None
+        watch = registry.watch(route.info.plural, route.namespace, _text(query, "resourceVersion"),
+                               _text(query, "labelSelector"), _text(query, "fieldSelector"))
         self.server.api.track_watch(watch, True)
         self.close_connection = True
         try:
@@ -456,6 +509,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                     if self._client_gone():
                         return
                     continue
+                if as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    # Each event carries a Table of one row, as kube-apiserver sends them.
+                    obj = event["object"]
+                    event = {"type": event["type"], "object": self._table(
+                        route.info.plural, [obj], query, obj["metadata"].get("resourceVersion"))}
                 self._send_chunk(json.dumps(event, separators=(",", ":")).encode() + b"\n")
             self._end_stream()
         except OSError:

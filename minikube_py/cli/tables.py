@@ -1,27 +1,35 @@
-"""kubectl's table printers: the columns, cell values and alignment of `get`, `events` and `describe`.
+"""kubectl's table output: the header, rows and alignment of `get`, `events` and `describe`.
 
-Users read our tables with kubectl habits, so the cells are computed the way kubectl's
-server-side printers compute them (k/k `pkg/printers/internalversion/printers.go`): a pod's
-STATUS walks init containers then containers from last to first, RESTARTS carries the age of
-the latest restart, AGE is apimachinery's `HumanDuration`. Alignment is Go's `text/tabwriter`
-algorithm, so a column block ends where a line has fewer cells, exactly as in kubectl's output.
-Everything here works on wire dicts and takes `now` as an argument, which keeps it pure.
+Users read our tables with kubectl habits. The columns and cell values come from
+`api.printers`, the same server-side printers the API server answers kubectl's Table requests
+with, so `minikube-py get` and `kubectl get` print the same cells; this module picks the
+visible columns (wide or not), upper-cases their names as kubectl does and aligns them with
+Go's `text/tabwriter` algorithm, so a column block ends where a line has fewer cells, exactly
+as in kubectl's output. Everything here works on wire dicts and takes `now` as an argument.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
-from minikube_py.api import times
+from minikube_py.api import printers
+# The cell computations live in api.printers (the API server's Table uses them too); these
+# names stay importable from here for the CLI's other printers.
+from minikube_py.api.printers import (  # noqa: F401
+    NONE,
+    age,
+    event_last_seen_time,
+    format_label_selector,
+    format_labels,
+    node_roles,
+    pod_summary,
+)
 
 # cli-runtime `printers/tabwriter.go`: minwidth 6, padding 3, widths remembered across flushes.
 GET_MIN_WIDTH = 6
 GET_PADDING = 3
 # kubectl describe's `tabbedString`: minwidth 0, padding 2.
 DESCRIBE_PADDING = 2
-
-NONE = "<none>"
 
 
 def align_columns(text: str, min_width: int = 0, padding: int = DESCRIBE_PADDING,
@@ -89,299 +97,41 @@ class Table:
         return align_columns(text, GET_MIN_WIDTH, GET_PADDING, remembered_widths)
 
 
-def age(timestamp: str | None, now: float) -> str:
-    """kubectl's `translateTimestampSince`: `<unknown>` without a time, else `HumanDuration`."""
-    if not timestamp:
-        return "<unknown>"
-    return times.human_duration(now - times.parse_time(timestamp))
+def _text(cell: printers.Cell) -> str:
+    return cell if isinstance(cell, str) else str(cell)
 
 
-def format_labels(labels: dict | None) -> str:
-    if not labels:
-        return NONE
-    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-
-
-def format_label_selector(selector: dict | None) -> str:
-    """apimachinery's `FormatLabelSelector`: `app=web,tier in (a,b)`, `<none>` when empty."""
-    if not selector:
-        return NONE
-    requirements = [(key, f"{key}={value}") for key, value in (selector.get("matchLabels") or {}).items()]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
-        listed = ",".join(sorted(values))
-        text = {
-            "In": f"{key} in ({listed})",
-            "NotIn": f"{key} notin ({listed})",
-            "Exists": key,
-            "DoesNotExist": f"!{key}",
-        }.get(operator, f"{key} {operator} ({listed})")
-        requirements.append((key, text))
-    if not requirements:
-        return NONE
-    return ",".join(text for _, text in sorted(requirements))
-
-
-def _terminal(phase: str | None) -> bool:
-    return phase in ("Succeeded", "Failed")
-
-
-def _restartable_init_container(container: dict | None) -> bool:
-    return bool(container) and container.get("restartPolicy") == "Always"
-
-
-def _latest(current: str | None, candidate: str | None) -> str | None:
-    if not candidate:
-        return current
-    if not current or times.parse_time(candidate) > times.parse_time(current):
-        return candidate
-    return current
-
-
-@dataclass
-class PodSummary:
-    ready: str
-    status: str
-    restarts: str
-
-
-def pod_summary(pod: dict, now: float) -> PodSummary:
-    """READY, STATUS and RESTARTS as kubectl's `printPod` derives them."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    phase = status.get("phase") or ""
-    reason = status.get("reason") or phase
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
-
-    init_containers = {container["name"]: container for container in spec.get("initContainers") or []}
-    total = len(spec.get("containers") or []) + sum(
-        1 for container in init_containers.values() if _restartable_init_container(container))
-    ready = 0
-    restarts = 0
-    sidecar_restarts = 0
-    last_restart: str | None = None
-    last_sidecar_restart: str | None = None
-
-    initializing = False
-    for index, container in enumerate(status.get("initContainerStatuses") or []):
-        state = container.get("state") or {}
-        terminated, waiting = state.get("terminated"), state.get("waiting")
-        finished = ((container.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
-        restarts += container.get("restartCount", 0)
-        last_restart = _latest(last_restart, finished)
-        sidecar = _restartable_init_container(init_containers.get(container.get("name")))
-        if sidecar:
-            sidecar_restarts += container.get("restartCount", 0)
-            last_sidecar_restart = _latest(last_sidecar_restart, finished)
-        if terminated and terminated.get("exitCode", 0) == 0:
-            continue
-        if sidecar and container.get("started"):
-            ready += 1 if container.get("ready") else 0
-            continue
-        if terminated:
-            if terminated.get("reason"):
-                reason = "Init:" + terminated["reason"]
-            elif terminated.get("signal"):
-                reason = f"Init:Signal:{terminated['signal']}"
-            else:
-                reason = f"Init:ExitCode:{terminated.get('exitCode', 0)}"
-        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{index}/{len(init_containers)}"
-        initializing = True
-        break
-
-    initialized = any(condition.get("type") == "Initialized" and condition.get("status") == "True"
-                      for condition in status.get("conditions") or [])
-    if not initializing or initialized:
-        restarts, last_restart = sidecar_restarts, last_sidecar_restart
-        has_running = False
-        for container in reversed(status.get("containerStatuses") or []):
-            state = container.get("state") or {}
-            terminated, waiting = state.get("terminated"), state.get("waiting")
-            restarts += container.get("restartCount", 0)
-            last_restart = _latest(
-                last_restart, ((container.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
-            if waiting and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated and terminated.get("reason"):
-                reason = terminated["reason"]
-            elif terminated:
-                reason = (f"Signal:{terminated['signal']}" if terminated.get("signal")
-                          else f"ExitCode:{terminated.get('exitCode', 0)}")
-            elif container.get("ready") and state.get("running") is not None:
-                has_running = True
-                ready += 1
-        if reason == "Completed" and has_running:
-            pod_ready = any(condition.get("type") == "Ready" and condition.get("status") == "True"
-                            for condition in status.get("conditions") or [])
-            reason = "Running" if pod_ready else "NotReady"
-
-    deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-    if deleting and status.get("reason") == "NodeLost":
-        reason = "Unknown"
-    elif deleting and not _terminal(phase):
-        reason = "Terminating"
-
-    restart_text = str(restarts)
-    if restarts and last_restart:
-        restart_text = f"{restarts} ({age(last_restart, now)} ago)"
-    return PodSummary(ready=f"{ready}/{total}", status=reason, restarts=restart_text)
+def cells(plural: str, obj: dict, now: float, wide: bool) -> list[str]:
+    """The cells `get` shows for one object, as text; a leading NAME column is left to `row_for`."""
+    printer = printers.PRINTERS[plural]
+    row = printer.row(obj, now)
+    visible = printer.visible(wide)
+    if printer.name_index() == 0:
+        visible = visible[1:]
+    return [_text(row[index]) for index in visible]
 
 
 def pod_cells(pod: dict, now: float, wide: bool) -> list[str]:
-    summary = pod_summary(pod, now)
-    cells = [summary.ready, summary.status, summary.restarts, age(pod["metadata"].get("creationTimestamp"), now)]
-    if wide:
-        spec, status = pod.get("spec") or {}, pod.get("status") or {}
-        pod_ips = status.get("podIPs") or []
-        ip = pod_ips[0].get("ip") if pod_ips else status.get("podIP")
-        gates = spec.get("readinessGates") or []
-        gate_text = NONE
-        if gates:
-            true_conditions = {condition.get("type") for condition in status.get("conditions") or []
-                               if condition.get("status") == "True"}
-            passed = sum(1 for gate in gates if gate.get("conditionType") in true_conditions)
-            gate_text = f"{passed}/{len(gates)}"
-        cells += [ip or NONE, spec.get("nodeName") or NONE, status.get("nominatedNodeName") or NONE, gate_text]
-    return cells
-
-
-def _template_wide_cells(template: dict, selector: dict | None) -> list[str]:
-    containers = (template.get("spec") or {}).get("containers") or []
-    return [
-        ",".join(container.get("name", "") for container in containers),
-        ",".join(container.get("image", "") for container in containers),
-        format_label_selector(selector),
-    ]
-
-
-def replica_set_cells(replica_set: dict, now: float, wide: bool) -> list[str]:
-    spec, status = replica_set.get("spec") or {}, replica_set.get("status") or {}
-    cells = [str(spec.get("replicas", 0)), str(status.get("replicas", 0)), str(status.get("readyReplicas", 0)),
-             age(replica_set["metadata"].get("creationTimestamp"), now)]
-    if wide:
-        cells += _template_wide_cells(spec.get("template") or {}, spec.get("selector"))
-    return cells
-
-
-def deployment_cells(deployment: dict, now: float, wide: bool) -> list[str]:
-    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    cells = [f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}", str(status.get("updatedReplicas", 0)),
-             str(status.get("availableReplicas", 0)), age(deployment["metadata"].get("creationTimestamp"), now)]
-    if wide:
-        cells += _template_wide_cells(spec.get("template") or {}, spec.get("selector"))
-    return cells
-
-
-def namespace_cells(namespace: dict, now: float, wide: bool) -> list[str]:
-    return [(namespace.get("status") or {}).get("phase", ""), age(namespace["metadata"].get("creationTimestamp"), now)]
-
-
-def node_status(node: dict) -> str:
-    ready = next((condition for condition in (node.get("status") or {}).get("conditions") or []
-                  if condition.get("type") == "Ready"), None)
-    text = "Ready" if ready and ready.get("status") == "True" else "NotReady"
-    if (node.get("spec") or {}).get("unschedulable"):
-        text += ",SchedulingDisabled"
-    return text
-
-
-def node_roles(node: dict) -> str:
-    prefix = "node-role.kubernetes.io/"
-    roles = sorted(key[len(prefix):] for key in (node["metadata"].get("labels") or {}) if key.startswith(prefix))
-    return ",".join(roles) or NONE
+    return cells("pods", pod, now, wide)
 
 
 def node_cells(node: dict, now: float, wide: bool) -> list[str]:
-    status = node.get("status") or {}
-    info = status.get("nodeInfo") or {}
-    cells = [node_status(node), node_roles(node), age(node["metadata"].get("creationTimestamp"), now),
-             info.get("kubeletVersion", "")]
-    if wide:
-        addresses = status.get("addresses") or []
-
-        def address(kind: str) -> str:
-            return next((item["address"] for item in addresses if item.get("type") == kind), NONE)
-
-        cells += [address("InternalIP"), address("ExternalIP"), info.get("osImage") or "<unknown>",
-                  info.get("kernelVersion") or "<unknown>", info.get("containerRuntimeVersion") or "<unknown>"]
-    return cells
-
-
-def event_last_seen_time(event: dict) -> str | None:
-    """The time an event last happened, with kubectl's fallbacks (series, eventTime, first)."""
-    series = event.get("series") or {}
-    return (series.get("lastObservedTime") or event.get("lastTimestamp") or event.get("firstTimestamp")
-            or event.get("eventTime") or event["metadata"].get("creationTimestamp"))
-
-
-def event_object(event: dict) -> str:
-    involved = event.get("involvedObject") or {}
-    return f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}"
-
-
-def event_source(event: dict) -> str:
-    source = event.get("source") or {}
-    text = source.get("component") or event.get("reportingComponent") or ""
-    if source.get("host"):
-        text += f", {source['host']}"
-    return text
+    return cells("nodes", node, now, wide)
 
 
 def event_cells(event: dict, now: float, wide: bool) -> list[str]:
-    first_seen = age(event.get("firstTimestamp") or event.get("eventTime"), now)
-    cells = [age(event_last_seen_time(event), now), event.get("type", ""), event.get("reason", ""),
-             event_object(event)]
-    if wide:
-        cells += [(event.get("involvedObject") or {}).get("fieldPath", ""), event_source(event)]
-    cells.append((event.get("message") or "").strip())
-    if wide:
-        count = (event.get("series") or {}).get("count") or event.get("count") or 1
-        cells += [first_seen, str(count), event["metadata"]["name"]]
-    return cells
-
-
-@dataclass(frozen=True)
-class Columns:
-    """The printer of one kind: its header (plain and `-o wide` extras) and its cell function."""
-
-    header: list[str]
-    wide_header: list[str]
-    cells: Callable[[dict, float, bool], list[str]]
-
-
-COLUMNS = {
-    "pods": Columns(["READY", "STATUS", "RESTARTS", "AGE"],
-                    ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"], pod_cells),
-    "replicasets": Columns(["DESIRED", "CURRENT", "READY", "AGE"],
-                           ["CONTAINERS", "IMAGES", "SELECTOR"], replica_set_cells),
-    "deployments": Columns(["READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-                           ["CONTAINERS", "IMAGES", "SELECTOR"], deployment_cells),
-    "namespaces": Columns(["STATUS", "AGE"], [], namespace_cells),
-    "nodes": Columns(["STATUS", "ROLES", "AGE", "VERSION"],
-                     ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], node_cells),
-}
-
-EVENT_HEADER = ["LAST SEEN", "TYPE", "REASON", "OBJECT"]
-EVENT_WIDE_HEADER = ["SUBOBJECT", "SOURCE"]
+    return cells("events", event, now, wide)
 
 
 def header_for(plural: str, wide: bool) -> list[str]:
-    """Column titles after NAME (and NAMESPACE): events put NAME last in wide form, like kubectl."""
-    if plural == "events":
-        header = EVENT_HEADER + (EVENT_WIDE_HEADER if wide else []) + ["MESSAGE"]
-        return header + (["FIRST SEEN", "COUNT", "NAME"] if wide else [])
-    columns = COLUMNS[plural]
-    return ["NAME"] + columns.header + (columns.wide_header if wide else [])
+    """Column titles as kubectl prints a server Table's: upper-cased, wide-only ones with `-o wide`.
+    Events put NAME last, and only in wide form, like kubectl."""
+    columns = printers.PRINTERS[plural].columns
+    return [columns[index].name.upper() for index in printers.PRINTERS[plural].visible(wide)]
 
 
 def row_for(plural: str, obj: dict, now: float, wide: bool, name: str) -> list[str]:
-    if plural == "events":
-        return event_cells(obj, now, wide)
-    return [name] + COLUMNS[plural].cells(obj, now, wide)
+    """One row of `get`; `name` (maybe `pod/web`) fills a leading NAME column."""
+    row = cells(plural, obj, now, wide)
+    return [name] + row if printers.PRINTERS[plural].name_index() == 0 else row
 
-
-PRINTABLE = ("pods", "replicasets", "deployments", "namespaces", "nodes", "events")

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 
 from minikube_py.clock import Clock
 from minikube_py.runtime.types import (
+    SANDBOX_CONTAINER_NAME,
     ContainerConfig,
     ContainerState,
     ExecResult,
@@ -112,11 +113,14 @@ class FakeRuntime:
         self._sigterm_ignored.add(container_id)
 
     def kill_sandbox(self, sandbox_id: str) -> None:
-        """The pause process vanished (its containers with it), as after a host reboot."""
+        """The pause process died. As on Linux, the containers (in their own PID namespaces) keep
+        running; the exit is reported through `wait_any` as the pod's "POD" container."""
         self._dead_sandboxes.add(sandbox_id)
-        for state in list(self.containers.values()):
-            if state.sandbox_id == sandbox_id and state.status == "running":
-                self._finish(state.id, 128 + signal.SIGKILL, signal.SIGKILL, False)
+        with self._exits_changed:
+            self._exited.append(ContainerState(
+                id=sandbox_id, sandbox_id=sandbox_id, name=SANDBOX_CONTAINER_NAME, attempt=0, status="exited",
+                finished_at=self.clock.now()))
+            self._exits_changed.notify_all()
 
     def script_exec(self, container_id: str, result: ExecResult | Callable[[list[str]], ExecResult]) -> None:
         self._exec_scripts[container_id] = result

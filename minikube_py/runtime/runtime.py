@@ -33,6 +33,7 @@ from minikube_py.runtime.network import PodNetwork
 from minikube_py.runtime.pause import ensure_pause_binary
 from minikube_py.runtime.supervisor import process_alive, read_json, socket_path
 from minikube_py.runtime.types import (
+    SANDBOX_CONTAINER_NAME,
     ContainerConfig,
     ContainerState,
     ExecResult,
@@ -71,6 +72,14 @@ def state_from_record(record: dict) -> ContainerState:
         status=record["status"], pid=record["pid"] if record["status"] == "running" else 0,
         started_at=record["started_at"], finished_at=record["finished_at"], exit_code=record["exit_code"],
         signal=record["signal"], oom_killed=record["oom_killed"], log_path=record["log_path"], cgroup=record["cgroup"],
+    )
+
+
+def sandbox_exit_state(record: dict) -> ContainerState:
+    """A dead pause process, reported like a container exit of the pod's infra container "POD"."""
+    return ContainerState(
+        id=record["id"], sandbox_id=record["id"], name=SANDBOX_CONTAINER_NAME, attempt=0, status="exited",
+        started_at=record.get("started_at", 0.0), finished_at=record.get("finished_at", 0.0), cgroup=record["cgroup"],
     )
 
 
@@ -405,6 +414,8 @@ class LinuxRuntime:
                 while event is not None:
                     if event.get("event") == "exited":
                         exited.append(state_from_record(event["container"]))
+                    elif event.get("event") == "sandbox-exited":
+                        exited.append(sandbox_exit_state(event["sandbox"]))
                     event = self._read_subscription_line(0)
             except (ConnectionError, OSError):
                 self._subscription.close()

@@ -375,6 +375,8 @@ class Supervisor:
         if record is not None and record["status"] == "running":
             record.update(status="exited", finished_at=time.time())
             self._save_sandbox(record)
+            # A dead pause takes the pod's namespaces with it: the agent must hear of it at once.
+            self._broadcast({"event": "sandbox-exited", "sandbox": record})
 
     def _container_exited(self, container_id: str, exit_code: int, signal_number: int | None,
                           reason: str = "", message: str = "") -> None:
@@ -395,12 +397,14 @@ class Supervisor:
         self._save_container(record)
         self._announce(record)
 
-    def _announce(self, record: dict) -> None:
-        event = {"event": "exited", "container": record}
+    def _broadcast(self, event: dict) -> None:
         for key in list(self.selector.get_map().values()):
             kind, connection = key.data
             if kind == "client" and connection.subscribed:
                 self._send(connection, event)
+
+    def _announce(self, record: dict) -> None:
+        self._broadcast({"event": "exited", "container": record})
         for waiter in [waiter for waiter in self.waiters if waiter.container_id == record["id"]]:
             self.waiters.remove(waiter)
             self._send(waiter.connection, {"ok": True, "container": record})

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
 
+# Kubernetes' name for a pod's infra (pause) container; `wait_any` reports a dead pause under it.
+SANDBOX_CONTAINER_NAME = "POD"
+
+
 class RuntimeError_(Exception):
     """A runtime operation failed; `reason` is the Kubernetes waiting/terminated reason to show.
 
@@ -168,7 +172,8 @@ class Runtime(Protocol):
     def container_state(self, container_id: str) -> ContainerState: ...
 
     def wait_any(self, timeout: float) -> list[ContainerState]:
-        """Block up to timeout for container exits; return the containers that exited since last call."""
+        """Block up to timeout for exits; return the containers that exited since the last call, and
+        for each sandbox whose pause process died, a state named SANDBOX_CONTAINER_NAME ("POD")."""
 
     def stop_container(self, container_id: str, grace_seconds: float) -> ContainerState:
         """SIGTERM, wait up to grace, then SIGKILL; returns the final (exited) state."""

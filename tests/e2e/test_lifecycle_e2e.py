@@ -229,3 +229,164 @@ spec:
                                  "the container that died while the daemon was down to be restarted", timeout=30)
     last = first_status(restarted)["lastState"]["terminated"]
     assert last["exitCode"] == 137 and last.get("signal") in (None, 9)
+
+
+def waiting_or_terminated_reason(status: dict) -> tuple[str, str]:
+    state = status.get("state") or {}
+    for kind in ("waiting", "terminated"):
+        if kind in state and state[kind].get("reason") not in (None, "ContainerCreating"):
+            return state[kind]["reason"], state[kind].get("message", "")
+    last = (status.get("lastState") or {}).get("terminated")
+    if last:
+        return last.get("reason", ""), last.get("message", "")
+    return "", ""
+
+
+def test_bad_input_in_a_pod_gets_a_reason_naming_the_cause_and_the_daemon_survives(cluster: Cluster):
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: no-such-command
+spec:
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: busybox
+      command: ["definitely-not-here"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: no-such-workdir
+spec:
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+      workingDir: /does/not/exist
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: probe-on-a-dead-port
+spec:
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+      readinessProbe:
+        tcpSocket:
+          port: 9999
+        periodSeconds: 1
+""")
+    command = cluster.wait_pod("no-such-command", lambda p: waiting_or_terminated_reason(first_status(p))[0] != "",
+                               "a reason for the missing command")
+    reason, message = waiting_or_terminated_reason(first_status(command))
+    assert reason in ("StartError", "RunContainerError") and "definitely-not-here" in message
+
+    workdir = cluster.wait_pod("no-such-workdir", lambda p: waiting_or_terminated_reason(first_status(p))[0] != "",
+                               "a reason for the missing workingDir")
+    reason, message = waiting_or_terminated_reason(first_status(workdir))
+    assert reason in ("CreateContainerError", "StartError", "RunContainerError") and "/does/not/exist" in message
+
+    probed = cluster.wait_running("probe-on-a-dead-port")
+    cluster.wait_pod("probe-on-a-dead-port", lambda p: "Readiness probe failed" in cluster.cli("describe", "pod", "probe-on-a-dead-port").stdout,
+                     "an Unhealthy event for the dead port")
+    assert first_status(cluster.client.raw.get("pods", "default", "probe-on-a-dead-port"))["ready"] is False
+    assert probed["status"]["phase"] == "Running"
+    assert json.loads(cluster.cli("status", "-o", "json").stdout)["running"] is True
+
+
+def test_a_numeric_run_as_user_needs_no_passwd_entry(cluster: Cluster):
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: numeric-user
+spec:
+  restartPolicy: Never
+  securityContext:
+    runAsUser: 4242
+  containers:
+    - name: main
+      image: busybox
+      command: ["id"]
+""")
+    # A numeric uid needs no passwd entry (as in Kubernetes): the container runs as 4242.
+    pod = cluster.wait_pod("numeric-user", lambda p: p["status"].get("phase") in ("Succeeded", "Failed"), "id to finish")
+    assert pod["status"]["phase"] == "Succeeded"
+    assert "uid=4242" in cluster.cli("logs", "numeric-user").stdout
+
+
+def docker_save_archive(path, tag: str, user: str) -> None:
+    """A docker-save archive of a one-layer busybox image whose config runs as `user`."""
+    import io
+    import tarfile
+
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        tar.add("/usr/bin/busybox", arcname="bin/busybox")
+        for applet in ("sh", "id", "sleep"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        passwd = b"root:x:0:0:root:/root:/bin/sh\n"
+        info = tarfile.TarInfo("etc/passwd")
+        info.size = len(passwd)
+        tar.addfile(info, io.BytesIO(passwd))
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"User": user, "Cmd": ["id"], "Env": ["PATH=/bin"]},
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as archive:
+        for name, data in (("layer.tar", layer.getvalue()), ("config.json", config), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_a_user_the_image_cannot_provide_is_a_config_error(cluster: Cluster, tmp_path):
+    docker_save_archive(tmp_path / "ghost.tar", "ghost:1", user="ghost")
+    loaded = cluster.cli("image", "load", str(tmp_path / "ghost.tar"))
+    assert "ghost:1" in loaded.stdout
+    assert "ghost" in cluster.cli("image", "ls").stdout
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ghost-user
+spec:
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: ghost:1
+""")
+    pod = cluster.wait_pod("ghost-user", lambda p: waiting_or_terminated_reason(first_status(p))[0] != "", "a reason for the unknown user")
+    reason, message = waiting_or_terminated_reason(first_status(pod))
+    assert reason == "CreateContainerConfigError" and "ghost" in message
+
+
+def test_a_lost_pause_process_gets_a_new_sandbox_and_counts_a_restart(cluster: Cluster):
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: lost-sandbox
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+""")
+    cluster.wait_running("lost-sandbox")
+    before = cluster.inspect("lost-sandbox")
+    os.kill(before["pause"]["pid"], signal.SIGKILL)
+    pod = cluster.wait_pod("lost-sandbox", lambda p: first_status(p).get("restartCount", 0) >= 1
+                           and "running" in first_status(p).get("state", {}), "a new sandbox with the container restarted")
+    after = cluster.inspect("lost-sandbox")
+    assert after["pause"]["pid"] != before["pause"]["pid"]
+    assert os.readlink(f"/proc/{after['containers'][0]['pid']}/ns/net") == os.readlink(f"/proc/{after['pause']['pid']}/ns/net")
+    assert pod["status"]["podIP"]

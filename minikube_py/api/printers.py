@@ -1,0 +1,437 @@
+"""Kubernetes' server-side printers: the columns and cells of `get` for each kind, and the Table.
+
+kubectl asks the API server for a `meta.k8s.io/v1` `Table` and prints what it gets, so the
+columns (names, types, which are wide-only) and the cell values must be computed the way
+kube-apiserver's printers compute them (k/k `pkg/printers/internalversion/printers.go`): a
+pod's STATUS walks init containers then containers from last to first, RESTARTS carries the
+age of the latest restart, AGE is apimachinery's `HumanDuration` text ("5m"). Our own CLI
+prints the same rows with the same code. Everything here is a pure function of wire dicts and
+`now` (epoch seconds), so the API server, the CLI and the tests share one source of truth.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+from minikube_py.api import times
+
+NONE = "<none>"
+TABLE_API_VERSION = "meta.k8s.io/v1"
+# The values of the `includeObject` query parameter (metav1.IncludeObjectPolicy).
+INCLUDE_NONE, INCLUDE_METADATA, INCLUDE_OBJECT = "None", "Metadata", "Object"
+INCLUDE_POLICIES = (INCLUDE_NONE, INCLUDE_METADATA, INCLUDE_OBJECT)
+
+Cell = str | int
+
+
+@dataclass(frozen=True)
+class Column:
+    """One `TableColumnDefinition`: priority 0 is shown by default, 1 only with `-o wide`."""
+
+    name: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+    format: str = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type, "format": self.format,
+                "description": self.description, "priority": self.priority}
+
+
+NAME_COLUMN = Column("Name", format="name", description=(
+    "Name must be unique within a namespace. Is required when creating resources, although some "
+    "resources may allow a client to request the generation of an appropriate name automatically."))
+AGE_COLUMN = Column("Age", description=(
+    "CreationTimestamp is a timestamp representing the server time when this object was created."))
+
+
+def age(timestamp: str | None, now: float) -> str:
+    """kubectl's `translateTimestampSince`: `<unknown>` without a time, else `HumanDuration`."""
+    if not timestamp:
+        return "<unknown>"
+    return times.human_duration(now - times.parse_time(timestamp))
+
+
+def format_labels(labels: dict | None) -> str:
+    if not labels:
+        return NONE
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def format_label_selector(selector: dict | None) -> str:
+    """apimachinery's `FormatLabelSelector`: `app=web,tier in (a,b)`, `<none>` when empty."""
+    if not selector:
+        return NONE
+    requirements = [(key, f"{key}={value}") for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        listed = ",".join(sorted(values))
+        text = {
+            "In": f"{key} in ({listed})",
+            "NotIn": f"{key} notin ({listed})",
+            "Exists": key,
+            "DoesNotExist": f"!{key}",
+        }.get(operator, f"{key} {operator} ({listed})")
+        requirements.append((key, text))
+    if not requirements:
+        return NONE
+    return ",".join(text for _, text in sorted(requirements))
+
+
+def _created_age(obj: dict, now: float) -> str:
+    return age((obj.get("metadata") or {}).get("creationTimestamp"), now)
+
+
+def _name(obj: dict) -> str:
+    return (obj.get("metadata") or {}).get("name", "")
+
+
+# -- pods ---------------------------------------------------------------------------------------
+
+def _terminal(phase: str | None) -> bool:
+    return phase in ("Succeeded", "Failed")
+
+
+def _restartable_init_container(container: dict | None) -> bool:
+    return bool(container) and container.get("restartPolicy") == "Always"
+
+
+def _latest(current: str | None, candidate: str | None) -> str | None:
+    if not candidate:
+        return current
+    if not current or times.parse_time(candidate) > times.parse_time(current):
+        return candidate
+    return current
+
+
+@dataclass
+class PodSummary:
+    ready: str
+    status: str
+    restarts: str
+
+
+def pod_summary(pod: dict, now: float) -> PodSummary:
+    """READY, STATUS and RESTARTS as kubectl's `printPod` derives them."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    phase = status.get("phase") or ""
+    reason = status.get("reason") or phase
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+
+    init_containers = {container["name"]: container for container in spec.get("initContainers") or []}
+    total = len(spec.get("containers") or []) + sum(
+        1 for container in init_containers.values() if _restartable_init_container(container))
+    ready = 0
+    restarts = 0
+    sidecar_restarts = 0
+    last_restart: str | None = None
+    last_sidecar_restart: str | None = None
+
+    initializing = False
+    for index, container in enumerate(status.get("initContainerStatuses") or []):
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        finished = ((container.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        restarts += container.get("restartCount", 0)
+        last_restart = _latest(last_restart, finished)
+        sidecar = _restartable_init_container(init_containers.get(container.get("name")))
+        if sidecar:
+            sidecar_restarts += container.get("restartCount", 0)
+            last_sidecar_restart = _latest(last_sidecar_restart, finished)
+        if terminated and terminated.get("exitCode", 0) == 0:
+            continue
+        if sidecar and container.get("started"):
+            ready += 1 if container.get("ready") else 0
+            continue
+        if terminated:
+            if terminated.get("reason"):
+                reason = "Init:" + terminated["reason"]
+            elif terminated.get("signal"):
+                reason = f"Init:Signal:{terminated['signal']}"
+            else:
+                reason = f"Init:ExitCode:{terminated.get('exitCode', 0)}"
+        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{index}/{len(init_containers)}"
+        initializing = True
+        break
+
+    initialized = any(condition.get("type") == "Initialized" and condition.get("status") == "True"
+                      for condition in status.get("conditions") or [])
+    if not initializing or initialized:
+        restarts, last_restart = sidecar_restarts, last_sidecar_restart
+        has_running = False
+        for container in reversed(status.get("containerStatuses") or []):
+            state = container.get("state") or {}
+            terminated, waiting = state.get("terminated"), state.get("waiting")
+            restarts += container.get("restartCount", 0)
+            last_restart = _latest(
+                last_restart, ((container.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+            if waiting and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated:
+                reason = (f"Signal:{terminated['signal']}" if terminated.get("signal")
+                          else f"ExitCode:{terminated.get('exitCode', 0)}")
+            elif container.get("ready") and state.get("running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            pod_ready = any(condition.get("type") == "Ready" and condition.get("status") == "True"
+                            for condition in status.get("conditions") or [])
+            reason = "Running" if pod_ready else "NotReady"
+
+    deleting = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    if deleting and status.get("reason") == "NodeLost":
+        reason = "Unknown"
+    elif deleting and not _terminal(phase):
+        reason = "Terminating"
+
+    restart_text = str(restarts)
+    if restarts and last_restart:
+        restart_text = f"{restarts} ({age(last_restart, now)} ago)"
+    return PodSummary(ready=f"{ready}/{total}", status=reason, restarts=restart_text)
+
+
+def pod_row(pod: dict, now: float) -> list[Cell]:
+    """Name, Ready, Status, Restarts, Age, then the wide IP, Node, Nominated Node, Readiness Gates."""
+    summary = pod_summary(pod, now)
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    pod_ips = status.get("podIPs") or []
+    ip = pod_ips[0].get("ip") if pod_ips else status.get("podIP")
+    gates = spec.get("readinessGates") or []
+    gate_text = NONE
+    if gates:
+        true_conditions = {condition.get("type") for condition in status.get("conditions") or []
+                           if condition.get("status") == "True"}
+        passed = sum(1 for gate in gates if gate.get("conditionType") in true_conditions)
+        gate_text = f"{passed}/{len(gates)}"
+    return [_name(pod), summary.ready, summary.status, summary.restarts, _created_age(pod, now),
+            ip or NONE, spec.get("nodeName") or NONE, status.get("nominatedNodeName") or NONE, gate_text]
+
+
+# -- workloads ----------------------------------------------------------------------------------
+
+def _template_wide_cells(template: dict, selector: dict | None) -> list[Cell]:
+    containers = (template.get("spec") or {}).get("containers") or []
+    return [
+        ",".join(container.get("name", "") for container in containers),
+        ",".join(container.get("image", "") for container in containers),
+        format_label_selector(selector),
+    ]
+
+
+def replica_set_row(replica_set: dict, now: float) -> list[Cell]:
+    """Name, Desired, Current, Ready, Age, then the wide Containers, Images, Selector."""
+    spec, status = replica_set.get("spec") or {}, replica_set.get("status") or {}
+    return [_name(replica_set), spec.get("replicas", 0), status.get("replicas", 0), status.get("readyReplicas", 0),
+            _created_age(replica_set, now)] + _template_wide_cells(spec.get("template") or {}, spec.get("selector"))
+
+
+def deployment_row(deployment: dict, now: float) -> list[Cell]:
+    """Name, Ready, Up-to-date, Available, Age, then the wide Containers, Images, Selector."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    return [_name(deployment), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+            status.get("updatedReplicas", 0), status.get("availableReplicas", 0),
+            _created_age(deployment, now)] + _template_wide_cells(spec.get("template") or {}, spec.get("selector"))
+
+
+# -- cluster objects ----------------------------------------------------------------------------
+
+def namespace_row(namespace: dict, now: float) -> list[Cell]:
+    return [_name(namespace), (namespace.get("status") or {}).get("phase", ""), _created_age(namespace, now)]
+
+
+def node_status(node: dict) -> str:
+    ready = next((condition for condition in (node.get("status") or {}).get("conditions") or []
+                  if condition.get("type") == "Ready"), None)
+    text = "Ready" if ready and ready.get("status") == "True" else "NotReady"
+    if (node.get("spec") or {}).get("unschedulable"):
+        text += ",SchedulingDisabled"
+    return text
+
+
+def node_roles(node: dict) -> str:
+    prefix = "node-role.kubernetes.io/"
+    roles = sorted(key[len(prefix):] for key in (node["metadata"].get("labels") or {}) if key.startswith(prefix))
+    return ",".join(roles) or NONE
+
+
+def node_row(node: dict, now: float) -> list[Cell]:
+    """Name, Status, Roles, Age, Version, then the wide addresses, OS image, kernel and runtime."""
+    status = node.get("status") or {}
+    info = status.get("nodeInfo") or {}
+    addresses = status.get("addresses") or []
+
+    def address(kind: str) -> str:
+        return next((item["address"] for item in addresses if item.get("type") == kind), NONE)
+
+    return [_name(node), node_status(node), node_roles(node), _created_age(node, now), info.get("kubeletVersion", ""),
+            address("InternalIP"), address("ExternalIP"), info.get("osImage") or "<unknown>",
+            info.get("kernelVersion") or "<unknown>", info.get("containerRuntimeVersion") or "<unknown>"]
+
+
+def event_last_seen_time(event: dict) -> str | None:
+    """The time an event last happened, with kubectl's fallbacks (series, eventTime, first)."""
+    series = event.get("series") or {}
+    return (series.get("lastObservedTime") or event.get("lastTimestamp") or event.get("firstTimestamp")
+            or event.get("eventTime") or event["metadata"].get("creationTimestamp"))
+
+
+def event_object(event: dict) -> str:
+    involved = event.get("involvedObject") or {}
+    return f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}"
+
+
+def event_source(event: dict) -> str:
+    source = event.get("source") or {}
+    text = source.get("component") or event.get("reportingComponent") or ""
+    if source.get("host"):
+        text += f", {source['host']}"
+    return text
+
+
+def event_row(event: dict, now: float) -> list[Cell]:
+    """Last Seen, Type, Reason, Object, Subobject, Source, Message, First Seen, Count, Name."""
+    count = (event.get("series") or {}).get("count") or event.get("count") or 1
+    return [age(event_last_seen_time(event), now), event.get("type", ""), event.get("reason", ""),
+            event_object(event), (event.get("involvedObject") or {}).get("fieldPath", ""), event_source(event),
+            (event.get("message") or "").strip(), age(event.get("firstTimestamp") or event.get("eventTime"), now),
+            str(count), event["metadata"]["name"]]
+
+
+# -- the printers -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Printer:
+    """The columns of one kind and the function computing one object's cells, one per column."""
+
+    columns: tuple[Column, ...]
+    row: Callable[[dict, float], list[Cell]]
+
+    def visible(self, wide: bool) -> list[int]:
+        """Indexes of the columns `get` shows: all with `-o wide`, else the priority-0 ones."""
+        return [index for index, column in enumerate(self.columns) if wide or column.priority == 0]
+
+    def name_index(self) -> int | None:
+        return next((index for index, column in enumerate(self.columns) if column.format == "name"), None)
+
+
+def _wide(name: str, description: str, type: str = "string") -> Column:
+    return Column(name, type=type, description=description, priority=1)
+
+
+_WORKLOAD_WIDE = (
+    _wide("Containers", "Names of each container in the template."),
+    _wide("Images", "Images referenced by each container in the template."),
+    _wide("Selector", "Label selector for pods. Existing pods whose labels match this selector are "
+                      "assumed to be controlled by this object."),
+)
+
+PRINTERS: dict[str, Printer] = {
+    "pods": Printer((
+        NAME_COLUMN,
+        Column("Ready", description="The aggregate readiness state of this pod for accepting traffic."),
+        Column("Status", description="The aggregate status of the containers in this pod."),
+        Column("Restarts", description="The number of times the containers in this pod have been restarted "
+                                       "and when the last container in this pod has restarted."),
+        AGE_COLUMN,
+        _wide("IP", "IP address allocated to the pod. Routable at least within the cluster."),
+        _wide("Node", "NodeName is a request to schedule this pod onto a specific node."),
+        _wide("Nominated Node", "nominatedNodeName is set when this pod preempts other pods on the node."),
+        _wide("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness."),
+    ), pod_row),
+    "replicasets": Printer((
+        NAME_COLUMN,
+        Column("Desired", "integer", "Replicas is the number of desired replicas."),
+        Column("Current", "integer", "Replicas is the most recently observed number of replicas."),
+        Column("Ready", "integer", "The number of ready replicas for this replica set."),
+        AGE_COLUMN,
+    ) + _WORKLOAD_WIDE, replica_set_row),
+    "deployments": Printer((
+        NAME_COLUMN,
+        Column("Ready", description="Number of the pod with ready state"),
+        Column("Up-to-date", "integer", "Total number of non-terminated pods targeted by this deployment "
+                                        "that have the desired template spec."),
+        Column("Available", "integer", "Total number of available pods (ready for at least minReadySeconds) "
+                                       "targeted by this deployment."),
+        AGE_COLUMN,
+    ) + _WORKLOAD_WIDE, deployment_row),
+    "namespaces": Printer((
+        NAME_COLUMN,
+        Column("Status", description="The status of the namespace"),
+        AGE_COLUMN,
+    ), namespace_row),
+    "nodes": Printer((
+        NAME_COLUMN,
+        Column("Status", description="The status of the node"),
+        Column("Roles", description="The roles of the node"),
+        AGE_COLUMN,
+        Column("Version", description="Kubelet Version reported by the node."),
+        _wide("Internal-IP", "List of addresses reachable to the node."),
+        _wide("External-IP", "List of addresses reachable to the node."),
+        _wide("OS-Image", "OS Image reported by the node from /etc/os-release."),
+        _wide("Kernel-Version", "Kernel Version reported by the node from 'uname -r'."),
+        _wide("Container-Runtime", "ContainerRuntime Version reported by the node through runtime remote API."),
+    ), node_row),
+    # As in Kubernetes, events lead with LAST SEEN and keep their name as the last, wide-only column.
+    "events": Printer((
+        Column("Last Seen", description="The time at which the most recent occurrence of this event was recorded."),
+        Column("Type", description="Type of this event (Normal, Warning)."),
+        Column("Reason", description="This should be a short, machine understandable string that gives the "
+                                     "reason for the transition into the object's current status."),
+        Column("Object", description="The object that this event is about."),
+        _wide("Subobject", "The field of the involved object this event is about, e.g. spec.containers{name}."),
+        _wide("Source", "The component reporting this event."),
+        Column("Message", description="A human-readable description of the status of this operation."),
+        _wide("First Seen", "The time at which the event was first recorded."),
+        _wide("Count", "The number of times this event has occurred."),
+        Column("Name", format="name", priority=1, description=NAME_COLUMN.description),
+    ), event_row),
+}
+
+
+# -- the Table ----------------------------------------------------------------------------------
+
+def partial_object_metadata(obj: dict) -> dict:
+    """`PartialObjectMetadata`: what a Table row carries by default, the object's metadata alone."""
+    return {"kind": "PartialObjectMetadata", "apiVersion": TABLE_API_VERSION,
+            "metadata": copy.deepcopy(obj.get("metadata") or {})}
+
+
+def _row_object(obj: dict, include_object: str) -> dict | None:
+    if include_object == INCLUDE_NONE:
+        return None
+    if include_object == INCLUDE_OBJECT:
+        return obj
+    return partial_object_metadata(obj)
+
+
+def table(plural: str, objects: list[dict], now: float, resource_version: str | None = None,
+          include_object: str = INCLUDE_METADATA) -> dict:
+    """The `meta.k8s.io/v1` `Table` of `objects` of kind `plural` (a key of PRINTERS).
+
+    `include_object` is the `includeObject` policy: None (rows without objects), Metadata (the
+    default: a `PartialObjectMetadata` per row) or Object (the full object).
+    """
+    if include_object not in INCLUDE_POLICIES:
+        raise ValueError(f"includeObject={include_object!r}: must be one of {', '.join(INCLUDE_POLICIES)}")
+    printer = PRINTERS[plural]
+    rows = []
+    for obj in objects:
+        row: dict = {"cells": printer.row(obj, now)}
+        row_object = _row_object(obj, include_object)
+        if row_object is not None:
+            row["object"] = row_object
+        rows.append(row)
+    metadata = {"resourceVersion": resource_version} if resource_version else {}
+    return {"kind": "Table", "apiVersion": TABLE_API_VERSION, "metadata": metadata,
+            "columnDefinitions": [column.to_dict() for column in printer.columns],
+            "rows": rows}

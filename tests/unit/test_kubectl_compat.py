@@ -1,0 +1,189 @@
+"""The real `kubectl` against our API server in-process: tables, round-trips, apply, scale, delete.
+
+Skipped when `kubectl` is not on PATH. Each test runs kubectl with `--server` on the server's
+TCP port, a throwaway kubeconfig (so ~/.kube is never read) and a timeout on every call.
+"""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from minikube_py.apiserver.http import ApiHttpServer
+from minikube_py.apiserver.registry import Registry
+from minikube_py.clock import FakeClock
+from minikube_py.store import Store
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+
+# The fake clock starts here; objects are created at it, and advanced time gives their AGE.
+START = 1_800_000_000.0
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+             "template": {"metadata": {"labels": {"app": "web"}},
+                          "spec": {"containers": [{"name": "server", "image": "busybox"}]}}},
+}
+MANIFEST = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: applied
+  labels:
+    app: applied
+spec:
+  containers:
+  - name: main
+    image: busybox
+"""
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A server on a free port with a fake clock, and a function running kubectl against it."""
+    store = Store(":memory:")
+    clock = FakeClock(START)
+    registry = Registry(store, clock)
+    server = ApiHttpServer(registry, str(tmp_path / "api.sock"), port=0)
+    server.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+
+    def kubectl(*args, input=None, check=True):
+        result = subprocess.run(
+            [KUBECTL, f"--server=http://127.0.0.1:{server.port}", f"--kubeconfig={kubeconfig}",
+             "--request-timeout=10s", *args],
+            capture_output=True, text=True, input=input, timeout=30, cwd=tmp_path)
+        if check:
+            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result
+
+    yield registry, clock, kubectl
+    server.stop()
+    store.close()
+
+
+def running_pod(registry, name, ready=True, restarts=0, node="node1", ip="10.244.0.7"):
+    registry.create("pods", "default", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}], "nodeName": node}})
+    registry.patch_status("pods", "default", name, {"status": {
+        "phase": "Running", "podIP": ip,
+        "containerStatuses": [{"name": "main", "image": "busybox", "imageID": "", "ready": ready,
+                               "restartCount": restarts, "state": {"running": {"startedAt": "2027-01-15T08:00:00Z"}}}],
+    }})
+
+
+def lines(text):
+    return [line.split() for line in text.strip().splitlines()]
+
+
+def test_get_pods_prints_kubectl_columns_with_our_cells(cluster):
+    registry, clock, kubectl = cluster
+    running_pod(registry, "web-1")
+    running_pod(registry, "web-2", ready=False)
+    clock.advance(300)
+    assert lines(kubectl("get", "pods").stdout) == [
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        ["web-1", "1/1", "Running", "0", "5m"],
+        ["web-2", "0/1", "Running", "0", "5m"],
+    ]
+
+
+def test_get_pods_wide_and_show_labels_and_all_namespaces(cluster):
+    registry, clock, kubectl = cluster
+    running_pod(registry, "web-1")
+    wide = lines(kubectl("get", "pods", "-o", "wide").stdout)
+    assert wide[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE",
+                       "READINESS", "GATES"]
+    assert wide[1] == ["web-1", "1/1", "Running", "0", "0s", "10.244.0.7", "node1", "<none>", "<none>"]
+    assert lines(kubectl("get", "pods", "--show-labels").stdout)[1][-1] == "app=web"
+    assert lines(kubectl("get", "pods", "-A").stdout)[1][:2] == ["default", "web-1"]
+
+
+def test_get_single_pod_by_name_is_one_row(cluster):
+    registry, _, kubectl = cluster
+    running_pod(registry, "web-1")
+    running_pod(registry, "web-2")
+    assert [row[0] for row in lines(kubectl("get", "pod", "web-2").stdout)] == ["NAME", "web-2"]
+
+
+def test_get_deployments_wide_replicasets_namespaces_and_nodes(cluster):
+    registry, clock, kubectl = cluster
+    registry.create("deployments", "default", DEPLOYMENT)
+    registry.patch_status("deployments", "default", "web", {"status": {
+        "replicas": 2, "updatedReplicas": 2, "readyReplicas": 1, "availableReplicas": 1}})
+    registry.create("replicasets", "default", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-abc"},
+        "spec": {**DEPLOYMENT["spec"], "replicas": 2}})
+    registry.patch_status("replicasets", "default", "web-abc", {"status": {"replicas": 2, "readyReplicas": 1}})
+    registry.create("nodes", None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"},
+                                    "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                                               "nodeInfo": {"kubeletVersion": "v1.32.0-minikube-py"}}})
+    registry.patch_status("nodes", None, "node1", {"status": {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "nodeInfo": {"kubeletVersion": "v1.32.0-minikube-py"}}})
+    clock.advance(7200)
+
+    assert lines(kubectl("get", "deploy", "-o", "wide").stdout) == [
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"],
+        ["web", "1/2", "2", "1", "120m", "server", "busybox", "app=web"],
+    ]
+    assert lines(kubectl("get", "rs").stdout) == [
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["web-abc", "2", "2", "1", "120m"]]
+    namespaces = lines(kubectl("get", "ns").stdout)
+    assert namespaces[0] == ["NAME", "STATUS", "AGE"]
+    assert ["default", "Active", "120m"] in namespaces
+    assert lines(kubectl("get", "nodes").stdout) == [
+        ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], ["node1", "Ready", "<none>", "120m", "v1.32.0-minikube-py"]]
+
+
+def test_get_json_and_yaml_are_the_stored_object(cluster):
+    registry, _, kubectl = cluster
+    running_pod(registry, "web-1")
+    stored = registry.get("pods", "default", "web-1")
+    assert json.loads(kubectl("get", "pod", "web-1", "-o", "json").stdout) == stored
+    assert yaml.safe_load(kubectl("get", "pod", "web-1", "-o", "yaml").stdout) == stored
+    listed = json.loads(kubectl("get", "pods", "-o", "json").stdout)
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["web-1"]
+
+
+def test_apply_creates_then_reports_unchanged(cluster, tmp_path):
+    registry, _, kubectl = cluster
+    (tmp_path / "pod.yaml").write_text(MANIFEST)
+    assert kubectl("apply", "-f", "pod.yaml").stdout.strip() == "pod/applied created"
+    assert kubectl("apply", "-f", "pod.yaml").stdout.strip() == "pod/applied unchanged"
+    assert registry.get("pods", "default", "applied")["metadata"]["labels"] == {"app": "applied"}
+
+
+def test_scale_deployment_sets_replicas(cluster):
+    registry, _, kubectl = cluster
+    registry.create("deployments", "default", DEPLOYMENT)
+    assert kubectl("scale", "deployment/web", "--replicas=3").stdout.strip() == "deployment.apps/web scaled"
+    assert registry.get("deployments", "default", "web")["spec"]["replicas"] == 3
+
+
+def test_delete_pod_removes_it(cluster):
+    registry, _, kubectl = cluster
+    running_pod(registry, "web-1", node=None)
+    assert kubectl("delete", "pod", "web-1").stdout.strip() == 'pod "web-1" deleted'
+    result = kubectl("get", "pod", "web-1", check=False)
+    assert result.returncode != 0 and 'pods "web-1" not found' in result.stderr
+
+
+def test_api_resources_lists_our_kinds(cluster):
+    _, _, kubectl = cluster
+    rows = lines(kubectl("api-resources").stdout)
+    names = {row[0] for row in rows[1:]}
+    assert {"pods", "deployments", "replicasets", "namespaces", "nodes", "events"} <= names
+    assert ["deployments", "deploy", "apps/v1", "true", "Deployment"] in rows
+
+
+def test_version_shows_our_server_version(cluster):
+    _, _, kubectl = cluster
+    output = kubectl("version").stdout
+    assert "Server Version: v1.32.0-minikube-py-" in output
