@@ -137,7 +137,14 @@ def run_as(pod, container, image: ImageConfig) -> tuple[int, int]:
                 return value
         return default
 
-    return pick("run_as_user", image_uid), pick("run_as_group", image_gid)
+    uid = pick("run_as_user", None)
+    if uid is None and user and not user[0].isdigit():
+        raise RuntimeError_(
+            "CreateContainerConfigError",
+            f"unable to find user {user[0]}: no matching entries in passwd file of image {image.reference}; "
+            "set securityContext.runAsUser to a numeric id, or use an image whose /etc/passwd defines the user",
+        )
+    return image_uid if uid is None else uid, pick("run_as_group", image_gid)
 
 
 def cgroup_limits(container) -> CgroupLimits:

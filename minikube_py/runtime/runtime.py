@@ -28,7 +28,7 @@ from typing import Iterator
 from minikube_py.runtime import linux
 from minikube_py.runtime.cgroups import CgroupDriver
 from minikube_py.runtime.container import ContainerSpec, SandboxSpec
-from minikube_py.runtime.images import ImageStore
+from minikube_py.runtime.images import ImageStore, resolve_user
 from minikube_py.runtime.network import PodNetwork
 from minikube_py.runtime.pause import ensure_pause_binary
 from minikube_py.runtime.supervisor import process_alive, read_json, socket_path
@@ -304,10 +304,16 @@ class LinuxRuntime:
 
     def image_config(self, reference: str) -> ImageConfig:
         image = self.images.resolve(reference)
+        user = image.config.user
+        if user:
+            try:
+                user = "%d:%d" % resolve_user(image.layers, user)
+            except RuntimeError_:
+                pass  # left as the image wrote it: the agent reports it unless the pod sets runAsUser
         return ImageConfig(
             reference=reference, id=image.id, entrypoint=list(image.config.entrypoint), cmd=list(image.config.cmd),
             env=[tuple(item.split("=", 1)) if "=" in item else (item, "") for item in image.config.env],
-            working_dir=image.config.working_dir, user=image.config.user,
+            working_dir=image.config.working_dir, user=user,
         )
 
     # ---- sandboxes

@@ -384,8 +384,10 @@ class Supervisor:
         if record is None or record["status"] != "running":
             return
         self._drain_logs(container_id)
+        # Each container attempt has its own cgroup: any OOM kill in it (the main process or one of
+        # its children, such as `head` in `sh -c "head ... | tail"`) makes the exit OOMKilled, as containerd reports it.
         oom_killed = False
-        if signal_number == signal.SIGKILL and record.get("cgroup"):
+        if (signal_number is not None or exit_code != 0) and record.get("cgroup"):
             try:
                 oom_killed = self.cgroups.oom_kill_count(record["cgroup"]) > 0
             except (OSError, RuntimeError_):

@@ -82,9 +82,11 @@ class Cluster:
         self._client = None
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "Cluster":
+    def start(self, port: int | None = None) -> "Cluster":
+        """Start the daemon; with `port`, the API also listens on 127.0.0.1:port (for kubectl)."""
+        port_args = ["--port", str(port)] if port is not None else []
         result = self.cli("start", "--name", self.name, "--pod-cidr", self.pod_cidr,
-                          "--restart-backoff", self.restart_backoff, check=False, timeout=120)
+                          "--restart-backoff", self.restart_backoff, *port_args, check=False, timeout=120)
         if result.returncode != 0:
             log = ""
             if os.path.exists(os.path.join(self.home, "daemon.log")):

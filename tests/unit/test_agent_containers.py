@@ -117,3 +117,12 @@ def test_an_image_without_command_and_a_spec_without_one_is_a_create_container_e
     with pytest.raises(RuntimeError_) as raised:
         config_for(make_pod({"name": "app", "image": "scratch"}), empty)
     assert raised.value.reason == "CreateContainerError" and "no command specified" in raised.value.message
+
+
+def test_an_image_user_missing_from_its_passwd_is_a_config_error_unless_the_pod_sets_run_as_user():
+    ghost = ImageConfig("ghost:1", "sha256:3", cmd=["id"], user="ghost")
+    with pytest.raises(RuntimeError_) as raised:
+        config_for(make_pod({"name": "app", "image": "ghost:1"}), ghost)
+    assert raised.value.reason == "CreateContainerConfigError" and "unable to find user ghost" in raised.value.message
+    numeric = make_pod({"name": "app", "image": "ghost:1", "securityContext": {"runAsUser": 1000}})
+    assert config_for(numeric, ghost).uid == 1000
