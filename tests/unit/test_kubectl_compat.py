@@ -1,12 +1,17 @@
-"""The real `kubectl` against our API server in-process: tables, round-trips, apply, scale, delete.
+"""The real `kubectl` against our API server in-process: tables, watch, round-trips, apply, scale, delete.
 
-Skipped when `kubectl` is not on PATH. Each test runs kubectl with `--server` on the server's
-TCP port, a throwaway kubeconfig (so ~/.kube is never read) and a timeout on every call.
+The kubectl tests are skipped when `kubectl` is not on PATH; each runs it with `--server` on the
+server's TCP port, a throwaway kubeconfig (so ~/.kube is never read) and a timeout on every
+call. The first tests speak kubectl's Table protocol by hand and need no kubectl.
 """
 
+import http.client
 import json
+import queue
 import shutil
 import subprocess
+import threading
+import time
 
 import pytest
 import yaml
@@ -17,7 +22,9 @@ from minikube_py.clock import FakeClock
 from minikube_py.store import Store
 
 KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+# What kubectl 1.32 sends with `get`.
+TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
+                "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")
 
 # The fake clock starts here; objects are created at it, and advanced time gives their AGE.
 START = 1_800_000_000.0
@@ -43,13 +50,33 @@ spec:
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    """A server on a free port with a fake clock, and a function running kubectl against it."""
+def server(tmp_path):
+    """A server on a free port with a fake clock."""
     store = Store(":memory:")
-    clock = FakeClock(START)
-    registry = Registry(store, clock)
-    server = ApiHttpServer(registry, str(tmp_path / "api.sock"), port=0)
+    server = ApiHttpServer(Registry(store, FakeClock(START)), str(tmp_path / "api.sock"), port=0,
+                           node_proxy=LinesNodeProxy())
     server.start()
+    yield server
+    server.stop()
+    store.close()
+
+
+class LinesNodeProxy:
+    """A node agent stand-in serving two fixed log lines."""
+
+    def logs(self, namespace, name, container=None, follow=False, tail_lines=None, timestamps=False,
+             previous=False):
+        lines = [b"first line\n", b"second line\n"]
+        return iter(lines[-tail_lines:] if tail_lines else lines)
+
+
+@pytest.fixture
+def cluster(server, tmp_path):
+    """The server's registry and clock, and a function running kubectl against it."""
+    if KUBECTL is None:
+        pytest.skip("kubectl is not installed")
+    registry = server.registry
+    clock = registry.clock
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
 
@@ -62,9 +89,54 @@ def cluster(tmp_path):
             assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
         return result
 
-    yield registry, clock, kubectl
-    server.stop()
-    store.close()
+    return registry, clock, kubectl
+
+
+def request(server, path, accept=None):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Accept": accept} if accept else {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_a_table_accept_header_gets_a_v1_table_and_plain_json_stays_a_list(server):
+    running_pod(server.registry, "web-1")
+    status, table = request(server, "/api/v1/namespaces/default/pods", TABLE_ACCEPT)
+    assert status == 200 and (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
+    assert table["rows"][0]["cells"][:3] == ["web-1", "1/1", "Running"]
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    assert table["metadata"]["resourceVersion"] == server.registry.list("pods")["metadata"]["resourceVersion"]
+    assert request(server, "/api/v1/namespaces/default/pods", "application/json")[1]["kind"] == "PodList"
+    # Only a v1beta1 Table is asked for first: we skip it and take the plain JSON after it.
+    beta_first = "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+    assert request(server, "/api/v1/namespaces/default/pods", beta_first)[1]["kind"] == "PodList"
+
+
+def test_include_object_picks_what_each_row_carries_and_rejects_unknown_values(server):
+    running_pod(server.registry, "web-1")
+    path = "/api/v1/namespaces/default/pods/web-1?includeObject="
+    assert request(server, path + "Object", TABLE_ACCEPT)[1]["rows"][0]["object"]["kind"] == "Pod"
+    assert "object" not in request(server, path + "None", TABLE_ACCEPT)[1]["rows"][0]
+    status, error = request(server, path + "Everything", TABLE_ACCEPT)
+    assert status == 400 and "includeObject" in error["message"]
+
+
+def test_a_table_watch_sends_each_event_as_a_one_row_table(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=5",
+                       headers={"Accept": TABLE_ACCEPT})
+    response = connection.getresponse()
+    running_pod(server.registry, "web-1")
+    try:
+        event = json.loads(response.readline())
+    finally:
+        connection.close()
+    assert event["type"] == "ADDED" and event["object"]["kind"] == "Table"
+    assert [row["cells"][0] for row in event["object"]["rows"]] == ["web-1"]
+    assert event["object"]["columnDefinitions"][0]["name"] == "Name"
 
 
 def running_pod(registry, name, ready=True, restarts=0, node="node1", ip="10.244.0.7"):
@@ -187,3 +259,36 @@ def test_version_shows_our_server_version(cluster):
     _, _, kubectl = cluster
     output = kubectl("version").stdout
     assert "Server Version: v1.32.0-minikube-py-" in output
+
+
+def test_get_watch_prints_a_row_per_change(cluster, server, tmp_path):
+    registry, _, _ = cluster
+    running_pod(registry, "web-1")
+    watcher = subprocess.Popen(
+        [KUBECTL, f"--server=http://127.0.0.1:{server.port}", f"--kubeconfig={tmp_path / 'kubeconfig'}",
+         "get", "pods", "-w"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [printed.put(line.split()) for line in watcher.stdout], daemon=True).start()
+
+    def next_line():
+        return printed.get(timeout=max(0.1, deadline - time.monotonic()))
+
+    deadline = time.monotonic() + 15
+    try:
+        assert next_line() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        assert next_line()[:3] == ["web-1", "1/1", "Running"]
+        registry.patch_status("pods", "default", "web-1", {"status": {"phase": "Failed", "containerStatuses": [
+            {"name": "main", "image": "busybox", "imageID": "", "ready": False, "restartCount": 0,
+             "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}})
+        assert next_line()[:3] == ["web-1", "0/1", "Error"]
+    finally:
+        watcher.kill()
+        watcher.wait(timeout=10)
+        watcher.stdout.close()
+
+
+def test_logs_reads_the_node_agents_log_stream(cluster):
+    registry, _, kubectl = cluster
+    running_pod(registry, "web-1")
+    assert kubectl("logs", "web-1").stdout == "first line\nsecond line\n"
+    assert kubectl("logs", "web-1", "--tail=1").stdout == "second line\n"
