@@ -26,7 +26,7 @@ import time
 from typing import Iterator
 
 from minikube_py.runtime import linux
-from minikube_py.runtime.cgroups import CgroupDriver
+from minikube_py.runtime.cgroups import CgroupDriver, disable_fast_attach, enable_fast_attach
 from minikube_py.runtime.container import ContainerSpec, SandboxSpec
 from minikube_py.runtime.images import ImageStore, resolve_user
 from minikube_py.runtime.network import PodNetwork
@@ -246,6 +246,7 @@ class LinuxRuntime:
         if os.path.exists(BUSYBOX_BINARY):
             self.images.ensure_busybox(BUSYBOX_BINARY)  # the image every tutorial and test starts from
         self.cgroups.create(self.cgroup_parent)
+        enable_fast_attach(self.home, self.cluster_name)
         self.network.ensure_bridge()
         if not self.supervisor.alive():
             self._start_supervisor()
@@ -354,6 +355,8 @@ class LinuxRuntime:
         for state in self.list_containers():
             if state.sandbox_id == sandbox.id:
                 self.remove_container(state.id)
+        # Pause goes first: the kernel's teardown of its netns then takes the veth pair away, which
+        # costs far less than deleting a veth whose namespace is still alive (about 10 ms against 25).
         if self.sandbox_alive(sandbox):
             self.supervisor.call({"op": "signal", "kind": "sandbox", "id": sandbox.id, "signal": signal.SIGKILL})
         if sandbox.host_veth:
@@ -553,6 +556,7 @@ class LinuxRuntime:
             self.network.detach(host_veth)
         self.network.remove_bridge()
         self._remove_cgroup_quietly(self.cgroup_parent, raise_errors=True)
+        disable_fast_attach(self.home)
         for directory in ("containers", "sandboxes"):
             shutil.rmtree(os.path.join(self.home, directory), ignore_errors=True)
 
