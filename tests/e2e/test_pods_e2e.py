@@ -269,3 +269,16 @@ def test_stop_leaves_nothing_of_the_cluster_on_the_host():
     finally:
         leftovers = own.stop()
     assert leftovers == []
+
+
+def test_exec_returns_the_commands_exit_code_and_runs_in_the_containers_cgroup(cluster: Cluster):
+    cluster.apply(TWO_CONTAINERS)
+    cluster.wait_running("pair")
+    assert cluster.exec("pair", "sh", "-c", "exit 7", container="reader", check=False).returncode == 7
+    inspect = cluster.inspect("pair")
+    reader = next(c for c in inspect["containers"] if c["name"] == "reader")
+    own_cgroup = cluster.exec("pair", "cat", "/proc/self/cgroup", container="reader").stdout
+    with open(f"/proc/{reader['pid']}/cgroup") as file:
+        main_process_cgroup = file.read()
+    memory_line = lambda text: next(line for line in text.splitlines() if ":memory:" in line or line.startswith("0::"))
+    assert memory_line(own_cgroup).split(":")[-1].startswith(memory_line(main_process_cgroup).split(":")[-1])

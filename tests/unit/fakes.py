@@ -140,6 +140,13 @@ class FakeCluster:
         """Bring every informer cache up to date with the Registry."""
         self.informers.refresh()
 
+    def settle(self, controller, rounds: int = 20) -> None:
+        """Let caches catch up and the controller's queue empty, as the threads would (no time passes)."""
+        for _ in range(rounds):
+            self.refresh()
+            if controller.drain() == 0:
+                return
+
     # -- scene setting through the Registry (not recorded) -------------------------------------
 
     def create(self, resource: str, body: dict, namespace: str | None = "default") -> Any:

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import procfs
 from benchmarks.minikube_side import ReadySeries, pod_is_ready, pod_is_running, rollout_complete
-from benchmarks.report import Results, Row, Target, markdown_report, markdown_table, write_results
+from benchmarks.report import Results, Target, markdown_report, markdown_table, write_results
 from benchmarks.runner import Options, build_rows
 from benchmarks.statistics import Summary, percentile, ratio
 

@@ -7,14 +7,6 @@ import pytest
 from minikube_py.api import errors
 from minikube_py.api.times import format_time
 from minikube_py.client.events import EventRecorder
-from tests.unit.fakes import FakeCluster
-
-
-@pytest.fixture
-def cluster():
-    cluster = FakeCluster()
-    yield cluster
-    cluster.close()
 
 
 @pytest.fixture

@@ -5,26 +5,11 @@ from __future__ import annotations
 import pytest
 
 from controllers.garbagecollector import GarbageCollector
-from tests.unit.fakes import FakeCluster
-
-
-@pytest.fixture
-def cluster():
-    cluster = FakeCluster()
-    yield cluster
-    cluster.close()
 
 
 @pytest.fixture
 def collector(cluster):
     return GarbageCollector(cluster.client, cluster.clock, cluster.informers)
-
-
-def settle(cluster, collector, rounds: int = 20) -> None:
-    for _ in range(rounds):
-        cluster.refresh()
-        if collector.drain() == 0:
-            return
 
 
 def deployment(cluster, name="web"):
@@ -45,11 +30,11 @@ def test_background_delete_of_an_owner_deletes_its_dependents(cluster, collector
     cluster.pod("web-a", labels={"app": "web"}, owner=replica_set)
     cluster.pod("web-b", labels={"app": "web"}, owner=replica_set)
     cluster.pod("bystander", labels={"app": "web"})
-    settle(cluster, collector)
+    cluster.settle(collector)
     assert cluster.client.calls_of("delete") == []
 
     cluster.registry.delete("replicasets", "default", "web")
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     assert names(cluster, "pods") == ["bystander"]
     assert sorted(call.name for call in cluster.client.calls_of("delete", "pods")) == ["web-a", "web-b"]
@@ -60,10 +45,10 @@ def test_background_deletion_cascades_through_every_level(cluster, collector):
     owner = deployment(cluster)
     replica_set = cluster.replica_set("web-1", 1, labels={"app": "web"}, owner=owner)
     cluster.pod("web-1-a", labels={"app": "web"}, owner=replica_set)
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     cluster.registry.delete("deployments", "default", "web")
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     assert names(cluster, "replicasets") == []
     assert names(cluster, "pods") == []
@@ -75,7 +60,7 @@ def test_an_owner_recreated_under_the_same_name_does_not_save_the_old_dependents
     cluster.registry.delete("replicasets", "default", "web")
     cluster.replica_set("web", 1)  # same name, new uid
 
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     assert names(cluster, "pods") == []
 
@@ -103,7 +88,7 @@ def test_only_references_to_gone_owners_are_dropped_when_another_owner_remains(c
     })
     cluster.registry.delete("replicasets", "default", "gone")
 
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     references = cluster.get("pods", "shared").metadata.owner_references
     assert [reference.name for reference in references] == ["kept"]
@@ -113,7 +98,7 @@ def test_foreground_delete_removes_dependents_before_the_owner(cluster, collecto
     owner = deployment(cluster)
     replica_set = cluster.replica_set("web-1", 1, labels={"app": "web"}, owner=owner)
     cluster.pod("web-1-a", labels={"app": "web"}, owner=replica_set)
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     cluster.registry.delete("deployments", "default", "web", propagation_policy="Foreground")
     cluster.refresh()
@@ -123,7 +108,7 @@ def test_foreground_delete_removes_dependents_before_the_owner(cluster, collecto
     assert waiting is not None and waiting.metadata.finalizers == ["foregroundDeletion"]
     assert cluster.client.calls_of("delete", "replicasets")[0].detail == "Foreground"
 
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     assert cluster.get("deployments", "web") is None
     assert names(cluster, "replicasets") == []
@@ -136,14 +121,14 @@ def test_foreground_owner_waits_for_a_blocking_dependent_still_stopping(cluster,
     cluster.pod("web-a", labels={"app": "web"}, owner=replica_set, node_name="node-1")
 
     cluster.registry.delete("replicasets", "default", "web", propagation_policy="Foreground")
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     stopping = cluster.get("pods", "web-a")
     assert stopping.metadata.deletion_timestamp is not None, "the node agent has not stopped it yet"
     assert cluster.get("replicasets", "web") is not None
 
     cluster.registry.delete("pods", "default", "web-a", grace_period_seconds=0)  # the agent is done
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     assert cluster.get("pods", "web-a") is None
     assert cluster.get("replicasets", "web") is None
@@ -155,7 +140,7 @@ def test_foreground_owner_does_not_wait_for_dependents_without_block_owner_delet
     cluster.pod("web-a", labels={"app": "web"}, owner=replica_set, node_name="node-1", block_owner_deletion=False)
 
     cluster.registry.delete("replicasets", "default", "web", propagation_policy="Foreground")
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     assert cluster.get("replicasets", "web") is None
     assert cluster.get("pods", "web-a").metadata.deletion_timestamp is not None
@@ -167,7 +152,7 @@ def test_orphan_delete_strips_owner_references_and_keeps_dependents(cluster, col
     cluster.pod("web-b", labels={"app": "web"}, owner=replica_set)
 
     cluster.registry.delete("replicasets", "default", "web", propagation_policy="Orphan")
-    settle(cluster, collector)
+    cluster.settle(collector)
 
     assert cluster.get("replicasets", "web") is None
     assert names(cluster, "pods") == ["web-a", "web-b"]

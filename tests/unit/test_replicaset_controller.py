@@ -16,29 +16,13 @@ from controllers.common import (
     slow_start_batch,
 )
 from controllers.replicaset import ReplicaSetController
-from tests.unit.fakes import FakeCluster
 
 NOW = 1_800_000_000.0
 
 
 @pytest.fixture
-def cluster():
-    cluster = FakeCluster()
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture
 def controller(cluster):
     return ReplicaSetController(cluster.client, cluster.clock, cluster.informers)
-
-
-def settle(cluster, controller, rounds: int = 10) -> None:
-    """Let caches catch up and the queue empty, as the threads would (no time passes)."""
-    for _ in range(rounds):
-        cluster.refresh()
-        if controller.drain() == 0:
-            return
 
 
 def owned_pods(cluster, replica_set):
@@ -162,7 +146,7 @@ def test_a_deletion_seen_twice_is_counted_once(cluster):
 
 def test_scale_up_creates_pods_named_after_the_replica_set_with_a_controller_ref(cluster, controller):
     replica_set = cluster.replica_set("web", 3)
-    settle(cluster, controller)
+    cluster.settle(controller)
 
     pods = owned_pods(cluster, replica_set)
     assert len(pods) == 3
@@ -209,14 +193,14 @@ def test_expectations_block_a_second_create_while_the_cache_lags(cluster, contro
     controller.drain()
 
     assert len(cluster.client.calls_of("create", "pods")) == 2
-    settle(cluster, controller)
+    cluster.settle(controller)
     assert len(cluster.client.calls_of("create", "pods")) == 2
     assert controller.expectations.satisfied("default/web")
 
 
 def test_scale_down_deletes_the_not_ready_pod_and_expects_its_deletion(cluster, controller):
     replica_set = cluster.replica_set("web", 3)
-    settle(cluster, controller)
+    cluster.settle(controller)
     pods = sorted(owned_pods(cluster, replica_set), key=lambda pod: pod.metadata.name)
     for pod in pods[:2]:
         cluster.set_pod_status(pod.metadata.name, ready=True)
@@ -231,7 +215,7 @@ def test_scale_down_deletes_the_not_ready_pod_and_expects_its_deletion(cluster, 
     assert deleted == [pods[2].metadata.name]
     assert controller.expectations.pending("default/web") == (0, 1)
     assert "SuccessfulDelete" in event_reasons(cluster)
-    settle(cluster, controller)
+    cluster.settle(controller)
     assert controller.expectations.satisfied("default/web")
     assert len(cluster.client.calls_of("delete", "pods")) == 1
 
@@ -239,7 +223,7 @@ def test_scale_down_deletes_the_not_ready_pod_and_expects_its_deletion(cluster, 
 def test_an_orphan_matching_the_selector_is_adopted_instead_of_creating(cluster, controller):
     cluster.pod("handmade", labels={"app": "web"})
     replica_set = cluster.replica_set("web", 1)
-    settle(cluster, controller)
+    cluster.settle(controller)
 
     assert cluster.client.calls_of("create", "pods") == []
     adopted = cluster.get("pods", "handmade")
@@ -249,11 +233,11 @@ def test_an_orphan_matching_the_selector_is_adopted_instead_of_creating(cluster,
 
 def test_a_pod_whose_labels_changed_is_released_and_replaced(cluster, controller):
     replica_set = cluster.replica_set("web", 1)
-    settle(cluster, controller)
+    cluster.settle(controller)
     (pod,) = owned_pods(cluster, replica_set)
 
     cluster.registry.patch("pods", "default", pod.metadata.name, {"metadata": {"labels": {"app": "debug"}}})
-    settle(cluster, controller)
+    cluster.settle(controller)
 
     assert cluster.get("pods", pod.metadata.name).metadata.owner_references is None
     assert len(owned_pods(cluster, replica_set)) == 1
@@ -264,7 +248,7 @@ def test_pods_of_another_controller_are_left_alone(cluster, controller):
     other = cluster.replica_set("other", 1, labels={"app": "web"})
     cluster.pod("theirs", labels={"app": "web"}, owner=other)
     cluster.replica_set("web", 1)
-    settle(cluster, controller)
+    cluster.settle(controller)
 
     assert cluster.get("pods", "theirs").metadata.owner_references[0].uid == other.metadata.uid
     assert len(cluster.client.calls_of("create", "pods")) == 1
@@ -284,7 +268,7 @@ def test_no_adoption_when_a_fresh_read_shows_the_replica_set_gone(cluster, contr
 
 def test_available_replicas_count_pods_ready_for_min_ready_seconds(cluster, controller):
     replica_set = cluster.replica_set("web", 1, min_ready_seconds=10)
-    settle(cluster, controller)
+    cluster.settle(controller)
     (pod,) = owned_pods(cluster, replica_set)
     cluster.set_pod_status(pod.metadata.name, ready=True)
     cluster.refresh()
@@ -301,7 +285,7 @@ def test_available_replicas_count_pods_ready_for_min_ready_seconds(cluster, cont
 
 def test_a_pod_turning_ready_requeues_its_replica_set_after_min_ready_seconds_plus_one(cluster, controller):
     replica_set = cluster.replica_set("web", 2, min_ready_seconds=30)
-    settle(cluster, controller)
+    cluster.settle(controller)
     first, _ = owned_pods(cluster, replica_set)
     cluster.set_pod_status(first.metadata.name, ready=True)
     cluster.refresh()
@@ -317,11 +301,11 @@ def test_a_pod_turning_ready_requeues_its_replica_set_after_min_ready_seconds_pl
 
 def test_failed_pods_do_not_count_and_are_replaced_but_kept(cluster, controller):
     replica_set = cluster.replica_set("web", 1)
-    settle(cluster, controller)
+    cluster.settle(controller)
     (pod,) = owned_pods(cluster, replica_set)
 
     cluster.set_pod_status(pod.metadata.name, phase="Failed", ready=False)
-    settle(cluster, controller)
+    cluster.settle(controller)
 
     assert len(cluster.client.calls_of("create", "pods")) == 2
     assert cluster.client.calls_of("delete", "pods") == []
@@ -332,12 +316,12 @@ def test_failed_pods_do_not_count_and_are_replaced_but_kept(cluster, controller)
 def test_a_pod_being_deleted_is_replaced_at_once(cluster, controller):
     cluster.add_node()
     replica_set = cluster.replica_set("web", 1)
-    settle(cluster, controller)
+    cluster.settle(controller)
     (pod,) = owned_pods(cluster, replica_set)
     cluster.registry.bind("default", pod.metadata.name, "node-1")
 
     cluster.registry.delete("pods", "default", pod.metadata.name)  # graceful: the agent must stop it
-    settle(cluster, controller)
+    cluster.settle(controller)
 
     assert cluster.get("pods", pod.metadata.name).metadata.deletion_timestamp is not None
     assert len(cluster.client.calls_of("create", "pods")) == 2
@@ -349,7 +333,7 @@ def test_a_deleted_replica_set_forgets_its_expectations(cluster, controller):
     controller.drain()
     cluster.registry.delete("replicasets", "default", "web")
 
-    settle(cluster, controller)
+    cluster.settle(controller)
 
     assert controller.expectations.pending("default/web") == (0, 0)
 

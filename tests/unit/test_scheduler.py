@@ -5,26 +5,11 @@ from __future__ import annotations
 import pytest
 
 from controllers.scheduler import Scheduler, unschedulable_message
-from tests.unit.fakes import FakeCluster
-
-
-@pytest.fixture
-def cluster():
-    cluster = FakeCluster()
-    yield cluster
-    cluster.close()
 
 
 @pytest.fixture
 def scheduler(cluster):
     return Scheduler(cluster.client, cluster.clock, cluster.informers)
-
-
-def settle(cluster, scheduler, rounds: int = 10) -> None:
-    for _ in range(rounds):
-        cluster.refresh()
-        if scheduler.drain() == 0:
-            return
 
 
 def pod_scheduled(cluster, name):
@@ -35,7 +20,7 @@ def test_a_pending_pod_is_bound_to_the_ready_node_with_an_event(cluster, schedul
     cluster.add_node("node-1")
     cluster.pod("web")
 
-    settle(cluster, scheduler)
+    cluster.settle(scheduler)
 
     pod = cluster.get("pods", "web")
     assert pod.spec.node_name == "node-1"
@@ -53,12 +38,12 @@ def test_the_ready_node_with_the_fewest_pods_wins(cluster, scheduler):
     cluster.pod("already-2", node_name="busy")
     cluster.pod("new-1")
 
-    settle(cluster, scheduler)
+    cluster.settle(scheduler)
     assert cluster.get("pods", "new-1").spec.node_name == "idle"
 
     cluster.pod("new-2")
     cluster.pod("new-3")
-    settle(cluster, scheduler)
+    cluster.settle(scheduler)
     placements = sorted(cluster.get("pods", name).spec.node_name for name in ("new-2", "new-3"))
     assert placements == ["busy", "idle"], "the second binding counts the first before the cache shows it"
     assert all(pod.spec.node_name != "down" for pod in cluster.list("pods"))
@@ -72,7 +57,7 @@ def test_node_selector_must_match_the_node_labels(cluster, scheduler):
         "spec": {"nodeSelector": {"accelerator": "gpu"}, "containers": [{"name": "main", "image": "busybox"}]},
     })
 
-    settle(cluster, scheduler)
+    cluster.settle(scheduler)
 
     assert cluster.get("pods", "trainer").spec.node_name == "gpu"
 
@@ -86,8 +71,8 @@ def test_with_no_fitting_node_the_pod_is_marked_unschedulable_once(cluster, sche
         "spec": {"nodeSelector": {"disk": "ssd"}, "containers": [{"name": "main", "image": "busybox"}]},
     })
 
-    settle(cluster, scheduler)
-    settle(cluster, scheduler)
+    cluster.settle(scheduler)
+    cluster.settle(scheduler)
 
     condition = pod_scheduled(cluster, "web")
     assert (condition.status, condition.reason) == ("False", "Unschedulable")
@@ -103,12 +88,12 @@ def test_with_no_fitting_node_the_pod_is_marked_unschedulable_once(cluster, sche
 def test_an_unschedulable_pod_is_bound_when_a_node_becomes_ready(cluster, scheduler):
     cluster.add_node("node-1", ready=False)
     cluster.pod("web")
-    settle(cluster, scheduler)
+    cluster.settle(scheduler)
     assert pod_scheduled(cluster, "web").status == "False"
 
     cluster.registry.patch_status("nodes", None, "node-1", {"status": {"conditions": [
         {"type": "Ready", "status": "True", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}})
-    settle(cluster, scheduler)
+    cluster.settle(scheduler)
 
     assert cluster.get("pods", "web").spec.node_name == "node-1"
     assert pod_scheduled(cluster, "web").status == "True"
@@ -128,7 +113,7 @@ def test_pods_already_bound_or_being_deleted_are_left_alone(cluster, scheduler):
     })
     cluster.registry.delete("pods", "default", "leaving")
 
-    settle(cluster, scheduler)
+    cluster.settle(scheduler)
 
     assert cluster.client.calls_of("bind") == []
     assert cluster.get("pods", "pinned").spec.node_name == "node-2"
