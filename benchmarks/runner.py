@@ -307,7 +307,7 @@ def build_rows(results: Results, figures: dict[str, dict[str, float]], samples: 
                         Target("<=", 3) if measure == "rss" else None,
                         method="from /proc/PID/smaps_rollup. Ours: the pause process plus the supervisor divided by "
                                "the pods. podman: conmon × 2 (infra and container) plus catatonit (infra)."))
-    results.add(Row("container_rss", f"memory per pod, RSS: container processes (sh + sleep)", "MB",
+    results.add(Row("container_rss", "memory per pod, RSS: container processes (sh + sleep)", "MB",
                     per_pod(ours_figures, ("container",), "rss"), per_pod(podman_figures, ("container",), "rss"),
                     method="the container's whole process tree, same busybox binary on both sides."))
     results.add(Row("control_plane_rss", f"control-plane RSS (daemon) at {replicas} pods", "MB",
