@@ -24,7 +24,7 @@ from minikube_py.api.parsing import invalid_error
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.clock import Clock
 from minikube_py.store import Store, conflict, not_found
-from minikube_py.store.watch import EventStream
+from minikube_py.api.watch import EventStream
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from minikube_py import api
-from minikube_py.client.transport import EventStream, HttpTransport
+from minikube_py.api.watch import EventStream
+from minikube_py.client.transport import HttpTransport
 
 
 @dataclass(frozen=True)

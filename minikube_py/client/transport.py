@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from minikube_py import api
 from minikube_py.api import errors
+from minikube_py.api.watch import EventStream
 
 MERGE_PATCH = "application/merge-patch+json"
 EXEC_UPGRADE = "minikube-py-exec"
@@ -60,23 +61,6 @@ def _error_from_response(status: int, body: bytes) -> errors.ApiError:
     error = errors.ApiError(f"the server answered {status}: {body[:200].decode(errors='replace')}")
     error.code = status
     return error
-
-
-class EventStream:
-    """Iteration over `next(timeout)`: each step waits for the next event and iteration ends
-    when `next` returns None (the stream was closed or ended)."""
-
-    def next(self, timeout: float | None = None):
-        raise NotImplementedError
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        event = self.next()
-        if event is None:
-            raise StopIteration
-        return event
 
 
 class TransportWatch(EventStream):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 from minikube_py.api import errors
+from minikube_py.api.watch import EventStream
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"
@@ -52,23 +53,6 @@ class LogEntry(NamedTuple):
     def to_event(self) -> WatchEvent:
         previous = json.loads(self.previous_data) if self.previous_data is not None else None
         return WatchEvent(self.type, json.loads(self.data), self.revision, self.resource, previous)
-
-
-class EventStream:
-    """Iteration over `next(timeout)`: each step waits for the next event and iteration ends
-    when `next` returns None (the stream was closed or ended)."""
-
-    def next(self, timeout: float | None = None):
-        raise NotImplementedError
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        event = self.next()
-        if event is None:
-            raise StopIteration
-        return event
 
 
 class Watcher(EventStream):
