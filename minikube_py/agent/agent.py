@@ -680,6 +680,8 @@ class NodeAgent:
                     self.client.delete("pods", record.name, namespace=record.namespace, grace_period_seconds=0)
                 except errors.NotFound:
                     pass
+            # As kubelet's housekeeping, the pod directory (its logs) goes once the object is gone.
+            podfiles.remove_pod_files(self.config.home, record.uid)
         except Exception:
             log.exception("pod %s/%s: termination failed", record.namespace, record.name)
         finally:
@@ -695,8 +697,6 @@ class NodeAgent:
         """SIGTERM every running container (in parallel), SIGKILL after `grace`, then free everything."""
         self.probes.remove_pod(record.uid)
         running = [container_record for container_record in record.containers.values() if container_record.running]
-        for container_record in running:
-            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
 
         def stop(container_record: ContainerRecord) -> None:
             try:
@@ -705,15 +705,15 @@ class NodeAgent:
             except RuntimeError_ as error:
                 log.warning("pod %s/%s: stopping %s: %s", record.namespace, record.name, container_record.name, error)
 
-        stoppers = [threading.Thread(target=stop, args=(container_record,)) for container_record in running[1:]]
+        # Every container gets its SIGTERM at once; the Killing events are written while they stop.
+        stoppers = [threading.Thread(target=stop, args=(container_record,)) for container_record in running]
         for thread in stoppers:
             thread.start()
-        if running:
-            stop(running[0])
+        for container_record in running:
+            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
         for thread in stoppers:
             thread.join()
         self._release_pod_resources(record)
-        podfiles.remove_pod_files(self.config.home, record.uid)
         self.backoff.forget(record.uid)
 
     def _release_pod_resources(self, record: PodRecord) -> None:
@@ -754,6 +754,8 @@ class NodeAgent:
             if uid not in pods:
                 log.info("removing sandbox %s of pod %s/%s, which is no longer in the API", uid, sandbox.namespace, sandbox.pod_name)
                 self._discard_sandbox(uid, sandbox)
+        for uid in podfiles.pod_uids(self.config.home):
+            if uid not in pods:
                 podfiles.remove_pod_files(self.config.home, uid)
         for owner in set(self.ipam.allocations().values()) - set(pods):
             self.ipam.release(owner)

@@ -25,8 +25,12 @@ fe00::2\tip6-allrouters
 """
 
 
+def pods_dir(home: str) -> str:
+    return os.path.join(home, "pods")
+
+
 def pod_dir(home: str, pod_uid: str) -> str:
-    return os.path.join(home, "pods", pod_uid)
+    return os.path.join(pods_dir(home), pod_uid)
 
 
 def pod_hostname(pod) -> str:
@@ -90,6 +94,14 @@ def write_pod_files(home: str, pod, pod_ip: str, host_resolv_conf: str = "/etc/r
     for container in pod.spec.containers:
         os.makedirs(os.path.join(directory, "logs", container.name), exist_ok=True)
     return directory
+
+
+def pod_uids(home: str) -> list[str]:
+    """The pods that have a directory here (running, stopped with the cluster, or left over)."""
+    try:
+        return os.listdir(pods_dir(home))
+    except FileNotFoundError:
+        return []
 
 
 def remove_pod_files(home: str, pod_uid: str) -> None:

@@ -139,3 +139,16 @@ def test_exec_runs_in_the_named_container_and_inspect_names_the_pod(harness):
     assert facts["pod"]["uid"] == uid and facts["pod"]["ip"] == "10.244.0.2"
     with pytest.raises(errors.NotFound):
         harness.agent.inspect("default", "nothing")
+
+
+def test_logs_survive_a_cluster_stop_and_leftover_pod_directories_are_removed_on_start(harness):
+    uid = harness.create_pod("web", [{"name": "main"}])
+    harness.sync()
+    leftover = harness.home_path / "pods" / "not-a-pod-any-more"
+    leftover.mkdir(parents=True)
+    harness.agent.stop(stop_pods=True)
+    assert (harness.home_path / "pods" / uid).is_dir()
+
+    again = harness.restarted()
+    assert (again.home_path / "pods" / uid).is_dir()
+    assert not leftover.exists()
