@@ -57,6 +57,9 @@ SANDBOX = ""  # the key of sandbox creation failures in PodRecord.failures
 # A deletion noticed within this many seconds of its timestamp gets the whole grace period:
 # timestamps have one-second precision, and kubelet also grants the full deletionGracePeriodSeconds.
 DELETION_NOTICE_SLACK_SECONDS = 2.0
+# Status writes are JSON patches that first test the pod's uid, so a status never lands on a
+# newer pod of the same name (kubelet's status manager checks the uid the same way).
+JSON_PATCH = "application/json-patch+json"
 
 
 @dataclass
@@ -90,7 +93,7 @@ class PodRecord:
     last_status: dict | None = None
     terminating: bool = False
     failures: dict[str, int] = field(default_factory=dict)  # consecutive creation failures: container name or SANDBOX
-    backoff_reported: set[str] = field(default_factory=set)  # exit ids a BackOff event was made for
+    backoff_reported: dict[str, str] = field(default_factory=dict)  # container -> exit id of its last BackOff event
     restart_now: set[str] = field(default_factory=set)  # containers to restart without back-off
     # Init containers whose completion belonged to a sandbox that is gone: they run again in the
     # new one before any app container (re)starts.
@@ -501,8 +504,8 @@ class NodeAgent:
                 "CrashLoopBackOff",
                 f"back-off {format_duration(delay)} restarting failed container={container_record.name} pod={record.display}",
             )
-        if exit_id not in record.backoff_reported:
-            record.backoff_reported.add(exit_id)
+        if record.backoff_reported.get(container_record.name) != exit_id:
+            record.backoff_reported[container_record.name] = exit_id
             self.recorder.event(record.pod, WARNING, "BackOff",
                                 f"Back-off restarting failed container {container_record.name} in pod {record.display}")
 
@@ -638,10 +641,12 @@ class NodeAgent:
         status = self.compute_status(record)
         if status == record.last_status:
             return
+        operations = [{"op": "test", "path": "/metadata/uid", "value": record.uid}]
+        operations += [{"op": "add", "path": f"/status/{key}", "value": value} for key, value in status.items()]
         try:
-            self.client.patch_status("pods", record.name, {"status": status}, namespace=record.namespace)
-        except errors.NotFound:
-            return
+            self.client.raw.patch_status("pods", record.namespace, record.name, operations, JSON_PATCH)
+        except (errors.NotFound, errors.Conflict):
+            return  # gone, or replaced by a newer pod of the same name: not ours to write
         record.last_status = status
 
     # ------------------------------------------------------------------------------------------
@@ -668,30 +673,70 @@ class NodeAgent:
         thread.start()
 
     def _terminate(self, record: PodRecord, grace: float, delete_object: bool) -> None:
+        done = False
         try:
             self._stop_pod(record, grace)
             if delete_object:
                 if not record.terminal_phase:
-                    # Since 1.27 kubelet moves a deleted pod to a terminal phase before removal.
-                    record.terminal_phase = pod_phase(record.app_records, record.pod.spec.restart_policy,
-                                                      pod_is_terminal=True, init_records=record.init_records)
-                self._write_status(record)
-                try:
-                    self.client.delete("pods", record.name, namespace=record.namespace, grace_period_seconds=0)
-                except errors.NotFound:
-                    pass
+                    record.terminal_phase = self._settle_for_removal(record)
+                self._delete_object(record)
             # As kubelet's housekeeping, the pod directory (its logs) goes once the object is gone.
             podfiles.remove_pod_files(self.config.home, record.uid)
+            done = True
         except Exception:
-            log.exception("pod %s/%s: termination failed", record.namespace, record.name)
+            log.exception("pod %s/%s: termination failed; trying again", record.namespace, record.name)
         finally:
             with self._lock:
-                self._records.pop(record.uid, None)
                 self._terminations.pop(record.uid, None)
-                if delete_object:
-                    self._finished.add(record.uid)
+                if not done:
+                    # The next sync starts the termination over with what is left of the grace.
+                    record.terminating = False
                 else:
-                    self._keys.pop(record.uid, None)
+                    self._records.pop(record.uid, None)
+                    if delete_object:
+                        self._finished.add(record.uid)
+                    else:
+                        self._keys.pop(record.uid, None)
+            if not done:
+                self.queue.add_rate_limited(record.uid)
+
+    def _settle_for_removal(self, record: PodRecord) -> str:
+        """kubelet's TerminatePod for a deleted pod whose containers are stopped: a container that
+        should have run but has no termination is reported as ContainerStatusUnknown (exit 137),
+        and the pod gets a terminal phase (since 1.27), Failed unless its containers say otherwise."""
+        app_records, init_records = record.app_records, record.init_records
+
+        def ever_ran(container_record: ContainerRecord) -> bool:
+            return container_record.state_kind != "waiting" or container_record.last_state is not None
+
+        last_init = init_records[-1] if init_records else None
+        initialized = (last_init is None or any(ever_ran(c) for c in app_records) or last_init.completed
+                       or last_init.last_state is not None and last_init.last_state.exit_code == 0)
+        unknown = list(app_records) if initialized else []
+        # Init containers up to the last one that ever ran (at least the first one).
+        ran = [index for index, container_record in enumerate(init_records) if ever_ran(container_record)]
+        unknown += init_records[:ran[-1] + 1 if ran else 1]
+        now = self.clock.now()
+        for container_record in unknown:
+            if container_record.terminated is None:
+                container_record.set_terminated(_status_unknown("", 0.0, now))
+        phase = pod_phase(app_records, record.pod.spec.restart_policy, pod_is_terminal=True, init_records=init_records)
+        return phase if phase in TERMINAL_PHASES else "Failed"
+
+    def _delete_object(self, record: PodRecord) -> None:
+        """Write the final status and delete the object with grace 0, unless the object of that name
+        is by now another pod (force-deleted and created again while this one stopped)."""
+        try:
+            current = self.client.get("pods", record.name, namespace=record.namespace)
+        except errors.NotFound:
+            return
+        if current.metadata.uid != record.uid:
+            return
+        self._write_status(record)
+        try:
+            self.client.delete("pods", record.name, namespace=record.namespace, grace_period_seconds=0)
+        except errors.NotFound:
+            pass
 
     def _stop_pod(self, record: PodRecord, grace: float) -> None:
         """SIGTERM every running container (in parallel), SIGKILL after `grace`, then free everything."""

@@ -1,8 +1,11 @@
 """Crash-loop back-off: how long the agent waits before restarting a container that exited.
 
 Kubernetes' curve (semantics.md 3.4): 10 s, doubling per crash, capped at 300 s; the delay is
-measured from the exit's finishedAt; it starts over when the container ran `reset_after` seconds
-(10 min) without trouble, or when its previous crash is more than 2 x max ago. Unlike the
+measured from the exit's finishedAt; it starts over when the container crashes `reset_after`
+seconds (10 min, kubelet's 2 x max) or more after its last restart. As in client-go's Backoff,
+whose entry is updated when the container is restarted, that is measured from the restart (the
+run's start, or the moment the previous back-off ended if that was earlier), never from the
+previous crash: a container that waited 5 min and then ran 5 min has not run cleanly for 10. Unlike the
 kubelet's code, whose very first restart is immediate, the first restart here also waits the
 initial delay (the design asks for back-off from the first crash, as users observe it).
 
@@ -33,11 +36,7 @@ class CrashLoopBackOff:
         entry = self._entries.get(key)
         if entry is not None and entry.last_exit_id == exit_id:
             return entry.delay
-        if (
-            entry is None
-            or finished_at - started_at >= self.reset_after
-            or finished_at - entry.last_finished_at > 2 * self.maximum
-        ):
+        if entry is None or finished_at - min(started_at, entry.last_finished_at + entry.delay) >= self.reset_after:
             delay = self.initial
         else:
             delay = min(entry.delay * 2, self.maximum)

@@ -43,8 +43,10 @@ STDIN, STDOUT, STDERR, EXIT_CODE, STDIN_CLOSED = 0, 1, 2, 3, 4
 FRAME_HEADER = struct.Struct(">BI")
 # The accept loop wakes this often when idle; `stop()` does not wait for it (see _shut_down_now).
 SERVE_POLL_SECONDS = 5.0
-# A watch with no events checks this often whether its client has hung up.
-WATCH_LIVENESS_SECONDS = 30.0
+# A watch with no events checks this often whether its client has hung up; until it does, a
+# hung-up watch holds a server thread and a store watcher (kubectl get -w, Ctrl-C, repeat).
+# The check is one non-blocking select, so a short interval costs nothing measurable.
+WATCH_LIVENESS_SECONDS = 0.5
 PATCH_TYPES = {MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH, "application/apply-patch+yaml"}
 OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 

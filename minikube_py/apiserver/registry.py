@@ -45,6 +45,11 @@ class Forbidden(errors.ApiError):
     reason = "Forbidden"
 
 
+def _namespace_terminating(info, namespace: str, name: str) -> Forbidden:
+    return Forbidden(f'{info.qualified_plural} "{name}" is forbidden: unable to create new '
+                     f"content in namespace {namespace} because it is being terminated")
+
+
 def selector_text(label_selector: dict | None) -> str:
     """A LabelSelector as the label query string the Scale subresource reports."""
     if label_selector is None:
@@ -201,8 +206,7 @@ class Registry:
         if stored is None:
             raise not_found("namespaces", namespace)
         if _metadata(stored).get("deletionTimestamp"):
-            raise Forbidden(f'{info.qualified_plural} "{name}" is forbidden: unable to create new '
-                            f"content in namespace {namespace} because it is being terminated")
+            raise _namespace_terminating(info, namespace, name)
 
     # -- create and read ---------------------------------------------------------------------
 
@@ -233,12 +237,29 @@ class Registry:
             wire["status"] = {"phase": "Active"}
         for attempt in range(GENERATE_NAME_ATTEMPTS):
             try:
-                return self.store.create(info.plural, wire)
+                created = self.store.create(info.plural, wire)
+                break
             except errors.AlreadyExists:
                 if prefix is None or attempt == GENERATE_NAME_ATTEMPTS - 1:
                     raise
                 wire["metadata"]["name"] = api.names.generate_name(prefix)
-        raise AssertionError("unreachable")
+        if info.namespaced:
+            self._undo_create_in_terminating_namespace(info, created)
+        return created
+
+    def _undo_create_in_terminating_namespace(self, info, created: dict) -> None:
+        """A namespace deletion that ran between the namespace check and the commit has not
+        seen this object and nobody else would delete it, leaving the namespace Terminating for
+        ever: delete it as the namespace deletion would have, and answer Forbidden."""
+        metadata = created["metadata"]
+        try:
+            self._require_active_namespace(info, metadata["namespace"], metadata["name"])
+        except (Forbidden, errors.NotFound):
+            try:
+                self.delete(info.plural, metadata["namespace"], metadata["name"])
+            except errors.NotFound:
+                pass
+            raise _namespace_terminating(info, metadata["namespace"], metadata["name"]) from None
 
     def get(self, resource: str, namespace: str | None, name: str) -> dict:
         info = self._info(resource)
@@ -309,10 +330,20 @@ class Registry:
         return bool(metadata.get("deletionTimestamp")) and not metadata.get("finalizers") and \
             not metadata.get("deletionGracePeriodSeconds") and info.plural != "namespaces"
 
+    @staticmethod
+    def _uid_problems(current: dict, desired: dict) -> list[tuple[str, str]]:
+        """A uid in the body must be the stored one: a body from an earlier incarnation of the
+        object must not overwrite this one (apiserver ValidateObjectMetaUpdate)."""
+        uid = _metadata(desired).get("uid")
+        if uid and uid != _metadata(current).get("uid"):
+            return [("metadata.uid", f'Invalid value: "{uid}": field is immutable')]
+        return []
+
     def _spec_update(self, info, current: dict, desired: dict) -> dict:
         """`desired` with the stored status and server-owned metadata, validated against the
         stored object; generation +1 when the spec (Deployments: or annotations) changed."""
         current_metadata = _metadata(current)
+        uid_problems = self._uid_problems(current, desired)
         metadata = dict(desired["metadata"])
         for key in SERVER_METADATA:
             metadata.pop(key, None)
@@ -324,7 +355,7 @@ class Registry:
             merged["status"] = current["status"]
         new_model, new = self._parse(merged)
         name = metadata["name"]
-        problems = list(api.validate_update(new_model, info.model.model_validate(current)))
+        problems = uid_problems + list(api.validate_update(new_model, info.model.model_validate(current)))
         if current_metadata.get("deletionTimestamp"):
             added = sorted(set(new["metadata"].get("finalizers") or [])
                            - set(current_metadata.get("finalizers") or []))
@@ -340,13 +371,16 @@ class Registry:
             new["metadata"]["generation"] = (current_metadata.get("generation") or 0) + 1
         return new
 
-    def _status_update(self, current: dict, desired: dict) -> dict:
+    def _status_update(self, info, current: dict, desired: dict) -> dict:
         """The stored object with `desired`'s status (and annotations), validated; spec stays.
 
         As Kubernetes' status strategies do, a status write may also carry annotations (the
         Deployment controller writes its revision annotation this way) and never bumps the
         generation.
         """
+        problems = self._uid_problems(current, desired)
+        if problems:
+            raise invalid_error(info, _metadata(current)["name"], problems)
         merged = {key: value for key, value in current.items() if key != "status"}
         if desired.get("status") is not None:
             merged["status"] = desired["status"]
@@ -382,7 +416,7 @@ class Registry:
     def replace_status(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
         info = self._info(resource)
         body = self._check_body(info, namespace, name, body)
-        return self._write(info, namespace, name, lambda current: self._status_update(current, body),
+        return self._write(info, namespace, name, lambda current: self._status_update(info, current, body),
                            _metadata(body).get("resourceVersion"))
 
     def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
@@ -390,7 +424,7 @@ class Registry:
         info = self._info(resource)
 
         def compute(current: dict) -> dict:
-            return self._status_update(current, apply_patch(current, patch, patch_type))
+            return self._status_update(info, current, apply_patch(current, patch, patch_type))
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch))
 

@@ -3,9 +3,13 @@
 Controllers, the scheduler and the agent record what they did or failed to do
 (`SuccessfulCreate`, `Scheduled`, `BackOff`, ...) as core/v1 Event objects pointing at the
 object concerned. Like client-go's recorder, an identical event (same object, type, reason and
-message from the same component) repeated within ten minutes bumps `count` and `lastTimestamp`
-on the Event already stored instead of creating another, so a crash loop does not flood the
-store. Recording is best effort: failures are logged, never raised into the caller's sync.
+message from the same component) bumps `count` and `lastTimestamp` on the Event already stored
+instead of creating another, however long ago that was, for as long as the recorder remembers it
+and the Event still exists, so a crash loop shows as one row "(x40 over 3h)" and does not flood
+the store. Recordings are made one at a time, as client-go's single broadcaster goroutine makes
+them: two threads reporting the same event at once would otherwise both create it, and their
+count patches could land out of order. Recording is best effort: failures are logged, never
+raised into the caller's sync.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ log = logging.getLogger(__name__)
 NORMAL = "Normal"
 WARNING = "Warning"
 
-# client-go's EventCorrelator: repeats within this window are folded into one Event's count.
-AGGREGATION_WINDOW_SECONDS = 600.0
 # How many distinct recent events a recorder remembers for folding (client-go: 4096, LRU).
 REMEMBERED_EVENTS = 4096
 # Event names are `<object>.<nanoseconds hex>`; on a name clash, try the next nanosecond.
@@ -40,7 +42,6 @@ class _StoredEvent:
     namespace: str
     name: str
     count: int
-    last_seen: float
 
 
 class EventRecorder:
@@ -52,13 +53,15 @@ class EventRecorder:
         self.clock = clock or Clock()
         self.host = host or socket.gethostname()
         self._recent: OrderedDict[tuple, _StoredEvent] = OrderedDict()
-        self._lock = threading.Lock()
+        # Held for a whole recording (lookup, API write, remembering), see the module docstring.
+        self._recording = threading.Lock()
         self._last_name_nanoseconds = 0
 
     def event(self, obj: Any, event_type: str, reason: str, message: str) -> None:
         """Record that `reason`/`message` happened to `obj`; never raises."""
         try:
-            self._record(obj, event_type, reason, message)
+            with self._recording:
+                self._record(obj, event_type, reason, message)
         except Exception as error:
             log.warning("%s: could not record event %s on %s %s/%s: %s", self.component, reason,
                         getattr(obj, "kind", "object"), obj.metadata.namespace, obj.metadata.name, error)
@@ -66,33 +69,24 @@ class EventRecorder:
     def _record(self, obj: Any, event_type: str, reason: str, message: str) -> None:
         metadata = obj.metadata
         correlation_key = (metadata.uid, obj.kind, metadata.namespace, metadata.name, event_type, reason, message)
-        now = self.clock.now()
-        timestamp = format_time(now)
-        with self._lock:
-            stored = self._recent.get(correlation_key)
-            if stored is not None and now - stored.last_seen > AGGREGATION_WINDOW_SECONDS:
-                stored = None
-            if stored is not None:
-                stored.count += 1
-                stored.last_seen = now
-                self._recent.move_to_end(correlation_key)
-                count = stored.count
+        timestamp = format_time(self.clock.now())
+        stored = self._recent.get(correlation_key)
         if stored is not None:
             try:
                 self.client.patch(
-                    "events", stored.name, {"count": count, "lastTimestamp": timestamp}, namespace=stored.namespace
-                )
+                    "events", stored.name, {"count": stored.count + 1, "lastTimestamp": timestamp},
+                    namespace=stored.namespace)
+                stored.count += 1
+                self._recent.move_to_end(correlation_key)
                 return
             except errors.NotFound:
                 pass  # somebody deleted it; start a new one below
         created = self._create(obj, event_type, reason, message, timestamp)
-        with self._lock:
-            self._recent[correlation_key] = _StoredEvent(
-                created.metadata.namespace, created.metadata.name, created.count or 1, now
-            )
-            self._recent.move_to_end(correlation_key)
-            while len(self._recent) > REMEMBERED_EVENTS:
-                self._recent.popitem(last=False)
+        self._recent[correlation_key] = _StoredEvent(created.metadata.namespace, created.metadata.name,
+                                                     created.count or 1)
+        self._recent.move_to_end(correlation_key)
+        while len(self._recent) > REMEMBERED_EVENTS:
+            self._recent.popitem(last=False)
 
     def _create(self, obj: Any, event_type: str, reason: str, message: str, timestamp: str) -> Event:
         metadata = obj.metadata
@@ -128,7 +122,7 @@ class EventRecorder:
     def _next_name_suffix(self) -> str:
         # Kubernetes names events `<object>.<unix nanoseconds in hex>`; keep them strictly
         # increasing so two events in one clock tick (a FakeClock never ticks) get distinct names.
-        with self._lock:
-            nanoseconds = max(int(self.clock.now() * 1e9), self._last_name_nanoseconds + 1)
-            self._last_name_nanoseconds = nanoseconds
+        # Called only while recording, under `_recording`.
+        nanoseconds = max(int(self.clock.now() * 1e9), self._last_name_nanoseconds + 1)
+        self._last_name_nanoseconds = nanoseconds
         return format(nanoseconds, "x")

@@ -47,6 +47,23 @@ def test_status_is_written_only_when_it_changed(harness):
     assert harness.pod("web")["metadata"]["resourceVersion"] == version
 
 
+def test_a_steady_pod_with_probes_gets_no_status_writes_across_probe_periods(harness):
+    probe = {"exec": {"command": ["true"]}, "periodSeconds": 1}
+    uid = harness.create_pod("probed", [{"name": "main", "readinessProbe": probe, "livenessProbe": probe,
+                                         "startupProbe": probe}])
+    harness.sync()
+    harness.advance(1)
+    harness.advance(1)
+    assert harness.condition("probed", "Ready")["status"] == "True"
+    version = harness.pod("probed")["metadata"]["resourceVersion"]
+    probes_before = harness.runtime.call_names().count("exec_sync")
+    for _ in range(20):
+        harness.advance(1)
+    assert harness.runtime.call_names().count("exec_sync") >= probes_before + 40, "the probes kept running"
+    assert harness.pod("probed")["metadata"]["resourceVersion"] == version
+    assert harness.runtime.container_for(uid, "main").status == "running"
+
+
 @pytest.mark.parametrize(
     "policy, code, phase, restarted",
     [

@@ -34,12 +34,21 @@ def test_a_clean_ten_minute_run_starts_the_curve_over():
     assert backoff.restart_delay(KEY, "long-run", 1000.0, 1000.0 + 600) == 10
 
 
-def test_a_crash_long_after_the_previous_one_starts_the_curve_over():
-    backoff = CrashLoopBackOff(initial=10, maximum=300, reset_after=10_000)
+def test_a_crash_ten_minutes_after_the_back_off_ended_starts_the_curve_over():
+    backoff = CrashLoopBackOff()
     assert backoff.restart_delay(KEY, "a", 0, 1) == 10
     assert backoff.restart_delay(KEY, "b", 11, 12) == 20
-    # The entry is older than 2 x max (600 s) when the next crash comes.
+    # Restarted by something else at 700 (a new sandbox), but its back-off ended at 32:
+    # kubelet's entry was last updated more than 10 min before this crash.
     assert backoff.restart_delay(KEY, "c", 700, 701) == 10
+
+
+def test_the_wait_in_back_off_does_not_count_as_a_clean_run():
+    backoff = CrashLoopBackOff()
+    # Runs of 1 s from 0: the sixth crash, at 316, waits 300 s.
+    assert crash_loop(backoff, 6) == [10, 20, 40, 80, 160, 300]
+    # Restarted at 616 after its 5 min back-off, it ran 301 s: not 10 min of clean running.
+    assert backoff.restart_delay(KEY, "after-five-minutes", 616, 917) == 300
 
 
 def test_a_changed_container_spec_has_its_own_curve():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from minikube_py.api import errors
@@ -47,13 +49,37 @@ def test_a_repeat_within_ten_minutes_bumps_the_count_of_the_same_event(cluster, 
     assert events["Pulled"].count == 1
 
 
-def test_a_repeat_after_ten_minutes_starts_a_new_event(cluster, recorder):
+def test_a_repeat_hours_later_still_bumps_the_count_as_client_go_does(cluster, recorder):
+    # A container that runs for a while between crashes repeats BackOff more than ten minutes
+    # apart; kubectl describe shows such a crash loop as one row "(x3 over 2h)".
     pod = cluster.pod("web")
     recorder.event(pod, "Warning", "BackOff", "Back-off restarting failed container")
     cluster.clock.advance(601)
     recorder.event(pod, "Warning", "BackOff", "Back-off restarting failed container")
+    cluster.clock.advance(7200)
+    recorder.event(pod, "Warning", "BackOff", "Back-off restarting failed container")
 
-    assert [event.count for event in cluster.list("events")] == [1, 1]
+    (event,) = cluster.list("events")
+    assert event.count == 3
+    assert event.last_timestamp == format_time(cluster.clock.now())
+
+
+def test_identical_events_recorded_at_once_from_several_threads_make_one_counted_event(cluster, recorder):
+    pod = cluster.pod("web")
+    start = threading.Barrier(8)
+
+    def record():
+        start.wait()
+        for _ in range(5):
+            recorder.event(pod, "Warning", "BackOff", "Back-off restarting failed container")
+
+    threads = [threading.Thread(target=record) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [(event.reason, event.count) for event in cluster.list("events")] == [("BackOff", 40)]
 
 
 def test_a_repeat_of_a_deleted_event_creates_it_again(cluster, recorder):

@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -266,3 +267,17 @@ def test_a_watch_with_resource_version_zero_and_a_label_selector(transport):
     event = watch.next(timeout=10)
     assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "b")
     watch.close()
+
+
+def test_clients_that_hang_up_on_idle_watches_release_the_store_watchers_and_server_threads(server, transport):
+    store = server.registry.store
+    baseline_watchers, baseline_threads = len(store._watchers), threading.active_count()
+    for _ in range(20):
+        watch = transport.watch("pods", "default", label_selector="app=x")
+        watch.close()
+    deadline = time.monotonic() + 5
+    while (len(store._watchers), threading.active_count()) != (baseline_watchers, baseline_threads):
+        assert time.monotonic() < deadline, (
+            f"{len(store._watchers) - baseline_watchers} store watchers and "
+            f"{threading.active_count() - baseline_threads} threads still held by hung-up watches")
+        time.sleep(0.02)

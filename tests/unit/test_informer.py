@@ -243,3 +243,127 @@ def test_shared_informers_hand_out_one_informer_per_resource_and_stop_with_the_l
     assert pods.running
     pods.stop()
     assert not pods.running
+
+
+class _ConsistencyChecker:
+    """Handlers that rebuild the cache from the events alone and note every impossible event
+    (an add for a key already held, an update or delete for one never added)."""
+
+    def __init__(self):
+        self.state: dict[str, str] = {}
+        self.impossible: list[tuple] = []
+        self._lock = threading.Lock()
+
+    def on_add(self, obj):
+        with self._lock:
+            key = object_key(obj)
+            if key in self.state:
+                self.impossible.append(("duplicate add", key))
+            self.state[key] = obj.metadata.resource_version
+
+    def on_update(self, old, new):
+        with self._lock:
+            key = object_key(new)
+            if self.state.get(key) != old.metadata.resource_version:
+                self.impossible.append(("update of unknown version", key, old.metadata.resource_version))
+            self.state[key] = new.metadata.resource_version
+
+    def on_delete(self, obj):
+        with self._lock:
+            key = object_key(obj)
+            if self.state.pop(key, None) is None:
+                self.impossible.append(("delete of unknown", key))
+
+
+def _hammer(registry, stop, writer, labels_flip=False):
+    """Create, relabel and delete pods `w<writer>-<n>` until `stop` is set."""
+    import random
+
+    generator = random.Random(writer)
+    alive: list[str] = []
+    serial = 0
+    while not stop.is_set():
+        action = generator.random()
+        if action < 0.4 or not alive:
+            name = f"w{writer}-{serial}"
+            serial += 1
+            registry.create("pods", "default", {"metadata": {"name": name, "labels": {"tier": "a"}},
+                                                "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+            alive.append(name)
+        elif action < 0.75:
+            name = generator.choice(alive)
+            tier = generator.choice(["a", "b"]) if labels_flip else "a"
+            registry.patch("pods", "default", name, {"metadata": {"labels": {"tier": tier, "n": str(serial)}}})
+            serial += 1
+        else:
+            name = alive.pop(generator.randrange(len(alive)))
+            registry.delete("pods", "default", name)
+
+
+def _wait_until(condition, timeout, message):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message())
+        time.sleep(0.01)
+
+
+def _converges_under_concurrent_writes(client, registry, label_selector=None):
+    stop = threading.Event()
+    writers = [threading.Thread(target=_hammer, args=(registry, stop, index, label_selector is not None))
+               for index in range(3)]
+    for writer in writers:
+        writer.start()
+    informer = Informer(client, "pods", label_selector=label_selector)
+    checker = _ConsistencyChecker()
+    try:
+        _wait_until(lambda: registry.store.count("pods") >= 20, 10, lambda: "writers made no pods")
+        informer.add_event_handler(checker.on_add, checker.on_update, checker.on_delete)
+        informer.start()
+        assert informer.wait_for_sync(10)
+        synced_at = registry.store.revision
+        _wait_until(lambda: int(informer.resource_version or 0) > synced_at + 200, 10,
+                    lambda: "the writers did not keep writing while the informer watched")
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+    try:
+        listing = registry.list("pods", "default", label_selector=label_selector)
+        expected = {f"default/{item['metadata']['name']}": item["metadata"]["resourceVersion"]
+                    for item in listing["items"]}
+        _wait_until(lambda: {key: obj.metadata.resource_version for key, obj in
+                             ((key, informer.get(key)) for key in informer.keys())} == expected, 10,
+                    lambda: f"cache {sorted(informer.keys())} never matched the list {sorted(expected)}")
+    finally:
+        informer.stop()
+    assert checker.impossible == []
+    assert checker.state == expected
+
+
+def test_an_informer_started_during_concurrent_writes_converges_without_missing_or_duplicate_events(cluster):
+    _converges_under_concurrent_writes(cluster.client, cluster.registry)
+
+
+def test_a_label_selected_informer_follows_objects_moving_in_and_out_of_its_selection(cluster):
+    _converges_under_concurrent_writes(cluster.client, cluster.registry, label_selector="tier=a")
+
+
+def test_an_informer_over_http_converges_under_concurrent_writes(cluster, tmp_path):
+    from minikube_py.apiserver.http import ApiHttpServer
+    from minikube_py.client.api import ApiClient
+    from minikube_py.client.transport import HttpTransport
+
+    server = ApiHttpServer(cluster.registry, str(tmp_path / "api.sock"))
+    server.start()
+    try:
+        client = ApiClient(HttpTransport(socket_path=server.socket_path))
+        _converges_under_concurrent_writes(client, cluster.registry, label_selector="tier=a")
+    finally:
+        server.stop()
+
+
+def test_an_informer_converges_while_compaction_keeps_expiring_its_resource_version(cluster):
+    cluster.store.start_compactor(0.001, keep=3)
+    _converges_under_concurrent_writes(cluster.client, cluster.registry, label_selector="tier=a")
+    assert cluster.store.compacted_revision > 0

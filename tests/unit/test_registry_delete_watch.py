@@ -110,6 +110,25 @@ def test_deleting_a_namespace_removes_what_it_contains_then_itself(registry):
         registry.get("namespaces", None, "team")
 
 
+def test_a_create_racing_a_namespace_deletion_does_not_leave_the_namespace_terminating_for_ever(registry):
+    registry.create("namespaces", None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    store_create = registry.store.create
+
+    def create_after_the_namespace_deletion_ran(resource, obj):
+        # The creating thread passed the namespace check; the deletion runs before it commits.
+        if resource == "pods":
+            registry.delete("namespaces", None, "team")
+        return store_create(resource, obj)
+
+    registry.store.create = create_after_the_namespace_deletion_ran
+    with pytest.raises(errors.ApiError, match="because it is being terminated") as raised:
+        registry.create("pods", "team", pod_body("late"))
+    assert raised.value.code == 403
+    assert registry.store.count("pods", "team") == 0
+    with pytest.raises(errors.NotFound):
+        registry.get("namespaces", None, "team")
+
+
 def test_the_default_namespace_cannot_be_deleted(registry):
     with pytest.raises(errors.ApiError, match="may not be deleted"):
         registry.delete("namespaces", None, "default")

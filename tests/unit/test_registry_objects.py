@@ -121,6 +121,21 @@ def test_replace_with_a_stale_resource_version_is_a_conflict(registry):
         registry.patch("pods", "default", "web", {"metadata": {"resourceVersion": "1", "labels": {"v": "3"}}})
 
 
+def test_replacing_a_recreated_object_with_its_predecessors_uid_is_invalid(registry):
+    # kubectl replace of a saved manifest after the object was deleted and created again must
+    # not silently overwrite the new incarnation (apiserver ValidateObjectMetaUpdate).
+    old = registry.create("pods", "default", pod_body())
+    registry.delete("pods", "default", "web")
+    registry.create("pods", "default", pod_body())
+    stale = {**old, "metadata": {key: value for key, value in old["metadata"].items() if key != "resourceVersion"}}
+    with pytest.raises(errors.Invalid, match=rf'metadata.uid: Invalid value: "{old["metadata"]["uid"]}": field is immutable'):
+        registry.replace("pods", "default", "web", stale)
+    with pytest.raises(errors.Invalid, match="metadata.uid"):
+        registry.replace_status("pods", "default", "web", stale)
+    current = registry.get("pods", "default", "web")
+    assert registry.replace("pods", "default", "web", current)["metadata"]["uid"] == current["metadata"]["uid"]
+
+
 def test_replace_with_a_different_name_than_the_url_is_bad_request(registry):
     created = registry.create("pods", "default", pod_body())
     with pytest.raises(errors.BadRequest, match=r"does not match the name on the URL \(other\)"):

@@ -1,5 +1,6 @@
 """Store objects: revisions, compare-and-swap, persistence across reopen and kill -9."""
 
+import json
 import os
 import signal
 import subprocess
@@ -135,3 +136,46 @@ def test_committed_writes_survive_kill_9(tmp_path):
     with Store(path) as reopened:
         assert len(reopened.list("pods")[0]) == 200
         assert reopened.revision == 200
+
+
+def test_a_kill_9_in_the_middle_of_steady_writes_leaves_a_consistent_store(tmp_path):
+    path = tmp_path / "state.db"
+    script = (
+        "import sys\n"
+        "from minikube_py.store import Store\n"
+        f"store = Store({str(path)!r})\n"
+        "i = 0\n"
+        "while True:\n"
+        "    store.create('pods', {'metadata': {'name': f'p{i}', 'namespace': 'default'}, 'n': 0})\n"
+        "    store.update('pods', {'metadata': {'name': f'p{i}', 'namespace': 'default'}, 'n': 1})\n"
+        "    if i % 3 == 0:\n"
+        "        store.delete('pods', 'default', f'p{i}')\n"
+        "    store.allocate('ips', range(10**6), f'p{i}')\n"
+        "    if i % 50 == 0:\n"
+        "        store.compact(keep=20)\n"
+        "    if i == 100:\n"
+        "        print('steady', flush=True)\n"
+        "    i += 1\n")
+    writer = subprocess.Popen([sys.executable, "-c", script], cwd=os.getcwd(), stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert writer.stdout.readline() == b"steady\n"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
+
+    with Store(path) as reopened:
+        pods, revision = reopened.list("pods")
+        assert revision == reopened.revision > 200
+        log_revisions = [row[0] for row in reopened.db.execute("SELECT revision FROM log ORDER BY revision")]
+        assert log_revisions == list(range(reopened.compacted_revision + 1, revision + 1)), \
+            "the log holds every revision after the compacted one, up to the current one"
+        for row_revision, data in reopened.db.execute("SELECT revision, data FROM objects"):
+            assert json.loads(data)["metadata"]["resourceVersion"] == str(row_revision)
+            assert row_revision <= revision
+        leases = reopened.allocations("ips")
+        assert len(set(leases.values())) == len(leases) > 100
+        with reopened.watch("pods", since=reopened.compacted_revision) as watcher:
+            assert watcher.next(timeout=0).revision == reopened.compacted_revision + 1
+        assert reopened.create("pods", pod("after"))["metadata"]["resourceVersion"] == str(revision + 1)
