@@ -725,18 +725,14 @@ class NodeAgent:
 
     def _delete_object(self, record: PodRecord) -> None:
         """Write the final status and delete the object with grace 0, unless the object of that name
-        is by now another pod (force-deleted and created again while this one stopped)."""
-        try:
-            current = self.client.get("pods", record.name, namespace=record.namespace)
-        except errors.NotFound:
-            return
-        if current.metadata.uid != record.uid:
-            return
+        is by now another pod (force-deleted and created again while this one stopped): both the
+        status patch and the delete carry this pod's uid as a precondition, as kubelet's do."""
         self._write_status(record)
         try:
-            self.client.delete("pods", record.name, namespace=record.namespace, grace_period_seconds=0)
-        except errors.NotFound:
-            pass
+            self.client.delete("pods", record.name, namespace=record.namespace, grace_period_seconds=0,
+                               preconditions={"uid": record.uid})
+        except (errors.NotFound, errors.Conflict):
+            pass  # gone already, or the name now belongs to another pod
 
     def _stop_pod(self, record: PodRecord, grace: float) -> None:
         """SIGTERM every running container (in parallel), SIGKILL after `grace`, then free everything."""

@@ -472,15 +472,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             grace = options.get("gracePeriodSeconds")
         if options.get("orphanDependents") is True and propagation is None:
             propagation = "Orphan"
-        precondition = (options.get("preconditions") or {}).get("resourceVersion")
-        if precondition is not None:
-            current = self.server.api.registry.get(resource, namespace, name)
-            if current["metadata"]["resourceVersion"] != precondition:
-                raise errors.Conflict(
-                    f'Operation cannot be fulfilled on {resource_label(resource)} "{name}": Precondition failed: '
-                    f'ResourceVersion in precondition: {precondition}, '
-                    f'ResourceVersion in object meta: {current["metadata"]["resourceVersion"]}')
-        return self.server.api.registry.delete(resource, namespace, name, propagation, grace)
+        return self.server.api.registry.delete(resource, namespace, name, propagation, grace,
+                                               preconditions=options.get("preconditions"))
 
     def _serve_watch(self, route: Route, query: dict) -> None:
         registry = self.server.api.registry

@@ -23,7 +23,7 @@ from minikube_py.api import errors
 from minikube_py.api.parsing import invalid_error
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.clock import Clock
-from minikube_py.store import Store, conflict, not_found
+from minikube_py.store import Store, conflict, not_found, resource_label
 from minikube_py.api.watch import EventStream
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-node-lease")
@@ -507,9 +507,13 @@ class Registry:
     # -- delete ------------------------------------------------------------------------------
 
     def delete(self, resource: str, namespace: str | None, name: str, propagation_policy: str | None = None,
-               grace_period_seconds: int | None = None) -> dict:
+               grace_period_seconds: int | None = None, preconditions: dict | None = None) -> dict:
         """Remove the object, or mark it with deletionTimestamp when a graceful pod stop or a
-        finalizer has to happen first; returns the object (its last state when removed)."""
+        finalizer has to happen first; returns the object (its last state when removed).
+
+        `preconditions` ({"uid": ..., "resourceVersion": ...}, as DeleteOptions carries them) are
+        checked against the object inside the same compare-and-swap that deletes it.
+        """
         info = self._info(resource)
         if propagation_policy not in (None, "Background", "Foreground", "Orphan"):
             raise errors.BadRequest(f"propagationPolicy {propagation_policy!r}: must be "
@@ -518,6 +522,7 @@ class Registry:
             return self._delete_namespace(name, propagation_policy)
 
         def compute(current: dict) -> dict:
+            _check_delete_preconditions(info.plural, name, current, preconditions or {})
             return self._mark_deleted(info, current, propagation_policy, grace_period_seconds)
 
         return self._write(info, namespace, name, compute, None)
@@ -610,3 +615,14 @@ def _patch_precondition(patch: Any) -> str | None:
     if isinstance(patch, dict):
         return (patch.get("metadata") or {}).get("resourceVersion")
     return None
+
+
+def _check_delete_preconditions(resource: str, name: str, current: dict, preconditions: dict) -> None:
+    """DeleteOptions.preconditions: the uid and resourceVersion the caller saw must still be the object's."""
+    metadata = _metadata(current)
+    for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        wanted = preconditions.get(field)
+        if wanted is not None and wanted != metadata.get(field):
+            raise errors.Conflict(
+                f'Operation cannot be fulfilled on {resource_label(resource)} "{name}": Precondition failed: '
+                f"{label} in precondition: {wanted}, {label} in object meta: {metadata.get(field)}")

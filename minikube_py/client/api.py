@@ -121,10 +121,12 @@ class ApiClient:
         return _model(_info("pods"), self.raw.bind(namespace, name, node_name))
 
     def delete(self, resource: str, name: str, namespace: str | None = None, propagation_policy: str | None = None,
-               grace_period_seconds: int | None = None) -> Any:
-        """Delete; returns the object (marked with deletionTimestamp, or its last state)."""
+               grace_period_seconds: int | None = None, preconditions: dict | None = None) -> Any:
+        """Delete; returns the object (marked with deletionTimestamp, or its last state).
+        `preconditions` ({"uid"}, {"resourceVersion"}) make it a Conflict if the object changed."""
         info = _info(resource)
-        return _model(info, self.raw.delete(info.plural, namespace, name, propagation_policy, grace_period_seconds))
+        return _model(info, self.raw.delete(info.plural, namespace, name, propagation_policy, grace_period_seconds,
+                                            preconditions=preconditions))
 
     def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None,
               label_selector: str | None = None, field_selector: str | None = None) -> ModelWatch:

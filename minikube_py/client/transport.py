@@ -321,12 +321,14 @@ class HttpTransport:
         return self._request("POST", self._path("pods", namespace, name, "binding"), body)
 
     def delete(self, resource: str, namespace: str | None, name: str, propagation_policy: str | None = None,
-               grace_period_seconds: int | None = None) -> dict:
+               grace_period_seconds: int | None = None, preconditions: dict | None = None) -> dict:
         options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy is not None:
             options["propagationPolicy"] = propagation_policy
         if grace_period_seconds is not None:
             options["gracePeriodSeconds"] = grace_period_seconds
+        if preconditions:
+            options["preconditions"] = preconditions
         return self._request("DELETE", self._path(resource, namespace, name), options)
 
     def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None,

@@ -36,6 +36,9 @@ class Scenario:
     deployments: DeploymentController
     replica_sets: ReplicaSetController
     rng: random.Random
+    # Pods are bound to a node, so a deleted pod stays Terminating until the "node agent" here
+    # removes it, at a random later round.
+    bind_pods: bool = False
     # Set while a template change that started from a complete, fully ready Deployment is rolling
     # out with nothing else (scaling, pod deletions, pausing) getting in its way.
     clean_rollout: bool = False
@@ -58,8 +61,15 @@ class Scenario:
 
     def make_some_pods_ready(self, probability: float) -> None:
         for pod in self.active_pods():
+            if self.bind_pods and not pod.spec.node_name:
+                self.cluster.registry.bind("default", pod.metadata.name, "node-1")
             if not is_pod_ready(pod) and self.rng.random() < probability:
                 self.cluster.set_pod_status(pod.metadata.name, ready=True)
+
+    def finish_some_terminating_pods(self, probability: float) -> None:
+        for pod in self.cluster.list("pods"):
+            if pod.metadata.deletion_timestamp is not None and self.rng.random() < probability:
+                self.cluster.registry.delete("pods", "default", pod.metadata.name, grace_period_seconds=0)
 
     def round(self, ready_probability: float) -> None:
         self.cluster.refresh()
@@ -67,7 +77,10 @@ class Scenario:
         self.check_rolling_invariants()
         self.cluster.refresh()
         self.replica_sets.drain()
+        self.check_recreate_invariant()
         self.make_some_pods_ready(ready_probability)
+        self.finish_some_terminating_pods(ready_probability)
+        self.check_recreate_invariant()
         self.cluster.clock.advance(1)
         self.deployments.queue.tick()
         self.replica_sets.queue.tick()
@@ -105,6 +118,17 @@ class Scenario:
                             for pod in self.active_pods())
             assert available >= minimum_available, self.describe()
 
+    def check_recreate_invariant(self) -> None:
+        """Recreate: no pod of the new template while a pod of an old one may still run."""
+        deployment = self.deployment()
+        if deployment.spec.strategy.type != util.RECREATE or not self.clean_rollout:
+            return
+        templates = {rs.metadata.uid: util.equal_ignore_hash(rs.spec.template, deployment.spec.template)
+                     for rs in self.replica_set_list()}
+        pods = [pod for pod in self.cluster.list("pods") if pod.status.phase not in ("Succeeded", "Failed")]
+        owners = {templates.get(pod.metadata.owner_references[0].uid) for pod in pods}
+        assert owners != {True, False}, self.describe()
+
     def check_converged(self) -> None:
         deployment = self.deployment()
         replicas = deployment.spec.replicas
@@ -119,6 +143,7 @@ class Scenario:
         assert len(old) <= deployment.spec.revision_history_limit, description
         pods = self.active_pods()
         assert len(pods) == replicas, description
+        assert len(self.cluster.list("pods")) == replicas, description
         assert all(pod.metadata.owner_references[0].uid == new_replica_set.metadata.uid for pod in pods), description
         status = deployment.status
         assert status.observed_generation == deployment.metadata.generation, description
@@ -164,7 +189,7 @@ def new_scenario(seed: int) -> Scenario:
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "main", "image": "busybox:0"}]}}},
     })
-    return Scenario(cluster, deployments, replica_sets, rng)
+    return Scenario(cluster, deployments, replica_sets, rng, bind_pods=rng.random() < 0.5)
 
 
 def patch_deployment(scenario: Scenario, patch: dict) -> None:

@@ -281,3 +281,12 @@ def test_clients_that_hang_up_on_idle_watches_release_the_store_watchers_and_ser
             f"{len(store._watchers) - baseline_watchers} store watchers and "
             f"{threading.active_count() - baseline_threads} threads still held by hung-up watches")
         time.sleep(0.02)
+
+
+def test_delete_options_preconditions_travel_over_http(server, transport):
+    created = transport.create("pods", "default", pod_body())
+    with pytest.raises(errors.Conflict, match="UID in precondition: someone-else"):
+        transport.delete("pods", "default", "web", preconditions={"uid": "someone-else"})
+    transport.delete("pods", "default", "web", preconditions={"uid": created["metadata"]["uid"]})
+    with pytest.raises(errors.NotFound):
+        transport.get("pods", "default", "web")

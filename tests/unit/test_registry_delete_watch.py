@@ -176,3 +176,20 @@ def test_a_field_selector_watch_sees_pods_bound_to_its_node(registry):
     registry.create("pods", "default", pod_body("b"))
     registry.bind("default", "b", "node-1")
     assert names(drain(watch)) == [("ADDED", "b")]
+
+
+def test_delete_preconditions_on_uid_and_resource_version_are_checked_with_the_delete(registry):
+    created = registry.create("pods", "default", pod_body("web"))
+    with pytest.raises(errors.Conflict) as wrong_uid:
+        registry.delete("pods", "default", "web", preconditions={"uid": "not-this-one"})
+    assert wrong_uid.value.message == (
+        f'Operation cannot be fulfilled on pods "web": Precondition failed: UID in precondition: not-this-one, '
+        f'UID in object meta: {created["metadata"]["uid"]}')
+    with pytest.raises(errors.Conflict, match="ResourceVersion in precondition: 1,"):
+        registry.delete("pods", "default", "web", preconditions={"resourceVersion": "1"})
+    assert registry.get("pods", "default", "web")["metadata"]["uid"] == created["metadata"]["uid"]
+
+    registry.delete("pods", "default", "web", preconditions={"uid": created["metadata"]["uid"],
+                                                             "resourceVersion": created["metadata"]["resourceVersion"]})
+    with pytest.raises(errors.NotFound):
+        registry.get("pods", "default", "web")
