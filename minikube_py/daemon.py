@@ -28,6 +28,8 @@ DEFAULT_NAME = "minikube"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
 CLUSTER_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 STARTUP_TIMEOUT_SECONDS = 60.0
+EVENT_TTL_SECONDS = 3600.0  # kube-apiserver's --event-ttl default
+EVENT_EXPIRY_INTERVAL_SECONDS = 60.0
 
 log = logging.getLogger("minikube_py.daemon")
 
@@ -372,6 +374,7 @@ def serve(home: str) -> int:
     agent.start()
     for controller in controllers:
         controller.run()
+    threading.Thread(target=_expire_events, args=(registry, stopping), name="event-ttl", daemon=True).start()
     with open(_pid_file(home) + ".tmp", "w") as file:
         file.write(str(os.getpid()))
     os.replace(_pid_file(home) + ".tmp", _pid_file(home))
@@ -393,6 +396,15 @@ def serve(home: str) -> int:
         pass
     log.info("cluster %r stopped", config.name)
     return 0
+
+
+def _expire_events(registry, stopping: threading.Event) -> None:
+    """Kubernetes' --event-ttl: Events older than an hour are deleted, checked once a minute."""
+    while not stopping.wait(EVENT_EXPIRY_INTERVAL_SECONDS):
+        try:
+            registry.expire_events(EVENT_TTL_SECONDS)
+        except Exception:
+            log.exception("expiring old events failed; trying again in a minute")
 
 
 def _take_stop_request(home: str) -> float | None:

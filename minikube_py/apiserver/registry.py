@@ -506,6 +506,26 @@ class Registry:
 
     # -- delete ------------------------------------------------------------------------------
 
+    def expire_events(self, ttl_seconds: float) -> int:
+        """Delete Events last written more than `ttl_seconds` ago; returns how many went.
+
+        Kubernetes keeps Events for `--event-ttl` (1 h by default) after their last update, so a
+        crash-looping pod or a busy rollout does not grow the store without bound.
+        """
+        cutoff = self.clock.now() - ttl_seconds
+        expired = 0
+        for event in self.store.list("events")[0]:
+            metadata = _metadata(event)
+            written = event.get("lastTimestamp") or event.get("eventTime") or metadata.get("creationTimestamp")
+            if written and api.times.parse_time(written) < cutoff:
+                try:
+                    self.store.delete("events", metadata.get("namespace") or "", metadata["name"],
+                                      expected_rv=metadata["resourceVersion"])
+                    expired += 1
+                except (errors.NotFound, errors.Conflict):
+                    pass  # gone meanwhile, or just updated (and so no longer expired)
+        return expired
+
     def delete(self, resource: str, namespace: str | None, name: str, propagation_policy: str | None = None,
                grace_period_seconds: int | None = None, preconditions: dict | None = None) -> dict:
         """Remove the object, or mark it with deletionTimestamp when a graceful pod stop or a

@@ -218,3 +218,24 @@ def test_list_filters_by_label_and_field_selectors(registry):
         registry.list("pods", field_selector="spec.bogus=1")
     with pytest.raises(errors.BadRequest):
         registry.list("pods", label_selector="app in (")
+
+
+def test_events_expire_an_hour_after_their_last_update_as_with_kube_apiservers_event_ttl():
+    from minikube_py.api.times import format_time
+
+    clock = FakeClock()
+    registry = Registry(Store(":memory:"), clock=clock)
+
+    def event(name, last_written):
+        return {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name},
+                "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
+                "reason": "BackOff", "message": "Back-off", "type": "Warning", "count": 1,
+                "firstTimestamp": format_time(last_written), "lastTimestamp": format_time(last_written)}
+
+    registry.create("events", "default", event("old", clock.now() - 3700))
+    registry.create("events", "default", event("recent", clock.now() - 600))
+    assert registry.expire_events(3600) == 1
+    assert [e["metadata"]["name"] for e in registry.list("events", "default")["items"]] == ["recent"]
+    clock.advance(3001)
+    assert registry.expire_events(3600) == 1
+    assert registry.list("events", "default")["items"] == []
