@@ -277,11 +277,17 @@ def scale(controller: DeploymentController, deployment: Any, new_replica_set: An
     One active ReplicaSet (or none: then the newest) takes the whole size. A saturated new one
     means old ones go to 0. Otherwise, during a rolling update, sizes change in proportion
     (`util.proportional_sizes`).
+
+    The one active ReplicaSet is written even when it already has the right size, if its
+    desired-replicas annotation is stale. Kubernetes returns early there, and so deadlocks: with
+    maxSurge 0 an old RS shrunk 3 -> 2 mid-rollout (annotated for 3) and the Deployment scaled to
+    2 is a "scaling event" on every sync that never writes anything, so the rollout never resumes
+    (kubernetes/kubernetes PR 138036). `scale_replica_set` writes only what is stale.
     """
     only_one = util.find_active_or_latest(new_replica_set, old_replica_sets)
     if only_one is not None:
-        if only_one.spec.replicas != deployment.spec.replicas:
-            scale_replica_set_and_record_event(controller, only_one, deployment.spec.replicas, deployment)
+        direction = "up" if only_one.spec.replicas < deployment.spec.replicas else "down"
+        scale_replica_set(controller, only_one, deployment.spec.replicas, deployment, direction)
         return
     if util.is_saturated(deployment, new_replica_set):
         for old in util.filter_active(old_replica_sets):

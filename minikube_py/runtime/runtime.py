@@ -382,10 +382,6 @@ class LinuxRuntime:
         namespaces = [[kind, sandbox.namespace_path(kind)] for kind in SANDBOX_NAMESPACES]
         if sandbox.share_process_namespace:
             namespaces.append(["pid", sandbox.namespace_path("pid")])
-        try:
-            self.cgroups.create(cgroup, config.limits)
-        except OSError as error:
-            raise RuntimeError_("CreateContainerError", f"container {config.name}: cgroup {cgroup}: {error}") from error
         spec = ContainerSpec(
             id=container_id, sandbox_id=sandbox.id, name=config.name, attempt=config.attempt, image=image.reference,
             directory=os.path.join(self.containers_dir, container_id), layers=list(image.layers),
@@ -395,7 +391,16 @@ class LinuxRuntime:
             mounts=[mount.__dict__ for mount in config.mounts], cgroup_dirs=self._cgroup_dirs(cgroup), cgroup=cgroup,
             log_path=config.log_path, log_max_bytes=config.log_max_bytes, log_max_files=config.log_max_files,
         )
-        answer = self.supervisor.request({"op": "start_container", "spec": spec.to_json()})
+        try:
+            # A limit the kernel refuses fails after the directory exists: remove it on every failure.
+            self.cgroups.create(cgroup, config.limits)
+            answer = self.supervisor.request({"op": "start_container", "spec": spec.to_json()})
+        except OSError as error:
+            self._remove_cgroup_quietly(cgroup)
+            raise RuntimeError_("CreateContainerError", f"container {config.name}: cgroup {cgroup}: {error}") from error
+        except BaseException:
+            self._remove_cgroup_quietly(cgroup)
+            raise
         if not answer.get("ok"):
             self._remove_cgroup_quietly(cgroup)
             raise RuntimeError_(answer["reason"], answer["message"])
@@ -491,7 +496,15 @@ class LinuxRuntime:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as error:
             process.terminate()  # nsexec kills and reaps the command
-            process.communicate()
+            # Not communicate() again: a process the command left in the background may hold
+            # the pipes open for as long as it runs, and the caller was promised `timeout`.
+            try:
+                process.wait(timeout=KILL_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+            process.stderr.close()
             raise RuntimeError_("DeadlineExceeded", f"command {argv} in container {container_id} "
                                 f"did not finish within {timeout:g}s") from error
         code = process.returncode

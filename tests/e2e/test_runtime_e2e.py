@@ -206,6 +206,23 @@ def test_exit_codes_are_recorded_and_reported_by_wait_any(runtime, pods):
     assert log_text(runtime.container_state(state.id)) == "bye\n"
 
 
+def test_exec_sync_returns_at_its_timeout_while_a_background_process_holds_its_output(runtime, pods):
+    state = pods.container(pods.sandbox(), ["sleep", "1000"])
+    started = time.monotonic()
+    with pytest.raises(RuntimeError_) as raised:
+        runtime.exec_sync(state.id, ["sh", "-c", "echo started; sleep 60 &"], timeout=1)
+    assert raised.value.reason == "DeadlineExceeded"
+    assert time.monotonic() - started < 1 + 5  # not the 60 s the background sleep keeps the pipes open
+
+
+def test_an_exit_is_recorded_while_a_process_left_in_a_shared_pid_namespace_keeps_writing(runtime, pods):
+    sandbox = pods.sandbox(share_process_namespace=True)
+    state = pods.container(sandbox, ["sh", "-c", "yes & sleep 0.2; echo done"])
+    exited = wait_exited(runtime, state.id)  # draining the pipe at exit must not follow `yes` forever
+    assert exited.exit_code == 0
+    assert runtime.supervisor.alive()
+
+
 def test_a_missing_command_fails_with_run_container_error_and_exit_code_128(runtime, pods):
     sandbox = pods.sandbox()
     with pytest.raises(RuntimeError_) as raised:

@@ -172,6 +172,29 @@ def test_scaling_a_finished_deployment_resizes_its_only_replica_set_without_a_ne
     assert cluster.scaling_events()[-1] == f"Scaled up replica set {replica_set.metadata.name} to 5 from 2"
 
 
+def test_scaling_down_to_the_only_active_replica_sets_size_mid_rollout_does_not_stall_the_rollout():
+    # maxSurge 0: the new ReplicaSet starts at 0 and the old one drops 3 -> 2 while sized for 3.
+    # Scaling the Deployment to 2 leaves the one active ReplicaSet at the right size but with a
+    # stale desired-replicas annotation; unless scaling refreshes it, every later sync sees a
+    # "scaling event" again and the rollout never resumes (kubernetes/kubernetes PR 138036).
+    cluster = Cluster(auto_ready=False)
+    cluster.create_deployment(replicas=3, strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
+    cluster.converge()
+    cluster.make_ready()
+    cluster.converge()
+    cluster.set_image("busybox:2")
+    cluster.step()
+    assert cluster.sizes() == {"busybox:1": 2, "busybox:2": 0}
+    cluster.patch_deployment({"spec": {"replicas": 2}})
+    for _ in range(10):
+        cluster.converge()
+        cluster.make_ready()
+    assert cluster.sizes() == {"busybox:1": 0, "busybox:2": 2}
+    old = cluster.replica_set_for("busybox:1")
+    assert old.metadata.annotations[util.DESIRED_REPLICAS_ANNOTATION] == "2"
+
+
 # -- Recreate -----------------------------------------------------------------------------------
 
 

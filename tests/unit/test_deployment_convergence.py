@@ -154,6 +154,9 @@ class Scenario:
         assert (progressing.status, progressing.reason) == ("True", "NewReplicaSetAvailable"), description
         assert deployment.metadata.annotations[util.REVISION_ANNOTATION] == \
             new_replica_set.metadata.annotations[util.REVISION_ANNOTATION], description
+        revisions = [util.revision_of(rs) for rs in self.replica_set_list()]
+        assert len(set(revisions)) == len(revisions), description
+        assert util.revision_of(new_replica_set) == max(revisions), description
 
     def is_complete_and_available(self) -> bool:
         """The status says complete and the pods agree (a pod just deleted is not in the status yet)."""
@@ -208,8 +211,10 @@ def run(seed: int) -> None:
             paused = bool(scenario.deployment().spec.paused)
             if operation == "template":
                 scenario.clean_rollout = not paused and scenario.is_complete_and_available()
+                # Sometimes an image used before: a roll back onto an existing ReplicaSet.
+                image = f"busybox:{rng.randint(0, step + 1)}"
                 patch_deployment(scenario, {"spec": {"template": {"spec": {"containers": [
-                    {"name": "main", "image": f"busybox:{step + 1}"}]}}}})
+                    {"name": "main", "image": image}]}}}})
             elif operation == "scale":
                 scenario.clean_rollout = False
                 patch_deployment(scenario, {"spec": {"replicas": rng.randint(0, 6)}})

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -30,18 +31,18 @@ from minikube_py.runtime.container import (
     rootfs_steps,
 )
 from minikube_py.runtime.pause import binary_path
-from minikube_py.runtime.runtime import SupervisorClient, container_id_for, state_from_record
+from minikube_py.runtime.cgroups import CgroupError
+from minikube_py.runtime.runtime import LinuxRuntime, SupervisorClient, container_id_for, state_from_record
 from minikube_py.runtime.supervisor import (
     MAX_LOG_LINE,
     ContainerLog,
     LogStream,
-    cri_line,
     cri_timestamp,
     exit_status,
     read_json,
     write_json_atomically,
 )
-from minikube_py.runtime.types import RuntimeError_
+from minikube_py.runtime.types import CgroupLimits, ContainerConfig, RuntimeError_, Sandbox
 
 
 def spec(**overrides) -> ContainerSpec:
@@ -146,7 +147,15 @@ def test_executable_lookup_follows_path_and_skips_non_executables(tmp_path):
 
 def test_cri_timestamp_has_nanoseconds_and_utc():
     assert cri_timestamp(1_795_300_200_123_456_789) == "2026-11-21T22:30:00.123456789Z"
-    assert cri_line(1_795_300_200_000_000_001, "stderr", True, b"x") == b"2026-11-21T22:30:00.000000001Z stderr P x\n"
+
+
+def test_log_lines_have_the_kubelet_format(tmp_path):
+    log = ContainerLog(str(tmp_path / "0.log"), 1 << 20, 5, clock_ns=lambda: 1_795_300_200_000_000_001)
+    log.write("stderr", True, b"x")
+    log.write("stdout", False, b"y z")
+    log.close()
+    assert (tmp_path / "0.log").read_bytes() == (b"2026-11-21T22:30:00.000000001Z stderr P x\n"
+                                                 b"2026-11-21T22:30:00.000000001Z stdout F y z\n")
 
 
 def lines_of(path) -> list[tuple[str, str, str]]:
@@ -169,6 +178,28 @@ def test_a_line_longer_than_the_limit_is_split_into_partial_entries(tmp_path):
     LogStream(log, "stderr").feed(b"a" * (MAX_LOG_LINE + 10) + b"\n")
     entries = lines_of(tmp_path / "0.log")
     assert [(stream, tag, len(text)) for stream, tag, text in entries] == [("stderr", "P", MAX_LOG_LINE), ("stderr", "F", 10)]
+
+
+def test_lines_read_together_share_one_timestamp_and_one_write(tmp_path, monkeypatch):
+    clock_calls = []
+    log = ContainerLog(str(tmp_path / "0.log"), 1 << 22, 5, clock_ns=lambda: clock_calls.append(1) or 0)
+    writes = []
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(len(data)) or real_write(fd, data))
+    LogStream(log, "stdout").feed(b"y\n" * 20_000)  # `yes` output: a loop of per-line writes starved the supervisor
+    assert len(clock_calls) == 1 and len(writes) == 1
+    assert lines_of(tmp_path / "0.log") == [("stdout", "F", "y")] * 20_000
+
+
+def test_rotation_inside_one_batch_keeps_every_file_within_the_limit(tmp_path):
+    path = str(tmp_path / "0.log")
+    log = ContainerLog(path, max_bytes=1000, max_files=3, clock_ns=lambda: 0)
+    LogStream(log, "stdout").feed(b"".join(b"%04d\n" % number for number in range(60)))  # 37 bytes per entry
+    log.close()
+    files = [path + ".2", path + ".1", path]
+    assert all(os.path.getsize(name) <= 1000 for name in files)
+    numbers = [int(text) for name in files for _, _, text in lines_of(name)]
+    assert numbers == list(range(numbers[0], 60)) and len(numbers) >= 50
 
 
 def test_log_rotation_keeps_max_files_newest_first(tmp_path):
@@ -325,3 +356,53 @@ def test_a_supervisor_refuses_to_start_twice_on_one_home(supervisor_home):
     assert second.returncode == 0 and "another supervisor already runs" in second.stderr
     with socket.socket(socket.AF_UNIX) as probe:
         assert probe.connect_ex(str(home / "supervisor.sock")) == 0
+
+
+# ---- runtime.py: error paths
+
+
+class RecordingCgroups:
+    """Stand-in cgroup driver: remembers which cgroups exist; refuses a negative memory limit after mkdir, as the kernel does."""
+
+    def __init__(self):
+        self.existing: set[str] = set()
+
+    def create(self, path: str, limits: CgroupLimits | None = None) -> None:
+        self.existing.add(path)
+        if limits is not None and (limits.memory_bytes or 0) < 0:
+            raise CgroupError(f"cgroup {path}: writing {limits.memory_bytes} to memory.limit_in_bytes failed")
+
+    def remove(self, path: str) -> None:
+        self.existing = {cgroup for cgroup in self.existing if cgroup != path and not cgroup.startswith(path + "/")}
+
+    def absolute_paths(self, path: str) -> dict[str, str]:
+        return {"memory": f"/fake/memory/{path}"}
+
+
+def runtime_without_root(tmp_path) -> tuple[LinuxRuntime, Sandbox]:
+    images = SimpleNamespace(resolve=lambda reference: SimpleNamespace(reference=reference, layers=["/layers/base"]))
+    runtime = LinuxRuntime("unit", str(tmp_path), "10.240.0.0/24", cgroups=RecordingCgroups(), images=images)
+    sandbox = Sandbox(id="pod-1", pod_name="web", namespace="default", pause_pid=os.getpid(),
+                      pause_start_time=linux.process_start_time(os.getpid()), ip="10.240.0.5", host_veth="",
+                      cgroup="minikube-py-unit/pod-pod-1")
+    runtime.cgroups.create(sandbox.cgroup)
+    return runtime, sandbox
+
+
+def test_a_refused_container_limit_leaves_no_container_cgroup(tmp_path):
+    runtime, sandbox = runtime_without_root(tmp_path)
+    config = ContainerConfig(sandbox_id=sandbox.id, name="app", attempt=0, image="busybox", argv=["true"],
+                             limits=CgroupLimits(memory_bytes=-7))
+    with pytest.raises(RuntimeError_) as raised:
+        runtime.start_container(sandbox, config)
+    assert raised.value.reason == "CreateContainerError"
+    assert runtime.cgroups.existing == {sandbox.cgroup}
+
+
+def test_an_unreachable_supervisor_leaves_no_container_cgroup(tmp_path):
+    runtime, sandbox = runtime_without_root(tmp_path)
+    config = ContainerConfig(sandbox_id=sandbox.id, name="app", attempt=0, image="busybox", argv=["true"])
+    with pytest.raises(RuntimeError_) as raised:
+        runtime.start_container(sandbox, config)
+    assert raised.value.reason == "RuntimeNotReady"
+    assert runtime.cgroups.existing == {sandbox.cgroup}
