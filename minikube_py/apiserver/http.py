@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
+import selectors
 import socket
 import socketserver
 import struct
@@ -33,7 +33,6 @@ from urllib.parse import parse_qs, urlsplit
 from minikube_py import __version__, api
 from minikube_py.api import errors, printers
 from minikube_py.apiserver.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
-from minikube_py.store import resource_label
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,6 @@ STDIN, STDOUT, STDERR, EXIT_CODE, STDIN_CLOSED = 0, 1, 2, 3, 4
 FRAME_HEADER = struct.Struct(">BI")
 # The accept loop wakes this often when idle; `stop()` does not wait for it (see _shut_down_now).
 SERVE_POLL_SECONDS = 5.0
-# A watch with no events checks this often whether its client has hung up; until it does, a
-# hung-up watch holds a server thread and a store watcher (kubectl get -w, Ctrl-C, repeat).
-# The check is one non-blocking select, so a short interval costs nothing measurable.
-WATCH_LIVENESS_SECONDS = 0.5
 PATCH_TYPES = {MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH, "application/apply-patch+yaml"}
 OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
@@ -351,15 +346,6 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _end_stream(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
 
-    def _client_gone(self) -> bool:
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        if not readable:
-            return False
-        try:
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
-
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
@@ -485,13 +471,16 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         watch = registry.watch(route.info.plural, route.namespace, _text(query, "resourceVersion"),
                                _text(query, "labelSelector"), _text(query, "fieldSelector"))
         self.server.api.track_watch(watch, True)
+        # A client that hangs up (kubectl get -w, Ctrl-C) must release this thread and its store
+        # watcher: the hang-up detector closes the watch, which wakes `next` below. Nothing polls.
+        self.server.api.hang_ups.follow(self.connection, watch)
         self.close_connection = True
         try:
             self._start_stream("application/json")
             while not watch.closed:
-                wait = WATCH_LIVENESS_SECONDS
+                wait = None
                 if deadline is not None:
-                    wait = min(wait, deadline - time.monotonic())
+                    wait = deadline - time.monotonic()
                     if wait <= 0:
                         break
                 try:
@@ -501,8 +490,6 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                     self._send_chunk(json.dumps(event, separators=(",", ":")).encode() + b"\n")
                     break
                 if event is None:
-                    if self._client_gone():
-                        return
                     continue
                 if as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                     # Each event carries a Table of one row, as kube-apiserver sends them.
@@ -514,6 +501,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
         finally:
+            self.server.api.hang_ups.forget(self.connection)
             self.server.api.track_watch(watch, False)
             watch.close()
 
@@ -606,6 +594,59 @@ class _UnixServing(_Serving):
         self.server_name, self.server_port = "localhost", 0
 
 
+class HangUpDetector:
+    """One thread, one epoll set, for every streaming watch: when a watch's client hangs up (its
+    socket turns readable at end of file), the watch is closed, which wakes the server thread
+    blocked in it. An idle watch therefore costs no wake-ups at all."""
+
+    def __init__(self):
+        self._selector = selectors.DefaultSelector()
+        self._wakeup_read, self._wakeup_write = os.pipe()
+        self._selector.register(self._wakeup_read, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="api-watch-hang-ups", daemon=True)
+        self._thread.start()
+
+    def follow(self, connection: socket.socket, watch) -> None:
+        with self._lock:
+            self._selector.register(connection, selectors.EVENT_READ, watch)
+        os.write(self._wakeup_write, b"x")
+
+    def forget(self, connection: socket.socket) -> None:
+        with self._lock:
+            try:
+                self._selector.unregister(connection)
+            except (KeyError, ValueError):
+                pass  # already dropped when its client hung up
+
+    def _run(self) -> None:
+        while self._running:
+            for key, _ in self._selector.select():
+                if key.data is None:
+                    os.read(self._wakeup_read, 4096)
+                    continue
+                # Readable: end of file (hung up) or stray bytes from the client; a watch
+                # reads nothing more from its client either way, so stop following it.
+                try:
+                    hung_up = key.fileobj.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    hung_up = True
+                self.forget(key.fileobj)
+                if hung_up:
+                    key.data.close()
+
+    def stop(self) -> None:
+        self._running = False
+        os.write(self._wakeup_write, b"x")
+        self._thread.join()
+        self._selector.close()
+        os.close(self._wakeup_read)
+        os.close(self._wakeup_write)
+
+
 class ApiHttpServer:
     """The API on `socket_path` (mode 0600) and, with `port`, on 127.0.0.1:port. `node_proxy`
     (the node agent) serves pod logs, exec and inspect; it may be set later."""
@@ -620,6 +661,7 @@ class ApiHttpServer:
         self._connections: set[socket.socket] = set()
         self._watches: set = set()
         self._lock = threading.Lock()
+        self.hang_ups: HangUpDetector | None = None
 
     def track(self, connection: socket.socket, active: bool) -> None:
         with self._lock:
@@ -647,6 +689,7 @@ class ApiHttpServer:
         except OSError:
             unix_server.server_close()
             raise
+        self.hang_ups = HangUpDetector()
         self._serve(unix_server, "unix")
         if self.port is not None:
             tcp_server = _Serving(("127.0.0.1", self.port), ApiRequestHandler)
@@ -670,6 +713,9 @@ class ApiHttpServer:
             thread.join()
         self._servers.clear()
         self._threads.clear()
+        if self.hang_ups is not None:
+            self.hang_ups.stop()
+            self.hang_ups = None
         try:
             os.unlink(self.socket_path)
         except FileNotFoundError:
