@@ -8,31 +8,26 @@ caches per client; the daemon runs each (`run()`) and stops each (`stop()`).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from minikube_py.client.controller import Controller
-from minikube_py.client.events import EventRecorder
 from minikube_py.client.informer import SharedInformers, shared_informers
 from minikube_py.clock import Clock
 
 
 def build_controllers(client: Any, clock: Clock | None = None, informers: SharedInformers | None = None,
-                      workers: int = 2, recorder_for: Callable[[str], EventRecorder] | None = None) -> list[Controller]:
+                      workers: int = 2) -> list[Controller]:
     """The ReplicaSet controller, the garbage collector and the scheduler, sharing caches.
 
-    `recorder_for(component)` makes each one's EventRecorder (the daemon's record in the
-    background); by default each makes its own. The Deployment controller lives in
-    `controllers.deployment` and is added by the caller.
+    The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
     from controllers.garbagecollector import GarbageCollector
-    from controllers.replicaset import COMPONENT as REPLICASET_COMPONENT
     from controllers.replicaset import ReplicaSetController
-    from controllers.scheduler import SCHEDULER_NAME, Scheduler
+    from controllers.scheduler import Scheduler
 
     informers = informers or shared_informers(client)
-    recorder_for = recorder_for or (lambda component: None)
     return [
-        ReplicaSetController(client, clock, informers, recorder=recorder_for(REPLICASET_COMPONENT), workers=workers),
+        ReplicaSetController(client, clock, informers, workers=workers),
         GarbageCollector(client, clock, informers, workers=workers),
-        Scheduler(client, clock, informers, recorder=recorder_for(SCHEDULER_NAME)),
+        Scheduler(client, clock, informers),
     ]

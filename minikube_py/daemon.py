@@ -319,7 +319,6 @@ def serve(home: str) -> int:
     """Run the daemon in this process until SIGTERM/SIGINT (then stop every pod) or SIGKILL."""
     from controllers import build_controllers
     from controllers.deployment import DeploymentController
-    from controllers.deployment.controller import CONTROLLER_NAME as DEPLOYMENT_CONTROLLER
     from minikube_py.agent import AgentConfig, NodeAgent
     from minikube_py.apiserver.http import ApiHttpServer
     from minikube_py.apiserver.registry import Registry
@@ -347,13 +346,6 @@ def serve(home: str) -> int:
     registry = Registry(store, clock=clock)
     client = ApiClient.local(registry)
 
-    recorders: list[EventRecorder] = []
-
-    def recorder_for(component: str, host: str | None = None) -> EventRecorder:
-        # As client-go's broadcaster: Events are written by a thread of their own, off every sync.
-        recorders.append(EventRecorder(client, component, clock, host=host, background=True))
-        return recorders[-1]
-
     runtime = LinuxRuntime(config.name, home, config.pod_cidr)
     runtime.start()
     network = ipaddress.ip_network(config.pod_cidr)
@@ -372,11 +364,10 @@ def serve(home: str) -> int:
             backoff_max=config.restart_backoff[1],
             pods_max_pids=config.pids_limit,
         ),
-        recorder=recorder_for("kubelet", host=config.node_name),
     )
     server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent)
-    controllers = build_controllers(client, clock, recorder_for=recorder_for) + [
-        DeploymentController(client, clock, recorder=recorder_for(DEPLOYMENT_CONTROLLER))
+    controllers = build_controllers(client, clock) + [
+        DeploymentController(client, clock, recorder=EventRecorder(client, "deployment-controller", clock))
     ]
 
     server.start()
@@ -396,8 +387,6 @@ def serve(home: str) -> int:
     for controller in controllers:
         controller.stop()
     agent.stop(stop_pods=True, grace_period=grace_period)
-    for recorder in recorders:
-        recorder.flush()  # the Killing events of the pods just stopped, before the store closes
     server.stop()
     runtime.shutdown(remove_all=True)
     store.close()

@@ -139,8 +139,7 @@ def _should_restart(restart_policy: str, exit_code: int) -> bool:
 class NodeAgent:
     """Runs this node's pods through `runtime` and is the NodeProxy the API server forwards to."""
 
-    def __init__(self, client, runtime, node_name: str, ipam: Ipam, clock: Clock, config: AgentConfig,
-                 recorder: EventRecorder | None = None):
+    def __init__(self, client, runtime, node_name: str, ipam: Ipam, clock: Clock, config: AgentConfig):
         self.client = client
         self.runtime = runtime
         self.node_name = node_name
@@ -148,7 +147,7 @@ class NodeAgent:
         self.clock = clock
         self.config = config
         self.host_ip = node_status.host_ip()
-        self.recorder = recorder or EventRecorder(client, "kubelet", clock, host=node_name)
+        self.recorder = EventRecorder(client, "kubelet", clock, host=node_name)
         self.pods = Informer(client, "pods")
         self.queue = WorkQueue(clock, name="pods")
         self.backoff = CrashLoopBackOff(config.backoff_initial, config.backoff_max, config.backoff_reset)

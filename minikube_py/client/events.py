@@ -10,22 +10,16 @@ the store. Recordings are made one at a time, as client-go's single broadcaster 
 them: two threads reporting the same event at once would otherwise both create it, and their
 count patches could land out of order. Recording is best effort: failures are logged, never
 raised into the caller's sync.
-
-By default `event()` writes before it returns, which is what unit tests want. The daemon makes
-its recorders with `background=True`, as client-go's broadcaster works: `event()` only queues the
-facts, and one thread per recorder writes them in order, so no pod start or sync waits on an
-Event write.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from minikube_py.api import errors
 from minikube_py.api.core import Event
@@ -43,17 +37,6 @@ REMEMBERED_EVENTS = 4096
 NAME_CLASH_RETRIES = 5
 
 
-class _Subject(NamedTuple):
-    """What an Event says of its object, taken when the event happens (the object may change later)."""
-
-    api_version: str | None
-    kind: str
-    namespace: str | None
-    name: str
-    uid: str | None
-    resource_version: str | None
-
-
 @dataclass
 class _StoredEvent:
     namespace: str
@@ -64,8 +47,7 @@ class _StoredEvent:
 class EventRecorder:
     """Records Events for one component (`replicaset-controller`, `default-scheduler`, ...)."""
 
-    def __init__(self, client: Any, component: str, clock: Clock | None = None, host: str | None = None,
-                 background: bool = False):
+    def __init__(self, client: Any, component: str, clock: Clock | None = None, host: str | None = None):
         self.client = client
         self.component = component
         self.clock = clock or Clock()
@@ -74,45 +56,20 @@ class EventRecorder:
         # Held for a whole recording (lookup, API write, remembering), see the module docstring.
         self._recording = threading.Lock()
         self._last_name_nanoseconds = 0
-        self._queue: queue.Queue | None = None
-        if background:
-            self._queue = queue.Queue()
-            threading.Thread(target=self._write_queued, name=f"events-{component}", daemon=True).start()
 
     def event(self, obj: Any, event_type: str, reason: str, message: str) -> None:
         """Record that `reason`/`message` happened to `obj`; never raises."""
-        metadata = obj.metadata
-        recording = (_Subject(obj.api_version, obj.kind, metadata.namespace, metadata.name, metadata.uid,
-                              metadata.resource_version),
-                     event_type, reason, message, format_time(self.clock.now()))
-        if self._queue is not None:
-            self._queue.put(recording)
-        else:
-            self._record_logged(*recording)
-
-    def flush(self) -> None:
-        """Wait until every queued event is written (background recorders; a no-op otherwise)."""
-        if self._queue is not None:
-            self._queue.join()
-
-    def _write_queued(self) -> None:
-        while True:
-            recording = self._queue.get()
-            try:
-                self._record_logged(*recording)
-            finally:
-                self._queue.task_done()
-
-    def _record_logged(self, subject: _Subject, event_type: str, reason: str, message: str, timestamp: str) -> None:
         try:
             with self._recording:
-                self._record(subject, event_type, reason, message, timestamp)
+                self._record(obj, event_type, reason, message)
         except Exception as error:
             log.warning("%s: could not record event %s on %s %s/%s: %s", self.component, reason,
-                        subject.kind, subject.namespace, subject.name, error)
+                        getattr(obj, "kind", "object"), obj.metadata.namespace, obj.metadata.name, error)
 
-    def _record(self, subject: _Subject, event_type: str, reason: str, message: str, timestamp: str) -> None:
-        correlation_key = (subject.uid, subject.kind, subject.namespace, subject.name, event_type, reason, message)
+    def _record(self, obj: Any, event_type: str, reason: str, message: str) -> None:
+        metadata = obj.metadata
+        correlation_key = (metadata.uid, obj.kind, metadata.namespace, metadata.name, event_type, reason, message)
+        timestamp = format_time(self.clock.now())
         stored = self._recent.get(correlation_key)
         if stored is not None:
             try:
@@ -124,26 +81,27 @@ class EventRecorder:
                 return
             except errors.NotFound:
                 pass  # somebody deleted it; start a new one below
-        created = self._create(subject, event_type, reason, message, timestamp)
+        created = self._create(obj, event_type, reason, message, timestamp)
         self._recent[correlation_key] = _StoredEvent(created.metadata.namespace, created.metadata.name,
                                                      created.count or 1)
         self._recent.move_to_end(correlation_key)
         while len(self._recent) > REMEMBERED_EVENTS:
             self._recent.popitem(last=False)
 
-    def _create(self, subject: _Subject, event_type: str, reason: str, message: str, timestamp: str) -> Event:
+    def _create(self, obj: Any, event_type: str, reason: str, message: str, timestamp: str) -> Event:
+        metadata = obj.metadata
         # Events about cluster-scoped objects (nodes) live in `default`, as in Kubernetes.
-        namespace = subject.namespace or "default"
+        namespace = metadata.namespace or "default"
         for _ in range(NAME_CLASH_RETRIES):
             event = Event.model_validate({
-                "metadata": {"name": f"{subject.name}.{self._next_name_suffix()}", "namespace": namespace},
+                "metadata": {"name": f"{metadata.name}.{self._next_name_suffix()}", "namespace": namespace},
                 "involvedObject": {
-                    "apiVersion": subject.api_version,
-                    "kind": subject.kind,
-                    "namespace": subject.namespace,
-                    "name": subject.name,
-                    "uid": subject.uid,
-                    "resourceVersion": subject.resource_version,
+                    "apiVersion": obj.api_version,
+                    "kind": obj.kind,
+                    "namespace": metadata.namespace,
+                    "name": metadata.name,
+                    "uid": metadata.uid,
+                    "resourceVersion": metadata.resource_version,
                 },
                 "type": event_type,
                 "reason": reason,
@@ -159,7 +117,7 @@ class EventRecorder:
                 return self.client.create(event)
             except errors.AlreadyExists:
                 continue
-        raise errors.AlreadyExists(f"events: {NAME_CLASH_RETRIES} generated names for {subject.name} were taken")
+        raise errors.AlreadyExists(f"events: {NAME_CLASH_RETRIES} generated names for {metadata.name} were taken")
 
     def _next_name_suffix(self) -> str:
         # Kubernetes names events `<object>.<unix nanoseconds in hex>`; keep them strictly

@@ -112,31 +112,3 @@ def test_recording_never_raises_and_logs_the_failure(cluster, recorder, caplog):
 
     assert cluster.list("events") == []
     assert "could not record event Scheduled on Pod default/web: database is locked" in caplog.text
-
-
-def test_a_background_recorder_returns_at_once_and_writes_in_order_with_the_time_of_the_event(cluster):
-    recorder = EventRecorder(cluster.client, "kubelet", cluster.clock, host="test-host", background=True)
-    pod = cluster.pod("web")
-    written = threading.Event()
-    release = threading.Event()
-    real_create = cluster.client.create
-
-    def slow_create(obj, *args, **kwargs):
-        release.wait(5)  # the API is slow: event() must not wait for it
-        created = real_create(obj, *args, **kwargs)
-        written.set()
-        return created
-
-    cluster.client.create = slow_create
-    happened_at = format_time(cluster.clock.now())
-    recorder.event(pod, "Normal", "Pulled", "Container image \"busybox\" already present on machine")
-    recorder.event(pod, "Warning", "BackOff", "Back-off restarting failed container")
-    recorder.event(pod, "Warning", "BackOff", "Back-off restarting failed container")
-    assert not written.is_set()
-    cluster.clock.advance(60)
-    release.set()
-    recorder.flush()
-
-    events = sorted(cluster.list("events"), key=lambda event: event.metadata.name)
-    assert [(event.reason, event.count) for event in events] == [("Pulled", 1), ("BackOff", 2)]
-    assert {event.first_timestamp for event in events} == {happened_at}
