@@ -774,9 +774,8 @@ class NodeAgent:
         """Remove the sandbox (killing what runs in it) and every container record of the pod."""
         if sandbox is not None:
             self.runtime.remove_sandbox(sandbox)
-        for state in self.runtime.list_containers():
-            if state.sandbox_id == pod_uid:
-                self.runtime.remove_container(state.id)
+        for state in self.runtime.list_containers(sandbox_id=pod_uid):
+            self.runtime.remove_container(state.id)
 
     # ------------------------------------------------------------------------------------------
     # Re-adoption after a restart of the daemon

@@ -246,8 +246,9 @@ class FakeRuntime:
     def list_sandboxes(self) -> list[Sandbox]:
         return [replace(sandbox) for sandbox in self.sandboxes.values()]
 
-    def list_containers(self) -> list[ContainerState]:
-        return [replace(state) for state in self.containers.values()]
+    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerState]:
+        return [replace(state) for state in self.containers.values()
+                if sandbox_id is None or state.sandbox_id == sandbox_id]
 
     def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
         """The same document shape as LinuxRuntime.inspect, with made-up facts."""

@@ -415,8 +415,9 @@ class LinuxRuntime:
     def container_state(self, container_id: str) -> ContainerState:
         return state_from_record(self._record(container_id))
 
-    def list_containers(self) -> list[ContainerState]:
-        return [state_from_record(record) for record in self.supervisor.call({"op": "list"})["containers"]]
+    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerState]:
+        states = [state_from_record(record) for record in self.supervisor.call({"op": "list"})["containers"]]
+        return [state for state in states if sandbox_id is None or state.sandbox_id == sandbox_id]
 
     def wait_any(self, timeout: float) -> list[ContainerState]:
         exited: list[ContainerState] = []

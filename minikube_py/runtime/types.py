@@ -187,7 +187,8 @@ class Runtime(Protocol):
     def list_sandboxes(self) -> list[Sandbox]:
         """Sandboxes found on the host (for re-adoption after a daemon restart)."""
 
-    def list_containers(self) -> list[ContainerState]: ...
+    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerState]:
+        """Containers known to the runtime; with sandbox_id, only that pod's."""
 
     def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
         """Facts read from /proc and cgroupfs: pids, namespace inodes, cgroup paths and limits, rootfs, veth."""
