@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from minikube_py.api.core import PodTemplateSpec
-from minikube_py.api.meta import IntOrString, LabelSelector, ObjectMeta, WireModel, WithConditions
+from minikube_py.api.meta import Int32, Int64, IntOrString, LabelSelector, ObjectMeta, WireModel, WithConditions
 
 
 class ReplicaSetCondition(WireModel):
@@ -23,18 +23,18 @@ class ReplicaSetCondition(WireModel):
 
 
 class ReplicaSetSpec(WireModel):
-    replicas: int = 1
-    min_ready_seconds: int = 0
+    replicas: Int32 = 1
+    min_ready_seconds: Int32 = 0
     selector: LabelSelector | None = None
     template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
 
 
 class ReplicaSetStatus(WithConditions, WireModel):
-    replicas: int | None = None
-    fully_labeled_replicas: int | None = None
-    ready_replicas: int | None = None
-    available_replicas: int | None = None
-    observed_generation: int | None = None
+    replicas: Int32 | None = None
+    fully_labeled_replicas: Int32 | None = None
+    ready_replicas: Int32 | None = None
+    available_replicas: Int32 | None = None
+    observed_generation: Int64 | None = None
     conditions: list[ReplicaSetCondition] | None = None
 
 
@@ -66,25 +66,25 @@ class DeploymentCondition(WireModel):
 
 
 class DeploymentSpec(WireModel):
-    replicas: int = 1
+    replicas: Int32 = 1
     selector: LabelSelector | None = None
     template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
     strategy: DeploymentStrategy = Field(default_factory=DeploymentStrategy)
-    min_ready_seconds: int = 0
-    revision_history_limit: int = 10
+    min_ready_seconds: Int32 = 0
+    revision_history_limit: Int32 = 10
     paused: bool = False
-    progress_deadline_seconds: int = 600
+    progress_deadline_seconds: Int32 = 600
 
 
 class DeploymentStatus(WithConditions, WireModel):
-    observed_generation: int | None = None
-    replicas: int | None = None
-    updated_replicas: int | None = None
-    ready_replicas: int | None = None
-    available_replicas: int | None = None
-    unavailable_replicas: int | None = None
+    observed_generation: Int64 | None = None
+    replicas: Int32 | None = None
+    updated_replicas: Int32 | None = None
+    ready_replicas: Int32 | None = None
+    available_replicas: Int32 | None = None
+    unavailable_replicas: Int32 | None = None
     conditions: list[DeploymentCondition] | None = None
-    collision_count: int | None = None
+    collision_count: Int32 | None = None
 
 
 class Deployment(WireModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from minikube_py.api.meta import IntOrString, ObjectMeta, ObjectReference, ResourceList, WireModel, WithConditions
+from minikube_py.api.meta import Int32, Int64, IntOrString, ObjectMeta, ObjectReference, ResourceList, WireModel, WithConditions
 
 
 # --- containers --------------------------------------------------------------------------
@@ -32,10 +32,10 @@ class EnvVar(WireModel):
 
 
 class ContainerPort(WireModel):
-    container_port: int
+    container_port: Int32
     name: str | None = None
     protocol: str = "TCP"
-    host_port: int | None = None
+    host_port: Int32 | None = None
 
 
 class ResourceRequirements(WireModel):
@@ -69,17 +69,17 @@ class Probe(WireModel):
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
-    initial_delay_seconds: int = 0
-    period_seconds: int = 10
-    timeout_seconds: int = 1
-    success_threshold: int = 1
-    failure_threshold: int = 3
-    termination_grace_period_seconds: int | None = None
+    initial_delay_seconds: Int32 = 0
+    period_seconds: Int32 = 10
+    timeout_seconds: Int32 = 1
+    success_threshold: Int32 = 1
+    failure_threshold: Int32 = 3
+    termination_grace_period_seconds: Int64 | None = None
 
 
 class SecurityContext(WireModel):
-    run_as_user: int | None = None
-    run_as_group: int | None = None
+    run_as_user: Int64 | None = None
+    run_as_group: Int64 | None = None
     run_as_non_root: bool | None = None
     privileged: bool | None = None
     read_only_root_filesystem: bool | None = None
@@ -134,10 +134,10 @@ class Volume(WireModel):
 
 
 class PodSecurityContext(WireModel):
-    run_as_user: int | None = None
-    run_as_group: int | None = None
+    run_as_user: Int64 | None = None
+    run_as_group: Int64 | None = None
     run_as_non_root: bool | None = None
-    fs_group: int | None = None
+    fs_group: Int64 | None = None
 
 
 class PodReadinessGate(WireModel):
@@ -148,8 +148,8 @@ class PodSpec(WireModel):
     containers: list[Container] = Field(default_factory=list)
     init_containers: list[Container] | None = None
     restart_policy: str = "Always"
-    termination_grace_period_seconds: int = 30
-    active_deadline_seconds: int | None = None
+    termination_grace_period_seconds: Int64 = 30
+    active_deadline_seconds: Int64 | None = None
     share_process_namespace: bool | None = None
     hostname: str | None = None
     subdomain: str | None = None
@@ -185,8 +185,8 @@ class ContainerStateRunning(WireModel):
 
 
 class ContainerStateTerminated(WireModel):
-    exit_code: int
-    signal: int | None = None
+    exit_code: Int32
+    signal: Int32 | None = None
     reason: str | None = None
     message: str | None = None
     started_at: str | None = None
@@ -208,7 +208,7 @@ class ContainerStatus(WireModel):
     last_state: ContainerState | None = None
     ready: bool = False
     started: bool | None = None
-    restart_count: int = 0
+    restart_count: Int32 = 0
     image: str | None = None
     image_id: str | None = None
     container_id: str | None = None
@@ -325,7 +325,7 @@ class Event(WireModel):
     reason: str | None = None
     message: str | None = None
     type: str | None = None
-    count: int | None = None
+    count: Int32 | None = None
     first_timestamp: str | None = None
     last_timestamp: str | None = None
     event_time: str | None = None

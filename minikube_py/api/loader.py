@@ -44,6 +44,18 @@ _ManifestLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
+# kubectl's YAML reader (go-yaml) also takes `1e20` and `5.` as numbers; PyYAML's YAML 1.1 rules
+# want a dot and a signed exponent. Same numbers, same errors as with kubectl.
+_ManifestLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)$"),
+    list("-+.0123456789"),
+)
+
+# Go's JSON encoder writes a float without a fraction as an integer below 1e21: kubectl turns
+# `replicas: 3.0` into `"replicas": 3` (accepted) and `1.5` stays a float (rejected by the API).
+_LARGEST_PLAIN_FLOAT = 1e21
+
 _DOCUMENT_SEPARATOR = re.compile(r"^---(?=\s|$)", re.MULTILINE)
 
 
@@ -59,6 +71,8 @@ def _wire_value(value: Any, depth: int = 0) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, float) and value.is_integer() and abs(value) < _LARGEST_PLAIN_FLOAT:
+        return int(value)
     return value
 
 
@@ -86,7 +100,7 @@ def _is_valid_json(text: str) -> bool:
 
 def _parse_json(text: str, source: str) -> list[ManifestDocument]:
     try:
-        value = json.loads(text)
+        value = _wire_value(json.loads(text))
     except json.JSONDecodeError as exc:
         return [ManifestDocument(source, 1, error=f"{source}: document 1: JSON syntax error at line {exc.lineno}: {exc.msg}")]
     except (RecursionError, ValueError):

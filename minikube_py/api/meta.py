@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic_core import PydanticCustomError
 
 # Words Kubernetes writes in capitals inside camelCase names (`podIP`, `imageID`, `podCIDR`).
@@ -38,10 +38,44 @@ class WireModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _fixed_width(bits: int, low: int, high: int) -> AfterValidator:
+    """A check that an integer fits Kubernetes' Go field type (`int32`, `int64`).
+
+    Python integers have no size; Go's JSON decoder rejects a number its field cannot hold
+    (`cannot unmarshal number 9223372036854775808 into ... of type int32`), so we do too.
+    """
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise PydanticCustomError(
+                f"int{bits}_range",
+                f"cannot unmarshal number into a field of type int{bits} (must be between {low} and {high}, inclusive)",
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Int32 = Annotated[int, _fixed_width(32, INT32_MIN, INT32_MAX)]
+"""An `int32` field of a Kubernetes type: replicas, ports, probe timings, exit codes."""
+Int64 = Annotated[int, _fixed_width(64, INT64_MIN, INT64_MAX)]
+"""An `int64` field of a Kubernetes type: grace periods, deadlines, user ids, generation."""
+
+
 def _int_or_string(value: Any) -> int | str:
     # bool is an int subclass in Python but never a valid int-or-string on the wire.
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise PydanticCustomError("int_or_string", "must be an integer or a string")
+    if isinstance(value, int) and not INT32_MIN <= value <= INT32_MAX:
+        # intstr.IntOrString holds its number as an int32.
+        raise PydanticCustomError(
+            "int32_range",
+            f"cannot unmarshal number into a field of type int32 (must be between {INT32_MIN} and {INT32_MAX}, inclusive)",
+        )
     return value
 
 
@@ -94,10 +128,10 @@ class ObjectMeta(WireModel):
     namespace: str | None = None
     uid: str | None = None
     resource_version: str | None = None
-    generation: int | None = None
+    generation: Int64 | None = None
     creation_timestamp: str | None = None
     deletion_timestamp: str | None = None
-    deletion_grace_period_seconds: int | None = None
+    deletion_grace_period_seconds: Int64 | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
     owner_references: list[OwnerReference] | None = None

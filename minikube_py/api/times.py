@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_MONTH_TO_SECOND = "%m-%dT%H:%M:%SZ"  # the year is formatted by hand: glibc does not zero-pad %Y
+
+
+# RFC 3339 has four-digit years; a time past either end (now + a grace period of 2**63 - 1
+# seconds) is written as the end, so it sorts after every real time and never fails to format.
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+_EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
 
 
 def format_time(epoch: float) -> str:
     """`1800000000.7` -> `"2027-01-15T08:00:00Z"` (UTC, fractions dropped as Kubernetes does)."""
-    return datetime.fromtimestamp(int(epoch // 1), tz=timezone.utc).strftime(_FORMAT)
+    clamped = min(max(epoch, _EARLIEST), _LATEST)
+    moment = datetime.fromtimestamp(int(clamped // 1), tz=timezone.utc)
+    return f"{moment.year:04d}-{moment.strftime(_MONTH_TO_SECOND)}"
 
 
 def parse_time(text: str) -> float:

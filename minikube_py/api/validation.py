@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from minikube_py.api.apps import Deployment, DeploymentStrategy, ReplicaSet
 from minikube_py.api.core import Container, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Volume
-from minikube_py.api.meta import IntOrString, LabelSelector, ObjectMeta, WireModel, wire_name
+from minikube_py.api.meta import INT64_MAX, INT64_MIN, IntOrString, LabelSelector, ObjectMeta, WireModel, wire_name
 from minikube_py.api.names import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
@@ -519,6 +519,23 @@ def _validate_deployment(problems: Problems, deployment: Deployment) -> None:
     problems.non_negative("spec.progressDeadlineSeconds", spec.progress_deadline_seconds)
     if spec.progress_deadline_seconds <= spec.min_ready_seconds:
         problems.invalid("spec.progressDeadlineSeconds", spec.progress_deadline_seconds, "must be greater than minReadySeconds")
+
+
+# --- DeleteOptions ---------------------------------------------------------------------------
+
+
+def grace_period_problem(value: Any) -> str | None:
+    """What is wrong with a DeleteOptions `gracePeriodSeconds` (an int64, query or body), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"gracePeriodSeconds: Invalid value: {show_value(value)}: must be an integer"
+    if not INT64_MIN <= value <= INT64_MAX:
+        return (
+            f"gracePeriodSeconds: Invalid value: {value}: cannot unmarshal number into a field of type int64 "
+            f"(must be between {INT64_MIN} and {INT64_MAX}, inclusive)"
+        )
+    return None
 
 
 # --- entry points ---------------------------------------------------------------------------

@@ -535,6 +535,9 @@ class Registry:
         checked against the object inside the same compare-and-swap that deletes it.
         """
         info = self._info(resource)
+        grace_problem = api.validation.grace_period_problem(grace_period_seconds)
+        if grace_problem:
+            raise errors.BadRequest(grace_problem)
         if propagation_policy not in (None, "Background", "Foreground", "Orphan"):
             raise errors.BadRequest(f"propagationPolicy {propagation_policy!r}: must be "
                                     "Background, Foreground or Orphan")

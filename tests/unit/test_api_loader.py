@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,3 +156,14 @@ def test_random_trees_dumped_as_json_load_and_parse_cleanly(tree):
     for document in api.load_manifests(text, "fuzz.json"):
         if document.data is not None:
             _call_cleanly(api.parse_object, document.data)
+
+
+@pytest.mark.parametrize("text, number", [
+    ("replicas: 3.0", 3),  # kubectl sends 3: Go writes a float without fraction as an integer
+    ("replicas: 1e20", 10**20),  # a number to go-yaml, so the API rejects it as beyond int32
+    ("replicas: 1.5", 1.5),  # stays a float: the API says "must be an integer"
+])
+def test_numbers_are_read_as_kubectl_reads_them(text, number):
+    [document] = api.load_manifests(f"apiVersion: apps/v1\nkind: Deployment\nspec:\n  {text}\n")
+    assert document.data["spec"]["replicas"] == number
+    assert type(document.data["spec"]["replicas"]) is type(number)

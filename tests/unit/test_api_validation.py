@@ -433,3 +433,92 @@ def test_validate_update_accepts_wire_dicts_and_checks_the_name():
     new = copy.deepcopy(old)
     new["metadata"]["name"] = "other"
     assert api.validate_update(new, old) == [("metadata.name", 'Invalid value: "other": field is immutable')]
+
+
+# --- Go field widths (issue 9 item 8) ----------------------------------------------------------
+
+INT32_RANGE = "(must be between -2147483648 and 2147483647, inclusive)"
+INT64_RANGE = "(must be between -9223372036854775808 and 9223372036854775807, inclusive)"
+
+
+@pytest.mark.parametrize("field, value, width", [
+    ("replicas", 9223372036854775808, "int32"),
+    ("replicas", 2**31, "int32"),
+    ("minReadySeconds", 2**40, "int32"),
+    ("revisionHistoryLimit", -(2**31) - 1, "int32"),
+    ("progressDeadlineSeconds", 10**20, "int32"),
+])
+def test_deployment_numbers_beyond_int32_are_rejected(field, value, width):
+    with pytest.raises(errors.Invalid) as caught:
+        api.parse_object(deployment(**{field: value}))
+    assert (f"spec.{field}", f"Invalid value: {value}: cannot unmarshal number into a field of type {width} {INT32_RANGE}") \
+        in caught.value.errors
+
+
+def test_int32_limits_themselves_are_accepted_and_checked_by_kubernetes_rules():
+    assert api.parse_object(deployment(replicas=2**31 - 1)).spec.replicas == 2**31 - 1
+    with pytest.raises(errors.Invalid, match="spec.replicas: Invalid value: -2147483648: must be greater than or equal to 0"):
+        api.parse_object(deployment(replicas=-(2**31)))
+
+
+@pytest.mark.parametrize("probe_field", ["periodSeconds", "initialDelaySeconds", "timeoutSeconds", "failureThreshold"])
+def test_probe_timings_beyond_int32_are_rejected(probe_field):
+    probe = {"exec": {"command": ["true"]}, probe_field: 10**20}
+    with pytest.raises(errors.Invalid) as caught:
+        api.parse_object(pod([container(livenessProbe=probe)]))
+    assert caught.value.errors == [(
+        f"spec.containers[0].livenessProbe.{probe_field}",
+        f"Invalid value: 100000000000000000000: cannot unmarshal number into a field of type int32 {INT32_RANGE}",
+    )]
+
+
+@pytest.mark.parametrize("manifest, path", [
+    (pod([container(ports=[{"containerPort": 2**32 + 80}])]), "spec.containers[0].ports[0].containerPort"),
+    (pod([container(readinessProbe={"httpGet": {"port": 2**32 + 80}})]), "spec.containers[0].readinessProbe.httpGet.port"),
+    (deployment(strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2**33}}),
+     "spec.strategy.rollingUpdate.maxSurge"),
+])
+def test_ports_and_int_or_strings_hold_an_int32(manifest, path):
+    with pytest.raises(errors.Invalid) as caught:
+        api.parse_object(manifest)
+    assert any(found == path and "type int32" in message for found, message in caught.value.errors)
+
+
+@pytest.mark.parametrize("field", ["terminationGracePeriodSeconds", "activeDeadlineSeconds"])
+def test_pod_int64_fields_reject_numbers_beyond_int64(field):
+    with pytest.raises(errors.Invalid) as caught:
+        api.parse_object(pod(**{field: 2**63}))
+    assert (f"spec.{field}", f"Invalid value: {2**63}: cannot unmarshal number into a field of type int64 {INT64_RANGE}") \
+        in caught.value.errors
+
+
+def test_the_largest_int64_grace_period_is_a_valid_pod():
+    assert api.parse_object(pod(terminationGracePeriodSeconds=2**63 - 1)).spec.termination_grace_period_seconds == 2**63 - 1
+
+
+def test_active_deadline_keeps_kubernetes_range():
+    with pytest.raises(errors.Invalid, match="must be between 1 and 2147483647, inclusive"):
+        api.parse_object(pod(activeDeadlineSeconds=2**31))
+
+
+@pytest.mark.parametrize("value", [3.0, 1.5, 1e20])
+def test_floats_are_not_integers_on_the_wire(value):
+    with pytest.raises(errors.Invalid) as caught:
+        api.parse_object(deployment(replicas=value))
+    assert caught.value.errors == [("spec.replicas", f"Invalid value: {value}: must be an integer")]
+
+
+@pytest.mark.parametrize("value, problem", [
+    (None, None),
+    (30, None),
+    (2**63 - 1, None),
+    (2**63, "cannot unmarshal number into a field of type int64"),
+    ("30", "must be an integer"),
+    (True, "must be an integer"),
+    (1.5, "must be an integer"),
+])
+def test_delete_grace_period_is_an_int64(value, problem):
+    from minikube_py.api.validation import grace_period_problem
+
+    found = grace_period_problem(value)
+    assert (found is None) if problem is None else (problem in found and found.startswith("gracePeriodSeconds: "))

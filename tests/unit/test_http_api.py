@@ -290,3 +290,26 @@ def test_delete_options_preconditions_travel_over_http(server, transport):
     transport.delete("pods", "default", "web", preconditions={"uid": created["metadata"]["uid"]})
     with pytest.raises(errors.NotFound):
         transport.get("pods", "default", "web")
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/v1/namespaces/default/pods/web?gracePeriodSeconds=1" + "0" * 40, None),
+    ("/api/v1/namespaces/default/pods/web", {"gracePeriodSeconds": 2**64}),
+    ("/api/v1/namespaces/default/pods/web", {"gracePeriodSeconds": "soon"}),
+])
+def test_a_grace_period_beyond_int64_in_the_query_or_body_is_400(server, transport, path, body):
+    transport.create("pods", "default", pod_body())
+    transport.bind("default", "web", "node-1")
+    payload = json.dumps(body).encode() if body is not None else b""
+    status, document = raw_request(server, "DELETE", path, payload, {"Content-Type": "application/json"})
+    assert status == 400 and document["reason"] == "BadRequest" and "gracePeriodSeconds" in document["message"]
+    assert "deletionTimestamp" not in transport.get("pods", "default", "web")["metadata"]
+
+
+def test_a_pod_with_the_largest_grace_period_is_deleted_without_error(server, transport):
+    body = pod_body()
+    body["spec"]["terminationGracePeriodSeconds"] = 2**63 - 1
+    transport.create("pods", "default", body)
+    transport.bind("default", "web", "node-1")
+    status, document = raw_request(server, "DELETE", "/api/v1/namespaces/default/pods/web")
+    assert status == 200 and document["metadata"]["deletionTimestamp"] == "9999-12-31T23:59:59Z"

@@ -193,3 +193,23 @@ def test_delete_preconditions_on_uid_and_resource_version_are_checked_with_the_d
                                                              "resourceVersion": created["metadata"]["resourceVersion"]})
     with pytest.raises(errors.NotFound):
         registry.get("pods", "default", "web")
+
+
+def test_the_largest_grace_period_deletes_with_the_last_representable_timestamp(registry):
+    registry.create("pods", "default", pod_body(grace=2**63 - 1))
+    registry.bind("default", "web", "node-1")
+    marked = registry.delete("pods", "default", "web")
+    assert marked["metadata"]["deletionTimestamp"] == "9999-12-31T23:59:59Z"
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 2**63 - 1
+    registry.delete("pods", "default", "web", grace_period_seconds=0)
+    with pytest.raises(errors.NotFound):
+        registry.get("pods", "default", "web")
+
+
+@pytest.mark.parametrize("grace", [2**63, 10**40, "30", [1], 1.5])
+def test_a_grace_period_that_is_not_an_int64_is_a_bad_request_and_deletes_nothing(registry, grace):
+    registry.create("pods", "default", pod_body())
+    registry.bind("default", "web", "node-1")
+    with pytest.raises(errors.BadRequest, match="gracePeriodSeconds: Invalid value"):
+        registry.delete("pods", "default", "web", grace_period_seconds=grace)
+    assert "deletionTimestamp" not in registry.get("pods", "default", "web")["metadata"]
