@@ -57,6 +57,9 @@ SANDBOX = ""  # the key of sandbox creation failures in PodRecord.failures
 # A deletion noticed within this many seconds of its timestamp gets the whole grace period:
 # timestamps have one-second precision, and kubelet also grants the full deletionGracePeriodSeconds.
 DELETION_NOTICE_SLACK_SECONDS = 2.0
+# The API takes any int64 grace period; a wait that long overflows the kernel's timeouts, and
+# a century is as good as forever for a container that ignores SIGTERM.
+LONGEST_GRACE_SECONDS = 100 * 365 * 24 * 3600.0
 # Status writes are JSON patches that first test the pod's uid, so a status never lands on a
 # newer pod of the same name (kubelet's status manager checks the uid the same way).
 JSON_PATCH = "application/json-patch+json"
@@ -737,6 +740,7 @@ class NodeAgent:
     def _stop_pod(self, record: PodRecord, grace: float) -> None:
         """SIGTERM every running container (in parallel), SIGKILL after `grace`, then free everything."""
         self.probes.remove_pod(record.uid)
+        grace = min(grace, LONGEST_GRACE_SECONDS)
         running = [container_record for container_record in record.containers.values() if container_record.running]
 
         def stop(container_record: ContainerRecord) -> None:

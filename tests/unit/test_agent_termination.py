@@ -120,3 +120,14 @@ def test_a_termination_that_failed_half_way_is_tried_again(harness):
     with pytest.raises(errors.NotFound):
         harness.pod("web")
     assert harness.agent._finished == set() and harness.agent._records == {}
+
+
+def test_the_largest_int64_grace_period_is_waited_as_a_century_not_an_overflow(harness):
+    import threading
+
+    harness.create_pod("web", [{"name": "main"}], terminationGracePeriodSeconds=2**63 - 1)
+    harness.sync()
+    harness.registry.delete("pods", "default", "web")
+    harness.sync()
+    [grace] = [call[2] for call in harness.runtime.calls if call[0] == "stop_container"]
+    assert 0 < grace <= threading.TIMEOUT_MAX
