@@ -17,7 +17,7 @@ import threading
 import time
 
 from benchmarks.statistics import percentile
-from minikube_py.apiserver.http import ApiHttpServer
+from minikube_py.apiserver.server import ApiHttpServer
 from minikube_py.apiserver.registry import Registry
 from minikube_py.client.transport import HttpTransport
 from minikube_py.store import Store

@@ -320,7 +320,7 @@ def serve(home: str) -> int:
     from controllers import build_controllers
     from controllers.deployment import DeploymentController
     from minikube_py.agent import AgentConfig, NodeAgent
-    from minikube_py.apiserver.http import ApiHttpServer
+    from minikube_py.apiserver.server import ApiHttpServer
     from minikube_py.apiserver.registry import Registry
     from minikube_py.client.api import ApiClient
     from minikube_py.client.events import EventRecorder

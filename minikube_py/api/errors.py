@@ -47,6 +47,20 @@ class BadRequest(ApiError):
     reason = "BadRequest"
 
 
+class Unauthorized(ApiError):
+    """No credential, or one the server does not know (HTTP 401)."""
+
+    code = 401
+    reason = "Unauthorized"
+
+
+class Forbidden(ApiError):
+    """A known user asked for something it may not do (HTTP 403)."""
+
+    code = 403
+    reason = "Forbidden"
+
+
 class NotFound(ApiError):
     code = 404
     reason = "NotFound"
@@ -74,6 +88,28 @@ class Gone(ApiError):
     reason = "Expired"
 
 
+class RequestEntityTooLarge(ApiError):
+    code = 413
+    reason = "RequestEntityTooLarge"
+
+
+class UnsupportedMediaType(ApiError):
+    code = 415
+    reason = "UnsupportedMediaType"
+
+
+class InsufficientStorage(ApiError):
+    """The store could not write: the disk is full or the database is not writable (HTTP 507)."""
+
+    code = 507
+    reason = "InsufficientStorage"
+
+
+class ServiceUnavailable(ApiError):
+    code = 503
+    reason = "ServiceUnavailable"
+
+
 class Invalid(ApiError):
     """A manifest failed validation; `errors` holds (field path, message) pairs."""
 
@@ -87,5 +123,6 @@ class Invalid(ApiError):
 
 _BY_REASON = {
     cls.reason: cls
-    for cls in (BadRequest, NotFound, MethodNotAllowed, AlreadyExists, Conflict, Gone, Invalid)
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists, Conflict, Gone,
+                RequestEntityTooLarge, UnsupportedMediaType, InsufficientStorage, ServiceUnavailable, Invalid)
 }

@@ -14,19 +14,16 @@ import http.client
 import json
 import queue
 import socket
-import struct
 import threading
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 from minikube_py import api
-from minikube_py.api import errors
+from minikube_py.api import errors, exec_stream
+from minikube_py.api.exec_stream import EXEC_UPGRADE, EXIT_CODE, STDIN, STDIN_CLOSED
 from minikube_py.api.watch import EventStream
 
 MERGE_PATCH = "application/merge-patch+json"
-EXEC_UPGRADE = "minikube-py-exec"
-STDIN, STDOUT, STDERR, EXIT_CODE, STDIN_CLOSED = 0, 1, 2, 3, 4
-FRAME_HEADER = struct.Struct(">BI")
 # Errors of a kept-alive connection the server has meanwhile closed: safe to send again once.
 STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
                            ConnectionAbortedError)
@@ -131,7 +128,7 @@ class ExecStream:
 
     def _send(self, channel: int, data: bytes) -> None:
         with self._write_lock:
-            self._socket.sendall(FRAME_HEADER.pack(channel, len(data)) + data)
+            self._socket.sendall(exec_stream.encode_frame(channel, data))
 
     def write_stdin(self, data: bytes) -> None:
         self._send_stdin(STDIN, data)
@@ -150,12 +147,11 @@ class ExecStream:
     def read(self) -> Iterator[tuple[int, bytes]]:
         """(1 stdout | 2 stderr, data) until the command exits."""
         while not self._finished:
-            header = self._reader.read(FRAME_HEADER.size)
-            if len(header) < FRAME_HEADER.size:
+            frame = exec_stream.read_frame(self._reader)
+            if frame is None:
                 self._finished = True
                 break
-            channel, length = FRAME_HEADER.unpack(header)
-            data = self._reader.read(length) if length else b""
+            channel, data = frame
             if channel == EXIT_CODE:
                 self._exit_code = int(data.decode() or "1")
                 self._finished = True

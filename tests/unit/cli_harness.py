@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from minikube_py.apiserver.http import ApiHttpServer
+from minikube_py.apiserver.server import ApiHttpServer
 from minikube_py.apiserver.registry import Registry
 from minikube_py.cli.main import main
 from minikube_py.store import Store

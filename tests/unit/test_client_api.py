@@ -4,7 +4,7 @@ import pytest
 
 from minikube_py import api
 from minikube_py.api import errors
-from minikube_py.apiserver.http import ApiHttpServer
+from minikube_py.apiserver.server import ApiHttpServer
 from minikube_py.apiserver.registry import Registry
 from minikube_py.client.api import ApiClient
 from minikube_py.client.transport import HttpTransport

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from minikube_py.api import errors
-from minikube_py.apiserver.http import ApiHttpServer
+from minikube_py.apiserver.server import ApiHttpServer
 from minikube_py.apiserver.registry import Registry
 from minikube_py.client.transport import HttpTransport
 from minikube_py.clock import FakeClock

@@ -350,7 +350,7 @@ def test_a_label_selected_informer_follows_objects_moving_in_and_out_of_its_sele
 
 
 def test_an_informer_over_http_converges_under_concurrent_writes(cluster, tmp_path):
-    from minikube_py.apiserver.http import ApiHttpServer
+    from minikube_py.apiserver.server import ApiHttpServer
     from minikube_py.client.api import ApiClient
     from minikube_py.client.transport import HttpTransport
 

@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from minikube_py.apiserver.http import ApiHttpServer
+from minikube_py.apiserver.server import ApiHttpServer
 from minikube_py.apiserver.registry import Registry
 from minikube_py.clock import FakeClock
 from minikube_py.store import Store

@@ -1,0 +1,97 @@
+"""Discovery: the documents that tell a client what this server serves.
+
+`/version`, `/api`, `/apis`, `/api/v1` and `/apis/GROUP/VERSION` (APIResourceList with the
+subresources we serve) and a small `/openapi/v3`. kubectl reads these before anything else, to map
+`kubectl get deploy` to a path and to learn that the server validates fields itself. Everything is
+computed from `api.RESOURCES`, so a new kind appears here by being registered there.
+"""
+
+from __future__ import annotations
+
+from minikube_py import __version__, api
+
+KUBERNETES_VERSION = {"major": "1", "minor": "32"}
+OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+def version_info() -> dict:
+    return {**KUBERNETES_VERSION, "gitVersion": f"v1.32.0-minikube-py-{__version__}", "gitCommit": "",
+            "gitTreeState": "clean", "buildDate": "1970-01-01T00:00:00Z", "goVersion": "python",
+            "compiler": "cpython", "platform": "linux/amd64"}
+
+
+def group_versions() -> dict[str, list]:
+    by_version: dict[str, list] = {}
+    for info in api.RESOURCES.values():
+        by_version.setdefault(info.api_version, []).append(info)
+    return by_version
+
+
+def api_resource_list(group_version: str) -> dict:
+    """The APIResourceList of one group version, with the subresources we serve."""
+    resources = []
+    for info in group_versions().get(group_version, []):
+        entry = {"name": info.plural, "singularName": info.singular, "namespaced": info.namespaced,
+                 "kind": info.kind, "verbs": OBJECT_VERBS, "shortNames": list(info.short_names)}
+        if info.plural in ("pods", "replicasets", "deployments"):
+            entry["categories"] = ["all"]
+        resources.append(entry)
+        if info.plural != "events":
+            resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
+                              "kind": info.kind, "verbs": ["get", "patch", "update"]})
+        if info.plural in ("replicasets", "deployments"):
+            resources.append({"name": f"{info.plural}/scale", "singularName": "", "namespaced": True,
+                              "group": "autoscaling", "version": "v1", "kind": "Scale",
+                              "verbs": ["get", "patch", "update"]})
+        if info.plural == "pods":
+            resources += [
+                {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+                {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
+                 "verbs": ["create", "get"]},
+                {"name": "pods/binding", "singularName": "", "namespaced": True, "kind": "Binding",
+                 "verbs": ["create"]},
+                {"name": "pods/inspect", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+            ]
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+
+
+def api_group_list() -> dict:
+    groups = []
+    for group_version in group_versions():
+        if "/" in group_version:
+            name, version = group_version.split("/")
+            entry = {"groupVersion": group_version, "version": version}
+            groups.append({"name": name, "versions": [entry], "preferredVersion": entry})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def api_versions() -> dict:
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+
+
+def openapi_v3_index() -> dict:
+    """Where the per-group-version OpenAPI v3 documents are (`/openapi/v3`)."""
+    paths = {}
+    for group_version in group_versions():
+        prefix = "api/v1" if group_version == "v1" else f"apis/{group_version}"
+        paths[prefix] = {"serverRelativeURL": f"/openapi/v3/{prefix}"}
+    return {"paths": paths}
+
+
+def openapi_v3_document(group_version: str) -> dict:
+    """A deliberately small OpenAPI v3 document: each object path with the
+    `x-kubernetes-group-version-kind` and the `fieldValidation` parameter of its PATCH. kubectl
+    reads exactly this to learn that the server validates fields itself (it rejects unknown
+    fields), and then sends manifests without validating them against a schema first."""
+    paths = {}
+    for info in group_versions()[group_version]:
+        group, _, version = info.api_version.rpartition("/")
+        base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        scope = "/namespaces/{namespace}" if info.namespaced else ""
+        operation = {"x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": info.kind},
+                     "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+                     "responses": {"200": {"description": "OK"}}}
+        paths[f"{base}{scope}/{info.plural}/{{name}}"] = {"patch": operation}
+    return {"openapi": "3.0.0", "info": {"title": "minikube-py", "version": KUBERNETES_VERSION["minor"]},
+            "paths": paths, "components": {"schemas": {}}}
