@@ -39,6 +39,21 @@ class _ManifestLoader(yaml.SafeLoader):
     """SafeLoader that keeps timestamps as text: `creationTimestamp: 2026-01-01T00:00:00Z` is a string on the wire."""
 
 
+def _construct_set(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    # A YAML set is a mapping whose values are null; JSON, and so the API, has only the mapping.
+    return {key: None for key in loader.construct_mapping(node)}
+
+
+def _construct_pairs(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> list:
+    # `!!omap [a: 1]` / `!!pairs`: what is written, a list of one-key mappings, as go-yaml reads it.
+    return [loader.construct_mapping(item) if isinstance(item, yaml.MappingNode) else loader.construct_object(item)
+            for item in node.value]
+
+
+_ManifestLoader.add_constructor("tag:yaml.org,2002:set", _construct_set)
+_ManifestLoader.add_constructor("tag:yaml.org,2002:omap", _construct_pairs)
+_ManifestLoader.add_constructor("tag:yaml.org,2002:pairs", _construct_pairs)
+
 _ManifestLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -153,8 +168,38 @@ def _check_object(document: ManifestDocument, value: Any) -> ManifestDocument:
     except KeyError:
         document.error = f"{where}: {unknown_kind_message(api_version, kind)}"
         return document
+    problem = _metadata_problem(value.get("metadata"))
+    if problem:
+        document.error = f"{where}: {problem}"
+        return document
     document.data = value
     return document
+
+
+def _metadata_problem(metadata: Any) -> str | None:
+    """What makes `metadata` unusable to a client (it names objects by it), in the API's words.
+
+    The server checks everything else; these are the fields the CLI reads before sending.
+    """
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        return f"metadata: Invalid value: {_shown(metadata)}: must be an object"
+    for key in ("name", "generateName", "namespace"):
+        if metadata.get(key) is not None and not isinstance(metadata[key], str):
+            return f"metadata.{key}: Invalid value: {_shown(metadata[key])}: must be a string"
+    for key in ("labels", "annotations"):
+        if metadata.get(key) is not None and not isinstance(metadata[key], dict):
+            return f"metadata.{key}: Invalid value: {_shown(metadata[key])}: must be an object"
+    return None
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = json.dumps(value, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _is_list(value: Any) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,12 @@ from minikube_py.api.errors import ApiError, Invalid
 
 DEFAULT_HOME = "/var/lib/minikube-py"
 DEFAULT_NAMESPACE = "default"
+# kubectl's boolean flags take a value only as `--wait=false`: a bare `--wait` means true and the
+# next word stays an argument (`delete --wait pod web`).
+BARE_TRUE_FLAGS = ("--wait",)
+# Exit status of a command whose stdout reader went away (`get pods -o name | head -1`), as if
+# killed by SIGPIPE like kubectl.
+EXIT_STDOUT_CLOSED = 128 + 13
 
 
 class CommandError(Exception):
@@ -195,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     trailing: list[str] = []
     if "--" in argv:
         argv, trailing = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    argv = [f"{word}=true" if word in BARE_TRUE_FLAGS else word for word in argv]
     args = parser.parse_args(argv)
     if trailing and not getattr(args, "takes_command", False):
         parser.error(f"unexpected arguments after --: {' '.join(trailing)}")
@@ -205,19 +213,52 @@ def main(argv: list[str] | None = None) -> int:
         all_namespaces=getattr(args, "all_namespaces", False),
     )
     try:
-        return args.run(args, context) or 0
+        code = args.run(args, context) or 0
+        sys.stdout.flush()  # a reader that went away shows here, inside the handlers below
+        return code
     except CommandError as error:
         print_error(f"error: {error}")
     except ApiError as error:
         print_error(format_api_error(error))
+    except BrokenPipeError as error:
+        if stdout_closed():
+            silence_stdout()
+            return EXIT_STDOUT_CLOSED
+        print_error(_unreachable(context, error))
     except (ConnectionError, FileNotFoundError) as error:
-        print_error(f"error: cannot reach the minikube-py API at {context.socket_path} ({error}): "
-                    f"is the cluster running? Check with 'minikube-py status'")
+        print_error(_unreachable(context, error))
     except OSError as error:
         print_error(f"error: {error}")
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # the last line of defence: a message, never a traceback
+        print_error(f"error: {type(error).__name__}: {error} (an unexpected failure of minikube-py; please report it)")
     return 1
+
+
+def _unreachable(context: Context, error: OSError) -> str:
+    return (f"error: cannot reach the minikube-py API at {context.socket_path} ({error}): "
+            f"is the cluster running? Check with 'minikube-py status'")
+
+
+def stdout_closed() -> bool:
+    """Whether nobody reads our stdout any more: a pipe whose reader exited polls as an error."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError):  # not a real file (tests capture stdout): it cannot be closed
+        return False
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not report the broken pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ def register(subcommands: Subcommands) -> None:
                         help="remove the objects from the API at once, without waiting for their processes to stop")
     delete.add_argument("--now", action="store_true", help="shorthand for --grace-period=1")
     delete.add_argument("--wait", type=parse_bool, default=True, metavar="true|false",
-                        help="wait until the objects are gone before returning (default true)")
+                        help="wait until the objects are gone before returning (default true); "
+                             "a bare --wait means true, --wait=false returns at once")
     delete.add_argument("--timeout", type=parse_duration, default=0.0, metavar="DURATION",
                         help="how long to wait for deletion, such as 30s; 0 waits forever (default)")
     delete.set_defaults(run=run_delete)
@@ -97,21 +98,31 @@ def targets_from_arguments(context: Context, words: list[str]) -> list[tuple[api
     return [(info, name) for name in words[1:]]
 
 
+def manifest_targets(args: argparse.Namespace, context: Context) -> tuple[list[tuple[api.ResourceInfo, str, str | None]], bool]:
+    """(resource, name, namespace) triples of the objects in `-f` manifests, and whether every
+    document could be read: a bad document is reported and skipped, the others still count."""
+    found, readable = [], True
+    for path in manifest_files(args.filename, args.recursive):
+        try:
+            documents = read_documents(path)
+        except (OSError, UnicodeDecodeError) as error:
+            print_error(f"error: {path}: {error}")
+            readable = False
+            continue
+        for document in documents:
+            metadata = (document.data or {}).get("metadata") or {}
+            if document.error or not metadata.get("name"):
+                print_error(f"error: {document.error or document.location + ': metadata.name: Required value'}")
+                readable = False
+                continue
+            info = api.resource_for_kind(document.data["apiVersion"], document.data["kind"])
+            namespace = metadata.get("namespace") or context.namespace_for(info)
+            found.append((info, metadata["name"], namespace if info.namespaced else None))
+    return found, readable
+
+
 def deletion_targets(args: argparse.Namespace, context: Context) -> list[tuple[api.ResourceInfo, str, str | None]]:
-    """(resource, name, namespace) triples from names, a selector, --all or manifests."""
-    if args.filename:
-        if args.targets:
-            raise CommandError("give either -f or TYPE NAME, not both")
-        found = []
-        for path in manifest_files(args.filename, args.recursive):
-            for document in read_documents(path):
-                if document.error:
-                    raise CommandError(document.error)
-                data = document.data
-                info = api.resource_for_kind(data["apiVersion"], data["kind"])
-                namespace = (data.get("metadata") or {}).get("namespace") or context.namespace_for(info)
-                found.append((info, data["metadata"]["name"], namespace if info.namespaced else None))
-        return found
+    """(resource, name, namespace) triples from names, a selector or --all."""
     if not args.targets:
         raise CommandError("you must provide one or more resources by argument or filename")
     if args.selector or args.all:
@@ -145,11 +156,17 @@ def run_delete(args: argparse.Namespace, context: Context) -> int:
     grace = effective_grace_period(args)
     if args.force and grace == 0:
         print_error(FORCE_WARNING)
-    targets = deletion_targets(args, context)
+    if args.filename:
+        if args.targets:
+            raise CommandError("give either -f or TYPE NAME, not both")
+        targets, readable = manifest_targets(args, context)
+    else:
+        targets, readable = deletion_targets(args, context), True
     if not targets:
-        print_error("No resources found")
-        return 0
-    failed = False
+        if readable:
+            print_error("No resources found")
+        return 0 if readable else 1
+    failed = not readable
     deleted = []
     for info, name, namespace in targets:
         try:
