@@ -17,6 +17,7 @@ from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ImageConfig
 
 CPU_PERIOD_US = 100_000
 MIN_CPU_SHARES = 2
+DEFAULT_SERVICE_ACCOUNT = "default"
 
 
 def merge_argv(entrypoint: list[str], cmd: list[str], command: list[str] | None, args: list[str] | None) -> list[str]:
@@ -75,7 +76,8 @@ def field_ref_value(pod, field_path: str, pod_ip: str, host_ip: str) -> str:
         "metadata.namespace": metadata.namespace,
         "metadata.uid": metadata.uid,
         "spec.nodeName": spec.node_name,
-        "spec.serviceAccountName": getattr(spec, "service_account_name", None),
+        # Kubernetes' ServiceAccount admission stores "default" when the pod names no account.
+        "spec.serviceAccountName": spec.service_account_name or DEFAULT_SERVICE_ACCOUNT,
         "status.podIP": pod_ip,
         "status.podIPs": pod_ip,
         "status.hostIP": host_ip,

@@ -31,8 +31,10 @@ MAX_INT32 = 2**31 - 1
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+# An env var may name these, or one label or annotation (`metadata.labels['key']`); the whole
+# `metadata.labels` is for downwardAPI volumes only (k/k validEnvDownwardAPIFieldPathExpressions).
 SUPPORTED_FIELD_REFS = (
-    "metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels", "metadata.annotations",
+    "metadata.name", "metadata.namespace", "metadata.uid",
     "spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs",
 )
 _SUBSCRIPTED_FIELD_REF = re.compile(r"^metadata\.(labels|annotations)\['[^']+'\]$")

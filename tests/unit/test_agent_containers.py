@@ -126,3 +126,10 @@ def test_an_image_user_missing_from_its_passwd_is_a_config_error_unless_the_pod_
     assert raised.value.reason == "CreateContainerConfigError" and "unable to find user ghost" in raised.value.message
     numeric = make_pod({"name": "app", "image": "ghost:1", "securityContext": {"runAsUser": 1000}})
     assert config_for(numeric, ghost).uid == 1000
+
+
+def test_service_account_field_ref_is_the_pods_account_or_default_as_kubernetes_admission_sets_it():
+    env = [{"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}}]
+    assert dict(config_for(make_pod({"name": "app", "image": "img", "env": env})).env)["SA"] == "default"
+    named = make_pod({"name": "app", "image": "img", "env": env}, serviceAccountName="builder")
+    assert dict(config_for(named).env)["SA"] == "builder"

@@ -281,8 +281,14 @@ BAD_MANIFESTS = [
         pod([container(env=[{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "status.phase"}}}])]),
         'Pod "web" is invalid: spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: '
         '"status.phase": supported values: "metadata.name", "metadata.namespace", "metadata.uid", '
-        '"metadata.labels", "metadata.annotations", "spec.nodeName", "spec.serviceAccountName", '
-        '"status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs"',
+        '"spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs"',
+    ),
+    (
+        "all labels in an env var",
+        pod([container(env=[{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}}])]),
+        'Pod "web" is invalid: spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: '
+        '"metadata.labels": supported values: "metadata.name", "metadata.namespace", "metadata.uid", '
+        '"spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs"',
     ),
     (
         "negative grace period",
