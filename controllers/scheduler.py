@@ -1,22 +1,29 @@
 """The scheduler: binds each pod that has no `spec.nodeName` to a node that can run it.
 
 A much smaller kube-scheduler for a cluster of one node (or a few): a node fits when it is Ready,
-not cordoned (`spec.unschedulable`) and its labels match the pod's `nodeSelector`; among the
-nodes that fit, the one running the fewest pods wins (then the name, so the choice is stable).
+not cordoned (`spec.unschedulable`), its labels match the pod's `nodeSelector`, and the pod fits
+in what the node's `status.allocatable` has left (the NodeResourcesFit filter): one more pod
+within `pods`, and the pod's requests for cpu, memory, ephemeral-storage and extended resources
+(`example.com/gpu`) within what the pods already there request. Among the nodes that fit, the
+one running the fewest pods wins (then the name, so the choice is stable).
 Binding goes through the API's binding call, which sets `spec.nodeName` once and marks the pod
 `PodScheduled`; the event `Scheduled` says where it went. When nothing fits the pod gets
 `PodScheduled=False` with reason `Unschedulable` and kube-scheduler's message
-(`0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.`), and is tried
-again whenever a node appears or changes in a way that matters.
+(`0/1 nodes are available: 1 Insufficient cpu.`, `0/1 nodes are available: 1 Too many pods.`)
+with a `FailedScheduling` event, and is tried again whenever a node appears or changes in a way
+that matters, or a pod on a node ends or goes away.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Any
 
 from minikube_py.api import errors
+from minikube_py.api.core import Container, Node, Pod
+from minikube_py.api.quantity import parse_quantity
 from minikube_py.api.times import format_time
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import NORMAL, WARNING, EventRecorder
@@ -35,6 +42,84 @@ REASON_NOT_READY = "node(s) had untolerated taint {node.kubernetes.io/not-ready:
 REASON_UNREACHABLE = "node(s) had untolerated taint {node.kubernetes.io/unreachable: }"
 REASON_SELECTOR = "node(s) didn't match Pod's node affinity/selector"
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
+# NodeResourcesFit's reasons (k/k pkg/scheduler/framework/plugins/noderesources/fit.go).
+REASON_TOO_MANY_PODS = "Too many pods"
+REASON_INSUFFICIENT = "Insufficient {resource}"
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+# Amounts of resources as the scheduler adds them up: cpu in millicores, the rest in whole units.
+ResourceAmounts = dict[str, int]
+
+
+def resource_amount(resource: str, text: str) -> int:
+    value = parse_quantity(text)
+    return math.ceil(value * 1000) if resource == "cpu" else math.ceil(value)
+
+
+def container_requests(container: Container) -> ResourceAmounts:
+    """A container's requests; a resource with only a limit requests its limit (as the API
+    server's defaulting does in Kubernetes)."""
+    resources = container.resources
+    if resources is None:
+        return {}
+    wanted = {**(resources.limits or {}), **(resources.requests or {})}
+    amounts: ResourceAmounts = {}
+    for resource, text in wanted.items():
+        try:
+            amounts[resource] = resource_amount(resource, text)
+        except ValueError:
+            continue  # validation refuses bad quantities; an old stored object counts as 0
+    return amounts
+
+
+def pod_requests(pod: Pod) -> ResourceAmounts:
+    """What a pod needs of a node (`resourcehelper.PodRequests`): its app containers' requests
+    added up, and at least the largest init container's, since init containers run one at a time.
+    E.g. app containers asking 100m + 200m cpu and an init container asking 500m need 500m."""
+    total: ResourceAmounts = {}
+    for container in pod.spec.containers:
+        for resource, amount in container_requests(container).items():
+            total[resource] = total.get(resource, 0) + amount
+    for container in pod.spec.init_containers or []:
+        for resource, amount in container_requests(container).items():
+            total[resource] = max(total.get(resource, 0), amount)
+    return total
+
+
+def node_allocatable(node: Node) -> ResourceAmounts:
+    """The node's `status.allocatable`; a node that reports none has room for nothing."""
+    amounts: ResourceAmounts = {}
+    for resource, text in (node.status.allocatable or {}).items():
+        try:
+            amounts[resource] = resource_amount(resource, text)
+        except ValueError:
+            continue
+    return amounts
+
+
+class NodeUsage:
+    """The pods bound to one node that still hold resources, and what they request together."""
+
+    def __init__(self) -> None:
+        self.pods = 0
+        self.requested: ResourceAmounts = {}
+
+    def add(self, requests: ResourceAmounts) -> None:
+        self.pods += 1
+        for resource, amount in requests.items():
+            self.requested[resource] = self.requested.get(resource, 0) + amount
+
+
+def insufficient_resources(allocatable: ResourceAmounts, usage: NodeUsage, requests: ResourceAmounts) -> list[str]:
+    """NodeResourcesFit's verdict, as its reasons: the pod count first, then each requested
+    resource that the node's allocatable cannot cover beside what its pods already request."""
+    reasons = []
+    if usage.pods + 1 > allocatable.get("pods", 0):
+        reasons.append(REASON_TOO_MANY_PODS)
+    for resource, amount in sorted(requests.items()):
+        if amount > 0 and resource != "pods" and amount > allocatable.get(resource, 0) - usage.requested.get(resource, 0):
+            reasons.append(REASON_INSUFFICIENT.format(resource=resource))
+    return reasons
 
 
 def node_misfit_reason(node: Any, pod: Any) -> str | None:
@@ -66,7 +151,12 @@ def unschedulable_message(node_count: int, reasons: list[str]) -> str:
 def _schedulability(node: Any) -> tuple:
     # What a node update must change for pending pods to deserve another try.
     ready = node.status.condition("Ready")
-    return node.spec.unschedulable, ready.status if ready else None, node.metadata.labels
+    return node.spec.unschedulable, ready.status if ready else None, node.metadata.labels, node.status.allocatable
+
+
+def holds_resources(pod: Pod) -> bool:
+    """Bound and not finished: a terminating pod still holds its node's resources until it is gone."""
+    return bool(pod.spec.node_name) and pod.status.phase not in TERMINAL_PHASES
 
 
 class Scheduler(Controller):
@@ -87,11 +177,16 @@ class Scheduler(Controller):
         # Pods we bound that the cache still shows unbound: key -> node name.
         self._assumed: dict[str, str] = {}
         self._assumed_lock = threading.Lock()
+        # Pods found not to fit, tried again when a node's pod ends or goes (key set).
+        self._unschedulable: set[str] = set()
+        # Requests per pod uid: a pod's resources never change, so each is computed once.
+        self._requests: dict[str, ResourceAmounts] = {}
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME, self.clock)
         self.pods = self.watch(
             informers.informer("pods"),
             on_add=self._pod_changed,
-            on_update=lambda old, new: self._pod_changed(new),
+            on_update=self._pod_updated,
+            on_delete=self._pod_deleted,
         )
         self.nodes = self.watch(
             informers.informer("nodes"),
@@ -111,6 +206,25 @@ class Scheduler(Controller):
         if self.needs_scheduling(pod):
             self.enqueue(object_key(pod))
 
+    def _pod_updated(self, old: Any, new: Any) -> None:
+        self._pod_changed(new)
+        if holds_resources(old) and not holds_resources(new):
+            self._retry_unschedulable()
+
+    def _pod_deleted(self, pod: Any) -> None:
+        with self._assumed_lock:
+            self._requests.pop(pod.metadata.uid or "", None)
+            self._unschedulable.discard(object_key(pod))
+        if holds_resources(pod):
+            self._retry_unschedulable()
+
+    def _retry_unschedulable(self) -> None:
+        """Room was freed on a node: the pods that did not fit get another try."""
+        with self._assumed_lock:
+            waiting = list(self._unschedulable)
+        for key in waiting:
+            self.enqueue(key)
+
     def _node_updated(self, old: Any, new: Any) -> None:
         if _schedulability(old) != _schedulability(new):
             self._enqueue_pending_pods()
@@ -124,20 +238,27 @@ class Scheduler(Controller):
         if pod is None or not self.needs_scheduling(pod):
             return None
         nodes = sorted(self.nodes.list(), key=lambda node: node.metadata.name)
+        usage = self._node_usage()
+        requests = self._pod_requests(pod)
         fitting, reasons = [], []
         for node in nodes:
-            reason = node_misfit_reason(node, pod)
-            if reason is None:
-                fitting.append(node)
+            misfit = node_misfit_reason(node, pod)
+            node_reasons = [misfit] if misfit else insufficient_resources(
+                node_allocatable(node), usage.get(node.metadata.name, NodeUsage()), requests)
+            if node_reasons:
+                reasons += node_reasons
             else:
-                reasons.append(reason)
+                fitting.append(node)
         if not fitting:
+            with self._assumed_lock:
+                self._unschedulable.add(key)
             self._mark_unschedulable(pod, unschedulable_message(len(nodes), reasons))
             return None
-        pods_per_node = self._pods_per_node()
-        chosen = min(fitting, key=lambda node: (pods_per_node.get(node.metadata.name, 0), node.metadata.name))
+        chosen = min(fitting, key=lambda node: (usage.get(node.metadata.name, NodeUsage()).pods, node.metadata.name))
         node_name = chosen.metadata.name
         namespace, name = split_key(key)
+        with self._assumed_lock:
+            self._unschedulable.discard(key)
         try:
             self.client.bind(namespace, name, node_name)
         except (errors.NotFound, errors.Conflict) as error:
@@ -149,21 +270,35 @@ class Scheduler(Controller):
         self.recorder.event(pod, NORMAL, "Scheduled", f"Successfully assigned {key} to {node_name}")
         return None
 
-    def _pods_per_node(self) -> dict[str, int]:
-        """Active pods per node, counting our own bindings the cache has not shown yet (as
-        kube-scheduler "assumes" them), so a burst of pods spreads instead of piling up."""
-        counts: dict[str, int] = {}
+    def _pod_requests(self, pod: Pod) -> ResourceAmounts:
+        uid = pod.metadata.uid or ""
         with self._assumed_lock:
+            cached = self._requests.get(uid)
+        if cached is None:
+            cached = pod_requests(pod)
+            with self._assumed_lock:
+                self._requests[uid] = cached
+        return cached
+
+    def _node_usage(self) -> dict[str, NodeUsage]:
+        """Pods holding resources per node, counting our own bindings the cache has not shown
+        yet (as kube-scheduler "assumes" them), so a burst of pods neither piles up on one node
+        nor overcommits it."""
+        usage: dict[str, NodeUsage] = {}
+        with self._assumed_lock:
+            assumed = []
             for key, node_name in list(self._assumed.items()):
                 cached = self.pods.get(key)
-                if cached is None or cached.spec.node_name:
+                if cached is None or cached.spec.node_name or not is_pod_active(cached):
                     del self._assumed[key]  # the cache has caught up (or the pod is gone)
                 else:
-                    counts[node_name] = counts.get(node_name, 0) + 1
+                    assumed.append((node_name, cached))
+        for node_name, pod in assumed:
+            usage.setdefault(node_name, NodeUsage()).add(self._pod_requests(pod))
         for pod in self.pods.list():
-            if pod.spec.node_name and is_pod_active(pod):
-                counts[pod.spec.node_name] = counts.get(pod.spec.node_name, 0) + 1
-        return counts
+            if holds_resources(pod):
+                usage.setdefault(pod.spec.node_name, NodeUsage()).add(self._pod_requests(pod))
+        return usage
 
     def _mark_unschedulable(self, pod: Any, message: str) -> None:
         current = pod.status.condition("PodScheduled")

@@ -44,6 +44,8 @@ class ClusterConfig:
     node_name: str = field(default_factory=socket.gethostname)
     restart_backoff: tuple[float, float] = (10.0, 300.0)
     pids_limit: int = 1024
+    max_pods: int = 110  # kubelet's --max-pods: the Node's pods capacity
+    terminated_pod_gc_threshold: int = 12500  # kube-controller-manager's flag; 0 turns it off
 
     @staticmethod
     def load(home: str) -> "ClusterConfig | None":
@@ -102,6 +104,11 @@ def validate_config(config: ClusterConfig) -> None:
         raise ConfigError(f"--port: {config.port} is not a TCP port (1-65535)")
     if config.pids_limit < 1:
         raise ConfigError(f"--pids-limit: {config.pids_limit} must be at least 1")
+    if not 1 <= config.max_pods <= 2**31 - 1:
+        raise ConfigError(f"--max-pods: {config.max_pods} must be between 1 and 2147483647")
+    if not 0 <= config.terminated_pod_gc_threshold <= 2**31 - 1:
+        raise ConfigError(f"--terminated-pod-gc-threshold: {config.terminated_pod_gc_threshold} must be between "
+                          "0 (off) and 2147483647")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,6 +167,8 @@ def start(
     foreground: bool = False,
     restart_backoff: str | None = None,
     pids_limit: int | None = None,
+    max_pods: int | None = None,
+    terminated_pod_gc_threshold: int | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -177,6 +186,10 @@ def start(
             config.restart_backoff = parse_restart_backoff(restart_backoff)
         if pids_limit is not None:
             config.pids_limit = pids_limit
+        if max_pods is not None:
+            config.max_pods = max_pods
+        if terminated_pod_gc_threshold is not None:
+            config.terminated_pod_gc_threshold = terminated_pod_gc_threshold
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -317,13 +330,10 @@ class StoreIpam:
 
 def serve(home: str) -> int:
     """Run the daemon in this process until SIGTERM/SIGINT (then stop every pod) or SIGKILL."""
-    from controllers import build_controllers
-    from controllers.deployment import DeploymentController
     from minikube_py.agent import AgentConfig, NodeAgent
     from minikube_py.apiserver.server import ApiHttpServer
     from minikube_py.apiserver.registry import Registry
     from minikube_py.client.api import ApiClient
-    from minikube_py.client.events import EventRecorder
     from minikube_py.clock import Clock
     from minikube_py.runtime.runtime import LinuxRuntime
     from minikube_py.store import Store
@@ -363,12 +373,11 @@ def serve(home: str) -> int:
             backoff_initial=config.restart_backoff[0],
             backoff_max=config.restart_backoff[1],
             pods_max_pids=config.pids_limit,
+            max_pods=config.max_pods,
         ),
     )
     server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent)
-    controllers = build_controllers(client, clock) + [
-        DeploymentController(client, clock, recorder=EventRecorder(client, "deployment-controller", clock))
-    ]
+    controllers = control_loops(client, clock, config)
 
     server.start()
     agent.start()
@@ -396,6 +405,21 @@ def serve(home: str) -> int:
         pass
     log.info("cluster %r stopped", config.name)
     return 0
+
+
+def control_loops(client, clock, config: ClusterConfig) -> list:
+    """Every controller the daemon runs (kube-controller-manager's and the scheduler), sharing caches."""
+    from controllers import build_controllers
+    from controllers.deployment import DeploymentController
+    from controllers.podgc import PodGarbageCollector
+    from minikube_py.client.events import EventRecorder
+    from minikube_py.client.informer import shared_informers
+
+    informers = shared_informers(client)
+    return build_controllers(client, clock, informers) + [
+        DeploymentController(client, clock, recorder=EventRecorder(client, "deployment-controller", clock)),
+        PodGarbageCollector(client, clock, informers, terminated_pod_threshold=config.terminated_pod_gc_threshold),
+    ]
 
 
 def _expire_events(registry, stopping: threading.Event) -> None:

@@ -75,6 +75,7 @@ class AgentConfig:
     backoff_max: float = 300.0
     backoff_reset: float = 600.0
     pods_max_pids: int = 1024
+    max_pods: int = node_status.MAX_PODS  # the Node's pods capacity (kubelet's --max-pods)
     node_status_interval: float = 10.0
     workers: int = 4
     host_resolv_conf: str = "/etc/resolv.conf"
@@ -287,7 +288,8 @@ class NodeAgent:
     def update_node_status(self) -> None:
         current = self.client.get("nodes", self.node_name)
         previous = [condition.to_dict() for condition in current.status.conditions or []]
-        status = node_status.node_status(self.node_name, self.host_ip, self.clock.now(), previous)
+        status = node_status.node_status(self.node_name, self.host_ip, self.clock.now(), previous,
+                                         max_pods=self.config.max_pods)
         self.client.patch_status("nodes", self.node_name, {"status": status})
 
     # ------------------------------------------------------------------------------------------

@@ -27,6 +27,10 @@ def register(subcommands: Subcommands) -> None:
                        help="run the daemon attached to this terminal instead of in the background")
     start.add_argument("--restart-backoff", metavar="INITIAL:MAX",
                        help="crash-loop back-off curve such as 1s:10s (default: Kubernetes' 10s:300s)")
+    start.add_argument("--max-pods", type=int, metavar="N",
+                       help="how many pods the node holds, its pods capacity (default 110, as kubelet's --max-pods)")
+    start.add_argument("--terminated-pod-gc-threshold", type=int, metavar="N",
+                       help="delete the oldest Succeeded/Failed pods beyond this many (default 12500; 0: never)")
     start.add_argument("--pids-limit", type=int, metavar="N",
                        help="the largest number of processes one pod may run (default: 1024)")
     start.set_defaults(run=run_start)
@@ -71,7 +75,8 @@ def _daemon():
 def run_start(args: argparse.Namespace, context: Context) -> int:
     return _daemon().start(
         context.home, name=args.name, pod_cidr=args.pod_cidr, port=args.port, node_name=args.node_name,
-        foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit)
+        foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit,
+        max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:

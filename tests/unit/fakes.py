@@ -122,6 +122,10 @@ def _condition(condition_type: str, status: bool, since: float) -> dict:
             "lastTransitionTime": format_time(since)}
 
 
+# What a node reports by default: room for many pods without resources.
+NODE_ALLOCATABLE = {"cpu": "4", "memory": "8Gi", "pods": "110"}
+
+
 class FakeCluster:
     """A Registry in memory, a recording client over it and shared informers, on a FakeClock."""
 
@@ -165,10 +169,11 @@ class FakeCluster:
         return [model.model_validate(item) for item in self.registry.list(resource, namespace)["items"]]
 
     def add_node(self, name: str = "node-1", ready: bool = True, labels: dict | None = None,
-                 unschedulable: bool = False) -> Any:
+                 unschedulable: bool = False, allocatable: dict | None = None) -> Any:
         body = {"metadata": {"name": name, "labels": labels or {}},
                 "spec": {"unschedulable": unschedulable} if unschedulable else {},
-                "status": {"conditions": [_condition("Ready", ready, self.clock.now())]}}
+                "status": {"conditions": [_condition("Ready", ready, self.clock.now())],
+                           "allocatable": dict(allocatable or NODE_ALLOCATABLE)}}
         return self.create("nodes", body, namespace=None)
 
     def replica_set(self, name: str, replicas: int, labels: dict | None = None, min_ready_seconds: int = 0,

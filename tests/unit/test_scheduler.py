@@ -118,3 +118,108 @@ def test_pods_already_bound_or_being_deleted_are_left_alone(cluster, scheduler):
     assert cluster.client.calls_of("bind") == []
     assert cluster.get("pods", "pinned").spec.node_name == "node-2"
     assert cluster.get("pods", "leaving").spec.node_name is None
+
+
+# -- the node's allocatable (issue 9 item 16) -----------------------------------------------------
+
+
+def resource_pod(cluster, name, requests=None, limits=None, init_requests=None, containers=1):
+    resources = {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+    spec = {"containers": [{"name": f"c{index}", "image": "busybox", "resources": resources}
+                           for index in range(containers)]}
+    if init_requests:
+        spec["initContainers"] = [{"name": "init", "image": "busybox", "resources": {"requests": init_requests}}]
+    cluster.registry.create("pods", "default", {"metadata": {"name": name}, "spec": spec})
+
+
+def unschedulable(cluster, name):
+    condition = pod_scheduled(cluster, name)
+    assert cluster.get("pods", name).spec.node_name is None
+    assert (condition.status, condition.reason) == ("False", "Unschedulable")
+    return condition.message
+
+
+def test_a_pod_asking_more_cpu_than_is_left_stays_pending_with_kube_schedulers_message(cluster, scheduler):
+    cluster.add_node("node-1", allocatable={"cpu": "1", "memory": "1Gi", "pods": "110"})
+    resource_pod(cluster, "first", requests={"cpu": "600m"})
+    resource_pod(cluster, "second", requests={"cpu": "600m"})
+
+    cluster.settle(scheduler)
+
+    assert cluster.get("pods", "first").spec.node_name == "node-1"
+    assert unschedulable(cluster, "second") == "0/1 nodes are available: 1 Insufficient cpu."
+    failed = [event for event in cluster.list("events") if event.reason == "FailedScheduling"]
+    assert [(event.type, event.message) for event in failed] == [
+        ("Warning", "0/1 nodes are available: 1 Insufficient cpu.")]
+
+
+def test_the_pods_capacity_is_respected_and_a_freed_slot_is_used(cluster, scheduler):
+    cluster.add_node("node-1", allocatable={"cpu": "4", "memory": "1Gi", "pods": "2"})
+    for name in ("a", "b", "c"):
+        cluster.pod(name)
+    cluster.settle(scheduler)
+    bound = sorted(pod.metadata.name for pod in cluster.list("pods") if pod.spec.node_name)
+    assert bound == ["a", "b"]
+    assert unschedulable(cluster, "c") == "0/1 nodes are available: 1 Too many pods."
+
+    cluster.registry.patch_status("pods", "default", "a", {"status": {"phase": "Succeeded"}})
+    cluster.settle(scheduler)
+    assert cluster.get("pods", "c").spec.node_name == "node-1"
+
+
+def test_a_deleted_pod_frees_its_resources_for_a_waiting_one(cluster, scheduler):
+    cluster.add_node("node-1", allocatable={"cpu": "4", "memory": "1Gi", "pods": "110"})
+    resource_pod(cluster, "big", requests={"memory": "800Mi"})
+    cluster.settle(scheduler)
+    resource_pod(cluster, "waiting", requests={"memory": "300Mi"})
+    cluster.settle(scheduler)
+    assert unschedulable(cluster, "waiting") == "0/1 nodes are available: 1 Insufficient memory."
+
+    cluster.registry.delete("pods", "default", "big", grace_period_seconds=0)
+    cluster.settle(scheduler)
+    assert cluster.get("pods", "waiting").spec.node_name == "node-1"
+
+
+def test_every_missing_resource_is_named_and_counted_per_node(cluster, scheduler):
+    cluster.add_node("node-1", allocatable={"cpu": "1", "memory": "1Gi", "pods": "110"})
+    cluster.add_node("node-2", allocatable={"cpu": "1", "memory": "1Gi", "pods": "110", "example.com/gpu": "1"})
+    resource_pod(cluster, "trainer", requests={"cpu": "2", "memory": "2Gi", "example.com/gpu": "1"})
+    cluster.settle(scheduler)
+    assert unschedulable(cluster, "trainer") == (
+        "0/2 nodes are available: 1 Insufficient example.com/gpu, 2 Insufficient cpu, 2 Insufficient memory.")
+
+
+def test_an_extended_resource_is_bound_only_where_the_node_offers_it(cluster, scheduler):
+    cluster.add_node("plain")
+    cluster.add_node("gpu", allocatable={"cpu": "4", "memory": "8Gi", "pods": "110", "example.com/gpu": "2"})
+    resource_pod(cluster, "trainer", requests={"example.com/gpu": "2"})
+    cluster.settle(scheduler)
+    assert cluster.get("pods", "trainer").spec.node_name == "gpu"
+
+
+def test_limits_count_as_requests_and_init_containers_need_their_largest(cluster, scheduler):
+    from controllers.scheduler import pod_requests
+
+    resource_pod(cluster, "limited", limits={"cpu": "250m", "memory": "32Mi"}, containers=2)
+    resource_pod(cluster, "init-heavy", requests={"cpu": "100m"}, init_requests={"cpu": "500m"}, containers=2)
+    assert pod_requests(cluster.get("pods", "limited")) == {"cpu": 500, "memory": 2 * 32 * 2**20}
+    assert pod_requests(cluster.get("pods", "init-heavy")) == {"cpu": 500}
+
+
+def test_a_burst_of_bindings_counts_the_ones_the_cache_has_not_shown(cluster, scheduler):
+    cluster.add_node("node-1", allocatable={"cpu": "1", "memory": "1Gi", "pods": "110"})
+    for name in ("a", "b", "c"):
+        resource_pod(cluster, name, requests={"cpu": "400m"})
+    cluster.refresh()
+    scheduler.drain()  # no cache refresh between the syncs: bindings are only "assumed"
+    cluster.settle(scheduler)
+    bound = [pod.metadata.name for pod in cluster.list("pods") if pod.spec.node_name]
+    assert len(bound) == 2
+
+
+def test_a_node_without_allocatable_has_room_for_nothing(cluster, scheduler):
+    cluster.registry.create("nodes", None, {"metadata": {"name": "bare"}, "status": {"conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}})
+    cluster.pod("web")
+    cluster.settle(scheduler)
+    assert unschedulable(cluster, "web") == "0/1 nodes are available: 1 Too many pods."
