@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import http.client
 import itertools
+import logging
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,10 +27,15 @@ from typing import Callable
 from minikube_py.clock import Clock
 from minikube_py.runtime.types import RuntimeError_
 
+log = logging.getLogger(__name__)
+
 SUCCESS, FAILURE, UNKNOWN = "Success", "Failure", "Unknown"
 LIVENESS, READINESS, STARTUP = "liveness", "readiness", "startup"
 INITIAL_RESULT = {READINESS: FAILURE, LIVENESS: SUCCESS, STARTUP: UNKNOWN}
 USER_AGENT = "kube-probe/1.32"
+# The timer thread sleeps at most this long at a time, so no probe time can overflow a wait.
+MAX_TIMER_WAIT_SECONDS = 3600.0
+TIMER_ERROR_PAUSE_SECONDS = 1.0
 
 
 @dataclass
@@ -286,17 +292,26 @@ class ProbeManager:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _timer_loop(self) -> None:
+        """Wait for the earliest probe, hand what is due to the pool; survives anything one probe
+        brings (a period of 1e20 seconds, a pool that refuses work) with a log line."""
         while True:
-            with self._lock:
-                if self._stopping:
-                    return
-                self._drop_inactive()
-                wait = None if not self._heap else max(0.0, self._heap[0][0] - self._clock.monotonic())
-                if wait is None or wait > 0:
-                    self._lock.wait(wait)
-                    continue
-            for worker in self._take_due():
-                self._pool.submit(self._probe, worker)
+            try:
+                with self._lock:
+                    if self._stopping:
+                        return
+                    self._drop_inactive()
+                    wait = None if not self._heap else max(0.0, self._heap[0][0] - self._clock.monotonic())
+                    if wait is None or wait > 0:
+                        # A far-away probe still wakes the loop now and then: no wait overflows.
+                        self._lock.wait(min(wait, MAX_TIMER_WAIT_SECONDS) if wait is not None else None)
+                        continue
+                for worker in self._take_due():
+                    self._pool.submit(self._probe, worker)
+            except Exception:
+                log.exception("probe timer: unexpected error; carrying on")
+                with self._lock:
+                    if not self._stopping:
+                        self._lock.wait(TIMER_ERROR_PAUSE_SECONDS)
 
     def _take_due(self) -> list[ProbeWorker]:
         now = self._clock.monotonic()
@@ -313,7 +328,7 @@ class ProbeManager:
         try:
             success, detail = run_probe(worker.spec, worker.target, self._runtime)
         except Exception as error:  # a probe must never take the timer or pool thread down
-            success, detail = False, str(error)
+            success, detail = False, str(error) or type(error).__name__
         with self._lock:
             worker.running = False
             if not worker.active:
@@ -330,7 +345,10 @@ class ProbeManager:
             else:
                 self._schedule(worker, self._clock.monotonic() + worker.spec.period)
             self._lock.notify_all()
-        self._on_result(worker, success, detail, changed)
+        try:
+            self._on_result(worker, success, detail, changed)
+        except Exception:
+            log.exception("probe %s of %s: handling its result failed", worker.spec.kind, worker.container_name)
 
     def _schedule(self, worker: ProbeWorker, due: float) -> None:
         worker.due = due

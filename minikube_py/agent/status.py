@@ -1,17 +1,27 @@
-"""Pod status as the kubelet writes it: container statuses, phase and conditions (semantics.md 3.1-3.3).
+"""Container status as one state machine, and pod status as the kubelet writes it (semantics.md 3.1-3.3).
 
-The agent keeps one `ContainerRecord` per container of a pod (init containers included), already
-decided (running, waiting with a reason, or terminated), and this module turns those records into
-the wire `status` dict.
-Everything here is a pure function of its arguments, so the phase table and the conditions'
-lastTransitionTime rules are tested directly.
+The agent keeps one `ContainerRecord` per container of a pod (init containers included). Its
+`state` is one of waiting, running or terminated, and moves only along these edges:
+
+    waiting    -> running (started), terminated (start error, never located), waiting (new reason)
+    running    -> terminated (exited, killed, lost)
+    terminated -> waiting (back-off, creation failure), running (restarted), terminated (kept)
+
+Anything else (a running container "waiting", or started twice) is a bug in the agent and raises
+`IllegalTransition`. A running container may carry a `StopRequest` (a liveness kill or the pod's
+termination): SIGTERM sent, SIGKILL due at its deadline.
+
+The rest of the module turns records into the wire `status` dict. Everything there is a pure
+function of its arguments, so the phase table and the conditions' lastTransitionTime rules are
+tested directly.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-from minikube_py.api.times import format_time
+from minikube_py.api.times import format_time, parse_time
 from minikube_py.runtime.types import ContainerState
 
 CONTAINER_ID_PREFIX = "minikube-py://"
@@ -36,6 +46,26 @@ class Termination:
         reason = "OOMKilled" if state.oom_killed else "Completed" if exit_code == 0 else "Error"
         return Termination(state.id, exit_code, reason, state.started_at, state.finished_at, state.signal)
 
+    @staticmethod
+    def from_status(terminated) -> "Termination":
+        """From a stored status.containerStatuses[].state.terminated (re-adoption)."""
+        container_id = (terminated.container_id or "").removeprefix(CONTAINER_ID_PREFIX)
+        return Termination(
+            container_id,
+            terminated.exit_code,
+            terminated.reason or ("Completed" if terminated.exit_code == 0 else "Error"),
+            parse_time(terminated.started_at) if terminated.started_at else 0.0,
+            parse_time(terminated.finished_at) if terminated.finished_at else 0.0,
+            terminated.signal,
+            terminated.message or "",
+        )
+
+    @staticmethod
+    def unknown(container_id: str, started_at: float, now: float) -> "Termination":
+        """The runtime has no trace of a container that ran: kubelet reports this, with exit code 137."""
+        return Termination(container_id, 137, "ContainerStatusUnknown", started_at, now,
+                           message="The container could not be located when the pod was terminated")
+
     def to_dict(self) -> dict:
         result = {"exitCode": self.exit_code}
         if self.signal:
@@ -51,9 +81,38 @@ class Termination:
         return result
 
 
+class State(enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    TERMINATED = "terminated"
+
+
+TRANSITIONS = {
+    State.WAITING: {State.WAITING, State.RUNNING, State.TERMINATED},
+    State.RUNNING: {State.TERMINATED},
+    State.TERMINATED: {State.WAITING, State.RUNNING, State.TERMINATED},
+}
+
+
+class IllegalTransition(Exception):
+    """The agent tried to move a container along an edge the state machine does not have."""
+
+
+@dataclass
+class StopRequest:
+    """A running container the agent is stopping: SIGTERM once, SIGKILL when `deadline` passes
+    (agent's monotonic clock), and given up as lost `KILL_WAIT_SECONDS` after the SIGKILL."""
+
+    grace: float
+    deadline: float
+    signalled: bool = False
+    killed_at: float | None = None
+
+
 @dataclass
 class ContainerRecord:
-    """What the agent decided about one container; exactly one of running / terminated / waiting."""
+    """What the agent decided about one container: `state` says which of running / terminated /
+    waiting (reason, message) holds; the setters are the state machine's only edges."""
 
     name: str
     image: str
@@ -70,21 +129,33 @@ class ContainerRecord:
     # An init container has no probes: it counts as started while it runs and as ready once it
     # completed (k/k prober_manager UpdatePodStatus), which the setters below keep up to date.
     init_container: bool = False
+    state: State = State.WAITING
+    stop: StopRequest | None = None  # only while running
+
+    def _move(self, to: State) -> None:
+        if to not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"container {self.name}: {self.state.value} -> {to.value} is not a legal transition")
+        self.state = to
 
     def set_running(self, state: ContainerState) -> None:
+        self._move(State.RUNNING)
         self.running, self.terminated, self.waiting_reason, self.waiting_message = state, None, "", ""
         self.container_id = state.id
+        self.stop = None
         if self.init_container:
             self.started, self.ready = True, False
 
     def set_waiting(self, reason: str, message: str = "") -> None:
+        self._move(State.WAITING)
         self.running, self.terminated = None, None
         self.waiting_reason, self.waiting_message = reason, message
         self.ready = self.started = False
 
     def set_terminated(self, termination: Termination) -> None:
+        self._move(State.TERMINATED)
         self.running, self.waiting_reason, self.waiting_message = None, "", ""
         self.terminated = termination
+        self.stop = None
         self.started = False
         self.ready = self.init_container and termination.exit_code == 0
 
@@ -95,7 +166,7 @@ class ContainerRecord:
 
     @property
     def state_kind(self) -> str:
-        return "running" if self.running else "terminated" if self.terminated else "waiting"
+        return self.state.value
 
     def to_dict(self) -> dict:
         if self.running is not None:

@@ -134,8 +134,12 @@ class Controller:
             if self._stopping.is_set():
                 return
         while not self._stopping.is_set():
-            if not self.process_one(timeout=None):
-                return
+            try:
+                if not self.process_one(timeout=None):
+                    return
+            except Exception:
+                # Sync errors are settled in _sync_and_settle; this is anything else: the worker stays.
+                log.exception("%s: worker error outside a sync; carrying on", self.name)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the workers (a sync in progress finishes first), then release the informers

@@ -23,6 +23,8 @@ from minikube_py.clock import Clock
 # client-go's DefaultControllerRateLimiter per-item curve: 5 ms, 10 ms, 20 ms, ... at most 1000 s.
 RETRY_BASE_DELAY_SECONDS = 0.005
 RETRY_MAX_DELAY_SECONDS = 1000.0
+# The longest single wait of a worker in `get` (threading refuses waits beyond TIMEOUT_MAX).
+MAX_WAIT_SECONDS = 3600.0
 
 
 class WorkQueue:
@@ -127,7 +129,8 @@ class WorkQueue:
                     if remaining <= 0:
                         return None
                     wait = remaining if wait is None else min(wait, remaining)
-                self._condition.wait(wait)
+                # A key due in a billion years still lets the wait return now and then: no overflow.
+                self._condition.wait(None if wait is None else min(wait, MAX_WAIT_SECONDS))
 
     def done(self, key: Hashable) -> None:
         """Finish work on `key`; if it was added meanwhile, it goes back in the queue."""

@@ -109,7 +109,8 @@ class FakeRuntime:
         self._sandbox_failures.append(RuntimeError_(reason, message))
 
     def ignore_sigterm(self, container_id: str) -> None:
-        """stop_container then waits the whole grace period (on the clock) and SIGKILLs."""
+        """SIGTERM does nothing: stop_container waits the whole grace period (on the clock) and
+        SIGKILLs; kill_container(SIGTERM) leaves it running."""
         self._sigterm_ignored.add(container_id)
 
     def kill_sandbox(self, sandbox_id: str) -> None:
@@ -225,6 +226,16 @@ class FakeRuntime:
             else:
                 self._finish(container_id, 128 + signal.SIGTERM, signal.SIGTERM, False)
         return replace(self.containers[container_id])
+
+    def kill_container(self, container_id: str, signal_number: int) -> None:
+        """A container exits on any signal at once, but on SIGTERM when it ignores SIGTERM."""
+        self.calls.append(("kill_container", container_id, signal_number))
+        state = self.containers.get(container_id)
+        if state is None or state.status != "running":
+            raise RuntimeError_("ContainerNotRunning", f"container {container_id} is not running")
+        if signal_number == signal.SIGTERM and container_id in self._sigterm_ignored:
+            return
+        self._finish(container_id, 128 + signal_number, signal_number, False)
 
     def remove_container(self, container_id: str) -> None:
         self.calls.append(("remove_container", container_id))

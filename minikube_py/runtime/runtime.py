@@ -457,6 +457,13 @@ class LinuxRuntime:
             self.cgroups.kill_all(record["cgroup"])  # leftovers of a shared PID namespace outlive PID 1
         return state_from_record(record)
 
+    def kill_container(self, container_id: str, signal_number: int) -> None:
+        self._signal(container_id, signal_number)
+        if signal_number == signal.SIGKILL:
+            cgroup = self._record(container_id).get("cgroup")
+            if cgroup:
+                self.cgroups.kill_all(cgroup)
+
     def _signal(self, container_id: str, number: int) -> None:
         self.supervisor.call({"op": "signal", "kind": "container", "id": container_id, "signal": int(number)})
 

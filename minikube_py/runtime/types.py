@@ -178,6 +178,10 @@ class Runtime(Protocol):
     def stop_container(self, container_id: str, grace_seconds: float) -> ContainerState:
         """SIGTERM, wait up to grace, then SIGKILL; returns the final (exited) state."""
 
+    def kill_container(self, container_id: str, signal_number: int) -> None:
+        """Send a signal to the container's process and return at once (the exit arrives through
+        wait_any); SIGKILL also kills whatever else is left in the container's cgroup."""
+
     def remove_container(self, container_id: str) -> None: ...
 
     def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult: ...

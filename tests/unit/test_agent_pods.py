@@ -1,6 +1,7 @@
 """The node agent running pods on a FakeRuntime: start, status, restarts, back-off, probes, termination."""
 
 import os
+import signal
 import time
 
 import pytest
@@ -193,12 +194,19 @@ def test_a_failing_liveness_probe_kills_the_container_and_it_is_restarted(harnes
 def test_deleting_a_pod_stops_containers_with_its_grace_then_frees_everything_and_deletes_it(harness):
     uid = harness.create_pod("web", [{"name": "a"}, {"name": "b"}], terminationGracePeriodSeconds=20)
     harness.sync()
+    a, b = harness.container_id(uid, "a"), harness.container_id(uid, "b")
+    harness.runtime.ignore_sigterm(b)
     harness.registry.delete("pods", "default", "web")
     harness.sync()
+    kills = [call[1:] for call in harness.runtime.calls if call[0] == "kill_container"]
+    assert sorted(kills) == sorted([(a, signal.SIGTERM), (b, signal.SIGTERM)])
+    harness.advance(19)
+    assert harness.runtime.containers[b].status == "running", "b has 20 seconds to stop"
+    assert "remove_sandbox" not in harness.runtime.call_names()
+    harness.advance(1)
     names = harness.runtime.call_names()
-    stops = [call for call in harness.runtime.calls if call[0] == "stop_container"]
-    assert sorted(call[2] for call in stops) == [20, 20]
-    assert names.index("remove_sandbox") > max(i for i, name in enumerate(names) if name == "stop_container")
+    assert (b, signal.SIGKILL) in [call[1:] for call in harness.runtime.calls if call[0] == "kill_container"]
+    assert names.index("remove_sandbox") > max(i for i, name in enumerate(names) if name == "kill_container")
     assert ("Killing", "Stopping container a") in harness.events()
     assert harness.ipam.allocations() == {}
     assert not os.path.exists(os.path.join(harness.home, "pods", uid))
@@ -214,7 +222,10 @@ def test_a_container_ignoring_sigterm_is_killed_when_the_grace_runs_out(harness)
     began = harness.clock.now()
     harness.registry.delete("pods", "default", "stubborn")
     harness.sync()
+    assert harness.runtime.containers[container_id].status == "running"
+    harness.advance(3)
     assert harness.clock.now() - began >= 3
+    assert harness.runtime.containers.get(container_id) is None or harness.runtime.containers[container_id].status == "exited"
     assert harness.runtime.removed_containers.count(container_id) == 1
 
 

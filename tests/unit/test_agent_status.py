@@ -77,3 +77,32 @@ def test_conditions_come_in_kubelets_order_and_keep_transition_times_while_uncha
     ready = next(c for c in flipped if c["type"] == "Ready")
     assert ready["status"] == "True" and ready["lastTransitionTime"] == format_time(300.0)
     assert next(c for c in flipped if c["type"] == "Initialized")["lastTransitionTime"] == format_time(100.0)
+
+
+def test_a_container_moves_only_along_the_state_machines_edges():
+    from minikube_py.agent.status import IllegalTransition, State
+
+    record = ContainerRecord("main", "busybox")
+    running = ContainerState("c1", "uid", "main", 0, "running", started_at=1.0)
+    record.set_running(running)
+    assert record.state is State.RUNNING
+    with pytest.raises(IllegalTransition, match="running -> waiting"):
+        record.set_waiting("CrashLoopBackOff")
+    with pytest.raises(IllegalTransition, match="running -> running"):
+        record.set_running(running)
+    record.set_terminated(exited(1))
+    record.set_waiting("CrashLoopBackOff")
+    record.set_running(running)
+    assert record.state_kind == "running"
+
+
+def test_a_pod_record_moves_only_along_its_lifecycle():
+    from minikube_py.agent.pod import IllegalPodTransition, Lifecycle, PodRecord
+
+    record = PodRecord("uid", "default", "web", pod=None)
+    record.move(Lifecycle.TERMINATING)
+    with pytest.raises(IllegalPodTransition, match="terminating -> active"):
+        record.move(Lifecycle.ACTIVE)
+    record.move(Lifecycle.FINISHED)
+    with pytest.raises(IllegalPodTransition):
+        record.move(Lifecycle.TERMINATING)

@@ -80,11 +80,11 @@ def test_a_pod_deleted_before_its_init_containers_finished_ends_failed(recording
 def test_a_pod_recreated_under_the_same_name_while_the_old_one_stops_is_left_alone(harness):
     old_uid = harness.create_pod("web", [{"name": "main"}], terminationGracePeriodSeconds=20)
     harness.sync()
-    stop_container = harness.runtime.stop_container
+    kill_container = harness.runtime.kill_container
     replacement = {}
 
-    def stop_then_replace(container_id, grace_seconds):
-        state = stop_container(container_id, grace_seconds)
+    def stop_then_replace(container_id, signal_number):
+        state = kill_container(container_id, signal_number)
         # Meanwhile somebody force-deletes the old pod and creates a new one of the same name.
         harness.registry.delete("pods", "default", "web", grace_period_seconds=0)
         replacement.update(harness.registry.create("pods", "default", {
@@ -92,7 +92,7 @@ def test_a_pod_recreated_under_the_same_name_while_the_old_one_stops_is_left_alo
             "spec": {"nodeName": "elsewhere", "containers": [{"name": "main", "image": "busybox"}]}}))
         return state
 
-    harness.runtime.stop_container = stop_then_replace
+    harness.runtime.kill_container = stop_then_replace
     harness.registry.delete("pods", "default", "web")
     harness.sync()
     current = harness.pod("web")
@@ -119,15 +119,36 @@ def test_a_termination_that_failed_half_way_is_tried_again(harness):
     harness.advance(5)
     with pytest.raises(errors.NotFound):
         harness.pod("web")
-    assert harness.agent._finished == set() and harness.agent._records == {}
+    assert harness.agent.table.records == {} and harness.agent.table.keys == {}
+
+
+def test_a_stubborn_termination_holds_no_worker_and_other_pods_go_on(harness):
+    """Stops are steps in the work queue: while one pod waits out its grace, others start."""
+    uid = harness.create_pod("stubborn", [{"name": "main"}], terminationGracePeriodSeconds=30)
+    harness.sync()
+    harness.runtime.ignore_sigterm(harness.container_id(uid))
+    harness.registry.delete("pods", "default", "stubborn")
+    harness.sync()
+    began = harness.clock.now()
+    other = harness.create_pod("other", [{"name": "main"}])
+    harness.sync()
+    assert harness.clock.now() == began, "nothing waited for the grace period"
+    assert harness.runtime.container_for(other, "main").status == "running"
+    assert harness.runtime.container_for(uid, "main").status == "running"
+    harness.advance(30)
+    with pytest.raises(errors.NotFound):
+        harness.pod("stubborn")
+    assert harness.runtime.container_for(other, "main").status == "running"
 
 
 def test_the_largest_int64_grace_period_is_waited_as_a_century_not_an_overflow(harness):
     import threading
 
-    harness.create_pod("web", [{"name": "main"}], terminationGracePeriodSeconds=2**63 - 1)
+    uid = harness.create_pod("web", [{"name": "main"}], terminationGracePeriodSeconds=2**63 - 1)
     harness.sync()
+    harness.runtime.ignore_sigterm(harness.container_id(uid))
     harness.registry.delete("pods", "default", "web")
     harness.sync()
-    [grace] = [call[2] for call in harness.runtime.calls if call[0] == "stop_container"]
-    assert 0 < grace <= threading.TIMEOUT_MAX
+    stop = harness.agent.table.get(uid).containers["main"].stop
+    assert 0 < stop.grace <= threading.TIMEOUT_MAX
+    assert harness.pod("web")["metadata"]["deletionTimestamp"]

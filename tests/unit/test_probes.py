@@ -187,3 +187,35 @@ def test_tcp_probe_fails_with_a_dial_message_when_nothing_listens():
     listener.close()
     ok, detail = run_probe(spec, ProbeTarget("c1", "127.0.0.1"), runtime=None)
     assert ok is False and detail.startswith(f"dial tcp 127.0.0.1:{port}: connect:")
+
+
+def test_the_probe_timer_thread_survives_a_probe_whose_period_overflows_every_wait():
+    """periodSeconds 1e20 once killed the node's probe timer; a later pod's probes then never ran."""
+    from minikube_py.clock import Clock
+
+    results: list[tuple[str, bool]] = []
+    arrived = threading.Condition()
+
+    def on_result(worker, success, detail, changed):
+        with arrived:
+            results.append((worker.container_name, success))
+            arrived.notify_all()
+
+    runtime = FakeRuntime()
+    manager = ProbeManager(runtime, Clock(), on_result)
+    manager.start()
+    try:
+        def probed(name: str) -> bool:
+            with arrived:
+                return arrived.wait_for(lambda: any(done == name for done, _ in results), timeout=10)
+
+        bad = Container.model_validate({"name": "bad", "image": "busybox", "livenessProbe": {
+            "exec": {"command": ["true"]}, "periodSeconds": int(1e20)}})
+        manager.add_container("pod-a", bad, ProbeTarget("bad-id", "10.0.0.1", {}), Clock().monotonic())
+        assert probed("bad")
+        good = Container.model_validate({"name": "good", "image": "busybox", "livenessProbe": {
+            "exec": {"command": ["true"]}, "periodSeconds": 1}})
+        manager.add_container("pod-b", good, ProbeTarget("good-id", "10.0.0.2", {}), Clock().monotonic())
+        assert probed("good"), "the timer thread must still hand out probes"
+    finally:
+        manager.stop()

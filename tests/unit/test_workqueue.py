@@ -262,3 +262,20 @@ def test_controller_workers_sync_keys_until_stopped():
 
     assert controller.synced == ["default/a"]
     assert all(not thread.is_alive() for thread in threading.enumerate() if thread.name.startswith("counting-worker"))
+
+
+def test_a_key_due_in_the_far_future_does_not_break_waiting():
+    """A delay beyond threading.TIMEOUT_MAX (a grace period of 1e20 s) must not kill a worker in get()."""
+    import threading
+
+    from minikube_py.client.workqueue import WorkQueue
+
+    queue = WorkQueue()
+    queue.add_after("far", 1e20)
+    got = []
+    worker = threading.Thread(target=lambda: got.append(queue.get()), daemon=True)
+    worker.start()
+    worker.join(0.2)
+    queue.add("near")
+    worker.join(5)
+    assert got == ["near"]

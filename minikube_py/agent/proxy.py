@@ -1,0 +1,92 @@
+"""The NodeProxy the API server forwards pod logs, exec and inspect to.
+
+Reads the agent's pod table (which container instance is the current one, its attempt, the
+sandbox) and answers from the runtime and the pod's log files, with kubelet's messages for a
+container that has not started or a previous instance that does not exist.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+from minikube_py.agent import containers as container_configs
+from minikube_py.agent import logs as container_logs
+from minikube_py.agent import podfiles
+from minikube_py.agent.pod import PodRecord, PodTable
+from minikube_py.agent.status import ContainerRecord
+from minikube_py.api import errors
+from minikube_py.runtime.types import Runtime, RuntimeError_
+
+
+class NodeProxy:
+    def __init__(self, table: PodTable, runtime: Runtime, home: str, node_name: str, stopping: threading.Event):
+        self.table = table
+        self.runtime = runtime
+        self.home = home
+        self.node_name = node_name
+        self._stopping = stopping
+
+    def _record_for(self, namespace: str, name: str) -> PodRecord:
+        record = self.table.by_name(namespace, name)
+        if record is None:
+            raise errors.NotFound(f'pods "{name}" not found on node {self.node_name}')
+        return record
+
+    def _container_record(self, record: PodRecord, container: str | None) -> ContainerRecord:
+        names = [c.name for c in record.pod.spec.containers]
+        if container is None:
+            if len(names) != 1:
+                init_names = [c.name for c in record.pod.spec.init_containers or []]
+                init_choice = f" or one of the init containers: [{' '.join(init_names)}]" if init_names else ""
+                raise errors.BadRequest(f"a container name must be specified for pod {record.name}, "
+                                        f"choose one of: [{' '.join(names)}]{init_choice}")
+            container = names[0]
+        if container not in record.containers:
+            raise errors.BadRequest(f"container {container} is not valid for pod {record.name}")
+        return record.containers[container]
+
+    def logs(self, namespace, name, container=None, follow=False, tail_lines=None, timestamps=False,
+             previous=False) -> Iterator[bytes]:
+        record = self._record_for(namespace, name)
+        container_record = self._container_record(record, container)
+        attempt = container_record.restart_count - (1 if previous else 0)
+        started = container_record.container_id or container_record.terminated is not None
+        if previous and attempt < 0 or previous and container_record.last_state is None:
+            raise errors.BadRequest(
+                f'previous terminated container "{container_record.name}" in pod "{record.name}" not found')
+        if not previous and not started:
+            raise errors.BadRequest(f'container "{container_record.name}" in pod "{record.name}" is waiting to start: '
+                                    f"{container_record.waiting_reason or 'ContainerCreating'}")
+        path = container_configs.log_path(podfiles.pod_dir(self.home, record.uid), container_record.name, attempt)
+
+        def still_running() -> bool:
+            running = container_record.running
+            if previous or running is None or running.attempt != attempt or self._stopping.is_set():
+                return False
+            try:
+                return self.runtime.container_state(running.id).status == "running"
+            except RuntimeError_:
+                return False
+
+        return container_logs.read_log(path, tail_lines, timestamps, follow, still_running)
+
+    def exec(self, namespace, name, container, command, tty=False):
+        record = self._record_for(namespace, name)
+        container_record = self._container_record(record, container)
+        if container_record.running is None:
+            raise errors.BadRequest(f"container {container_record.name} is not running in pod {record.name}: "
+                                    "exec needs a running container")
+        return self.runtime.exec_stream(container_record.running.id, list(command), tty)
+
+    def inspect(self, namespace, name) -> dict:
+        record = self._record_for(namespace, name)
+        if record.sandbox is None:
+            raise errors.BadRequest(f"pod {name} has no sandbox running (phase {record.terminal_phase or 'Pending'})")
+        container_ids = {name: container_record.running.id for name, container_record in record.containers.items()
+                         if container_record.running is not None}
+        result = self.runtime.inspect(record.sandbox, container_ids)
+        identity = {"name": record.name, "namespace": record.namespace, "uid": record.uid, "node": self.node_name,
+                    "ip": record.ip, "hostVeth": record.sandbox.host_veth}
+        result["pod"] = {**identity, **result.get("pod", {})}
+        return result

@@ -1,0 +1,198 @@
+"""Stopping containers and terminating pods, as steps of the agent's one work queue.
+
+Nothing here blocks for a grace period. Stopping a container is a small state machine on its
+record (`StopRequest`): the first sync sends SIGTERM (SIGKILL for grace 0) and asks to be synced
+again at the deadline; the container's exit arrives through `Runtime.wait_any` and wakes the pod
+like any other exit; a container still running at its deadline gets SIGKILL, and one that
+survives even that for KILL_WAIT_SECONDS is given up as lost (the sandbox removal kills what is
+left). A liveness or startup kill and a pod's termination use the same steps, so a stubborn
+container never holds a worker and a thousand pods stop in parallel on four workers.
+
+A terminating pod (kubelet's TerminatePod): stop every container with the pod's grace, then
+release sandbox and IP, then, for a pod deleted through the API, settle a terminal phase, write
+the final status and delete the object (with its uid as a precondition), and remove its directory.
+
+`PodTermination` is a part of `NodeAgent` (agent.py), split out by concern; it uses the agent's
+runtime, clock, recorder, probes, ipam, client and pod table.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from minikube_py.agent import podfiles
+from minikube_py.agent.pod import Lifecycle, PodRecord, TerminationPlan, Why
+from minikube_py.agent.status import ContainerRecord, Termination, pod_phase
+from minikube_py.api import errors
+from minikube_py.api.core import Pod
+from minikube_py.api.times import parse_time
+from minikube_py.client.events import NORMAL
+from minikube_py.runtime.types import RuntimeError_, Sandbox
+
+log = logging.getLogger(__name__)
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+# How long a container may take to die after SIGKILL before the agent gives it up as lost.
+KILL_WAIT_SECONDS = 10.0
+# A deletion noticed within this many seconds of its timestamp gets the whole grace period:
+# timestamps have one-second precision, and kubelet also grants the full deletionGracePeriodSeconds.
+DELETION_NOTICE_SLACK_SECONDS = 2.0
+SMALLEST_WAIT_SECONDS = 0.001
+
+
+class PodTermination:
+    """The stopping and terminating steps of `NodeAgent`."""
+
+    # ---- stopping containers ---------------------------------------------------------------
+
+    def _advance_stops(self, record: PodRecord) -> tuple[list[ContainerRecord], float | None]:
+        """Move every stop request of the pod one step. Returns the containers that got their first
+        signal just now, and the seconds until the next deadline (None: nothing is being stopped)."""
+        now = self.clock.monotonic()
+        signalled, waits = [], []
+        for container_record in record.stopping_records():
+            stop, container_id = container_record.stop, container_record.running.id
+            if not stop.signalled:
+                stop.signalled = True
+                if stop.grace > 0:
+                    self._kill(record, container_id, signal.SIGTERM)
+                else:
+                    stop.killed_at = now
+                    self._kill(record, container_id, signal.SIGKILL)
+                signalled.append(container_record)
+            elif stop.killed_at is None and now >= stop.deadline:
+                stop.killed_at = now
+                self._kill(record, container_id, signal.SIGKILL)
+            elif stop.killed_at is not None and now >= stop.killed_at + KILL_WAIT_SECONDS:
+                log.warning("pod %s/%s: container %s survived SIGKILL for %ss; giving it up as lost",
+                            record.namespace, record.name, container_record.name, KILL_WAIT_SECONDS)
+                self._record_exit(record, container_record, self._lost(container_record))
+                continue
+            # The signal may have done its work already: look before waiting for the exit event.
+            self._observe_container(record, container_record)
+            if container_record.running is not None:
+                due = stop.deadline if stop.killed_at is None else stop.killed_at + KILL_WAIT_SECONDS
+                waits.append(max(due - now, SMALLEST_WAIT_SECONDS))
+        return signalled, min(waits) if waits else None
+
+    def _kill(self, record: PodRecord, container_id: str, number: int) -> None:
+        try:
+            self.runtime.kill_container(container_id, number)
+        except RuntimeError_ as error:
+            # Exited (or vanished) meanwhile: the next look at its state says which.
+            log.info("pod %s/%s: signal %d to %s: %s", record.namespace, record.name, number, container_id, error.message)
+
+    def _lost(self, container_record: ContainerRecord) -> Termination:
+        running = container_record.running
+        try:
+            state = self.runtime.container_state(running.id)
+            if state.status == "exited":
+                return Termination.from_state(state)
+        except RuntimeError_:
+            pass
+        return Termination.unknown(running.id, running.started_at, self.clock.now())
+
+    # ---- terminating pods ------------------------------------------------------------------
+
+    def _remaining_grace(self, pod: Pod) -> float:
+        grace = pod.metadata.deletion_grace_period_seconds
+        if grace is None:
+            grace = pod.spec.termination_grace_period_seconds
+        deadline = parse_time(pod.metadata.deletion_timestamp)
+        noticed_late_by = self.clock.now() - (deadline - grace)
+        if noticed_late_by <= DELETION_NOTICE_SLACK_SECONDS:
+            return float(grace)
+        return max(0.0, deadline - self.clock.now())
+
+    def _begin_termination(self, record: PodRecord, why: Why, grace: float) -> None:
+        record.move(Lifecycle.TERMINATING)
+        record.termination = TerminationPlan(why, grace)
+        self.probes.remove_pod(record.uid)
+
+    def _sync_terminating(self, record: PodRecord) -> float | None:
+        """One step of a termination; returns seconds until the next look, None when it is over."""
+        now = self.clock.monotonic()
+        for container_record in record.running_records():
+            self._observe_container(record, container_record)
+            if container_record.running is not None:
+                record.request_stop(container_record, record.termination.grace, now)
+        signalled, wait = self._advance_stops(record)
+        # Every container has its SIGTERM by now; the Killing events are written while they stop.
+        for container_record in signalled:
+            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
+        if wait is not None:
+            return wait
+        self._finish_termination(record)
+        return None
+
+    def _finish_termination(self, record: PodRecord) -> None:
+        """Every container has stopped: free everything, and for a deleted pod write the final status
+        and delete the object. An API error raises; the next try goes on from here."""
+        why = record.termination.why
+        self._release_pod_resources(record)
+        self.backoff.forget(record.uid)
+        if why is Why.DELETED:
+            if not record.terminal_phase:
+                record.terminal_phase = self._settle_for_removal(record)
+            self._delete_object(record)
+        if why is not Why.NODE_STOPPING:
+            # As kubelet's housekeeping, the pod directory (its logs) goes once the object is gone.
+            podfiles.remove_pod_files(self.config.home, record.uid)
+        if why is Why.DELETED:
+            record.move(Lifecycle.FINISHED)  # kept until the cache drops the pod
+        else:
+            self.table.remove(record.uid, forget_key=True)
+
+    def _settle_for_removal(self, record: PodRecord) -> str:
+        """kubelet's TerminatePod for a deleted pod whose containers are stopped: a container that
+        should have run but has no termination is reported as ContainerStatusUnknown (exit 137),
+        and the pod gets a terminal phase (since 1.27), Failed unless its containers say otherwise."""
+        app_records, init_records = record.app_records, record.init_records
+
+        def ever_ran(container_record: ContainerRecord) -> bool:
+            return container_record.state_kind != "waiting" or container_record.last_state is not None
+
+        last_init = init_records[-1] if init_records else None
+        initialized = (last_init is None or any(ever_ran(c) for c in app_records) or last_init.completed
+                       or last_init.last_state is not None and last_init.last_state.exit_code == 0)
+        unknown = list(app_records) if initialized else []
+        # Init containers up to the last one that ever ran (at least the first one).
+        ran = [index for index, container_record in enumerate(init_records) if ever_ran(container_record)]
+        unknown += init_records[:ran[-1] + 1 if ran else 1]
+        now = self.clock.now()
+        for container_record in unknown:
+            if container_record.terminated is None:
+                container_record.set_terminated(Termination.unknown("", 0.0, now))
+        phase = pod_phase(app_records, record.pod.spec.restart_policy, pod_is_terminal=True, init_records=init_records)
+        return phase if phase in TERMINAL_PHASES else "Failed"
+
+    def _delete_object(self, record: PodRecord) -> None:
+        """Write the final status and delete the object with grace 0, unless the object of that name
+        is by now another pod (force-deleted and created again while this one stopped): both the
+        status patch and the delete carry this pod's uid as a precondition, as kubelet's do."""
+        self._write_status(record)
+        try:
+            self.client.delete("pods", record.name, namespace=record.namespace, grace_period_seconds=0,
+                               preconditions={"uid": record.uid})
+        except (errors.NotFound, errors.Conflict):
+            pass  # gone already, or the name now belongs to another pod
+
+    def _release_pod_resources(self, record: PodRecord) -> None:
+        """Containers, sandbox and IP go; logs (the pod directory) stay until the pod is deleted."""
+        self.probes.remove_pod(record.uid)
+        self._remove_sandbox(record)
+        self.ipam.release(record.uid)
+
+    def _remove_sandbox(self, record: PodRecord) -> None:
+        for container_record in record.running_records():
+            self._record_exit(record, container_record, self._lost(container_record))
+        sandbox, record.sandbox = record.sandbox, None
+        self._discard_sandbox(record.uid, sandbox)
+
+    def _discard_sandbox(self, pod_uid: str, sandbox: Sandbox | None) -> None:
+        """Remove the sandbox (killing what runs in it) and every container record of the pod."""
+        if sandbox is not None:
+            self.runtime.remove_sandbox(sandbox)
+        for state in self.runtime.list_containers(sandbox_id=pod_uid):
+            self.runtime.remove_container(state.id)
