@@ -4,7 +4,10 @@ The runtime's supervisor outlives the daemon, so on `start` the agent finds sand
 containers it did not make in this process. Each pod still in the API gets its record back from
 its stored status plus what the runtime reports (running containers keep running, exits that
 happened while nobody watched are reported with their real codes); sandboxes, pod directories and
-addresses of pods the API no longer has are removed.
+addresses of pods the API no longer has are removed. A daemon killed in the middle of creating a
+sandbox leaves one whose network is incomplete (no veth, no eth0, no address): each adopted
+sandbox's network is checked, and a broken one is replaced by the first sync as kubelet does
+(SandboxChanged, every container restarted and counted).
 
 `Adoption` is a part of `NodeAgent` (agent.py), split out by concern.
 """
@@ -93,8 +96,11 @@ class Adoption:
             record.move(Lifecycle.COMPLETED)
             self._discard_sandbox(record.uid, sandbox)
         elif sandbox is not None:
-            # A sandbox whose pause died is replaced by the first sync (_ensure_sandbox).
+            # A sandbox whose pause died, or whose network a crash left incomplete, is replaced by
+            # the first sync (_ensure_sandbox).
             record.sandbox, record.ip = sandbox, sandbox.ip
+            if self.runtime.sandbox_alive(sandbox):
+                record.sandbox_problem = self.runtime.check_sandbox_network(sandbox)
             for container in pod.spec.containers:
                 running = record.containers[container.name].running
                 if running is not None:

@@ -75,6 +75,7 @@ class PodRecord:
     pod: Pod
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
     sandbox: Sandbox | None = None
+    sandbox_problem: str = ""  # what is broken in the sandbox (found at adoption): it is replaced
     ip: str = ""
     start_time: float | None = None
     terminal_phase: str = ""  # Succeeded or Failed, once COMPLETED (or settled by a termination)

@@ -145,13 +145,26 @@ class PodSync:
 
     def _ensure_sandbox(self, record: PodRecord) -> float | None:
         """A live sandbox (None), or the seconds until the next try to make one."""
-        if record.sandbox is not None and self.runtime.sandbox_alive(record.sandbox):
+        if record.sandbox is not None and not record.sandbox_problem and self.runtime.sandbox_alive(record.sandbox):
             return None
         if record.sandbox is not None:
-            # The pause process is gone, and with it the pod's namespaces: start over in a new
-            # sandbox; every container that ran is restarted (restartCount + 1) without back-off.
-            log.warning("pod %s/%s: sandbox %s died; creating a new one", record.namespace, record.name, record.sandbox.id)
+            # The pause process is gone, and with it the pod's namespaces, or its network is broken:
+            # start over in a new sandbox; every container that ran is restarted (restartCount + 1)
+            # without back-off.
+            problem = record.sandbox_problem or "its pause process is gone"
+            log.warning("pod %s/%s: sandbox %s is broken (%s); creating a new one",
+                        record.namespace, record.name, record.sandbox.id, problem)
+            self.recorder.event(record.pod, NORMAL, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+            for container_record in record.running_records() if record.sandbox_problem else []:
+                # Still running in the broken sandbox: killed, so the restart shows their real end.
+                try:
+                    state = self.runtime.stop_container(container_record.running.id, 0)
+                    self._record_exit(record, container_record, Termination.from_state(state))
+                except RuntimeError_ as error:
+                    log.info("pod %s/%s: stopping %s: %s", record.namespace, record.name, container_record.name,
+                             error.message)
             self._remove_sandbox(record)
+            record.sandbox_problem = ""
             record.mark_rerun_after_sandbox_loss()
         pod = record.pod
         try:

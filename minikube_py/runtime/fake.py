@@ -75,6 +75,7 @@ class FakeRuntime:
         self.container_configs: dict[str, ContainerConfig] = {}
         self.removed_containers: list[str] = []
         self._dead_sandboxes: set[str] = set()
+        self._broken_networks: dict[str, str] = {}
         self._start_failures: dict[str, RuntimeError_] = {}
         self._sandbox_failures: list[RuntimeError_] = []
         self._sigterm_ignored: set[str] = set()
@@ -123,6 +124,10 @@ class FakeRuntime:
                 finished_at=self.clock.now()))
             self._exits_changed.notify_all()
 
+    def break_sandbox_network(self, sandbox_id: str, problem: str = "the pod has no eth0") -> None:
+        """The sandbox's network is incomplete (a crash cut its creation short)."""
+        self._broken_networks[sandbox_id] = problem
+
     def script_exec(self, container_id: str, result: ExecResult | Callable[[list[str]], ExecResult]) -> None:
         self._exec_scripts[container_id] = result
 
@@ -162,7 +167,11 @@ class FakeRuntime:
         self.sandboxes[sandbox.id] = sandbox
         self.sandbox_configs[sandbox.id] = config
         self._dead_sandboxes.discard(sandbox.id)
+        self._broken_networks.pop(sandbox.id, None)
         return sandbox
+
+    def check_sandbox_network(self, sandbox: Sandbox) -> str:
+        return self._broken_networks.get(sandbox.id, "")
 
     def sandbox_alive(self, sandbox: Sandbox) -> bool:
         current = self.sandboxes.get(sandbox.id)

@@ -43,6 +43,7 @@ POD_INTERFACE = "eth0"
 ALIAS_PREFIX = "minikube-py"
 NAME_ATTEMPTS = 16
 LOOPBACK_INDEX = 1  # the kernel registers lo first in every network namespace
+IFF_UP = 0x1
 
 T = TypeVar("T")
 
@@ -266,6 +267,33 @@ class PodNetwork:
             ipr.link("set", index=LOOPBACK_INDEX, state="up")
             ipr.link("set", index=eth0_index, state="up")
             ipr.route("add", dst="0.0.0.0/0", gateway=self.gateway, oif=eth0_index)
+
+    def check(self, host_veth: str, pid: int, ip: str) -> str:
+        """What is missing of a pod's network, "" when it is whole: the host veth on the bridge, and
+        in the namespace of `pid` an `eth0` that is up and holds `ip`. Reads only."""
+        if not host_veth:
+            return "the sandbox has no host veth (its creation was cut short)"
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=host_veth)
+            if not found:
+                return f"host veth {host_veth} is gone"
+            bridge = ipr.link_lookup(ifname=self.bridge_name)
+            if not bridge or ipr.link("get", index=found[0])[0].get_attr("IFLA_MASTER") != bridge[0]:
+                return f"host veth {host_veth} is not a port of bridge {self.bridge_name}"
+
+        def pod_side() -> str:
+            with IPRoute() as ipr:
+                found = ipr.link_lookup(ifname=POD_INTERFACE)
+                if not found:
+                    return f"the pod has no {POD_INTERFACE}"
+                if not ipr.link("get", index=found[0])[0]["flags"] & IFF_UP:
+                    return f"{POD_INTERFACE} is down"
+                addresses = {message.get_attr("IFA_ADDRESS") for message in ipr.get_addr(index=found[0], family=2)}
+                if ip not in addresses:
+                    return f"{POD_INTERFACE} does not hold the pod IP {ip}"
+                return ""
+
+        return _in_network_namespace(pid, pod_side)
 
     def detach(self, host_veth_name: str) -> None:
         """Delete a pod's host veth (its peer goes with it). Idempotent."""

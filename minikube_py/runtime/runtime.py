@@ -351,6 +351,12 @@ class LinuxRuntime:
     def sandbox_alive(self, sandbox: Sandbox) -> bool:
         return process_alive(sandbox.pause_pid, sandbox.pause_start_time)
 
+    def check_sandbox_network(self, sandbox: Sandbox) -> str:
+        try:
+            return self.network.check(sandbox.host_veth, sandbox.pause_pid, sandbox.ip)
+        except Exception as error:  # a namespace that vanished under us, a netlink error: broken either way
+            return f"checking the network failed: {error}"
+
     def remove_sandbox(self, sandbox: Sandbox) -> None:
         for state in self.list_containers():
             if state.sandbox_id == sandbox.id:

@@ -159,6 +159,10 @@ class Runtime(Protocol):
 
     def sandbox_alive(self, sandbox: Sandbox) -> bool: ...
 
+    def check_sandbox_network(self, sandbox: Sandbox) -> str:
+        """What is missing of the sandbox's network (host veth, eth0, the pod IP), "" when it is
+        whole; for sandboxes found after a crash, whose creation may have been cut short."""
+
     def image_config(self, reference: str) -> ImageConfig:
         """The image's config from the local store; raises RuntimeError_("ErrImageNeverPull",
         'Container image "<ref>" is not present with pull policy of Never') when it is not there."""

@@ -129,14 +129,16 @@ def test_a_deleted_pod_or_a_killed_container_is_replaced(cluster: Cluster):
     cluster.apply(deployment(1, replicas=2))
     wait_for(lambda: deployment_complete(cluster, 2), 90, "2 replicas available")
     pods = cluster.client.raw.list("pods", "default", label_selector="app=roll")["items"]
-    victim = pods[0]["metadata"]["name"]
+    # Pods of the previous test's larger Deployment may still be terminating: pick a live one.
+    victim = next(p for p in pods if not p["metadata"].get("deletionTimestamp"))["metadata"]["name"]
     cluster.cli("delete", "pod", victim)
     wait_for(lambda: (lambda names: victim not in names and len(names) == 2)(
         [p["metadata"]["name"] for p in cluster.client.raw.list("pods", "default", label_selector="app=roll")["items"]]),
         60, "a replacement for the deleted pod")
     wait_for(lambda: deployment_complete(cluster, 2), 60, "2 replicas available again")
 
-    survivor = cluster.client.raw.list("pods", "default", label_selector="app=roll")["items"][0]["metadata"]["name"]
+    survivor = next(p for p in cluster.client.raw.list("pods", "default", label_selector="app=roll")["items"]
+                    if not p["metadata"].get("deletionTimestamp"))["metadata"]["name"]
     pid = cluster.inspect(survivor)["containers"][0]["pid"]
     os.kill(pid, signal.SIGKILL)
     pod = cluster.wait_pod(survivor, lambda p: p["status"]["containerStatuses"][0]["restartCount"] >= 1, "the killed container to restart")

@@ -368,12 +368,13 @@ spec:
     assert reason == "CreateContainerConfigError" and "ghost" in message
 
 
-def test_a_lost_pause_process_gets_a_new_sandbox_and_counts_a_restart(cluster: Cluster):
-    cluster.apply("""
+def run_sleeping_pod(cluster: Cluster, name: str) -> dict:
+    """A one-container pod that sleeps, Running; returns its inspect document."""
+    cluster.apply(f"""
 apiVersion: v1
 kind: Pod
 metadata:
-  name: lost-sandbox
+  name: {name}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
@@ -381,8 +382,12 @@ spec:
       image: busybox
       command: ["sleep", "3600"]
 """)
-    cluster.wait_running("lost-sandbox")
-    before = cluster.inspect("lost-sandbox")
+    cluster.wait_running(name)
+    return cluster.inspect(name)
+
+
+def test_a_lost_pause_process_gets_a_new_sandbox_and_counts_a_restart(cluster: Cluster):
+    before = run_sleeping_pod(cluster, "lost-sandbox")
     os.kill(before["pause"]["pid"], signal.SIGKILL)
     pod = cluster.wait_pod("lost-sandbox", lambda p: first_status(p).get("restartCount", 0) >= 1
                            and "running" in first_status(p).get("state", {}), "a new sandbox with the container restarted")
@@ -390,3 +395,25 @@ spec:
     assert after["pause"]["pid"] != before["pause"]["pid"]
     assert os.readlink(f"/proc/{after['containers'][0]['pid']}/ns/net") == os.readlink(f"/proc/{after['pause']['pid']}/ns/net")
     assert pod["status"]["podIP"]
+
+
+def test_a_sandbox_whose_network_broke_while_the_daemon_was_down_is_recreated(cluster: Cluster):
+    """kill -9 during a burst of creates can leave a sandbox without veth, eth0 or address: `start`
+    must not adopt it as Running but replace it (SandboxChanged, a restart counted)."""
+    from pyroute2 import IPRoute
+
+    before = run_sleeping_pod(cluster, "net-broken")
+    daemon_pid = json.loads(cluster.cli("status", "-o", "json").stdout)["pid"]
+    os.kill(daemon_pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{daemon_pid}"), 10, "the daemon to die")
+    with IPRoute() as ipr:
+        ipr.link("del", index=ipr.link_lookup(ifname=before["pod"]["hostVeth"])[0])  # eth0 goes with it
+
+    cluster.cli("start", timeout=120)
+    pod = cluster.wait_pod("net-broken", lambda p: first_status(p).get("restartCount", 0) == 1
+                           and "running" in first_status(p).get("state", {}), "a new sandbox with the container restarted")
+    after = cluster.inspect("net-broken")
+    assert after["pause"]["pid"] != before["pause"]["pid"]
+    assert os.path.exists(f"/sys/class/net/{after['pod']['hostVeth']}")
+    assert pod["status"]["podIP"]
+    assert "SandboxChanged" in cluster.cli("get", "events").stdout

@@ -152,3 +152,25 @@ def test_logs_survive_a_cluster_stop_and_leftover_pod_directories_are_removed_on
     again = harness.restarted()
     assert (again.home_path / "pods" / uid).is_dir()
     assert not leftover.exists()
+
+
+def test_an_adopted_sandbox_with_a_broken_network_is_recreated_and_counts_a_restart(harness):
+    """kill -9 during a sandbox's creation can leave it without veth, eth0 or address: `start` must not
+    adopt it as Running but replace it, as kubelet does on SandboxChanged."""
+    uid = harness.create_pod("web", [{"name": "main"}])
+    healthy = harness.create_pod("healthy", [{"name": "main"}])
+    harness.sync()
+    first_pause = harness.runtime.sandboxes[uid].pause_pid
+    first_container = harness.container_id(uid)
+    healthy_pause = harness.runtime.sandboxes[healthy].pause_pid
+    harness.runtime.break_sandbox_network(uid, "the pod has no eth0")
+
+    again = harness.restarted()
+    assert again.runtime.sandboxes[uid].pause_pid != first_pause
+    assert again.runtime.check_sandbox_network(again.runtime.sandboxes[uid]) == ""
+    status = again.status("web")
+    assert status["restartCount"] == 1 and "running" in status["state"]
+    assert status["lastState"]["terminated"]["containerID"].endswith(first_container), "the old container was stopped"
+    assert ("SandboxChanged", "Pod sandbox changed, it will be killed and re-created.") in again.events()
+    assert again.runtime.sandboxes[healthy].pause_pid == healthy_pause
+    assert again.status("healthy")["restartCount"] == 0

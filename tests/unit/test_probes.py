@@ -210,7 +210,8 @@ def test_the_probe_timer_thread_survives_a_probe_whose_period_overflows_every_wa
                 return arrived.wait_for(lambda: any(done == name for done, _ in results), timeout=10)
 
         bad = Container.model_validate({"name": "bad", "image": "busybox", "livenessProbe": {
-            "exec": {"command": ["true"]}, "periodSeconds": int(1e20)}})
+            "exec": {"command": ["true"]}, "periodSeconds": 1}})
+        bad.liveness_probe.period_seconds = int(1e20)  # past validation (which rejects it), as from an old store
         manager.add_container("pod-a", bad, ProbeTarget("bad-id", "10.0.0.1", {}), Clock().monotonic())
         assert probed("bad")
         good = Container.model_validate({"name": "good", "image": "busybox", "livenessProbe": {
