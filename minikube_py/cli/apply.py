@@ -116,7 +116,9 @@ def applied_manifest(document: api.ManifestDocument, info: api.ResourceInfo, con
     """The object kubectl would send: namespace filled in, status dropped, last-applied annotated."""
     manifest = copy.deepcopy(document.data)
     manifest.pop("status", None)
-    metadata = manifest.setdefault("metadata", {})
+    if manifest.get("metadata") is None:  # `metadata:` with nothing after it is no metadata, as for kubectl
+        manifest["metadata"] = {}
+    metadata = manifest["metadata"]
     if not metadata.get("name"):
         raise CommandError("metadata.name: required: every applied object needs a name")
     if info.namespaced:
