@@ -557,9 +557,10 @@ class Registry:
         spec, status = current.get("spec") or {}, current.get("status") or {}
         if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
             return 0
-        if requested is None or requested < 0:
+        if requested is None:
             requested = spec.get("terminationGracePeriodSeconds", DEFAULT_POD_GRACE_SECONDS)
-        return int(requested)
+        # A negative period asked for explicitly means "as soon as possible" (k/k pod strategy).
+        return 1 if int(requested) < 0 else int(requested)
 
     def _mark_deleted(self, info, current: dict, propagation_policy: str | None,
                       grace_period_seconds: int | None) -> dict:

@@ -213,3 +213,11 @@ def test_a_grace_period_that_is_not_an_int64_is_a_bad_request_and_deletes_nothin
     with pytest.raises(errors.BadRequest, match="gracePeriodSeconds: Invalid value"):
         registry.delete("pods", "default", "web", grace_period_seconds=grace)
     assert "deletionTimestamp" not in registry.get("pods", "default", "web")["metadata"]
+
+
+def test_a_negative_grace_period_asked_for_becomes_one_second_as_in_kubernetes(registry):
+    registry.create("pods", "default", pod_body(grace=20))
+    registry.bind("default", "web", "node-1")
+    marked = registry.delete("pods", "default", "web", grace_period_seconds=-5)
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 1
+    assert marked["metadata"]["deletionTimestamp"] == "2027-01-15T08:00:01Z"
