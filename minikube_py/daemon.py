@@ -1,8 +1,11 @@
 """The minikube-py daemon: one process holding the whole cluster (k3s style).
 
 `start` launches it detached and returns once the API answers and the node is Ready; `serve`
-is the daemon itself: the sqlite store, the API server on a unix socket (and optionally a
-loopback port), the controllers, the scheduler and the node agent, wired together in one process.
+is the daemon itself: the sqlite store, the API server on a unix socket (and, with `--port`, a
+TLS listener on loopback that asks every request for a credential), the controllers, the
+scheduler and the node agent, wired together in one process. The cluster home is 0700: nothing
+in it (store, credentials, container directories) is reachable by another local user. With a
+port, `start` also makes the cluster's certificates and tokens and writes a kubeconfig.
 Containers are not children of this process but of the runtime's supervisor, so a crash or
 `kill -9` of the daemon loses no pod; `stop` stops every pod and removes every host resource the
 cluster made.
@@ -58,7 +61,7 @@ class ClusterConfig:
         return ClusterConfig(**data)
 
     def save(self, home: str) -> None:
-        os.makedirs(home, exist_ok=True)
+        make_private_home(home)
         temporary = os.path.join(home, "config.json.tmp")
         with open(temporary, "w") as file:
             json.dump(asdict(self), file, indent=2)
@@ -67,6 +70,51 @@ class ClusterConfig:
 
 class ConfigError(ValueError):
     pass
+
+
+def make_private_home(home: str) -> None:
+    """The cluster home exists and only its owner (root) may enter it."""
+    os.makedirs(home, mode=0o700, exist_ok=True)
+    os.chmod(home, 0o700)
+
+
+def kubeconfig_path(home: str) -> str:
+    return os.path.join(home, "kubeconfig")
+
+
+def ensure_access(home: str, config: ClusterConfig) -> None:
+    """With a port: the cluster's CA, serving certificate and tokens (made once, refreshed when
+    stale) and its own kubeconfig in the home."""
+    if config.port is None:
+        return
+    from minikube_py.apiserver import certificates
+    from minikube_py.client import kubeconfig
+
+    paths = certificates.ensure_credentials(home, config.name, (config.node_name,))
+    with open(paths.ca_certificate, "rb") as file:
+        ca = file.read()
+    document = kubeconfig.build(config.name, f"https://127.0.0.1:{config.port}", ca,
+                                certificates.token_of(paths, certificates.ADMIN_USER))
+    kubeconfig.write(kubeconfig_path(home), document)
+
+
+def merge_user_kubeconfig(home: str, config: ClusterConfig) -> str | None:
+    """Merge the cluster's context into $KUBECONFIG / ~/.kube/config as the current context, as
+    minikube does; returns the file written (None without a port, or if it could not be)."""
+    if config.port is None:
+        return None
+    import yaml
+
+    from minikube_py.client import kubeconfig
+
+    target = kubeconfig.user_kubeconfig_path()
+    try:
+        kubeconfig.merge(target, kubeconfig.load(kubeconfig_path(home)))
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        print(f"warning: could not merge the context {config.name!r} into {target}: {error}; "
+              f"use {kubeconfig_path(home)} (minikube-py kubeconfig)", file=sys.stderr)
+        return None
+    return target
 
 
 def parse_restart_backoff(text: str) -> tuple[float, float]:
@@ -176,6 +224,7 @@ def start(
     running = _read_pid(home)
     if running is not None:
         print(f'minikube-py: cluster "{config.name}" is already running (pid {running}) in {home}')
+        _announce_kubeconfig(home, config)
         return 0
     config.name = name or config.name
     config.pod_cidr = pod_cidr or config.pod_cidr
@@ -199,7 +248,14 @@ def start(
               "mounts. Run it with sudo.", file=sys.stderr)
         return 1
     config.save(home)
+    try:
+        ensure_access(home, config)
+    except OSError as error:
+        print(f"error: could not write the cluster's certificates and kubeconfig in {home}: {error}",
+              file=sys.stderr)
+        return 1
     if foreground:
+        _announce_kubeconfig(home, config)
         return serve(home)
 
     log_path = os.path.join(home, "daemon.log")
@@ -217,14 +273,21 @@ def start(
             print(_tail(log_path, 20), file=sys.stderr)
             return 1
         if _api_answers(home) and _node_ready(home, config.node_name):
-            where = os.path.join(home, "api.sock") + (f" and 127.0.0.1:{config.port}" if config.port else "")
+            where = os.path.join(home, "api.sock") + (f" and https://127.0.0.1:{config.port}" if config.port else "")
             print(f'minikube-py: cluster "{config.name}" is running (pid {process.pid}); '
                   f'node "{config.node_name}" Ready; API at {where}')
+            _announce_kubeconfig(home, config)
             return 0
         time.sleep(0.05)
     print(f"error: the daemon did not become ready within {STARTUP_TIMEOUT_SECONDS:.0f}s; see {log_path}",
           file=sys.stderr)
     return 1
+
+
+def _announce_kubeconfig(home: str, config: ClusterConfig) -> None:
+    merged = merge_user_kubeconfig(home, config)
+    if merged is not None:
+        print(f'minikube-py: kubectl is now configured to use "{config.name}" (context in {merged})')
 
 
 def _stop_request_file(home: str) -> str:
@@ -331,7 +394,8 @@ class StoreIpam:
 def serve(home: str) -> int:
     """Run the daemon in this process until SIGTERM/SIGINT (then stop every pod) or SIGKILL."""
     from minikube_py.agent import AgentConfig, NodeAgent
-    from minikube_py.apiserver.server import ApiHttpServer
+    from minikube_py.apiserver import certificates
+    from minikube_py.apiserver.server import ApiHttpServer, TlsConfig
     from minikube_py.apiserver.registry import Registry
     from minikube_py.client.api import ApiClient
     from minikube_py.clock import Clock
@@ -345,6 +409,8 @@ def serve(home: str) -> int:
         return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("starting cluster %r in %s", config.name, home)
+    make_private_home(home)
+    ensure_access(home, config)
 
     clock = Clock()
     stopping = threading.Event()
@@ -376,7 +442,8 @@ def serve(home: str) -> int:
             max_pods=config.max_pods,
         ),
     )
-    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent)
+    tls = TlsConfig.of(certificates.Paths(home)) if config.port is not None else None
+    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent, tls=tls)
     controllers = control_loops(client, clock, config)
 
     server.start()

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from minikube_py.api import errors, printers
-from minikube_py.apiserver import streams
+from minikube_py.apiserver import auth, streams
 from minikube_py.apiserver.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from minikube_py.apiserver.routing import (
     Route, include_object_policy, integer, not_found, parse_route, text, wants_table)
@@ -29,6 +30,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PATCH_TYPES = {MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH, "application/apply-patch+yaml"}
+JSON = "application/json"
+# kube-apiserver's limit on a request body (3 MiB), and how deep a JSON document may nest.
+MAX_BODY_BYTES = 3 * 1024 * 1024
+MAX_JSON_DEPTH = 100
+KNOWN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether `document` nests containers more than `limit` levels deep (without recursing)."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 class ApiRequestHandler(BaseHTTPRequestHandler):
@@ -38,7 +61,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         # Small JSON writes go straight out; Nagle would delay every response on TCP.
         self.disable_nagle_algorithm = self.request.family != socket.AF_UNIX
+        # A silent client (no request, no handshake) is hung up on instead of holding a thread.
+        self.timeout = self.server.api.read_timeout
+        self._body_pending = False
         super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
         self.server.api.track(self.connection, True)
 
     def finish(self) -> None:
@@ -65,22 +93,76 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def __getattr__(self, name: str) -> Any:
+        # http.server looks up `do_<METHOD>`; every method we do not serve (OPTIONS, HEAD,
+        # TRACE, anything) gets a JSON Status 405 instead of its HTML 501 page.
+        if name.startswith("do_"):
+            return lambda: self._handle(name[3:])
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (a malformed request line, headers too long) as a Status."""
+        error = errors.ApiError(message or self.responses.get(code, ("error",))[0])
+        error.code, error.reason = code, self.responses.get(code, ("BadRequest",))[0].replace(" ", "")
+        self.close_connection = True
+        # http.server has not taken the request's version yet when the request line is bad; answer
+        # in ours, with headers (an "HTTP/0.9" answer would be a bare body).
+        self.request_version = self.protocol_version
+        try:
+            self.send_json(code, error.to_status())
+        except OSError:
+            pass
+
     # -- plumbing
 
-    def _read_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
+    def _body_length(self) -> int:
+        if self.headers.get("Transfer-Encoding"):
+            raise errors.BadRequest("chunked request bodies are not supported; send the body with a "
+                                    "Content-Length header")
+        text_length = (self.headers.get("Content-Length") or "0").strip()
+        if not text_length.isdigit() or len(text_length) > 20:
+            raise errors.BadRequest(f"Content-Length {text_length[:24]!r} is not a length in bytes")
+        length = int(text_length)
+        if length > MAX_BODY_BYTES:
+            raise errors.RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY_BYTES}")
+        return length
+
+    def _read_body(self, method: str) -> Any:
+        """The request body as a JSON document (None without one). Only JSON, or for PATCH a
+        declared patch type, is accepted: a browser's cross-origin text/plain or form POST
+        is 415 before anything is parsed."""
+        self._body_pending = True
+        length = self._body_length()
         if not length:
+            self._body_pending = False
             return None
-        raw = self.rfile.read(length)
-        content_type = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if "protobuf" in content_type or "cbor" in content_type:
+        content_type = (self.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
+        accepted = PATCH_TYPES if method == "PATCH" else {JSON}
+        if content_type not in accepted:
+            if "protobuf" in content_type or "cbor" in content_type:
+                raise errors.UnsupportedMediaType(
+                    f"request bodies must be JSON, not {content_type}; with kubectl, create objects from "
+                    "manifests (kubectl apply -f / create -f), which send JSON")
             raise errors.UnsupportedMediaType(
-                f"request bodies must be JSON, not {content_type}; with kubectl, create objects from "
-                "manifests (kubectl apply -f / create -f), which send JSON")
+                f"the body of a {method} must be one of {', '.join(sorted(accepted))}; got {content_type}")
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            raise errors.BadRequest(f"the request body ended after {len(raw)} of {length} bytes")
+        self._body_pending = False
         try:
-            return json.loads(raw)
+            document = json.loads(raw, parse_constant=_reject_constant)
+        except RecursionError:
+            raise errors.BadRequest(f"the request body nests more than {MAX_JSON_DEPTH} levels deep") from None
         except ValueError as error:
             raise errors.BadRequest(f"the request body is not valid JSON: {error}") from None
+        if json_depth_exceeds(document, MAX_JSON_DEPTH):
+            raise errors.BadRequest(f"the request body nests more than {MAX_JSON_DEPTH} levels deep")
+        return document
+
+    def _user(self) -> auth.User:
+        if not self.server.requires_credentials:
+            return auth.LOCAL_ADMIN
+        return auth.authenticate(self.headers.get("Authorization"), self.connection, self.server.tokens)
 
     def send_json(self, code: int, document: Any) -> None:
         body = json.dumps(document, separators=(",", ":")).encode()
@@ -93,26 +175,37 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
+        self._body_pending = True
         try:
-            body = self._read_body()
+            user = self._user()
+            if method not in KNOWN_METHODS:
+                raise errors.MethodNotAllowed(f"{method} is not supported; use GET, POST, PUT, PATCH or DELETE")
             route = parse_route(url.path)
             if isinstance(route, dict):
                 if method != "GET":
                     raise errors.MethodNotAllowed(f"{method} is not supported on {url.path}")
+                self._read_body(method)
                 self.send_json(200, route)
                 return
-            if text(query, "dryRun"):
-                raise errors.BadRequest("dryRun is not supported by minikube-py; run without --dry-run=server")
+            auth.authorize(user, method, route, query, self.server.api.registry)
+            body = self._read_body(method)
+            _refuse_dry_run(query, body)
             self._serve(method, route, query, body)
         except errors.ApiError as error:
             self._send_error(error)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception as error:  # a bug must answer 500, not kill the connection silently
+        except TimeoutError:
+            self.close_connection = True
+        except Exception:  # a bug must answer a Status, not kill the connection or show Python
             log.exception("%s %s failed", method, self.path)
-            self._send_error(errors.ApiError(f"internal error: {error}"))
+            self._send_error(errors.ApiError(f"internal error while serving {method} {url.path}; "
+                                             "the daemon log has the details"))
 
     def _send_error(self, error: errors.ApiError) -> None:
+        if self._body_pending:
+            # The body was not read: the rest of this connection is not a request boundary.
+            self.close_connection = True
         try:
             self.send_json(error.code, error.to_status())
         except OSError:
@@ -164,10 +257,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if handler is not None:
             self.send_json(200, handler())
         elif resource == "pods" and (subresource, method) == ("binding", "POST"):
-            target = (body or {}).get("target") or {}
-            if not target.get("name"):
-                raise errors.BadRequest("binding: target.name (the node) is required")
-            self.send_json(201, registry.bind(namespace, name, target["name"]))
+            target = body.get("target") if isinstance(body, dict) else None
+            node = target.get("name") if isinstance(target, dict) else None
+            if not isinstance(node, str) or not node:
+                raise errors.BadRequest("binding: target.name (the node's name) is required: send a v1 Binding "
+                                        "with target {kind: Node, name: NODE}")
+            self.send_json(201, registry.bind(namespace, name, node))
         elif resource == "pods" and (subresource, method) == ("log", "GET"):
             streams.serve_logs(self, namespace, name, query)
         elif resource == "pods" and subresource == "exec" and method in ("POST", "GET"):
@@ -202,12 +297,33 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         return content_type
 
     def _delete(self, resource: str, namespace: str | None, name: str, query: dict, body: Any) -> dict:
-        options = body if isinstance(body, dict) else {}
+        if body is not None and not isinstance(body, dict):
+            raise errors.BadRequest("the body of a DELETE must be a v1 DeleteOptions object")
+        options = body or {}
         propagation = text(query, "propagationPolicy") or options.get("propagationPolicy")
         grace = integer(query, "gracePeriodSeconds")
         if grace is None:
             grace = options.get("gracePeriodSeconds")
+            if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int)
+                                      or not -2**63 <= grace < 2**63):
+                raise errors.BadRequest(f"DeleteOptions gracePeriodSeconds: {grace!r} must be an integer")
+        if propagation is not None and not isinstance(propagation, str):
+            raise errors.BadRequest(f"DeleteOptions propagationPolicy: {propagation!r} must be Orphan, "
+                                    "Background or Foreground")
+        if options.get("preconditions") is not None and not isinstance(options["preconditions"], dict):
+            raise errors.BadRequest("DeleteOptions preconditions: must be an object with uid and resourceVersion")
         if options.get("orphanDependents") is True and propagation is None:
             propagation = "Orphan"
         return self.server.api.registry.delete(resource, namespace, name, propagation, grace,
                                                preconditions=options.get("preconditions"))
+
+
+def _refuse_dry_run(query: dict, body: Any) -> None:
+    """Dry run is not implemented yet: refuse it, in the query or in DeleteOptions, rather than
+    doing the write for real."""
+    asked = [value for value in query.get("dryRun", []) if value]
+    if isinstance(body, dict) and body.get("kind") in (None, "DeleteOptions") and body.get("dryRun"):
+        asked.append(str(body["dryRun"]))
+    if asked:
+        raise errors.BadRequest(f"dryRun={asked[0]} is not supported by minikube-py yet, and nothing was "
+                                "changed; run without --dry-run=server")

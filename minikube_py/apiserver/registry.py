@@ -34,6 +34,7 @@ PROPAGATION_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"
 # A write without a resourceVersion from the caller is retried on an internal conflict, as
 # kube-apiserver's GuaranteedUpdate does; only a pathological hot object exhausts this.
 UPDATE_ATTEMPTS = 32
+MAX_REVISION = 2**63 - 1  # revisions are sqlite integers
 GENERATE_NAME_ATTEMPTS = 8
 # Metadata only the server sets; a client's values are ignored.
 SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -59,6 +60,16 @@ def selector_text(label_selector: dict | None) -> str:
 
 def _metadata(obj: dict) -> dict:
     return obj.get("metadata") or {}
+
+
+def _metadata_of_body(info, body: dict) -> dict:
+    """A copy of a request body's metadata; BadRequest when it is not an object."""
+    metadata = body.get("metadata")
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise errors.BadRequest(f"{info.kind} metadata: must be an object, not {type(metadata).__name__}")
+    return dict(metadata)
 
 
 class ObjectFilter:
@@ -186,7 +197,7 @@ class Registry:
                 hint = ""
             raise errors.BadRequest(f"the object's apiVersion/kind {api_version or '?'}/{kind or '?'} does not "
                                     f"match this URL, which serves {info.api_version}/{info.kind}{hint}")
-        metadata = dict(body.get("metadata") or {})
+        metadata = _metadata_of_body(info, body)
         if info.namespaced:
             if namespace and metadata.get("namespace") and metadata["namespace"] != namespace:
                 raise errors.BadRequest("the namespace of the provided object does not match the "
@@ -281,11 +292,11 @@ class Registry:
         object_filter = ObjectFilter(info.plural, label_selector, field_selector)
         scope = namespace if info.namespaced else None
         if resource_version not in (None, "", "0", 0):
-            try:
-                since = int(resource_version)
-            except ValueError:
-                raise errors.BadRequest(f"resourceVersion {resource_version!r}: must be a "
-                                        "decimal revision such as \"42\"") from None
+            text = str(resource_version)
+            if not (text.isdigit() and text.isascii()) or int(text) > MAX_REVISION:
+                raise errors.BadRequest(f"resourceVersion {text[:32]!r}: must be a decimal revision "
+                                        "such as \"42\" (at most 2^63-1)")
+            since = int(text)
             return RegistryWatch(self.store.watch(info.plural, scope, since), [], object_filter)
         while True:
             items, revision = self.store.list(info.plural, scope)
@@ -456,7 +467,13 @@ class Registry:
 
     def replace_scale(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
         info = self._scalable(resource)
-        replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            raise errors.BadRequest("the request body must be an autoscaling/v1 Scale object")
+        spec = body.get("spec") or {}
+        if not isinstance(spec, dict):
+            raise invalid_error(info, name, [("spec", "Invalid value: must be an object with replicas")])
+        metadata = _metadata_of_body(info, body)
+        replicas = spec.get("replicas")
         if isinstance(replicas, bool) or not isinstance(replicas, int):
             raise invalid_error(info, name, [("spec.replicas", "Required value: an integer number of replicas")])
         if replicas < 0:
@@ -468,7 +485,7 @@ class Registry:
                 return current
             return self._spec_update(info, current, {**current, "spec": {**current["spec"], "replicas": replicas}})
 
-        return self._scale_of(self._write(info, namespace, name, compute, _metadata(body).get("resourceVersion")))
+        return self._scale_of(self._write(info, namespace, name, compute, metadata.get("resourceVersion")))
 
     def patch_scale(self, resource: str, namespace: str | None, name: str, patch: Any,
                     patch_type: str = MERGE_PATCH) -> dict:
@@ -636,8 +653,9 @@ class Registry:
 
 def _patch_precondition(patch: Any) -> str | None:
     """A merge patch that names a resourceVersion makes it a precondition, as in Kubernetes."""
-    if isinstance(patch, dict):
-        return (patch.get("metadata") or {}).get("resourceVersion")
+    metadata = patch.get("metadata") if isinstance(patch, dict) else None
+    if isinstance(metadata, dict):
+        return metadata.get("resourceVersion")
     return None
 
 

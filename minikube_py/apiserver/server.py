@@ -1,5 +1,9 @@
-"""The API server's listeners: the unix socket (root only) and, with a port, a TCP listener.
+"""The API server's two doors: the unix socket (root only) and, with a port, a TLS listener.
 
+The unix socket is mode 0600: only root reaches it, and it needs no credential. The TCP listener
+(127.0.0.1 only) speaks TLS and nothing else, with the serving certificate `start` made, and asks
+every request for a credential (`auth`). The TLS handshake runs in the connection's own thread,
+under its read timeout, so a client that connects and says nothing holds no one else up.
 `ApiHttpServer` owns the listening sockets, one accept thread per listener, the set of open
 connections and watches (so `stop()` can end them at once) and the `HangUpDetector` shared by all
 watches. Each connection is served by `handler.ApiRequestHandler` in its own thread.
@@ -7,22 +11,66 @@ watches. Each connection is served by `handler.ApiRequestHandler` in its own thr
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import socketserver
+import ssl
 import threading
+from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 
-from minikube_py.apiserver.hangups import HangUpDetector
+from minikube_py.apiserver import certificates
+from minikube_py.apiserver.auth import TokenAuthenticator
 from minikube_py.apiserver.handler import ApiRequestHandler
+from minikube_py.apiserver.hangups import HangUpDetector
+
+log = logging.getLogger(__name__)
 
 # The accept loop wakes this often when idle; `stop()` does not wait for it (see _shut_down_now).
 SERVE_POLL_SECONDS = 5.0
+# How long a connection may stay silent while a request is due (also bounds the TLS handshake
+# and an idle keep-alive connection); streams that legitimately sit idle lift it (exec).
+READ_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """The TCP listener's identity and whom it trusts: its certificate and key, the CA whose
+    client certificates it accepts, and the static token file."""
+
+    certificate: str
+    key: str
+    client_ca: str
+    tokens: str
+
+    @classmethod
+    def of(cls, paths: certificates.Paths) -> "TlsConfig":
+        return cls(paths.serving_certificate, paths.serving_key, paths.ca_certificate, paths.tokens)
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.certificate, self.key)
+        context.load_verify_locations(self.client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL  # a certificate is one credential; a token the other
+        return context
 
 
 class _Serving(ThreadingHTTPServer):
     daemon_threads = True
     api: "ApiHttpServer"
+    # Whether requests must show a credential (the TCP door); on the unix socket the user is root.
+    requires_credentials = False
+    tokens: TokenAuthenticator | None = None
+
+    def handle_error(self, request, client_address) -> None:
+        # A failed TLS handshake, a client gone mid-request: that connection's business alone.
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class _TlsServing(_Serving):
+    requires_credentials = True
 
 
 class _UnixServing(_Serving):
@@ -37,11 +85,16 @@ class ApiHttpServer:
     """The API on `socket_path` (mode 0600) and, with `port`, on 127.0.0.1:port. `node_proxy`
     (the node agent) serves pod logs, exec and inspect; it may be set later."""
 
-    def __init__(self, registry, socket_path: str, port: int | None = None, node_proxy=None):
+    def __init__(self, registry, socket_path: str, port: int | None = None, node_proxy=None,
+                 tls: TlsConfig | None = None, read_timeout: float = READ_TIMEOUT_SECONDS):
+        if port is not None and tls is None:
+            raise ValueError("the TCP listener serves TLS only: give `tls` with `port`")
         self.registry = registry
         self.socket_path = socket_path
         self.port = port
         self.node_proxy = node_proxy
+        self.tls = tls
+        self.read_timeout = read_timeout
         self._servers: list[_Serving] = []
         self._threads: list[threading.Thread] = []
         self._connections: set[socket.socket] = set()
@@ -77,8 +130,18 @@ class ApiHttpServer:
             raise
         self.hang_ups = HangUpDetector()
         self._serve(unix_server, "unix")
-        if self.port is not None:
-            tcp_server = _Serving(("127.0.0.1", self.port), ApiRequestHandler)
+        if self.port is not None and self.tls is not None:
+            tcp_server = _TlsServing(("127.0.0.1", self.port), ApiRequestHandler, bind_and_activate=False)
+            try:
+                tcp_server.server_bind()
+                tcp_server.server_activate()
+                tcp_server.tokens = TokenAuthenticator.from_file(self.tls.tokens)
+                tcp_server.socket = self.tls.context().wrap_socket(
+                    tcp_server.socket, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ssl.SSLError):
+                tcp_server.server_close()
+                self.stop()
+                raise
             self.port = tcp_server.server_address[1]
             self._serve(tcp_server, "tcp")
 

@@ -1,4 +1,5 @@
-"""Commands about the cluster itself rather than its objects: start, stop, status, version, image.
+"""Commands about the cluster itself rather than its objects: start, stop, status, kubeconfig,
+version, image.
 
 `start`, `stop` and `status` hand over to `minikube_py.daemon`, which owns the daemon's life;
 images are host-local files, so `image` works on `runtime.images.ImageStore` directly and needs
@@ -21,7 +22,9 @@ def register(subcommands: Subcommands) -> None:
                                       "(default: minikube)")
     start.add_argument("--pod-cidr", metavar="CIDR", help="the range pod IPs come from (default: 10.244.0.0/16)")
     start.add_argument("--port", type=int, metavar="N",
-                       help="also serve the API on 127.0.0.1:N (default: the unix socket only)")
+                       help="also serve the API over TLS on 127.0.0.1:N, to holders of the cluster's token or "
+                            "client certificate, and merge a kubeconfig context for kubectl (default: the "
+                            "root-only unix socket only)")
     start.add_argument("--node-name", metavar="NAME", help="the Node's name (default: the host name)")
     start.add_argument("--foreground", action="store_true",
                        help="run the daemon attached to this terminal instead of in the background")
@@ -44,6 +47,9 @@ def register(subcommands: Subcommands) -> None:
     status = subcommands.add("status", "show whether the cluster is running, and where its API is")
     status.add_argument("-o", "--output", choices=["json"], help="print the status as JSON")
     status.set_defaults(run=run_status)
+
+    subcommands.add("kubeconfig", "print the cluster's kubeconfig (server URL, CA, admin token) for kubectl"
+                    ).set_defaults(run=run_kubeconfig)
 
     subcommands.add("version", "print the minikube-py version").set_defaults(run=run_version)
 
@@ -114,6 +120,19 @@ def run_status(args: argparse.Namespace, context: Context) -> int:
     else:
         print(format_status(status))
     return 0 if status.get("running") else 1
+
+
+def run_kubeconfig(args: argparse.Namespace, context: Context) -> int:
+    path = _daemon().kubeconfig_path(context.home)
+    try:
+        with open(path) as file:
+            print(file.read(), end="")
+    except FileNotFoundError:
+        raise CommandError(f"no kubeconfig in {context.home}: the API is served over TLS only when the cluster "
+                           "is started with --port N (minikube-py start --port 8443)") from None
+    except PermissionError:
+        raise CommandError(f"{path} is readable by root only (it holds the admin token); run with sudo") from None
+    return 0
 
 
 def run_version(args: argparse.Namespace, context: Context) -> int:

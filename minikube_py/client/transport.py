@@ -3,7 +3,8 @@
 `HttpTransport` has the same method names and arguments as `Registry` and returns the same wire
 dicts, so everything written against one works against the other (the CLI and remote agents use
 this one; the daemon's own controllers call the Registry directly). It talks HTTP/1.1 with
-`http.client` over the daemon's unix socket or TCP, keeps one keep-alive connection per thread,
+`http.client` over the daemon's unix socket (root's door, no credential) or over TLS to the TCP
+listener with a bearer token (see `client.kubeconfig`), keeps one keep-alive connection per thread,
 and turns every error `Status` back into the matching `ApiError`. Watches and log streams take
 their own connection; exec upgrades one to the server's framed stream protocol.
 """
@@ -14,6 +15,7 @@ import http.client
 import json
 import queue
 import socket
+import ssl
 import threading
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode, urlsplit
@@ -182,14 +184,18 @@ class ExecStream:
 
 class HttpTransport:
     """The Registry's methods over HTTP. Give `socket_path` (the daemon's api.sock) or `url`
-    (`http://127.0.0.1:PORT`). Safe to share between threads."""
+    (`https://127.0.0.1:PORT`, with `tls` trusting the cluster CA and a bearer `token`). Safe to
+    share between threads."""
 
-    def __init__(self, socket_path: str | None = None, url: str | None = None, timeout: float | None = 60.0):
+    def __init__(self, socket_path: str | None = None, url: str | None = None, timeout: float | None = 60.0,
+                 token: str | None = None, tls: ssl.SSLContext | None = None):
         if (socket_path is None) == (url is None):
             raise ValueError("HttpTransport needs exactly one of socket_path or url")
         self.socket_path = socket_path
         self.url = url
         self.timeout = timeout
+        self.token = token
+        self.tls = tls
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -201,12 +207,21 @@ class HttpTransport:
         if self.socket_path is not None:
             return UnixHTTPConnection(self.socket_path, timeout=timeout)
         parts = urlsplit(self.url)
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout,
+                                               context=self.tls or ssl.create_default_context())
         return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+
+    def _headers(self, extra: dict | None = None) -> dict:
+        headers = {"Accept": "application/json", **(extra or {})}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
 
     def _request(self, method: str, path: str, body: Any = None,
                  content_type: str = "application/json") -> Any:
         payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Accept": "application/json"}
+        headers = self._headers()
         if payload is not None:
             headers["Content-Type"] = content_type
         for attempt in (1, 2):
@@ -239,7 +254,7 @@ class HttpTransport:
         """A dedicated connection for a long response (watch, logs); raises on an error status."""
         connection = self._new_connection(None)
         try:
-            connection.request(method, path, headers={"Accept": "application/json", **(extra_headers or {})})
+            connection.request(method, path, headers=self._headers(extra_headers))
             response = connection.getresponse()
             if response.status >= 400:
                 raise _error_from_response(response.status, response.read())
@@ -364,7 +379,8 @@ class HttpTransport:
         connection = self._new_connection(None)
         connection.connect()
         sock = connection.sock
-        request = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+        authorization = f"Authorization: Bearer {self.token}\r\n" if self.token else ""
+        request = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n{authorization}"
                    f"Upgrade: {EXEC_UPGRADE}\r\nContent-Length: 0\r\n\r\n")
         try:
             sock.sendall(request.encode())

@@ -14,6 +14,7 @@ book: a primary key on (pool, value) means a value is never handed out twice.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -24,6 +25,8 @@ import sqlite_utils
 from minikube_py import api
 from minikube_py.api import errors
 from minikube_py.store.watch import ADDED, DELETED, MODIFIED, LogEntry, Watcher
+
+log = logging.getLogger(__name__)
 
 REVISION_KEY = "revision"
 COMPACTED_REVISION_KEY = "compacted_revision"
@@ -59,6 +62,41 @@ def object_key(obj: dict) -> tuple[str, str]:
     return metadata.get("namespace") or "", name
 
 
+def storage_error(error: sqlite3.Error, path: str) -> errors.ApiError:
+    """What a failed sqlite write means to an API client: 507 when the disk is full or the
+    database cannot be written (say which, and what to do), 500 for anything else."""
+    message = str(error)
+    if isinstance(error, sqlite3.OperationalError) and any(
+            sign in message for sign in ("full", "readonly", "disk I/O", "unable to open")):
+        return errors.InsufficientStorage(
+            f"the store could not write ({message}); nothing was changed. Free space on the disk "
+            f"holding {path} (or make it writable), then try again")
+    return errors.ApiError(f"the store could not write ({message}); nothing was changed")
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    """Undo an open transaction, if sqlite has not already rolled it back itself (it does on
+    SQLITE_FULL and I/O errors, and a second ROLLBACK would hide the real error)."""
+    if connection.in_transaction:
+        try:
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _make_private(path: str) -> None:
+    """The database and its WAL and shared-memory files are readable by their owner only.
+    sqlite creates the -wal and -shm files with the database file's mode, so creating the
+    database 0600 first is what keeps them 0600 too; files left by older versions are fixed."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(descriptor)
+    for existing in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            os.chmod(existing, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 class Store:
     """Objects as wire dicts keyed by (resource, namespace or "", name). `path` is a file or
     ":memory:". All writes, and every read of the database, go through one lock and one
@@ -67,6 +105,8 @@ class Store:
 
     def __init__(self, path: str | os.PathLike = ":memory:"):
         self.path = str(path)
+        if self.path != ":memory:":
+            _make_private(self.path)
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.db = sqlite_utils.Database(connection)
         if self.path != ":memory:":
@@ -191,8 +231,11 @@ class Store:
                 (revision, resource, namespace, name, change, text, previous_text))
             connection.execute("UPDATE meta SET value = ? WHERE key = ?", (revision, REVISION_KEY))
             connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            _rollback(connection)
+            raise storage_error(error, self.path) from None
         except BaseException:
-            connection.execute("ROLLBACK")
+            _rollback(connection)
             raise
         self._revision = revision
         objects = self._objects.setdefault(resource, {})
@@ -253,8 +296,11 @@ class Store:
                 connection.execute("UPDATE meta SET value = ? WHERE key = ?",
                                    (target, COMPACTED_REVISION_KEY))
                 connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                _rollback(connection)
+                raise storage_error(error, self.path) from None
             except BaseException:
-                connection.execute("ROLLBACK")
+                _rollback(connection)
                 raise
             self._compacted_revision = target
             return target
@@ -266,7 +312,10 @@ class Store:
 
         def run() -> None:
             while not self._compactor_stop.wait(interval):
-                self.compact(keep)
+                try:
+                    self.compact(keep)
+                except errors.ApiError as error:  # a full disk: try again next time
+                    log.warning("compacting the store failed: %s", error.message)
 
         self._compactor = threading.Thread(target=run, name="store-compactor", daemon=True)
         self._compactor.start()
@@ -286,8 +335,11 @@ class Store:
             for candidate in candidates:
                 value = str(candidate)
                 if value not in taken:
-                    self.db.execute("INSERT INTO leases (pool, value, owner) VALUES (?, ?, ?)",
-                                    (pool, value, owner))
+                    try:
+                        self.db.execute("INSERT INTO leases (pool, value, owner) VALUES (?, ?, ?)",
+                                        (pool, value, owner))
+                    except sqlite3.Error as error:
+                        raise storage_error(error, self.path) from None
                     return value
         raise PoolExhausted(f"lease pool {pool!r}: all {len(taken)} values are held; "
                             "release some (delete pods) or widen the pool")
@@ -299,7 +351,10 @@ class Store:
                                    (pool, owner)).fetchone()
             if held is None:
                 return None
-            self.db.execute("DELETE FROM leases WHERE pool = ? AND owner = ?", (pool, owner))
+            try:
+                self.db.execute("DELETE FROM leases WHERE pool = ? AND owner = ?", (pool, owner))
+            except sqlite3.Error as error:
+                raise storage_error(error, self.path) from None
             return held[0]
 
     def allocations(self, pool: str) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 `Cluster` starts the daemon through the real CLI, gives tests the CLI and an API client, waits
 on conditions with deadlines (never fixed sleeps), and on teardown runs `stop` and reports
-anything of the cluster still on the host.
+anything of the cluster still on the host. Its KUBECONFIG points into its own home, so `start
+--port` merges its context there and never into the real ~/.kube/config; `kubectl()` uses it.
 """
 
 from __future__ import annotations
@@ -78,13 +79,17 @@ class Cluster:
         self.home = tempfile.mkdtemp(prefix=f"minikube-py-{self.name}-")
         self.pod_cidr = f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24"
         self.restart_backoff = restart_backoff
-        self.env = dict(os.environ, MINIKUBE_PY_HOME=self.home)
+        self.kubeconfig = os.path.join(self.home, "user-kube", "config")
+        self.env = dict(os.environ, MINIKUBE_PY_HOME=self.home, KUBECONFIG=self.kubeconfig)
+        self.port: int | None = None
         self._client = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, port: int | None = None) -> "Cluster":
-        """Start the daemon; with `port`, the API also listens on 127.0.0.1:port (for kubectl)."""
+        """Start the daemon; with `port`, the API also listens over TLS on 127.0.0.1:port and
+        the cluster's context is merged into `self.kubeconfig` (for kubectl)."""
         port_args = ["--port", str(port)] if port is not None else []
+        self.port = port
         result = self.cli("start", "--name", self.name, "--pod-cidr", self.pod_cidr,
                           "--restart-backoff", self.restart_backoff, *port_args, check=False, timeout=120)
         if result.returncode != 0:
@@ -122,6 +127,17 @@ class Cluster:
 
             self._client = ApiClient.connect(self.home)
         return self._client
+
+    def kubectl(self, *args: str, timeout: float = 30, check: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess:
+        """The real kubectl with no flags but the command: the merged context says where and who."""
+        kubectl = shutil.which("kubectl")
+        assert kubectl is not None, "kubectl is not installed"
+        result = subprocess.run([kubectl, *args], env=self.env, capture_output=True, text=True,
+                                timeout=timeout, input=input)
+        if check:
+            assert result.returncode == 0, f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+        return result
 
     def apply(self, manifest: str) -> subprocess.CompletedProcess:
         return self.cli("apply", "-f", "-", input=manifest)

@@ -1,7 +1,8 @@
 """The real `kubectl` drives a real cluster: apply, rollout status, get, logs, delete of manifests/web.yaml.
 
-Skipped without root (real pods) or without `kubectl` on PATH. The cluster listens on a free
-127.0.0.1 port; kubectl gets it with `--server` and a throwaway kubeconfig, never ~/.kube.
+Skipped without root (real pods) or without `kubectl` on PATH. The cluster listens over TLS on a
+free 127.0.0.1 port; kubectl runs with no flags, through the context `start` merged into the
+cluster's own KUBECONFIG (inside its home, never ~/.kube).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 
 import pytest
 
@@ -38,30 +38,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def kubectl_cluster(tmp_path_factory):
+def kubectl_cluster():
     if os.geteuid() != 0:
         pytest.skip("e2e tests run real pods and need root")
     if KUBECTL is None:
         pytest.skip("kubectl is not installed")
-    port = free_port()
-    running = Cluster().start(port=port)
-    kubeconfig = tmp_path_factory.mktemp("kubectl") / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
-
-    def kubectl(*args: str, timeout: float = 30, check: bool = True,
-                input: str | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [KUBECTL, f"--server=http://127.0.0.1:{port}", f"--kubeconfig={kubeconfig}", *args],
-            capture_output=True, text=True, timeout=timeout, input=input)
-        if check:
-            assert result.returncode == 0, f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
-        return result
+    running = Cluster().start(port=free_port())
+    kubectl = running.kubectl
 
     try:
         yield running, kubectl
     finally:
         leftovers = running.stop()
         assert not leftovers, f"cluster {running.name} left these on the host after stop: {leftovers}"
+
+
+def test_kubectl_needs_no_flags_with_the_merged_context(kubectl_cluster):
+    cluster, kubectl = kubectl_cluster
+    assert kubectl("config", "current-context").stdout.strip() == cluster.name
+    assert kubectl("get", "namespaces", "default", "-o", "name").stdout.strip() == "namespace/default"
 
 
 def test_kubectl_applies_rolls_out_lists_reads_logs_and_deletes_the_web_deployment(kubectl_cluster):
@@ -94,4 +89,8 @@ def test_kubectl_logs_reads_what_a_container_printed(kubectl_cluster):
     wait_for(lambda: kubectl("logs", "echo").stdout == "hello from echo\nsecond line\n", 15,
              "kubectl logs echo to show both lines")
     assert kubectl("logs", "echo", "--tail=1").stdout == "second line\n"
+    # kubectl sends dryRun in the DELETE body; until dry run exists it is refused, and nothing goes.
+    refused = kubectl("delete", "pod", "echo", "--dry-run=server", check=False)
+    assert refused.returncode != 0 and "dryRun" in refused.stderr, refused.stderr
+    assert cluster.client.raw.get("pods", "default", "echo")["metadata"].get("deletionTimestamp") is None
     assert kubectl("delete", "pod", "echo", "--grace-period=1", timeout=60).stdout.strip() == 'pod "echo" deleted'

@@ -11,11 +11,13 @@ import pytest
 from minikube_py.api import errors
 from minikube_py.apiserver.server import ApiHttpServer
 from minikube_py.apiserver.registry import Registry
+from minikube_py.client import kubeconfig
 from minikube_py.client.transport import HttpTransport
 from minikube_py.clock import FakeClock
 from minikube_py.runtime.fake import FakeExecSession
 from minikube_py.runtime.types import ExecResult
 from minikube_py.store import Store
+from tests.unit.tls_harness import admin_kubeconfig, make_credentials, tls_config
 
 
 def pod_body(name="web", labels=None):
@@ -49,7 +51,7 @@ class RecordingNodeProxy:
 def server(tmp_path):
     store = Store(":memory:")
     server = ApiHttpServer(Registry(store, FakeClock()), str(tmp_path / "api.sock"), port=0,
-                           node_proxy=RecordingNodeProxy())
+                           node_proxy=RecordingNodeProxy(), tls=tls_config(make_credentials(tmp_path)))
     server.start()
     yield server
     server.stop()
@@ -245,8 +247,8 @@ def test_a_second_server_on_a_live_socket_is_refused(server):
         ApiHttpServer(server.registry, server.socket_path).start()
 
 
-def test_tcp_port_serves_the_same_api(server):
-    transport = HttpTransport(url=f"http://127.0.0.1:{server.port}")
+def test_tcp_port_serves_the_same_api_over_tls_with_a_token(server, tmp_path):
+    transport = kubeconfig.transport_for(admin_kubeconfig(make_credentials(tmp_path), server.port))
     assert transport.get("namespaces", None, "default")["status"]["phase"] == "Active"
 
 

@@ -20,6 +20,7 @@ from minikube_py.apiserver.server import ApiHttpServer
 from minikube_py.apiserver.registry import Registry
 from minikube_py.clock import FakeClock
 from minikube_py.store import Store
+from tests.unit.tls_harness import admin_headers, https_connection, make_credentials, tls_config, write_admin_kubeconfig
 
 KUBECTL = shutil.which("kubectl")
 # What kubectl 1.32 sends with `get`.
@@ -54,7 +55,8 @@ def server(tmp_path):
     """A server on a free port with a fake clock."""
     store = Store(":memory:")
     server = ApiHttpServer(Registry(store, FakeClock(START)), str(tmp_path / "api.sock"), port=0,
-                           node_proxy=LinesNodeProxy())
+                           node_proxy=LinesNodeProxy(), tls=tls_config(make_credentials(tmp_path)))
+    server.tls_paths = make_credentials(tmp_path)
     server.start()
     yield server
     server.stop()
@@ -77,13 +79,11 @@ def cluster(server, tmp_path):
         pytest.skip("kubectl is not installed")
     registry = server.registry
     clock = registry.clock
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    kubeconfig = write_admin_kubeconfig(make_credentials(tmp_path), server.port, tmp_path / "kubeconfig")
 
     def kubectl(*args, input=None, check=True):
         result = subprocess.run(
-            [KUBECTL, f"--server=http://127.0.0.1:{server.port}", f"--kubeconfig={kubeconfig}",
-             "--request-timeout=10s", *args],
+            [KUBECTL, f"--kubeconfig={kubeconfig}", "--request-timeout=10s", *args],
             capture_output=True, text=True, input=input, timeout=30, cwd=tmp_path)
         if check:
             assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
@@ -93,9 +93,9 @@ def cluster(server, tmp_path):
 
 
 def request(server, path, accept=None):
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection = https_connection(server.tls_paths, server.port)
     try:
-        connection.request("GET", path, headers={"Accept": accept} if accept else {})
+        connection.request("GET", path, headers=admin_headers(server.tls_paths, {"Accept": accept} if accept else {}))
         response = connection.getresponse()
         return response.status, json.loads(response.read())
     finally:
@@ -125,9 +125,9 @@ def test_include_object_picks_what_each_row_carries_and_rejects_unknown_values(s
 
 
 def test_a_table_watch_sends_each_event_as_a_one_row_table(server):
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection = https_connection(server.tls_paths, server.port)
     connection.request("GET", "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=5",
-                       headers={"Accept": TABLE_ACCEPT})
+                       headers=admin_headers(server.tls_paths, {"Accept": TABLE_ACCEPT}))
     response = connection.getresponse()
     running_pod(server.registry, "web-1")
     try:
@@ -265,8 +265,7 @@ def test_get_watch_prints_a_row_per_change(cluster, server, tmp_path):
     registry, _, _ = cluster
     running_pod(registry, "web-1")
     watcher = subprocess.Popen(
-        [KUBECTL, f"--server=http://127.0.0.1:{server.port}", f"--kubeconfig={tmp_path / 'kubeconfig'}",
-         "get", "pods", "-w"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [KUBECTL, f"--kubeconfig={tmp_path / 'kubeconfig'}", "get", "pods", "-w"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     printed: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [printed.put(line.split()) for line in watcher.stdout], daemon=True).start()
 

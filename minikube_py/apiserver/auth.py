@@ -1,0 +1,134 @@
+"""Who is asking, and may they: authentication and authorization for the API's two doors.
+
+The unix socket is root's alone (mode 0600), so whoever reaches it is the local admin and shows
+no credential. On the TCP listener every request must show one: a client certificate signed by
+the cluster CA (the user is its CN, the groups its O entries, as Kubernetes reads them) or a
+bearer token from the cluster's static token file. Anything else is 401 as a Status.
+
+Authorization follows design.md section 10 and starts small: a member of `system:masters` may do
+everything; a node (`system:node:NAME`, group `system:nodes`) may touch only its own Node, its
+own Lease, the pods bound to it (and their status), and write Events; everyone else may do
+nothing (403). RBAC objects can later decide the same question on the same seam.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ssl
+from dataclasses import dataclass
+
+from minikube_py.api import errors
+from minikube_py.apiserver import certificates
+from minikube_py.apiserver.routing import Route, text
+
+NODE_PREFIX = "system:node:"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        return "system:masters" in self.groups
+
+    @property
+    def node_name(self) -> str | None:
+        if "system:nodes" in self.groups and self.name.startswith(NODE_PREFIX):
+            return self.name[len(NODE_PREFIX):]
+        return None
+
+
+LOCAL_ADMIN = User("admin", certificates.ADMIN_GROUPS)
+
+
+class TokenAuthenticator:
+    """Bearer tokens from the static token file, read once at start."""
+
+    def __init__(self, tokens: list[certificates.Token]):
+        self._tokens = [(token.token.encode(), User(token.user, token.groups)) for token in tokens]
+
+    @classmethod
+    def from_file(cls, path: str) -> "TokenAuthenticator":
+        return cls(certificates.read_tokens(path))
+
+    def user_for(self, presented: str) -> User | None:
+        given = presented.encode()
+        found = None
+        for secret, user in self._tokens:  # compare with every token, in constant time each
+            if hmac.compare_digest(secret, given):
+                found = user
+        return found
+
+
+def user_from_certificate(peer: dict | None) -> User | None:
+    """The user of a client certificate the TLS layer already verified against the cluster CA."""
+    if not peer:
+        return None
+    names: dict[str, list[str]] = {}
+    for rdn in peer.get("subject", ()):
+        for key, value in rdn:
+            names.setdefault(key, []).append(value)
+    common_names = names.get("commonName") or []
+    if not common_names:
+        return None
+    return User(common_names[0], tuple(names.get("organizationName") or ()) + ("system:authenticated",))
+
+
+def authenticate(authorization: str | None, connection, tokens: TokenAuthenticator) -> User:
+    """The user a TCP request proves it is; raises Unauthorized."""
+    if isinstance(connection, ssl.SSLSocket):
+        user = user_from_certificate(connection.getpeercert())
+        if user is not None:
+            return user
+    scheme, _, credential = (authorization or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        user = tokens.user_for(credential.strip())
+        if user is not None:
+            return user
+    raise errors.Unauthorized("Unauthorized")
+
+
+NODE_READABLE = {"namespaces"}
+
+
+def authorize(user: User, method: str, route: Route, query: dict, registry) -> None:
+    """Raise Forbidden unless `user` may make this request."""
+    if user.is_admin:
+        return
+    node = user.node_name
+    if node is not None and _node_may(node, method, route, query, registry):
+        return
+    verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method)
+    if method == "GET" and route.name is None:
+        verb = "watch" if text(query, "watch") in ("1", "true") else "list"
+    resource = route.info.plural + (f"/{route.subresource}" if route.subresource else "")
+    group = route.info.api_version.rpartition("/")[0]
+    where = f' in the namespace "{route.namespace}"' if route.namespace else " at the cluster scope"
+    raise errors.Forbidden(
+        f'{resource}{"." + group if group else ""}{f" {route.name!r}" if route.name else ""} is forbidden: '
+        f'User "{user.name}" cannot {verb} resource "{resource}" in API group "{group}"{where}',
+        {"name": route.name or "", "group": group, "kind": route.info.plural})
+
+
+def _node_may(node: str, method: str, route: Route, query: dict, registry) -> bool:
+    resource = route.info.plural
+    if resource == "nodes":
+        return route.name == node or (route.name is None and method == "POST")
+    if resource == "leases":
+        return route.namespace == "kube-node-lease" and (route.name == node or method == "POST")
+    if resource == "events":
+        return method == "POST"
+    if resource in NODE_READABLE:
+        return method == "GET"
+    if resource == "pods":
+        if route.name is None:
+            return method == "GET" and text(query, "fieldSelector") == f"spec.nodeName={node}"
+        try:
+            pod = registry.get("pods", route.namespace, route.name)
+        except errors.NotFound:
+            return False
+        return (pod.get("spec") or {}).get("nodeName") == node and (
+            method == "GET" or route.subresource == "status" or method == "DELETE")
+    return False
