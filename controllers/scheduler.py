@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from typing import Any
 
 from minikube_py.api import errors
 from minikube_py.api.core import Container, Node, Pod
 from minikube_py.api.quantity import parse_quantity
 from minikube_py.api.times import format_time
+from minikube_py.client.api import ApiClient
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import NORMAL, WARNING, EventRecorder
 from minikube_py.client.informer import SharedInformers, shared_informers, object_key, split_key
@@ -122,7 +122,7 @@ def insufficient_resources(allocatable: ResourceAmounts, usage: NodeUsage, reque
     return reasons
 
 
-def node_misfit_reason(node: Any, pod: Any) -> str | None:
+def node_misfit_reason(node: Node, pod: Pod) -> str | None:
     """Why `pod` cannot go to `node`, in kube-scheduler's words; None when it fits."""
     if node.spec.unschedulable:
         return REASON_UNSCHEDULABLE
@@ -148,7 +148,7 @@ def unschedulable_message(node_count: int, reasons: list[str]) -> str:
     return f"0/{node_count} nodes are available: {', '.join(counted)}."
 
 
-def _schedulability(node: Any) -> tuple:
+def _schedulability(node: Node) -> tuple[object, ...]:
     # What a node update must change for pending pods to deserve another try.
     ready = node.status.condition("Ready")
     return node.spec.unschedulable, ready.status if ready else None, node.metadata.labels, node.status.allocatable
@@ -164,7 +164,7 @@ class Scheduler(Controller):
 
     def __init__(
         self,
-        client: Any,
+        client: ApiClient,
         clock: Clock | None = None,
         informers: SharedInformers | None = None,
         recorder: EventRecorder | None = None,
@@ -195,23 +195,23 @@ class Scheduler(Controller):
         )
 
     @staticmethod
-    def needs_scheduling(pod: Any) -> bool:
+    def needs_scheduling(pod: Pod) -> bool:
         return (
             not pod.spec.node_name
             and is_pod_active(pod)
             and (pod.spec.scheduler_name or SCHEDULER_NAME) == SCHEDULER_NAME
         )
 
-    def _pod_changed(self, pod: Any) -> None:
+    def _pod_changed(self, pod: Pod) -> None:
         if self.needs_scheduling(pod):
             self.enqueue(object_key(pod))
 
-    def _pod_updated(self, old: Any, new: Any) -> None:
+    def _pod_updated(self, old: Pod, new: Pod) -> None:
         self._pod_changed(new)
         if holds_resources(old) and not holds_resources(new):
             self._retry_unschedulable()
 
-    def _pod_deleted(self, pod: Any) -> None:
+    def _pod_deleted(self, pod: Pod) -> None:
         with self._assumed_lock:
             self._requests.pop(pod.metadata.uid or "", None)
             self._unschedulable.discard(object_key(pod))
@@ -225,7 +225,7 @@ class Scheduler(Controller):
         for key in waiting:
             self.enqueue(key)
 
-    def _node_updated(self, old: Any, new: Any) -> None:
+    def _node_updated(self, old: Node, new: Node) -> None:
         if _schedulability(old) != _schedulability(new):
             self._enqueue_pending_pods()
 
@@ -300,7 +300,7 @@ class Scheduler(Controller):
                 usage.setdefault(pod.spec.node_name, NodeUsage()).add(self._pod_requests(pod))
         return usage
 
-    def _mark_unschedulable(self, pod: Any, message: str) -> None:
+    def _mark_unschedulable(self, pod: Pod, message: str) -> None:
         current = pod.status.condition("PodScheduled")
         if current is not None and (current.status, current.reason, current.message) == ("False", "Unschedulable", message):
             return
@@ -315,7 +315,7 @@ class Scheduler(Controller):
         }
         others = [c.to_dict() for c in pod.status.conditions or [] if c.type != "PodScheduled"]
         self.client.patch_status(
-            "pods", pod.metadata.name, {"status": {"conditions": [*others, condition]}},
+            "pods", pod.metadata.name or "", {"status": {"conditions": [*others, condition]}},
             namespace=pod.metadata.namespace,
         )
         self.recorder.event(pod, WARNING, "FailedScheduling", message)
