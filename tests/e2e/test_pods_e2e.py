@@ -282,3 +282,34 @@ def test_exec_returns_the_commands_exit_code_and_runs_in_the_containers_cgroup(c
         main_process_cgroup = file.read()
     memory_line = lambda text: next(line for line in text.splitlines() if ":memory:" in line or line.startswith("0::"))
     assert memory_line(own_cgroup).split(":")[-1].startswith(memory_line(main_process_cgroup).split(":")[-1])
+
+
+def test_a_pod_asking_more_cpu_than_the_node_has_stays_pending_with_the_schedulers_message(cluster: Cluster):
+    from minikube_py.agent.node import cpu_capacity
+
+    [node] = cluster.client.raw.list("nodes", None)["items"]
+    allocatable = node["status"]["allocatable"]
+    assert allocatable["pods"] == "110" and allocatable["cpu"] == str(cpu_capacity())
+    cluster.apply("""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: too-big
+spec:
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+      resources:
+        requests:
+          cpu: "1000"
+""")
+    pod = cluster.wait_pod("too-big", lambda p: any(
+        condition.get("reason") == "Unschedulable" for condition in p.get("status", {}).get("conditions") or []),
+        "PodScheduled=False")
+    [condition] = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
+    assert condition["message"] == "0/1 nodes are available: 1 Insufficient cpu."
+    assert not pod["spec"].get("nodeName")
+    events = cluster.cli("get", "events", "--field-selector", "involvedObject.name=too-big").stdout
+    assert "FailedScheduling" in events and "Insufficient cpu" in events
+    cluster.cli("delete", "pod", "too-big")
