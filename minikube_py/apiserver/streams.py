@@ -72,6 +72,12 @@ def serve_watch(handler: "ApiRequestHandler", route: Route, query: dict) -> None
             except errors.ApiError as error:
                 _send_chunk(handler, _event_line({"type": "ERROR", "object": error.to_status()}))
                 break
+            except Exception:  # a bug reading one change ends this watch with a Status, not the thread
+                log.exception("a watch on %s failed", route.info.plural)
+                status = errors.ApiError(f"the watch on {route.info.plural} failed; watch again "
+                                         "(the daemon log has the details)").to_status()
+                _send_chunk(handler, _event_line({"type": "ERROR", "object": status}))
+                break
             if event is None:
                 continue
             _send_chunk(handler, _event_line(_shape_event(handler, route, query, event, as_table)))

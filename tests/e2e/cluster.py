@@ -73,10 +73,11 @@ def host_leftovers(name: str, home: str) -> list[str]:
 
 
 class Cluster:
-    def __init__(self, restart_backoff: str = "1s:4s"):
+    def __init__(self, restart_backoff: str = "1s:4s", home: str | None = None):
+        """`home`: an empty directory to use (a test may mount something there first)."""
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=4))
         self.name = f"e2e{suffix}"
-        self.home = tempfile.mkdtemp(prefix=f"minikube-py-{self.name}-")
+        self.home = home or tempfile.mkdtemp(prefix=f"minikube-py-{self.name}-")
         self.pod_cidr = f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24"
         self.restart_backoff = restart_backoff
         self.kubeconfig = os.path.join(self.home, "user-kube", "config")

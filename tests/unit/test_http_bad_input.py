@@ -208,7 +208,9 @@ def test_a_malformed_request_line_gets_a_json_status(server):
         connection.settimeout(10)
         connection.connect(server.socket_path)
         connection.sendall(b"GET /version HTTP/9.9\r\n\r\n")
-        response = connection.recv(65536)
+        response = b""
+        while chunk := connection.recv(65536):  # the server closes the connection after it
+            response += chunk
     assert response.startswith(b"HTTP/1.1 505") or response.startswith(b"HTTP/1.1 400")
     assert b'"kind":"Status"' in response
 
@@ -251,3 +253,36 @@ def test_random_query_values_never_get_a_500(server, key, value):
     status, answer = exchange(server, request("GET", f"{path}{separator}{key}={quote(value, safe='')}"
                                               + ("&watch=1&timeoutSeconds=1" if key == "resourceVersion" else "")))
     assert status < 500, answer
+
+
+def test_one_object_that_cannot_be_shown_does_not_end_a_table_watch(server, monkeypatch):
+    from minikube_py.apiserver.handler import ApiRequestHandler
+
+    shown = ApiRequestHandler.table
+
+    def table(self, resource, objects, query, resource_version):
+        if objects and objects[0]["metadata"]["name"] == "unshowable":
+            raise KeyError("a printer bug")
+        return shown(self, resource, objects, query, resource_version)
+
+    monkeypatch.setattr(ApiRequestHandler, "table", table)
+    accept = "application/json;as=Table;v=v1;g=meta.k8s.io"
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.settimeout(10)
+        connection.connect(server.socket_path)
+        connection.sendall(request("GET", f"{PODS}?watch=1&timeoutSeconds=5&resourceVersion="
+                                   f"{server.registry.store.revision}", headers={"Accept": accept}))
+        reader = connection.makefile("rb")
+        while reader.readline() not in (b"\r\n", b""):
+            pass  # the response head
+        server.registry.create("pods", "default", {**POD, "metadata": {"name": "unshowable"}})
+        server.registry.create("pods", "default", {**POD, "metadata": {"name": "fine"}})
+        events = []
+        while len(events) < 2:
+            size = int(reader.readline(), 16)
+            events.append(json.loads(reader.read(size)))
+            reader.readline()
+    assert events[0]["type"] == "ERROR" and "unshowable" in events[0]["object"]["message"]
+    assert events[1]["type"] == "ADDED" and events[1]["object"]["rows"][0]["cells"][0] == "fine"
+    for name in ("unshowable", "fine"):
+        server.registry.delete("pods", "default", name)
