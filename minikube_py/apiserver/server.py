@@ -32,6 +32,7 @@ SERVE_POLL_SECONDS = 5.0
 # How long a connection may stay silent while a request is due (also bounds the TLS handshake
 # and an idle keep-alive connection); streams that legitimately sit idle lift it (exec).
 READ_TIMEOUT_SECONDS = 60.0
+MAX_TCP_CONNECTIONS = 256
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,32 @@ class _Serving(ThreadingHTTPServer):
 
 
 class _TlsServing(_Serving):
+    """The TCP door: TLS, credentials, and at most `max_connections` connections at once, so
+    local users who open sockets by the thousand cannot exhaust the daemon's threads (the unix
+    socket, root's alone, has no such cap)."""
+
     requires_credentials = True
+
+    def __init__(self, *args, max_connections: int = 256, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("refused a TCP connection from %s: %s", client_address, "too many open connections")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _UnixServing(_Serving):
@@ -86,7 +112,8 @@ class ApiHttpServer:
     (the node agent) serves pod logs, exec and inspect; it may be set later."""
 
     def __init__(self, registry, socket_path: str, port: int | None = None, node_proxy=None,
-                 tls: TlsConfig | None = None, read_timeout: float = READ_TIMEOUT_SECONDS):
+                 tls: TlsConfig | None = None, read_timeout: float = READ_TIMEOUT_SECONDS,
+                 max_tcp_connections: int = MAX_TCP_CONNECTIONS):
         if port is not None and tls is None:
             raise ValueError("the TCP listener serves TLS only: give `tls` with `port`")
         self.registry = registry
@@ -95,6 +122,7 @@ class ApiHttpServer:
         self.node_proxy = node_proxy
         self.tls = tls
         self.read_timeout = read_timeout
+        self.max_tcp_connections = max_tcp_connections
         self._servers: list[_Serving] = []
         self._threads: list[threading.Thread] = []
         self._connections: set[socket.socket] = set()
@@ -131,7 +159,8 @@ class ApiHttpServer:
         self.hang_ups = HangUpDetector()
         self._serve(unix_server, "unix")
         if self.port is not None and self.tls is not None:
-            tcp_server = _TlsServing(("127.0.0.1", self.port), ApiRequestHandler, bind_and_activate=False)
+            tcp_server = _TlsServing(("127.0.0.1", self.port), ApiRequestHandler, bind_and_activate=False,
+                                     max_connections=self.max_tcp_connections)
             try:
                 tcp_server.server_bind()
                 tcp_server.server_activate()

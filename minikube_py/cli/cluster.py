@@ -105,7 +105,7 @@ def format_status(status: dict) -> str:
         f"daemon:\t{state}",
         f"node:\t{node}",
         f"pod CIDR:\t{status.get('podCIDR') or '<none>'}",
-        f"API:\t{status.get('apiSocket')}" + (f" and 127.0.0.1:{status['port']}" if status.get("port") else ""),
+        f"API:\t{status.get('apiSocket')}" + (f" and https://127.0.0.1:{status['port']}" if status.get("port") else ""),
         f"pods:\t{status['pods'] if status.get('pods') is not None else '<unknown>'}",
     ]
     from minikube_py.cli.tables import align_columns

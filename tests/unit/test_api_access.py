@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import stat
+import time
 
 import pytest
 import yaml
@@ -194,3 +195,35 @@ def test_a_kubeconfig_context_gives_a_working_transport(server, paths):
     with pytest.raises(errors.ApiError) as refused:
         unauthorized.list("pods")
     assert refused.value.code == 401
+
+
+def test_the_tcp_door_caps_open_connections_and_frees_a_slot_when_one_closes(tmp_path, paths):
+    store = Store(":memory:")
+    server = ApiHttpServer(Registry(store, FakeClock()), str(tmp_path / "capped.sock"), port=0,
+                           tls=tls_config(paths), max_tcp_connections=2)
+    server.start()
+    try:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+        extra = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        assert extra.recv(1) == b""  # closed at once: no slot
+        extra.close()
+        idle.pop().close()
+
+        def answered() -> int:
+            return get(server, paths, "/api/v1/namespaces")[0]
+
+        # The freed slot is taken by the next client (give the server a moment to notice the close).
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert answered() == 401
+                break
+            except (ssl.SSLError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        for connection in idle:
+            connection.close()
+    finally:
+        server.stop()
+        store.close()

@@ -68,7 +68,7 @@ def test_status_text_of_a_running_cluster():
         "daemon:    Running (pid 42)",
         "node:      n1 (Ready)",
         "pod CIDR:  10.244.0.0/16",
-        "API:       /h/api.sock and 127.0.0.1:6443",
+        "API:       /h/api.sock and https://127.0.0.1:6443",
         "pods:      3",
     ]
 
