@@ -1,7 +1,7 @@
 """The node agent (our kubelet): runs the pods bound to this node and reports how they are doing.
 
 Shape, as every controller here (client/controller.py): an informer on pods feeds a work queue
-keyed by pod uid, and a pool of workers (four by default) runs `sync(uid)`, with the
+keyed by pod uid, and a pool of workers (twelve by default) runs `sync(uid)`, with the
 controller's retry back-off and retry cap. The queue guarantees one worker per pod at a time, so
 a small pool serves a thousand pods. Each sync moves the pod's record (pod.py: one lifecycle
 state machine, one container-status state machine per container in status.py) one
@@ -44,7 +44,9 @@ from minikube_py.runtime.types import Runtime
 
 log = logging.getLogger(__name__)
 
-EXIT_WAIT_SECONDS = 5.0
+# The exit watcher's longest wait in runtime.wait_any: also how long `stop` may wait for it to let
+# go of the runtime's event subscription.
+EXIT_WAIT_SECONDS = 1.0
 # `stop` waits this long beyond the longest grace period for the pods to be stopped.
 STOP_MARGIN_SECONDS = KILL_WAIT_SECONDS + 30.0
 
@@ -61,7 +63,7 @@ class AgentConfig:
     pods_max_pids: int = 1024
     max_pods: int = node_status.MAX_PODS  # the Node's pods capacity (kubelet's --max-pods)
     node_status_interval: float = 10.0
-    workers: int = 4
+    workers: int = 12
     host_resolv_conf: str = "/etc/resolv.conf"
 
 
@@ -110,11 +112,10 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             self._stop_all_pods(grace_period)
         super().stop(timeout)
         self.probes.stop()
-        # The exit watcher may sit in runtime.wait_any for EXIT_WAIT_SECONDS; it is a daemon
-        # thread that returns on its own, so nobody waits for it.
+        # The exit watcher returns from runtime.wait_any within EXIT_WAIT_SECONDS: waited for, so
+        # the runtime's shutdown does not queue behind it for the event subscription.
         for thread in self._helpers:
-            if thread.name != "agent-exit-loop":
-                thread.join(timeout)
+            thread.join(timeout)
         self._helpers.clear()
 
     def _stop_all_pods(self, grace_period: float | None) -> None:

@@ -6,7 +6,7 @@ again at the deadline; the container's exit arrives through `Runtime.wait_any` a
 like any other exit; a container still running at its deadline gets SIGKILL, and one that
 survives even that for KILL_WAIT_SECONDS is given up as lost (the sandbox removal kills what is
 left). A liveness or startup kill and a pod's termination use the same steps, so a stubborn
-container never holds a worker and a thousand pods stop in parallel on four workers.
+container never holds a worker and a thousand pods stop in parallel on a dozen workers.
 
 A terminating pod (kubelet's TerminatePod): stop every container with the pod's grace, then
 release sandbox and IP, then, for a pod deleted through the API, settle a terminal phase, write
@@ -191,8 +191,10 @@ class PodTermination:
         self._discard_sandbox(record.uid, sandbox)
 
     def _discard_sandbox(self, pod_uid: str, sandbox: Sandbox | None) -> None:
-        """Remove the sandbox (killing what runs in it) and every container record of the pod."""
+        """Remove the sandbox (killing what runs in it) and every container record of the pod;
+        without a sandbox, containers the runtime still knows of the pod (a sandbox lost earlier)."""
         if sandbox is not None:
             self.runtime.remove_sandbox(sandbox)
+            return
         for state in self.runtime.list_containers(sandbox_id=pod_uid):
             self.runtime.remove_container(state.id)

@@ -168,7 +168,8 @@ class Runtime(Protocol):
         'Container image "<ref>" is not present with pull policy of Never') when it is not there."""
 
     def remove_sandbox(self, sandbox: Sandbox) -> None:
-        """Kill everything left in the pod, stop pause, remove veth and pod cgroup. Idempotent."""
+        """Kill everything left in the pod, stop pause, remove veth and pod cgroup, and forget every
+        container of the pod (all attempts). Idempotent."""
 
     def start_container(self, sandbox: Sandbox, config: ContainerConfig) -> ContainerState:
         """Create and start; raises RuntimeError_ with a Kubernetes reason when it cannot."""

@@ -263,3 +263,16 @@ def test_the_agents_threads_run_a_pod_and_stop_it_on_delete(tmp_path):
         assert harness.ipam.allocations() == {}
     finally:
         harness.agent.stop()
+
+
+def test_stop_leaves_no_agent_thread_behind(tmp_path):
+    """The runtime's shutdown follows at once: no exit watcher may still hold its event subscription."""
+    import threading
+
+    from minikube_py.clock import Clock
+
+    harness = AgentHarness(tmp_path, clock=Clock())
+    harness.agent.start()
+    harness.agent.stop()
+    alive = [thread.name for thread in threading.enumerate() if thread.name.startswith(("agent-", "probe-timers"))]
+    assert alive == []

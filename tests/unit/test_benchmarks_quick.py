@@ -176,3 +176,16 @@ def test_procfs_reads_this_process_memory_cpu_and_tree():
     assert parents[os.getpid()] == os.getppid()
     assert os.getpid() in procfs.process_tree(os.getppid(), parents)
     assert procfs.memory_of(2 ** 22 + 1) == procfs.NO_MEMORY
+
+
+def test_the_thousand_pod_report_marks_each_figure_against_its_target():
+    from benchmarks.pods1000 import report, threads_of
+
+    figures = {"scale_up_s": 42.0, "scale_down_s": 31.5, "stop_s": 12.0, "idle_rss_mb": 250.0,
+               "idle_cpu_percent": 0.4, "idle_daemon_threads": 50, "peak_daemon_threads": 58}
+    table = report(figures, 1000, 30)
+    assert "| Deployment 0 -> 1000 Running | 42.0 s | <= 60 s | yes |" in table
+    assert "| scale 1000 -> 0, all processes gone | 31.5 s | <= 30 s | NO |" in table
+    assert "| daemon threads at 1000 idle pods | 50 | <= 64 | yes |" in table
+    assert "not measured" in report({}, 1000, 30)
+    assert threads_of(os.getpid()) >= 1
