@@ -104,10 +104,15 @@ class NodeUsage:
         self.pods = 0
         self.requested: ResourceAmounts = {}
 
-    def add(self, requests: ResourceAmounts) -> None:
-        self.pods += 1
+    def add(self, requests: ResourceAmounts, sign: int = 1) -> None:
+        self.pods += sign
         for resource, amount in requests.items():
-            self.requested[resource] = self.requested.get(resource, 0) + amount
+            self.requested[resource] = self.requested.get(resource, 0) + sign * amount
+
+    def copy(self) -> NodeUsage:
+        usage = NodeUsage()
+        usage.pods, usage.requested = self.pods, dict(self.requested)
+        return usage
 
 
 def insufficient_resources(allocatable: ResourceAmounts, usage: NodeUsage, requests: ResourceAmounts) -> list[str]:
@@ -159,6 +164,62 @@ def holds_resources(pod: Pod) -> bool:
     return bool(pod.spec.node_name) and pod.status.phase not in TERMINAL_PHASES
 
 
+class PlacedPods:
+    """kube-scheduler's cache, cut down to what its filters need: per node, the pods holding
+    resources there and what they request, kept current from pod events so that a sync does not
+    walk every pod. Our own bindings count at once ("assumed", as kube-scheduler does) until the
+    watch shows them, so a burst of pods neither piles up on one node nor overcommits it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._placed: dict[str, tuple[str, ResourceAmounts]] = {}  # pod uid -> (node, requests)
+        self._assumed: set[str] = set()  # uids we bound that the watch still shows unbound
+        self._usage: dict[str, NodeUsage] = {}
+
+    def observe(self, pod: Pod) -> None:
+        """The pod as the watch shows it now."""
+        uid = pod.metadata.uid or ""
+        with self._lock:
+            if holds_resources(pod):
+                self._assumed.discard(uid)
+                self._place(uid, pod.spec.node_name or "", pod)
+            elif uid in self._assumed and not pod.spec.node_name and is_pod_active(pod):
+                return  # bound by us a moment ago; the watch has not caught up
+            else:
+                self._assumed.discard(uid)
+                self._unplace(uid)
+
+    def forget(self, pod: Pod) -> None:
+        uid = pod.metadata.uid or ""
+        with self._lock:
+            self._assumed.discard(uid)
+            self._unplace(uid)
+
+    def assume(self, pod: Pod, node_name: str) -> None:
+        uid = pod.metadata.uid or ""
+        with self._lock:
+            self._assumed.add(uid)
+            self._place(uid, node_name, pod)
+
+    def usage(self, node_name: str) -> NodeUsage:
+        with self._lock:
+            return self._usage.get(node_name, NodeUsage()).copy()
+
+    def _place(self, uid: str, node_name: str, pod: Pod) -> None:
+        placed = self._placed.get(uid)
+        if placed is not None and placed[0] == node_name:
+            return
+        self._unplace(uid)
+        requests = pod_requests(pod)
+        self._placed[uid] = (node_name, requests)
+        self._usage.setdefault(node_name, NodeUsage()).add(requests)
+
+    def _unplace(self, uid: str) -> None:
+        placed = self._placed.pop(uid, None)
+        if placed is not None:
+            self._usage[placed[0]].add(placed[1], sign=-1)
+
+
 class Scheduler(Controller):
     """Binds pending pods to nodes; keys are pod `namespace/name`."""
 
@@ -174,17 +235,14 @@ class Scheduler(Controller):
         super().__init__(SCHEDULER_NAME, clock, workers)
         self.client = client
         informers = informers or shared_informers(client)
-        # Pods we bound that the cache still shows unbound: key -> node name.
-        self._assumed: dict[str, str] = {}
-        self._assumed_lock = threading.Lock()
-        # Pods found not to fit, tried again when a node's pod ends or goes (key set).
+        self.placed = PlacedPods()
+        # Pods found not to fit, tried again when a node's pod ends or goes (keys).
         self._unschedulable: set[str] = set()
-        # Requests per pod uid: a pod's resources never change, so each is computed once.
-        self._requests: dict[str, ResourceAmounts] = {}
+        self._unschedulable_lock = threading.Lock()
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME, self.clock)
         self.pods = self.watch(
             informers.informer("pods"),
-            on_add=self._pod_changed,
+            on_add=self._pod_added,
             on_update=self._pod_updated,
             on_delete=self._pod_deleted,
         )
@@ -206,21 +264,26 @@ class Scheduler(Controller):
         if self.needs_scheduling(pod):
             self.enqueue(object_key(pod))
 
+    def _pod_added(self, pod: Pod) -> None:
+        self.placed.observe(pod)
+        self._pod_changed(pod)
+
     def _pod_updated(self, old: Pod, new: Pod) -> None:
+        self.placed.observe(new)
         self._pod_changed(new)
         if holds_resources(old) and not holds_resources(new):
             self._retry_unschedulable()
 
     def _pod_deleted(self, pod: Pod) -> None:
-        with self._assumed_lock:
-            self._requests.pop(pod.metadata.uid or "", None)
+        self.placed.forget(pod)
+        with self._unschedulable_lock:
             self._unschedulable.discard(object_key(pod))
         if holds_resources(pod):
             self._retry_unschedulable()
 
     def _retry_unschedulable(self) -> None:
         """Room was freed on a node: the pods that did not fit get another try."""
-        with self._assumed_lock:
+        with self._unschedulable_lock:
             waiting = list(self._unschedulable)
         for key in waiting:
             self.enqueue(key)
@@ -238,26 +301,26 @@ class Scheduler(Controller):
         if pod is None or not self.needs_scheduling(pod):
             return None
         nodes = sorted(self.nodes.list(), key=lambda node: node.metadata.name)
-        usage = self._node_usage()
-        requests = self._pod_requests(pod)
+        usage = {node.metadata.name or "": self.placed.usage(node.metadata.name or "") for node in nodes}
+        requests = pod_requests(pod)
         fitting, reasons = [], []
         for node in nodes:
             misfit = node_misfit_reason(node, pod)
             node_reasons = [misfit] if misfit else insufficient_resources(
-                node_allocatable(node), usage.get(node.metadata.name, NodeUsage()), requests)
+                node_allocatable(node), usage[node.metadata.name or ""], requests)
             if node_reasons:
                 reasons += node_reasons
             else:
                 fitting.append(node)
         if not fitting:
-            with self._assumed_lock:
+            with self._unschedulable_lock:
                 self._unschedulable.add(key)
             self._mark_unschedulable(pod, unschedulable_message(len(nodes), reasons))
             return None
-        chosen = min(fitting, key=lambda node: (usage.get(node.metadata.name, NodeUsage()).pods, node.metadata.name))
-        node_name = chosen.metadata.name
+        chosen = min(fitting, key=lambda node: (usage[node.metadata.name or ""].pods, node.metadata.name or ""))
+        node_name = chosen.metadata.name or ""
         namespace, name = split_key(key)
-        with self._assumed_lock:
+        with self._unschedulable_lock:
             self._unschedulable.discard(key)
         try:
             self.client.bind(namespace, name, node_name)
@@ -265,40 +328,9 @@ class Scheduler(Controller):
             # Deleted, being deleted, or bound by someone else meanwhile: nothing left to do.
             log.info("%s: not binding pod %s: %s", self.name, key, error)
             return None
-        with self._assumed_lock:
-            self._assumed[key] = node_name
+        self.placed.assume(pod, node_name)
         self.recorder.event(pod, NORMAL, "Scheduled", f"Successfully assigned {key} to {node_name}")
         return None
-
-    def _pod_requests(self, pod: Pod) -> ResourceAmounts:
-        uid = pod.metadata.uid or ""
-        with self._assumed_lock:
-            cached = self._requests.get(uid)
-        if cached is None:
-            cached = pod_requests(pod)
-            with self._assumed_lock:
-                self._requests[uid] = cached
-        return cached
-
-    def _node_usage(self) -> dict[str, NodeUsage]:
-        """Pods holding resources per node, counting our own bindings the cache has not shown
-        yet (as kube-scheduler "assumes" them), so a burst of pods neither piles up on one node
-        nor overcommits it."""
-        usage: dict[str, NodeUsage] = {}
-        with self._assumed_lock:
-            assumed = []
-            for key, node_name in list(self._assumed.items()):
-                cached = self.pods.get(key)
-                if cached is None or cached.spec.node_name or not is_pod_active(cached):
-                    del self._assumed[key]  # the cache has caught up (or the pod is gone)
-                else:
-                    assumed.append((node_name, cached))
-        for node_name, pod in assumed:
-            usage.setdefault(node_name, NodeUsage()).add(self._pod_requests(pod))
-        for pod in self.pods.list():
-            if holds_resources(pod):
-                usage.setdefault(pod.spec.node_name, NodeUsage()).add(self._pod_requests(pod))
-        return usage
 
     def _mark_unschedulable(self, pod: Pod, message: str) -> None:
         current = pod.status.condition("PodScheduled")
