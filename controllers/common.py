@@ -22,7 +22,7 @@ from typing import Any
 from minikube_py.api import errors
 from minikube_py.api.meta import OwnerReference
 from minikube_py.api.times import parse_time
-from minikube_py.client.informer import object_key
+from minikube_py.client.informer import cache_key
 from minikube_py.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -208,11 +208,6 @@ class ControllerRefManager:
         except errors.NotFound:
             return False
         return True
-
-
-def claim_pods(client: Any, owner: Any, owner_resource: str, selector: Any, pods: Iterable[Any]) -> list[Any]:
-    """The pods `owner` controls after adoption/release (see ControllerRefManager)."""
-    return ControllerRefManager(client, owner, owner_resource, selector).claim("pods", pods)
 
 
 def claim_replica_sets(client: Any, deployment: Any, selector: Any, replica_sets: Iterable[Any]) -> list[Any]:
@@ -451,4 +446,4 @@ def slow_start_batch(count: int, initial_batch: int, fn: Callable[[], Any]) -> t
 
 
 def pod_keys(pods: Iterable[Any]) -> list[str]:
-    return [object_key(pod) for pod in pods]
+    return [cache_key(pod) for pod in pods]

@@ -20,7 +20,7 @@ from typing import Any
 from minikube_py.api import errors
 from minikube_py.api.resources import resource_for_kind
 from minikube_py.client.controller import Controller
-from minikube_py.client.informer import Informer, SharedInformers, shared_informers, object_key
+from minikube_py.client.informer import Informer, SharedInformers, shared_informers, cache_key
 from minikube_py.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class GarbageCollector(Controller):
     # -- event handlers -------------------------------------------------------------------------
 
     def _object_added(self, resource: str, obj: Any) -> None:
-        self.enqueue(f"{resource}/{object_key(obj)}")
+        self.enqueue(f"{resource}/{cache_key(obj)}")
         self._enqueue_deleting_owners(obj)
 
     def _object_updated(self, resource: str, old: Any, new: Any) -> None:
@@ -71,21 +71,21 @@ class GarbageCollector(Controller):
             or before.finalizers != after.finalizers
             or before.uid != after.uid
         ):
-            self.enqueue(f"{resource}/{object_key(new)}")
+            self.enqueue(f"{resource}/{cache_key(new)}")
             self._enqueue_deleting_owners(old)
             self._enqueue_deleting_owners(new)
 
     def _object_deleted(self, resource: str, obj: Any) -> None:
         # Its dependents may now be dangling, and an owner may have been waiting for it.
         for dependent_resource, dependent in self._dependents(obj):
-            self.enqueue(f"{dependent_resource}/{object_key(dependent)}")
+            self.enqueue(f"{dependent_resource}/{cache_key(dependent)}")
         self._enqueue_deleting_owners(obj)
 
     def _enqueue_deleting_owners(self, obj: Any) -> None:
         for reference in obj.metadata.owner_references or ():
             found = self._cached_owner(reference, obj.metadata.namespace)
             if found is not None and found[1].metadata.deletion_timestamp is not None:
-                self.enqueue(f"{found[0]}/{object_key(found[1])}")
+                self.enqueue(f"{found[0]}/{cache_key(found[1])}")
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class GarbageCollector(Controller):
             policy = "Foreground"
         else:
             policy = "Background"
-        log.info("%s: deleting %s %s: all its owners are gone", self.name, resource, object_key(obj))
+        log.info("%s: deleting %s %s: all its owners are gone", self.name, resource, cache_key(obj))
         self._delete(resource, obj, policy)
 
     # -- writes -------------------------------------------------------------------------------

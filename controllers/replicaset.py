@@ -22,7 +22,7 @@ from minikube_py.api.selectors import Selector
 from minikube_py.api.times import format_time
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import NORMAL, WARNING, EventRecorder
-from minikube_py.client.informer import SharedInformers, shared_informers, object_key, split_key
+from minikube_py.client.informer import SharedInformers, shared_informers, cache_key, split_cache_key
 from minikube_py.clock import Clock
 from controllers.common import (
     BURST_REPLICAS,
@@ -82,15 +82,15 @@ class ReplicaSetController(Controller):
     # -- event handlers: compute the ReplicaSet key and enqueue it, nothing else ----------------
 
     def _replica_set_added(self, replica_set: Any) -> None:
-        self.enqueue(object_key(replica_set))
+        self.enqueue(cache_key(replica_set))
 
     def _replica_set_updated(self, old: Any, new: Any) -> None:
         if old.metadata.uid != new.metadata.uid:
             self._replica_set_deleted(old)
-        self.enqueue(object_key(new))
+        self.enqueue(cache_key(new))
 
     def _replica_set_deleted(self, replica_set: Any) -> None:
-        key = object_key(replica_set)
+        key = cache_key(replica_set)
         self.expectations.delete(key)
         self._selectors.pop(replica_set.metadata.uid, None)
         self.enqueue(key)
@@ -104,12 +104,12 @@ class ReplicaSetController(Controller):
         if reference is not None:
             replica_set = self._resolve_controller_ref(pod.metadata.namespace, reference)
             if replica_set is not None:
-                key = object_key(replica_set)
+                key = cache_key(replica_set)
                 self.expectations.creation_observed(key)
                 self.enqueue(key)
             return
         for replica_set in self._replica_sets_selecting(pod):
-            self.enqueue(object_key(replica_set))
+            self.enqueue(cache_key(replica_set))
 
     def _pod_updated(self, old: Any, new: Any) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
@@ -127,12 +127,12 @@ class ReplicaSetController(Controller):
         if reference_changed and old_reference is not None:
             previous_owner = self._resolve_controller_ref(old.metadata.namespace, old_reference)
             if previous_owner is not None:
-                self.enqueue(object_key(previous_owner))
+                self.enqueue(cache_key(previous_owner))
         if new_reference is not None:
             replica_set = self._resolve_controller_ref(new.metadata.namespace, new_reference)
             if replica_set is None:
                 return
-            key = object_key(replica_set)
+            key = cache_key(replica_set)
             self.enqueue(key)
             min_ready_seconds = replica_set.spec.min_ready_seconds
             if min_ready_seconds > 0 and not is_pod_ready(old) and is_pod_ready(new):
@@ -142,7 +142,7 @@ class ReplicaSetController(Controller):
             return
         if labels_changed or reference_changed:
             for replica_set in self._replica_sets_selecting(new):
-                self.enqueue(object_key(replica_set))
+                self.enqueue(cache_key(replica_set))
 
     def _pod_deleted(self, pod: Any) -> None:
         reference = get_controller_of(pod)
@@ -151,8 +151,8 @@ class ReplicaSetController(Controller):
         replica_set = self._resolve_controller_ref(pod.metadata.namespace, reference)
         if replica_set is None:
             return
-        key = object_key(replica_set)
-        self.expectations.deletion_observed(key, object_key(pod))
+        key = cache_key(replica_set)
+        self.expectations.deletion_observed(key, cache_key(pod))
         self.enqueue(key)
 
     def _resolve_controller_ref(self, namespace: str, reference: Any) -> Any | None:
@@ -183,7 +183,7 @@ class ReplicaSetController(Controller):
     # -- sync -------------------------------------------------------------------------------
 
     def sync(self, key: str) -> float | None:
-        namespace, name = split_key(key)
+        namespace, name = split_cache_key(key)
         replica_set = self.replica_sets.get(key)
         if replica_set is None:
             log.debug("replicaset %s has been deleted", key)
@@ -268,11 +268,11 @@ class ReplicaSetController(Controller):
                 try:
                     self.client.delete("pods", pod.metadata.name, namespace=pod.metadata.namespace)
                 except errors.NotFound:
-                    self.expectations.deletion_observed(key, object_key(pod))
+                    self.expectations.deletion_observed(key, cache_key(pod))
                     return
                 except Exception as error:
                     # The informer will never see this deletion.
-                    self.expectations.deletion_observed(key, object_key(pod))
+                    self.expectations.deletion_observed(key, cache_key(pod))
                     self.recorder.event(replica_set, WARNING, "FailedDelete", f"Error deleting: {_error_text(error)}")
                     raise
                 self.recorder.event(replica_set, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")

@@ -27,7 +27,7 @@ from minikube_py.api.times import format_time
 from minikube_py.client.api import ApiClient
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import NORMAL, WARNING, EventRecorder
-from minikube_py.client.informer import SharedInformers, shared_informers, object_key, split_key
+from minikube_py.client.informer import SharedInformers, shared_informers, cache_key, split_cache_key
 from minikube_py.clock import Clock
 from controllers.common import is_pod_active
 
@@ -262,7 +262,7 @@ class Scheduler(Controller):
 
     def _pod_changed(self, pod: Pod) -> None:
         if self.needs_scheduling(pod):
-            self.enqueue(object_key(pod))
+            self.enqueue(cache_key(pod))
 
     def _pod_added(self, pod: Pod) -> None:
         self.placed.observe(pod)
@@ -277,7 +277,7 @@ class Scheduler(Controller):
     def _pod_deleted(self, pod: Pod) -> None:
         self.placed.forget(pod)
         with self._unschedulable_lock:
-            self._unschedulable.discard(object_key(pod))
+            self._unschedulable.discard(cache_key(pod))
         if holds_resources(pod):
             self._retry_unschedulable()
 
@@ -319,7 +319,7 @@ class Scheduler(Controller):
             return None
         chosen = min(fitting, key=lambda node: (usage[node.metadata.name or ""].pods, node.metadata.name or ""))
         node_name = chosen.metadata.name or ""
-        namespace, name = split_key(key)
+        namespace, name = split_cache_key(key)
         with self._unschedulable_lock:
             self._unschedulable.discard(key)
         try:

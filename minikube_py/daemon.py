@@ -26,10 +26,11 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
+from minikube_py.runtime.types import CLUSTER_NAME_PATTERN
+
 DEFAULT_HOME = "/var/lib/minikube-py"
 DEFAULT_NAME = "minikube"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
-CLUSTER_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 STARTUP_TIMEOUT_SECONDS = 60.0
 EVENT_TTL_SECONDS = 3600.0  # kube-apiserver's --event-ttl default
 EVENT_EXPIRY_INTERVAL_SECONDS = 60.0
@@ -137,7 +138,7 @@ def parse_restart_backoff(text: str) -> tuple[float, float]:
 
 
 def validate_config(config: ClusterConfig) -> None:
-    if not CLUSTER_NAME_PATTERN.match(config.name):
+    if not CLUSTER_NAME_PATTERN.fullmatch(config.name):
         raise ConfigError(
             f"--name: {config.name!r} is not a valid cluster name: use 1 to 10 lowercase letters and "
             "digits, starting with a letter (it prefixes host interface names, limited to 15 characters)"

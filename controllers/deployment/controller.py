@@ -17,7 +17,7 @@ from typing import Any
 from minikube_py.api.selectors import Selector
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import WARNING, EventRecorder
-from minikube_py.client.informer import Informer, SharedInformers, object_key, shared_informers, split_key
+from minikube_py.client.informer import Informer, SharedInformers, cache_key, shared_informers, split_cache_key
 from minikube_py.clock import Clock
 
 from controllers.common import claim_replica_sets, get_controller_of
@@ -63,7 +63,7 @@ class DeploymentController(Controller):
     # -- event handlers: work out the Deployment, enqueue its key -----------------------------
 
     def _enqueue_deployment(self, deployment: Any) -> None:
-        self.enqueue(object_key(deployment))
+        self.enqueue(cache_key(deployment))
 
     def _deployment_controlling(self, obj: Any) -> Any | None:
         """The cached Deployment named by obj's controllerRef, if the uid still matches."""
@@ -183,7 +183,7 @@ class DeploymentController(Controller):
             return rollout_recreate(self, deployment, replica_sets, pods_by_replica_set_uid)
         if strategy == util.ROLLING_UPDATE:
             return rollout_rolling(self, deployment, replica_sets)
-        namespace, name = split_key(key)
+        namespace, name = split_cache_key(key)
         raise ValueError(
             f"deployment/{name} in {namespace}: spec.strategy.type: unsupported value {strategy!r}; "
             "use RollingUpdate or Recreate"

@@ -10,15 +10,14 @@ moment the deadline would pass instead of relying on a periodic resync.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from minikube_py.api.times import parse_time
 
 from controllers.deployment import util
+from controllers.deployment.steps import SyncContext
 from controllers.deployment.sync import calculate_status, write_status
 
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
 
 # The requeue for a deadline check lands one second after the deadline, so that second-precision
 # timestamps have certainly passed it (k8s adds a second against clock skew, issue 39785).
@@ -31,7 +30,7 @@ def _replica_set_name_or_deployment(new_replica_set: Any | None, deployment: Any
     return f'Deployment "{deployment.metadata.name}"'
 
 
-def sync_rollout_status(controller: DeploymentController, all_replica_sets: list[Any | None],
+def sync_rollout_status(controller: SyncContext, all_replica_sets: list[Any | None],
                         new_replica_set: Any | None, deployment: Any) -> float | None:
     """Write status with Available, Progressing and ReplicaFailure conditions.
 

@@ -9,9 +9,10 @@ ReplicaSet at once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from controllers.deployment import util
+from controllers.deployment.steps import SyncContext
 from controllers.deployment.progress import sync_rollout_status
 from controllers.deployment.sync import (
     cleanup_deployment,
@@ -19,11 +20,9 @@ from controllers.deployment.sync import (
     scale_replica_set_and_record_event,
 )
 
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
 
 
-def rollout_recreate(controller: DeploymentController, deployment: Any, replica_sets: list[Any],
+def rollout_recreate(controller: SyncContext, deployment: Any, replica_sets: list[Any],
                      pods_by_replica_set_uid: dict[str, list[Any]]) -> float | None:
     """One Recreate step; returns seconds until a progress-deadline check, or None."""
     # The new ReplicaSet is not created yet: it must not start pods before the old ones are gone.

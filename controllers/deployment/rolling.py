@@ -12,9 +12,10 @@ the old-ReplicaSet step as pure functions; `rollout_rolling` applies them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from controllers.deployment import util
+from controllers.deployment.steps import SyncContext
 from controllers.deployment.progress import sync_rollout_status
 from controllers.deployment.sync import (
     cleanup_deployment,
@@ -22,11 +23,9 @@ from controllers.deployment.sync import (
     scale_replica_set_and_record_event,
 )
 
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
 
 
-def rollout_rolling(controller: DeploymentController, deployment: Any, replica_sets: list[Any]) -> float | None:
+def rollout_rolling(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> float | None:
     """One rolling-update step; returns seconds until a progress-deadline check, or None."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=True
@@ -45,7 +44,7 @@ def rollout_rolling(controller: DeploymentController, deployment: Any, replica_s
     return sync_rollout_status(controller, all_replica_sets, new_replica_set, deployment)
 
 
-def reconcile_new_replica_set(controller: DeploymentController, all_replica_sets: list[Any],
+def reconcile_new_replica_set(controller: SyncContext, all_replica_sets: list[Any],
                               new_replica_set: Any, deployment: Any) -> bool:
     """Grow the new ReplicaSet within maxSurge (or shrink it to spec.replicas); True if it was resized."""
     desired = deployment.spec.replicas
@@ -70,7 +69,7 @@ def max_scaled_down(deployment: Any, all_replica_sets: list[Any], new_replica_se
     unavailable pods is what keeps a broken new template from eating the old availability.
     """
     all_pods = util.spec_replicas(all_replica_sets)
-    minimum_available = deployment.spec.replicas - util.max_unavailable(deployment)
+    minimum_available = util.min_available(deployment)
     new_unavailable = new_replica_set.spec.replicas - (new_replica_set.status.available_replicas or 0)
     return all_pods - minimum_available - new_unavailable
 
@@ -103,7 +102,7 @@ def scale_down_plan_for_rolling_update(deployment: Any, all_replica_sets: list[A
     Worked example: replicas 3, maxUnavailable 0 (minAvailable 3); old at 3 available and new at
     1 available = 4 available -> 4 - 3 = 1 old replica may go: old 3 -> 2.
     """
-    minimum_available = deployment.spec.replicas - util.max_unavailable(deployment)
+    minimum_available = util.min_available(deployment)
     available = util.available_replicas(all_replica_sets)
     if available <= minimum_available:
         return []
@@ -121,7 +120,7 @@ def scale_down_plan_for_rolling_update(deployment: Any, all_replica_sets: list[A
     return plan
 
 
-def reconcile_old_replica_sets(controller: DeploymentController, all_replica_sets: list[Any],
+def reconcile_old_replica_sets(controller: SyncContext, all_replica_sets: list[Any],
                                old_replica_sets: list[Any], new_replica_set: Any, deployment: Any) -> bool:
     """Shrink old ReplicaSets as far as availability allows; True if any was resized."""
     if util.spec_replicas(old_replica_sets) == 0:

@@ -15,7 +15,7 @@ changed in place; writes return the server's copy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from minikube_py.api import errors
 from minikube_py.api.apps import DeploymentStatus, ReplicaSet, ReplicaSetSpec
@@ -24,14 +24,13 @@ from minikube_py.client.events import NORMAL, WARNING
 
 from controllers.common import get_controller_of, new_controller_ref
 from controllers.deployment import util
+from controllers.deployment.steps import SyncContext
 
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
 
 SCALING_REPLICA_SET = "ScalingReplicaSet"
 
 
-def write_status(controller: DeploymentController, deployment: Any) -> None:
+def write_status(controller: SyncContext, deployment: Any) -> None:
     """Write `deployment.status` and its revision annotation; keep the copy's resourceVersion current.
 
     As in Kubernetes, the revision annotation travels with the status write, so it bumps no generation.
@@ -41,7 +40,7 @@ def write_status(controller: DeploymentController, deployment: Any) -> None:
     deployment.metadata.generation = written.metadata.generation
 
 
-def sync_status_only(controller: DeploymentController, deployment: Any, replica_sets: list[Any]) -> None:
+def sync_status_only(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> None:
     """A Deployment being deleted: report status, change nothing else."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=False
@@ -49,7 +48,7 @@ def sync_status_only(controller: DeploymentController, deployment: Any, replica_
     sync_deployment_status(controller, [*old_replica_sets, new_replica_set], new_replica_set, deployment)
 
 
-def sync(controller: DeploymentController, deployment: Any, replica_sets: list[Any]) -> None:
+def sync(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> None:
     """Paused or resized: scale proportionally, clean history when paused, write status; no rollout."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=False
@@ -71,7 +70,7 @@ def rollback_to(deployment: Any) -> int | None:
         return None
 
 
-def check_paused_conditions(controller: DeploymentController, deployment: Any) -> None:
+def check_paused_conditions(controller: SyncContext, deployment: Any) -> None:
     """Progressing=Unknown DeploymentPaused / DeploymentResumed, so a long pause never times out."""
     if not util.has_progress_deadline(deployment):
         return
@@ -96,7 +95,7 @@ def check_paused_conditions(controller: DeploymentController, deployment: Any) -
 
 
 def get_all_replica_sets_and_sync_revision(
-    controller: DeploymentController, deployment: Any, replica_sets: list[Any], create_if_missing: bool
+    controller: SyncContext, deployment: Any, replica_sets: list[Any], create_if_missing: bool
 ) -> tuple[Any | None, list[Any]]:
     """(new ReplicaSet or None, old ReplicaSets), with the new one's revision brought up to date."""
     old_replica_sets = util.find_old_replica_sets(deployment, replica_sets)
@@ -105,7 +104,7 @@ def get_all_replica_sets_and_sync_revision(
 
 
 def get_new_replica_set(
-    controller: DeploymentController,
+    controller: SyncContext,
     deployment: Any,
     replica_sets: list[Any],
     old_replica_sets: list[Any],
@@ -148,7 +147,7 @@ def get_new_replica_set(
 
 
 def _create_new_replica_set(
-    controller: DeploymentController, deployment: Any, old_replica_sets: list[Any], new_revision: int
+    controller: SyncContext, deployment: Any, old_replica_sets: list[Any], new_revision: int
 ) -> Any:
     template = deployment.spec.template.model_copy(deep=True)
     template_hash = util.compute_hash(deployment.spec.template, deployment.status.collision_count)
@@ -207,7 +206,7 @@ def _create_new_replica_set(
     return created
 
 
-def _existing_replica_set_or_collision(controller: DeploymentController, deployment: Any, wanted: Any) -> Any:
+def _existing_replica_set_or_collision(controller: SyncContext, deployment: Any, wanted: Any) -> Any:
     """Create said AlreadyExists: use that ReplicaSet if it is ours with our template, else
     bump status.collisionCount (so the next hash, and name, differ) and fail this sync."""
     namespace, name = wanted.metadata.namespace, wanted.metadata.name
@@ -229,7 +228,7 @@ def _existing_replica_set_or_collision(controller: DeploymentController, deploym
 
 
 def scale_replica_set_and_record_event(
-    controller: DeploymentController, replica_set: Any, new_scale: int, deployment: Any
+    controller: SyncContext, replica_set: Any, new_scale: int, deployment: Any
 ) -> tuple[bool, Any]:
     """Resize one ReplicaSet if its size differs; (whether it was resized, the current copy)."""
     if replica_set.spec.replicas == new_scale:
@@ -239,7 +238,7 @@ def scale_replica_set_and_record_event(
 
 
 def scale_replica_set(
-    controller: DeploymentController, replica_set: Any, new_scale: int, deployment: Any, direction: str
+    controller: SyncContext, replica_set: Any, new_scale: int, deployment: Any, direction: str
 ) -> tuple[bool, Any]:
     """Write the size and the desired/max-replicas annotations; event "Scaled <dir> replica set"."""
     desired = deployment.spec.replicas
@@ -258,7 +257,7 @@ def scale_replica_set(
     return size_changes, written
 
 
-def is_scaling_event(controller: DeploymentController, deployment: Any, replica_sets: list[Any]) -> bool:
+def is_scaling_event(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> bool:
     """spec.replicas differs from what some active ReplicaSet was last sized for."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=False
@@ -270,7 +269,7 @@ def is_scaling_event(controller: DeploymentController, deployment: Any, replica_
     return False
 
 
-def scale(controller: DeploymentController, deployment: Any, new_replica_set: Any | None,
+def scale(controller: SyncContext, deployment: Any, new_replica_set: Any | None,
           old_replica_sets: list[Any]) -> None:
     """Resize the Deployment's ReplicaSets to spec.replicas (k/k `scale`).
 
@@ -303,7 +302,7 @@ def scale(controller: DeploymentController, deployment: Any, new_replica_set: An
 # -- history and status -----------------------------------------------------------------------
 
 
-def cleanup_deployment(controller: DeploymentController, old_replica_sets: list[Any], deployment: Any) -> None:
+def cleanup_deployment(controller: SyncContext, old_replica_sets: list[Any], deployment: Any) -> None:
     """Delete the oldest empty ReplicaSets beyond revisionHistoryLimit.
 
     Skips any that still has pods, wants pods, or whose latest spec its controller has not yet
@@ -354,7 +353,7 @@ def calculate_status(
     return status
 
 
-def sync_deployment_status(controller: DeploymentController, all_replica_sets: list[Any | None],
+def sync_deployment_status(controller: SyncContext, all_replica_sets: list[Any | None],
                            new_replica_set: Any | None, deployment: Any) -> None:
     """Write the calculated status if it differs from the stored one."""
     status = calculate_status(all_replica_sets, new_replica_set, deployment, controller.clock.now())

@@ -18,29 +18,31 @@ from typing import Any
 
 from minikube_py.api.apps import DeploymentCondition, DeploymentStatus
 from minikube_py.api.times import format_time, parse_time
+from minikube_py.client.deployments import (  # shared with kubectl-side rollout commands
+    ANNOTATIONS_TO_SKIP as ANNOTATIONS_TO_SKIP,
+    CHANGE_CAUSE_ANNOTATION as CHANGE_CAUSE_ANNOTATION,
+    DESIRED_REPLICAS_ANNOTATION as DESIRED_REPLICAS_ANNOTATION,
+    LAST_APPLIED_CONFIG_ANNOTATION as LAST_APPLIED_CONFIG_ANNOTATION,
+    MAX_REPLICAS_ANNOTATION as MAX_REPLICAS_ANNOTATION,
+    POD_TEMPLATE_HASH_LABEL as POD_TEMPLATE_HASH_LABEL,
+    PROGRESSING as PROGRESSING,
+    RESTARTED_AT_ANNOTATION as RESTARTED_AT_ANNOTATION,
+    REVISION_ANNOTATION as REVISION_ANNOTATION,
+    REVISION_HISTORY_ANNOTATION as REVISION_HISTORY_ANNOTATION,
+    ROLLBACK_TO_ANNOTATION as ROLLBACK_TO_ANNOTATION,
+    TIMED_OUT_REASON as TIMED_OUT_REASON,
+    by_creation as by_creation,
+    creation_order as creation_order,
+    equal_ignore_hash as equal_ignore_hash,
+    find_new_replica_set as find_new_replica_set,
+    get_condition as get_condition,
+    revision_of as revision_of,
+    semantic_form as semantic_form,
+    template_without_hash as template_without_hash,
+    without_hash_label as without_hash_label,
+)
 
-# -- names Kubernetes fixes -------------------------------------------------------------------
-
-POD_TEMPLATE_HASH_LABEL = "pod-template-hash"  # apps.DefaultDeploymentUniqueLabelKey
-
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-REVISION_HISTORY_ANNOTATION = "deployment.kubernetes.io/revision-history"
-DESIRED_REPLICAS_ANNOTATION = "deployment.kubernetes.io/desired-replicas"
-MAX_REPLICAS_ANNOTATION = "deployment.kubernetes.io/max-replicas"
-ROLLBACK_TO_ANNOTATION = "deprecated.deployment.rollback.to"
-LAST_APPLIED_CONFIG_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
-CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
-RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
-
-# Deployment annotations that are never copied to a ReplicaSet (nor back on rollback).
-ANNOTATIONS_TO_SKIP = frozenset({
-    LAST_APPLIED_CONFIG_ANNOTATION,
-    REVISION_ANNOTATION,
-    REVISION_HISTORY_ANNOTATION,
-    DESIRED_REPLICAS_ANNOTATION,
-    MAX_REPLICAS_ANNOTATION,
-    ROLLBACK_TO_ANNOTATION,
-})
+# -- names Kubernetes fixes (the ones kubectl reads too are in client/deployments.py) -------------------------------------------------------------------
 
 # The revision-history annotation is trimmed (oldest entries first) to stay within this.
 MAX_REVISION_HISTORY_LENGTH_IN_CHARS = 2000
@@ -53,7 +55,6 @@ RECREATE = "Recreate"
 
 # Condition types and reasons (k/k deployment_util.go), quoted by `kubectl describe`.
 AVAILABLE = "Available"
-PROGRESSING = "Progressing"
 REPLICA_FAILURE = "ReplicaFailure"
 MINIMUM_REPLICAS_AVAILABLE = "MinimumReplicasAvailable"
 MINIMUM_REPLICAS_UNAVAILABLE = "MinimumReplicasUnavailable"
@@ -62,7 +63,6 @@ FAILED_REPLICA_SET_CREATE_REASON = "ReplicaSetCreateError"
 NEW_REPLICA_SET_CREATED_REASON = "NewReplicaSetCreated"
 FOUND_NEW_REPLICA_SET_REASON = "FoundNewReplicaSet"
 NEW_REPLICA_SET_AVAILABLE_REASON = "NewReplicaSetAvailable"
-TIMED_OUT_REASON = "ProgressDeadlineExceeded"
 PAUSED_REASON = "DeploymentPaused"
 RESUMED_REASON = "DeploymentResumed"
 ROLLBACK_REVISION_NOT_FOUND = "DeploymentRollbackRevisionNotFound"
@@ -173,26 +173,6 @@ def safe_encode_string(text: str) -> str:
     return "".join(_SAFE_ALPHANUMERICS[ord(character) % len(_SAFE_ALPHANUMERICS)] for character in text)
 
 
-def _semantic(value: Any) -> Any:
-    """A wire value with empty maps and lists dropped: Kubernetes' semantic equality treats
-    a missing map and an empty one alike, and so must hashing and comparing templates."""
-    if isinstance(value, dict):
-        cleaned = {key: _semantic(item) for key, item in value.items()}
-        return {key: item for key, item in cleaned.items() if item not in (None, {}, [])}
-    if isinstance(value, list):
-        return [_semantic(item) for item in value]
-    return value
-
-
-def template_without_hash(template: Any) -> dict:
-    """The template's wire form, semantically normalised, without the pod-template-hash label."""
-    wire = template.to_dict()
-    labels = wire.get("metadata", {}).get("labels")
-    if labels:
-        labels.pop(POD_TEMPLATE_HASH_LABEL, None)
-    return _semantic(wire)
-
-
 def compute_hash(template: Any, collision_count: int | None = None) -> str:
     """The pod-template-hash of a template (`controller.ComputeHash`).
 
@@ -200,45 +180,14 @@ def compute_hash(template: Any, collision_count: int | None = None) -> str:
     as a little-endian uint32 in an 8-byte buffer, so bumping it gives a different name. The
     decimal digits of the 32-bit sum are then mapped through SafeEncodeString (1-10 characters).
     """
-    dump = json.dumps(_semantic(template.to_dict()), sort_keys=True, separators=(",", ":"))
+    dump = json.dumps(semantic_form(template.to_dict()), sort_keys=True, separators=(",", ":"))
     state = fnv1a_32(dump.encode())
     if collision_count is not None:
         state = fnv1a_32(struct.pack("<I4x", collision_count & 0xFFFFFFFF), state)
     return safe_encode_string(str(state))
 
 
-def without_hash_label(template: Any) -> Any:
-    """A copy of a ReplicaSet's pod template fit for a Deployment: the pod-template-hash label removed."""
-    copy = template.model_copy(deep=True)
-    labels = {key: value for key, value in (copy.metadata.labels or {}).items() if key != POD_TEMPLATE_HASH_LABEL}
-    copy.metadata.labels = labels or None
-    return copy
-
-
-def equal_ignore_hash(first: Any, second: Any) -> bool:
-    """Two pod templates are the same apart from the pod-template-hash label (`EqualIgnoreHash`)."""
-    return template_without_hash(first) == template_without_hash(second)
-
-
 # -- replica sets -----------------------------------------------------------------------------
-
-
-def _creation_key(obj: Any) -> tuple[float, str]:
-    created = obj.metadata.creation_timestamp
-    return (parse_time(created) if created else 0.0, obj.metadata.name or "")
-
-
-def by_creation(replica_sets: Iterable[Any]) -> list[Any]:
-    """Oldest first; the name breaks ties (`ReplicaSetsByCreationTimestamp`)."""
-    return sorted(replica_sets, key=_creation_key)
-
-
-def find_new_replica_set(deployment: Any, replica_sets: Iterable[Any]) -> Any | None:
-    """The oldest ReplicaSet whose template equals the Deployment's, ignoring the hash label."""
-    for replica_set in by_creation(replica_sets):
-        if equal_ignore_hash(replica_set.spec.template, deployment.spec.template):
-            return replica_set
-    return None
 
 
 def find_old_replica_sets(deployment: Any, replica_sets: Sequence[Any]) -> list[Any]:
@@ -270,14 +219,6 @@ def available_replicas(replica_sets: Iterable[Any | None]) -> int:
 
 
 # -- revisions and annotations ----------------------------------------------------------------
-
-
-def revision_of(obj: Any) -> int:
-    """The revision annotation as a number; 0 when absent. Raises ValueError when not a number."""
-    text = (obj.metadata.annotations or {}).get(REVISION_ANNOTATION)
-    if text is None:
-        return 0
-    return int(text)
 
 
 def _revisions(replica_sets: Iterable[Any | None]) -> list[int]:
@@ -315,7 +256,7 @@ def by_revision(replica_sets: Iterable[Any]) -> list[Any]:
             revision = revision_of(replica_set)
         except ValueError:
             revision = 0
-        return (revision, *_creation_key(replica_set))
+        return (revision, *creation_order(replica_set))
 
     return sorted(replica_sets, key=key)
 
@@ -550,11 +491,11 @@ def proportional_sizes(deployment: Any, active_replica_sets: Sequence[Any]) -> l
     ordered = list(active_replica_sets)
     if to_add > 0:
         # Largest first; on a tie the newer RS grows first.
-        ordered.sort(key=lambda rs: _creation_key(rs), reverse=True)
+        ordered.sort(key=lambda rs: creation_order(rs), reverse=True)
         ordered.sort(key=lambda rs: rs.spec.replicas, reverse=True)
     elif to_add < 0:
         # Largest first; on a tie the older RS shrinks first.
-        ordered.sort(key=_creation_key)
+        ordered.sort(key=creation_order)
         ordered.sort(key=lambda rs: rs.spec.replicas, reverse=True)
     sizes = []
     added = 0
@@ -583,13 +524,6 @@ def new_condition(condition_type: str, status: str, reason: str, message: str, n
         last_update_time=timestamp,
         last_transition_time=timestamp,
     )
-
-
-def get_condition(status: Any, condition_type: str) -> Any | None:
-    for condition in status.conditions or []:
-        if condition.type == condition_type:
-            return condition
-    return None
 
 
 def set_condition(status: Any, condition: Any) -> None:

@@ -20,7 +20,7 @@ import threading
 
 from minikube_py import api
 from minikube_py.api.errors import ApiError, NotFound
-from minikube_py.cli.main import CommandError, Context, Subcommands, format_api_error, print_error, qualified_kind
+from minikube_py.cli.context import CommandError, Context, Subcommands, format_api_error, print_error, qualified_kind
 
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 MANIFEST_EXTENSIONS = (".yaml", ".yml", ".json")

@@ -12,7 +12,7 @@ import argparse
 import json
 
 import minikube_py
-from minikube_py.cli.main import CommandError, Context, Subcommands
+from minikube_py.cli.context import CommandError, Context, Subcommands
 from minikube_py.cli.tables import Table
 
 

@@ -13,10 +13,10 @@ import argparse
 import time
 
 from minikube_py import api
-from controllers.deployment.util import find_new_replica_set
+from minikube_py.client.deployments import find_new_replica_set
 from minikube_py.cli import tables
 from minikube_py.cli.get import no_resources_message
-from minikube_py.cli.main import CommandError, Context, Subcommands, print_error, resolve_resource
+from minikube_py.cli.context import CommandError, Context, Subcommands, print_error, resolve_resource
 from minikube_py.cli.tables import NONE, age, align_columns
 
 SKIPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)

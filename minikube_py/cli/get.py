@@ -18,7 +18,7 @@ import yaml
 from minikube_py import api
 from minikube_py.api.errors import NotFound
 from minikube_py.cli import tables
-from minikube_py.cli.main import (
+from minikube_py.cli.context import (
     CommandError, Context, Subcommands, format_api_error, print_error, qualified_kind, resolve_resource)
 
 ALL_RESOURCES = ("pods", "deployments", "replicasets")
@@ -86,7 +86,8 @@ def with_type(obj: dict, info: api.ResourceInfo) -> dict:
     return {"apiVersion": info.api_version, "kind": info.kind, **obj}
 
 
-def object_key(obj: dict) -> tuple[str, str]:
+def listing_order(obj: dict) -> tuple[str, str]:
+    """The sort key of `get`'s output: namespace, then name (kubectl sorts a list the same way)."""
     return obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
 
 
@@ -97,7 +98,7 @@ def fetch(context: Context, target: Target, label_selector: str | None,
     if not target.names:
         listing = context.transport.list(target.info.plural, namespace=namespace,
                                          label_selector=label_selector, field_selector=field_selector)
-        items = sorted(listing.get("items") or [], key=object_key)
+        items = sorted(listing.get("items") or [], key=listing_order)
         return [with_type(item, target.info) for item in items], listing["metadata"].get("resourceVersion"), False
     found, missing = [], False
     for name in target.names:

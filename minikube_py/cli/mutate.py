@@ -14,7 +14,7 @@ import time
 from minikube_py import api
 from minikube_py.api.errors import ApiError, NotFound
 from minikube_py.cli.apply import manifest_files, read_documents
-from minikube_py.cli.main import (
+from minikube_py.cli.context import (
     CommandError, Context, Subcommands, format_api_error, print_error, qualified_kind, resolve_resource,
     split_type_and_name, watch_events)
 

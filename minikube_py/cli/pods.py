@@ -17,7 +17,7 @@ import sys
 import threading
 
 from minikube_py.cli.describe import DescribeWriter
-from minikube_py.cli.main import CommandError, Context, Subcommands, print_error, split_type_and_name
+from minikube_py.cli.context import CommandError, Context, Subcommands, print_error, split_type_and_name
 
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 

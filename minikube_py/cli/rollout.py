@@ -1,8 +1,8 @@
 """`rollout status|history|undo|pause|resume|restart` for Deployments, as kubectl does them.
 
 The decisions (what the status line says, which ReplicaSet a revision is, what undo restores)
-live in `controllers/deployment/rollout.py`, shared with the controller so both read revisions
-the same way; this module fetches the Deployment and its ReplicaSets, calls those helpers, writes
+live in `minikube_py/client/rollout.py`, on `client/deployments.py`, which the controller shares so
+both read revisions the same way; this module fetches the Deployment and its ReplicaSets, calls those helpers, writes
 the result and prints kubectl's lines. Undo is client-side like modern kubectl: the Deployment's
 template and annotations are replaced with the target ReplicaSet's (compare-and-swap on the
 resourceVersion read), and the controller then scales that existing ReplicaSet back up.
@@ -15,11 +15,11 @@ import time
 
 from minikube_py import api
 from minikube_py.cli.describe import DescribeWriter, describe_pod_template, owned_replica_sets
-from minikube_py.cli.main import (
+from minikube_py.cli.context import (
     CommandError, Context, Subcommands, qualified_kind, split_type_and_name, watch_events)
 from minikube_py.cli.mutate import parse_bool, parse_duration
 
-from controllers.deployment import rollout as rollout_helpers
+from minikube_py.client import rollout as rollout_helpers
 
 def register(subcommands: Subcommands) -> None:
     rollout = subcommands.group("rollout", "manage the rollout of a deployment")

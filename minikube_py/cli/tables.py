@@ -111,18 +111,6 @@ def cells(plural: str, obj: dict, now: float, wide: bool) -> list[str]:
     return [_text(row[index]) for index in visible]
 
 
-def pod_cells(pod: dict, now: float, wide: bool) -> list[str]:
-    return cells("pods", pod, now, wide)
-
-
-def node_cells(node: dict, now: float, wide: bool) -> list[str]:
-    return cells("nodes", node, now, wide)
-
-
-def event_cells(event: dict, now: float, wide: bool) -> list[str]:
-    return cells("events", event, now, wide)
-
-
 def header_for(plural: str, wide: bool) -> list[str]:
     """Column titles as kubectl prints a server Table's: upper-cased, wide-only ones with `-o wide`.
     Events put NAME last, and only in wide form, like kubectl."""

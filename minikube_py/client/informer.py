@@ -33,13 +33,13 @@ class LabelMatcher(Protocol):
     def matches(self, labels: dict[str, str]) -> bool: ...
 
 
-def object_key(obj: Any) -> str:
+def cache_key(obj: Any) -> str:
     """The cache key of a model: `namespace/name`, or `name` for cluster-scoped objects."""
     namespace = obj.metadata.namespace
     return f"{namespace}/{obj.metadata.name}" if namespace else obj.metadata.name
 
 
-def split_key(key: str) -> tuple[str | None, str]:
+def split_cache_key(key: str) -> tuple[str | None, str]:
     """`namespace/name` -> (namespace, name); `name` -> (None, name)."""
     namespace, _, name = key.rpartition("/")
     return (namespace or None), name
@@ -192,7 +192,7 @@ class Informer:
             self.resource, namespace=self.namespace, label_selector=self.label_selector
         )
         with self._writer_lock:
-            listed = {object_key(obj): obj for obj in items}
+            listed = {cache_key(obj): obj for obj in items}
             for key, obj in listed.items():
                 old = self._store(key, obj)
                 if old is None:
@@ -215,7 +215,7 @@ class Informer:
         if event_type == "BOOKMARK":
             self._resource_version = obj.metadata.resource_version
             return
-        key = object_key(obj)
+        key = cache_key(obj)
         with self._writer_lock:
             if event_type == "DELETED":
                 self._remove(key)

@@ -77,7 +77,6 @@ class FakeRuntime:
         self._dead_sandboxes: set[str] = set()
         self._broken_networks: dict[str, str] = {}
         self._start_failures: dict[str, RuntimeError_] = {}
-        self._sandbox_failures: list[RuntimeError_] = []
         self._sigterm_ignored: set[str] = set()
         self._exec_scripts: dict[str, Callable[[list[str]], ExecResult] | ExecResult] = {}
         self._pids = itertools.count(1000)
@@ -105,9 +104,6 @@ class FakeRuntime:
     def fail_next_start(self, container_name: str, reason: str, message: str) -> None:
         """The next start_container for that container name raises RuntimeError_(reason, message)."""
         self._start_failures[container_name] = RuntimeError_(reason, message)
-
-    def fail_next_sandbox(self, reason: str, message: str) -> None:
-        self._sandbox_failures.append(RuntimeError_(reason, message))
 
     def ignore_sigterm(self, container_id: str) -> None:
         """SIGTERM does nothing: stop_container waits the whole grace period (on the clock) and
@@ -151,8 +147,6 @@ class FakeRuntime:
 
     def create_sandbox(self, config: SandboxConfig) -> Sandbox:
         self.calls.append(("create_sandbox", config.pod_uid, config.ip))
-        if self._sandbox_failures:
-            raise self._sandbox_failures.pop(0)
         sandbox = Sandbox(
             id=config.pod_uid,
             pod_name=config.pod_name,

@@ -27,7 +27,6 @@ import errno
 import hashlib
 import ipaddress
 import os
-import re
 import threading
 from typing import Callable, Iterator, TypeVar
 
@@ -35,9 +34,8 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from minikube_py.runtime import linux
-from minikube_py.runtime.types import RuntimeError_
+from minikube_py.runtime.types import CLUSTER_NAME_PATTERN, RuntimeError_
 
-CLUSTER_NAME_PATTERN = re.compile(r"[a-z][a-z0-9]{0,9}")
 INTERFACE_NAME_MAX = 15
 POD_INTERFACE = "eth0"
 ALIAS_PREFIX = "minikube-py"

@@ -8,9 +8,13 @@ knows about API objects: the agent translates a Pod into these configs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
+# A cluster's name tags every host resource; Linux interface names hold 15 characters, so
+# `mkpy-<name>` and the veth names (runtime/network.py) leave it ten.
+CLUSTER_NAME_PATTERN = re.compile(r"[a-z][a-z0-9]{0,9}")
 
 # Kubernetes' name for a pod's infra (pause) container; `wait_any` reports a dead pause under it.
 SANDBOX_CONTAINER_NAME = "POD"

@@ -54,7 +54,8 @@ def conflict(resource: str, name: str) -> errors.Conflict:
         {"name": name, "kind": resource})
 
 
-def object_key(obj: dict) -> tuple[str, str]:
+def namespace_and_name(obj: dict) -> tuple[str, str]:
+    """The row key of a wire object within its resource ('' for cluster-scoped); the name is required."""
     metadata = obj.get("metadata") or {}
     name = metadata.get("name")
     if not name:
@@ -175,7 +176,7 @@ class Store:
     # -- writes ------------------------------------------------------------------------------
 
     def create(self, resource: str, obj: dict) -> dict:
-        namespace, name = object_key(obj)
+        namespace, name = namespace_and_name(obj)
         with self._lock:
             if (namespace, name) in self._objects.get(resource, {}):
                 raise errors.AlreadyExists(f'{resource_label(resource)} "{name}" already exists',
@@ -184,7 +185,7 @@ class Store:
 
     def update(self, resource: str, obj: dict, expected_rv: str | int | None = None) -> dict:
         """Replace the stored object; with `expected_rv`, only if it is still at that revision."""
-        namespace, name = object_key(obj)
+        namespace, name = namespace_and_name(obj)
         with self._lock:
             previous = self._current(resource, namespace, name, expected_rv)
             return self._write(resource, namespace, name, MODIFIED, obj, previous[1])

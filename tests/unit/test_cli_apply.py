@@ -9,7 +9,7 @@ import pytest
 
 from minikube_py.api.errors import NotFound
 from minikube_py.cli import apply
-from minikube_py.cli.main import Context
+from minikube_py.cli.context import Context
 
 
 DEPLOYMENT = """\

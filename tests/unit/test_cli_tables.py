@@ -141,19 +141,19 @@ def test_wide_pod_cells_show_ip_node_and_readiness_gates():
     case["spec"]["nodeName"] = "node1"
     case["spec"]["readinessGates"] = [{"conditionType": "example.com/gate"}, {"conditionType": "other"}]
     case["status"]["podIP"] = "10.244.0.5"
-    assert tables.pod_cells(case, NOW, wide=True)[4:] == ["10.244.0.5", "node1", "<none>", "1/2"]
+    assert tables.cells("pods", case, NOW, wide=True)[4:] == ["10.244.0.5", "node1", "<none>", "1/2"]
 
 
 def test_node_status_and_roles_come_from_the_ready_condition_and_role_labels():
     node = {"metadata": {"name": "n", "labels": {"node-role.kubernetes.io/control-plane": ""}},
             "spec": {"unschedulable": True},
             "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v0.1.0"}}}
-    assert tables.node_cells(node, NOW, wide=False)[:2] == ["Ready,SchedulingDisabled", "control-plane"]
+    assert tables.cells("nodes", node, NOW, wide=False)[:2] == ["Ready,SchedulingDisabled", "control-plane"]
 
 
 def test_event_rows_name_the_object_as_lowercase_kind_slash_name_and_use_the_last_time():
     event = {"metadata": {"name": "web.1", "namespace": "default"}, "type": "Normal", "reason": "Started",
              "involvedObject": {"kind": "Pod", "name": "web"}, "message": " Started container c \n",
              "firstTimestamp": ago(600), "lastTimestamp": ago(30), "count": 3}
-    assert tables.event_cells(event, NOW, wide=False) == ["30s", "Normal", "Started", "pod/web",
+    assert tables.cells("events", event, NOW, wide=False) == ["30s", "Normal", "Started", "pod/web",
                                                           "Started container c"]

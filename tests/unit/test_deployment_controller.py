@@ -9,7 +9,8 @@ from minikube_py.api import errors
 from minikube_py.api.apps import ReplicaSet
 from minikube_py.api.times import format_time
 
-from controllers.deployment import rollout, util
+from controllers.deployment import util
+from minikube_py.client import rollout
 from controllers.deployment import sync as sync_steps
 
 from tests.unit.test_deployment_helpers import Cluster, template

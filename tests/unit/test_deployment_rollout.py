@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controllers.deployment import rollout, util
+from controllers.deployment import util
+from minikube_py.client import rollout
 
 from tests.unit.test_deployment_helpers import START, deployment, replica_set
 

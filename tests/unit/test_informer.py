@@ -8,7 +8,7 @@ import time
 import pytest
 
 from minikube_py.api.selectors import parse_selector
-from minikube_py.client.informer import Informer, SharedInformers, object_key, split_key
+from minikube_py.client.informer import Informer, SharedInformers, cache_key, split_cache_key
 from tests.unit.fakes import FakeCluster
 
 
@@ -63,10 +63,10 @@ def test_keys_are_namespace_slash_name_or_just_the_name(cluster):
     pod = cluster.pod("web")
     node = cluster.add_node("node-1")
 
-    assert object_key(pod) == "default/web"
-    assert object_key(node) == "node-1"
-    assert split_key("default/web") == ("default", "web")
-    assert split_key("node-1") == (None, "node-1")
+    assert cache_key(pod) == "default/web"
+    assert cache_key(node) == "node-1"
+    assert split_cache_key("default/web") == ("default", "web")
+    assert split_cache_key("node-1") == (None, "node-1")
 
 
 def test_refresh_lists_into_the_cache_and_reports_each_object_once(cluster):
@@ -256,21 +256,21 @@ class _ConsistencyChecker:
 
     def on_add(self, obj):
         with self._lock:
-            key = object_key(obj)
+            key = cache_key(obj)
             if key in self.state:
                 self.impossible.append(("duplicate add", key))
             self.state[key] = obj.metadata.resource_version
 
     def on_update(self, old, new):
         with self._lock:
-            key = object_key(new)
+            key = cache_key(new)
             if self.state.get(key) != old.metadata.resource_version:
                 self.impossible.append(("update of unknown version", key, old.metadata.resource_version))
             self.state[key] = new.metadata.resource_version
 
     def on_delete(self, obj):
         with self._lock:
-            key = object_key(obj)
+            key = cache_key(obj)
             if self.state.pop(key, None) is None:
                 self.impossible.append(("delete of unknown", key))
 

@@ -23,13 +23,10 @@ ALLOWED = {
     "minikube_py.runtime": {"minikube_py.clock"},
     "minikube_py.agent": {"minikube_py.api", "minikube_py.client", "minikube_py.runtime", "minikube_py.clock"},
     "controllers": {"minikube_py.api", "minikube_py.client", "minikube_py.clock"},
-    # The CLI is a client; besides the API it drives the daemon (start/stop), the host-local image
-    # store (`image` commands, as `ctr images` works beside kubectl), and kubectl's client-side
-    # rollout and describe helpers, which live with the Deployment controller they mirror (kubectl
-    # vendors the same deployment utilities).
+    # The CLI is a client; besides the API it drives the daemon (start/stop) and the host-local
+    # image store (`image` commands, as `ctr images` works beside kubectl).
     "minikube_py.cli": {"minikube_py.api", "minikube_py.client", "minikube_py.clock", "minikube_py.daemon",
-                        "minikube_py.runtime.images", "minikube_py.runtime.types",
-                        "controllers.deployment.rollout", "controllers.deployment.util"},
+                        "minikube_py.runtime.images"},
 }
 # Package metadata every layer may read.
 EVERYONE = {"minikube_py.__version__"}

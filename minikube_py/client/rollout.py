@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minikube_py.api.times import format_time
-
-from controllers.common import get_controller_of
-from controllers.deployment import util
+from minikube_py.client import deployments
 
 
 class RolloutError(Exception):
@@ -32,7 +30,7 @@ def rollout_status_message(deployment: Any, revision: int = 0) -> tuple[str, boo
     name = deployment.metadata.name
     if revision > 0:
         try:
-            current = util.revision_of(deployment)
+            current = deployments.revision_of(deployment)
         except ValueError:
             current = 0
         if revision != current:
@@ -40,8 +38,8 @@ def rollout_status_message(deployment: Any, revision: int = 0) -> tuple[str, boo
     status = deployment.status
     if (deployment.metadata.generation or 0) > (status.observed_generation or 0):
         return "Waiting for deployment spec update to be observed...\n", False, None
-    condition = util.get_condition(status, util.PROGRESSING)
-    if condition is not None and condition.reason == util.TIMED_OUT_REASON:
+    condition = deployments.get_condition(status, deployments.PROGRESSING)
+    if condition is not None and condition.reason == deployments.TIMED_OUT_REASON:
         return "", False, f'deployment "{name}" exceeded its progress deadline'
     replicas = deployment.spec.replicas
     updated = status.updated_replicas or 0
@@ -62,7 +60,7 @@ def rollout_status_message(deployment: Any, revision: int = 0) -> tuple[str, boo
 def owned_replica_sets(deployment: Any, replica_sets: list[Any]) -> list[Any]:
     """The ReplicaSets whose controllerRef is this Deployment (by uid)."""
     uid = deployment.metadata.uid
-    return [rs for rs in replica_sets if (reference := get_controller_of(rs)) is not None and reference.uid == uid]
+    return [rs for rs in replica_sets if (reference := rs.metadata.controller_reference()) is not None and reference.uid == uid]
 
 
 @dataclass(frozen=True)
@@ -80,12 +78,12 @@ def history(deployment: Any, replica_sets: list[Any]) -> list[HistoryRow]:
     by_revision: dict[int, Any] = {}
     for replica_set in owned_replica_sets(deployment, replica_sets):
         try:
-            by_revision[util.revision_of(replica_set)] = replica_set
+            by_revision[deployments.revision_of(replica_set)] = replica_set
         except ValueError:
             continue
     rows = []
     for revision in sorted(by_revision):
-        cause = (by_revision[revision].metadata.annotations or {}).get(util.CHANGE_CAUSE_ANNOTATION, "")
+        cause = (by_revision[revision].metadata.annotations or {}).get(deployments.CHANGE_CAUSE_ANNOTATION, "")
         rows.append(HistoryRow(revision, cause or "<none>"))
     return rows
 
@@ -94,7 +92,7 @@ def revision_template(deployment: Any, replica_sets: list[Any], revision: int) -
     """The pod template of one revision (`rollout history --revision N`)."""
     for replica_set in owned_replica_sets(deployment, replica_sets):
         try:
-            if util.revision_of(replica_set) == revision:
+            if deployments.revision_of(replica_set) == revision:
                 return replica_set.spec.template
         except ValueError:
             continue
@@ -118,7 +116,7 @@ def _replica_set_for_revision(deployment: Any, replica_sets: list[Any], to_revis
     previous_revision, previous = -1, None
     for replica_set in owned_replica_sets(deployment, replica_sets):
         try:
-            revision = util.revision_of(replica_set)
+            revision = deployments.revision_of(replica_set)
         except ValueError:
             continue
         if to_revision == 0:
@@ -150,14 +148,14 @@ def find_rollback_target(deployment: Any, replica_sets: list[Any], to_revision: 
             "you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again"
         )
     annotations = {key: value for key, value in (deployment.metadata.annotations or {}).items()
-                   if key in util.ANNOTATIONS_TO_SKIP}
+                   if key in deployments.ANNOTATIONS_TO_SKIP}
     annotations.update({key: value for key, value in (replica_set.metadata.annotations or {}).items()
-                        if key not in util.ANNOTATIONS_TO_SKIP})
+                        if key not in deployments.ANNOTATIONS_TO_SKIP})
     return RollbackTarget(
         replica_set=replica_set,
-        template=util.without_hash_label(replica_set.spec.template),
+        template=deployments.without_hash_label(replica_set.spec.template),
         annotations=annotations,
-        already_current=util.equal_ignore_hash(replica_set.spec.template, deployment.spec.template),
+        already_current=deployments.equal_ignore_hash(replica_set.spec.template, deployment.spec.template),
         skipped_message=f"skipped rollback (current template already matches revision {to_revision})",
     )
 
@@ -177,4 +175,4 @@ def apply_rollback(deployment: Any, target: RollbackTarget) -> Any:
 
 def restart_patch(now: float) -> dict:
     """The merge patch `rollout restart` sends: a new restartedAt annotation makes a new revision."""
-    return {"spec": {"template": {"metadata": {"annotations": {util.RESTARTED_AT_ANNOTATION: format_time(now)}}}}}
+    return {"spec": {"template": {"metadata": {"annotations": {deployments.RESTARTED_AT_ANNOTATION: format_time(now)}}}}}
