@@ -46,6 +46,8 @@ SIDES = ("before", "after")
 class CheckoutCluster(BenchCluster):
     """A benchmark cluster whose CLI, and so whose daemon and supervisor, run another checkout's code."""
 
+    start_flags = ()  # an older checkout may not know `--max-pods`: keep N Ready within its default 110
+
     def __init__(self, checkout: str, avoid_pod_cidrs: tuple[str, ...] = ()):
         super().__init__()
         while self.pod_cidr in avoid_pod_cidrs:  # two clusters on one host need distinct ranges

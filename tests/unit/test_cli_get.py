@@ -75,11 +75,12 @@ def test_get_namespaces_and_nodes_tables(live):
 def test_get_events_and_the_events_command_sort_oldest_first(live):
     pod = {**live.pod("web-1"), "kind": "Pod"}
     live.event("web-1.b", pod, "Started", "Started container c0", seconds_ago=10)
-    live.event("web-1.a", pod, "Scheduled", "Successfully assigned default/web-1 to node1", seconds_ago=300)
+    # An hour ago prints `60m` for a whole minute: a slow machine cannot turn it into `5m1s`.
+    live.event("web-1.a", pod, "Scheduled", "Successfully assigned default/web-1 to node1", seconds_ago=3600)
     table = lines(live.run("get", "events").out)
     assert table[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert [row[2] for row in table[1:]] == ["Scheduled", "Started"]  # by name: web-1.a, web-1.b
-    assert table[1][:4] == ["5m", "Normal", "Scheduled", "pod/web-1"]
+    assert table[1][:4] == ["60m", "Normal", "Scheduled", "pod/web-1"]
     events = lines(live.run("events").out)
     assert [row[2] for row in events[1:]] == ["Scheduled", "Started"]
 
