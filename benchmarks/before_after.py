@@ -37,10 +37,11 @@ from datetime import datetime, timezone
 
 from benchmarks.minikube_side import BenchCluster, MinikubePods, make_busybox_rootfs_tarball
 from benchmarks.runner import SLEEP_COMMAND, describe_machine
-from benchmarks.statistics import Summary, ratio
+from benchmarks.statistics import Summary, percentile, ratio
 
 DEFAULT_RESULTS_DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 SIDES = ("before", "after")
+SAMPLED_ONE_BY_ONE = ("start_ms", "delete_ms")  # enough samples for a bootstrap interval of the p50 ratio
 
 
 class CheckoutCluster(BenchCluster):
@@ -63,6 +64,18 @@ class CheckoutCluster(BenchCluster):
             raise AssertionError(f"minikube-py {' '.join(args)} ({self.checkout}) exited {result.returncode}:\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
+
+
+def p50_ratio_interval(before: list[float], after: list[float], resamples: int = 2000,
+                       seed: int = 1) -> tuple[float, float]:
+    """A 95% bootstrap interval of p50(after) / p50(before): both sample sets are resampled with
+    replacement `resamples` times and the 2.5th and 97.5th percentiles of the ratios are returned.
+    An interval that holds 1.0 means the two medians differ by no more than the run's noise."""
+    generator = random.Random(seed)
+    ratios = sorted(
+        percentile(generator.choices(after, k=len(after)), 0.5) / percentile(generator.choices(before, k=len(before)), 0.5)
+        for _ in range(resamples))
+    return percentile(ratios, 0.025), percentile(ratios, 0.975)
 
 
 def git_revision(checkout: str) -> str:
@@ -183,8 +196,12 @@ def markdown(results: dict) -> str:
             lines.append(f"| {title} | {cells[0]} | {cells[1]} | – |")
             continue
         value_before, value_after = before[figure][statistic], after[figure][statistic]
+        interval = ""
+        if statistic == "p50" and figure in SAMPLED_ONE_BY_ONE:
+            low, high = p50_ratio_interval(results["samples"]["before"][figure], results["samples"]["after"][figure])
+            interval = f" ({low:.2f} to {high:.2f})"
         lines.append(f"| {title} | {number.format(value_before)} | {number.format(value_after)} | "
-                     f"{ratio(value_after, value_before):.2f} |")
+                     f"{ratio(value_after, value_before):.2f}{interval} |")
     rounds = {side: ", ".join(f"{value:.2f}" for value in results["samples"][side]["scale_up_s"]) for side in SIDES}
     checkouts = results["checkouts"]
     loads = "; ".join(f"{moment} {load}" for moment, load in results["load_average"])
@@ -196,7 +213,9 @@ def markdown(results: dict) -> str:
         "",
         *lines,
         "",
-        f"0 → {options['replicas']} Ready per round, in seconds: before {rounds['before']}; after {rounds['after']}.",
+        f"0 → {options['replicas']} Ready per round, in seconds: before {rounds['before']}; after {rounds['after']}. "
+        "In brackets: the 95% bootstrap interval of the p50 ratio; one that holds 1.00 is a difference within "
+        "the run's noise.",
     ])
 
 
@@ -204,7 +223,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.before_after", description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="checkout of the earlier version (git worktree add DIR REV)")
     parser.add_argument("--after", required=True, help="checkout of the later version")
-    parser.add_argument("--pods", type=int, default=40, help="pods started one at a time per side (default 40)")
+    parser.add_argument("--pods", type=int, default=100, help="pods started one at a time per side (default 100)")
     parser.add_argument("--replicas", type=int, default=100, help="replicas of the scale-up (default 100)")
     parser.add_argument("--rounds", type=int, default=3, help="scale-ups per side (default 3)")
     parser.add_argument("--out", help="output directory (default benchmarks/results/before-after-<timestamp>/)")

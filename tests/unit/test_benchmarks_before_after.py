@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.before_after import markdown, parse_arguments
+from benchmarks.before_after import markdown, p50_ratio_interval, parse_arguments
 from benchmarks.statistics import Summary
 
 
@@ -21,7 +21,7 @@ def results(before_start: list[float], after_start: list[float]) -> dict:
 
 def test_the_table_gives_both_sides_their_ratio_every_round_and_the_load():
     table = markdown(results([40.0, 42.0, 44.0], [44.0, 46.0, 48.0]))
-    assert "| pod start, sequential (3 pods), p50 | 42.0 ms | 46.0 ms | 1.10 |" in table
+    assert "| pod start, sequential (3 pods), p50 | 42.0 ms | 46.0 ms | 1.10 (" in table
     assert "| Deployment 0 → 100 Ready, median of 3 rounds | 3.50 s | 3.20 s | 0.91 |" in table
     assert "| Deployment 0 → 100 Ready, fastest / slowest round | 3.00 s / 4.00 s | 3.10 s / 3.60 s | – |" in table
     assert "before 3.00, 4.00, 3.50; after 3.20, 3.10, 3.60" in table
@@ -38,3 +38,11 @@ def test_both_checkouts_must_be_minikube_py_trees(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_arguments(["--before", str(tmp_path), "--after", str(tmp_path)])
     assert "not a minikube-py checkout" in capsys.readouterr().err
+
+
+def test_the_p50_ratio_interval_holds_one_for_the_same_samples_and_not_for_a_clear_shift():
+    samples = [40.0, 55.0, 38.0, 70.0, 45.0, 41.0, 90.0, 43.0, 39.0, 60.0]
+    low, high = p50_ratio_interval(samples, list(samples))
+    assert low < 1.0 < high
+    low, high = p50_ratio_interval(samples, [value * 2 for value in samples])
+    assert 1.0 < low <= 2.0 <= high
