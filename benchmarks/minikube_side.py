@@ -1,6 +1,6 @@
 """minikube-py as the system under test: a private cluster and the operations the benchmark times.
 
-`BenchCluster` is the e2e harness's `Cluster` (tests/e2e/cluster.py: start and stop through the
+`BenchCluster` is the shared `PrivateCluster` (harness/cluster.py: start and stop through the
 real CLI, leftovers check) with a name and pod CIDR of the benchmark's own (`bench` + 3 random
 characters, 10.23x.0.0/24), so a run never touches another cluster. `MinikubePods` does what a
 user does, over the API socket with wire dicts: create a pod and see it Running through a watch,
@@ -16,20 +16,19 @@ from __future__ import annotations
 import os
 import queue
 import random
-import string
 import subprocess
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 
-from tests.e2e.cluster import Cluster
+from harness.cluster import PrivateCluster, random_suffix
 
 NAMESPACE = "default"
 RUN_LABEL = "minikube-py-bench"
 
 
-class BenchCluster(Cluster):
+class BenchCluster(PrivateCluster):
     """A minikube-py cluster of the benchmark's own: unique name, home and pod CIDR."""
 
     # A rolling update of 100 replicas with 25% surge holds up to 125 pods: more than kubelet's
@@ -37,13 +36,7 @@ class BenchCluster(Cluster):
     start_flags = ("--max-pods", "250")
 
     def __init__(self) -> None:
-        super().__init__()
-        os.rmdir(self.home)  # the e2e-named home the parent made; ours replaces it
-        suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=3))
-        self.name = f"bench{suffix}"
-        self.home = tempfile.mkdtemp(prefix=f"minikube-py-{self.name}-")
-        self.pod_cidr = f"10.23{random.randint(0, 9)}.0.0/24"
-        self.env = dict(os.environ, MINIKUBE_PY_HOME=self.home)
+        super().__init__(name=f"bench{random_suffix(3)}", pod_cidr=f"10.23{random.randint(0, 9)}.0.0/24")
 
     def ensure_busybox(self, rootfs_tarball: str) -> None:
         """Import the benchmark's busybox root filesystem as `busybox:latest` unless the store has one."""

@@ -77,3 +77,52 @@ def test_imports_point_down_the_layers(path):
 def test_every_source_file_belongs_to_a_layer_or_is_the_daemon():
     loose = [module_name(p) for p in SOURCES if layer_of(module_name(p)) is None]
     assert set(loose) <= {"minikube_py", "minikube_py.daemon", "minikube_py.__main__"}, loose
+
+
+def runtime_imports_of(path: pathlib.Path) -> set[str]:
+    """Our modules `path` imports when it runs (not under `if TYPE_CHECKING:`), relative ones resolved."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    type_only: set[int] = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            type_only.update(id(child) for statement in node.body for child in ast.walk(statement))
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+            submodules = {f"{base}.{alias.name}" for alias in node.names} & MODULES.keys()
+            found.update(submodules)
+            if len(submodules) < len(node.names):
+                found.add(base)
+    return {name for name in found if name in MODULES and name != module_name(path)}
+
+
+MODULES = {module_name(path): path for path in SOURCES}
+
+
+def test_no_module_imports_itself_through_others():
+    """An import circle means neither module can be read, tested or replaced without the other."""
+    graph = {name: runtime_imports_of(path) for name, path in MODULES.items()}
+    circles = []
+    for start in sorted(graph):
+        # Depth-first from each module: a path that comes back to `start` is a circle.
+        stack = [(start, [start])]
+        seen = set()
+        while stack:
+            module, route = stack.pop()
+            for imported in sorted(graph[module]):
+                if imported == start:
+                    circles.append(" -> ".join(route + [start]))
+                elif imported not in seen and imported > start:  # report each circle once, from its least module
+                    seen.add(imported)
+                    stack.append((imported, route + [imported]))
+    assert not circles, "import circles:\n" + "\n".join(circles)
