@@ -120,7 +120,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.BadRequest("chunked request bodies are not supported; send the body with a "
                                     "Content-Length header")
         text_length = (self.headers.get("Content-Length") or "0").strip()
-        if not text_length.isdigit() or len(text_length) > 20:
+        if not (text_length.isascii() and text_length.isdigit()) or len(text_length) > 20:
             raise errors.BadRequest(f"Content-Length {text_length[:24]!r} is not a length in bytes")
         length = int(text_length)
         if length > MAX_BODY_BYTES:
