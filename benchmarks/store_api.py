@@ -1,8 +1,8 @@
 """Store and API throughput and watch latency, on this machine.
 
 Measures: store writes/s (sqlite file, WAL, one object per transaction); pod creates/s through
-the HTTP API over the unix socket with one keep-alive client (the server runs in its own process,
-as the daemon does); watch latency p50/p99 from a write to its delivery, both to an in-process
+the HTTP API with one keep-alive client, over the unix socket and, side by side, over the TLS
+listener with a bearer token (the server runs in its own process, as the daemon does); watch latency p50/p99 from a write to its delivery, both to an in-process
 store watcher and to an HTTP watch client. Run from the repository root:
 `python -m benchmarks.store_api [--objects N]` (no root needed).
 """
@@ -17,15 +17,17 @@ import threading
 import time
 
 from benchmarks.statistics import percentile
-from minikube_py.apiserver.server import ApiHttpServer
+from minikube_py.apiserver import certificates
 from minikube_py.apiserver.registry import Registry
+from minikube_py.apiserver.server import ApiHttpServer, TlsConfig
+from minikube_py.client import kubeconfig
 from minikube_py.client.transport import HttpTransport
 from minikube_py.store import Store
 
 
-def pod(name: str) -> dict:
+def pod(name: str, namespace: str = "default") -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app": "bench"}},
             "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}}
 
 
@@ -61,18 +63,24 @@ def store_watch_latency(count: int) -> list[float]:
         return [end - start for start, end in zip(sent, received)]
 
 
-def serve(socket_path: str, ready) -> None:
+def serve(socket_path: str, ready, port, home: str) -> None:
     store = Store(":memory:")
-    server = ApiHttpServer(Registry(store), socket_path)
+    paths = certificates.ensure_credentials(home, "bench", ())
+    server = ApiHttpServer(Registry(store), socket_path, port=0, tls=TlsConfig.of(paths))
     server.start()
+    port.value = server.port
     ready.set()
     threading.Event().wait()
 
 
 def api_creates_per_second(transport: HttpTransport, count: int) -> float:
+    return count_creates(transport, "default", count)
+
+
+def count_creates(transport: HttpTransport, namespace: str, count: int) -> float:
     started = time.perf_counter()
     for index in range(count):
-        transport.create("pods", "default", pod(f"api{index}"))
+        transport.create("pods", namespace, pod(f"api{index}", namespace))
     return count / (time.perf_counter() - started)
 
 
@@ -100,13 +108,22 @@ def main() -> None:
         print(f"store watch latency p50 / p99 (ms): {percentile(latencies, 0.5) * 1e3:8.3f} / "
               f"{percentile(latencies, 0.99) * 1e3:.3f}")
         socket_path = os.path.join(directory, "api.sock")
-        ready = multiprocessing.Event()
-        server = multiprocessing.Process(target=serve, args=(socket_path, ready), daemon=True)
+        ready, port = multiprocessing.Event(), multiprocessing.Value("i", 0)
+        home = os.path.join(directory, "home")
+        server = multiprocessing.Process(target=serve, args=(socket_path, ready, port, home), daemon=True)
         server.start()
         try:
             ready.wait(30)
             transport = HttpTransport(socket_path=socket_path)
             print(f"API pod creates/s (unix socket):    {api_creates_per_second(transport, arguments.objects // 2):8.0f}")
+            paths = certificates.Paths(home)
+            with open(paths.ca_certificate, "rb") as file:
+                tls = kubeconfig.transport_for(kubeconfig.build(
+                    "bench", f"https://127.0.0.1:{port.value}", file.read(),
+                    certificates.token_of(paths, certificates.ADMIN_USER)))
+            tls.create("namespaces", None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tls"}})
+            tls_rate = count_creates(tls, "tls", arguments.objects // 2)
+            print(f"API pod creates/s (TLS + token):    {tls_rate:8.0f}")
             latencies = http_watch_latency(transport, 500)
             print(f"HTTP create->watch event p50 / p99 (ms): {percentile(latencies, 0.5) * 1e3:.3f} / "
                   f"{percentile(latencies, 0.99) * 1e3:.3f}")
