@@ -227,3 +227,16 @@ def test_the_tcp_door_caps_open_connections_and_frees_a_slot_when_one_closes(tmp
     finally:
         server.stop()
         store.close()
+
+
+def test_a_tls_watch_is_released_when_its_client_hangs_up(server, paths):
+    transport = kubeconfig.transport_for(admin_kubeconfig(paths, server.port))
+    stream = transport.watch("pods", "default", resource_version="0")
+    deadline = time.monotonic() + 10
+    while not server._watches and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(server._watches) == 1
+    stream.close()
+    while server._watches and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not server._watches, "the hang-up detector did not notice the TLS client leave"
