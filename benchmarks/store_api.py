@@ -63,12 +63,14 @@ def store_watch_latency(count: int) -> list[float]:
         return [end - start for start, end in zip(sent, received)]
 
 
-def serve(socket_path: str, ready, port, home: str) -> None:
+def serve(socket_path: str, ready, port=None, home: str | None = None) -> None:
+    """The API server process; with `home`, also the TLS listener (its port put in `port`)."""
     store = Store(":memory:")
-    paths = certificates.ensure_credentials(home, "bench", ())
-    server = ApiHttpServer(Registry(store), socket_path, port=0, tls=TlsConfig.of(paths))
+    tls = TlsConfig.of(certificates.ensure_credentials(home, "bench", ())) if home else None
+    server = ApiHttpServer(Registry(store), socket_path, port=0 if tls else None, tls=tls)
     server.start()
-    port.value = server.port
+    if port is not None:
+        port.value = server.port
     ready.set()
     threading.Event().wait()
 
