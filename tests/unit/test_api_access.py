@@ -240,3 +240,22 @@ def test_a_tls_watch_is_released_when_its_client_hangs_up(server, paths):
     while server._watches and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not server._watches, "the hang-up detector did not notice the TLS client leave"
+
+
+def test_clients_outlive_the_server_closing_their_idle_keep_alive_connections(tmp_path, paths):
+    store = Store(":memory:")
+    server = ApiHttpServer(Registry(store, FakeClock()), str(tmp_path / "idle.sock"), port=0,
+                           tls=tls_config(paths), read_timeout=0.3)
+    server.start()
+    try:
+        for transport in (kubeconfig.transport_for(admin_kubeconfig(paths, server.port)),
+                          HttpTransport(socket_path=server.socket_path)):
+            transport.version()
+            deadline = time.monotonic() + 10
+            while server._connections and time.monotonic() < deadline:
+                time.sleep(0.02)  # until the server has hung up on the idle connection
+            assert not server._connections
+            assert transport.get("namespaces", None, "default")["metadata"]["name"] == "default"
+    finally:
+        server.stop()
+        store.close()
