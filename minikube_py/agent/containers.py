@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ImageConfig, Mount, RuntimeError_
+from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ResolvedImage, Mount, ContainerRuntimeError
 
 CPU_PERIOD_US = 100_000
 MIN_CPU_SHARES = 2
@@ -88,7 +88,7 @@ def field_ref_value(pod, field_path: str, pod_ip: str, host_ip: str) -> str:
     for prefix, mapping in (("metadata.labels", metadata.labels), ("metadata.annotations", metadata.annotations)):
         if field_path.startswith(prefix + "['") and field_path.endswith("']"):
             return (mapping or {}).get(field_path[len(prefix) + 2:-2], "")
-    raise RuntimeError_(
+    raise ContainerRuntimeError(
         "CreateContainerConfigError",
         f"pod {metadata.namespace}/{metadata.name}: env fieldRef.fieldPath {field_path!r} is not supported; use "
         "metadata.name, metadata.namespace, metadata.uid, metadata.labels['k'], metadata.annotations['k'], "
@@ -105,7 +105,7 @@ def container_env(pod, container, pod_ip: str, host_ip: str) -> list[tuple[str, 
         if value_from is not None and value_from.field_ref is not None:
             value = field_ref_value(pod, value_from.field_ref.field_path, pod_ip, host_ip)
         elif value_from is not None:
-            raise RuntimeError_(
+            raise ContainerRuntimeError(
                 "CreateContainerConfigError",
                 f"container {container.name}: env {variable.name}: only valueFrom.fieldRef is supported",
             )
@@ -123,7 +123,7 @@ def merge_env(image_env: list[tuple[str, str]], own_env: list[tuple[str, str]]) 
     return list(merged.items())
 
 
-def run_as(pod, container, image: ImageConfig) -> tuple[int, int]:
+def run_as(pod, container, image: ResolvedImage) -> tuple[int, int]:
     """runAsUser/runAsGroup: the container's securityContext wins over the pod's, which wins over
     the image's numeric USER."""
     image_uid, image_gid = 0, 0
@@ -141,7 +141,7 @@ def run_as(pod, container, image: ImageConfig) -> tuple[int, int]:
 
     uid = pick("run_as_user", None)
     if uid is None and user and not user[0].isdigit():
-        raise RuntimeError_(
+        raise ContainerRuntimeError(
             "CreateContainerConfigError",
             f"unable to find user {user[0]}: no matching entries in passwd file of image {image.reference}; "
             "set securityContext.runAsUser to a numeric id, or use an image whose /etc/passwd defines the user",
@@ -179,7 +179,7 @@ def volume_mounts(pod, container, pod_dir: str) -> list[Mount]:
     for volume_mount in container.volume_mounts or []:
         volume = volumes.get(volume_mount.name)
         if volume is None:
-            raise RuntimeError_(
+            raise ContainerRuntimeError(
                 "CreateContainerConfigError",
                 f"container {container.name}: volumeMounts {volume_mount.name}: no volume of that name in spec.volumes",
             )
@@ -192,7 +192,7 @@ def volume_mounts(pod, container, pod_dir: str) -> list[Mount]:
                 continue
             source = os.path.join(pod_dir, "volumes", volume.name)
         else:
-            raise RuntimeError_(
+            raise ContainerRuntimeError(
                 "CreateContainerConfigError",
                 f"volume {volume.name}: only emptyDir and hostPath volumes are supported",
             )
@@ -212,7 +212,7 @@ def log_path(pod_dir: str, container_name: str, attempt: int) -> str:
     return os.path.join(pod_dir, "logs", container_name, f"{attempt}.log")
 
 
-def build_container_config(pod, container, image: ImageConfig, attempt: int, pod_dir: str, pod_ip: str,
+def build_container_config(pod, container, image: ResolvedImage, attempt: int, pod_dir: str, pod_ip: str,
                            host_ip: str) -> ContainerConfig:
     own_env = container_env(pod, container, pod_ip, host_ip)
     variables = dict(own_env)
@@ -221,7 +221,7 @@ def build_container_config(pod, container, image: ImageConfig, attempt: int, pod
     args = [expand(part, variables.get) for part in container.args or []]
     argv = merge_argv(image.entrypoint, image.cmd, command, args)
     if not argv:
-        raise RuntimeError_(
+        raise ContainerRuntimeError(
             "CreateContainerError",
             f"container {container.name}: no command specified: image {container.image!r} has no ENTRYPOINT or "
             "CMD; set command in the container spec",

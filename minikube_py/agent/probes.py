@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from minikube_py.clock import Clock
-from minikube_py.runtime.types import RuntimeError_
+from minikube_py.runtime.types import ContainerRuntimeError
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def run_probe(spec: ProbeSpec, target: ProbeTarget, runtime) -> tuple[bool, str]
     if spec.handler_type == "exec":
         try:
             result = runtime.exec_sync(target.container_id, list(handler.command or []), timeout=spec.timeout)
-        except RuntimeError_ as error:
+        except ContainerRuntimeError as error:
             return False, error.message
         output = (result.stdout + result.stderr).decode(errors="replace").strip()
         if result.exit_code == 0:

@@ -16,7 +16,7 @@ from minikube_py.agent import podfiles
 from minikube_py.agent.pod import PodRecord, PodTable
 from minikube_py.agent.status import ContainerRecord
 from minikube_py.api import errors
-from minikube_py.runtime.types import Runtime, RuntimeError_
+from minikube_py.runtime.types import Runtime, ContainerRuntimeError
 
 
 class NodeProxy:
@@ -66,7 +66,7 @@ class NodeProxy:
                 return False
             try:
                 return self.runtime.container_state(running.id).status == "running"
-            except RuntimeError_:
+            except ContainerRuntimeError:
                 return False
 
         return container_logs.read_log(path, tail_lines, timestamps, follow, still_running)

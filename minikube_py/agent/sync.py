@@ -32,7 +32,7 @@ from minikube_py.agent.termination import SMALLEST_WAIT_SECONDS, TERMINAL_PHASES
 from minikube_py.api import errors
 from minikube_py.api.times import format_time
 from minikube_py.client.events import NORMAL, WARNING
-from minikube_py.runtime.types import CgroupLimits, ContainerState, RuntimeError_, SandboxConfig
+from minikube_py.runtime.types import CgroupLimits, ContainerState, ContainerRuntimeError, SandboxConfig
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class PodSync:
             return
         try:
             state = self.runtime.container_state(running.id)
-        except RuntimeError_:
+        except ContainerRuntimeError:
             self._record_exit(record, container_record,
                               Termination.unknown(running.id, running.started_at, self.clock.now()))
             return
@@ -139,7 +139,7 @@ class PodSync:
             # What the container left behind in a shared PID namespace outlives its PID 1.
             try:
                 self.runtime.stop_container(termination.container_id, 0)
-            except RuntimeError_ as error:
+            except ContainerRuntimeError as error:
                 log.info("pod %s/%s: sweeping %s: %s", record.namespace, record.name, container_record.name, error.message)
         container_record.set_terminated(termination)
 
@@ -160,7 +160,7 @@ class PodSync:
                 try:
                     state = self.runtime.stop_container(container_record.running.id, 0)
                     self._record_exit(record, container_record, Termination.from_state(state))
-                except RuntimeError_ as error:
+                except ContainerRuntimeError as error:
                     log.info("pod %s/%s: stopping %s: %s", record.namespace, record.name, container_record.name,
                              error.message)
             self._remove_sandbox(record)
@@ -184,7 +184,7 @@ class PodSync:
             log.debug("pod %s/%s: sandbox up with %s in %s", record.namespace, record.name, record.ip, directory)
             record.failures.pop(SANDBOX, None)
             return None
-        except RuntimeError_ as error:
+        except ContainerRuntimeError as error:
             self.recorder.event(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {error.message}")
         except Exception as error:
             self.recorder.event(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {error}")
@@ -242,12 +242,12 @@ class PodSync:
             container_record.image_id = image.id
             config = container_configs.build_container_config(
                 pod, container, image, attempt, podfiles.pod_dir(self.config.home, record.uid), record.ip, self.host_ip)
-        except RuntimeError_ as error:
+        except ContainerRuntimeError as error:
             return self._creation_failed(record, container_record, error)
         self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{container.image}" already present on machine')
         try:
             state = self.runtime.start_container(record.sandbox, config)
-        except RuntimeError_ as error:
+        except ContainerRuntimeError as error:
             if error.reason in CREATE_FAILURES:
                 return self._creation_failed(record, container_record, error)
             # It was created but could not run (exec failed): a StartError termination, exit 128,
@@ -269,7 +269,7 @@ class PodSync:
             self._apply_probe_results(record, container_record, state.id)
         return None
 
-    def _creation_failed(self, record: PodRecord, container_record: ContainerRecord, error: RuntimeError_) -> float:
+    def _creation_failed(self, record: PodRecord, container_record: ContainerRecord, error: ContainerRuntimeError) -> float:
         """The container could not be made (image missing, bad config): wait with the reason, retry later."""
         delay = self._failure_delay(record, container_record.name)
         # A container that ran has its termination in last_state already (_start_container).

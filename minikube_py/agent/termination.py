@@ -28,7 +28,7 @@ from minikube_py.api import errors
 from minikube_py.api.core import Pod
 from minikube_py.api.times import parse_time
 from minikube_py.client.events import NORMAL
-from minikube_py.runtime.types import RuntimeError_, Sandbox
+from minikube_py.runtime.types import ContainerRuntimeError, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class PodTermination:
     def _kill(self, record: PodRecord, container_id: str, number: int) -> None:
         try:
             self.runtime.kill_container(container_id, number)
-        except RuntimeError_ as error:
+        except ContainerRuntimeError as error:
             # Exited (or vanished) meanwhile: the next look at its state says which.
             log.info("pod %s/%s: signal %d to %s: %s", record.namespace, record.name, number, container_id, error.message)
 
@@ -89,7 +89,7 @@ class PodTermination:
             state = self.runtime.container_state(running.id)
             if state.status == "exited":
                 return Termination.from_state(state)
-        except RuntimeError_:
+        except ContainerRuntimeError:
             pass
         return Termination.unknown(running.id, running.started_at, self.clock.now())
 

@@ -24,7 +24,7 @@ import time
 from abc import ABC, abstractmethod
 
 from minikube_py.runtime import linux
-from minikube_py.runtime.types import CgroupLimits, RuntimeError_
+from minikube_py.runtime.types import CgroupLimits, ContainerRuntimeError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ V1_UNLIMITED_THRESHOLD = 1 << 62
 REMOVE_TIMEOUT_SECONDS = 5.0
 
 
-class CgroupError(RuntimeError_):
+class CgroupError(ContainerRuntimeError):
     """A cgroup file could not be written; the message names the cgroup, the file and the value."""
 
     def __init__(self, message: str):
@@ -106,7 +106,7 @@ class CgroupDriver(ABC):
             return CgroupV2(root)
         missing = [name for name in V1_REQUIRED if not os.path.isfile(os.path.join(root, name, "cgroup.procs"))]
         if missing:
-            raise RuntimeError_(
+            raise ContainerRuntimeError(
                 "CreatePodSandboxError",
                 f"no usable cgroup hierarchy under {root}: neither {root}/cgroup.controllers (cgroup v2) nor "
                 f"the v1 controllers {', '.join(missing)}; mount cgroup2 at {root} or the v1 hierarchies under it",

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import NamedTuple, NoReturn
 
 from minikube_py.runtime import linux
+from minikube_py.runtime.types import ContainerRuntimeError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -37,15 +38,6 @@ DEV_SYMLINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/p
                 "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
 
 _NOSUID_NODEV_NOEXEC = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
-
-
-class SetupError(Exception):
-    """A container cannot start; `reason` is the Kubernetes reason the agent shows."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass
@@ -118,7 +110,7 @@ def inside(rootfs: str, path: str) -> str:
     """The host path of `path` inside the container's root; refuses paths that climb out of it."""
     parts = [part for part in path.split("/") if part and part != "."]
     if ".." in parts:
-        raise SetupError("CreateContainerError", f"mount destination {path!r} must not contain '..'")
+        raise ContainerRuntimeError("CreateContainerError", f"mount destination {path!r} must not contain '..'")
     return os.path.join(rootfs, *parts)
 
 
@@ -344,18 +336,18 @@ def _exec(spec: ContainerSpec) -> NoReturn:
     try:
         os.chdir(spec.working_dir)
     except FileNotFoundError:
-        raise SetupError("CreateContainerError", f"failed to chdir to {spec.working_dir}: no such file or directory") from None
+        raise ContainerRuntimeError("CreateContainerError", f"failed to chdir to {spec.working_dir}: no such file or directory") from None
     env = container_environment(spec.env, os.uname().nodename, spec.uid)
     command = spec.argv[0]
     path_value = dict(env)["PATH"]
     executable = resolve_executable(command, path_value)
     if executable is None:
-        raise SetupError("RunContainerError", f'exec: "{command}": executable file not found in $PATH')
+        raise ContainerRuntimeError("RunContainerError", f'exec: "{command}": executable file not found in $PATH')
     linux.close_range_cloexec(3)
     try:
         os.execve(executable, spec.argv, dict(env))
     except OSError as error:
-        raise SetupError("RunContainerError", f'exec: "{command}": {error.strerror.lower()}') from None
+        raise ContainerRuntimeError("RunContainerError", f'exec: "{command}": {error.strerror.lower()}') from None
 
 
 def run_container_child(spec: ContainerSpec, stdout_fd: int, stderr_fd: int, last_cap: int,
@@ -370,7 +362,7 @@ def run_container_child(spec: ContainerSpec, stdout_fd: int, stderr_fd: int, las
         _stdio(os.open("/dev/null", os.O_RDONLY), stdout_fd, stderr_fd)  # the container's own /dev/null
         become_user(spec.uid, spec.gid, last_cap)
         _exec(spec)
-    except SetupError as error:
+    except ContainerRuntimeError as error:
         _fail(status_fd, error.reason, error.message, 128)
     except BaseException as error:  # the child must never return into the supervisor's loop
         _fail(status_fd, "CreateContainerError", f"container {spec.name}: {error}", 128)

@@ -22,13 +22,13 @@ from minikube_py.runtime.types import (
     ContainerConfig,
     ContainerState,
     ExecResult,
-    ImageConfig,
-    RuntimeError_,
+    ResolvedImage,
+    ContainerRuntimeError,
     Sandbox,
     SandboxConfig,
 )
 
-BUSYBOX = ImageConfig(
+BUSYBOX = ResolvedImage(
     reference="busybox",
     id="sha256:" + "b" * 64,
     cmd=["sh"],
@@ -65,10 +65,10 @@ class FakeExecSession:
 
 
 class FakeRuntime:
-    def __init__(self, clock: Clock | None = None, images: list[ImageConfig] | None = None):
+    def __init__(self, clock: Clock | None = None, images: list[ResolvedImage] | None = None):
         self.clock = clock or Clock()
         self.calls: list[tuple] = []
-        self.images: dict[str, ImageConfig] = {image.reference: image for image in (images or [BUSYBOX])}
+        self.images: dict[str, ResolvedImage] = {image.reference: image for image in (images or [BUSYBOX])}
         self.sandboxes: dict[str, Sandbox] = {}
         self.sandbox_configs: dict[str, SandboxConfig] = {}
         self.containers: dict[str, ContainerState] = {}
@@ -76,7 +76,7 @@ class FakeRuntime:
         self.removed_containers: list[str] = []
         self._dead_sandboxes: set[str] = set()
         self._broken_networks: dict[str, str] = {}
-        self._start_failures: dict[str, RuntimeError_] = {}
+        self._start_failures: dict[str, ContainerRuntimeError] = {}
         self._sigterm_ignored: set[str] = set()
         self._exec_scripts: dict[str, Callable[[list[str]], ExecResult] | ExecResult] = {}
         self._pids = itertools.count(1000)
@@ -86,7 +86,7 @@ class FakeRuntime:
 
     # ---- what tests use to play the kernel's part
 
-    def add_image(self, image: ImageConfig) -> None:
+    def add_image(self, image: ResolvedImage) -> None:
         self.images[image.reference] = image
 
     def container_for(self, pod_uid: str, name: str) -> ContainerState | None:
@@ -102,8 +102,8 @@ class FakeRuntime:
         return self._finish(container_id, exit_code, signal_number, oom_killed)
 
     def fail_next_start(self, container_name: str, reason: str, message: str) -> None:
-        """The next start_container for that container name raises RuntimeError_(reason, message)."""
-        self._start_failures[container_name] = RuntimeError_(reason, message)
+        """The next start_container for that container name raises ContainerRuntimeError(reason, message)."""
+        self._start_failures[container_name] = ContainerRuntimeError(reason, message)
 
     def ignore_sigterm(self, container_id: str) -> None:
         """SIGTERM does nothing: stop_container waits the whole grace period (on the clock) and
@@ -136,11 +136,11 @@ class FakeRuntime:
         self.calls.append(("start",))
         self.started = True
 
-    def image_config(self, reference: str) -> ImageConfig:
+    def image_config(self, reference: str) -> ResolvedImage:
         self.calls.append(("image_config", reference))
         image = self.images.get(reference)
         if image is None:
-            raise RuntimeError_(
+            raise ContainerRuntimeError(
                 "ErrImageNeverPull", f'Container image "{reference}" is not present with pull policy of Never'
             )
         return image
@@ -184,7 +184,7 @@ class FakeRuntime:
     def start_container(self, sandbox: Sandbox, config: ContainerConfig) -> ContainerState:
         self.calls.append(("start_container", config.sandbox_id, config.name, config.attempt))
         if not self.sandbox_alive(sandbox):
-            raise RuntimeError_("CreateContainerError", f"sandbox {sandbox.id} is not running")
+            raise ContainerRuntimeError("CreateContainerError", f"sandbox {sandbox.id} is not running")
         failure = self._start_failures.pop(config.name, None)
         if failure is not None:
             raise failure
@@ -209,7 +209,7 @@ class FakeRuntime:
     def container_state(self, container_id: str) -> ContainerState:
         state = self.containers.get(container_id)
         if state is None:
-            raise RuntimeError_("ContainerStatusUnknown", f"container {container_id} not found")
+            raise ContainerRuntimeError("ContainerStatusUnknown", f"container {container_id} not found")
         return replace(state)
 
     def wait_any(self, timeout: float) -> list[ContainerState]:
@@ -235,7 +235,7 @@ class FakeRuntime:
         self.calls.append(("kill_container", container_id, signal_number))
         state = self.containers.get(container_id)
         if state is None or state.status != "running":
-            raise RuntimeError_("ContainerNotRunning", f"container {container_id} is not running")
+            raise ContainerRuntimeError("ContainerNotRunning", f"container {container_id} is not running")
         if signal_number == signal.SIGTERM and container_id in self._sigterm_ignored:
             return
         self._finish(container_id, 128 + signal_number, signal_number, False)
@@ -249,7 +249,7 @@ class FakeRuntime:
         self.calls.append(("exec_sync", container_id, tuple(argv)))
         state = self.containers.get(container_id)
         if state is None or state.status != "running":
-            raise RuntimeError_("ContainerNotRunning", f"container {container_id} is not running")
+            raise ContainerRuntimeError("ContainerNotRunning", f"container {container_id} is not running")
         script = self._exec_scripts.get(container_id, ExecResult(0, b"", b""))
         return script(argv) if callable(script) else script
 

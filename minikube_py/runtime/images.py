@@ -40,7 +40,7 @@ from datetime import datetime
 from dataclasses import dataclass, field
 from typing import IO, Iterator
 
-from minikube_py.runtime.types import RuntimeError_
+from minikube_py.runtime.types import ContainerRuntimeError
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DOCKER_HUB_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
@@ -66,7 +66,7 @@ class ImageStoreError(Exception):
 
 
 @dataclass
-class ImageConfig:
+class OciImageConfig:
     """The parts of an image config a container uses (OCI `config` object, snake_case)."""
 
     entrypoint: list[str] = field(default_factory=list)
@@ -77,7 +77,7 @@ class ImageConfig:
     stop_signal: str = ""
 
     @classmethod
-    def from_oci(cls, config: dict | None) -> "ImageConfig":
+    def from_oci(cls, config: dict | None) -> "OciImageConfig":
         config = config or {}
         return cls(
             entrypoint=list(config.get("Entrypoint") or []),
@@ -94,7 +94,7 @@ class Image:
     id: str  # "sha256:<hex>"
     reference: str  # the normalized name:tag it was found by (or the id)
     layers: list[str]  # absolute layer directories, bottom first (one: layers are flattened)
-    config: ImageConfig
+    config: OciImageConfig
     size: int  # bytes in the layer directories
     created: float  # epoch seconds
 
@@ -151,7 +151,7 @@ def normalize_reference(ref: str) -> str:
     if name.startswith("library/") and name.count("/") == 1:
         name = name[len("library/") :]
     if not REFERENCE_PATTERN.fullmatch(name) or not TAG_PATTERN.fullmatch(tag):
-        raise RuntimeError_(
+        raise ContainerRuntimeError(
             "InvalidImageName",
             f'image reference "{ref}" is not valid: expected [registry/]name[:tag] in lower case, like busybox:latest',
         )
@@ -162,8 +162,8 @@ def _is_id_reference(ref: str) -> bool:
     return re.fullmatch(r"(sha256:)?[0-9a-f]{12,64}", ref) is not None
 
 
-def _not_present(ref: str) -> RuntimeError_:
-    return RuntimeError_(
+def _not_present(ref: str) -> ContainerRuntimeError:
+    return ContainerRuntimeError(
         "ErrImageNeverPull",
         f"image \"{ref}\" is not in the local image store; list images with 'minikube-py image ls', "
         "add one with 'minikube-py image import' or 'image load'",
@@ -218,7 +218,7 @@ class ImageStore:
     # --- reading ------------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> Image:
-        """The image for a pod's `image:`; RuntimeError_ ErrImageNeverPull when it is not here."""
+        """The image for a pod's `image:`; ContainerRuntimeError ErrImageNeverPull when it is not here."""
         image_id = self._image_id_for(ref)
         if image_id is None:
             raise _not_present(ref)
@@ -231,7 +231,7 @@ class ImageStore:
             id=image_id,
             reference=ref if ref.startswith("sha256:") or "@" in ref else normalize_reference(ref),
             layers=[os.path.join(self._content(image_id), "rootfs")],
-            config=ImageConfig(**record["config"]),
+            config=OciImageConfig(**record["config"]),
             size=record["size"],
             created=record["created"],
         )
@@ -275,7 +275,7 @@ class ImageStore:
                 shutil.rmtree(self._content(image_id), ignore_errors=True)
             return image_id
 
-    def _commit(self, image_id: str, staged_rootfs: str, config: ImageConfig, created: float, refs: list[str]) -> None:
+    def _commit(self, image_id: str, staged_rootfs: str, config: OciImageConfig, created: float, refs: list[str]) -> None:
         """Move a staged rootfs into place (unless this id is already stored) and point `refs` at it."""
         with self._locked():
             content = self._content(image_id)
@@ -308,7 +308,7 @@ class ImageStore:
         """Build `busybox:latest` from the host's static busybox once; later calls only check it."""
         with open(busybox_path, "rb") as file:
             binary_digest = hashlib.file_digest(file, "sha256").hexdigest()
-        config = ImageConfig(cmd=["sh"], env=[DEFAULT_PATH])
+        config = OciImageConfig(cmd=["sh"], env=[DEFAULT_PATH])
         image_id = "sha256:" + _digest_json({"busybox": binary_digest, "config": config.__dict__, "layout": 1})
         if self._tags().get("busybox:latest") == image_id and os.path.exists(
             os.path.join(self._content(image_id), "image.json")
@@ -342,7 +342,7 @@ class ImageStore:
         `docker import` semantics: no entrypoint or command, only the default PATH.
         """
         target = normalize_reference(ref)
-        config = ImageConfig(env=[DEFAULT_PATH])
+        config = OciImageConfig(env=[DEFAULT_PATH])
         with self._staging() as rootfs:
             with _open_source(tarball) as raw:
                 hashing = _HashingReader(raw)
@@ -378,7 +378,7 @@ class ImageStore:
                     oci_config = json.loads(config_blob)
                 except ValueError as error:
                     raise ImageStoreError(f"{path}: image config is not JSON: {error}") from None
-                config = ImageConfig.from_oci(oci_config.get("config"))
+                config = OciImageConfig.from_oci(oci_config.get("config"))
                 created = _parse_created(oci_config.get("created"))
                 with self._staging() as rootfs:
                     if not os.path.exists(os.path.join(self._content(image_id), "image.json")):
@@ -409,7 +409,7 @@ def resolve_user(image_layers: list[str], user_spec: str) -> tuple[int, int]:
     else:
         entry = next((entry for entry in passwd if entry[0] == user), None)
         if entry is None:
-            raise RuntimeError_(
+            raise ContainerRuntimeError(
                 "CreateContainerConfigError",
                 f"unable to find user {user}: no matching entries in passwd file; "
                 "use a numeric runAsUser or a user the image's /etc/passwd defines",
@@ -422,7 +422,7 @@ def resolve_user(image_layers: list[str], user_spec: str) -> tuple[int, int]:
             groups = [line.split(":") for line in _read_image_file(image_layers, "etc/group").splitlines()]
             found = next((entry for entry in groups if len(entry) >= 3 and entry[0] == group and entry[2].isdigit()), None)
             if found is None:
-                raise RuntimeError_(
+                raise ContainerRuntimeError(
                     "CreateContainerConfigError",
                     f"unable to find group {group}: no matching entries in group file; "
                     "use a numeric runAsGroup or a group the image's /etc/group defines",

@@ -34,7 +34,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from minikube_py.runtime import linux
-from minikube_py.runtime.types import CLUSTER_NAME_PATTERN, RuntimeError_
+from minikube_py.runtime.types import CLUSTER_NAME_PATTERN, ContainerRuntimeError
 
 INTERFACE_NAME_MAX = 15
 POD_INTERFACE = "eth0"
@@ -143,7 +143,7 @@ class PodNetwork:
                 index = found[0]
                 kind = _link_kind(ipr.link("get", index=index)[0])
                 if kind != "bridge":
-                    raise RuntimeError_(
+                    raise ContainerRuntimeError(
                         "CreatePodSandboxError",
                         f"interface {self.bridge_name} exists but is a {kind or 'plain'} link, not a bridge; "
                         f"delete it (ip link del {self.bridge_name}) or use another cluster name",
@@ -185,7 +185,7 @@ class PodNetwork:
         the host end is deleted again, which also removes the pod end.
         """
         if ipaddress.ip_address(ip) not in self.network:
-            raise RuntimeError_("CreatePodSandboxError", f"pod IP {ip} is outside the pod CIDR {self.network}")
+            raise ContainerRuntimeError("CreatePodSandboxError", f"pod IP {ip} is outside the pod CIDR {self.network}")
         ifalias = f"{self.alias_prefix}{alias}"
         with IPRoute() as ipr:
             name = self._add_veth(ipr, sandbox_id, pid, ifalias)
@@ -197,9 +197,9 @@ class PodNetwork:
                 _in_network_namespace(pid, lambda: self._configure_pod_side(pod_end_index, ip))
             except BaseException as error:
                 _delete_link(ipr, ipr.link_lookup(ifname=name))
-                if isinstance(error, RuntimeError_):
+                if isinstance(error, ContainerRuntimeError):
                     raise
-                raise RuntimeError_(
+                raise ContainerRuntimeError(
                     "CreatePodSandboxError", f"configuring the network of pod {alias} (process {pid}, veth {name}): {error}"
                 ) from error
         return name
@@ -239,10 +239,10 @@ class PodNetwork:
                     self._cached_bridge_index = None  # the bridge may have been recreated: look it up again
                     bridge_looked_up_again = True
                     continue
-                raise RuntimeError_(
+                raise ContainerRuntimeError(
                     "CreatePodSandboxError", f"creating veth {name} for {ifalias} (process {pid}): {os.strerror(error.code)}"
                 ) from error
-        raise RuntimeError_(
+        raise ContainerRuntimeError(
             "CreatePodSandboxError", f"no free host veth name for sandbox {sandbox_id} after {NAME_ATTEMPTS} attempts"
         )
 
@@ -250,7 +250,7 @@ class PodNetwork:
         if self._cached_bridge_index is None:
             found = ipr.link_lookup(ifname=self.bridge_name)
             if not found:
-                raise RuntimeError_(
+                raise ContainerRuntimeError(
                     "CreatePodSandboxError",
                     f"bridge {self.bridge_name} does not exist; the runtime creates it at start (ensure_bridge)",
                 )

@@ -11,7 +11,6 @@ daemon sees exactly what a running one sees.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pty
 import select
@@ -23,22 +22,23 @@ import sys
 import termios
 import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
-from minikube_py.runtime import linux
+from minikube_py.runtime import linux, protocol
 from minikube_py.runtime.cgroups import CgroupDriver, disable_fast_attach, enable_fast_attach
 from minikube_py.runtime.container import ContainerSpec, SandboxSpec
 from minikube_py.runtime.images import ImageStore, resolve_user
 from minikube_py.runtime.network import PodNetwork
 from minikube_py.runtime.pause import ensure_pause_binary
-from minikube_py.runtime.supervisor import process_alive, read_json, socket_path
+from minikube_py.runtime.protocol import ContainerRecord, ContainerStatus, SandboxRecord
+from minikube_py.runtime.supervisor import process_alive, socket_path
 from minikube_py.runtime.types import (
     SANDBOX_CONTAINER_NAME,
     ContainerConfig,
     ContainerState,
     ExecResult,
-    ImageConfig,
-    RuntimeError_,
+    ResolvedImage,
+    ContainerRuntimeError,
     Sandbox,
     SandboxConfig,
 )
@@ -66,28 +66,29 @@ def container_id_for(sandbox_id: str, name: str, attempt: int) -> str:
     return hashlib.sha256(f"{sandbox_id}/{name}/{attempt}".encode()).hexdigest()[:32]
 
 
-def state_from_record(record: dict) -> ContainerState:
+def state_from_record(record: ContainerRecord) -> ContainerState:
+    running = record.status == ContainerStatus.RUNNING
     return ContainerState(
-        id=record["id"], sandbox_id=record["sandbox_id"], name=record["name"], attempt=record["attempt"],
-        status=record["status"], pid=record["pid"] if record["status"] == "running" else 0,
-        started_at=record["started_at"], finished_at=record["finished_at"], exit_code=record["exit_code"],
-        signal=record["signal"], oom_killed=record["oom_killed"], log_path=record["log_path"], cgroup=record["cgroup"],
+        id=record.id, sandbox_id=record.sandbox_id, name=record.name, attempt=record.attempt,
+        status="running" if running else "exited", pid=record.pid if running else 0,
+        started_at=record.started_at, finished_at=record.finished_at, exit_code=record.exit_code,
+        signal=record.signal, oom_killed=record.oom_killed, log_path=record.log_path, cgroup=record.cgroup,
     )
 
 
-def sandbox_exit_state(record: dict) -> ContainerState:
+def sandbox_exit_state(record: SandboxRecord) -> ContainerState:
     """A dead pause process, reported like a container exit of the pod's infra container "POD"."""
     return ContainerState(
-        id=record["id"], sandbox_id=record["id"], name=SANDBOX_CONTAINER_NAME, attempt=0, status="exited",
-        started_at=record.get("started_at", 0.0), finished_at=record.get("finished_at", 0.0), cgroup=record["cgroup"],
+        id=record.id, sandbox_id=record.id, name=SANDBOX_CONTAINER_NAME, attempt=0, status="exited",
+        started_at=record.started_at, finished_at=record.finished_at, cgroup=record.cgroup,
     )
 
 
-def sandbox_from_record(record: dict) -> Sandbox:
+def sandbox_from_record(record: SandboxRecord) -> Sandbox:
     return Sandbox(
-        id=record["id"], pod_name=record["pod_name"], namespace=record["namespace"], pause_pid=record["pid"],
-        pause_start_time=record["start_time"], ip=record["ip"], host_veth=record.get("host_veth", ""),
-        cgroup=record["cgroup"], share_process_namespace=record["share_process_namespace"],
+        id=record.id, pod_name=record.pod_name, namespace=record.namespace, pause_pid=record.pid,
+        pause_start_time=record.start_time, ip=record.ip, host_veth=record.host_veth,
+        cgroup=record.cgroup, share_process_namespace=record.share_process_namespace,
     )
 
 
@@ -102,7 +103,7 @@ def namespace_inodes(pid: int) -> dict[str, int]:
 
 
 class SupervisorClient:
-    """Line-delimited JSON requests to the supervisor, one short connection per request (thread-safe)."""
+    """Typed requests to the supervisor (protocol.py), one short connection per request (thread-safe)."""
 
     def __init__(self, home: str):
         self.path = socket_path(home)
@@ -116,31 +117,39 @@ class SupervisorClient:
             raise
         return sock
 
-    def request(self, message: dict, timeout: float = 60.0) -> dict:
+    def request(self, request: protocol.Request, timeout: float = 60.0) -> protocol.Reply:
+        """The supervisor's reply, which may be an ErrorReply."""
         try:
             with self.connect() as sock:
                 sock.settimeout(timeout)
-                sock.sendall((json.dumps(message) + "\n").encode())
+                sock.sendall(protocol.encode_request(request))
                 reader = sock.makefile("rb")
                 line = reader.readline()
         except OSError as error:
-            raise RuntimeError_("RuntimeNotReady", f"supervisor at {self.path}: {error}; is the node started?") from error
+            raise ContainerRuntimeError("RuntimeNotReady", f"supervisor at {self.path}: {error}; is the node started?") from error
         if not line:
-            raise RuntimeError_("RuntimeNotReady", f"supervisor at {self.path} closed the connection during {message['op']}")
-        return json.loads(line)
+            raise ContainerRuntimeError("RuntimeNotReady", f"supervisor at {self.path} closed the connection during {request.op}")
+        return protocol.decode_reply(request, line)
 
-    def call(self, message: dict, timeout: float = 60.0) -> dict:
-        """Like request, but an error answer raises RuntimeError_ with the supervisor's reason."""
-        response = self.request(message, timeout)
-        if not response.get("ok"):
-            raise RuntimeError_(response["reason"], response["message"])
-        return response
+    def call(self, request: protocol.Request, timeout: float = 60.0) -> Any:
+        """Like request, but an error reply raises ContainerRuntimeError with the supervisor's reason.
+
+        Returns the reply type protocol.REPLIES names for the request."""
+        reply = self.request(request, timeout)
+        if isinstance(reply, protocol.ErrorReply):
+            raise ContainerRuntimeError(reply.reason, reply.message)
+        return reply
+
+    def ping(self) -> protocol.Pong | None:
+        """The running supervisor's pid and protocol version; None when none answers."""
+        try:
+            reply = self.request(protocol.Ping(), timeout=5.0)
+        except (ContainerRuntimeError, ValueError):
+            return None
+        return reply if isinstance(reply, protocol.Pong) else None
 
     def alive(self) -> bool:
-        try:
-            return bool(self.request({"op": "ping"}, timeout=5.0).get("ok"))
-        except RuntimeError_:
-            return False
+        return self.ping() is not None
 
 
 class ProcessExecSession:
@@ -248,15 +257,20 @@ class LinuxRuntime:
         self.cgroups.create(self.cgroup_parent)
         enable_fast_attach(self.home, self.cluster_name)
         self.network.ensure_bridge()
-        if not self.supervisor.alive():
+        running = self.supervisor.ping()
+        if running is None:
             self._start_supervisor()
+        elif running.version != protocol.PROTOCOL_VERSION:
+            # A supervisor of another release (an upgrade): ours takes over from it (supervisor.py).
+            self._start_supervisor(take_over_from=running.pid)
         self._subscribe()
 
-    def _start_supervisor(self) -> None:
+    def _start_supervisor(self, take_over_from: int | None = None) -> None:
         """Launch the supervisor detached; it signals readiness by writing one line on a pipe."""
         ready_read, ready_write = os.pipe()
+        take_over = ["--take-over-from", str(take_over_from)] if take_over_from else []
         command, environment = python_module_command("minikube_py.runtime.supervisor", "--home", self.home,
-                                                     "--ready-fd", str(ready_write))
+                                                     "--ready-fd", str(ready_write), *take_over)
         try:
             launcher = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -270,8 +284,9 @@ class LinuxRuntime:
             answer = os.read(ready_read, 64) if ready else b""
         finally:
             os.close(ready_read)
-        if not answer.startswith(b"ready") and not self.supervisor.alive():  # alive: another start won the race
-            raise RuntimeError_(
+        pong = self.supervisor.ping()  # not ready but alive: another start won the race
+        if not answer.startswith(b"ready") and (pong is None or pong.version != protocol.PROTOCOL_VERSION):
+            raise ContainerRuntimeError(
                 "RuntimeNotReady",
                 f"the supervisor did not start within {SUPERVISOR_START_TIMEOUT:.0f}s; see {self.home}/supervisor.log",
             )
@@ -283,12 +298,12 @@ class LinuxRuntime:
             try:
                 sock = self.supervisor.connect()
             except OSError as error:
-                raise RuntimeError_("RuntimeNotReady", f"supervisor at {self.supervisor.path}: {error}") from error
-            sock.sendall(b'{"op": "subscribe"}\n')
+                raise ContainerRuntimeError("RuntimeNotReady", f"supervisor at {self.supervisor.path}: {error}") from error
+            sock.sendall(protocol.encode_request(protocol.Subscribe()))
             self._subscription, self._subscription_buffer = sock, b""
             self._read_subscription_line(timeout=10.0)  # the {"ok": true} of the subscription
 
-    def _read_subscription_line(self, timeout: float) -> dict | None:
+    def _read_subscription_line(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
         while b"\n" not in self._subscription_buffer:
             remaining = max(0.0, deadline - time.monotonic())
@@ -299,19 +314,19 @@ class LinuxRuntime:
                 raise ConnectionError("the supervisor closed the event subscription")
             self._subscription_buffer += chunk
         line, self._subscription_buffer = self._subscription_buffer.split(b"\n", 1)
-        return json.loads(line)
+        return line
 
     # ---- images
 
-    def image_config(self, reference: str) -> ImageConfig:
+    def image_config(self, reference: str) -> ResolvedImage:
         image = self.images.resolve(reference)
         user = image.config.user
         if user:
             try:
                 user = "%d:%d" % resolve_user(image.layers, user)
-            except RuntimeError_:
+            except ContainerRuntimeError:
                 pass  # left as the image wrote it: the agent reports it unless the pod sets runAsUser
-        return ImageConfig(
+        return ResolvedImage(
             reference=reference, id=image.id, entrypoint=list(image.config.entrypoint), cmd=list(image.config.cmd),
             env=[tuple(item.split("=", 1)) if "=" in item else (item, "") for item in image.config.env],
             working_dir=image.config.working_dir, user=user,
@@ -330,19 +345,19 @@ class LinuxRuntime:
                                share_process_namespace=config.share_process_namespace,
                                pause_binary=self.pause_binary or ensure_pause_binary(self.home),
                                cgroup_dirs=self._cgroup_dirs(pause_cgroup))
-            record = {"pod_name": config.pod_name, "namespace": config.namespace, "ip": config.ip, "cgroup": pod_cgroup}
-            answer = self.supervisor.call({"op": "create_sandbox", "spec": spec.__dict__, "record": record})
-        except RuntimeError_ as error:
+            answer = self.supervisor.call(protocol.CreateSandbox(spec, pod_name=config.pod_name, namespace=config.namespace,
+                                                                 ip=config.ip, cgroup=pod_cgroup))
+        except ContainerRuntimeError as error:
             self._remove_cgroup_quietly(pod_cgroup)
-            raise RuntimeError_("CreatePodSandboxError", f"pod {config.namespace}/{config.pod_name}: {error.message}") from error
+            raise ContainerRuntimeError("CreatePodSandboxError", f"pod {config.namespace}/{config.pod_name}: {error.message}") from error
         except OSError as error:
             self._remove_cgroup_quietly(pod_cgroup)
-            raise RuntimeError_("CreatePodSandboxError", f"pod {config.namespace}/{config.pod_name}: {error}") from error
-        sandbox = sandbox_from_record(answer["sandbox"])
+            raise ContainerRuntimeError("CreatePodSandboxError", f"pod {config.namespace}/{config.pod_name}: {error}") from error
+        sandbox = sandbox_from_record(answer.sandbox)
         try:
             sandbox.host_veth = self.network.attach(config.pod_uid, sandbox.pause_pid, config.ip,
                                                     f"{config.namespace}/{config.pod_name}")
-            self.supervisor.call({"op": "update_sandbox", "id": sandbox.id, "fields": {"host_veth": sandbox.host_veth}})
+            self.supervisor.call(protocol.SetSandboxVeth(sandbox.id, sandbox.host_veth))
         except BaseException:
             self.remove_sandbox(sandbox)
             raise
@@ -358,30 +373,29 @@ class LinuxRuntime:
             return f"checking the network failed: {error}"
 
     def remove_sandbox(self, sandbox: Sandbox) -> None:
-        for state in self.list_containers():
-            if state.sandbox_id == sandbox.id:
-                self.remove_container(state.id)
+        for state in self.list_containers(sandbox.id):
+            self.remove_container(state.id)
         # Pause goes first: the kernel's teardown of its netns then takes the veth pair away, which
         # costs far less than deleting a veth whose namespace is still alive (about 10 ms against 25).
         if self.sandbox_alive(sandbox):
-            self.supervisor.call({"op": "signal", "kind": "sandbox", "id": sandbox.id, "signal": signal.SIGKILL})
+            self.supervisor.call(protocol.Signal(protocol.SignalTarget.SANDBOX, sandbox.id, signal.SIGKILL))
         if sandbox.host_veth:
             self.network.detach(sandbox.host_veth)
         self._remove_cgroup_quietly(sandbox.cgroup, raise_errors=True)  # waits until the pod's processes are gone
-        self.supervisor.call({"op": "remove_sandbox", "id": sandbox.id})
+        self.supervisor.call(protocol.RemoveSandboxes([sandbox.id]))
 
     def list_sandboxes(self) -> list[Sandbox]:
-        records = self.supervisor.call({"op": "list"})["sandboxes"]
-        return [sandbox_from_record(record) for record in records if record["status"] == "running"]
+        answer = self.supervisor.call(protocol.ListRecords(running_sandboxes_only=True))
+        return [sandbox_from_record(record) for record in answer.sandboxes]
 
     # ---- containers
 
     def start_container(self, sandbox: Sandbox, config: ContainerConfig) -> ContainerState:
         if not self.sandbox_alive(sandbox):
-            raise RuntimeError_("CreateContainerError", f"sandbox {sandbox.id} of pod {sandbox.namespace}/{sandbox.pod_name} "
+            raise ContainerRuntimeError("CreateContainerError", f"sandbox {sandbox.id} of pod {sandbox.namespace}/{sandbox.pod_name} "
                                 "is not running; the pod's sandbox must be recreated")
         if not config.argv:
-            raise RuntimeError_("CreateContainerError", f"container {config.name}: no command given and the image has none")
+            raise ContainerRuntimeError("CreateContainerError", f"container {config.name}: no command given and the image has none")
         image = self.images.resolve(config.image)
         container_id = container_id_for(sandbox.id, config.name, config.attempt)
         cgroup = f"{sandbox.cgroup}/{container_id}"
@@ -400,44 +414,45 @@ class LinuxRuntime:
         try:
             # A limit the kernel refuses fails after the directory exists: remove it on every failure.
             self.cgroups.create(cgroup, config.limits)
-            answer = self.supervisor.request({"op": "start_container", "spec": spec.to_json()})
+            answer = self.supervisor.request(protocol.StartContainer(spec))
         except OSError as error:
             self._remove_cgroup_quietly(cgroup)
-            raise RuntimeError_("CreateContainerError", f"container {config.name}: cgroup {cgroup}: {error}") from error
+            raise ContainerRuntimeError("CreateContainerError", f"container {config.name}: cgroup {cgroup}: {error}") from error
         except BaseException:
             self._remove_cgroup_quietly(cgroup)
             raise
-        if not answer.get("ok"):
+        if isinstance(answer, protocol.ErrorReply):
             self._remove_cgroup_quietly(cgroup)
-            raise RuntimeError_(answer["reason"], answer["message"])
-        return state_from_record(answer["container"])
+            raise ContainerRuntimeError(answer.reason, answer.message)
+        return state_from_record(answer.container)
 
-    def _record(self, container_id: str) -> dict:
-        record = read_json(os.path.join(self.containers_dir, container_id, "state.json"))
+    def _record(self, container_id: str) -> ContainerRecord:
+        record = protocol.load_container_record(os.path.join(self.containers_dir, container_id, "state.json"))
         if record is None:
-            raise RuntimeError_("ContainerStatusUnknown", f"container {container_id} not found in {self.containers_dir}")
+            raise ContainerRuntimeError("ContainerStatusUnknown", f"container {container_id} not found in {self.containers_dir}")
         return record
 
     def container_state(self, container_id: str) -> ContainerState:
         return state_from_record(self._record(container_id))
 
     def list_containers(self, sandbox_id: str | None = None) -> list[ContainerState]:
-        states = [state_from_record(record) for record in self.supervisor.call({"op": "list"})["containers"]]
-        return [state for state in states if sandbox_id is None or state.sandbox_id == sandbox_id]
+        answer = self.supervisor.call(protocol.ListRecords(sandbox_id=sandbox_id))
+        return [state_from_record(record) for record in answer.containers]
 
     def wait_any(self, timeout: float) -> list[ContainerState]:
         exited: list[ContainerState] = []
         with self._subscription_lock:
             if self._subscription is None:
-                raise RuntimeError_("RuntimeNotReady", "wait_any before start(): the runtime has no event subscription")
+                raise ContainerRuntimeError("RuntimeNotReady", "wait_any before start(): the runtime has no event subscription")
             try:
-                event = self._read_subscription_line(timeout)
-                while event is not None:
-                    if event.get("event") == "exited":
-                        exited.append(state_from_record(event["container"]))
-                    elif event.get("event") == "sandbox-exited":
-                        exited.append(sandbox_exit_state(event["sandbox"]))
-                    event = self._read_subscription_line(0)
+                line = self._read_subscription_line(timeout)
+                while line is not None:
+                    event = protocol.decode_event(line)
+                    if isinstance(event, protocol.ContainerExited):
+                        exited.append(state_from_record(event.container))
+                    else:
+                        exited.append(sandbox_exit_state(event.sandbox))
+                    line = self._read_subscription_line(0)
             except (ConnectionError, OSError):
                 self._subscription.close()
                 self._subscription = None
@@ -451,53 +466,53 @@ class LinuxRuntime:
 
     def stop_container(self, container_id: str, grace_seconds: float) -> ContainerState:
         record = self._record(container_id)
-        if record["status"] == "running":
+        if record.status == ContainerStatus.RUNNING:
             if grace_seconds > 0:
                 self._signal(container_id, signal.SIGTERM)
                 record = self._wait_exit(container_id, grace_seconds)
-            if record["status"] == "running":
+            if record.status == ContainerStatus.RUNNING:
                 self._signal(container_id, signal.SIGKILL)
-                self.cgroups.kill_all(record["cgroup"])
+                self.cgroups.kill_all(record.cgroup)
                 record = self._wait_exit(container_id, KILL_WAIT_SECONDS)
-        if record.get("cgroup"):
-            self.cgroups.kill_all(record["cgroup"])  # leftovers of a shared PID namespace outlive PID 1
+        if record.cgroup:
+            self.cgroups.kill_all(record.cgroup)  # leftovers of a shared PID namespace outlive PID 1
         return state_from_record(record)
 
     def kill_container(self, container_id: str, signal_number: int) -> None:
         self._signal(container_id, signal_number)
         if signal_number == signal.SIGKILL:
-            cgroup = self._record(container_id).get("cgroup")
+            cgroup = self._record(container_id).cgroup
             if cgroup:
                 self.cgroups.kill_all(cgroup)
 
     def _signal(self, container_id: str, number: int) -> None:
-        self.supervisor.call({"op": "signal", "kind": "container", "id": container_id, "signal": int(number)})
+        self.supervisor.call(protocol.Signal(protocol.SignalTarget.CONTAINER, container_id, int(number)))
 
-    def _wait_exit(self, container_id: str, timeout: float) -> dict:
-        answer = self.supervisor.call({"op": "wait_exit", "id": container_id, "timeout": timeout}, timeout=timeout + 30)
-        return answer["container"] or self._record(container_id)
+    def _wait_exit(self, container_id: str, timeout: float) -> ContainerRecord:
+        answer = self.supervisor.call(protocol.WaitExit(container_id, timeout), timeout=timeout + 30)
+        return answer.container or self._record(container_id)
 
     def remove_container(self, container_id: str) -> None:
         try:
             record = self._record(container_id)
-        except RuntimeError_:
+        except ContainerRuntimeError:
             return
-        if record["status"] == "running":
+        if record.status == ContainerStatus.RUNNING:
             self.stop_container(container_id, 0)
-        self.supervisor.call({"op": "remove_container", "id": container_id})
-        if record.get("cgroup"):
-            self._remove_cgroup_quietly(record["cgroup"], raise_errors=True)
+        self.supervisor.call(protocol.RemoveContainer(container_id))
+        if record.cgroup:
+            self._remove_cgroup_quietly(record.cgroup, raise_errors=True)
 
     # ---- exec
 
     def _nsexec_command(self, container_id: str, argv: list[str], tty: bool) -> tuple[list[str], dict[str, str]]:
         record = self._record(container_id)
-        if record["status"] != "running" or not process_alive(record["pid"], record["start_time"]):
-            raise RuntimeError_("ContainerNotRunning", f"container {record['name']} ({container_id}) is not running")
-        spec = record["spec"]
-        arguments = ["--pid", str(record["pid"]), "--start-time", str(record["start_time"]), "--uid", str(spec["uid"]),
-                     "--gid", str(spec["gid"]), "--cwd", spec["working_dir"]]
-        for directory in spec["cgroup_dirs"]:
+        spec = record.spec
+        if record.status != ContainerStatus.RUNNING or spec is None or not process_alive(record.pid, record.start_time):
+            raise ContainerRuntimeError("ContainerNotRunning", f"container {record.name} ({container_id}) is not running")
+        arguments = ["--pid", str(record.pid), "--start-time", str(record.start_time), "--uid", str(spec.uid),
+                     "--gid", str(spec.gid), "--cwd", spec.working_dir]
+        for directory in spec.cgroup_dirs:
             arguments += ["--cgroup-dir", directory]
         arguments += (["--tty"] if tty else []) + ["--", *argv]
         return python_module_command("minikube_py.runtime.nsexec", *arguments)
@@ -519,7 +534,7 @@ class LinuxRuntime:
                 process.wait()
             process.stdout.close()
             process.stderr.close()
-            raise RuntimeError_("DeadlineExceeded", f"command {argv} in container {container_id} "
+            raise ContainerRuntimeError("DeadlineExceeded", f"command {argv} in container {container_id} "
                                 f"did not finish within {timeout:g}s") from error
         code = process.returncode
         return ExecResult(code if code >= 0 else 128 - code, stdout, stderr)
@@ -542,18 +557,19 @@ class LinuxRuntime:
         for name, container_id in container_ids.items():
             try:
                 record = self._record(container_id)
-            except RuntimeError_:
+            except ContainerRuntimeError:
                 continue
-            running = record["status"] == "running" and process_alive(record["pid"], record["start_time"])
-            namespaces = namespace_inodes(record["pid"]) if running else {}
+            running = record.status == ContainerStatus.RUNNING and process_alive(record.pid, record.start_time)
+            namespaces = namespace_inodes(record.pid) if running else {}
             document["containers"].append({
-                "name": name, "id": container_id, "pid": record["pid"] if running else 0, "state": record["status"],
+                "name": name, "id": container_id, "pid": record.pid if running else 0,
+                "state": state_from_record(record).status,
                 "namespaces": namespaces,
                 "sharedWithPause": sorted(kind for kind, inode in namespaces.items() if pause_namespaces.get(kind) == inode),
-                "cgroups": self.cgroups.absolute_paths(record["cgroup"]),
-                "limits": self._read_limits(record["cgroup"]),
-                "rootfs": os.path.join(record["spec"]["directory"], "rootfs"),
-                "image": record["spec"]["image"],
+                "cgroups": self.cgroups.absolute_paths(record.cgroup),
+                "limits": self._read_limits(record.cgroup),
+                "rootfs": os.path.join(record.directory, "rootfs"),
+                "image": record.spec.image if record.spec is not None else "",
             })
         return document
 
@@ -573,11 +589,11 @@ class LinuxRuntime:
         if not remove_all:
             return  # containers keep running under the supervisor; the next start re-adopts them
         if self.supervisor.alive():
-            answer = self.supervisor.call({"op": "list"})
-            for record in answer["sandboxes"]:
+            answer = self.supervisor.call(protocol.ListRecords())
+            for record in answer.sandboxes:
                 self.remove_sandbox(sandbox_from_record(record))
-            for record in self.supervisor.call({"op": "list"})["containers"]:
-                self.remove_container(record["id"])
+            for record in self.supervisor.call(protocol.ListRecords()).containers:
+                self.remove_container(record.id)
             self._stop_supervisor()
         for host_veth in self.network.list_veths():
             self.network.detach(host_veth)
@@ -588,13 +604,13 @@ class LinuxRuntime:
             shutil.rmtree(os.path.join(self.home, directory), ignore_errors=True)
 
     def _stop_supervisor(self) -> None:
-        pid = self.supervisor.call({"op": "ping"})["pid"]
+        pid = self.supervisor.call(protocol.Ping()).pid
         try:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
             return
         try:
-            self.supervisor.call({"op": "shutdown"})
+            self.supervisor.call(protocol.Shutdown())
             if not select.select([pidfd], [], [], SUPERVISOR_STOP_TIMEOUT)[0]:
                 os.kill(pid, signal.SIGKILL)
                 select.select([pidfd], [], [], SUPERVISOR_STOP_TIMEOUT)
@@ -609,6 +625,6 @@ class LinuxRuntime:
     def _remove_cgroup_quietly(self, cgroup: str, raise_errors: bool = False) -> None:
         try:
             self.cgroups.remove(cgroup)
-        except (OSError, RuntimeError_):
+        except (OSError, ContainerRuntimeError):
             if raise_errors:
                 raise

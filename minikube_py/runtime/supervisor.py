@@ -4,10 +4,14 @@ One small long-lived Python process per cluster, started detached by `LinuxRunti
 forks pause processes and containers (see container.py for the child's side), reaps them as a
 child subreaper, records each exit in `containers/<id>/state.json`, and turns containers'
 stdout/stderr into CRI-format log files with size-based rotation. It is single-threaded (one
-selectors loop), which keeps fork safe, and speaks line-delimited JSON on `supervisor.sock`:
-each request `{"op": ...}` gets one response `{"ok": true, ...}` or `{"ok": false, "reason",
-"message"}`; a `subscribe` connection then receives `{"event": "exited", "container": {...}}`
-lines, and `wait_exit` answers when a container exits or its timeout passes.
+selectors loop), which keeps fork safe, and speaks the typed, versioned protocol of protocol.py
+on `supervisor.sock`: one request per line, dispatched through `Supervisor.handlers` (request
+type -> handler), one reply each; a `Subscribe` connection then receives exit events, and
+`WaitExit` answers when a container exits or its timeout passes.
+
+Taking over: started with `--take-over-from PID`, it first asks that supervisor (of another
+release) to shut down, waits for it to exit, then serves the same records (see
+docs/architecture.md, "Upgrades").
 
 Limitation: when the supervisor itself restarts, it re-reads the records and follows still-running
 processes through pidfds, but their stdout/stderr pipes died with the old supervisor: logs of
@@ -31,21 +35,18 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from minikube_py.runtime import linux
+from minikube_py.runtime import linux, protocol
 from minikube_py.runtime.cgroups import CgroupDriver
-from minikube_py.runtime.container import (
-    ContainerSpec,
-    SandboxSpec,
-    SetupError,
-    run_container_child,
-    run_sandbox_child,
-)
-from minikube_py.runtime.types import RuntimeError_
+from minikube_py.runtime.container import run_container_child, run_sandbox_child
+from minikube_py.runtime.protocol import ContainerRecord, ContainerStatus, SandboxRecord, SandboxStatus
+from minikube_py.runtime.types import ContainerRuntimeError
 
 log = logging.getLogger("minikube_py.supervisor")
 
 SETUP_TIMEOUT_SECONDS = 30.0  # a child that has not exec'd by then is killed
+TAKEOVER_TIMEOUT_SECONDS = 10.0  # an old supervisor asked to shut down is killed after this
 MAX_LOG_LINE = 16 * 1024  # longer lines are split into partial (P) entries, as containerd does
 READ_CHUNK = 64 * 1024
 MAX_OUTBOX_BYTES = 8 * 1024 * 1024
@@ -58,22 +59,6 @@ def socket_path(home: str) -> str:
 
 def pid_path(home: str) -> str:
     return os.path.join(home, "supervisor.pid")
-
-
-def write_json_atomically(path: str, data: dict) -> None:
-    """Readers see the old or the new record, never half of one."""
-    partial = f"{path}.tmp"
-    with open(partial, "w") as file:
-        json.dump(data, file)
-    os.replace(partial, path)
-
-
-def read_json(path: str) -> dict | None:
-    try:
-        with open(path) as file:
-            return json.load(file)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 # ---- CRI log files --------------------------------------------------------------------------------
@@ -245,13 +230,28 @@ class Supervisor:
         self._cgroups = cgroups
         self.last_cap = linux.last_capability()
         self.selector = selectors.DefaultSelector()
-        self.containers: dict[str, dict] = {}
-        self.sandboxes: dict[str, dict] = {}
+        self.containers: dict[str, ContainerRecord] = {}
+        self.sandboxes: dict[str, SandboxRecord] = {}
+        self.containers_of_sandbox: dict[str, set[str]] = {}  # the index `ListRecords(sandbox_id)` answers from
         self.children: dict[int, tuple[str, str]] = {}  # pid -> ("container" | "sandbox", id)
         self.logs: dict[str, tuple[ContainerLog, list[int]]] = {}  # container id -> (log, open pipe fds)
         self.waiters: list[ExitWaiter] = []
         self.running = True
         self.listener: socket.socket | None = None
+        # One typed handler per request; a handler returning None answers later (WaitExit).
+        self.handlers: dict[type[protocol.Request], Callable[[Connection, Any], protocol.Reply | None]] = {
+            protocol.Ping: self.ping,
+            protocol.CreateSandbox: self.create_sandbox,
+            protocol.SetSandboxVeth: self.set_sandbox_veth,
+            protocol.RemoveSandboxes: self.remove_sandboxes,
+            protocol.StartContainer: self.start_container,
+            protocol.Signal: self.signal,
+            protocol.WaitExit: self.wait_exit,
+            protocol.RemoveContainer: self.remove_container,
+            protocol.ListRecords: self.list_records,
+            protocol.Subscribe: self.subscribe,
+            protocol.Shutdown: self.shutdown,
+        }
 
     @property
     def cgroups(self) -> CgroupDriver:
@@ -275,7 +275,8 @@ class Supervisor:
         self.load_records()
         self.listener = self._listen()
         self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
-        log.info("supervisor %d serving on %s", os.getpid(), socket_path(self.home))
+        log.info("supervisor %d serving protocol version %d on %s", os.getpid(), protocol.PROTOCOL_VERSION,
+                 socket_path(self.home))
         if ready_fd is not None:
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
@@ -335,31 +336,55 @@ class Supervisor:
         log.info("supervisor %d stopped", os.getpid())
 
     def load_records(self) -> None:
-        """After a restart: re-read records, follow processes still running through pidfds."""
+        """After a restart or a takeover: read (and upgrade) the records, follow live processes through pidfds."""
         for entry in sorted(os.listdir(self.sandboxes_dir)):
-            record = read_json(os.path.join(self.sandboxes_dir, entry))
-            if record is not None:
-                self.sandboxes[record["id"]] = record
-                if record["status"] == "running":
-                    self._follow_adopted(record, "sandbox")
+            if not entry.endswith(".json"):
+                continue
+            sandbox = self._load(protocol.load_sandbox_record, os.path.join(self.sandboxes_dir, entry))
+            if sandbox is not None:
+                self.sandboxes[sandbox.id] = sandbox
+                self._save_sandbox(sandbox)  # in this release's shape from now on
+                if sandbox.status == SandboxStatus.RUNNING:
+                    self._follow_adopted(sandbox.pid, sandbox.start_time, "sandbox", sandbox.id)
         for entry in sorted(os.listdir(self.containers_dir)):
-            record = read_json(os.path.join(self.containers_dir, entry, "state.json"))
-            if record is not None:
-                self.containers[record["id"]] = record
-                if record["status"] == "running":
-                    self._follow_adopted(record, "container")
+            container = self._load(protocol.load_container_record, self._container_file(entry))
+            if container is None:
+                continue
+            self._index(container)
+            self._save_container(container)  # in this release's shape from now on
+            if container.status == ContainerStatus.RUNNING:
+                self._follow_adopted(container.pid, container.start_time, "container", container.id)
 
-    def _follow_adopted(self, record: dict, kind: str) -> None:
-        pid = record["pid"]
-        if process_alive(pid, record["start_time"]):
+    @staticmethod
+    def _load(loader, path: str):
+        try:
+            return loader(path)
+        except ContainerRuntimeError as error:
+            log.error("ignoring the record %s: %s", path, error.message)
+            return None
+
+    def _index(self, container: ContainerRecord) -> None:
+        self.containers[container.id] = container
+        self.containers_of_sandbox.setdefault(container.sandbox_id, set()).add(container.id)
+
+    def _unindex(self, container_id: str) -> None:
+        container = self.containers.pop(container_id, None)
+        if container is not None:
+            siblings = self.containers_of_sandbox.get(container.sandbox_id, set())
+            siblings.discard(container_id)
+            if not siblings:
+                self.containers_of_sandbox.pop(container.sandbox_id, None)
+
+    def _follow_adopted(self, pid: int, start_time: int, kind: str, record_id: str) -> None:
+        if process_alive(pid, start_time):
             try:
                 pidfd = os.pidfd_open(pid)
             except ProcessLookupError:
                 pidfd = None
             if pidfd is not None:
-                self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", (kind, record["id"])))
+                self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", (kind, record_id)))
                 return
-        self._vanished(kind, record["id"])
+        self._vanished(kind, record_id)
 
     def _adopted_exited(self, pidfd: int, target: tuple[str, str]) -> None:
         self.selector.unregister(pidfd)
@@ -369,20 +394,27 @@ class Supervisor:
     def _vanished(self, kind: str, record_id: str) -> None:
         if kind == "sandbox":
             self._sandbox_exited(record_id)
-        else:
-            self._container_exited(record_id, 128 + signal.SIGKILL, None, reason="ContainerStatusUnknown",
-                                   message="the container was started by an earlier supervisor; its exit code is unknown")
+            return
+        container = self.containers.get(record_id)
+        if container is None or container.status != ContainerStatus.RUNNING:
+            return
+        self._drain_logs(record_id)
+        container.transition(ContainerStatus.UNKNOWN, exit_code=protocol.UNKNOWN_EXIT_CODE, finished_at=time.time(),
+                             reason=protocol.UNKNOWN_EXIT_REASON,
+                             message="the container was started by an earlier supervisor; its exit code is unknown")
+        self._save_container(container)
+        self._announce(container)
 
     # ---- records on disk
 
     def _container_file(self, container_id: str) -> str:
         return os.path.join(self.containers_dir, container_id, "state.json")
 
-    def _save_container(self, record: dict) -> None:
-        write_json_atomically(self._container_file(record["id"]), record)
+    def _save_container(self, container: ContainerRecord) -> None:
+        protocol.write_record(self._container_file(container.id), container)
 
-    def _save_sandbox(self, record: dict) -> None:
-        write_json_atomically(os.path.join(self.sandboxes_dir, f"{record['id']}.json"), record)
+    def _save_sandbox(self, sandbox: SandboxRecord) -> None:
+        protocol.write_record(os.path.join(self.sandboxes_dir, f"{sandbox.id}.json"), sandbox)
 
     # ---- reaping
 
@@ -404,45 +436,44 @@ class Supervisor:
                 self._container_exited(record_id, *exit_status(wait_status))
 
     def _sandbox_exited(self, sandbox_id: str) -> None:
-        record = self.sandboxes.get(sandbox_id)
-        if record is not None and record["status"] == "running":
-            record.update(status="exited", finished_at=time.time())
-            self._save_sandbox(record)
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is not None and sandbox.status == SandboxStatus.RUNNING:
+            sandbox.status, sandbox.finished_at = SandboxStatus.EXITED, time.time()
+            self._save_sandbox(sandbox)
             # A dead pause takes the pod's namespaces with it: the agent must hear of it at once.
-            self._broadcast({"event": "sandbox-exited", "sandbox": record})
+            self._broadcast(protocol.SandboxExited(sandbox))
 
-    def _container_exited(self, container_id: str, exit_code: int, signal_number: int | None,
-                          reason: str = "", message: str = "") -> None:
-        record = self.containers.get(container_id)
-        if record is None or record["status"] != "running":
+    def _container_exited(self, container_id: str, exit_code: int, signal_number: int | None) -> None:
+        container = self.containers.get(container_id)
+        if container is None or container.status != ContainerStatus.RUNNING:
             return
         self._drain_logs(container_id)
         # Each container attempt has its own cgroup: any OOM kill in it (the main process or one of
         # its children, such as `head` in `sh -c "head ... | tail"`) makes the exit OOMKilled, as containerd reports it.
         oom_killed = False
-        if (signal_number is not None or exit_code != 0) and record.get("cgroup"):
+        if (signal_number is not None or exit_code != 0) and container.cgroup:
             try:
-                oom_killed = self.cgroups.oom_kill_count(record["cgroup"]) > 0
-            except (OSError, RuntimeError_):
+                oom_killed = self.cgroups.oom_kill_count(container.cgroup) > 0
+            except (OSError, ContainerRuntimeError):
                 oom_killed = False
-        record.update(status="exited", exit_code=exit_code, signal=signal_number, oom_killed=oom_killed,
-                      finished_at=time.time(), reason=reason or ("OOMKilled" if oom_killed else
-                                                                 "Completed" if exit_code == 0 else "Error"),
-                      message=message)
-        self._save_container(record)
-        self._announce(record)
+        reason = "OOMKilled" if oom_killed else "Completed" if exit_code == 0 else "Error"
+        container.transition(ContainerStatus.EXITED, exit_code=exit_code, signal=signal_number, oom_killed=oom_killed,
+                             finished_at=time.time(), reason=reason, message="")
+        self._save_container(container)
+        self._announce(container)
 
-    def _broadcast(self, event: dict) -> None:
+    def _broadcast(self, event: protocol.Event) -> None:
+        message = protocol.encode_event(event)
         for key in list(self.selector.get_map().values()):
             kind, connection = key.data
             if kind == "client" and connection.subscribed:
-                self._send(connection, event)
+                self._send(connection, message)
 
-    def _announce(self, record: dict) -> None:
-        self._broadcast({"event": "exited", "container": record})
-        for waiter in [waiter for waiter in self.waiters if waiter.container_id == record["id"]]:
+    def _announce(self, container: ContainerRecord) -> None:
+        self._broadcast(protocol.ContainerExited(container))
+        for waiter in [waiter for waiter in self.waiters if waiter.container_id == container.id]:
             self.waiters.remove(waiter)
-            self._send(waiter.connection, {"ok": True, "container": record})
+            self._send(waiter.connection, protocol.encode_reply(protocol.ContainerReply(container)))
 
     def _select_timeout(self) -> float | None:
         if not self.waiters:
@@ -453,7 +484,8 @@ class Supervisor:
         now = time.monotonic()
         for waiter in [waiter for waiter in self.waiters if waiter.deadline <= now]:
             self.waiters.remove(waiter)
-            self._send(waiter.connection, {"ok": True, "container": self.containers.get(waiter.container_id)})
+            reply = protocol.ContainerReply(self.containers.get(waiter.container_id))
+            self._send(waiter.connection, protocol.encode_reply(reply))
 
     @staticmethod
     def _drain(sock: socket.socket) -> None:
@@ -543,23 +575,20 @@ class Supervisor:
 
     def _handle(self, connection: Connection, line: bytes) -> None:
         try:
-            request = json.loads(line)
-            handler = getattr(self, f"op_{request.get('op')}", None)
-            if handler is None:
-                raise SetupError("BadRequest", f"unknown supervisor operation {request.get('op')!r}")
-            response = handler(connection, request)
-        except SetupError as error:
-            response = {"ok": False, "reason": error.reason, "message": error.message}
+            request = protocol.decode_request(line)
+            reply = self.handlers[type(request)](connection, request)
+        except ContainerRuntimeError as error:
+            reply = protocol.ErrorReply(error.reason, error.message)
         except Exception as error:  # one bad request must not take the node's containers down
             log.exception("request %r failed", line[:200])
-            response = {"ok": False, "reason": "InternalError", "message": str(error)}
-        if response is not None:
-            self._send(connection, response)
+            reply = protocol.ErrorReply("InternalError", str(error))
+        if reply is not None:
+            self._send(connection, protocol.encode_reply(reply))
 
-    def _send(self, connection: Connection, message: dict) -> None:
+    def _send(self, connection: Connection, message: bytes) -> None:
         if connection.closed:
             return
-        connection.outbox += (json.dumps(message) + "\n").encode()
+        connection.outbox += message
         if len(connection.outbox) > MAX_OUTBOX_BYTES:
             # A subscriber that stopped reading must not grow this process without bound; it
             # reconnects and re-lists, which is what the runtime does when its stream breaks.
@@ -611,7 +640,7 @@ class Supervisor:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not readable(status_read, remaining):
                     self._kill_quietly(pid, *[message["pid"] for message in _status_messages(received) if "pid" in message])
-                    raise SetupError("CreateContainerError", f"setup did not finish within {SETUP_TIMEOUT_SECONDS:.0f}s")
+                    raise ContainerRuntimeError("CreateContainerError", f"setup did not finish within {SETUP_TIMEOUT_SECONDS:.0f}s")
                 chunk = os.read(status_read, 4096)
                 if not chunk:
                     break
@@ -633,63 +662,69 @@ class Supervisor:
             except ProcessLookupError:
                 pass
 
-    def op_ping(self, connection: Connection, request: dict) -> dict:
-        return {"ok": True, "pid": os.getpid()}
+    # ---- request handlers, one per request type (protocol.py)
 
-    def op_create_sandbox(self, connection: Connection, request: dict) -> dict:
-        spec = SandboxSpec(**request["spec"])
+    def ping(self, connection: Connection, request: protocol.Ping) -> protocol.Pong:
+        return protocol.Pong(os.getpid(), protocol.PROTOCOL_VERSION)
+
+    def create_sandbox(self, connection: Connection, request: protocol.CreateSandbox) -> protocol.SandboxReply:
+        spec = request.spec
         existing = self.sandboxes.get(spec.id)
-        if existing is not None and existing["status"] == "running" and process_alive(existing["pid"], existing["start_time"]):
-            raise SetupError("CreatePodSandboxError", f"sandbox {spec.id} already has a running pause process {existing['pid']}")
+        if existing is not None and existing.status == SandboxStatus.RUNNING and process_alive(existing.pid, existing.start_time):
+            raise ContainerRuntimeError("CreatePodSandboxError", f"sandbox {spec.id} already has a running pause process {existing.pid}")
         _, pause_pid, messages = self._run_child(run_sandbox_child, spec)
         errors = [message for message in messages if "reason" in message]
         if errors:
-            raise SetupError(errors[0]["reason"], errors[0]["message"])
-        record = dict(request.get("record", {}), id=spec.id, pid=pause_pid,
-                      start_time=linux.process_start_time(pause_pid), status="running",
-                      share_process_namespace=spec.share_process_namespace, started_at=time.time())
-        self.sandboxes[spec.id] = record
+            raise ContainerRuntimeError(errors[0]["reason"], errors[0]["message"])
+        sandbox = SandboxRecord(id=spec.id, pod_name=request.pod_name, namespace=request.namespace, ip=request.ip,
+                                cgroup=request.cgroup, pid=pause_pid, start_time=linux.process_start_time(pause_pid),
+                                share_process_namespace=spec.share_process_namespace, started_at=time.time())
+        self.sandboxes[spec.id] = sandbox
         self.children[pause_pid] = ("sandbox", spec.id)
-        self._save_sandbox(record)
-        return {"ok": True, "sandbox": record}
+        self._save_sandbox(sandbox)
+        return protocol.SandboxReply(sandbox)
 
-    def op_update_sandbox(self, connection: Connection, request: dict) -> dict:
-        record = self._sandbox(request["id"])
-        record.update(request["fields"])
-        self._save_sandbox(record)
-        return {"ok": True, "sandbox": record}
+    def set_sandbox_veth(self, connection: Connection, request: protocol.SetSandboxVeth) -> protocol.SandboxReply:
+        sandbox = self._sandbox(request.id)
+        sandbox.host_veth = request.host_veth
+        self._save_sandbox(sandbox)
+        return protocol.SandboxReply(sandbox)
 
-    def op_remove_sandbox(self, connection: Connection, request: dict) -> dict:
-        record = self.sandboxes.pop(request["id"], None)
-        if record is not None:
-            try:
-                os.unlink(os.path.join(self.sandboxes_dir, f"{record['id']}.json"))
-            except FileNotFoundError:
-                pass
-        return {"ok": True}
+    def remove_sandboxes(self, connection: Connection, request: protocol.RemoveSandboxes) -> protocol.Done:
+        for sandbox_id in request.ids:
+            if self.sandboxes.pop(sandbox_id, None) is not None:
+                try:
+                    os.unlink(os.path.join(self.sandboxes_dir, f"{sandbox_id}.json"))
+                except FileNotFoundError:
+                    pass
+        return protocol.Done()
 
-    def op_start_container(self, connection: Connection, request: dict) -> dict:
-        spec = ContainerSpec(**request["spec"])
+    def start_container(self, connection: Connection, request: protocol.StartContainer) -> protocol.Reply:
+        spec = request.spec
         existing = self.containers.get(spec.id)
-        if existing is not None and existing["status"] == "running":
-            raise SetupError("CreateContainerError", f"container {spec.id} ({spec.name}) is already running")
+        if existing is not None and existing.status == ContainerStatus.RUNNING:
+            raise ContainerRuntimeError("CreateContainerError", f"container {spec.id} ({spec.name}) is already running")
         self._forget_container(spec.id)
         os.makedirs(spec.directory, exist_ok=True)
+        container = ContainerRecord(id=spec.id, sandbox_id=spec.sandbox_id, name=spec.name, attempt=spec.attempt,
+                                    log_path=spec.log_path, cgroup=spec.cgroup, spec=spec)
+        self._index(container)  # written to disk once it runs or failed: a reader never sees "created"
         stdout_read, stdout_write = os.pipe()
         stderr_read, stderr_write = os.pipe()
         try:
             _, pid, messages = self._run_child(run_container_child, spec, stdout_write, stderr_write, self.last_cap)
-        except BaseException:
+        except BaseException as error:
             os.close(stdout_read)
             os.close(stderr_read)
+            reason, message = ((error.reason, error.message) if isinstance(error, ContainerRuntimeError)
+                               else ("CreateContainerError", str(error)))
+            container.transition(ContainerStatus.EXITED, exit_code=128, finished_at=time.time(), reason=reason,
+                                 message=message)
+            self._save_container(container)
             raise
         finally:
             os.close(stdout_write)
             os.close(stderr_write)
-        record = {"id": spec.id, "sandbox_id": spec.sandbox_id, "name": spec.name, "attempt": spec.attempt,
-                  "status": "running", "pid": pid, "start_time": 0, "started_at": time.time(), "finished_at": 0.0,
-                  "exit_code": None, "signal": None, "oom_killed": False, "reason": "", "message": "",
-                  "log_path": spec.log_path, "cgroup": spec.cgroup, "spec": spec.to_json()}
         errors = [message for message in messages if "reason" in message]
         if errors:
             os.close(stdout_read)
@@ -697,70 +732,84 @@ class Supervisor:
             # An exec that failed is a StartError termination (exit 128), as containerd records it;
             # a bad configuration (CreateContainerError) keeps its own reason.
             reason = "StartError" if errors[0]["reason"] == "RunContainerError" else errors[0]["reason"]
-            record.update(status="exited", pid=0, exit_code=128, finished_at=time.time(), reason=reason,
-                          message=errors[0]["message"])
-            self.containers[spec.id] = record
-            self._save_container(record)
-            return {"ok": False, "reason": errors[0]["reason"], "message": errors[0]["message"], "container": record}
+            container.transition(ContainerStatus.EXITED, exit_code=128, finished_at=time.time(), reason=reason,
+                                 message=errors[0]["message"])
+            self._save_container(container)
+            return protocol.ErrorReply(errors[0]["reason"], errors[0]["message"], container)
         try:
-            record["start_time"] = linux.process_start_time(pid)
+            start_time = linux.process_start_time(pid)
         except (FileNotFoundError, ProcessLookupError):
-            pass  # it already exited; the reaper records that right after this request
-        self.containers[spec.id] = record
+            start_time = 0  # it already exited; the reaper records that right after this request
+        container.transition(ContainerStatus.RUNNING, pid=pid, start_time=start_time, started_at=time.time())
         self.children[pid] = ("container", spec.id)
         log_file = ContainerLog(spec.log_path, spec.log_max_bytes, spec.log_max_files)
         self.logs[spec.id] = (log_file, [stdout_read, stderr_read])
         for fd, name in ((stdout_read, "stdout"), (stderr_read, "stderr")):
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, ("log", (spec.id, LogStream(log_file, name))))
-        self._save_container(record)
-        return {"ok": True, "container": record}
+        self._save_container(container)
+        return protocol.ContainerReply(container)
 
-    def op_signal(self, connection: Connection, request: dict) -> dict:
-        """Signal a container's PID 1 (kind "container") or a pod's pause (kind "sandbox")."""
-        records = self.sandboxes if request.get("kind") == "sandbox" else self.containers
-        record = records.get(request["id"])
+    def signal(self, connection: Connection, request: protocol.Signal) -> protocol.SignalReply:
+        """Signal a container's PID 1 or a pod's pause process."""
+        record: ContainerRecord | SandboxRecord | None
+        if request.kind == protocol.SignalTarget.SANDBOX:
+            record = self.sandboxes.get(request.id)
+            running = record is not None and record.status == SandboxStatus.RUNNING
+        else:
+            record = self.containers.get(request.id)
+            running = record is not None and record.status == ContainerStatus.RUNNING
         if record is None:
-            raise SetupError("NotFound", f"{request.get('kind', 'container')} {request['id']} is not known to the supervisor")
-        if record["status"] == "running" and process_alive(record["pid"], record["start_time"]):
-            os.kill(record["pid"], request["signal"])
-        return {"ok": True, "status": record["status"]}
+            raise ContainerRuntimeError("NotFound", f"{request.kind.value} {request.id} is not known to the supervisor")
+        if running and process_alive(record.pid, record.start_time):
+            os.kill(record.pid, request.signal)
+            return protocol.SignalReply(True)
+        return protocol.SignalReply(False)
 
-    def op_wait_exit(self, connection: Connection, request: dict) -> dict | None:
-        record = self.containers.get(request["id"])
-        if record is None or record["status"] != "running":
-            return {"ok": True, "container": record}
-        self.waiters.append(ExitWaiter(connection, request["id"], time.monotonic() + float(request["timeout"])))
+    def wait_exit(self, connection: Connection, request: protocol.WaitExit) -> protocol.ContainerReply | None:
+        container = self.containers.get(request.id)
+        if container is None or container.status != ContainerStatus.RUNNING:
+            return protocol.ContainerReply(container)
+        self.waiters.append(ExitWaiter(connection, request.id, time.monotonic() + float(request.timeout)))
         return None  # answered by _announce or _expire_waiters
 
-    def op_remove_container(self, connection: Connection, request: dict) -> dict:
-        record = self.containers.get(request["id"])
-        if record is not None and record["status"] == "running":
-            raise SetupError("ContainerRunning", f"container {request['id']} is running; stop it before removing it")
-        self._forget_container(request["id"])
-        return {"ok": True}
+    def remove_container(self, connection: Connection, request: protocol.RemoveContainer) -> protocol.Done:
+        container = self.containers.get(request.id)
+        if container is not None and container.status == ContainerStatus.RUNNING:
+            raise ContainerRuntimeError("ContainerRunning", f"container {request.id} is running; stop it before removing it")
+        self._forget_container(request.id)
+        return protocol.Done()
 
     def _forget_container(self, container_id: str) -> None:
-        self.containers.pop(container_id, None)
+        self._unindex(container_id)
         self._close_logs(container_id)
         shutil.rmtree(os.path.join(self.containers_dir, container_id), ignore_errors=True)
 
-    def op_list(self, connection: Connection, request: dict) -> dict:
-        return {"ok": True, "sandboxes": list(self.sandboxes.values()), "containers": list(self.containers.values())}
+    def list_records(self, connection: Connection, request: protocol.ListRecords) -> protocol.ListReply:
+        if request.sandbox_id is None:
+            containers = list(self.containers.values())
+            sandboxes = list(self.sandboxes.values())
+        else:
+            containers = [self.containers[container_id]
+                          for container_id in sorted(self.containers_of_sandbox.get(request.sandbox_id, ()))]
+            sandboxes = [self.sandboxes[request.sandbox_id]] if request.sandbox_id in self.sandboxes else []
+        if request.running_sandboxes_only:
+            sandboxes = [sandbox for sandbox in sandboxes if sandbox.status == SandboxStatus.RUNNING]
+        return protocol.ListReply(sandboxes, containers)
 
-    def op_subscribe(self, connection: Connection, request: dict) -> dict:
+    def subscribe(self, connection: Connection, request: protocol.Subscribe) -> protocol.Done:
         connection.subscribed = True
-        return {"ok": True}
+        return protocol.Done()
 
-    def op_shutdown(self, connection: Connection, request: dict) -> dict:
+    def shutdown(self, connection: Connection, request: protocol.Shutdown) -> protocol.Pong:
         self.running = False
-        return {"ok": True, "pid": os.getpid()}
+        return protocol.Pong(os.getpid(), protocol.PROTOCOL_VERSION)
 
-    def _sandbox(self, sandbox_id: str) -> dict:
-        record = self.sandboxes.get(sandbox_id)
-        if record is None:
-            raise SetupError("NotFound", f"sandbox {sandbox_id} is not known to the supervisor")
-        return record
+    def _sandbox(self, sandbox_id: str) -> SandboxRecord:
+        sandbox = self.sandboxes.get(sandbox_id)
+        if sandbox is None:
+            raise ContainerRuntimeError("NotFound", f"sandbox {sandbox_id} is not known to the supervisor")
+        return sandbox
 
 
 # ---- running detached ------------------------------------------------------------------------------
@@ -815,17 +864,48 @@ def raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def take_over(home: str, old_pid: int) -> None:
+    """Stop the supervisor of an earlier release so this one serves the node (see "Taking over").
+
+    The old one runs old code and answers only the requests whose shape never changed (ping and
+    shutdown). Its containers and pause processes keep running: shutting down never stops them.
+    """
+    try:
+        pidfd = os.pidfd_open(old_pid)
+    except ProcessLookupError:
+        return
+    try:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(TAKEOVER_TIMEOUT_SECONDS)
+                sock.connect(socket_path(home))
+                sock.sendall(protocol.encode_request(protocol.Shutdown()))
+                sock.recv(4096)
+        except OSError as error:
+            log.warning("the supervisor %d did not answer shutdown (%s); killing it", old_pid, error)
+        if not readable(pidfd, TAKEOVER_TIMEOUT_SECONDS):
+            os.kill(old_pid, signal.SIGKILL)
+            readable(pidfd, TAKEOVER_TIMEOUT_SECONDS)
+        log.info("took over from the supervisor %d of an earlier release", old_pid)
+    finally:
+        os.close(pidfd)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="minikube-py's per-node container supervisor")
     parser.add_argument("--home", required=True)
     parser.add_argument("--foreground", action="store_true", help="do not detach (for debugging)")
     parser.add_argument("--ready-fd", type=int, help="write 'ready' on this descriptor once serving")
+    parser.add_argument("--take-over-from", type=int, metavar="PID",
+                        help="first stop this running supervisor of another protocol version")
     options = parser.parse_args(argv)
     home = os.path.abspath(options.home)
     if not options.foreground:
         detach(home, options.ready_fd)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")
     raise_open_files_limit()
+    if options.take_over_from:
+        take_over(home, options.take_over_from)
     lock = hold_pid_file(home)
     if lock is None:
         log.info("another supervisor already runs for %s", home)

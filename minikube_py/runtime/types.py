@@ -20,12 +20,14 @@ CLUSTER_NAME_PATTERN = re.compile(r"[a-z][a-z0-9]{0,9}")
 SANDBOX_CONTAINER_NAME = "POD"
 
 
-class RuntimeError_(Exception):
+class ContainerRuntimeError(Exception):
     """A runtime operation failed; `reason` is the Kubernetes waiting/terminated reason to show.
 
+    The one error type of the runtime, from the agent's calls down to the forked child's setup.
     reasons used: CreateContainerError (bad config: missing workingDir, unknown user),
     RunContainerError / StartError (exec failed: command not found), ErrImageNeverPull (image not
-    in the local store), CreatePodSandboxError (pause or network could not be set up).
+    in the local store), CreatePodSandboxError (pause or network could not be set up),
+    RuntimeNotReady (no supervisor), ContainerStatusUnknown, ContainerNotRunning, NotFound.
     """
 
     def __init__(self, reason: str, message: str):
@@ -123,9 +125,9 @@ class ContainerState:
 
 
 @dataclass
-class ImageConfig:
-    """How an image in the local store says it should run (its OCI config); the agent merges
-    it with the pod spec (command/args, env, workingDir, user)."""
+class ResolvedImage:
+    """An image of the local store as a pod's `image:` resolved to it: its id and how its config
+    says it should run; the agent merges that with the pod spec (command/args, env, workingDir, user)."""
 
     reference: str  # as written in the pod, e.g. "busybox"
     id: str  # content digest, "sha256:<hex>"; shown as the container status's imageID
@@ -167,8 +169,8 @@ class Runtime(Protocol):
         """What is missing of the sandbox's network (host veth, eth0, the pod IP), "" when it is
         whole; for sandboxes found after a crash, whose creation may have been cut short."""
 
-    def image_config(self, reference: str) -> ImageConfig:
-        """The image's config from the local store; raises RuntimeError_("ErrImageNeverPull",
+    def image_config(self, reference: str) -> ResolvedImage:
+        """The image's config from the local store; raises ContainerRuntimeError("ErrImageNeverPull",
         'Container image "<ref>" is not present with pull policy of Never') when it is not there."""
 
     def remove_sandbox(self, sandbox: Sandbox) -> None:
@@ -176,7 +178,7 @@ class Runtime(Protocol):
         container of the pod (all attempts). Idempotent."""
 
     def start_container(self, sandbox: Sandbox, config: ContainerConfig) -> ContainerState:
-        """Create and start; raises RuntimeError_ with a Kubernetes reason when it cannot."""
+        """Create and start; raises ContainerRuntimeError with a Kubernetes reason when it cannot."""
 
     def container_state(self, container_id: str) -> ContainerState: ...
 

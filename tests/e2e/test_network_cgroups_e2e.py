@@ -21,7 +21,7 @@ from pyroute2 import IPRoute
 from minikube_py.runtime import linux
 from minikube_py.runtime.cgroups import CgroupDriver
 from minikube_py.runtime.network import PodNetwork
-from minikube_py.runtime.types import CgroupLimits, RuntimeError_
+from minikube_py.runtime.types import CgroupLimits, ContainerRuntimeError
 from tests.e2e.cluster import wait_for
 
 pytestmark = [
@@ -129,7 +129,7 @@ def test_a_failed_attach_leaves_no_veth_behind(network, sandboxes):
     gone = sandboxes()
     gone.kill()
     gone.wait()
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         network.attach("sandbox-gone", gone.pid, "10.250.77.30", "default/gone")
     assert raised.value.reason == "CreatePodSandboxError"
     assert network.list_veths() == []

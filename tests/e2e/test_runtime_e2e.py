@@ -23,7 +23,7 @@ import pytest
 
 from minikube_py.runtime import linux
 from minikube_py.runtime.runtime import LinuxRuntime
-from minikube_py.runtime.types import CgroupLimits, ContainerConfig, RuntimeError_, SandboxConfig
+from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ContainerRuntimeError, SandboxConfig
 from tests.e2e.cluster import host_leftovers, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -209,7 +209,7 @@ def test_exit_codes_are_recorded_and_reported_by_wait_any(runtime, pods):
 def test_exec_sync_returns_at_its_timeout_while_a_background_process_holds_its_output(runtime, pods):
     state = pods.container(pods.sandbox(), ["sleep", "1000"])
     started = time.monotonic()
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         runtime.exec_sync(state.id, ["sh", "-c", "echo started; sleep 60 &"], timeout=1)
     assert raised.value.reason == "DeadlineExceeded"
     assert time.monotonic() - started < 1 + 5  # not the 60 s the background sleep keeps the pipes open
@@ -225,7 +225,7 @@ def test_an_exit_is_recorded_while_a_process_left_in_a_shared_pid_namespace_keep
 
 def test_a_missing_command_fails_with_run_container_error_and_exit_code_128(runtime, pods):
     sandbox = pods.sandbox()
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         pods.container(sandbox, ["no-such-command", "--flag"])
     assert raised.value.reason == "RunContainerError"
     assert raised.value.message == 'exec: "no-such-command": executable file not found in $PATH'
@@ -234,7 +234,7 @@ def test_a_missing_command_fails_with_run_container_error_and_exit_code_128(runt
 
 
 def test_a_missing_working_directory_fails_with_create_container_error(runtime, pods):
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         pods.container(pods.sandbox(), ["true"], working_dir="/no/such/dir")
     assert raised.value.reason == "CreateContainerError"
     assert raised.value.message == "failed to chdir to /no/such/dir: no such file or directory"

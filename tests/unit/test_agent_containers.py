@@ -4,9 +4,9 @@ import pytest
 
 from minikube_py.agent.containers import build_container_config, cgroup_limits, expand, merge_argv
 from minikube_py.api.core import Pod
-from minikube_py.runtime.types import ImageConfig, RuntimeError_
+from minikube_py.runtime.types import ResolvedImage, ContainerRuntimeError
 
-IMAGE = ImageConfig("img", "sha256:1", entrypoint=["/entry"], cmd=["default-arg"], env=[("PATH", "/bin"), ("MODE", "image")],
+IMAGE = ResolvedImage("img", "sha256:1", entrypoint=["/entry"], cmd=["default-arg"], env=[("PATH", "/bin"), ("MODE", "image")],
                     working_dir="/srv", user="1000:1000")
 
 
@@ -45,7 +45,7 @@ def make_pod(container: dict, **spec) -> Pod:
     })
 
 
-def config_for(pod: Pod, image: ImageConfig = IMAGE):
+def config_for(pod: Pod, image: ResolvedImage = IMAGE):
     return build_container_config(pod, pod.spec.containers[0], image, 2, "/home/pods/uid-123", "10.244.0.7", "192.168.1.5")
 
 
@@ -113,15 +113,15 @@ def test_limits_become_memory_bytes_cpu_quota_and_shares():
 
 
 def test_an_image_without_command_and_a_spec_without_one_is_a_create_container_error():
-    empty = ImageConfig("scratch", "sha256:2")
-    with pytest.raises(RuntimeError_) as raised:
+    empty = ResolvedImage("scratch", "sha256:2")
+    with pytest.raises(ContainerRuntimeError) as raised:
         config_for(make_pod({"name": "app", "image": "scratch"}), empty)
     assert raised.value.reason == "CreateContainerError" and "no command specified" in raised.value.message
 
 
 def test_an_image_user_missing_from_its_passwd_is_a_config_error_unless_the_pod_sets_run_as_user():
-    ghost = ImageConfig("ghost:1", "sha256:3", cmd=["id"], user="ghost")
-    with pytest.raises(RuntimeError_) as raised:
+    ghost = ResolvedImage("ghost:1", "sha256:3", cmd=["id"], user="ghost")
+    with pytest.raises(ContainerRuntimeError) as raised:
         config_for(make_pod({"name": "app", "image": "ghost:1"}), ghost)
     assert raised.value.reason == "CreateContainerConfigError" and "unable to find user ghost" in raised.value.message
     numeric = make_pod({"name": "app", "image": "ghost:1", "securityContext": {"runAsUser": 1000}})

@@ -13,7 +13,7 @@ import pytest
 
 from minikube_py.runtime import cgroups
 from minikube_py.runtime.cgroups import CgroupDriver, CgroupV1, CgroupV2, cpu_weight_from_shares
-from minikube_py.runtime.types import CgroupLimits, RuntimeError_
+from minikube_py.runtime.types import CgroupLimits, ContainerRuntimeError
 
 POD = "minikube-py-test/pod-1234"
 CONTAINER = f"{POD}/c1"
@@ -82,7 +82,7 @@ def test_detect_returns_v2_when_the_root_has_cgroup_controllers(v2_root):
 
 def test_detect_names_what_is_missing_when_no_hierarchy_is_usable(tmp_path):
     write(str(tmp_path / "memory" / "cgroup.procs"), "")
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         CgroupDriver.detect(str(tmp_path))
     assert "cpu, pids" in raised.value.message
 
@@ -239,7 +239,7 @@ def test_remove_reports_a_cgroup_that_stays_busy(v1_root, monkeypatch):
         raise OSError(errno.EBUSY, "Device or resource busy", directory)
 
     monkeypatch.setattr(cgroups, "_remove_directory", always_busy)
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         driver.remove(CONTAINER, timeout=0.05)
     assert "could not be removed" in raised.value.message and CONTAINER in raised.value.message
 
@@ -254,6 +254,6 @@ def test_a_rejected_write_names_the_cgroup_file_and_value(v1_root):
     driver = CgroupDriver.detect(v1_root)
     driver.create(CONTAINER)
     os.mkdir(os.path.join(driver.absolute_paths(CONTAINER)["pids"], "pids.max"))  # unwritable: a directory
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         driver.set_limits(CONTAINER, LIMITS)
     assert "pids.max" in raised.value.message and "64" in raised.value.message and CONTAINER in raised.value.message

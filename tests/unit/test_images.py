@@ -19,7 +19,7 @@ from minikube_py.runtime.images import (
     normalize_reference,
     resolve_user,
 )
-from minikube_py.runtime.types import RuntimeError_
+from minikube_py.runtime.types import ContainerRuntimeError
 
 BUSYBOX = shutil.which("busybox") or "/usr/bin/busybox"
 
@@ -155,13 +155,13 @@ def test_references_keep_registry_ports_and_tags():
 
 @pytest.mark.parametrize("ref", ["BusyBox", "app:", "app:tag with space", "-app"])
 def test_invalid_references_give_invalid_image_name(ref):
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         normalize_reference(ref)
     assert raised.value.reason == "InvalidImageName"
 
 
 def test_an_unknown_image_gives_err_image_never_pull_with_how_to_fix_it(store):
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         store.resolve("nginx:1.25")
     assert raised.value.reason == "ErrImageNeverPull"
     assert '"nginx:1.25"' in raised.value.message and "minikube-py image ls" in raised.value.message
@@ -325,8 +325,8 @@ def test_resolve_user_reads_names_numbers_and_groups_from_the_image(tmp_path):
     assert resolve_user(layers, "4000") == (4000, 0)
     assert resolve_user(layers, "web:staff") == (33, 50)
     assert resolve_user(layers, "web:7") == (33, 7)
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         resolve_user(layers, "nosuchuser")
     assert raised.value.reason == "CreateContainerConfigError" and "nosuchuser" in raised.value.message
-    with pytest.raises(RuntimeError_, match="group nosuchgroup"):
+    with pytest.raises(ContainerRuntimeError, match="group nosuchgroup"):
         resolve_user(layers, "web:nosuchgroup")

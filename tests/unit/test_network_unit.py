@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minikube_py.runtime.network import PodNetwork, bridge_mac, host_veth_name
-from minikube_py.runtime.types import RuntimeError_
+from minikube_py.runtime.types import ContainerRuntimeError
 
 
 @pytest.mark.parametrize("cluster", ["a", "dev", "minikube", "abcdefghij"])
@@ -56,7 +56,7 @@ def test_pod_cidrs_too_small_or_not_ipv4_are_refused(cidr):
 
 
 def test_attach_refuses_an_ip_outside_the_cidr_before_touching_the_host():
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         PodNetwork("dev", "10.244.0.0/24").attach("uid-1", 1, "10.245.0.5", "default/web")
     assert raised.value.reason == "CreatePodSandboxError"
     assert "10.245.0.5" in raised.value.message

@@ -18,11 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from minikube_py.runtime import linux
+from minikube_py.runtime import linux, protocol
 from minikube_py.runtime.container import (
     ContainerSpec,
     MountStep,
-    SetupError,
     container_environment,
     inside,
     kernel_file_steps,
@@ -39,10 +38,8 @@ from minikube_py.runtime.supervisor import (
     LogStream,
     cri_timestamp,
     exit_status,
-    read_json,
-    write_json_atomically,
 )
-from minikube_py.runtime.types import CgroupLimits, ContainerConfig, RuntimeError_, Sandbox
+from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ContainerRuntimeError, Sandbox
 
 
 def spec(**overrides) -> ContainerSpec:
@@ -115,7 +112,7 @@ def test_a_directory_volume_gets_a_directory_target(tmp_path):
 
 
 def test_a_mount_destination_climbing_out_of_the_root_is_refused():
-    with pytest.raises(SetupError) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         inside("/rootfs", "/etc/../../host")
     assert raised.value.reason == "CreateContainerError" and "'..'" in raised.value.message
 
@@ -223,10 +220,13 @@ def test_exit_status_reports_a_signal_as_128_plus_its_number():
 
 def test_records_are_written_whole_and_read_back(tmp_path):
     path = str(tmp_path / "state.json")
-    write_json_atomically(path, {"id": "c1", "status": "running"})
-    assert read_json(path) == {"id": "c1", "status": "running"}
-    assert read_json(str(tmp_path / "missing.json")) is None
+    record = protocol.ContainerRecord(id="c1", sandbox_id="p", name="app", attempt=0, spec=spec(),
+                                      status=protocol.ContainerStatus.RUNNING, pid=7)
+    protocol.write_record(path, record)
+    assert protocol.load_container_record(path) == record
+    assert protocol.load_container_record(str(tmp_path / "missing.json")) is None
     assert os.listdir(tmp_path) == ["state.json"]
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
 
 
 def test_container_ids_are_stable_per_attempt():
@@ -236,9 +236,10 @@ def test_container_ids_are_stable_per_attempt():
 
 
 def test_an_exited_record_reports_no_pid():
-    record = {"id": "c1", "sandbox_id": "p", "name": "app", "attempt": 2, "status": "exited", "pid": 99,
-              "started_at": 1.0, "finished_at": 2.0, "exit_code": 1, "signal": None, "oom_killed": False,
-              "log_path": "/l", "cgroup": "g"}
+    record = protocol.container_record_from({
+        "id": "c1", "sandbox_id": "p", "name": "app", "attempt": 2, "status": "exited", "pid": 99,
+        "started_at": 1.0, "finished_at": 2.0, "exit_code": 1, "signal": None, "oom_killed": False,
+        "log_path": "/l", "cgroup": "g"})
     state = state_from_record(record)
     assert (state.pid, state.exit_code, state.attempt) == (0, 1, 2)
 
@@ -277,22 +278,25 @@ def supervisor_home(tmp_path):
 
 
 def plant_record(home, container_id: str, pid: int, start_time: int) -> None:
+    """A record in the first release's shape (no version): the supervisor upgrades it on load."""
     directory = home / "containers" / container_id
     directory.mkdir()
-    write_json_atomically(str(directory / "state.json"), {
+    (directory / "state.json").write_text(json.dumps({
         "id": container_id, "sandbox_id": "pod-1", "name": container_id, "attempt": 0, "status": "running",
         "pid": pid, "start_time": start_time, "started_at": 1.0, "finished_at": 0.0, "exit_code": None,
         "signal": None, "oom_killed": False, "reason": "", "message": "", "log_path": "", "cgroup": "",
-    })
+    }))
 
 
 def test_supervisor_answers_ping_and_names_unknown_operations(supervisor_home):
     home, start = supervisor_home
     client = start()
     assert client.alive()
-    with pytest.raises(RuntimeError_) as raised:
-        client.call({"op": "reboot"})
-    assert raised.value.reason == "BadRequest" and "reboot" in raised.value.message
+    with client.connect() as sock:
+        sock.sendall(b'{"op": "reboot", "version": %d}\n' % protocol.PROTOCOL_VERSION)
+        reply = protocol.decode_reply(protocol.Ping(), sock.makefile("rb").readline())
+    assert isinstance(reply, protocol.ErrorReply)
+    assert reply.reason == "BadRequest" and "reboot" in reply.message
     assert oct(os.stat(home / "supervisor.sock").st_mode & 0o777) == "0o600"
 
 
@@ -303,20 +307,22 @@ def test_a_restarted_supervisor_marks_vanished_containers_and_follows_live_ones(
         plant_record(home, "gone", pid=2 ** 22 + 1, start_time=1)
         plant_record(home, "alive", pid=sleeper.pid, start_time=linux.process_start_time(sleeper.pid))
         client = start()
-        records = {record["id"]: record for record in client.call({"op": "list"})["containers"]}
-        assert (records["gone"]["status"], records["gone"]["exit_code"], records["gone"]["reason"]) == \
-            ("exited", 137, "ContainerStatusUnknown")
-        assert records["alive"]["status"] == "running"
+        records = {record.id: record for record in client.call(protocol.ListRecords()).containers}
+        assert (records["gone"].status, records["gone"].exit_code, records["gone"].reason) == \
+            (protocol.ContainerStatus.UNKNOWN, 137, "ContainerStatusUnknown")
+        assert state_from_record(records["gone"]).status == "exited"
+        assert records["alive"].status == protocol.ContainerStatus.RUNNING
         subscription = client.connect()
-        subscription.sendall(b'{"op": "subscribe"}\n')
+        subscription.sendall(protocol.encode_request(protocol.Subscribe()))
         events = subscription.makefile("rb")
         assert json.loads(events.readline()) == {"ok": True}
         sleeper.kill()
         sleeper.wait()
         subscription.settimeout(10)
-        event = json.loads(events.readline())
-        assert event["event"] == "exited" and event["container"]["id"] == "alive"
-        assert read_json(str(home / "containers" / "alive" / "state.json"))["status"] == "exited"
+        event = protocol.decode_event(events.readline())
+        assert isinstance(event, protocol.ContainerExited) and event.container.id == "alive"
+        on_disk = json.loads((home / "containers" / "alive" / "state.json").read_text())
+        assert (on_disk["status"], on_disk["version"]) == ("unknown", protocol.RECORD_VERSION)
         subscription.close()
     finally:
         sleeper.kill()
@@ -330,10 +336,10 @@ def test_wait_exit_answers_after_its_timeout_while_the_container_runs(supervisor
         plant_record(home, "alive", pid=sleeper.pid, start_time=linux.process_start_time(sleeper.pid))
         client = start()
         started = time.monotonic()
-        answer = client.call({"op": "wait_exit", "id": "alive", "timeout": 0.2})
-        assert answer["container"]["status"] == "running" and time.monotonic() - started >= 0.2
-        with pytest.raises(RuntimeError_) as raised:
-            client.call({"op": "signal", "kind": "container", "id": "nobody", "signal": 15})
+        answer = client.call(protocol.WaitExit("alive", 0.2))
+        assert answer.container.status == protocol.ContainerStatus.RUNNING and time.monotonic() - started >= 0.2
+        with pytest.raises(ContainerRuntimeError) as raised:
+            client.call(protocol.Signal(protocol.SignalTarget.CONTAINER, "nobody", 15))
         assert raised.value.reason == "NotFound"
     finally:
         sleeper.kill()
@@ -343,8 +349,8 @@ def test_wait_exit_answers_after_its_timeout_while_the_container_runs(supervisor
 def test_supervisor_socket_refuses_when_no_supervisor_runs(tmp_path):
     client = SupervisorClient(str(tmp_path))
     assert not client.alive()
-    with pytest.raises(RuntimeError_) as raised:
-        client.call({"op": "ping"})
+    with pytest.raises(ContainerRuntimeError) as raised:
+        client.call(protocol.Ping())
     assert raised.value.reason == "RuntimeNotReady"
 
 
@@ -393,7 +399,7 @@ def test_a_refused_container_limit_leaves_no_container_cgroup(tmp_path):
     runtime, sandbox = runtime_without_root(tmp_path)
     config = ContainerConfig(sandbox_id=sandbox.id, name="app", attempt=0, image="busybox", argv=["true"],
                              limits=CgroupLimits(memory_bytes=-7))
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         runtime.start_container(sandbox, config)
     assert raised.value.reason == "CreateContainerError"
     assert runtime.cgroups.existing == {sandbox.cgroup}
@@ -402,7 +408,7 @@ def test_a_refused_container_limit_leaves_no_container_cgroup(tmp_path):
 def test_an_unreachable_supervisor_leaves_no_container_cgroup(tmp_path):
     runtime, sandbox = runtime_without_root(tmp_path)
     config = ContainerConfig(sandbox_id=sandbox.id, name="app", attempt=0, image="busybox", argv=["true"])
-    with pytest.raises(RuntimeError_) as raised:
+    with pytest.raises(ContainerRuntimeError) as raised:
         runtime.start_container(sandbox, config)
     assert raised.value.reason == "RuntimeNotReady"
     assert runtime.cgroups.existing == {sandbox.cgroup}
