@@ -162,7 +162,8 @@ spec:
 
     began = time.monotonic()
     cluster.cli("delete", "pod", "polite", "--wait=false")
-    cluster.wait_pod("polite", lambda p: p["metadata"].get("deletionTimestamp") is not None, "deletionTimestamp")
+    # A pod that leaves on SIGTERM may be gone before a poll sees its deletionTimestamp: the
+    # graceful path is proved by the timing below, not by catching the Terminating state.
     wait_for(lambda: cluster.cli("get", "pod", "polite", check=False).returncode != 0, 20, "polite to be gone")
     polite_seconds = time.monotonic() - began
 

@@ -8,6 +8,7 @@ from /proc, cgroupfs and ping, and everything is removed afterwards, failures in
 from __future__ import annotations
 
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -23,6 +24,11 @@ from minikube_py.runtime.cgroups import CgroupDriver
 from minikube_py.runtime.network import PodNetwork
 from minikube_py.runtime.types import CgroupLimits, ContainerRuntimeError
 from tests.e2e.cluster import wait_for
+
+# Own name and subnet per run, so two runs of this module on one host never meet.
+NETWORK_NAME = "net" + "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=4))
+SUBNET = f"10.250.{random.randint(0, 255)}"
+CGROUP_PARENT = f"minikube-py-{NETWORK_NAME}"
 
 pytestmark = [
     pytest.mark.e2e,
@@ -68,7 +74,7 @@ def sandboxes():
 
 @pytest.fixture
 def network():
-    pod_network = PodNetwork("nete2e", "10.250.77.0/24")
+    pod_network = PodNetwork(NETWORK_NAME, f"{SUBNET}.0/24")
     pod_network.ensure_bridge()
     yield pod_network
     for name in pod_network.list_veths():
@@ -82,8 +88,8 @@ def network():
 def cgroup_driver():
     driver = CgroupDriver.detect()
     yield driver
-    driver.remove("minikube-py-cgtest")
-    assert all(not os.path.exists(path) for path in driver.absolute_paths("minikube-py-cgtest").values())
+    driver.remove(CGROUP_PARENT)
+    assert all(not os.path.exists(path) for path in driver.absolute_paths(CGROUP_PARENT).values())
 
 
 def default_gateway_of(pid: int) -> str | None:
@@ -98,7 +104,7 @@ def default_gateway_of(pid: int) -> str | None:
 
 def test_pods_on_the_bridge_answer_the_host_and_each_other(network, sandboxes):
     first, second = sandboxes(), sandboxes()
-    first_ip, second_ip = "10.250.77.10", "10.250.77.11"
+    first_ip, second_ip = f"{SUBNET}.10", f"{SUBNET}.11"
     first_veth = network.attach("sandbox-first", first.pid, first_ip, "default/first")
     second_veth = network.attach("sandbox-second", second.pid, second_ip, "default/second")
 
@@ -108,7 +114,7 @@ def test_pods_on_the_bridge_answer_the_host_and_each_other(network, sandboxes):
     assert ping(second_ip, preexec_fn=run_in_network_namespace_of(first.pid))
     with IPRoute() as ipr:
         link = ipr.link("get", ifname=first_veth)[0]
-        assert link.get_attr("IFLA_IFALIAS") == "minikube-py/nete2e/default/first"
+        assert link.get_attr("IFLA_IFALIAS") == f"minikube-py/{NETWORK_NAME}/default/first"
         assert link.get_attr("IFLA_MASTER") == ipr.link_lookup(ifname=network.bridge_name)[0]
 
     network.detach(first_veth)
@@ -119,10 +125,10 @@ def test_pods_on_the_bridge_answer_the_host_and_each_other(network, sandboxes):
 
 def test_attaching_the_same_sandbox_again_replaces_its_leftover_veth(network, sandboxes):
     old, new = sandboxes(), sandboxes()
-    name = network.attach("sandbox-again", old.pid, "10.250.77.20", "default/again")
-    assert network.attach("sandbox-again", new.pid, "10.250.77.20", "default/again") == name
+    name = network.attach("sandbox-again", old.pid, f"{SUBNET}.20", "default/again")
+    assert network.attach("sandbox-again", new.pid, f"{SUBNET}.20", "default/again") == name
     assert network.list_veths() == [name]
-    assert ping("10.250.77.20", preexec_fn=run_in_network_namespace_of(new.pid))
+    assert ping(f"{SUBNET}.20", preexec_fn=run_in_network_namespace_of(new.pid))
 
 
 def test_a_failed_attach_leaves_no_veth_behind(network, sandboxes):
@@ -130,7 +136,7 @@ def test_a_failed_attach_leaves_no_veth_behind(network, sandboxes):
     gone.kill()
     gone.wait()
     with pytest.raises(ContainerRuntimeError) as raised:
-        network.attach("sandbox-gone", gone.pid, "10.250.77.30", "default/gone")
+        network.attach("sandbox-gone", gone.pid, f"{SUBNET}.30", "default/gone")
     assert raised.value.reason == "CreatePodSandboxError"
     assert network.list_veths() == []
 
@@ -149,7 +155,7 @@ def test_attach_cost_per_pod(network, sandboxes):
 
 
 def test_a_cgroup_gets_its_memory_limit_and_its_process(cgroup_driver):
-    path = "minikube-py-cgtest/pod-1/c1"
+    path = f"{CGROUP_PARENT}/pod-1/c1"
     cgroup_driver.create(path, CgroupLimits(memory_bytes=MEMORY_LIMIT, cpu_quota_us=50_000, pids_max=32))
     memory_directory = cgroup_driver.absolute_paths(path)["memory"]
     limit_file = "memory.max" if cgroup_driver.version == 2 else "memory.limit_in_bytes"
@@ -167,7 +173,7 @@ def test_a_cgroup_gets_its_memory_limit_and_its_process(cgroup_driver):
         reaped = []
         waiter = threading.Thread(target=lambda: reaped.append(process.wait()))
         waiter.start()
-        cgroup_driver.remove("minikube-py-cgtest/pod-1")
+        cgroup_driver.remove(f"{CGROUP_PARENT}/pod-1")
         waiter.join(timeout=10)
         assert reaped == [-signal.SIGKILL]
         assert not os.path.exists(memory_directory)
@@ -178,7 +184,7 @@ def test_a_cgroup_gets_its_memory_limit_and_its_process(cgroup_driver):
 
 
 def test_going_over_the_memory_limit_is_counted_as_an_oom_kill(cgroup_driver):
-    path = "minikube-py-cgtest/pod-2/hog"
+    path = f"{CGROUP_PARENT}/pod-2/hog"
     cgroup_driver.create(path, CgroupLimits(memory_bytes=MEMORY_LIMIT))
     hog = subprocess.run(
         [sys.executable, "-c", "data = b'x' * (256 << 20)"],
