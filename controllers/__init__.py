@@ -17,17 +17,20 @@ from minikube_py.clock import Clock
 
 def build_controllers(client: Any, clock: Clock | None = None, informers: SharedInformers | None = None,
                       workers: int = 2) -> list[Controller]:
-    """The ReplicaSet controller, the garbage collector and the scheduler, sharing caches.
+    """The ReplicaSet controller, the garbage collector, the scheduler, the service account and
+    endpoints controllers, sharing caches.
 
     The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
     from controllers.garbagecollector import GarbageCollector
     from controllers.replicaset import ReplicaSetController
     from controllers.scheduler import Scheduler
+    from controllers.serviceaccount import ServiceAccountController
 
     informers = informers or shared_informers(client)
     return [
         ReplicaSetController(client, clock, informers, workers=workers),
         GarbageCollector(client, clock, informers, workers=workers),
         Scheduler(client, clock, informers),
+        ServiceAccountController(client, clock, informers),
     ]

@@ -31,7 +31,9 @@ from minikube_py.runtime.types import CLUSTER_NAME_PATTERN
 DEFAULT_HOME = "/var/lib/minikube-py"
 DEFAULT_NAME = "minikube"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"  # kube-apiserver's --service-cluster-ip-range in kubeadm and minikube
 STARTUP_TIMEOUT_SECONDS = 60.0
+DEFAULT_API_SERVICE_PORT = 6443  # the `kubernetes` Service's target port when `--port` is not given
 EVENT_TTL_SECONDS = 3600.0  # kube-apiserver's --event-ttl default
 EVENT_EXPIRY_INTERVAL_SECONDS = 60.0
 
@@ -44,6 +46,7 @@ class ClusterConfig:
 
     name: str = DEFAULT_NAME
     pod_cidr: str = DEFAULT_POD_CIDR
+    service_cidr: str = DEFAULT_SERVICE_CIDR
     port: int | None = None
     node_name: str = field(default_factory=socket.gethostname)
     restart_backoff: tuple[float, float] = (10.0, 300.0)
@@ -137,18 +140,27 @@ def parse_restart_backoff(text: str) -> tuple[float, float]:
     return initial, maximum
 
 
+def _ipv4_network(flag: str, text: str, example: str) -> ipaddress.IPv4Network:
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError as error:
+        raise ConfigError(f"{flag}: {text!r} is not a network such as {example} ({error})")
+    if not isinstance(network, ipaddress.IPv4Network) or network.prefixlen > 28:
+        raise ConfigError(f"{flag}: {text} must be an IPv4 network of /28 or larger")
+    return network
+
+
 def validate_config(config: ClusterConfig) -> None:
     if not CLUSTER_NAME_PATTERN.fullmatch(config.name):
         raise ConfigError(
             f"--name: {config.name!r} is not a valid cluster name: use 1 to 10 lowercase letters and "
             "digits, starting with a letter (it prefixes host interface names, limited to 15 characters)"
         )
-    try:
-        network = ipaddress.ip_network(config.pod_cidr, strict=True)
-    except ValueError as error:
-        raise ConfigError(f"--pod-cidr: {config.pod_cidr!r} is not a network such as 10.244.0.0/16 ({error})")
-    if network.version != 4 or network.prefixlen > 28:
-        raise ConfigError(f"--pod-cidr: {config.pod_cidr} must be an IPv4 network of /28 or larger")
+    network = _ipv4_network("--pod-cidr", config.pod_cidr, "10.244.0.0/16")
+    services = _ipv4_network("--service-cidr", config.service_cidr, "10.96.0.0/12")
+    if services.overlaps(network):
+        raise ConfigError(f"--service-cidr: {config.service_cidr} overlaps the pod CIDR {config.pod_cidr}; "
+                          "pick ranges that do not overlap")
     if config.port is not None and not 1 <= config.port <= 65535:
         raise ConfigError(f"--port: {config.port} is not a TCP port (1-65535)")
     if config.pids_limit < 1:
@@ -211,6 +223,7 @@ def start(
     home: str,
     name: str | None = None,
     pod_cidr: str | None = None,
+    service_cidr: str | None = None,
     port: int | None = None,
     node_name: str | None = None,
     foreground: bool = False,
@@ -229,6 +242,7 @@ def start(
         return 0
     config.name = name or config.name
     config.pod_cidr = pod_cidr or config.pod_cidr
+    config.service_cidr = service_cidr or config.service_cidr
     config.port = port if port is not None else config.port
     config.node_name = node_name or config.node_name
     try:
@@ -336,6 +350,7 @@ def status(home: str) -> dict:
         "pid": pid,
         "name": config.name if config else None,
         "podCIDR": config.pod_cidr if config else None,
+        "serviceCIDR": config.service_cidr if config else None,
         "apiSocket": os.path.join(home, "api.sock"),
         "port": config.port if config else None,
         "node": config.node_name if config else None,
@@ -397,6 +412,8 @@ def serve(home: str) -> int:
     from minikube_py.agent import AgentConfig, NodeAgent
     from minikube_py.apiserver import certificates
     from minikube_py.apiserver.server import ApiHttpServer, TlsConfig
+    from minikube_py.agent.node import host_ip
+    from minikube_py.apiserver.kubernetes_service import ensure_kubernetes_service
     from minikube_py.apiserver.registry import Registry
     from minikube_py.client.api import ApiClient
     from minikube_py.clock import Clock
@@ -420,8 +437,9 @@ def serve(home: str) -> int:
 
     store = Store(os.path.join(home, "state.db"))
     store.start_compactor(interval=60.0, keep=10_000)
-    registry = Registry(store, clock=clock)
+    registry = Registry(store, clock=clock, service_cidr=config.service_cidr)
     client = ApiClient.local(registry)
+    ensure_kubernetes_service(registry, host_ip(), config.port or DEFAULT_API_SERVICE_PORT)
 
     runtime = LinuxRuntime(config.name, home, config.pod_cidr)
     runtime.start()

@@ -19,6 +19,7 @@ from minikube_py.api.apps import (
     ReplicaSetStatus,
     RollingUpdateDeployment,
 )
+from minikube_py.api.configuration import ConfigMap, LocalObjectReference, Secret, ServiceAccount
 from minikube_py.api.core import (
     Container,
     ContainerPort,
@@ -70,6 +71,20 @@ from minikube_py.api.meta import (
     ObjectReference,
     OwnerReference,
     WireModel,
+)
+from minikube_py.api.networking import (
+    EndpointAddress,
+    EndpointConditions,
+    EndpointPort,
+    Endpoints,
+    EndpointSlice,
+    EndpointSliceEndpoint,
+    EndpointSlicePort,
+    EndpointSubset,
+    Service,
+    ServicePort,
+    ServiceSpec,
+    ServiceStatus,
 )
 from minikube_py.api.parsing import parse_object
 from minikube_py.api.resources import RESOURCES, ResourceInfo, resource_for, resource_for_kind

@@ -21,7 +21,8 @@ from minikube_py.api.resources import ResourceInfo, resource_for_kind, unknown_k
 from minikube_py.api.validation import show_value, validate_object
 
 # Wire fields whose values are maps: their keys are shown as `labels[app]`, not `labels.app`.
-_MAP_FIELDS = {"labels", "annotations", "nodeSelector", "limits", "requests", "capacity", "allocatable", "matchLabels"}
+_MAP_FIELDS = {"labels", "annotations", "nodeSelector", "limits", "requests", "capacity", "allocatable", "matchLabels",
+               "data", "binaryData", "stringData"}
 
 
 def field_path(location: tuple) -> str:
@@ -124,7 +125,11 @@ def parse_object(data: dict) -> WireModel:
     except ValidationError as exc:
         raise invalid_error(info, _display_name(data), errors_from_pydantic(exc)) from None
     set_defaults(obj)
+    if info.defaults is not None:
+        info.defaults(obj)
     problems = validate_object(obj)
+    if info.validate is not None:
+        problems += info.validate(obj)
     if problems:
         raise invalid_error(info, obj.metadata.name or obj.metadata.generate_name or "", problems)
     return obj

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass
 from typing import Callable
 
-from minikube_py.api import times
+from minikube_py.api import networking_rows, times
 
 NONE = "<none>"
 TABLE_API_VERSION = "meta.k8s.io/v1"
@@ -395,6 +395,47 @@ PRINTERS: dict[str, Printer] = {
         _wide("Count", "The number of times this event has occurred."),
         Column("Name", format="name", priority=1, description=NAME_COLUMN.description),
     ), event_row),
+    "services": Printer((
+        NAME_COLUMN,
+        Column("Type", description="type determines how the Service is exposed: ClusterIP, NodePort, "
+                                   "LoadBalancer or ExternalName."),
+        Column("Cluster-IP", description="clusterIP is the IP address of the service, usually assigned "
+                                         "randomly; None for a headless service."),
+        Column("External-IP", description="The addresses the service answers on outside the cluster: "
+                                          "externalIPs and the load balancer's ingress."),
+        Column("Port(s)", description="The list of ports that are exposed by this service."),
+        AGE_COLUMN,
+        _wide("Selector", "Route service traffic to pods with label keys and values matching this selector."),
+    ), networking_rows.service_row),
+    "endpoints": Printer((
+        NAME_COLUMN,
+        Column("Endpoints", description="Endpoints of this service: the addresses and ports of its ready pods."),
+        AGE_COLUMN,
+    ), networking_rows.endpoints_row),
+    "endpointslices": Printer((
+        NAME_COLUMN,
+        Column("AddressType", description="addressType specifies the type of address carried by this "
+                                          "EndpointSlice."),
+        Column("Ports", description="ports specifies the list of network ports exposed by each endpoint."),
+        Column("Endpoints", description="endpoints is a list of unique endpoints in this slice."),
+        AGE_COLUMN,
+    ), networking_rows.endpoint_slice_row),
+    "configmaps": Printer((
+        NAME_COLUMN,
+        Column("Data", "integer", "The number of keys in data and binaryData."),
+        AGE_COLUMN,
+    ), networking_rows.config_map_row),
+    "secrets": Printer((
+        NAME_COLUMN,
+        Column("Type", description="The type of the secret"),
+        Column("Data", "integer", "The number of keys in the secret's data."),
+        AGE_COLUMN,
+    ), networking_rows.secret_row),
+    "serviceaccounts": Printer((
+        NAME_COLUMN,
+        Column("Secrets", "integer", "The number of secrets this service account references."),
+        AGE_COLUMN,
+    ), networking_rows.service_account_row),
 }
 
 

@@ -8,10 +8,14 @@ singular names, short names and `deployments.apps`, and manifests name a kind an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+from minikube_py.api import networking_validation as rules
 from minikube_py.api.apps import Deployment, ReplicaSet
+from minikube_py.api.configuration import ConfigMap, Secret, ServiceAccount
 from minikube_py.api.core import Event, Namespace, Node, Pod
 from minikube_py.api.meta import WireModel
+from minikube_py.api.networking import EndpointSlice, Endpoints, Service
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class ResourceInfo:
     namespaced: bool
     model: type[WireModel]
     list_kind: str
+    # Kinds whose defaulting and validation live in their own module (`api.networking_validation`)
+    # carry them here; `parse_object` and the Registry call them after the shared rules.
+    defaults: Callable | None = None
+    validate: Callable | None = None
+    validate_update: Callable | None = None
 
     @property
     def qualified_kind(self) -> str:
@@ -37,9 +46,12 @@ class ResourceInfo:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-def _resource(kind: str, group: str, plural: str, short_names: tuple[str, ...], namespaced: bool, model) -> ResourceInfo:
+def _resource(kind: str, group: str, plural: str, short_names: tuple[str, ...], namespaced: bool, model,
+              defaults: Callable | None = None, validate: Callable | None = None,
+              validate_update: Callable | None = None) -> ResourceInfo:
     api_version = f"{group}/v1" if group else "v1"
-    return ResourceInfo(kind, api_version, group, plural, kind.lower(), short_names, namespaced, model, f"{kind}List")
+    return ResourceInfo(kind, api_version, group, plural, kind.lower(), short_names, namespaced, model, f"{kind}List",
+                        defaults, validate, validate_update)
 
 
 RESOURCES: dict[str, ResourceInfo] = {
@@ -51,6 +63,18 @@ RESOURCES: dict[str, ResourceInfo] = {
         _resource("Event", "", "events", ("ev",), True, Event),
         _resource("ReplicaSet", "apps", "replicasets", ("rs",), True, ReplicaSet),
         _resource("Deployment", "apps", "deployments", ("deploy",), True, Deployment),
+        _resource("Service", "", "services", ("svc",), True, Service,
+                  rules.default_service, rules.validate_service, rules.validate_service_update),
+        _resource("Endpoints", "", "endpoints", ("ep",), True, Endpoints,
+                  rules.default_endpoints, rules.validate_endpoints),
+        _resource("EndpointSlice", "discovery.k8s.io", "endpointslices", (), True, EndpointSlice,
+                  rules.default_endpoint_slice, rules.validate_endpoint_slice),
+        _resource("ConfigMap", "", "configmaps", ("cm",), True, ConfigMap,
+                  rules.default_config_map, rules.validate_config_map, rules.validate_config_map_update),
+        _resource("Secret", "", "secrets", (), True, Secret,
+                  rules.default_secret, rules.validate_secret, rules.validate_secret_update),
+        _resource("ServiceAccount", "", "serviceaccounts", ("sa",), True, ServiceAccount,
+                  rules.default_service_account, rules.validate_service_account),
     )
 }
 

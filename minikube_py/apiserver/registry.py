@@ -22,6 +22,7 @@ from minikube_py import api
 from minikube_py.api import errors
 from minikube_py.api.parsing import invalid_error
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
+from minikube_py.apiserver.service_allocation import DEFAULT_SERVICE_CIDR, AllocationError, ServiceAllocator
 from minikube_py.clock import Clock
 from minikube_py.store import Store, conflict, not_found, resource_label
 from minikube_py.api.watch import EventStream
@@ -141,9 +142,10 @@ class Registry:
     """Kubernetes semantics over a `Store`. Bootstraps the `default`, `kube-system` and
     `kube-node-lease` namespaces the first time it opens a store."""
 
-    def __init__(self, store: Store, clock: Clock | None = None):
+    def __init__(self, store: Store, clock: Clock | None = None, service_cidr: str = DEFAULT_SERVICE_CIDR):
         self.store = store
         self.clock = clock or Clock()
+        self.services = ServiceAllocator(store, service_cidr)
         for namespace in BOOTSTRAP_NAMESPACES:
             if store.get("namespaces", "", namespace) is None:
                 try:
@@ -246,17 +248,36 @@ class Registry:
             wire["status"] = {"phase": "Pending"}
         elif info.plural == "namespaces":
             wire["status"] = {"phase": "Active"}
-        for attempt in range(GENERATE_NAME_ATTEMPTS):
-            try:
-                created = self.store.create(info.plural, wire)
-                break
-            except errors.AlreadyExists:
-                if prefix is None or attempt == GENERATE_NAME_ATTEMPTS - 1:
-                    raise
-                wire["metadata"]["name"] = api.names.generate_name(prefix)
+        if info.plural == "services" and prefix is None and \
+                self.store.get(info.plural, wire["metadata"]["namespace"], wire["metadata"]["name"]) is not None:
+            # Refused before allocating, so the answer is AlreadyExists, not "IP already allocated".
+            raise errors.AlreadyExists(f'{resource_label(info.plural)} "{wire["metadata"]["name"]}" already exists',
+                                       {"name": wire["metadata"]["name"], "kind": info.plural})
+        undo_allocation = self._allocate(info, wire)
+        try:
+            for attempt in range(GENERATE_NAME_ATTEMPTS):
+                try:
+                    created = self.store.create(info.plural, wire)
+                    break
+                except errors.AlreadyExists:
+                    if prefix is None or attempt == GENERATE_NAME_ATTEMPTS - 1:
+                        raise
+                    wire["metadata"]["name"] = api.names.generate_name(prefix)
+        except BaseException:
+            undo_allocation()
+            raise
         if info.namespaced:
             self._undo_create_in_terminating_namespace(info, created)
         return created
+
+    def _allocate(self, info, wire: dict) -> Callable[[], None]:
+        """A Service's ClusterIP and node ports (`service_allocation`); returns the undo."""
+        if info.plural != "services":
+            return lambda: None
+        try:
+            return self.services.allocate(wire)
+        except AllocationError as error:
+            raise invalid_error(info, wire["metadata"]["name"], error.problems) from None
 
     def _undo_create_in_terminating_namespace(self, info, created: dict) -> None:
         """A namespace deletion that ran between the namespace check and the commit has not
@@ -364,9 +385,14 @@ class Registry:
         merged.pop("status", None)
         if "status" in current:
             merged["status"] = current["status"]
+        if info.plural == "services":
+            self.services.carry_over(merged, current)
         new_model, new = self._parse(merged)
         name = metadata["name"]
-        problems = uid_problems + list(api.validate_update(new_model, info.model.model_validate(current)))
+        old_model = info.model.model_validate(current)
+        problems = uid_problems + list(api.validate_update(new_model, old_model))
+        if info.validate_update is not None:
+            problems += info.validate_update(new_model, old_model)
         if current_metadata.get("deletionTimestamp"):
             added = sorted(set(new["metadata"].get("finalizers") or [])
                            - set(current_metadata.get("finalizers") or []))
@@ -375,6 +401,7 @@ class Registry:
                                  f"the object is being deleted, found new finalizers {added}"))
         if problems:
             raise invalid_error(info, name, problems)
+        self._allocate(info, new)
         changed = new.get("spec") != current.get("spec")
         if info.plural == "deployments":
             changed = changed or new["metadata"].get("annotations") != current_metadata.get("annotations")
@@ -611,6 +638,8 @@ class Registry:
         metadata = _metadata(obj)
         namespace = metadata.get("namespace") or ""
         deleted = self.store.delete(info.plural, namespace, metadata["name"], expected_rv=expected_rv)
+        if info.plural == "services":
+            self.services.release(deleted)
         if info.namespaced:
             self._finish_namespace_if_empty(namespace)
         return deleted

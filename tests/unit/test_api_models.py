@@ -312,7 +312,7 @@ def test_resource_for_accepts_every_name_kubectl_accepts(name, plural):
 
 def test_resource_for_rejects_unknown_names_and_wrong_groups():
     with pytest.raises(KeyError):
-        api.resource_for("services")
+        api.resource_for("ingresses")
     with pytest.raises(KeyError):
         api.resource_for("pods.apps")
 

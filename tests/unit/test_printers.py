@@ -93,7 +93,7 @@ def test_every_printer_has_one_cell_per_column_and_one_name_column(plural):
         "namespaces": {"metadata": metadata("n")},
         "nodes": {"metadata": metadata("n")},
         "events": {"metadata": metadata("e")},
-    }[plural]
+    }.get(plural, {"metadata": metadata("x")})
     assert len(printer.row(sample, NOW)) == len(printer.columns)
     assert [column.name for column in printer.columns if column.format == "name"] == ["Name"]
     assert all(column.priority in (0, 1) and column.type in ("string", "integer") for column in printer.columns)
