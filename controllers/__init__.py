@@ -22,6 +22,8 @@ def build_controllers(client: Any, clock: Clock | None = None, informers: Shared
 
     The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
+    from controllers.endpoints import EndpointsController
+    from controllers.endpointslice import EndpointSliceController
     from controllers.garbagecollector import GarbageCollector
     from controllers.replicaset import ReplicaSetController
     from controllers.scheduler import Scheduler
@@ -33,4 +35,6 @@ def build_controllers(client: Any, clock: Clock | None = None, informers: Shared
         GarbageCollector(client, clock, informers, workers=workers),
         Scheduler(client, clock, informers),
         ServiceAccountController(client, clock, informers),
+        EndpointSliceController(client, clock, informers, workers=workers),
+        EndpointsController(client, clock, informers, workers=workers),
     ]
