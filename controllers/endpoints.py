@@ -16,7 +16,7 @@ from minikube_py.api import errors
 from minikube_py.api.meta import ObjectMeta
 from minikube_py.api.networking import EndpointAddress, EndpointPort, Endpoints, EndpointSubset
 from minikube_py.client.events import EventRecorder
-from minikube_py.client.informer import SharedInformers, shared_informers, split_key
+from minikube_py.client.informer import SharedInformers, shared_informers, split_cache_key
 from minikube_py.clock import Clock
 from controllers.endpointslice import HEADLESS_LABEL, PodEndpoint, ServicePodsController, group_by_ports, \
     service_endpoints, service_selector
@@ -39,7 +39,7 @@ class EndpointsController(ServicePodsController):
         self.enqueue(f"{endpoints.metadata.namespace}/{endpoints.metadata.name}")
 
     def sync(self, key: Any) -> None:
-        namespace, name = split_key(key)
+        namespace, name = split_cache_key(key)
         service = self.services.get(key)
         current = self.endpoints.get(key)
         if service is None:

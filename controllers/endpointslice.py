@@ -37,7 +37,7 @@ from minikube_py.api.networking import (
 from minikube_py.api.selectors import Selector
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import WARNING, EventRecorder
-from minikube_py.client.informer import SharedInformers, object_key, shared_informers, split_key
+from minikube_py.client.informer import SharedInformers, cache_key, shared_informers, split_cache_key
 from minikube_py.clock import Clock
 from controllers.common import is_pod_ready
 
@@ -148,13 +148,13 @@ class ServicePodsController(Controller):
                                on_update=self._pod_updated, on_delete=self._pod_changed)
 
     def _service_changed(self, service: Any) -> None:
-        self.enqueue(object_key(service))
+        self.enqueue(cache_key(service))
 
     def _pod_changed(self, pod: Any) -> None:
         for service in self.services.list(pod.metadata.namespace):
             selector = service_selector(service)
             if selector is not None and selector.matches(pod.metadata.labels or {}):
-                self.enqueue(object_key(service))
+                self.enqueue(cache_key(service))
 
     def _pod_updated(self, old: Any, new: Any) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
@@ -193,7 +193,7 @@ class EndpointSliceController(ServicePodsController):
         return sorted(self.slices.list(namespace, selector), key=lambda item: item.metadata.name)
 
     def sync(self, key: Any) -> None:
-        namespace, name = split_key(key)
+        namespace, name = split_cache_key(key)
         assert namespace is not None, f"service key without a namespace: {key!r}"
         service = self.services.get(key)
         existing = self._managed_slices(namespace, name)
