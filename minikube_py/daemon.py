@@ -53,6 +53,7 @@ class ClusterConfig:
     pids_limit: int = 1024
     max_pods: int = 110  # kubelet's --max-pods: the Node's pods capacity
     terminated_pod_gc_threshold: int = 12500  # kube-controller-manager's flag; 0 turns it off
+    seccomp_default: bool = True  # containers with no seccompProfile get RuntimeDefault (kubelet --seccomp-default)
 
     @staticmethod
     def load(home: str) -> "ClusterConfig | None":
@@ -231,6 +232,7 @@ def start(
     pids_limit: int | None = None,
     max_pods: int | None = None,
     terminated_pod_gc_threshold: int | None = None,
+    seccomp_default: bool | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -254,6 +256,8 @@ def start(
             config.max_pods = max_pods
         if terminated_pod_gc_threshold is not None:
             config.terminated_pod_gc_threshold = terminated_pod_gc_threshold
+        if seccomp_default is not None:
+            config.seccomp_default = seccomp_default
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -459,6 +463,7 @@ def serve(home: str) -> int:
             backoff_max=config.restart_backoff[1],
             pods_max_pids=config.pids_limit,
             max_pods=config.max_pods,
+            seccomp_default=config.seccomp_default,
         ),
     )
     tls = TlsConfig.of(certificates.Paths(home)) if config.port is not None else None

@@ -62,6 +62,7 @@ class AgentConfig:
     backoff_reset: float = 600.0
     pods_max_pids: int = 1024
     max_pods: int = node_status.MAX_PODS  # the Node's pods capacity (kubelet's --max-pods)
+    seccomp_default: bool = True  # RuntimeDefault for containers that name no seccompProfile
     node_status_interval: float = 10.0
     workers: int = 12
     host_resolv_conf: str = "/etc/resolv.conf"

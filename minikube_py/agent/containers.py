@@ -4,7 +4,12 @@ The runtime receives only final values: the argv already merged with the image's
 (command replaces ENTRYPOINT, args replace CMD, args alone go after ENTRYPOINT), the environment
 already merged with the image's Env and expanded (`$(VAR)` from earlier variables, `fieldRef`
 values from the pod), the user from the container's, else the pod's, securityContext, cgroup
-limits from resources, and the mounts (volumes plus the pod's hosts, hostname and resolv.conf).
+limits from resources, the mounts (volumes plus the pod's hosts, hostname and resolv.conf), and
+what confines the container, resolved as kubelet and containerd resolve the securityContext:
+capabilities (Docker's default set, then `add`, then `drop`, `ALL` in either), privileged,
+readOnlyRootFilesystem, no_new_privs from allowPrivilegeEscalation, the seccomp profile
+(container's, else pod's, else RuntimeDefault or Unconfined after `start --seccomp-default`),
+runAsNonRoot's refusals with kubelet's messages, and supplementalGroups plus fsGroup.
 Everything here is pure except for reading the pod files' paths, so it is tested as tables.
 """
 
@@ -13,7 +18,12 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from minikube_py.runtime.linux import ALL_CAPABILITY_NUMBERS, CAPABILITY_NUMBERS
 from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ResolvedImage, Mount, ContainerRuntimeError
+
+# A pod annotation naming optional devices its containers get ("fuse"), comma-separated.
+DEVICES_ANNOTATION = "minikube-py.io/devices"
+SECCOMP_PROFILE_REFS = {"RuntimeDefault": "runtime/default", "Unconfined": "unconfined"}
 
 CPU_PERIOD_US = 100_000
 MIN_CPU_SHARES = 2
@@ -123,6 +133,33 @@ def merge_env(image_env: list[tuple[str, str]], own_env: list[tuple[str, str]]) 
     return list(merged.items())
 
 
+def context_value(pod, container, field: str, default=None):
+    """A securityContext field that pod and container both have: the container's wins."""
+    for context in (getattr(container, "security_context", None), getattr(pod.spec, "security_context", None)):
+        value = getattr(context, field, None) if context is not None else None
+        if value is not None:
+            return value
+    return default
+
+
+def verify_run_as_non_root(pod, container, image: ResolvedImage) -> None:
+    """kubelet's verifyRunAsNonRoot: with runAsNonRoot, refuse uid 0, whether asked for or the image's."""
+    if not context_value(pod, container, "run_as_non_root"):
+        return
+    where = f'(pod: "{pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})", container: {container.name})'
+    explicit = context_value(pod, container, "run_as_user")
+    if explicit is not None:
+        if explicit == 0:
+            raise ContainerRuntimeError("CreateContainerConfigError", f"container's runAsUser breaks non-root policy {where}")
+        return
+    user = image.user.split(":")[0] if image.user else ""
+    if user and not user.isdigit():
+        raise ContainerRuntimeError("CreateContainerConfigError", f"container has runAsNonRoot and image has non-numeric user "
+                            f"({user}), cannot verify user is non-root {where}")
+    if not user or int(user) == 0:
+        raise ContainerRuntimeError("CreateContainerConfigError", f"container has runAsNonRoot and image will run as root {where}")
+
+
 def run_as(pod, container, image: ResolvedImage) -> tuple[int, int]:
     """runAsUser/runAsGroup: the container's securityContext wins over the pod's, which wins over
     the image's numeric USER."""
@@ -132,12 +169,8 @@ def run_as(pod, container, image: ResolvedImage) -> tuple[int, int]:
         image_uid = int(user[0])
         image_gid = int(user[1]) if len(user) > 1 and user[1].isdigit() else 0
 
-    def pick(field: str, default: int) -> int:
-        for context in (getattr(container, "security_context", None), getattr(pod.spec, "security_context", None)):
-            value = getattr(context, field, None) if context is not None else None
-            if value is not None:
-                return value
-        return default
+    def pick(field: str, default: int | None) -> int | None:
+        return context_value(pod, container, field, default)
 
     uid = pick("run_as_user", None)
     if uid is None and user and not user[0].isdigit():
@@ -172,6 +205,43 @@ def cgroup_limits(container) -> CgroupLimits:
     return result
 
 
+def capability_names(container) -> list[str] | None:
+    """containerd's rule: Docker's default set; `add: [ALL]` makes it every capability, `drop:
+    [ALL]` empties it; then the other names are added and dropped. None when nothing is asked.
+    Names are written as in Kubernetes (`NET_ADMIN`); `CAP_NET_ADMIN` is accepted too."""
+    context = getattr(container, "security_context", None)
+    capabilities = getattr(context, "capabilities", None)
+    if capabilities is None or (not capabilities.add and not capabilities.drop):
+        return None
+
+    def normalized(names: list[str] | None) -> list[str]:
+        return [name.upper() if name.upper().startswith("CAP_") or name.upper() == "ALL" else f"CAP_{name.upper()}"
+                for name in names or []]
+
+    add, drop = normalized(capabilities.add), normalized(capabilities.drop)
+    result = list(ALL_CAPABILITY_NUMBERS) if "ALL" in add else list(CAPABILITY_NUMBERS)
+    if "ALL" in drop:
+        result = []
+    result += [name for name in add if name != "ALL" and name not in result]
+    return [name for name in result if name not in drop]
+
+
+def seccomp_profile_ref(pod, container, profiles_dir: str, seccomp_default: bool) -> str:
+    """The runtime's profile reference: the container's seccompProfile, else the pod's, else
+    RuntimeDefault (kubelet's --seccomp-default, on here by default) or Unconfined."""
+    profile = context_value(pod, container, "seccomp_profile")
+    if profile is None:
+        return "runtime/default" if seccomp_default else "unconfined"
+    if profile.type == "Localhost":
+        return "localhost/" + os.path.join(profiles_dir, profile.localhost_profile or "")
+    return SECCOMP_PROFILE_REFS.get(profile.type, "runtime/default")
+
+
+def pod_devices(pod) -> list[str]:
+    value = (pod.metadata.annotations or {}).get(DEVICES_ANNOTATION, "")
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
 def volume_mounts(pod, container, pod_dir: str) -> list[Mount]:
     """The container's volumeMounts resolved against the pod's volumes, then the pod files."""
     volumes = {volume.name: volume for volume in pod.spec.volumes or []}
@@ -188,7 +258,8 @@ def volume_mounts(pod, container, pod_dir: str) -> list[Mount]:
         elif getattr(volume, "empty_dir", None) is not None:
             if getattr(volume.empty_dir, "medium", None) == "Memory":
                 mounts.append(Mount(destination=volume_mount.mount_path, type="tmpfs",
-                                    read_only=bool(volume_mount.read_only)))
+                                    read_only=bool(volume_mount.read_only),
+                                    group=context_value(pod, None, "fs_group")))
                 continue
             source = os.path.join(pod_dir, "volumes", volume.name)
         else:
@@ -213,7 +284,7 @@ def log_path(pod_dir: str, container_name: str, attempt: int) -> str:
 
 
 def build_container_config(pod, container, image: ResolvedImage, attempt: int, pod_dir: str, pod_ip: str,
-                           host_ip: str) -> ContainerConfig:
+                           host_ip: str, seccomp_profiles_dir: str = "", seccomp_default: bool = True) -> ContainerConfig:
     own_env = container_env(pod, container, pod_ip, host_ip)
     variables = dict(own_env)
     # command and args see the container's own env (not the image's), as kubelet expands them.
@@ -226,7 +297,14 @@ def build_container_config(pod, container, image: ResolvedImage, attempt: int, p
             f"container {container.name}: no command specified: image {container.image!r} has no ENTRYPOINT or "
             "CMD; set command in the container spec",
         )
+    verify_run_as_non_root(pod, container, image)
     uid, gid = run_as(pod, container, image)
+    context = getattr(container, "security_context", None)
+    pod_context = getattr(pod.spec, "security_context", None)
+    privileged = bool(getattr(context, "privileged", None))
+    escalation = getattr(context, "allow_privilege_escalation", None)
+    groups = list(getattr(pod_context, "supplemental_groups", None) or [])
+    fs_group = getattr(pod_context, "fs_group", None)
     return ContainerConfig(
         sandbox_id=pod.metadata.uid,
         name=container.name,
@@ -240,4 +318,11 @@ def build_container_config(pod, container, image: ResolvedImage, attempt: int, p
         mounts=volume_mounts(pod, container, pod_dir),
         limits=cgroup_limits(container),
         log_path=log_path(pod_dir, container.name, attempt),
+        capabilities=capability_names(container),
+        privileged=privileged,
+        read_only_rootfs=bool(getattr(context, "read_only_root_filesystem", None)),
+        no_new_privileges=escalation is False and not privileged,
+        seccomp_profile=seccomp_profile_ref(pod, container, seccomp_profiles_dir, seccomp_default),
+        supplemental_groups=groups + ([fs_group] if fs_group is not None else []),
+        devices=pod_devices(pod),
     )

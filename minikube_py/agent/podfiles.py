@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import stat
 
 HOSTNAME_MAX = 63
 
@@ -87,13 +88,37 @@ def write_pod_files(home: str, pod, pod_ip: str, host_resolv_conf: str = "/etc/r
     _write(os.path.join(directory, "resolv.conf"), resolv_conf(host_resolv_conf))
     for volume in pod.spec.volumes or []:
         if getattr(volume, "empty_dir", None) is not None:
-            os.makedirs(os.path.join(directory, "volumes", volume.name), exist_ok=True)
+            volume_dir = os.path.join(directory, "volumes", volume.name)
+            os.makedirs(volume_dir, exist_ok=True)
+            os.chmod(volume_dir, 0o777)  # as kubelet makes an emptyDir: any container user may write
+            fs_group = getattr(getattr(pod.spec, "security_context", None), "fs_group", None)
+            if fs_group is not None:
+                set_volume_ownership(volume_dir, fs_group)
         host_path = getattr(volume, "host_path", None)
         if host_path is not None and getattr(host_path, "type", None) == "DirectoryOrCreate":
             os.makedirs(host_path.path, exist_ok=True)
     for container in pod.spec.containers:
         os.makedirs(os.path.join(directory, "logs", container.name), exist_ok=True)
     return directory
+
+
+def seccomp_profiles_dir(home: str) -> str:
+    """Where `Localhost` seccomp profiles live, as kubelet's <root-dir>/seccomp."""
+    return os.path.join(home, "seccomp")
+
+
+def set_volume_ownership(path: str, fs_group: int) -> None:
+    """kubelet's SetVolumeOwnership: everything in the volume belongs to the fsGroup, read-write
+    for the group, directories searchable and setgid so new files inherit the group."""
+    for current, directories, files in os.walk(path):
+        links = [name for name in directories if os.path.islink(os.path.join(current, name))]  # not walked into
+        for target in [current, *(os.path.join(current, name) for name in files + links)]:
+            info = os.lstat(target)
+            os.lchown(target, -1, fs_group)
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            mask = 0o660 | (0o110 | stat.S_ISGID if stat.S_ISDIR(info.st_mode) else 0)
+            os.chmod(target, stat.S_IMODE(info.st_mode) | mask)
 
 
 def pod_uids(home: str) -> list[str]:

@@ -241,7 +241,9 @@ class PodSync:
             image = self.runtime.image_config(container.image)
             container_record.image_id = image.id
             config = container_configs.build_container_config(
-                pod, container, image, attempt, podfiles.pod_dir(self.config.home, record.uid), record.ip, self.host_ip)
+                pod, container, image, attempt, podfiles.pod_dir(self.config.home, record.uid), record.ip, self.host_ip,
+                seccomp_profiles_dir=podfiles.seccomp_profiles_dir(self.config.home),
+                seccomp_default=self.config.seccomp_default)
         except ContainerRuntimeError as error:
             return self._creation_failed(record, container_record, error)
         self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{container.image}" already present on machine')

@@ -77,13 +77,25 @@ class Probe(WireModel):
     termination_grace_period_seconds: Int64 | None = None
 
 
+class Capabilities(WireModel):
+    add: list[str] | None = None
+    drop: list[str] | None = None
+
+
+class SeccompProfile(WireModel):
+    type: str
+    localhost_profile: str | None = None
+
+
 class SecurityContext(WireModel):
+    capabilities: Capabilities | None = None
+    privileged: bool | None = None
     run_as_user: Int64 | None = None
     run_as_group: Int64 | None = None
     run_as_non_root: bool | None = None
-    privileged: bool | None = None
     read_only_root_filesystem: bool | None = None
     allow_privilege_escalation: bool | None = None
+    seccomp_profile: SeccompProfile | None = None
 
 
 class VolumeMount(WireModel):
@@ -137,7 +149,9 @@ class PodSecurityContext(WireModel):
     run_as_user: Int64 | None = None
     run_as_group: Int64 | None = None
     run_as_non_root: bool | None = None
+    supplemental_groups: list[Int64] | None = None
     fs_group: Int64 | None = None
+    seccomp_profile: SeccompProfile | None = None
 
 
 class PodReadinessGate(WireModel):

@@ -16,7 +16,9 @@ import re
 from typing import Any, Callable
 
 from minikube_py.api.apps import Deployment, DeploymentStrategy, ReplicaSet
-from minikube_py.api.core import Container, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Volume
+from minikube_py.api.core import (
+    Container, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Volume,
+)
 from minikube_py.api.meta import INT64_MAX, INT64_MIN, IntOrString, LabelSelector, ObjectMeta, WireModel, wire_name
 from minikube_py.api.names import (
     dns1123_label_errors,
@@ -341,7 +343,37 @@ def validate_container(problems: Problems, path: str, container: Container, volu
             problems.invalid(
                 f"{path}.securityContext", context, "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"
             )
+        if context.allow_privilege_escalation is False and "SYS_ADMIN" in ((context.capabilities and context.capabilities.add) or []):
+            problems.invalid(
+                f"{path}.securityContext", context,
+                "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+            )
+        validate_seccomp_profile(problems, f"{path}.securityContext.seccompProfile", context.seccomp_profile)
     _validate_volume_mounts(problems, f"{path}.volumeMounts", container, volume_names)
+
+
+SECCOMP_PROFILE_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
+
+
+def validate_seccomp_profile(problems: Problems, path: str, profile: SeccompProfile | None) -> None:
+    """Kubernetes' validateSeccompProfileField: a known type; localhostProfile a relative path
+    below the profiles directory, set exactly when the type is Localhost."""
+    if profile is None:
+        return
+    if not profile.type:
+        problems.required(f"{path}.type", "type is required when seccompProfile is set")
+    elif profile.type not in SECCOMP_PROFILE_TYPES:
+        problems.unsupported(f"{path}.type", profile.type, SECCOMP_PROFILE_TYPES)
+    local = profile.localhost_profile
+    if profile.type == "Localhost":
+        if local is None:
+            problems.required(f"{path}.localhostProfile", "must be set when seccomp type is Localhost")
+        elif local.startswith("/"):
+            problems.invalid(f"{path}.localhostProfile", local, "must be a relative path")
+        elif ".." in local.split("/"):
+            problems.invalid(f"{path}.localhostProfile", local, "must not contain '..'")
+    elif local is not None:
+        problems.invalid(f"{path}.localhostProfile", profile, "can only be set when seccomp type is Localhost")
 
 
 def _validate_volume(problems: Problems, path: str, volume: Volume) -> None:
@@ -419,6 +451,9 @@ def validate_pod_spec(problems: Problems, path: str, spec: PodSpec) -> None:
             problems.in_range(
                 f"{path}.securityContext.{wire_name(attribute)}", getattr(spec.security_context, attribute), 0, MAX_INT32
             )
+        for index, group in enumerate(spec.security_context.supplemental_groups or []):
+            problems.in_range(f"{path}.securityContext.supplementalGroups[{index}]", group, 0, MAX_INT32)
+        validate_seccomp_profile(problems, f"{path}.securityContext.seccompProfile", spec.security_context.seccomp_profile)
     for index, gate in enumerate(spec.readiness_gates or []):
         problems.check_each(f"{path}.readinessGates[{index}].conditionType", gate.condition_type, qualified_name_errors(gate.condition_type))
 

@@ -38,6 +38,9 @@ def register(subcommands: Subcommands) -> None:
                        help="delete the oldest Succeeded/Failed pods beyond this many (default 12500; 0: never)")
     start.add_argument("--pids-limit", type=int, metavar="N",
                        help="the largest number of processes one pod may run (default: 1024)")
+    start.add_argument("--seccomp-default", type=_boolean, nargs="?", const=True, metavar="true|false",
+                       help="give containers that name no seccompProfile the RuntimeDefault profile, as kubelet's "
+                            "flag of the same name (default: true; false leaves them Unconfined)")
     start.set_defaults(run=run_start)
 
     stop = subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made")
@@ -74,6 +77,14 @@ def register(subcommands: Subcommands) -> None:
     image_remove.set_defaults(run=run_image_remove)
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
 def _daemon():
     from minikube_py import daemon
 
@@ -85,7 +96,8 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         context.home, name=args.name, pod_cidr=args.pod_cidr, service_cidr=args.service_cidr, port=args.port,
         node_name=args.node_name,
         foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit,
-        max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold)
+        max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
+        seccomp_default=args.seccomp_default)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:

@@ -199,6 +199,15 @@ def format_inspect(document: dict) -> str:
         writer.write(2, "Limits:")
         for line in _limit_lines(container.get("limits") or {}):
             writer.write(3, line)
+        security = container.get("security")
+        if security:
+            mode = {"0": "off", "1": "strict", "2": "filter"}.get(security.get("seccompMode", ""), "not running")
+            writer.write(2, "Security:")
+            writer.write(3, f"Seccomp:\t{security.get('seccompProfile', '')} ({mode})")
+            writer.write(3, f"CapEff:\t{security.get('capEff') or '<none>'}")
+            writer.write(3, f"NoNewPrivs:\t{security.get('noNewPrivs') or '<none>'}")
+            writer.write(3, f"Privileged:\t{str(security.get('privileged', False)).lower()}")
+            writer.write(3, f"ReadOnlyRoot:\t{str(security.get('readOnlyRootFilesystem', False)).lower()}")
     return writer.render()
 
 

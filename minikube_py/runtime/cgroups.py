@@ -23,13 +23,14 @@ import signal
 import time
 from abc import ABC, abstractmethod
 
-from minikube_py.runtime import linux
+from minikube_py.runtime import devices, linux
 from minikube_py.runtime.types import CgroupLimits, ContainerRuntimeError
 
 log = logging.getLogger(__name__)
 
-# v1 hierarchies the runtime manages: limits go to memory, cpu and pids; cpuacct gives CPU usage.
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+# v1 hierarchies the runtime manages: limits go to memory, cpu and pids; cpuacct gives CPU usage;
+# devices holds which device nodes a container may open (runtime/devices.py).
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices")
 V1_REQUIRED = ("memory", "cpu", "pids")
 V2_CONTROLLERS = ("memory", "cpu", "pids")
 
@@ -187,6 +188,10 @@ class CgroupDriver(ABC):
         # Process count: same file name and format on both.
         self._write("pids", path, "pids.max", "max" if limits.pids_max is None else limits.pids_max)
 
+    @abstractmethod
+    def set_devices(self, path: str, rules: list[devices.DeviceRule]) -> None:
+        """Allow exactly these device accesses to the processes of cgroup `path`; any other open is EPERM."""
+
     def add_process(self, path: str, pid: int) -> None:
         """Move process `pid` into cgroup `path` (v1: in every managed controller)."""
         path = _check_relative(path)
@@ -314,6 +319,16 @@ class CgroupV1(CgroupDriver):
     def oom_kill_count(self, path: str) -> int:
         return _read_keyed(self._file("memory", _check_relative(path), "memory.oom_control")).get("oom_kill", 0)
 
+    def set_devices(self, path: str, rules: list[devices.DeviceRule]) -> None:
+        """`devices.deny a`, then one `devices.allow` line per rule, as runc writes them."""
+        path = _check_relative(path)
+        if "devices" not in self.absolute_paths(path):
+            raise CgroupError(f"cgroup {path}: the v1 devices controller is not mounted under {self.root}; "
+                              "mount it (mount -t cgroup -o devices cgroup /sys/fs/cgroup/devices) so containers "
+                              "cannot open host devices")
+        for name, line in devices.v1_writes(rules):
+            self._write("devices", path, name, line)
+
 
 class CgroupV2(CgroupDriver):
     """cgroup v2 (unified): one directory per cgroup, controllers enabled top-down."""
@@ -364,6 +379,14 @@ class CgroupV2(CgroupDriver):
     def oom_kill_count(self, path: str) -> int:
         directory = os.path.join(self.root, _check_relative(path))
         return _read_keyed(os.path.join(directory, "memory.events")).get("oom_kill", 0)
+
+    def set_devices(self, path: str, rules: list[devices.DeviceRule]) -> None:
+        """A BPF_PROG_TYPE_CGROUP_DEVICE program attached to the cgroup (v2 has no devices files)."""
+        directory = os.path.join(self.root, _check_relative(path))
+        try:
+            devices.attach_program(directory, devices.device_program(rules))
+        except OSError as error:
+            raise CgroupError(f"cgroup {path}: {error}; device access cannot be limited without it") from error
 
     def kill_all(self, path: str, sig: int = signal.SIGKILL) -> int:
         # cgroup.kill (Linux 5.14+) kills the whole subtree atomically, so no fork can escape.

@@ -3,7 +3,7 @@
 The supervisor forks, and the child runs the code here to turn itself into the pod's pause
 process or into a container: join or create namespaces, join its cgroup, build the root file
 system (overlay, /proc, /sys, /dev, volumes), pivot_root into it, mask kernel files, drop to the
-configured user and capabilities, and exec. Everything the child will do is first computed as
+configured user and capabilities, load the seccomp filter, and exec. Everything the child will do is first computed as
 plain data (the namespaces to join, the list of mount steps) so it can be read and unit-tested
 without root; the child then applies that data in a few small loops. The child is a fork of the
 already-loaded supervisor, so it imports nothing at start. A failure travels back to the
@@ -20,7 +20,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple, NoReturn
 
-from minikube_py.runtime import linux
+from minikube_py.runtime import devices, linux, seccomp
 from minikube_py.runtime.types import ContainerRuntimeError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -75,6 +75,14 @@ class ContainerSpec:
     log_path: str = ""
     log_max_bytes: int = 10 * 1024 * 1024
     log_max_files: int = 5
+    capabilities: list[int] | None = None  # bounding set numbers; None: Docker's default 14
+    privileged: bool = False
+    read_only_rootfs: bool = False
+    no_new_privileges: bool = False
+    seccomp_profile: str = seccomp.UNCONFINED  # what is in force, for the records and `inspect`
+    seccomp_program: str = ""  # compiled BPF file (seccomp.ProgramCache); "" loads no filter
+    supplemental_groups: list[int] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # optional device nodes to create ("fuse")
 
     @property
     def rootfs(self) -> str:
@@ -82,6 +90,46 @@ class ContainerSpec:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def security_fields(config, programs: seccomp.ProgramCache) -> dict:
+    """The ContainerSpec fields that confine a container, from a `types.ContainerConfig`.
+
+    Capability names become numbers, a privileged container gets every capability, every device
+    and no seccomp filter (as containerd gives it), and the seccomp profile becomes the path of
+    its compiled program (compiled once per profile and capability set).
+    """
+    where = f"container {config.name}"
+    if config.privileged:
+        names = list(linux.ALL_CAPABILITY_NUMBERS)
+    elif config.capabilities is None:
+        names = [name for name, number in linux.ALL_CAPABILITY_NUMBERS.items() if number in linux.DEFAULT_CAPABILITIES]
+    else:
+        names = list(config.capabilities)
+    unknown = [name for name in names if name not in linux.ALL_CAPABILITY_NUMBERS]
+    if unknown:
+        raise ContainerRuntimeError("CreateContainerError", f"{where}: unknown capability {unknown[0].removeprefix('CAP_')!r} "
+                            "in securityContext.capabilities; use the names of capabilities(7) without CAP_, like NET_ADMIN")
+    try:
+        devices.rules_for(config.devices, config.privileged)
+    except ValueError as error:
+        raise ContainerRuntimeError("CreateContainerError", f"{where}: {error}") from None
+    profile = seccomp.UNCONFINED if config.privileged else config.seccomp_profile
+    try:
+        program = "" if profile == seccomp.UNCONFINED else programs.program(profile, frozenset(names))
+    except (seccomp.ProfileError, OSError) as error:
+        raise ContainerRuntimeError("CreateContainerError", f"{where}: {error}") from None
+    return {
+        "capabilities": None if config.capabilities is None and not config.privileged
+        else sorted(linux.ALL_CAPABILITY_NUMBERS[name] for name in names),
+        "privileged": config.privileged,
+        "read_only_rootfs": config.read_only_rootfs,
+        "no_new_privileges": config.no_new_privileges and not config.privileged,
+        "seccomp_profile": profile,
+        "seccomp_program": program,
+        "supplemental_groups": list(config.supplemental_groups),
+        "devices": list(config.devices),
+    }
 
 
 class MountStep(NamedTuple):
@@ -127,12 +175,16 @@ def rootfs_steps(spec: ContainerSpec) -> list[MountStep]:
         MountStep("mkdir", os.path.join(rootfs, "proc")),
         MountStep("mount", os.path.join(rootfs, "proc"), "proc", "proc", _NOSUID_NODEV_NOEXEC),
         MountStep("mkdir", os.path.join(rootfs, "sys")),
-        MountStep("mount", os.path.join(rootfs, "sys"), "sysfs", "sysfs", _NOSUID_NODEV_NOEXEC | linux.MS_RDONLY),
+        MountStep("mount", os.path.join(rootfs, "sys"), "sysfs", "sysfs",
+                  _NOSUID_NODEV_NOEXEC | (0 if spec.privileged else linux.MS_RDONLY)),
         MountStep("mkdir", dev),
         MountStep("mount", dev, "tmpfs", "tmpfs", linux.MS_NOSUID | linux.MS_STRICTATIME, "mode=755,size=65536k"),
     ]
     steps += [MountStep("device", os.path.join(dev, name), data=f"{major}:{minor}")
               for name, (major, minor) in DEVICES.items()]
+    for name in spec.devices:
+        rule, node = devices.OPTIONAL_DEVICES[name]
+        steps.append(MountStep("device", os.path.join(dev, node), data=f"{rule.major}:{rule.minor}"))
     steps += [
         MountStep("mkdir", os.path.join(dev, "pts")),
         MountStep("mount", os.path.join(dev, "pts"), "devpts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
@@ -146,7 +198,11 @@ def rootfs_steps(spec: ContainerSpec) -> list[MountStep]:
     for mount in spec.mounts:
         target = inside(rootfs, mount["destination"])
         if mount.get("type", "bind") == "tmpfs":
-            steps += [MountStep("mkdir", target), MountStep("mount", target, "tmpfs", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV)]
+            # An fsGroup owns the volume, group-writable and setgid, as kubelet leaves an emptyDir.
+            group = mount.get("group")
+            data = None if group is None else f"mode=2777,gid={group}"
+            steps += [MountStep("mkdir", target),
+                      MountStep("mount", target, "tmpfs", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, data)]
         else:
             source = mount["source"]
             steps += [MountStep("mkdir" if os.path.isdir(source) else "file", target),
@@ -156,10 +212,14 @@ def rootfs_steps(spec: ContainerSpec) -> list[MountStep]:
     return steps
 
 
-def kernel_file_steps() -> list[MountStep]:
-    """Steps applied after pivot_root (container paths): hide and freeze kernel interfaces."""
-    return ([MountStep("mask", path) for path in MASKED_PATHS]
-            + [MountStep("read_only", path) for path in READ_ONLY_PATHS])
+def kernel_file_steps(spec: ContainerSpec) -> list[MountStep]:
+    """Steps applied after pivot_root (container paths): hide and freeze kernel interfaces (not
+    for a privileged container, as runc), then make the root read-only when asked."""
+    steps = [] if spec.privileged else ([MountStep("mask", path) for path in MASKED_PATHS]
+                                        + [MountStep("read_only", path) for path in READ_ONLY_PATHS])
+    if spec.read_only_rootfs:
+        steps.append(MountStep("remount_read_only", "/"))
+    return steps
 
 
 def apply_step(step: MountStep) -> None:
@@ -310,26 +370,41 @@ def _build_root(spec: ContainerSpec) -> None:
     linux.pivot_root(".", ".")
     linux.umount2(".", linux.MNT_DETACH)
     os.chdir("/")
-    for step in kernel_file_steps():
+    for step in kernel_file_steps(spec):
         apply_step(step)
 
 
-def become_user(uid: int, gid: int, last_cap: int) -> None:
-    """Switch to uid/gid with Docker's default capabilities and no_new_privs (containers and execs).
+def become_user(uid: int, gid: int, last_cap: int, capabilities: list[int] | None = None,
+                groups: list[int] | None = None, no_new_privileges: bool = True) -> None:
+    """Switch to uid/gid with the given capabilities (Docker's default set when None), the
+    supplementary groups, and no_new_privs when asked (containers and execs).
 
     The bounding set is dropped while still root (that needs CAP_SETPCAP); setuid to a non-root
     user then empties the permitted set by itself, as runc leaves it for such a user.
     """
+    keep = linux.DEFAULT_CAPABILITIES if capabilities is None else frozenset(capabilities)
     for number in range(last_cap + 1):
-        if number not in linux.DEFAULT_CAPABILITIES:
+        if number not in keep:
             linux.prctl(linux.PR_CAPBSET_DROP, number)
-    os.setgroups([gid])
+    os.setgroups(list(dict.fromkeys([gid, *(groups or [])])))
     os.setgid(gid)
     os.setuid(uid)
     linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
-    mask = linux.capability_mask(linux.DEFAULT_CAPABILITIES) if uid == 0 else 0
+    mask = linux.capability_mask({number for number in keep if number <= last_cap}) if uid == 0 else 0
     linux.capset(mask, mask, mask)
-    linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    if no_new_privileges:
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def confine(program: bytes | None, uid: int, gid: int, last_cap: int, capabilities: list[int] | None,
+            groups: list[int], no_new_privileges: bool) -> None:
+    """User, capabilities and seccomp, in runc's order: with no_new_privs the filter is loaded
+    last (it then needs no privilege); without it, first, while CAP_SYS_ADMIN is still held."""
+    if program is not None and not no_new_privileges:
+        seccomp.install_filter(program)
+    become_user(uid, gid, last_cap, capabilities, groups, no_new_privileges)
+    if program is not None and no_new_privileges:
+        seccomp.install_filter(program)
 
 
 def _exec(spec: ContainerSpec) -> NoReturn:
@@ -352,15 +427,20 @@ def _exec(spec: ContainerSpec) -> NoReturn:
 
 def run_container_child(spec: ContainerSpec, stdout_fd: int, stderr_fd: int, last_cap: int,
                         status_fd: int) -> NoReturn:
-    """Become the container: namespaces, cgroup, root file system, user, capabilities, exec."""
+    """Become the container: namespaces, cgroup, root file system, user, capabilities, seccomp, exec."""
     try:
         reset_after_fork()
+        program = seccomp.read_program(spec.seccomp_program) if spec.seccomp_program else None
         _enter_namespaces(spec)
         join_cgroups(spec.cgroup_dirs)
+        # Its own cgroup namespace, entered after joining: its cgroups read as "/" from inside, and
+        # /proc/self/cgroup shows nothing of the cluster's or any other cgroup path.
+        linux.unshare(linux.CLONE_NEWCGROUP)
         _fork_into_namespace(status_fd)
         _build_root(spec)
         _stdio(os.open("/dev/null", os.O_RDONLY), stdout_fd, stderr_fd)  # the container's own /dev/null
-        become_user(spec.uid, spec.gid, last_cap)
+        confine(program, spec.uid, spec.gid, last_cap, spec.capabilities, spec.supplemental_groups,
+                spec.no_new_privileges)
         _exec(spec)
     except ContainerRuntimeError as error:
         _fail(status_fd, error.reason, error.message, 128)

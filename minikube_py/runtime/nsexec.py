@@ -3,9 +3,9 @@
 `kubectl exec` and exec probes need a process that sees what the container sees. This small
 program, started by `LinuxRuntime.exec_sync` / `exec_stream` with the caller's pipes or pty as
 its stdio, joins the container's cgroup and its ipc, uts, net, pid and mount namespaces through
-/proc/<pid>/ns, forks (a process enters a PID namespace only by being born in it), and the child
-takes on the container's working directory, environment, user, capabilities and no_new_privs
-before exec. The parent waits and exits with the command's status (128 + N when killed by N), so
+/proc/<pid>/ns (and its cgroup namespace), forks (a process enters a PID namespace only by being
+born in it), and the child takes on the container's working directory, environment, user,
+groups, capabilities, no_new_privs and seccomp filter before exec. The parent waits and exits with the command's status (128 + N when killed by N), so
 the runtime reads the exit code as if the command had been its own child; SIGTERM to the parent
 kills the command.
 """
@@ -19,10 +19,10 @@ import signal
 import sys
 import termios
 
-from minikube_py.runtime import linux
+from minikube_py.runtime import linux, seccomp
 from minikube_py.runtime.container import (
     DEFAULT_PATH,
-    become_user,
+    confine,
     join_cgroups,
     join_namespaces,
     reset_after_fork,
@@ -30,7 +30,7 @@ from minikube_py.runtime.container import (
 )
 
 # The mount namespace comes last: joining it changes the root and the working directory.
-NAMESPACE_ORDER = ("ipc", "uts", "net", "pid", "mnt")
+NAMESPACE_ORDER = ("ipc", "uts", "net", "pid", "cgroup", "mnt")
 
 
 def read_environment(pid: int) -> dict[str, str]:
@@ -53,6 +53,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--uid", type=int, default=0)
     parser.add_argument("--gid", type=int, default=0)
     parser.add_argument("--cwd", default="/")
+    parser.add_argument("--group", type=int, action="append", default=[], help="supplementary group")
+    parser.add_argument("--capabilities", help="comma-separated capability numbers (default: Docker's set)")
+    parser.add_argument("--allow-privilege-escalation", action="store_true", help="do not set no_new_privs")
+    parser.add_argument("--seccomp-program", default="", help="compiled seccomp filter to load before exec")
     parser.add_argument("--tty", action="store_true", help="stdin is a terminal: make it the controlling one")
     parser.add_argument("command", nargs="+")
     return parser.parse_args(argv)
@@ -65,7 +69,7 @@ def enter_container(options: argparse.Namespace) -> None:
     join_namespaces([(kind, f"/proc/{options.pid}/ns/{kind}") for kind in NAMESPACE_ORDER])
 
 
-def run_command(options: argparse.Namespace, environment: dict[str, str], last_cap: int) -> None:
+def run_command(options: argparse.Namespace, environment: dict[str, str], last_cap: int, program: bytes | None) -> None:
     """The child: becomes the container's user in its working directory and execs (never returns)."""
     reset_after_fork()
     if options.tty:
@@ -75,7 +79,9 @@ def run_command(options: argparse.Namespace, environment: dict[str, str], last_c
         os.chdir(options.cwd)
     except OSError:
         os.chdir("/")
-    become_user(options.uid, options.gid, last_cap)
+    capabilities = None if options.capabilities is None else [int(n) for n in options.capabilities.split(",") if n]
+    confine(program, options.uid, options.gid, last_cap, capabilities, options.group,
+            not options.allow_privilege_escalation)
     # After the uid change, which clears it: die with the parent, so a timed-out exec leaves nothing.
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     command = options.command[0]
@@ -95,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     last_cap = linux.last_capability()
     try:
         environment = read_environment(options.pid)
+        # Read on the host side: the program's path means nothing inside the container.
+        program = seccomp.read_program(options.seccomp_program) if options.seccomp_program else None
         enter_container(options)
     except OSError as error:
         sys.stderr.write(f"cannot enter container process {options.pid}: {error}\n")
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     child = os.fork()
     if child == 0:
         try:
-            run_command(options, environment, last_cap)
+            run_command(options, environment, last_cap, program)
         except BaseException as error:  # the child must not fall back into the parent's code
             sys.stderr.write(f"exec in container process {options.pid} failed: {error}\n")
             sys.stderr.flush()

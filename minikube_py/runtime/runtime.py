@@ -24,9 +24,9 @@ import threading
 import time
 from typing import Any, Iterator
 
-from minikube_py.runtime import linux, protocol
+from minikube_py.runtime import devices, linux, protocol, seccomp
 from minikube_py.runtime.cgroups import CgroupDriver, disable_fast_attach, enable_fast_attach
-from minikube_py.runtime.container import ContainerSpec, SandboxSpec
+from minikube_py.runtime.container import ContainerSpec, SandboxSpec, security_fields
 from minikube_py.runtime.images import ImageStore, resolve_user
 from minikube_py.runtime.network import PodNetwork
 from minikube_py.runtime.pause import ensure_pause_binary
@@ -94,12 +94,33 @@ def sandbox_from_record(record: SandboxRecord) -> Sandbox:
 
 def namespace_inodes(pid: int) -> dict[str, int]:
     inodes = {}
-    for kind in ("uts", "ipc", "net", "pid", "mnt"):
+    for kind in ("uts", "ipc", "net", "pid", "mnt", "cgroup"):
         try:
             inodes[kind] = linux.namespace_inode(pid, kind)
         except OSError:
             pass
     return inodes
+
+
+def container_security(spec: ContainerSpec | None, pid: int) -> dict:
+    """What confines a container: its seccomp profile and the kernel's word on it, capabilities."""
+    status: dict[str, str] = {}
+    if pid:
+        try:
+            with open(f"/proc/{pid}/status") as file:
+                status = dict(line.rstrip("\n").split(":\t", 1) for line in file if ":\t" in line)
+        except OSError:
+            pass
+    profile = spec.seccomp_profile if spec is not None else ""
+    return {
+        "seccompProfile": {seccomp.RUNTIME_DEFAULT: "RuntimeDefault", seccomp.UNCONFINED: "Unconfined"}.get(profile, profile),
+        "seccompMode": status.get("Seccomp", ""),
+        "capEff": status.get("CapEff", ""),
+        "capBnd": status.get("CapBnd", ""),
+        "noNewPrivs": status.get("NoNewPrivs", ""),
+        "privileged": bool(spec and spec.privileged),
+        "readOnlyRootFilesystem": bool(spec and spec.read_only_rootfs),
+    }
 
 
 class SupervisorClient:
@@ -220,6 +241,7 @@ class LinuxRuntime:
         self._network = network
         self._images = images
         self.supervisor = SupervisorClient(self.home)
+        self.seccomp_programs = seccomp.ProgramCache(os.path.join(self.home, "cache", "seccomp"))
         self.pause_binary = ""
         self._subscription: socket.socket | None = None
         self._subscription_buffer = b""
@@ -410,10 +432,12 @@ class LinuxRuntime:
             new_pid_namespace=not sandbox.share_process_namespace,
             mounts=[mount.__dict__ for mount in config.mounts], cgroup_dirs=self._cgroup_dirs(cgroup), cgroup=cgroup,
             log_path=config.log_path, log_max_bytes=config.log_max_bytes, log_max_files=config.log_max_files,
+            **security_fields(config, self.seccomp_programs),
         )
         try:
             # A limit the kernel refuses fails after the directory exists: remove it on every failure.
             self.cgroups.create(cgroup, config.limits)
+            self.cgroups.set_devices(cgroup, devices.rules_for(config.devices, config.privileged))
             answer = self.supervisor.request(protocol.StartContainer(spec))
         except OSError as error:
             self._remove_cgroup_quietly(cgroup)
@@ -512,6 +536,15 @@ class LinuxRuntime:
             raise ContainerRuntimeError("ContainerNotRunning", f"container {record.name} ({container_id}) is not running")
         arguments = ["--pid", str(record.pid), "--start-time", str(record.start_time), "--uid", str(spec.uid),
                      "--gid", str(spec.gid), "--cwd", spec.working_dir]
+        # An exec is confined like the container: its groups, capabilities, no_new_privs and seccomp filter.
+        for group in spec.supplemental_groups:
+            arguments += ["--group", str(group)]
+        if spec.capabilities is not None:
+            arguments += ["--capabilities", ",".join(str(number) for number in spec.capabilities)]
+        if not spec.no_new_privileges:
+            arguments.append("--allow-privilege-escalation")
+        if spec.seccomp_program:
+            arguments += ["--seccomp-program", spec.seccomp_program]
         for directory in spec.cgroup_dirs:
             arguments += ["--cgroup-dir", directory]
         arguments += (["--tty"] if tty else []) + ["--", *argv]
@@ -570,6 +603,7 @@ class LinuxRuntime:
                 "limits": self._read_limits(record.cgroup),
                 "rootfs": os.path.join(record.directory, "rootfs"),
                 "image": record.spec.image if record.spec is not None else "",
+                "security": container_security(record.spec, record.pid if running else 0),
             })
         return document
 

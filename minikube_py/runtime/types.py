@@ -85,6 +85,7 @@ class Mount:
     source: str = ""  # host path for bind mounts
     type: str = "bind"  # "bind" or "tmpfs"
     read_only: bool = False
+    group: int | None = None  # tmpfs only: owning group (the pod's fsGroup), group-writable and setgid
 
 
 @dataclass
@@ -103,6 +104,14 @@ class ContainerConfig:
     log_path: str = ""  # CRI-format log file; the runtime writes it and rotates it
     log_max_bytes: int = 10 * 1024 * 1024
     log_max_files: int = 5
+    # Security, resolved by the agent from the securityContext (runtime/container.py applies it).
+    capabilities: list[str] | None = None  # "CAP_CHOWN", ...: the bounding set (and root's effective); None = Docker's 14
+    privileged: bool = False  # every capability and device, no seccomp, writable /sys and /proc/sys
+    read_only_rootfs: bool = False
+    no_new_privileges: bool = False  # allowPrivilegeEscalation: false
+    seccomp_profile: str = "runtime/default"  # "runtime/default", "unconfined" or "localhost/<absolute path>"
+    supplemental_groups: list[int] = field(default_factory=list)  # supplementalGroups, then fsGroup
+    devices: list[str] = field(default_factory=list)  # optional devices by name ("fuse"), see runtime/devices.py
 
 
 @dataclass

@@ -133,3 +133,98 @@ def test_service_account_field_ref_is_the_pods_account_or_default_as_kubernetes_
     assert dict(config_for(make_pod({"name": "app", "image": "img", "env": env})).env)["SA"] == "default"
     named = make_pod({"name": "app", "image": "img", "env": env}, serviceAccountName="builder")
     assert dict(config_for(named).env)["SA"] == "builder"
+
+
+# ---- securityContext: what confines the container --------------------------------------------
+
+ROOT_IMAGE = ResolvedImage("busybox", "sha256:4", cmd=["sh"], user="")
+
+
+def test_a_container_with_no_security_context_gets_docker_defaults_and_runtime_default_seccomp():
+    config = config_for(make_pod({"name": "app", "image": "img"}))
+    assert config.capabilities is None and not config.privileged and not config.read_only_rootfs
+    assert config.no_new_privileges is False  # allowPrivilegeEscalation unset: kubelet sets no no_new_privs
+    assert config.seccomp_profile == "runtime/default"
+    assert config.supplemental_groups == [] and config.devices == []
+
+
+@pytest.mark.parametrize("capabilities, expected", [
+    ({"drop": ["ALL"]}, []),
+    ({"drop": ["ALL"], "add": ["NET_ADMIN", "chown"]}, ["CAP_NET_ADMIN", "CAP_CHOWN"]),
+    ({"add": ["SYS_TIME"], "drop": ["NET_RAW", "CAP_MKNOD"]},
+     ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+      "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE", "CAP_SETFCAP", "CAP_SYS_TIME"]),
+    ({"add": ["ALL"], "drop": ["SYS_ADMIN"]}, "all but CAP_SYS_ADMIN"),
+    ({}, None),
+])
+def test_capabilities_add_and_drop_apply_to_dockers_default_set_as_containerd_does(capabilities, expected):
+    from minikube_py.runtime.linux import ALL_CAPABILITY_NUMBERS
+
+    config = config_for(make_pod({"name": "app", "image": "img", "securityContext": {"capabilities": capabilities}}))
+    if expected == "all but CAP_SYS_ADMIN":
+        expected = [name for name in ALL_CAPABILITY_NUMBERS if name != "CAP_SYS_ADMIN"]
+    assert config.capabilities == expected
+
+
+@pytest.mark.parametrize("pod_profile, container_profile, default, expected", [
+    (None, None, True, "runtime/default"),
+    (None, None, False, "unconfined"),
+    ({"type": "Unconfined"}, None, True, "unconfined"),
+    ({"type": "Unconfined"}, {"type": "RuntimeDefault"}, False, "runtime/default"),
+    ({"type": "Localhost", "localhostProfile": "team/strict.json"}, None, True, "localhost//home/seccomp/team/strict.json"),
+])
+def test_the_seccomp_profile_comes_from_the_container_then_the_pod_then_the_node_default(
+        pod_profile, container_profile, default, expected):
+    container = {"name": "app", "image": "img"}
+    if container_profile:
+        container["securityContext"] = {"seccompProfile": container_profile}
+    pod = make_pod(container, **({"securityContext": {"seccompProfile": pod_profile}} if pod_profile else {}))
+    config = build_container_config(pod, pod.spec.containers[0], IMAGE, 0, "/home/pods/uid-123", "10.244.0.7",
+                                    "192.168.1.5", seccomp_profiles_dir="/home/seccomp", seccomp_default=default)
+    assert config.seccomp_profile == expected
+
+
+def test_privileged_read_only_root_and_no_new_privs_are_passed_on():
+    config = config_for(make_pod({"name": "app", "image": "img", "securityContext": {
+        "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False}}))
+    assert config.read_only_rootfs and config.no_new_privileges and not config.privileged
+    privileged = config_for(make_pod({"name": "app", "image": "img", "securityContext": {"privileged": True}}))
+    assert privileged.privileged and not privileged.no_new_privileges
+
+
+def test_supplemental_groups_then_fs_group_join_the_user_and_fs_group_owns_memory_volumes():
+    pod = make_pod({"name": "app", "image": "img", "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]},
+                   securityContext={"fsGroup": 2000, "supplementalGroups": [3000, 3001]},
+                   volumes=[{"name": "cache", "emptyDir": {"medium": "Memory"}}])
+    config = config_for(pod)
+    assert config.supplemental_groups == [3000, 3001, 2000]
+    assert next(mount for mount in config.mounts if mount.destination == "/cache").group == 2000
+
+
+def test_the_devices_annotation_asks_for_optional_devices():
+    pod = make_pod({"name": "app", "image": "img"})
+    pod.metadata.annotations = {"minikube-py.io/devices": "fuse"}
+    assert config_for(pod).devices == ["fuse"]
+
+
+@pytest.mark.parametrize("pod_context, container_context, image, message", [
+    ({"runAsNonRoot": True}, {}, ROOT_IMAGE,
+     'container has runAsNonRoot and image will run as root (pod: "web-1_shop(uid-123)", container: app)'),
+    ({}, {"runAsNonRoot": True, "runAsUser": 0}, IMAGE,
+     'container\'s runAsUser breaks non-root policy (pod: "web-1_shop(uid-123)", container: app)'),
+    ({"runAsNonRoot": True}, {}, ResolvedImage("ghost", "sha256:5", cmd=["sh"], user="ghost"),
+     'container has runAsNonRoot and image has non-numeric user (ghost), cannot verify user is non-root '
+     '(pod: "web-1_shop(uid-123)", container: app)'),
+])
+def test_run_as_non_root_refuses_root_with_kubelets_messages(pod_context, container_context, image, message):
+    pod = make_pod({"name": "app", "image": "img", "securityContext": container_context}, securityContext=pod_context)
+    with pytest.raises(ContainerRuntimeError) as raised:
+        config_for(pod, image)
+    assert raised.value.reason == "CreateContainerConfigError" and raised.value.message == message
+
+
+def test_run_as_non_root_accepts_a_non_root_user_from_the_image_or_the_spec():
+    assert config_for(make_pod({"name": "app", "image": "img"}, securityContext={"runAsNonRoot": True})).uid == 1000
+    pod = make_pod({"name": "app", "image": "img", "securityContext": {"runAsNonRoot": False}},
+                   securityContext={"runAsNonRoot": True})
+    assert config_for(pod, ROOT_IMAGE).uid == 0  # the container's false wins over the pod's true

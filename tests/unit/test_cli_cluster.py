@@ -32,11 +32,27 @@ def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
     code, _, _ = run(capsys, "start", "--home", home, "--name", "test", "--pod-cidr", "10.99.0.0/16",
                      "--service-cidr", "10.100.0.0/16", "--port",
                      "6443", "--node-name", "n1", "--foreground", "--restart-backoff", "1s:10s", "--pids-limit", "64",
-                     "--max-pods", "1000", "--terminated-pod-gc-threshold", "5")
+                     "--max-pods", "1000", "--terminated-pod-gc-threshold", "5",
+                     "--seccomp-default=false")
     assert code == 0
     assert calls == [(home, {"name": "test", "pod_cidr": "10.99.0.0/16", "service_cidr": "10.100.0.0/16", "port": 6443, "node_name": "n1",
                              "foreground": True, "restart_backoff": "1s:10s", "pids_limit": 64,
-                             "max_pods": 1000, "terminated_pod_gc_threshold": 5})]
+                             "max_pods": 1000, "terminated_pod_gc_threshold": 5, "seccomp_default": False})]
+
+
+@pytest.mark.parametrize("argv, expected", [([], None), (["--seccomp-default"], True),
+                                            (["--seccomp-default=true"], True), (["--seccomp-default=false"], False)])
+def test_start_seccomp_default_reads_like_kubelets_flag(home, capsys, monkeypatch, argv, expected):
+    calls = []
+    monkeypatch.setattr(daemon, "start", lambda home, **options: calls.append(options) or 0)
+    assert run(capsys, "start", "--home", home, *argv)[0] == 0
+    assert calls[0]["seccomp_default"] is expected
+
+
+def test_start_refuses_a_seccomp_default_that_is_not_a_boolean(home, capsys):
+    with pytest.raises(SystemExit):
+        main(["start", "--home", home, "--seccomp-default=maybe"])
+    assert "is not true or false" in capsys.readouterr().err
 
 
 def test_stop_returns_the_daemons_exit_code(home, capsys, monkeypatch):

@@ -118,9 +118,28 @@ def test_a_mount_destination_climbing_out_of_the_root_is_refused():
 
 
 def test_kernel_files_are_masked_and_proc_sys_is_read_only():
-    steps = kernel_file_steps()
+    steps = kernel_file_steps(spec())
     assert MountStep("mask", "/proc/keys") in steps and MountStep("mask", "/sys/firmware") in steps
     assert MountStep("read_only", "/proc/sys") in steps and MountStep("read_only", "/proc/sysrq-trigger") in steps
+    assert MountStep("remount_read_only", "/") not in steps
+
+
+def test_a_privileged_container_sees_kernel_files_and_a_writable_sys():
+    assert kernel_file_steps(spec(privileged=True)) == []
+    sys_mount = next(step for step in rootfs_steps(spec(privileged=True)) if step.fstype == "sysfs")
+    assert not sys_mount.flags & linux.MS_RDONLY
+
+
+def test_a_read_only_root_is_remounted_read_only_after_the_kernel_files():
+    steps = kernel_file_steps(spec(read_only_rootfs=True))
+    assert steps[-1] == MountStep("remount_read_only", "/")
+
+
+def test_an_optional_device_gets_its_node_and_an_fs_group_owns_a_memory_volume():
+    steps = rootfs_steps(spec(devices=["fuse"], mounts=[{"destination": "/cache", "type": "tmpfs", "group": 2000}]))
+    assert any(step.action == "device" and step.target.endswith("/dev/fuse") and step.data == "10:229" for step in steps)
+    tmpfs = next(step for step in steps if step.action == "mount" and step.target.endswith("/cache"))
+    assert tmpfs.data == "mode=2777,gid=2000"
 
 
 def test_environment_gets_a_default_path_hostname_and_home_but_keeps_given_values():
@@ -383,6 +402,9 @@ class RecordingCgroups:
 
     def absolute_paths(self, path: str) -> dict[str, str]:
         return {"memory": f"/fake/memory/{path}"}
+
+    def set_devices(self, path: str, rules) -> None:
+        assert path in self.existing
 
 
 def runtime_without_root(tmp_path) -> tuple[LinuxRuntime, Sandbox]:
