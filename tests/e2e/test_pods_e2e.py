@@ -277,11 +277,13 @@ def test_exec_returns_the_commands_exit_code_and_runs_in_the_containers_cgroup(c
     assert cluster.exec("pair", "sh", "-c", "exit 7", container="reader", check=False).returncode == 7
     inspect = cluster.inspect("pair")
     reader = next(c for c in inspect["containers"] if c["name"] == "reader")
-    own_cgroup = cluster.exec("pair", "cat", "/proc/self/cgroup", container="reader").stdout
-    with open(f"/proc/{reader['pid']}/cgroup") as file:
-        main_process_cgroup = file.read()
-    memory_line = lambda text: next(line for line in text.splitlines() if ":memory:" in line or line.startswith("0::"))
-    assert memory_line(own_cgroup).split(":")[-1].startswith(memory_line(main_process_cgroup).split(":")[-1])
+    # The exec joins the container's cgroup and its cgroup namespace, whose root that cgroup is.
+    own = cluster.exec("pair", "sh", "-c", "readlink /proc/self/ns/cgroup; cat /proc/self/cgroup", container="reader")
+    namespace, *cgroup_lines = own.stdout.splitlines()
+    assert namespace == os.readlink(f"/proc/{reader['pid']}/ns/cgroup")
+    memory_line = next(line for line in cgroup_lines if ":memory:" in line or line.startswith("0::"))
+    assert memory_line.split(":")[-1] == "/"
+
 
 
 def test_a_pod_asking_more_cpu_than_the_node_has_stays_pending_with_the_schedulers_message(cluster: Cluster):

@@ -194,7 +194,10 @@ def test_root_gets_the_default_capabilities_and_other_users_none(runtime, pods):
     assert int(status_field(root.pid, "CapBnd"), 16) == expected
     assert int(status_field(nobody.pid, "CapEff"), 16) == 0
     assert status_field(nobody.pid, "Uid").split()[0] == "65534"
-    assert status_field(root.pid, "NoNewPrivs") == "1"
+    # no_new_privs only when asked (allowPrivilegeEscalation: false), as Kubernetes sets it.
+    assert status_field(root.pid, "NoNewPrivs") == "0"
+    strict = pods.container(sandbox, ["sleep", "1000"], name="strict", no_new_privileges=True)
+    assert status_field(strict.pid, "NoNewPrivs") == "1" and status_field(strict.pid, "Seccomp") == "2"
 
 
 def test_exit_codes_are_recorded_and_reported_by_wait_any(runtime, pods):
