@@ -6,10 +6,12 @@ object concerned. Like client-go's recorder, an identical event (same object, ty
 message from the same component) bumps `count` and `lastTimestamp` on the Event already stored
 instead of creating another, however long ago that was, for as long as the recorder remembers it
 and the Event still exists, so a crash loop shows as one row "(x40 over 3h)" and does not flood
-the store. Recordings are made one at a time, as client-go's single broadcaster goroutine makes
-them: two threads reporting the same event at once would otherwise both create it, and their
-count patches could land out of order. Recording is best effort: failures are logged, never
-raised into the caller's sync.
+the store. Recordings of the same event are made one at a time, as client-go's single broadcaster
+goroutine makes them: two threads reporting it at once would otherwise both create it, and their
+count patches could land out of order. Different events are recorded in parallel (a lock per
+correlation key while it is being recorded): a node starting a thousand pods writes three events
+for each, and one lock for all of them made every pod start wait for the others' writes. Recording is best effort:
+failures are logged, never raised into the caller's sync.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import socket
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from minikube_py.api import errors
@@ -44,6 +46,14 @@ class _StoredEvent:
     count: int
 
 
+@dataclass
+class _KeyLock:
+    """Serializes the recordings of one event; dropped when nobody records it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
+
 class EventRecorder:
     """Records Events for one component (`replicaset-controller`, `default-scheduler`, ...)."""
 
@@ -53,40 +63,55 @@ class EventRecorder:
         self.clock = clock or Clock()
         self.host = host or socket.gethostname()
         self._recent: OrderedDict[tuple, _StoredEvent] = OrderedDict()
-        # Held for a whole recording (lookup, API write, remembering), see the module docstring.
-        self._recording = threading.Lock()
+        # A key's lock is held for a whole recording of that event (lookup, API write, remembering);
+        # `_state` only for the short reads and writes of the shared memory.
+        self._state = threading.Lock()
+        self._recording: dict[tuple, _KeyLock] = {}
         self._last_name_nanoseconds = 0
 
     def event(self, obj: Any, event_type: str, reason: str, message: str) -> None:
         """Record that `reason`/`message` happened to `obj`; never raises."""
         try:
-            with self._recording:
-                self._record(obj, event_type, reason, message)
+            metadata = obj.metadata
+            correlation_key = (metadata.uid, obj.kind, metadata.namespace, metadata.name, event_type, reason, message)
+            with self._state:
+                key_lock = self._recording.setdefault(correlation_key, _KeyLock())
+                key_lock.users += 1
+            try:
+                with key_lock.lock:
+                    self._record(obj, correlation_key, event_type, reason, message)
+            finally:
+                with self._state:
+                    key_lock.users -= 1
+                    if not key_lock.users:
+                        del self._recording[correlation_key]
         except Exception as error:
             log.warning("%s: could not record event %s on %s %s/%s: %s", self.component, reason,
                         getattr(obj, "kind", "object"), obj.metadata.namespace, obj.metadata.name, error)
 
-    def _record(self, obj: Any, event_type: str, reason: str, message: str) -> None:
-        metadata = obj.metadata
-        correlation_key = (metadata.uid, obj.kind, metadata.namespace, metadata.name, event_type, reason, message)
+    def _record(self, obj: Any, correlation_key: tuple, event_type: str, reason: str, message: str) -> None:
         timestamp = format_time(self.clock.now())
-        stored = self._recent.get(correlation_key)
+        with self._state:
+            stored = self._recent.get(correlation_key)
         if stored is not None:
             try:
                 self.client.patch(
                     "events", stored.name, {"count": stored.count + 1, "lastTimestamp": timestamp},
                     namespace=stored.namespace)
-                stored.count += 1
-                self._recent.move_to_end(correlation_key)
+                with self._state:
+                    stored.count += 1
+                    if correlation_key in self._recent:
+                        self._recent.move_to_end(correlation_key)
                 return
             except errors.NotFound:
                 pass  # somebody deleted it; start a new one below
         created = self._create(obj, event_type, reason, message, timestamp)
-        self._recent[correlation_key] = _StoredEvent(created.metadata.namespace, created.metadata.name,
-                                                     created.count or 1)
-        self._recent.move_to_end(correlation_key)
-        while len(self._recent) > REMEMBERED_EVENTS:
-            self._recent.popitem(last=False)
+        with self._state:
+            self._recent[correlation_key] = _StoredEvent(created.metadata.namespace, created.metadata.name,
+                                                         created.count or 1)
+            self._recent.move_to_end(correlation_key)
+            while len(self._recent) > REMEMBERED_EVENTS:
+                self._recent.popitem(last=False)
 
     def _create(self, obj: Any, event_type: str, reason: str, message: str, timestamp: str) -> Event:
         metadata = obj.metadata
@@ -122,7 +147,7 @@ class EventRecorder:
     def _next_name_suffix(self) -> str:
         # Kubernetes names events `<object>.<unix nanoseconds in hex>`; keep them strictly
         # increasing so two events in one clock tick (a FakeClock never ticks) get distinct names.
-        # Called only while recording, under `_recording`.
-        nanoseconds = max(int(self.clock.now() * 1e9), self._last_name_nanoseconds + 1)
-        self._last_name_nanoseconds = nanoseconds
+        with self._state:
+            nanoseconds = max(int(self.clock.now() * 1e9), self._last_name_nanoseconds + 1)
+            self._last_name_nanoseconds = nanoseconds
         return format(nanoseconds, "x")

@@ -112,3 +112,29 @@ def test_recording_never_raises_and_logs_the_failure(cluster, recorder, caplog):
 
     assert cluster.list("events") == []
     assert "could not record event Scheduled on Pod default/web: database is locked" in caplog.text
+
+
+def test_a_slow_write_of_one_event_does_not_hold_up_events_about_other_objects(cluster, recorder):
+    """A node starting many pods records three events per pod from many workers at once."""
+    slow, fast = cluster.pod("slow"), cluster.pod("fast")
+    create = cluster.client.create
+    release = threading.Event()
+
+    def create_slowly_for_slow(obj, *args, **kwargs):
+        if obj.involved_object.name == "slow":
+            assert release.wait(10), "never released"
+        return create(obj, *args, **kwargs)
+
+    cluster.client.create = create_slowly_for_slow
+    blocked = threading.Thread(target=recorder.event, args=(slow, "Normal", "Pulled", "image present"))
+    blocked.start()
+    try:
+        done = threading.Thread(target=recorder.event, args=(fast, "Normal", "Pulled", "image present"))
+        done.start()
+        done.join(5)
+        assert not done.is_alive(), "the other object's event waited for the slow write"
+        assert [event.involved_object.name for event in cluster.list("events")] == ["fast"]
+    finally:
+        release.set()
+        blocked.join(10)
+    assert sorted(event.involved_object.name for event in cluster.list("events")) == ["fast", "slow"]
