@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from minikube_py import api
 from minikube_py.api import errors, printers
@@ -63,7 +64,8 @@ def not_found(path: str) -> errors.NotFound:
 
 def parse_route(path: str) -> Route | dict:
     """A resource route, or the discovery document the path names. Raises NotFound."""
-    parts = [part for part in path.split("/") if part]
+    # Segments are percent-decoded after splitting, as Kubernetes does: `x%3Fy` names `x?y`.
+    parts = [unquote(part) for part in path.split("/") if part]
     if parts == ["version"]:
         return version_info()
     if parts == ["api"]:

@@ -315,3 +315,10 @@ def test_a_pod_with_the_largest_grace_period_is_deleted_without_error(server, tr
     transport.bind("default", "web", "node-1")
     status, document = raw_request(server, "DELETE", "/api/v1/namespaces/default/pods/web")
     assert status == 200 and document["metadata"]["deletionTimestamp"] == "9999-12-31T23:59:59Z"
+
+
+def test_path_segments_are_percent_decoded_so_errors_name_what_the_client_asked_for(server, transport):
+    status, document = raw_request(server, "GET", "/api/v1/namespaces/default/pods/x%3Fy")
+    assert status == 404 and document["message"] == 'pods "x?y" not found'
+    with pytest.raises(errors.NotFound, match='pods "../web" not found'):
+        transport.get("pods", "default", "../web")
