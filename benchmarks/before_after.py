@@ -31,7 +31,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
 
@@ -185,7 +184,7 @@ def markdown(results: dict) -> str:
         (f"Deployment 0 → {options['replicas']} Ready, median of {options['rounds']} rounds", "scale_up_s", "p50", "{:.2f} s"),
         (f"Deployment 0 → {options['replicas']} Ready, fastest / slowest round", "scale_up_s", None, "{:.2f} s"),
     ]
-    lines = [f"| measurement | before | after | after / before |", "|---|---:|---:|---:|"]
+    lines = ["| measurement | before | after | after / before |", "|---|---:|---:|---:|"]
     for title, figure, statistic, number in rows:
         if figure not in before or figure not in after:
             lines.append(f"| {title} | not measured | not measured | – |")

@@ -16,7 +16,7 @@ from minikube_py.clock import Clock
 
 
 def build_controllers(client: Any, clock: Clock | None = None, informers: SharedInformers | None = None,
-                      workers: int = 2) -> list[Controller]:
+                      workers: int = 2) -> list[Controller[str]]:
     """The ReplicaSet controller, the garbage collector, the scheduler, the service account and
     endpoints controllers, sharing caches.
 

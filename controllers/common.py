@@ -192,7 +192,7 @@ class ControllerRefManager:
                 )
             else:
                 self._adoption_check = True
-        if self._adoption_check is not True:
+        if isinstance(self._adoption_check, errors.ApiError):
             raise self._adoption_check
 
     def _patch_owner_references(self, resource: str, obj: Any, references: list[OwnerReference]) -> bool:
@@ -413,7 +413,7 @@ def _shared_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-def run_in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Exception]:
+def run_in_parallel(calls: Sequence[Callable[[], Any]]) -> list[BaseException]:
     """Run the calls concurrently and wait for all; the exceptions they raised, in call order."""
     if len(calls) == 1:
         try:
@@ -425,7 +425,7 @@ def run_in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Exception]:
     return [error for error in (future.exception() for future in futures) if error is not None]
 
 
-def slow_start_batch(count: int, initial_batch: int, fn: Callable[[], Any]) -> tuple[int, Exception | None]:
+def slow_start_batch(count: int, initial_batch: int, fn: Callable[[], Any]) -> tuple[int, BaseException | None]:
     """Call `fn` `count` times in growing concurrent batches (1, 2, 4, ...); stop after a
     batch with a failure. Returns (successful calls, first error or None).
 

@@ -14,6 +14,7 @@ the informers' owner-uid index answers "who depends on this uid".
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -34,7 +35,7 @@ WATCHED_RESOURCES = ("deployments", "replicasets", "pods")
 OWNER_ABSENT, OWNER_PRESENT, OWNER_DELETING = "absent", "present", "deleting"
 
 
-class GarbageCollector(Controller):
+class GarbageCollector(Controller[str]):
     """Cascading deletion for `WATCHED_RESOURCES`; keys are `<resource>/<namespace>/<name>`."""
 
     def __init__(
@@ -52,9 +53,9 @@ class GarbageCollector(Controller):
         for resource in resources:
             self.caches[resource] = self.watch(
                 informers.informer(resource),
-                on_add=lambda obj, resource=resource: self._object_added(resource, obj),
-                on_update=lambda old, new, resource=resource: self._object_updated(resource, old, new),
-                on_delete=lambda obj, resource=resource: self._object_deleted(resource, obj),
+                on_add=functools.partial(self._object_added, resource),
+                on_update=functools.partial(self._object_updated, resource),
+                on_delete=functools.partial(self._object_deleted, resource),
             )
 
     # -- event handlers -------------------------------------------------------------------------

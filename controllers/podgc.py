@@ -61,7 +61,7 @@ def deletion_order(pod: Pod) -> tuple[bool, str, str]:
     return (not is_evicted(pod), pod.metadata.creation_timestamp or "", pod.metadata.name or "")
 
 
-class PodGarbageCollector(Controller):
+class PodGarbageCollector(Controller[str]):
     """Deletes orphaned pods and terminated pods beyond the threshold."""
 
     def __init__(

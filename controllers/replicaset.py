@@ -12,6 +12,7 @@ do not count and are replaced, but, as in Kubernetes, they are left for their ow
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from minikube_py.api import errors
@@ -47,7 +48,7 @@ COMPONENT = "replicaset-controller"
 REPLICA_FAILURE = "ReplicaFailure"
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(Controller[str]):
     """Reconciles ReplicaSets; keys are `namespace/name`."""
 
     def __init__(
@@ -263,7 +264,7 @@ class ReplicaSetController(Controller):
         # Expect exactly these pods' deletions, tracked by key so each is counted once.
         self.expectations.expect_deletions(key, pod_keys(victims))
 
-        def deleter(pod: Any):
+        def deleter(pod: Any) -> Callable[[], None]:
             def delete_one() -> None:
                 try:
                     self.client.delete("pods", pod.metadata.name, namespace=pod.metadata.namespace)
@@ -295,7 +296,7 @@ class ReplicaSetController(Controller):
                 if (get_controller_of(sibling) or reference).uid == reference.uid
             ]
             owners = siblings or owners
-        related = []
+        related: list[Any] = []
         for owner in owners:
             related.extend(pod for pod in self.pods.by_owner_uid(owner.metadata.uid) if is_controlled_by(pod, owner))
         return related

@@ -220,7 +220,7 @@ class PlacedPods:
             self._usage[placed[0]].add(placed[1], sign=-1)
 
 
-class Scheduler(Controller):
+class Scheduler(Controller[str]):
     """Binds pending pods to nodes; keys are pod `namespace/name`."""
 
     def __init__(

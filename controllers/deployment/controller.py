@@ -30,7 +30,7 @@ from controllers.deployment.rolling import rollout_rolling
 CONTROLLER_NAME = "deployment-controller"
 
 
-class DeploymentController(Controller):
+class DeploymentController(Controller[str]):
     """Reconciles Deployments into ReplicaSets (RollingUpdate, Recreate, rollback, pause, scaling)."""
 
     def __init__(self, client: Any, clock: Clock | None = None, informers: SharedInformers | None = None,

@@ -53,11 +53,10 @@ class ProbeSpec:
 
     @staticmethod
     def from_probe(kind: str, probe) -> "ProbeSpec":
-        for attribute, handler_type in (("exec", "exec"), ("http_get", "httpGet"), ("tcp_socket", "tcpSocket")):
-            handler = getattr(probe, attribute, None)
-            if handler is not None:
-                break
-        else:
+        handlers = [(handler_type, getattr(probe, attribute, None))
+                    for attribute, handler_type in (("exec", "exec"), ("http_get", "httpGet"), ("tcp_socket", "tcpSocket"))]
+        handler_type, handler = next(((name, found) for name, found in handlers if found is not None), ("", None))
+        if handler is None:
             raise ValueError(f"{kind}Probe: needs exactly one of exec, httpGet, tcpSocket")
 
         def value(name: str, default: int) -> int:

@@ -6,17 +6,19 @@ store reaches `kubectl`-style output unchanged: `Error from server (NotFound): p
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ApiError(Exception):
     code = 500
     reason = "InternalError"
 
-    def __init__(self, message: str, details: dict | None = None):
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         self.details = details or {}
 
-    def to_status(self) -> dict:
+    def to_status(self) -> dict[str, Any]:
         status = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -31,7 +33,7 @@ class ApiError(Exception):
         return status
 
     @staticmethod
-    def from_status(status: dict) -> "ApiError":
+    def from_status(status: dict[str, Any]) -> "ApiError":
         """Rebuild the matching error class from a Status object received over HTTP."""
         reason = status.get("reason", "")
         cls = _BY_REASON.get(reason, ApiError)
@@ -116,7 +118,7 @@ class Invalid(ApiError):
     code = 422
     reason = "Invalid"
 
-    def __init__(self, message: str, errors: list[tuple[str, str]] | None = None, details: dict | None = None):
+    def __init__(self, message: str, errors: list[tuple[str, str]] | None = None, details: dict[str, Any] | None = None):
         super().__init__(message, details)
         self.errors = errors or []
 

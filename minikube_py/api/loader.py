@@ -24,7 +24,7 @@ from minikube_py.api.resources import resource_for_kind, unknown_kind_message
 class ManifestDocument:
     source: str
     index: int  # 1-based position of the document in the file
-    data: dict | None = None
+    data: dict[str, Any] | None = None
     error: str | None = None
     item: int | None = None  # 1-based position inside a `kind: List` document, else None
 
@@ -39,12 +39,12 @@ class _ManifestLoader(yaml.SafeLoader):
     """SafeLoader that keeps timestamps as text: `creationTimestamp: 2026-01-01T00:00:00Z` is a string on the wire."""
 
 
-def _construct_set(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+def _construct_set(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
     # A YAML set is a mapping whose values are null; JSON, and so the API, has only the mapping.
-    return {key: None for key in loader.construct_mapping(node)}
+    return {str(key): None for key in loader.construct_mapping(node)}
 
 
-def _construct_pairs(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> list:
+def _construct_pairs(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> list[Any]:
     # `!!omap [a: 1]` / `!!pairs`: what is written, a list of one-key mappings, as go-yaml reads it.
     return [loader.construct_mapping(item) if isinstance(item, yaml.MappingNode) else loader.construct_object(item)
             for item in node.value]

@@ -33,7 +33,7 @@ class WireModel(BaseModel):
         strict=True,  # like Kubernetes: `replicas: "3"` is an error, not silently an int
     )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The wire form: camelCase keys, None fields dropped, JSON-compatible values."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
@@ -105,7 +105,9 @@ ResourceList = dict[str, Quantity]
 class WithConditions:
     """Mixin for status types with a `conditions` list: look one up by type."""
 
-    def condition(self, condition_type: str):
+    conditions: Any
+
+    def condition(self, condition_type: str) -> Any:
         """The condition of that type (`Ready`, `Available`, `Progressing`, ...), or None."""
         for condition in self.conditions or []:
             if condition.type == condition_type:

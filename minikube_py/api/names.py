@@ -94,7 +94,7 @@ def qualified_name_errors(text: str) -> list[str]:
             "a qualified name " + QUALIFIED_NAME_ERROR
             + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
         ]
-    problems = []
+    problems: list[str] = []
     if prefix:
         problems.extend("prefix part " + problem for problem in dns1123_subdomain_errors(prefix))
     if not name:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from minikube_py.api import errors
 from minikube_py.api.defaults import set_defaults
-from minikube_py.api.meta import WireModel
 from minikube_py.api.resources import ResourceInfo, resource_for_kind, unknown_kind_message
 from minikube_py.api.validation import show_value, validate_object
 
@@ -25,7 +25,7 @@ _MAP_FIELDS = {"labels", "annotations", "nodeSelector", "limits", "requests", "c
                "data", "binaryData", "stringData"}
 
 
-def field_path(location: tuple) -> str:
+def field_path(location: tuple[Any, ...]) -> str:
     """`("spec", "containers", 0, "image")` -> `spec.containers[0].image`."""
     text = ""
     previous = None
@@ -51,7 +51,7 @@ _EXPECTED_TYPES = {
 }
 
 
-def _pydantic_message(error: dict) -> str:
+def _pydantic_message(error: ErrorDetails) -> str:
     kind = error["type"]
     if kind == "missing":
         return "Required value"
@@ -87,12 +87,13 @@ def invalid_error(info: ResourceInfo, name: str, problems: list[tuple[str, str]]
     return errors.Invalid(f'{info.qualified_kind} "{name}" is invalid: {summary}', problems, details)
 
 
-def _display_name(data: dict) -> str:
+def _display_name(data: dict[str, Any]) -> str:
     metadata = data.get("metadata")
     if isinstance(metadata, dict):
         for key in ("name", "generateName"):
-            if isinstance(metadata.get(key), str) and metadata[key]:
-                return metadata[key]
+            value = metadata.get(key)
+            if isinstance(value, str) and value:
+                return value
     return ""
 
 
@@ -113,7 +114,7 @@ def resource_of(data: Any) -> ResourceInfo:
         raise errors.BadRequest(unknown_kind_message(api_version, kind)) from None
 
 
-def parse_object(data: dict) -> WireModel:
+def parse_object(data: dict[str, Any]) -> Any:
     """Wire dict -> defaulted, validated model.
 
     Raises `errors.BadRequest` for an unknown apiVersion/kind and `errors.Invalid` carrying
@@ -121,7 +122,7 @@ def parse_object(data: dict) -> WireModel:
     """
     info = resource_of(data)
     try:
-        obj = info.model.model_validate(data)
+        obj: Any = info.model.model_validate(data)
     except ValidationError as exc:
         raise invalid_error(info, _display_name(data), errors_from_pydantic(exc)) from None
     set_defaults(obj)

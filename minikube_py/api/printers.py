@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from minikube_py.api import networking_rows, times
 
@@ -36,7 +36,7 @@ class Column:
     priority: int = 0
     format: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "format": self.format,
                 "description": self.description, "priority": self.priority}
 
@@ -55,13 +55,13 @@ def age(timestamp: str | None, now: float) -> str:
     return times.human_duration(now - times.parse_time(timestamp))
 
 
-def format_labels(labels: dict | None) -> str:
+def format_labels(labels: dict[str, Any] | None) -> str:
     if not labels:
         return NONE
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
-def format_label_selector(selector: dict | None) -> str:
+def format_label_selector(selector: dict[str, Any] | None) -> str:
     """apimachinery's `FormatLabelSelector`: `app=web,tier in (a,b)`, `<none>` when empty."""
     if not selector:
         return NONE
@@ -81,12 +81,12 @@ def format_label_selector(selector: dict | None) -> str:
     return ",".join(text for _, text in sorted(requirements))
 
 
-def _created_age(obj: dict, now: float) -> str:
+def _created_age(obj: dict[str, Any], now: float) -> str:
     return age((obj.get("metadata") or {}).get("creationTimestamp"), now)
 
 
-def _name(obj: dict) -> str:
-    return (obj.get("metadata") or {}).get("name", "")
+def _name(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
 
 
 # -- pods ---------------------------------------------------------------------------------------
@@ -95,8 +95,8 @@ def _terminal(phase: str | None) -> bool:
     return phase in ("Succeeded", "Failed")
 
 
-def _restartable_init_container(container: dict | None) -> bool:
-    return bool(container) and container.get("restartPolicy") == "Always"
+def _restartable_init_container(container: dict[str, Any] | None) -> bool:
+    return container is not None and container.get("restartPolicy") == "Always"
 
 
 def _latest(current: str | None, candidate: str | None) -> str | None:
@@ -114,7 +114,7 @@ class PodSummary:
     restarts: str
 
 
-def pod_summary(pod: dict, now: float) -> PodSummary:
+def pod_summary(pod: dict[str, Any], now: float) -> PodSummary:
     """READY, STATUS and RESTARTS as kubectl's `printPod` derives them."""
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     phase = status.get("phase") or ""
@@ -200,7 +200,7 @@ def pod_summary(pod: dict, now: float) -> PodSummary:
     return PodSummary(ready=f"{ready}/{total}", status=reason, restarts=restart_text)
 
 
-def pod_row(pod: dict, now: float) -> list[Cell]:
+def pod_row(pod: dict[str, Any], now: float) -> list[Cell]:
     """Name, Ready, Status, Restarts, Age, then the wide IP, Node, Nominated Node, Readiness Gates."""
     summary = pod_summary(pod, now)
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
@@ -219,7 +219,7 @@ def pod_row(pod: dict, now: float) -> list[Cell]:
 
 # -- workloads ----------------------------------------------------------------------------------
 
-def _template_wide_cells(template: dict, selector: dict | None) -> list[Cell]:
+def _template_wide_cells(template: dict[str, Any], selector: dict[str, Any] | None) -> list[Cell]:
     containers = (template.get("spec") or {}).get("containers") or []
     return [
         ",".join(container.get("name", "") for container in containers),
@@ -228,14 +228,14 @@ def _template_wide_cells(template: dict, selector: dict | None) -> list[Cell]:
     ]
 
 
-def replica_set_row(replica_set: dict, now: float) -> list[Cell]:
+def replica_set_row(replica_set: dict[str, Any], now: float) -> list[Cell]:
     """Name, Desired, Current, Ready, Age, then the wide Containers, Images, Selector."""
     spec, status = replica_set.get("spec") or {}, replica_set.get("status") or {}
     return [_name(replica_set), spec.get("replicas", 0), status.get("replicas", 0), status.get("readyReplicas", 0),
             _created_age(replica_set, now)] + _template_wide_cells(spec.get("template") or {}, spec.get("selector"))
 
 
-def deployment_row(deployment: dict, now: float) -> list[Cell]:
+def deployment_row(deployment: dict[str, Any], now: float) -> list[Cell]:
     """Name, Ready, Up-to-date, Available, Age, then the wide Containers, Images, Selector."""
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     return [_name(deployment), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
@@ -245,11 +245,11 @@ def deployment_row(deployment: dict, now: float) -> list[Cell]:
 
 # -- cluster objects ----------------------------------------------------------------------------
 
-def namespace_row(namespace: dict, now: float) -> list[Cell]:
+def namespace_row(namespace: dict[str, Any], now: float) -> list[Cell]:
     return [_name(namespace), (namespace.get("status") or {}).get("phase", ""), _created_age(namespace, now)]
 
 
-def node_status(node: dict) -> str:
+def node_status(node: dict[str, Any]) -> str:
     ready = next((condition for condition in (node.get("status") or {}).get("conditions") or []
                   if condition.get("type") == "Ready"), None)
     text = "Ready" if ready and ready.get("status") == "True" else "NotReady"
@@ -258,13 +258,13 @@ def node_status(node: dict) -> str:
     return text
 
 
-def node_roles(node: dict) -> str:
+def node_roles(node: dict[str, Any]) -> str:
     prefix = "node-role.kubernetes.io/"
     roles = sorted(key[len(prefix):] for key in (node["metadata"].get("labels") or {}) if key.startswith(prefix))
     return ",".join(roles) or NONE
 
 
-def node_row(node: dict, now: float) -> list[Cell]:
+def node_row(node: dict[str, Any], now: float) -> list[Cell]:
     """Name, Status, Roles, Age, Version, then the wide addresses, OS image, kernel and runtime."""
     status = node.get("status") or {}
     info = status.get("nodeInfo") or {}
@@ -278,19 +278,20 @@ def node_row(node: dict, now: float) -> list[Cell]:
             info.get("kernelVersion") or "<unknown>", info.get("containerRuntimeVersion") or "<unknown>"]
 
 
-def event_last_seen_time(event: dict) -> str | None:
+def event_last_seen_time(event: dict[str, Any]) -> str | None:
     """The time an event last happened, with kubectl's fallbacks (series, eventTime, first)."""
     series = event.get("series") or {}
-    return (series.get("lastObservedTime") or event.get("lastTimestamp") or event.get("firstTimestamp")
-            or event.get("eventTime") or event["metadata"].get("creationTimestamp"))
+    seen: str | None = (series.get("lastObservedTime") or event.get("lastTimestamp") or event.get("firstTimestamp")
+                        or event.get("eventTime") or event["metadata"].get("creationTimestamp"))
+    return seen
 
 
-def event_object(event: dict) -> str:
+def event_object(event: dict[str, Any]) -> str:
     involved = event.get("involvedObject") or {}
     return f"{(involved.get('kind') or '').lower()}/{involved.get('name', '')}"
 
 
-def event_source(event: dict) -> str:
+def event_source(event: dict[str, Any]) -> str:
     source = event.get("source") or {}
     text = source.get("component") or event.get("reportingComponent") or ""
     if source.get("host"):
@@ -298,7 +299,7 @@ def event_source(event: dict) -> str:
     return text
 
 
-def event_row(event: dict, now: float) -> list[Cell]:
+def event_row(event: dict[str, Any], now: float) -> list[Cell]:
     """Last Seen, Type, Reason, Object, Subobject, Source, Message, First Seen, Count, Name."""
     count = (event.get("series") or {}).get("count") or event.get("count") or 1
     return [age(event_last_seen_time(event), now), event.get("type", ""), event.get("reason", ""),
@@ -314,7 +315,7 @@ class Printer:
     """The columns of one kind and the function computing one object's cells, one per column."""
 
     columns: tuple[Column, ...]
-    row: Callable[[dict, float], list[Cell]]
+    row: Callable[[dict[str, Any], float], list[Cell]]
 
     def visible(self, wide: bool) -> list[int]:
         """Indexes of the columns `get` shows: all with `-o wide`, else the priority-0 ones."""
@@ -441,13 +442,13 @@ PRINTERS: dict[str, Printer] = {
 
 # -- the Table ----------------------------------------------------------------------------------
 
-def partial_object_metadata(obj: dict) -> dict:
+def partial_object_metadata(obj: dict[str, Any]) -> dict[str, Any]:
     """`PartialObjectMetadata`: what a Table row carries by default, the object's metadata alone."""
     return {"kind": "PartialObjectMetadata", "apiVersion": TABLE_API_VERSION,
             "metadata": copy.deepcopy(obj.get("metadata") or {})}
 
 
-def _row_object(obj: dict, include_object: str) -> dict | None:
+def _row_object(obj: dict[str, Any], include_object: str) -> dict[str, Any] | None:
     if include_object == INCLUDE_NONE:
         return None
     if include_object == INCLUDE_OBJECT:
@@ -455,8 +456,8 @@ def _row_object(obj: dict, include_object: str) -> dict | None:
     return partial_object_metadata(obj)
 
 
-def table(plural: str, objects: list[dict], now: float, resource_version: str | None = None,
-          include_object: str = INCLUDE_METADATA) -> dict:
+def table(plural: str, objects: list[dict[str, Any]], now: float, resource_version: str | None = None,
+          include_object: str = INCLUDE_METADATA) -> dict[str, Any]:
     """The `meta.k8s.io/v1` `Table` of `objects` of kind `plural` (a key of PRINTERS).
 
     `include_object` is the `includeObject` policy: None (rows without objects), Metadata (the
@@ -467,7 +468,7 @@ def table(plural: str, objects: list[dict], now: float, resource_version: str | 
     printer = PRINTERS[plural]
     rows = []
     for obj in objects:
-        row: dict = {"cells": printer.row(obj, now)}
+        row: dict[str, Any] = {"cells": printer.row(obj, now)}
         row_object = _row_object(obj, include_object)
         if row_object is not None:
             row["object"] = row_object

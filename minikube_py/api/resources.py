@@ -46,7 +46,8 @@ class ResourceInfo:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-def _resource(kind: str, group: str, plural: str, short_names: tuple[str, ...], namespaced: bool, model,
+def _resource(kind: str, group: str, plural: str, short_names: tuple[str, ...], namespaced: bool,
+              model: type[WireModel],
               defaults: Callable | None = None, validate: Callable | None = None,
               validate_update: Callable | None = None) -> ResourceInfo:
     api_version = f"{group}/v1" if group else "v1"

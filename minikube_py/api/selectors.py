@@ -77,7 +77,7 @@ class Selector:
         return not self.matches_nothing and not self.requirements
 
     @classmethod
-    def from_label_selector(cls, selector: LabelSelector | dict | None) -> "Selector":
+    def from_label_selector(cls, selector: LabelSelector | dict[str, Any] | None) -> "Selector":
         """The API form (model or wire dict) as a Selector: None matches nothing, `{}` everything.
 
         Raises BadRequest for an unknown operator or values that do not fit it.
@@ -144,6 +144,12 @@ class _Tokens:
         self.index += 1
         return token
 
+    def take_word(self) -> str:
+        """The next token, which the caller has seen `is_word`."""
+        token = self.take()
+        assert token is not None
+        return token
+
     def fail(self, expected: str) -> BadRequest:
         found = self.peek()
         found_text = "end of string" if found is None else f"'{found}'"
@@ -180,7 +186,7 @@ def _parse_requirement(tokens: _Tokens) -> Requirement:
         tokens.take()
     if not tokens.is_word(tokens.peek()):
         raise tokens.fail("identifier")
-    key = tokens.take()
+    key = tokens.take_word()
     if negated:
         return Requirement(key, DOES_NOT_EXIST)
     operator = tokens.peek()
@@ -188,7 +194,7 @@ def _parse_requirement(tokens: _Tokens) -> Requirement:
         return Requirement(key, EXISTS)
     if operator in ("=", "==", "!="):
         tokens.take()
-        value = tokens.take() if tokens.is_word(tokens.peek()) else ""
+        value = tokens.take_word() if tokens.is_word(tokens.peek()) else ""
         return Requirement(key, NOT_EQUALS if operator == "!=" else EQUALS, (value,))
     if operator in (IN, NOT_IN):
         tokens.take()
@@ -199,7 +205,7 @@ def _parse_requirement(tokens: _Tokens) -> Requirement:
         while True:
             token = tokens.peek()
             if tokens.is_word(token):
-                values.append(tokens.take())
+                values.append(tokens.take_word())
             token = tokens.take()
             if token == ")":
                 break
@@ -253,7 +259,7 @@ class FieldRequirement(NamedTuple):
     operator: str  # "=" or "!="
     value: str
 
-    def matches(self, obj: dict) -> bool:
+    def matches(self, obj: dict[str, Any]) -> bool:
         equal = get_field(obj, self.field) == self.value
         return equal if self.operator == EQUALS else not equal
 
@@ -279,7 +285,7 @@ def parse_field_selector(text: str | None, resource: str | None = None) -> list[
     return requirements
 
 
-def get_field(obj: dict, dotted: str) -> str:
+def get_field(obj: dict[str, Any], dotted: str) -> str:
     """The value of a dotted field of a wire dict as field selectors compare it ("" when absent)."""
     value: Any = obj
     for part in dotted.split("."):
@@ -293,7 +299,7 @@ def get_field(obj: dict, dotted: str) -> str:
     return str(value)
 
 
-def matches_fields(obj: dict, requirements: list[FieldRequirement]) -> bool:
+def matches_fields(obj: dict[str, Any], requirements: list[FieldRequirement]) -> bool:
     return all(requirement.matches(obj) for requirement in requirements)
 
 

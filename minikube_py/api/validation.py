@@ -598,7 +598,7 @@ def validate_object(obj: WireModel) -> list[tuple[str, str]]:
     return problems.items
 
 
-def _wire_dict(obj: WireModel | dict) -> dict:
+def _wire_dict(obj: WireModel | dict[str, Any]) -> dict[str, Any]:
     return obj.to_dict() if isinstance(obj, WireModel) else copy.deepcopy(obj)
 
 
@@ -607,7 +607,7 @@ def _immutable(problems: Problems, path: str, new: Any, old: Any) -> None:
         problems.invalid(path, new, "field is immutable")
 
 
-def validate_update(new: WireModel | dict, old: WireModel | dict) -> list[tuple[str, str]]:
+def validate_update(new: WireModel | dict[str, Any], old: WireModel | dict[str, Any]) -> list[tuple[str, str]]:
     """Problems of replacing `old` by `new` (models or wire dicts): fields that may not change.
 
     The new object's own validity is `parse_object`'s job; this only compares the two.
@@ -627,7 +627,7 @@ def validate_update(new: WireModel | dict, old: WireModel | dict) -> list[tuple[
     return problems.items
 
 
-def _validate_pod_update(problems: Problems, new_spec: dict, old_spec: dict) -> None:
+def _validate_pod_update(problems: Problems, new_spec: dict[str, Any], old_spec: dict[str, Any]) -> None:
     # Copy over what Kubernetes lets change (images, activeDeadlineSeconds); any difference left is forbidden.
     new_rest, old_rest = copy.deepcopy(new_spec), copy.deepcopy(old_spec)
     new_rest.pop("activeDeadlineSeconds", None)
@@ -639,7 +639,7 @@ def _validate_pod_update(problems: Problems, new_spec: dict, old_spec: dict) -> 
     for key in ("containers", "initContainers"):
         new_containers, old_containers = new_rest.get(key), old_rest.get(key)
         if isinstance(new_containers, list) and isinstance(old_containers, list):
-            for new_container, old_container in zip(new_containers, old_containers):
+            for new_container, old_container in zip(new_containers, old_containers, strict=False):
                 if isinstance(new_container, dict) and isinstance(old_container, dict):
                     # imagePullPolicy goes with the image: a new tag re-defaults it (latest -> Always).
                     if new_container.get("image") != old_container.get("image"):

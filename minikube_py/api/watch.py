@@ -7,18 +7,23 @@ stream is closed or ends.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EventStream:
     """Iteration over `next(timeout)`: each step waits for the next event and iteration ends
     when `next` returns None (the stream was closed or ended)."""
 
-    def next(self, timeout: float | None = None):
+    def next(self, timeout: float | None = None) -> Any:
         raise NotImplementedError
 
-    def __iter__(self):
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __iter__(self) -> EventStream:
         return self
 
-    def __next__(self):
+    def __next__(self) -> Any:
         event = self.next()
         if event is None:
             raise StopIteration

@@ -25,7 +25,7 @@ from minikube_py.apiserver.routing import (
     Route, include_object_policy, integer, not_found, parse_route, text, wants_table)
 
 if TYPE_CHECKING:
-    from minikube_py.apiserver.server import ApiHttpServer
+    pass
 
 log = logging.getLogger(__name__)
 

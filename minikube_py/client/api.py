@@ -27,23 +27,23 @@ class WatchEvent:
     object: Any
 
 
-def _info(resource: str):
+def _info(resource: str) -> api.ResourceInfo:
     info = api.RESOURCES.get(resource)
     return info if info is not None else api.resource_for(resource)
 
 
-def _info_of(obj: Any):
+def _info_of(obj: Any) -> api.ResourceInfo:
     return api.resource_for_kind(obj.api_version, obj.kind)
 
 
-def _model(info, data: dict) -> Any:
+def _model(info: api.ResourceInfo, data: dict[str, Any]) -> Any:
     return info.model.model_validate(data)
 
 
 class ModelWatch(EventStream):
     """A transport watch whose events carry models. Iterate, or `next(timeout)`; `close()`."""
 
-    def __init__(self, info, watch):
+    def __init__(self, info: api.ResourceInfo, watch: EventStream) -> None:
         self._info = info
         self._watch = watch
 
@@ -84,7 +84,7 @@ class ApiClient:
         return _model(info, self.raw.get(info.plural, namespace, name))
 
     def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> tuple[list, str]:
+             field_selector: str | None = None) -> tuple[list[Any], str]:
         """The items as models and the list's resourceVersion (watch from it)."""
         info = _info(resource)
         listing = self.raw.list(info.plural, namespace, label_selector, field_selector)
@@ -110,10 +110,10 @@ class ApiClient:
         info = _info(resource)
         return _model(info, self.raw.patch_status(info.plural, namespace, name, patch))
 
-    def get_scale(self, resource: str, name: str, namespace: str | None = None) -> dict:
+    def get_scale(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         return self.raw.get_scale(_info(resource).plural, namespace, name)
 
-    def scale(self, resource: str, name: str, replicas: int, namespace: str | None = None) -> dict:
+    def scale(self, resource: str, name: str, replicas: int, namespace: str | None = None) -> dict[str, Any]:
         """Set spec.replicas through the scale subresource; returns the Scale."""
         return self.raw.patch_scale(_info(resource).plural, namespace, name, {"spec": {"replicas": replicas}})
 
@@ -121,7 +121,7 @@ class ApiClient:
         return _model(_info("pods"), self.raw.bind(namespace, name, node_name))
 
     def delete(self, resource: str, name: str, namespace: str | None = None, propagation_policy: str | None = None,
-               grace_period_seconds: int | None = None, preconditions: dict | None = None) -> Any:
+               grace_period_seconds: int | None = None, preconditions: dict[str, Any] | None = None) -> Any:
         """Delete; returns the object (marked with deletionTimestamp, or its last state).
         `preconditions` ({"uid"}, {"resourceVersion"}) make it a Conflict if the object changed."""
         info = _info(resource)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Generic
 
 from minikube_py.api.errors import ApiError
 from minikube_py.clock import Clock
 from minikube_py.client.informer import Informer, wait_for_informers
-from minikube_py.client.workqueue import WorkQueue
+from minikube_py.client.workqueue import KeyT, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ MAX_RETRIES = 15
 SYNC_WAIT_POLL_SECONDS = 0.5
 
 
-class Controller:
+class Controller(Generic[KeyT]):
     """Base class: a named work queue, the informers it reads, and N workers running `sync`."""
 
     max_retries = MAX_RETRIES
@@ -37,7 +37,7 @@ class Controller:
         self.name = name
         self.clock = clock or Clock()
         self.workers = workers
-        self.queue = WorkQueue(self.clock, name)
+        self.queue: WorkQueue[KeyT] = WorkQueue(self.clock, name)
         self.informers: list[Informer] = []
         self._threads: list[threading.Thread] = []
         self._started_informers: list[Informer] = []
@@ -60,13 +60,13 @@ class Controller:
             informer.add_event_handler(on_add, on_update, on_delete)
         return informer
 
-    def enqueue(self, key: Hashable) -> None:
+    def enqueue(self, key: KeyT) -> None:
         self.queue.add(key)
 
-    def enqueue_after(self, key: Hashable, delay: float) -> None:
+    def enqueue_after(self, key: KeyT, delay: float) -> None:
         self.queue.add_after(key, delay)
 
-    def sync(self, key: Hashable) -> float | None:
+    def sync(self, key: KeyT) -> float | None:
         """Reconcile one key; return None when done or seconds until it should be synced again."""
         raise NotImplementedError(f"{type(self).__name__} must implement sync(key)")
 
@@ -86,7 +86,7 @@ class Controller:
             self.queue.done(key)
         return True
 
-    def _sync_and_settle(self, key: Hashable) -> None:
+    def _sync_and_settle(self, key: KeyT) -> None:
         try:
             requeue_after = self.sync(key)
         except Exception as error:

@@ -50,7 +50,7 @@ def semantic_form(value: Any) -> Any:
     return value
 
 
-def template_without_hash(template: Any) -> dict:
+def template_without_hash(template: Any) -> dict[str, Any]:
     """The template's wire form, semantically normalised, without the pod-template-hash label."""
     wire = template.to_dict()
     labels = wire.get("metadata", {}).get("labels")

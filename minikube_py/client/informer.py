@@ -12,6 +12,7 @@ For unit tests, `refresh()` lists and applies the differences synchronously, wit
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -124,12 +125,12 @@ class Informer:
             objects = [obj for obj in objects if selector.matches(obj.metadata.labels or {})]
         return objects
 
-    def by_owner_uid(self, uid: str) -> list[Any]:
+    def by_owner_uid(self, uid: str) -> builtins.list[Any]:
         """Cached objects that have an ownerReference (controller or not) with this uid."""
         with self._lock:
             return [self._cache[key] for key in self._keys_by_owner_uid.get(uid, ())]
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         with self._lock:
             return list(self._cache)
 

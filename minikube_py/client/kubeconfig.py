@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import os
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -22,7 +23,7 @@ from minikube_py.client.transport import HttpTransport
 ENTRY_KINDS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
 
 
-def build(cluster_name: str, server: str, ca_pem: bytes, token: str) -> dict:
+def build(cluster_name: str, server: str, ca_pem: bytes, token: str) -> dict[str, Any]:
     """A complete kubeconfig for one cluster, its admin user and a context joining them."""
     return {
         "apiVersion": "v1",
@@ -37,16 +38,16 @@ def build(cluster_name: str, server: str, ca_pem: bytes, token: str) -> dict:
     }
 
 
-def user_kubeconfig_path(environ: dict | None = None) -> str:
+def user_kubeconfig_path(environ: Mapping[str, str] | None = None) -> str:
     """Where kubectl looks first: the first entry of $KUBECONFIG, else ~/.kube/config."""
-    environ = os.environ if environ is None else environ
-    for entry in (environ.get("KUBECONFIG") or "").split(os.pathsep):
+    variables = os.environ if environ is None else environ
+    for entry in (variables.get("KUBECONFIG") or "").split(os.pathsep):
         if entry:
             return os.path.expanduser(entry)
     return os.path.join(os.path.expanduser("~"), ".kube", "config")
 
 
-def load(path: str) -> dict:
+def load(path: str) -> dict[str, Any]:
     """A kubeconfig as a dict; a missing or empty file is an empty Config."""
     try:
         with open(path) as file:
@@ -62,7 +63,7 @@ def load(path: str) -> dict:
     return document
 
 
-def write(path: str, document: dict) -> None:
+def write(path: str, document: dict[str, Any]) -> None:
     """Write a kubeconfig readable by its owner only (it holds a credential), atomically."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -75,7 +76,7 @@ def write(path: str, document: dict) -> None:
     os.replace(temporary, path)
 
 
-def merge(path: str, ours: dict) -> None:
+def merge(path: str, ours: dict[str, Any]) -> None:
     """Put our cluster, user and context into the kubeconfig at `path`, replacing earlier
     entries of the same names, keeping everyone else's, and make our context current."""
     document = load(path)
@@ -88,14 +89,14 @@ def merge(path: str, ours: dict) -> None:
     write(path, document)
 
 
-def _entry(document: dict, plural: str, singular: str, name: str) -> dict:
+def _entry(document: dict[str, Any], plural: str, singular: str, name: str) -> dict[str, Any]:
     for entry in document.get(plural) or []:
         if isinstance(entry, dict) and entry.get("name") == name:
             return entry.get(singular) or {}
     raise ValueError(f"the kubeconfig has no {singular} named {name!r}")
 
 
-def transport_for(document: dict, context_name: str | None = None, timeout: float | None = 60.0) -> HttpTransport:
+def transport_for(document: dict[str, Any], context_name: str | None = None, timeout: float | None = 60.0) -> HttpTransport:
     """An HttpTransport for a kubeconfig context (the current one by default): its server, CA
     and bearer token."""
     context = _entry(document, "contexts", "context", context_name or document.get("current-context") or "")

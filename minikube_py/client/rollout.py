@@ -173,6 +173,6 @@ def apply_rollback(deployment: Any, target: RollbackTarget) -> Any:
     return rolled_back
 
 
-def restart_patch(now: float) -> dict:
+def restart_patch(now: float) -> dict[str, Any]:
     """The merge patch `rollout restart` sends: a new restartedAt annotation makes a new revision."""
     return {"spec": {"template": {"metadata": {"annotations": {deployments.RESTARTED_AT_ANNOTATION: format_time(now)}}}}}

@@ -17,7 +17,8 @@ import queue
 import socket
 import ssl
 import threading
-from typing import Any, Iterator
+from collections.abc import Sequence
+from typing import Any, BinaryIO, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 from minikube_py import api
@@ -71,7 +72,7 @@ class TransportWatch(EventStream):
     def __init__(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse):
         self._connection = connection
         self._response = response
-        self._events: queue.Queue = queue.Queue()
+        self._events: queue.Queue[Any] = queue.Queue()
         self._closed = False
         self._reader = threading.Thread(target=self._read, name="watch-reader", daemon=True)
         self._reader.start()
@@ -93,7 +94,7 @@ class TransportWatch(EventStream):
     def closed(self) -> bool:
         return self._closed
 
-    def next(self, timeout: float | None = None) -> dict | None:
+    def next(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next event; None on timeout or once the stream has ended."""
         if self._closed:
             return None
@@ -121,7 +122,7 @@ class TransportWatch(EventStream):
 class ExecStream:
     """An exec on the server, over the framed protocol: the client side of `ExecSession`."""
 
-    def __init__(self, sock: socket.socket, reader):
+    def __init__(self, sock: socket.socket, reader: BinaryIO):
         self._socket = sock
         self._reader = reader
         self._write_lock = threading.Lock()
@@ -206,13 +207,13 @@ class HttpTransport:
     def _new_connection(self, timeout: float | None) -> http.client.HTTPConnection:
         if self.socket_path is not None:
             return UnixHTTPConnection(self.socket_path, timeout=timeout)
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.url or "")
         if parts.scheme == "https":
-            return http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout,
+            return http.client.HTTPSConnection(parts.hostname or "localhost", parts.port or 443, timeout=timeout,
                                                context=self.tls or ssl.create_default_context())
-        return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+        return http.client.HTTPConnection(parts.hostname or "localhost", parts.port or 80, timeout=timeout)
 
-    def _headers(self, extra: dict | None = None) -> dict:
+    def _headers(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         headers = {"Accept": "application/json", **(extra or {})}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -225,7 +226,7 @@ class HttpTransport:
         if payload is not None:
             headers["Content-Type"] = content_type
         for attempt in (1, 2):
-            connection = getattr(self._local, "connection", None)
+            connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
             reused = connection is not None
             if connection is None:
                 connection = self._local.connection = self._new_connection(self.timeout)
@@ -243,6 +244,7 @@ class HttpTransport:
                 connection.close()
                 self._local.connection = None
                 raise
+        assert connection is not None  # the loop either broke out with one or raised
         if response.will_close:
             connection.close()
             self._local.connection = None
@@ -250,7 +252,8 @@ class HttpTransport:
             raise _error_from_response(response.status, data)
         return json.loads(data) if data else None
 
-    def _open_stream(self, method: str, path: str, extra_headers: dict | None = None):
+    def _open_stream(self, method: str, path: str, extra_headers: dict[str, Any] | None = None
+                     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """A dedicated connection for a long response (watch, logs); raises on an error status."""
         connection = self._new_connection(None)
         try:
@@ -266,12 +269,12 @@ class HttpTransport:
     # -- paths
 
     @staticmethod
-    def _info(resource: str):
+    def _info(resource: str) -> api.ResourceInfo:
         info = api.RESOURCES.get(resource)
         return info if info is not None else api.resource_for(resource)
 
     def _path(self, resource: str, namespace: str | None, name: str | None = None,
-              subresource: str | None = None, query: dict | None = None) -> str:
+              subresource: str | None = None, query: dict[str, Any] | None = None) -> str:
         info = self._info(resource)
         path = "/api/v1" if info.api_version == "v1" else f"/apis/{info.api_version}"
         if info.namespaced and (namespace or name is not None):
@@ -286,53 +289,53 @@ class HttpTransport:
 
     # -- the Registry's methods
 
-    def version(self) -> dict:
+    def version(self) -> dict[str, Any]:
         return self._request("GET", "/version")
 
-    def create(self, resource: str, namespace: str | None, body: dict) -> dict:
+    def create(self, resource: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         if self._info(resource).namespaced:
             namespace = namespace or (body.get("metadata") or {}).get("namespace") or "default"
         return self._request("POST", self._path(resource, namespace), body)
 
-    def get(self, resource: str, namespace: str | None, name: str) -> dict:
+    def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
         return self._request("GET", self._path(resource, namespace, name))
 
     def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> dict:
+             field_selector: str | None = None) -> dict[str, Any]:
         return self._request("GET", self._path(resource, namespace, query={
             "labelSelector": label_selector, "fieldSelector": field_selector}))
 
-    def replace(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+    def replace(self, resource: str, namespace: str | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("PUT", self._path(resource, namespace, name), body)
 
     def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
-              patch_type: str = MERGE_PATCH) -> dict:
+              patch_type: str = MERGE_PATCH) -> dict[str, Any]:
         return self._request("PATCH", self._path(resource, namespace, name), patch, patch_type)
 
-    def replace_status(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+    def replace_status(self, resource: str, namespace: str | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("PUT", self._path(resource, namespace, name, "status"), body)
 
     def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
-                     patch_type: str = MERGE_PATCH) -> dict:
+                     patch_type: str = MERGE_PATCH) -> dict[str, Any]:
         return self._request("PATCH", self._path(resource, namespace, name, "status"), patch, patch_type)
 
-    def get_scale(self, resource: str, namespace: str | None, name: str) -> dict:
+    def get_scale(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
         return self._request("GET", self._path(resource, namespace, name, "scale"))
 
-    def replace_scale(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
+    def replace_scale(self, resource: str, namespace: str | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("PUT", self._path(resource, namespace, name, "scale"), body)
 
     def patch_scale(self, resource: str, namespace: str | None, name: str, patch: Any,
-                    patch_type: str = MERGE_PATCH) -> dict:
+                    patch_type: str = MERGE_PATCH) -> dict[str, Any]:
         return self._request("PATCH", self._path(resource, namespace, name, "scale"), patch, patch_type)
 
-    def bind(self, namespace: str | None, name: str, node_name: str) -> dict:
+    def bind(self, namespace: str | None, name: str, node_name: str) -> dict[str, Any]:
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
         return self._request("POST", self._path("pods", namespace, name, "binding"), body)
 
     def delete(self, resource: str, namespace: str | None, name: str, propagation_policy: str | None = None,
-               grace_period_seconds: int | None = None, preconditions: dict | None = None) -> dict:
+               grace_period_seconds: int | None = None, preconditions: dict[str, Any] | None = None) -> dict[str, Any]:
         options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation_policy is not None:
             options["propagationPolicy"] = propagation_policy
@@ -368,10 +371,10 @@ class HttpTransport:
 
         return chunks()
 
-    def inspect(self, namespace: str | None, name: str) -> dict:
+    def inspect(self, namespace: str | None, name: str) -> dict[str, Any]:
         return self._request("GET", self._path("pods", namespace, name, "inspect"))
 
-    def exec(self, namespace: str | None, name: str, container: str | None, command: list[str],
+    def exec(self, namespace: str | None, name: str, container: str | None, command: Sequence[str],
              tty: bool = False, stdin: bool = True) -> ExecStream:
         path = self._path("pods", namespace, name, "exec", query={
             "command": list(command), "container": container, "tty": "1" if tty else "0",

@@ -16,9 +16,12 @@ import heapq
 import threading
 import time
 from collections import deque
-from typing import Hashable
+from typing import Generic, Hashable, TypeVar
 
 from minikube_py.clock import Clock
+
+# What a queue holds: a controller's keys (`namespace/name` strings for the controllers here).
+KeyT = TypeVar("KeyT", bound=Hashable)
 
 # client-go's DefaultControllerRateLimiter per-item curve: 5 ms, 10 ms, 20 ms, ... at most 1000 s.
 RETRY_BASE_DELAY_SECONDS = 0.005
@@ -27,7 +30,7 @@ RETRY_MAX_DELAY_SECONDS = 1000.0
 MAX_WAIT_SECONDS = 3600.0
 
 
-class WorkQueue:
+class WorkQueue(Generic[KeyT]):
     """A deduplicating, thread-safe queue of keys with delayed and rate-limited adds."""
 
     def __init__(
@@ -42,25 +45,25 @@ class WorkQueue:
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
         self._condition = threading.Condition()
-        self._queue: deque[Hashable] = deque()
-        self._dirty: set[Hashable] = set()
-        self._processing: set[Hashable] = set()
+        self._queue: deque[KeyT] = deque()
+        self._dirty: set[KeyT] = set()
+        self._processing: set[KeyT] = set()
         # Delayed keys: a heap of (ready_at, sequence, key) plus the earliest ready time per key;
         # heap entries whose time no longer matches `_ready_at` are stale and skipped.
-        self._delayed: list[tuple[float, int, Hashable]] = []
-        self._ready_at: dict[Hashable, float] = {}
+        self._delayed: list[tuple[float, int, KeyT]] = []
+        self._ready_at: dict[KeyT, float] = {}
         self._sequence = 0
-        self._failures: dict[Hashable, int] = {}
+        self._failures: dict[KeyT, int] = {}
         self._shutting_down = False
 
     # -- adding -------------------------------------------------------------------------------
 
-    def add(self, key: Hashable) -> None:
+    def add(self, key: KeyT) -> None:
         """Mark `key` as needing work; a no-op if it is already waiting."""
         with self._condition:
             self._add_locked(key)
 
-    def _add_locked(self, key: Hashable) -> None:
+    def _add_locked(self, key: KeyT) -> None:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
@@ -70,7 +73,7 @@ class WorkQueue:
         self._queue.append(key)
         self._condition.notify()
 
-    def add_after(self, key: Hashable, delay: float) -> None:
+    def add_after(self, key: KeyT, delay: float) -> None:
         """Add `key` once `delay` seconds have passed; an earlier pending time for it wins."""
         if delay <= 0:
             self.add(key)
@@ -88,7 +91,7 @@ class WorkQueue:
             # A waiting worker may now have to wake earlier than it planned.
             self._condition.notify_all()
 
-    def add_rate_limited(self, key: Hashable) -> None:
+    def add_rate_limited(self, key: KeyT) -> None:
         """Retry `key` after its back-off: 5 ms, doubling per consecutive failure, capped."""
         with self._condition:
             failures = self._failures.get(key, 0)
@@ -97,19 +100,19 @@ class WorkQueue:
         delay = min(self._retry_base_delay * (2 ** min(failures, 64)), self._retry_max_delay)
         self.add_after(key, delay)
 
-    def forget(self, key: Hashable) -> None:
+    def forget(self, key: KeyT) -> None:
         """Reset `key`'s back-off: call after a successful sync."""
         with self._condition:
             self._failures.pop(key, None)
 
-    def num_requeues(self, key: Hashable) -> int:
+    def num_requeues(self, key: KeyT) -> int:
         """How many rate-limited retries `key` has had since it was last forgotten."""
         with self._condition:
             return self._failures.get(key, 0)
 
     # -- taking -------------------------------------------------------------------------------
 
-    def get(self, timeout: float | None = None) -> Hashable | None:
+    def get(self, timeout: float | None = None) -> KeyT | None:
         """The next key to work on, or None on timeout or shutdown. Call `done(key)` after."""
         # The timeout is a real wait, so it runs on real time even when the clock is a FakeClock.
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -132,7 +135,7 @@ class WorkQueue:
                 # A key due in a billion years still lets the wait return now and then: no overflow.
                 self._condition.wait(None if wait is None else min(wait, MAX_WAIT_SECONDS))
 
-    def done(self, key: Hashable) -> None:
+    def done(self, key: KeyT) -> None:
         """Finish work on `key`; if it was added meanwhile, it goes back in the queue."""
         with self._condition:
             self._processing.discard(key)

@@ -130,7 +130,7 @@ class CgroupDriver(ABC):
     def _file(self, controller: str, path: str, name: str) -> str:
         return os.path.join(self.absolute_paths(path)[controller], name)
 
-    def _prepare_parents(self, path: str) -> None:
+    def _prepare_parents(self, path: str) -> None:  # noqa: B027 (a hook: v1 needs nothing)
         """v2 enables controllers for children; v1 needs nothing."""
 
     # --- operations ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from minikube_py.api import errors
 from minikube_py.runtime.types import ExecResult
 from tests.unit.agent_harness import AgentHarness
 
@@ -210,7 +211,7 @@ def test_deleting_a_pod_stops_containers_with_its_grace_then_frees_everything_an
     assert ("Killing", "Stopping container a") in harness.events()
     assert harness.ipam.allocations() == {}
     assert not os.path.exists(os.path.join(harness.home, "pods", uid))
-    with pytest.raises(Exception):
+    with pytest.raises(errors.NotFound):
         harness.pod("web")
 
 

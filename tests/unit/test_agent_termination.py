@@ -4,7 +4,7 @@ recreated under the same name while the old one stops, and a termination that fa
 import pytest
 
 from minikube_py.api import errors
-from tests.unit.agent_harness import NODE, AgentHarness
+from tests.unit.agent_harness import AgentHarness
 
 
 @pytest.fixture

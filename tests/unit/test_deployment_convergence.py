@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from minikube_py import api
-from minikube_py.api.times import format_time
 
 from controllers.common import is_pod_active, is_pod_available, is_pod_ready
 from controllers.deployment import DeploymentController, util

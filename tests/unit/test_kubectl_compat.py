@@ -5,7 +5,6 @@ server's TCP port, a throwaway kubeconfig (so ~/.kube is never read) and a timeo
 call. The first tests speak kubectl's Table protocol by hand and need no kubectl.
 """
 
-import http.client
 import json
 import queue
 import shutil

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from controllers.podgc import QUARANTINE_SECONDS, PodGarbageCollector
 
