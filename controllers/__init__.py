@@ -8,14 +8,14 @@ caches per client; the daemon runs each (`run()`) and stops each (`stop()`).
 
 from __future__ import annotations
 
-from typing import Any
 
+from minikube_py.client.api import Client
 from minikube_py.client.controller import Controller
 from minikube_py.client.informer import SharedInformers, shared_informers
 from minikube_py.clock import Clock
 
 
-def build_controllers(client: Any, clock: Clock | None = None, informers: SharedInformers | None = None,
+def build_controllers(client: Client, clock: Clock | None = None, informers: SharedInformers | None = None,
                       workers: int = 2) -> list[Controller[str]]:
     """The ReplicaSet controller, the garbage collector, the scheduler, the service account and
     endpoints controllers, sharing caches.

@@ -19,6 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from minikube_py.api.selectors import Selector
+from minikube_py.client.api import Client
+from minikube_py.api.core import Pod, PodCondition
+from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.api import errors
 from minikube_py.api.meta import OwnerReference
 from minikube_py.api.times import parse_time
@@ -40,21 +44,21 @@ PARALLEL_API_CALLS = 16
 # -- pod state ---------------------------------------------------------------------------------
 
 
-def is_pod_active(pod: Any) -> bool:
+def is_pod_active(pod: Pod) -> bool:
     """Counts towards replicas: not Succeeded or Failed and not being deleted (`IsPodActive`)."""
     return pod.status.phase not in ("Succeeded", "Failed") and pod.metadata.deletion_timestamp is None
 
 
-def pod_ready_condition(pod: Any) -> Any | None:
+def pod_ready_condition(pod: Pod) -> PodCondition | None:
     return pod.status.condition("Ready")
 
 
-def is_pod_ready(pod: Any) -> bool:
+def is_pod_ready(pod: Pod) -> bool:
     condition = pod_ready_condition(pod)
     return condition is not None and condition.status == "True"
 
 
-def pod_ready_since(pod: Any) -> float | None:
+def pod_ready_since(pod: Pod) -> float | None:
     """When the pod last turned Ready (the Ready condition's lastTransitionTime), or None."""
     condition = pod_ready_condition(pod)
     if condition is None or condition.status != "True" or not condition.last_transition_time:
@@ -62,7 +66,7 @@ def pod_ready_since(pod: Any) -> float | None:
     return parse_time(condition.last_transition_time)
 
 
-def is_pod_available(pod: Any, min_ready_seconds: int, now: float) -> bool:
+def is_pod_available(pod: Pod, min_ready_seconds: int, now: float) -> bool:
     """Ready for at least `min_ready_seconds` (`podutil.IsPodAvailable`: strictly before now)."""
     if not is_pod_ready(pod):
         return False
@@ -72,11 +76,11 @@ def is_pod_available(pod: Any, min_ready_seconds: int, now: float) -> bool:
     return ready_since is not None and ready_since + min_ready_seconds < now
 
 
-def max_container_restarts(pod: Any) -> int:
+def max_container_restarts(pod: Pod) -> int:
     return max((status.restart_count for status in pod.status.container_statuses or ()), default=0)
 
 
-def pod_deletion_cost(pod: Any) -> int:
+def pod_deletion_cost(pod: Pod) -> int:
     """The `controller.kubernetes.io/pod-deletion-cost` annotation; 0 when absent or not an int32."""
     text = (pod.metadata.annotations or {}).get(POD_DELETION_COST_ANNOTATION)
     if text is None:
@@ -124,7 +128,7 @@ class ControllerRefManager:
     makes the claim fail with Conflict and the sync retry, instead of overwriting it.
     """
 
-    def __init__(self, client: Any, owner: Any, owner_resource: str, selector: Any):
+    def __init__(self, client: Client, owner: Any, owner_resource: str, selector: Any):
         self.client = client
         self.owner = owner
         self.owner_resource = owner_resource
@@ -210,7 +214,8 @@ class ControllerRefManager:
         return True
 
 
-def claim_replica_sets(client: Any, deployment: Any, selector: Any, replica_sets: Iterable[Any]) -> list[Any]:
+def claim_replica_sets(client: Client, deployment: Deployment, selector: Selector,
+                       replica_sets: Iterable[ReplicaSet]) -> list[ReplicaSet]:
     """The ReplicaSets a Deployment controls after adoption/release."""
     return ControllerRefManager(client, deployment, "deployments", selector).claim("replicasets", replica_sets)
 
@@ -301,7 +306,7 @@ def _log2_age_bucket(then: float, now: float) -> int:
     return int(math.log2(age_nanoseconds)) if age_nanoseconds > 0 else -1
 
 
-def _newer_first_logarithmic(first: Any, second: Any, first_time: float | None, second_time: float | None,
+def _newer_first_logarithmic(first: Pod, second: Pod, first_time: float | None, second_time: float | None,
                               now: float) -> bool:
     """LogarithmicScaleDown: compare age buckets; pods of similar age are ordered by uid."""
     if first_time is None or second_time is None:
@@ -317,7 +322,7 @@ _PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 @dataclass
 class _RankedPod:
-    pod: Any
+    pod: Pod
     rank: int
     ready: bool
     ready_since: float | None
@@ -363,7 +368,7 @@ def _parse_optional_time(text: str | None) -> float | None:
     return parse_time(text) if text else None
 
 
-def pods_to_delete(pods: Sequence[Any], count: int, related_pods: Iterable[Any], now: float) -> list[Any]:
+def pods_to_delete(pods: Sequence[Pod], count: int, related_pods: Iterable[Pod], now: float) -> list[Pod]:
     """The `count` pods to delete first (semantics.md 2.3, `getPodsToDelete`).
 
     `related_pods` are the active pods of every ReplicaSet of the same Deployment (or of this
@@ -445,5 +450,5 @@ def slow_start_batch(count: int, initial_batch: int, fn: Callable[[], Any]) -> t
     return successes, None
 
 
-def pod_keys(pods: Iterable[Any]) -> list[str]:
+def pod_keys(pods: Iterable[Pod]) -> list[str]:
     return [cache_key(pod) for pod in pods]

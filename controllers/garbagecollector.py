@@ -18,6 +18,7 @@ import functools
 import logging
 from typing import Any
 
+from minikube_py.client.api import Client
 from minikube_py.api import errors
 from minikube_py.api.resources import resource_for_kind
 from minikube_py.client.controller import Controller
@@ -40,7 +41,7 @@ class GarbageCollector(Controller[str]):
 
     def __init__(
         self,
-        client: Any,
+        client: Client,
         clock: Clock | None = None,
         informers: SharedInformers | None = None,
         workers: int = 2,

@@ -25,7 +25,7 @@ import logging
 from minikube_py.api import errors
 from minikube_py.api.core import Node, Pod
 from minikube_py.api.times import format_time
-from minikube_py.client.api import ApiClient
+from minikube_py.client.api import Client
 from minikube_py.client.controller import Controller
 from minikube_py.client.informer import SharedInformers, shared_informers
 from minikube_py.clock import Clock
@@ -66,7 +66,7 @@ class PodGarbageCollector(Controller[str]):
 
     def __init__(
         self,
-        client: ApiClient,
+        client: Client,
         clock: Clock | None = None,
         informers: SharedInformers | None = None,
         terminated_pod_threshold: int = DEFAULT_TERMINATED_POD_THRESHOLD,

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
+from minikube_py.client.api import Client
 from minikube_py.api import errors
-from minikube_py.api.apps import ReplicaSetCondition, ReplicaSetStatus
+from minikube_py.api.apps import ReplicaSet, ReplicaSetCondition, ReplicaSetStatus
 from minikube_py.api.core import Pod
+from minikube_py.api.meta import OwnerReference
 from minikube_py.api.names import is_dns1123_subdomain
 from minikube_py.api.selectors import Selector
 from minikube_py.api.times import format_time
@@ -53,7 +54,7 @@ class ReplicaSetController(Controller[str]):
 
     def __init__(
         self,
-        client: Any,
+        client: Client,
         clock: Clock | None = None,
         informers: SharedInformers | None = None,
         recorder: EventRecorder | None = None,
@@ -82,21 +83,21 @@ class ReplicaSetController(Controller[str]):
 
     # -- event handlers: compute the ReplicaSet key and enqueue it, nothing else ----------------
 
-    def _replica_set_added(self, replica_set: Any) -> None:
+    def _replica_set_added(self, replica_set: ReplicaSet) -> None:
         self.enqueue(cache_key(replica_set))
 
-    def _replica_set_updated(self, old: Any, new: Any) -> None:
+    def _replica_set_updated(self, old: ReplicaSet, new: ReplicaSet) -> None:
         if old.metadata.uid != new.metadata.uid:
             self._replica_set_deleted(old)
         self.enqueue(cache_key(new))
 
-    def _replica_set_deleted(self, replica_set: Any) -> None:
+    def _replica_set_deleted(self, replica_set: ReplicaSet) -> None:
         key = cache_key(replica_set)
         self.expectations.delete(key)
-        self._selectors.pop(replica_set.metadata.uid, None)
+        self._selectors.pop(replica_set.metadata.uid or "", None)
         self.enqueue(key)
 
-    def _pod_added(self, pod: Any) -> None:
+    def _pod_added(self, pod: Pod) -> None:
         if pod.metadata.deletion_timestamp is not None:
             # Seen for the first time already being deleted (e.g. after a re-list): a delete.
             self._pod_deleted(pod)
@@ -112,7 +113,7 @@ class ReplicaSetController(Controller[str]):
         for replica_set in self._replica_sets_selecting(pod):
             self.enqueue(cache_key(replica_set))
 
-    def _pod_updated(self, old: Any, new: Any) -> None:
+    def _pod_updated(self, old: Pod, new: Pod) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
             return
         labels_changed = (old.metadata.labels or {}) != (new.metadata.labels or {})
@@ -145,7 +146,7 @@ class ReplicaSetController(Controller[str]):
             for replica_set in self._replica_sets_selecting(new):
                 self.enqueue(cache_key(replica_set))
 
-    def _pod_deleted(self, pod: Any) -> None:
+    def _pod_deleted(self, pod: Pod) -> None:
         reference = get_controller_of(pod)
         if reference is None:
             return
@@ -156,7 +157,7 @@ class ReplicaSetController(Controller[str]):
         self.expectations.deletion_observed(key, cache_key(pod))
         self.enqueue(key)
 
-    def _resolve_controller_ref(self, namespace: str, reference: Any) -> Any | None:
+    def _resolve_controller_ref(self, namespace: str | None, reference: OwnerReference) -> ReplicaSet | None:
         """The cached ReplicaSet a controllerRef points at, if it is one and the uid matches."""
         if reference.kind != "ReplicaSet":
             return None
@@ -165,15 +166,15 @@ class ReplicaSetController(Controller[str]):
             return None
         return replica_set
 
-    def _selector(self, replica_set: Any) -> Selector:
+    def _selector(self, replica_set: ReplicaSet) -> Selector:
         # apps/v1 selectors are immutable, so one parse per ReplicaSet uid is enough.
-        uid = replica_set.metadata.uid
+        uid = replica_set.metadata.uid or ""
         selector = self._selectors.get(uid)
         if selector is None:
             selector = self._selectors[uid] = Selector.from_label_selector(replica_set.spec.selector)
         return selector
 
-    def _replica_sets_selecting(self, pod: Any) -> list[Any]:
+    def _replica_sets_selecting(self, pod: Pod) -> list[ReplicaSet]:
         labels = pod.metadata.labels or {}
         return [
             replica_set
@@ -211,14 +212,14 @@ class ReplicaSetController(Controller[str]):
             return float(min_ready_seconds)
         return None
 
-    def _manage_replicas(self, key: str, owned_pods: list[Any], replica_set: Any) -> None:
+    def _manage_replicas(self, key: str, owned_pods: list[Pod], replica_set: ReplicaSet) -> None:
         difference = len(owned_pods) - replica_set.spec.replicas
         if difference < 0:
             self._create_pods(key, replica_set, min(-difference, self.burst_replicas))
         elif difference > 0:
             self._delete_pods(key, replica_set, owned_pods, min(difference, self.burst_replicas))
 
-    def _create_pods(self, key: str, replica_set: Any, count: int) -> None:
+    def _create_pods(self, key: str, replica_set: ReplicaSet, count: int) -> None:
         # Expect every create before issuing any: the informer may deliver a pod's ADDED event
         # before its create call even returns here.
         self.expectations.expect_creations(key, count)
@@ -239,7 +240,7 @@ class ReplicaSetController(Controller[str]):
         if error is not None:
             raise error
 
-    def _pod_from_template(self, replica_set: Any) -> Pod:
+    def _pod_from_template(self, replica_set: ReplicaSet) -> Pod:
         template = replica_set.spec.template
         name = replica_set.metadata.name
         # k8s getPodsPrefix: `<rs>-` unless that is not a valid name prefix.
@@ -259,15 +260,15 @@ class ReplicaSetController(Controller[str]):
             "spec": template.spec.to_dict(),
         })
 
-    def _delete_pods(self, key: str, replica_set: Any, owned_pods: list[Any], count: int) -> None:
+    def _delete_pods(self, key: str, replica_set: ReplicaSet, owned_pods: list[Pod], count: int) -> None:
         victims = pods_to_delete(owned_pods, count, self._related_pods(replica_set), self.clock.now())
         # Expect exactly these pods' deletions, tracked by key so each is counted once.
         self.expectations.expect_deletions(key, pod_keys(victims))
 
-        def deleter(pod: Any) -> Callable[[], None]:
+        def deleter(pod: Pod) -> Callable[[], None]:
             def delete_one() -> None:
                 try:
-                    self.client.delete("pods", pod.metadata.name, namespace=pod.metadata.namespace)
+                    self.client.delete("pods", pod.metadata.name or "", namespace=pod.metadata.namespace)
                 except errors.NotFound:
                     self.expectations.deletion_observed(key, cache_key(pod))
                     return
@@ -284,7 +285,7 @@ class ReplicaSetController(Controller[str]):
         if failures:
             raise failures[0]
 
-    def _related_pods(self, replica_set: Any) -> list[Any]:
+    def _related_pods(self, replica_set: ReplicaSet) -> list[Pod]:
         """Pods of every ReplicaSet controlled by the same Deployment (else this one's own),
         for the same-node rank in the deletion order."""
         owners = [replica_set]
@@ -296,14 +297,14 @@ class ReplicaSetController(Controller[str]):
                 if (get_controller_of(sibling) or reference).uid == reference.uid
             ]
             owners = siblings or owners
-        related: list[Any] = []
+        related: list[Pod] = []
         for owner in owners:
-            related.extend(pod for pod in self.pods.by_owner_uid(owner.metadata.uid) if is_controlled_by(pod, owner))
+            related.extend(pod for pod in self.pods.by_owner_uid(owner.metadata.uid or "") if is_controlled_by(pod, owner))
         return related
 
     # -- status -----------------------------------------------------------------------------
 
-    def _calculate_status(self, replica_set: Any, owned_pods: list[Any], manage_error: Exception | None) -> ReplicaSetStatus:
+    def _calculate_status(self, replica_set: ReplicaSet, owned_pods: list[Pod], manage_error: Exception | None) -> ReplicaSetStatus:
         template_labels = replica_set.spec.template.metadata.labels or {}
         now = self.clock.now()
         fully_labeled = ready = available = 0
@@ -338,7 +339,7 @@ class ReplicaSetController(Controller[str]):
             conditions=conditions or None,
         )
 
-    def _write_status(self, replica_set: Any, owned_pods: list[Any], manage_error: Exception | None) -> ReplicaSetStatus:
+    def _write_status(self, replica_set: ReplicaSet, owned_pods: list[Pod], manage_error: Exception | None) -> ReplicaSetStatus:
         status = self._calculate_status(replica_set, owned_pods, manage_error)
         generation = replica_set.metadata.generation
         if status == replica_set.status and replica_set.status.observed_generation == generation:
@@ -348,7 +349,7 @@ class ReplicaSetController(Controller[str]):
         # A merge patch removes a field only when told to with null.
         wire.setdefault("conditions", None)
         self.client.patch_status(
-            "replicasets", replica_set.metadata.name, {"status": wire}, namespace=replica_set.metadata.namespace
+            "replicasets", replica_set.metadata.name or "", {"status": wire}, namespace=replica_set.metadata.namespace
         )
         return status
 

@@ -24,7 +24,7 @@ from minikube_py.api import errors
 from minikube_py.api.core import Container, Node, Pod
 from minikube_py.api.quantity import parse_quantity
 from minikube_py.api.times import format_time
-from minikube_py.client.api import ApiClient
+from minikube_py.client.api import Client
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import NORMAL, WARNING, EventRecorder
 from minikube_py.client.informer import SharedInformers, shared_informers, cache_key, split_cache_key
@@ -225,7 +225,7 @@ class Scheduler(Controller[str]):
 
     def __init__(
         self,
-        client: ApiClient,
+        client: Client,
         clock: Clock | None = None,
         informers: SharedInformers | None = None,
         recorder: EventRecorder | None = None,

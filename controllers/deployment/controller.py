@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from minikube_py.client.api import Client
+from minikube_py.api.core import Pod
+from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.api.selectors import Selector
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import WARNING, EventRecorder
@@ -33,7 +36,7 @@ CONTROLLER_NAME = "deployment-controller"
 class DeploymentController(Controller[str]):
     """Reconciles Deployments into ReplicaSets (RollingUpdate, Recreate, rollback, pause, scaling)."""
 
-    def __init__(self, client: Any, clock: Clock | None = None, informers: SharedInformers | None = None,
+    def __init__(self, client: Client, clock: Clock | None = None, informers: SharedInformers | None = None,
                  recorder: EventRecorder | None = None, workers: int = 1):
         super().__init__(CONTROLLER_NAME, clock, workers)
         self.client = client
@@ -62,10 +65,10 @@ class DeploymentController(Controller[str]):
 
     # -- event handlers: work out the Deployment, enqueue its key -----------------------------
 
-    def _enqueue_deployment(self, deployment: Any) -> None:
+    def _enqueue_deployment(self, deployment: Deployment) -> None:
         self.enqueue(cache_key(deployment))
 
-    def _deployment_controlling(self, obj: Any) -> Any | None:
+    def _deployment_controlling(self, obj: Any) -> Deployment | None:
         """The cached Deployment named by obj's controllerRef, if the uid still matches."""
         reference = get_controller_of(obj)
         if reference is None or reference.kind != "Deployment":
@@ -75,7 +78,7 @@ class DeploymentController(Controller[str]):
             return None
         return deployment
 
-    def _deployments_selecting(self, replica_set: Any) -> list[Any]:
+    def _deployments_selecting(self, replica_set: ReplicaSet) -> list[Deployment]:
         """Deployments whose selector matches an orphan ReplicaSet: candidates to adopt it."""
         labels = replica_set.metadata.labels or {}
         matching = []
@@ -85,7 +88,7 @@ class DeploymentController(Controller[str]):
                 matching.append(deployment)
         return matching
 
-    def _replica_set_added(self, replica_set: Any) -> None:
+    def _replica_set_added(self, replica_set: ReplicaSet) -> None:
         owner = self._deployment_controlling(replica_set)
         if owner is not None:
             self._enqueue_deployment(owner)
@@ -93,7 +96,7 @@ class DeploymentController(Controller[str]):
             for deployment in self._deployments_selecting(replica_set):
                 self._enqueue_deployment(deployment)
 
-    def _replica_set_updated(self, old: Any, new: Any) -> None:
+    def _replica_set_updated(self, old: ReplicaSet, new: ReplicaSet) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
             return
         old_reference, new_reference = get_controller_of(old), get_controller_of(new)
@@ -111,12 +114,12 @@ class DeploymentController(Controller[str]):
             for deployment in self._deployments_selecting(new):
                 self._enqueue_deployment(deployment)
 
-    def _replica_set_deleted(self, replica_set: Any) -> None:
+    def _replica_set_deleted(self, replica_set: ReplicaSet) -> None:
         owner = self._deployment_controlling(replica_set)
         if owner is not None:
             self._enqueue_deployment(owner)
 
-    def _recreate_deployment_of_pod(self, pod: Any) -> Any | None:
+    def _recreate_deployment_of_pod(self, pod: Pod) -> Deployment | None:
         """The Recreate Deployment owning the pod's ReplicaSet: only Recreate waits on pods."""
         reference = get_controller_of(pod)
         if reference is None or reference.kind != "ReplicaSet":
@@ -129,13 +132,13 @@ class DeploymentController(Controller[str]):
             return None
         return deployment
 
-    def _pod_updated(self, old: Any, new: Any) -> None:
+    def _pod_updated(self, old: Pod, new: Pod) -> None:
         if old.status.phase != new.status.phase:
             deployment = self._recreate_deployment_of_pod(new)
             if deployment is not None:
                 self._enqueue_deployment(deployment)
 
-    def _pod_deleted(self, pod: Any) -> None:
+    def _pod_deleted(self, pod: Pod) -> None:
         deployment = self._recreate_deployment_of_pod(pod)
         if deployment is not None:
             self._enqueue_deployment(deployment)
@@ -189,7 +192,7 @@ class DeploymentController(Controller[str]):
             "use RollingUpdate or Recreate"
         )
 
-    def replica_sets_for(self, deployment: Any, selector: Selector) -> list[Any]:
+    def replica_sets_for(self, deployment: Deployment, selector: Selector) -> list[ReplicaSet]:
         """The ReplicaSets this Deployment controls, after adopting orphans and releasing strays."""
         candidates = self.replica_sets.list(namespace=deployment.metadata.namespace)
         claimed = claim_replica_sets(self.client, deployment, selector, candidates)
@@ -197,15 +200,15 @@ class DeploymentController(Controller[str]):
         # later in this sync would only fail with Conflict.
         return [
             replica_set if get_controller_of(replica_set) is not None
-            else self.client.get("replicasets", replica_set.metadata.name, namespace=replica_set.metadata.namespace)
+            else self.client.get("replicasets", replica_set.metadata.name or "", namespace=replica_set.metadata.namespace)
             for replica_set in claimed
         ]
 
-    def pods_by_replica_set_uid(self, replica_sets: list[Any]) -> dict[str, list[Any]]:
+    def pods_by_replica_set_uid(self, replica_sets: list[ReplicaSet]) -> dict[str, list[Pod]]:
         """Every pod (terminal ones too: Recreate must see them) controlled by each ReplicaSet."""
-        pods = {}
+        pods: dict[str, list[Pod]] = {}
         for replica_set in replica_sets:
-            uid = replica_set.metadata.uid
+            uid = replica_set.metadata.uid or ""
             pods[uid] = [pod for pod in self.pods.by_owner_uid(uid)
                          if (reference := get_controller_of(pod)) is not None and reference.uid == uid]
         return pods

@@ -10,8 +10,10 @@ moment the deadline would pass instead of relying on a periodic resync.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from minikube_py.api.apps import Deployment, DeploymentStatus, ReplicaSet
 from minikube_py.api.times import parse_time
 
 from controllers.deployment import util
@@ -24,14 +26,14 @@ from controllers.deployment.sync import calculate_status, write_status
 DEADLINE_CHECK_SLACK_SECONDS = 1.0
 
 
-def _replica_set_name_or_deployment(new_replica_set: Any | None, deployment: Any) -> str:
+def _replica_set_name_or_deployment(new_replica_set: ReplicaSet | None, deployment: Deployment) -> str:
     if new_replica_set is not None:
         return f'ReplicaSet "{new_replica_set.metadata.name}"'
     return f'Deployment "{deployment.metadata.name}"'
 
 
-def sync_rollout_status(controller: SyncContext, all_replica_sets: list[Any | None],
-                        new_replica_set: Any | None, deployment: Any) -> float | None:
+def sync_rollout_status(controller: SyncContext, all_replica_sets: Sequence[ReplicaSet | None],
+                        new_replica_set: ReplicaSet | None, deployment: Deployment) -> float | None:
     """Write status with Available, Progressing and ReplicaFailure conditions.
 
     Returns seconds until the progress deadline should be checked again, or None.
@@ -83,9 +85,9 @@ def sync_rollout_status(controller: SyncContext, all_replica_sets: list[Any | No
     return requeue_for_deadline(deployment, status, now)
 
 
-def replica_failure_conditions(all_replica_sets: list[Any | None], new_replica_set: Any | None) -> list[Any]:
+def replica_failure_conditions(all_replica_sets: Sequence[ReplicaSet | None], new_replica_set: ReplicaSet | None) -> list[Any]:
     """ReplicaFailure conditions of the ReplicaSets as Deployment conditions, the new RS's first."""
-    def failures(replica_sets: list[Any | None]) -> list[Any]:
+    def failures(replica_sets: Sequence[ReplicaSet | None]) -> list[Any]:
         return [
             util.replica_set_condition_to_deployment(condition)
             for replica_set in replica_sets if replica_set is not None
@@ -96,7 +98,7 @@ def replica_failure_conditions(all_replica_sets: list[Any | None], new_replica_s
     return failures([new_replica_set]) or failures(all_replica_sets)
 
 
-def requeue_for_deadline(deployment: Any, status: Any, now: float) -> float | None:
+def requeue_for_deadline(deployment: Deployment, status: DeploymentStatus, now: float) -> float | None:
     """Seconds until the rollout may have passed its deadline, or None when there is nothing to watch.
 
     Worked example: Progressing last updated at 00:00:00, deadline 600 s, now 00:03:00:

@@ -9,7 +9,9 @@ ReplicaSet at once.
 
 from __future__ import annotations
 
-from typing import Any
+
+from minikube_py.api.core import Pod
+from minikube_py.api.apps import Deployment, ReplicaSet
 
 from controllers.deployment import util
 from controllers.deployment.steps import SyncContext
@@ -22,8 +24,8 @@ from controllers.deployment.sync import (
 
 
 
-def rollout_recreate(controller: SyncContext, deployment: Any, replica_sets: list[Any],
-                     pods_by_replica_set_uid: dict[str, list[Any]]) -> float | None:
+def rollout_recreate(controller: SyncContext, deployment: Deployment, replica_sets: list[ReplicaSet],
+                     pods_by_replica_set_uid: dict[str, list[Pod]]) -> float | None:
     """One Recreate step; returns seconds until a progress-deadline check, or None."""
     # The new ReplicaSet is not created yet: it must not start pods before the old ones are gone.
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
@@ -46,6 +48,7 @@ def rollout_recreate(controller: SyncContext, deployment: Any, replica_sets: lis
             controller, deployment, replica_sets, create_if_missing=True
         )
         all_replica_sets = [*old_replica_sets, new_replica_set]
+        assert new_replica_set is not None  # create_if_missing
 
     scale_replica_set_and_record_event(controller, new_replica_set, deployment.spec.replicas, deployment)
 
@@ -54,8 +57,8 @@ def rollout_recreate(controller: SyncContext, deployment: Any, replica_sets: lis
     return sync_rollout_status(controller, all_replica_sets, new_replica_set, deployment)
 
 
-def old_pods_running(new_replica_set: Any | None, old_replica_sets: list[Any],
-                     pods_by_replica_set_uid: dict[str, list[Any]]) -> bool:
+def old_pods_running(new_replica_set: ReplicaSet | None, old_replica_sets: list[ReplicaSet],
+                     pods_by_replica_set_uid: dict[str, list[Pod]]) -> bool:
     """Some old ReplicaSet still reports pods, or owns a pod not yet Succeeded or Failed.
 
     A pod in phase Unknown counts as running: nobody can say its processes are gone.

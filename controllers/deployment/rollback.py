@@ -10,8 +10,8 @@ serves manifests and scripts that still set the annotation.
 
 from __future__ import annotations
 
-from typing import Any
 
+from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.client.events import NORMAL, WARNING
 
 from controllers.deployment import util
@@ -20,7 +20,7 @@ from controllers.deployment.sync import get_all_replica_sets_and_sync_revision, 
 
 
 
-def rollback(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> None:
+def rollback(controller: SyncContext, deployment: Deployment, replica_sets: list[ReplicaSet]) -> None:
     """Roll the template back to the requested revision, or give up with a Warning event."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=True
@@ -50,7 +50,7 @@ def rollback(controller: SyncContext, deployment: Any, replica_sets: list[Any]) 
     _clear_rollback_to(controller, deployment)
 
 
-def _rollback_to_template(controller: SyncContext, deployment: Any, replica_set: Any) -> bool:
+def _rollback_to_template(controller: SyncContext, deployment: Deployment, replica_set: ReplicaSet) -> bool:
     """Copy the ReplicaSet's template and annotations into the Deployment; False if already equal.
 
     The annotations travel too: with RS1 {change-cause: create} and RS2 {change-cause: edit},
@@ -69,7 +69,7 @@ def _rollback_to_template(controller: SyncContext, deployment: Any, replica_set:
     return rolled_back
 
 
-def _clear_rollback_to(controller: SyncContext, deployment: Any) -> None:
+def _clear_rollback_to(controller: SyncContext, deployment: Deployment) -> None:
     """Remove the rollback annotation and write the Deployment (template included, if changed)."""
     annotations = dict(deployment.metadata.annotations or {})
     annotations.pop(util.ROLLBACK_TO_ANNOTATION, None)

@@ -12,7 +12,8 @@ the old-ReplicaSet step as pure functions; `rollout_rolling` applies them.
 
 from __future__ import annotations
 
-from typing import Any
+
+from minikube_py.api.apps import Deployment, ReplicaSet
 
 from controllers.deployment import util
 from controllers.deployment.steps import SyncContext
@@ -25,11 +26,12 @@ from controllers.deployment.sync import (
 
 
 
-def rollout_rolling(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> float | None:
+def rollout_rolling(controller: SyncContext, deployment: Deployment, replica_sets: list[ReplicaSet]) -> float | None:
     """One rolling-update step; returns seconds until a progress-deadline check, or None."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=True
     )
+    assert new_replica_set is not None  # create_if_missing
     all_replica_sets = [*old_replica_sets, new_replica_set]
 
     if reconcile_new_replica_set(controller, all_replica_sets, new_replica_set, deployment):
@@ -44,8 +46,8 @@ def rollout_rolling(controller: SyncContext, deployment: Any, replica_sets: list
     return sync_rollout_status(controller, all_replica_sets, new_replica_set, deployment)
 
 
-def reconcile_new_replica_set(controller: SyncContext, all_replica_sets: list[Any],
-                              new_replica_set: Any, deployment: Any) -> bool:
+def reconcile_new_replica_set(controller: SyncContext, all_replica_sets: list[ReplicaSet],
+                              new_replica_set: ReplicaSet, deployment: Deployment) -> bool:
     """Grow the new ReplicaSet within maxSurge (or shrink it to spec.replicas); True if it was resized."""
     desired = deployment.spec.replicas
     if new_replica_set.spec.replicas == desired:
@@ -58,7 +60,7 @@ def reconcile_new_replica_set(controller: SyncContext, all_replica_sets: list[An
     return scaled
 
 
-def max_scaled_down(deployment: Any, all_replica_sets: list[Any], new_replica_set: Any) -> int:
+def max_scaled_down(deployment: Deployment, all_replica_sets: list[ReplicaSet], new_replica_set: ReplicaSet) -> int:
     """How many old replicas may go this step without breaking maxUnavailable.
 
     maxScaledDown = allPods - minAvailable - newRSUnavailable. Worked example: replicas 10,
@@ -74,7 +76,7 @@ def max_scaled_down(deployment: Any, all_replica_sets: list[Any], new_replica_se
     return all_pods - minimum_available - new_unavailable
 
 
-def scale_down_plan_for_unhealthy(old_replica_sets: list[Any], limit: int) -> list[tuple[Any, int]]:
+def scale_down_plan_for_unhealthy(old_replica_sets: list[ReplicaSet], limit: int) -> list[tuple[ReplicaSet, int]]:
     """(old RS, new size) that drop unavailable old replicas first, oldest RS first, at most `limit` in total.
 
     Scaling an RS down makes its controller delete not-ready pods first, so this removes
@@ -95,8 +97,8 @@ def scale_down_plan_for_unhealthy(old_replica_sets: list[Any], limit: int) -> li
     return plan
 
 
-def scale_down_plan_for_rolling_update(deployment: Any, all_replica_sets: list[Any],
-                                       old_replica_sets: list[Any]) -> list[tuple[Any, int]]:
+def scale_down_plan_for_rolling_update(deployment: Deployment, all_replica_sets: list[ReplicaSet],
+                                       old_replica_sets: list[ReplicaSet]) -> list[tuple[ReplicaSet, int]]:
     """(old RS, new size) that remove available old replicas down to minAvailable, oldest RS first.
 
     Worked example: replicas 3, maxUnavailable 0 (minAvailable 3); old at 3 available and new at
@@ -120,8 +122,8 @@ def scale_down_plan_for_rolling_update(deployment: Any, all_replica_sets: list[A
     return plan
 
 
-def reconcile_old_replica_sets(controller: SyncContext, all_replica_sets: list[Any],
-                               old_replica_sets: list[Any], new_replica_set: Any, deployment: Any) -> bool:
+def reconcile_old_replica_sets(controller: SyncContext, all_replica_sets: list[ReplicaSet],
+                               old_replica_sets: list[ReplicaSet], new_replica_set: ReplicaSet, deployment: Deployment) -> bool:
     """Shrink old ReplicaSets as far as availability allows; True if any was resized."""
     if util.spec_replicas(old_replica_sets) == 0:
         return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from minikube_py.client.api import Client
 from minikube_py.clock import Clock
 
 
@@ -15,7 +16,7 @@ class SyncContext(Protocol):
     """The controller as the steps see it: its API client, its clock and its event recorder."""
 
     @property
-    def client(self) -> Any: ...
+    def client(self) -> Client: ...
 
     @property
     def clock(self) -> Clock: ...

@@ -15,10 +15,10 @@ changed in place; writes return the server's copy.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from minikube_py.api import errors
-from minikube_py.api.apps import DeploymentStatus, ReplicaSet, ReplicaSetSpec
+from minikube_py.api.apps import Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec
 from minikube_py.api.meta import LabelSelector, ObjectMeta
 from minikube_py.client.events import NORMAL, WARNING
 
@@ -30,7 +30,7 @@ from controllers.deployment.steps import SyncContext
 SCALING_REPLICA_SET = "ScalingReplicaSet"
 
 
-def write_status(controller: SyncContext, deployment: Any) -> None:
+def write_status(controller: SyncContext, deployment: Deployment) -> None:
     """Write `deployment.status` and its revision annotation; keep the copy's resourceVersion current.
 
     As in Kubernetes, the revision annotation travels with the status write, so it bumps no generation.
@@ -40,7 +40,7 @@ def write_status(controller: SyncContext, deployment: Any) -> None:
     deployment.metadata.generation = written.metadata.generation
 
 
-def sync_status_only(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> None:
+def sync_status_only(controller: SyncContext, deployment: Deployment, replica_sets: list[ReplicaSet]) -> None:
     """A Deployment being deleted: report status, change nothing else."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=False
@@ -48,7 +48,7 @@ def sync_status_only(controller: SyncContext, deployment: Any, replica_sets: lis
     sync_deployment_status(controller, [*old_replica_sets, new_replica_set], new_replica_set, deployment)
 
 
-def sync(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> None:
+def sync(controller: SyncContext, deployment: Deployment, replica_sets: list[ReplicaSet]) -> None:
     """Paused or resized: scale proportionally, clean history when paused, write status; no rollout."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=False
@@ -59,7 +59,7 @@ def sync(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> N
     sync_deployment_status(controller, [*old_replica_sets, new_replica_set], new_replica_set, deployment)
 
 
-def rollback_to(deployment: Any) -> int | None:
+def rollback_to(deployment: Deployment) -> int | None:
     """The legacy `deprecated.deployment.rollback.to` revision, or None (also when not a number)."""
     text = (deployment.metadata.annotations or {}).get(util.ROLLBACK_TO_ANNOTATION)
     if not text:
@@ -70,7 +70,7 @@ def rollback_to(deployment: Any) -> int | None:
         return None
 
 
-def check_paused_conditions(controller: SyncContext, deployment: Any) -> None:
+def check_paused_conditions(controller: SyncContext, deployment: Deployment) -> None:
     """Progressing=Unknown DeploymentPaused / DeploymentResumed, so a long pause never times out."""
     if not util.has_progress_deadline(deployment):
         return
@@ -95,9 +95,10 @@ def check_paused_conditions(controller: SyncContext, deployment: Any) -> None:
 
 
 def get_all_replica_sets_and_sync_revision(
-    controller: SyncContext, deployment: Any, replica_sets: list[Any], create_if_missing: bool
-) -> tuple[Any | None, list[Any]]:
-    """(new ReplicaSet or None, old ReplicaSets), with the new one's revision brought up to date."""
+    controller: SyncContext, deployment: Deployment, replica_sets: list[ReplicaSet], create_if_missing: bool
+) -> tuple[ReplicaSet | None, list[ReplicaSet]]:
+    """(new ReplicaSet or None, old ReplicaSets), with the new one's revision brought up to date;
+    with `create_if_missing` the new one is never None."""
     old_replica_sets = util.find_old_replica_sets(deployment, replica_sets)
     new_replica_set = get_new_replica_set(controller, deployment, replica_sets, old_replica_sets, create_if_missing)
     return new_replica_set, old_replica_sets
@@ -105,11 +106,11 @@ def get_all_replica_sets_and_sync_revision(
 
 def get_new_replica_set(
     controller: SyncContext,
-    deployment: Any,
-    replica_sets: list[Any],
-    old_replica_sets: list[Any],
+    deployment: Deployment,
+    replica_sets: list[ReplicaSet],
+    old_replica_sets: list[ReplicaSet],
     create_if_missing: bool,
-) -> Any | None:
+) -> ReplicaSet | None:
     """The ReplicaSet running the Deployment's current template, creating it if asked.
 
     An existing one gets revision = max(old revisions) + 1 (if that is higher) and the
@@ -147,8 +148,8 @@ def get_new_replica_set(
 
 
 def _create_new_replica_set(
-    controller: SyncContext, deployment: Any, old_replica_sets: list[Any], new_revision: int
-) -> Any:
+    controller: SyncContext, deployment: Deployment, old_replica_sets: list[ReplicaSet], new_revision: int
+) -> ReplicaSet:
     template = deployment.spec.template.model_copy(deep=True)
     template_hash = util.compute_hash(deployment.spec.template, deployment.status.collision_count)
     template.metadata.labels = {**(template.metadata.labels or {}), util.POD_TEMPLATE_HASH_LABEL: template_hash}
@@ -206,10 +207,10 @@ def _create_new_replica_set(
     return created
 
 
-def _existing_replica_set_or_collision(controller: SyncContext, deployment: Any, wanted: Any) -> Any:
+def _existing_replica_set_or_collision(controller: SyncContext, deployment: Deployment, wanted: ReplicaSet) -> ReplicaSet:
     """Create said AlreadyExists: use that ReplicaSet if it is ours with our template, else
     bump status.collisionCount (so the next hash, and name, differ) and fail this sync."""
-    namespace, name = wanted.metadata.namespace, wanted.metadata.name
+    namespace, name = wanted.metadata.namespace, wanted.metadata.name or ""
     existing = controller.client.get("replicasets", name, namespace=namespace)
     reference = get_controller_of(existing)
     if (reference is not None and reference.uid == deployment.metadata.uid
@@ -228,8 +229,8 @@ def _existing_replica_set_or_collision(controller: SyncContext, deployment: Any,
 
 
 def scale_replica_set_and_record_event(
-    controller: SyncContext, replica_set: Any, new_scale: int, deployment: Any
-) -> tuple[bool, Any]:
+    controller: SyncContext, replica_set: ReplicaSet, new_scale: int, deployment: Deployment
+) -> tuple[bool, ReplicaSet]:
     """Resize one ReplicaSet if its size differs; (whether it was resized, the current copy)."""
     if replica_set.spec.replicas == new_scale:
         return False, replica_set
@@ -238,8 +239,8 @@ def scale_replica_set_and_record_event(
 
 
 def scale_replica_set(
-    controller: SyncContext, replica_set: Any, new_scale: int, deployment: Any, direction: str
-) -> tuple[bool, Any]:
+    controller: SyncContext, replica_set: ReplicaSet, new_scale: int, deployment: Deployment, direction: str
+) -> tuple[bool, ReplicaSet]:
     """Write the size and the desired/max-replicas annotations; event "Scaled <dir> replica set"."""
     desired = deployment.spec.replicas
     maximum = desired + util.max_surge(deployment)
@@ -257,7 +258,7 @@ def scale_replica_set(
     return size_changes, written
 
 
-def is_scaling_event(controller: SyncContext, deployment: Any, replica_sets: list[Any]) -> bool:
+def is_scaling_event(controller: SyncContext, deployment: Deployment, replica_sets: list[ReplicaSet]) -> bool:
     """spec.replicas differs from what some active ReplicaSet was last sized for."""
     new_replica_set, old_replica_sets = get_all_replica_sets_and_sync_revision(
         controller, deployment, replica_sets, create_if_missing=False
@@ -269,8 +270,8 @@ def is_scaling_event(controller: SyncContext, deployment: Any, replica_sets: lis
     return False
 
 
-def scale(controller: SyncContext, deployment: Any, new_replica_set: Any | None,
-          old_replica_sets: list[Any]) -> None:
+def scale(controller: SyncContext, deployment: Deployment, new_replica_set: ReplicaSet | None,
+          old_replica_sets: list[ReplicaSet]) -> None:
     """Resize the Deployment's ReplicaSets to spec.replicas (k/k `scale`).
 
     One active ReplicaSet (or none: then the newest) takes the whole size. A saturated new one
@@ -302,7 +303,7 @@ def scale(controller: SyncContext, deployment: Any, new_replica_set: Any | None,
 # -- history and status -----------------------------------------------------------------------
 
 
-def cleanup_deployment(controller: SyncContext, old_replica_sets: list[Any], deployment: Any) -> None:
+def cleanup_deployment(controller: SyncContext, old_replica_sets: list[ReplicaSet], deployment: Deployment) -> None:
     """Delete the oldest empty ReplicaSets beyond revisionHistoryLimit.
 
     Skips any that still has pods, wants pods, or whose latest spec its controller has not yet
@@ -319,13 +320,13 @@ def cleanup_deployment(controller: SyncContext, old_replica_sets: list[Any], dep
                 or (replica_set.metadata.generation or 0) > (replica_set.status.observed_generation or 0)):
             continue
         try:
-            controller.client.delete("replicasets", replica_set.metadata.name, namespace=replica_set.metadata.namespace)
+            controller.client.delete("replicasets", replica_set.metadata.name or "", namespace=replica_set.metadata.namespace)
         except errors.NotFound:
             pass
 
 
 def calculate_status(
-    all_replica_sets: list[Any | None], new_replica_set: Any | None, deployment: Any, now: float
+    all_replica_sets: Sequence[ReplicaSet | None], new_replica_set: ReplicaSet | None, deployment: Deployment, now: float
 ) -> DeploymentStatus:
     """The Deployment's status from its ReplicaSets' (k/k `calculateStatus`), plus the Available condition.
 
@@ -353,8 +354,8 @@ def calculate_status(
     return status
 
 
-def sync_deployment_status(controller: SyncContext, all_replica_sets: list[Any | None],
-                           new_replica_set: Any | None, deployment: Any) -> None:
+def sync_deployment_status(controller: SyncContext, all_replica_sets: Sequence[ReplicaSet | None],
+                           new_replica_set: ReplicaSet | None, deployment: Deployment) -> None:
     """Write the calculated status if it differs from the stored one."""
     status = calculate_status(all_replica_sets, new_replica_set, deployment, controller.clock.now())
     if status.to_dict() == deployment.status.to_dict():

@@ -16,7 +16,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from minikube_py.api.apps import DeploymentCondition, DeploymentStatus
+from minikube_py.api.core import PodTemplateSpec
+from minikube_py.api.apps import Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetCondition
 from minikube_py.api.times import format_time, parse_time
 from minikube_py.client.deployments import (  # shared with kubectl-side rollout commands
     ANNOTATIONS_TO_SKIP as ANNOTATIONS_TO_SKIP,
@@ -91,11 +92,11 @@ def scaled_value(value: int | str | None, total: int, round_up: bool, field: str
     return percent * total // 100
 
 
-def is_rolling_update(deployment: Any) -> bool:
+def is_rolling_update(deployment: Deployment) -> bool:
     return deployment.spec.strategy.type == ROLLING_UPDATE
 
 
-def _rolling_parameters(deployment: Any) -> tuple[int | str | None, int | str | None]:
+def _rolling_parameters(deployment: Deployment) -> tuple[int | str | None, int | str | None]:
     rolling_update = deployment.spec.strategy.rolling_update
     if rolling_update is None:
         # Defaulting fills both with "25%" for RollingUpdate; mirror that if it did not run.
@@ -120,7 +121,7 @@ def resolve_fenceposts(max_surge: int | str | None, max_unavailable: int | str |
     return surge, unavailable
 
 
-def max_surge(deployment: Any) -> int:
+def max_surge(deployment: Deployment) -> int:
     """How many pods above spec.replicas a rollout may run; 0 for Recreate."""
     if not is_rolling_update(deployment):
         return 0
@@ -128,7 +129,7 @@ def max_surge(deployment: Any) -> int:
     return surge
 
 
-def max_unavailable(deployment: Any) -> int:
+def max_unavailable(deployment: Deployment) -> int:
     """How many of spec.replicas may be unavailable; 0 for Recreate or zero replicas, never more than replicas."""
     replicas = deployment.spec.replicas
     if not is_rolling_update(deployment) or replicas == 0:
@@ -137,18 +138,18 @@ def max_unavailable(deployment: Any) -> int:
     return min(unavailable, replicas)
 
 
-def min_available(deployment: Any) -> int:
+def min_available(deployment: Deployment) -> int:
     if not is_rolling_update(deployment):
         return 0
     return deployment.spec.replicas - max_unavailable(deployment)
 
 
-def has_progress_deadline(deployment: Any) -> bool:
+def has_progress_deadline(deployment: Deployment) -> bool:
     deadline = deployment.spec.progress_deadline_seconds
     return deadline is not None and deadline != MAX_INT32
 
 
-def has_revision_history_limit(deployment: Any) -> bool:
+def has_revision_history_limit(deployment: Deployment) -> bool:
     limit = deployment.spec.revision_history_limit
     return limit is not None and limit != MAX_INT32
 
@@ -173,7 +174,7 @@ def safe_encode_string(text: str) -> str:
     return "".join(_SAFE_ALPHANUMERICS[ord(character) % len(_SAFE_ALPHANUMERICS)] for character in text)
 
 
-def compute_hash(template: Any, collision_count: int | None = None) -> str:
+def compute_hash(template: PodTemplateSpec, collision_count: int | None = None) -> str:
     """The pod-template-hash of a template (`controller.ComputeHash`).
 
     FNV-1a over a deterministic JSON dump of the template; a collisionCount, when set, is fed in
@@ -190,38 +191,38 @@ def compute_hash(template: Any, collision_count: int | None = None) -> str:
 # -- replica sets -----------------------------------------------------------------------------
 
 
-def find_old_replica_sets(deployment: Any, replica_sets: Sequence[Any]) -> list[Any]:
+def find_old_replica_sets(deployment: Deployment, replica_sets: Sequence[ReplicaSet]) -> list[ReplicaSet]:
     """Every owned ReplicaSet except the new one, active or not."""
     new_replica_set = find_new_replica_set(deployment, replica_sets)
     new_uid = new_replica_set.metadata.uid if new_replica_set is not None else None
     return [rs for rs in replica_sets if new_uid is None or rs.metadata.uid != new_uid]
 
 
-def filter_active(replica_sets: Iterable[Any | None]) -> list[Any]:
+def filter_active(replica_sets: Iterable[ReplicaSet | None]) -> list[ReplicaSet]:
     """ReplicaSets that want pods (spec.replicas > 0), skipping a missing new one."""
     return [rs for rs in replica_sets if rs is not None and rs.spec.replicas > 0]
 
 
-def spec_replicas(replica_sets: Iterable[Any | None]) -> int:
+def spec_replicas(replica_sets: Iterable[ReplicaSet | None]) -> int:
     return sum(rs.spec.replicas for rs in replica_sets if rs is not None)
 
 
-def status_replicas(replica_sets: Iterable[Any | None]) -> int:
+def status_replicas(replica_sets: Iterable[ReplicaSet | None]) -> int:
     return sum(rs.status.replicas or 0 for rs in replica_sets if rs is not None)
 
 
-def ready_replicas(replica_sets: Iterable[Any | None]) -> int:
+def ready_replicas(replica_sets: Iterable[ReplicaSet | None]) -> int:
     return sum(rs.status.ready_replicas or 0 for rs in replica_sets if rs is not None)
 
 
-def available_replicas(replica_sets: Iterable[Any | None]) -> int:
+def available_replicas(replica_sets: Iterable[ReplicaSet | None]) -> int:
     return sum(rs.status.available_replicas or 0 for rs in replica_sets if rs is not None)
 
 
 # -- revisions and annotations ----------------------------------------------------------------
 
 
-def _revisions(replica_sets: Iterable[Any | None]) -> list[int]:
+def _revisions(replica_sets: Iterable[ReplicaSet | None]) -> list[int]:
     revisions = []
     for replica_set in replica_sets:
         if replica_set is None:
@@ -233,11 +234,11 @@ def _revisions(replica_sets: Iterable[Any | None]) -> list[int]:
     return revisions
 
 
-def max_revision(replica_sets: Iterable[Any | None]) -> int:
+def max_revision(replica_sets: Iterable[ReplicaSet | None]) -> int:
     return max(_revisions(replica_sets), default=0)
 
 
-def last_revision(replica_sets: Iterable[Any | None]) -> int:
+def last_revision(replica_sets: Iterable[ReplicaSet | None]) -> int:
     """The second-highest revision: the one before the current (`LastRevision`); 0 if none."""
     highest = second = 0
     for revision in _revisions(replica_sets):
@@ -248,10 +249,10 @@ def last_revision(replica_sets: Iterable[Any | None]) -> int:
     return second
 
 
-def by_revision(replica_sets: Iterable[Any]) -> list[Any]:
+def by_revision(replica_sets: Iterable[ReplicaSet]) -> list[ReplicaSet]:
     """Lowest revision first, creation time breaking ties (`ReplicaSetsByRevision`)."""
 
-    def key(replica_set: Any) -> tuple[int, float, str]:
+    def key(replica_set: ReplicaSet) -> tuple[int, float, str]:
         try:
             revision = revision_of(replica_set)
         except ValueError:
@@ -273,15 +274,15 @@ def _annotation_int(obj: Any, key: str) -> int | None:
     return value if 0 <= value <= MAX_INT32 else None
 
 
-def desired_replicas_annotation(replica_set: Any) -> int | None:
+def desired_replicas_annotation(replica_set: ReplicaSet) -> int | None:
     return _annotation_int(replica_set, DESIRED_REPLICAS_ANNOTATION)
 
 
-def max_replicas_annotation(replica_set: Any) -> int | None:
+def max_replicas_annotation(replica_set: ReplicaSet) -> int | None:
     return _annotation_int(replica_set, MAX_REPLICAS_ANNOTATION)
 
 
-def copy_deployment_annotations(deployment: Any, replica_set: Any) -> bool:
+def copy_deployment_annotations(deployment: Deployment, replica_set: ReplicaSet) -> bool:
     """Copy the Deployment's annotations (minus the skip list) onto `replica_set`; True if any changed.
 
     The revision is deliberately not copied: the ReplicaSet's own revision is the reliable one,
@@ -298,7 +299,7 @@ def copy_deployment_annotations(deployment: Any, replica_set: Any) -> bool:
     return changed
 
 
-def set_replicas_annotations(replica_set: Any, desired: int, maximum: int) -> bool:
+def set_replicas_annotations(replica_set: ReplicaSet, desired: int, maximum: int) -> bool:
     """Record desired-replicas and max-replicas on `replica_set`; True if either changed."""
     annotations = dict(replica_set.metadata.annotations or {})
     changed = False
@@ -310,7 +311,7 @@ def set_replicas_annotations(replica_set: Any, desired: int, maximum: int) -> bo
     return changed
 
 
-def replicas_annotations_need_update(replica_set: Any, desired: int, maximum: int) -> bool:
+def replicas_annotations_need_update(replica_set: ReplicaSet, desired: int, maximum: int) -> bool:
     annotations = replica_set.metadata.annotations or {}
     return (annotations.get(DESIRED_REPLICAS_ANNOTATION) != str(desired)
             or annotations.get(MAX_REPLICAS_ANNOTATION) != str(maximum))
@@ -332,8 +333,8 @@ def _append_revision_history(history: str, previous_revision: str, limit: int) -
 
 
 def set_new_replica_set_annotations(
-    deployment: Any,
-    replica_set: Any,
+    deployment: Deployment,
+    replica_set: ReplicaSet,
     new_revision: int,
     exists: bool,
     history_limit_in_chars: int = MAX_REVISION_HISTORY_LENGTH_IN_CHARS,
@@ -372,7 +373,7 @@ def set_new_replica_set_annotations(
     return changed
 
 
-def set_deployment_revision(deployment: Any, revision: str) -> bool:
+def set_deployment_revision(deployment: Deployment, revision: str) -> bool:
     """Set the Deployment's revision annotation; True if it changed."""
     annotations = dict(deployment.metadata.annotations or {})
     if annotations.get(REVISION_ANNOTATION) == revision:
@@ -382,7 +383,7 @@ def set_deployment_revision(deployment: Any, revision: str) -> bool:
     return True
 
 
-def set_deployment_annotations_to(deployment: Any, replica_set: Any) -> None:
+def set_deployment_annotations_to(deployment: Deployment, replica_set: ReplicaSet) -> None:
     """On rollback: the Deployment takes the ReplicaSet's annotations, keeping its own skip-list ones."""
     own = {key: value for key, value in (deployment.metadata.annotations or {}).items() if key in ANNOTATIONS_TO_SKIP}
     copied = {key: value for key, value in (replica_set.metadata.annotations or {}).items()
@@ -393,7 +394,7 @@ def set_deployment_annotations_to(deployment: Any, replica_set: Any) -> None:
 # -- sizing -----------------------------------------------------------------------------------
 
 
-def new_replica_set_new_replicas(deployment: Any, all_replica_sets: Sequence[Any | None], new_replica_set: Any) -> int:
+def new_replica_set_new_replicas(deployment: Deployment, all_replica_sets: Sequence[ReplicaSet | None], new_replica_set: ReplicaSet) -> int:
     """How many replicas the new ReplicaSet may have after this step (`NewRSNewReplicas`).
 
     Rolling update, worked example: replicas 3, surge 1, old RS at 3, new RS at 0:
@@ -412,7 +413,7 @@ def new_replica_set_new_replicas(deployment: Any, all_replica_sets: Sequence[Any
     return new_replica_set.spec.replicas + scale_up
 
 
-def is_saturated(deployment: Any, replica_set: Any | None) -> bool:
+def is_saturated(deployment: Deployment, replica_set: ReplicaSet | None) -> bool:
     """The ReplicaSet runs every desired replica, available, and knows it was sized for them."""
     if replica_set is None:
         return False
@@ -425,7 +426,7 @@ def is_saturated(deployment: Any, replica_set: Any | None) -> bool:
             and (replica_set.status.available_replicas or 0) == replicas)
 
 
-def find_active_or_latest(new_replica_set: Any | None, old_replica_sets: Sequence[Any]) -> Any | None:
+def find_active_or_latest(new_replica_set: ReplicaSet | None, old_replica_sets: Sequence[ReplicaSet]) -> ReplicaSet | None:
     """The only active ReplicaSet; the newest one if none is active; None if several are."""
     if new_replica_set is None and not old_replica_sets:
         return None
@@ -443,7 +444,7 @@ def round_half_away_from_zero(value: float) -> int:
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
-def replica_set_fraction(replica_set: Any, deployment: Any) -> int:
+def replica_set_fraction(replica_set: ReplicaSet, deployment: Deployment) -> int:
     """How many replicas this RS gains (or loses) if every RS keeps its share (`getReplicaSetFraction`).
 
     The max-replicas annotation says what the Deployment's maximum size was when this RS was last
@@ -463,7 +464,7 @@ def replica_set_fraction(replica_set: Any, deployment: Any) -> int:
     return round_half_away_from_zero(share) - replica_set.spec.replicas
 
 
-def replica_set_proportion(replica_set: Any, deployment: Any, replicas_to_add: int, replicas_added: int) -> int:
+def replica_set_proportion(replica_set: ReplicaSet, deployment: Deployment, replicas_to_add: int, replicas_added: int) -> int:
     """This RS's part of `replicas_to_add`, never more than what is left to hand out."""
     if replica_set.spec.replicas == 0 or replicas_to_add == 0 or replicas_to_add == replicas_added:
         return 0
@@ -474,7 +475,7 @@ def replica_set_proportion(replica_set: Any, deployment: Any, replicas_to_add: i
     return max(fraction, allowed)
 
 
-def proportional_sizes(deployment: Any, active_replica_sets: Sequence[Any]) -> list[tuple[Any, int]]:
+def proportional_sizes(deployment: Deployment, active_replica_sets: Sequence[ReplicaSet]) -> list[tuple[ReplicaSet, int]]:
     """New sizes for every active ReplicaSet when a Deployment is resized mid-rollout.
 
     Extra replicas (or removals) are shared in proportion to each RS's size; rounding leftovers
@@ -497,7 +498,7 @@ def proportional_sizes(deployment: Any, active_replica_sets: Sequence[Any]) -> l
         # Largest first; on a tie the older RS shrinks first.
         ordered.sort(key=creation_order)
         ordered.sort(key=lambda rs: rs.spec.replicas, reverse=True)
-    sizes = []
+    sizes: list[list[Any]] = []  # [replica set, new size]
     added = 0
     for replica_set in ordered:
         if to_add != 0:
@@ -526,7 +527,7 @@ def new_condition(condition_type: str, status: str, reason: str, message: str, n
     )
 
 
-def set_condition(status: Any, condition: Any) -> None:
+def set_condition(status: DeploymentStatus, condition: DeploymentCondition) -> None:
     """Put `condition` into `status` (`SetDeploymentCondition`).
 
     Same status and reason: nothing changes (not even lastUpdateTime). Same status, new reason:
@@ -541,12 +542,12 @@ def set_condition(status: Any, condition: Any) -> None:
     status.conditions = [*others, condition]
 
 
-def remove_condition(status: Any, condition_type: str) -> None:
+def remove_condition(status: DeploymentStatus, condition_type: str) -> None:
     remaining = [c for c in status.conditions or [] if c.type != condition_type]
     status.conditions = remaining or None
 
 
-def replica_set_condition_to_deployment(condition: Any) -> DeploymentCondition:
+def replica_set_condition_to_deployment(condition: ReplicaSetCondition) -> DeploymentCondition:
     return DeploymentCondition(
         type=condition.type,
         status=condition.status,
@@ -557,7 +558,7 @@ def replica_set_condition_to_deployment(condition: Any) -> DeploymentCondition:
     )
 
 
-def deployment_complete(deployment: Any, status: DeploymentStatus) -> bool:
+def deployment_complete(deployment: Deployment, status: DeploymentStatus) -> bool:
     """Every desired replica is updated and available and no old pod is left (`DeploymentComplete`)."""
     replicas = deployment.spec.replicas
     return ((status.updated_replicas or 0) == replicas
@@ -566,7 +567,7 @@ def deployment_complete(deployment: Any, status: DeploymentStatus) -> bool:
             and (status.observed_generation or 0) >= (deployment.metadata.generation or 0))
 
 
-def deployment_progressing(deployment: Any, status: DeploymentStatus) -> bool:
+def deployment_progressing(deployment: Deployment, status: DeploymentStatus) -> bool:
     """Something moved since the last status: more updated, fewer old, more ready or more available."""
     old = deployment.status
     old_old_replicas = (old.replicas or 0) - (old.updated_replicas or 0)
@@ -577,7 +578,7 @@ def deployment_progressing(deployment: Any, status: DeploymentStatus) -> bool:
             or (status.available_replicas or 0) > (old.available_replicas or 0))
 
 
-def deployment_timed_out(deployment: Any, status: DeploymentStatus, now: float) -> bool:
+def deployment_timed_out(deployment: Deployment, status: DeploymentStatus, now: float) -> bool:
     """No progress reported for longer than progressDeadlineSeconds (`DeploymentTimedOut`)."""
     if not has_progress_deadline(deployment):
         return False

@@ -4,18 +4,33 @@ Controllers, the agent and the CLI talk to the API through `ApiClient`. Its tran
 the `Registry` itself (in the daemon: no serialisation, no socket) or an `HttpTransport` (the CLI,
 a remote agent); both take and return wire dicts with the same method names, and `client.raw`
 exposes them for code that wants dicts. Here the dicts become `api` models, with the resource,
-name and namespace taken from the model where it has them.
+name and namespace taken from the model where it has them. `Client` is the protocol the
+controllers are written against (`ApiClient` is it; unit tests wrap one to record calls).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from minikube_py import api
 from minikube_py.api.watch import EventStream
 from minikube_py.client.transport import HttpTransport
+
+
+class ApiObject(Protocol):
+    """A top-level API object's model (`Pod`, `ReplicaSet`, ...): it names its kind and itself."""
+
+    api_version: str
+    kind: str
+    metadata: api.ObjectMeta
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+# An object of any kind: what `create`/`replace` take they give back, as the server stored it.
+ModelT = TypeVar("ModelT", bound=ApiObject)
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,34 @@ class ModelWatch(EventStream):
         self._watch.close()
 
 
+class Client(Protocol):
+    """The API as controllers use it: models in, models out. `get`, `list`, `patch` and `delete`
+    name the resource, so they return the model of that resource (typed `Any`)."""
+
+    def create(self, obj: ModelT) -> ModelT: ...
+
+    def get(self, resource: str, name: str, namespace: str | None = None) -> Any: ...
+
+    def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> tuple[list[Any], str]: ...
+
+    def replace(self, obj: ModelT) -> ModelT: ...
+
+    def patch(self, resource: str, name: str, patch: Any, namespace: str | None = None) -> Any: ...
+
+    def replace_status(self, obj: ModelT) -> ModelT: ...
+
+    def patch_status(self, resource: str, name: str, patch: Any, namespace: str | None = None) -> Any: ...
+
+    def bind(self, namespace: str | None, name: str, node_name: str) -> Any: ...
+
+    def delete(self, resource: str, name: str, namespace: str | None = None, propagation_policy: str | None = None,
+               grace_period_seconds: int | None = None, preconditions: dict[str, Any] | None = None) -> Any: ...
+
+    def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None,
+              label_selector: str | None = None, field_selector: str | None = None) -> ModelWatch: ...
+
+
 class ApiClient:
     """Models over a transport with the Registry's methods (`client.raw`)."""
 
@@ -75,7 +118,7 @@ class ApiClient:
         """Over the unix socket of the daemon running in `home`."""
         return cls(HttpTransport(socket_path=os.path.join(home, "api.sock")))
 
-    def create(self, obj: Any) -> Any:
+    def create(self, obj: ModelT) -> ModelT:
         info = _info_of(obj)
         return _model(info, self.raw.create(info.plural, obj.metadata.namespace, obj.to_dict()))
 
@@ -90,7 +133,7 @@ class ApiClient:
         listing = self.raw.list(info.plural, namespace, label_selector, field_selector)
         return [_model(info, item) for item in listing["items"]], listing["metadata"]["resourceVersion"]
 
-    def replace(self, obj: Any) -> Any:
+    def replace(self, obj: ModelT) -> ModelT:
         info = _info_of(obj)
         metadata = obj.metadata
         return _model(info, self.raw.replace(info.plural, metadata.namespace, metadata.name, obj.to_dict()))
@@ -100,7 +143,7 @@ class ApiClient:
         info = _info(resource)
         return _model(info, self.raw.patch(info.plural, namespace, name, patch))
 
-    def replace_status(self, obj: Any) -> Any:
+    def replace_status(self, obj: ModelT) -> ModelT:
         info = _info_of(obj)
         metadata = obj.metadata
         return _model(info, self.raw.replace_status(info.plural, metadata.namespace, metadata.name, obj.to_dict()))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from minikube_py.api.core import PodTemplateSpec
+from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.api.times import parse_time
 
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"  # apps.DefaultDeploymentUniqueLabelKey
@@ -50,7 +52,7 @@ def semantic_form(value: Any) -> Any:
     return value
 
 
-def template_without_hash(template: Any) -> dict[str, Any]:
+def template_without_hash(template: PodTemplateSpec) -> dict[str, Any]:
     """The template's wire form, semantically normalised, without the pod-template-hash label."""
     wire = template.to_dict()
     labels = wire.get("metadata", {}).get("labels")
@@ -59,7 +61,7 @@ def template_without_hash(template: Any) -> dict[str, Any]:
     return semantic_form(wire)
 
 
-def without_hash_label(template: Any) -> Any:
+def without_hash_label(template: PodTemplateSpec) -> PodTemplateSpec:
     """A copy of a ReplicaSet's pod template fit for a Deployment: the pod-template-hash label removed."""
     copy = template.model_copy(deep=True)
     labels = {key: value for key, value in (copy.metadata.labels or {}).items() if key != POD_TEMPLATE_HASH_LABEL}
@@ -67,7 +69,7 @@ def without_hash_label(template: Any) -> Any:
     return copy
 
 
-def equal_ignore_hash(first: Any, second: Any) -> bool:
+def equal_ignore_hash(first: PodTemplateSpec, second: PodTemplateSpec) -> bool:
     """Two pod templates are the same apart from the pod-template-hash label (`EqualIgnoreHash`)."""
     return template_without_hash(first) == template_without_hash(second)
 
@@ -78,12 +80,12 @@ def creation_order(obj: Any) -> tuple[float, str]:
     return (parse_time(created) if created else 0.0, obj.metadata.name or "")
 
 
-def by_creation(replica_sets: Iterable[Any]) -> list[Any]:
+def by_creation(replica_sets: Iterable[ReplicaSet]) -> list[ReplicaSet]:
     """Oldest first; the name breaks ties (`ReplicaSetsByCreationTimestamp`)."""
     return sorted(replica_sets, key=creation_order)
 
 
-def find_new_replica_set(deployment: Any, replica_sets: Iterable[Any]) -> Any | None:
+def find_new_replica_set(deployment: Deployment, replica_sets: Iterable[ReplicaSet]) -> ReplicaSet | None:
     """The oldest ReplicaSet whose template equals the Deployment's, ignoring the hash label."""
     for replica_set in by_creation(replica_sets):
         if equal_ignore_hash(replica_set.spec.template, deployment.spec.template):

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from minikube_py.api.core import PodTemplateSpec
+from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.api.times import format_time
 from minikube_py.client import deployments
 
@@ -21,7 +23,7 @@ class RolloutError(Exception):
     """A rollout command cannot go on; the text is kubectl's and is printed after `error: `."""
 
 
-def rollout_status_message(deployment: Any, revision: int = 0) -> tuple[str, bool, str | None]:
+def rollout_status_message(deployment: Deployment, revision: int = 0) -> tuple[str, bool, str | None]:
     """(message, done, error) for one observation of the Deployment (`DeploymentStatusViewer.Status`).
 
     `revision` > 0 pins the rollout to that revision (`--revision`). Each message ends in a
@@ -57,7 +59,7 @@ def rollout_status_message(deployment: Any, revision: int = 0) -> tuple[str, boo
     return f'deployment "{name}" successfully rolled out\n', True, None
 
 
-def owned_replica_sets(deployment: Any, replica_sets: list[Any]) -> list[Any]:
+def owned_replica_sets(deployment: Deployment, replica_sets: list[ReplicaSet]) -> list[ReplicaSet]:
     """The ReplicaSets whose controllerRef is this Deployment (by uid)."""
     uid = deployment.metadata.uid
     return [rs for rs in replica_sets if (reference := rs.metadata.controller_reference()) is not None and reference.uid == uid]
@@ -69,13 +71,13 @@ class HistoryRow:
     change_cause: str  # "<none>" when the ReplicaSet has no kubernetes.io/change-cause
 
 
-def history(deployment: Any, replica_sets: list[Any]) -> list[HistoryRow]:
+def history(deployment: Deployment, replica_sets: list[ReplicaSet]) -> list[HistoryRow]:
     """`rollout history` rows, oldest revision first; empty means "No rollout history found."
 
     One row per revision among the Deployment's ReplicaSets; a ReplicaSet whose revision is not a
     number is skipped, as kubectl does.
     """
-    by_revision: dict[int, Any] = {}
+    by_revision: dict[int, ReplicaSet] = {}
     for replica_set in owned_replica_sets(deployment, replica_sets):
         try:
             by_revision[deployments.revision_of(replica_set)] = replica_set
@@ -88,7 +90,7 @@ def history(deployment: Any, replica_sets: list[Any]) -> list[HistoryRow]:
     return rows
 
 
-def revision_template(deployment: Any, replica_sets: list[Any], revision: int) -> Any:
+def revision_template(deployment: Deployment, replica_sets: list[ReplicaSet], revision: int) -> PodTemplateSpec:
     """The pod template of one revision (`rollout history --revision N`)."""
     for replica_set in owned_replica_sets(deployment, replica_sets):
         try:
@@ -103,15 +105,15 @@ def revision_template(deployment: Any, replica_sets: list[Any], revision: int) -
 class RollbackTarget:
     """What `rollout undo` restores: one ReplicaSet's template (hash label removed) and annotations."""
 
-    replica_set: Any
-    template: Any
+    replica_set: ReplicaSet
+    template: PodTemplateSpec
     annotations: dict[str, str]
     # The Deployment already runs this template: print `skipped rollback (...)`, patch nothing.
     already_current: bool
     skipped_message: str
 
 
-def _replica_set_for_revision(deployment: Any, replica_sets: list[Any], to_revision: int) -> Any:
+def _replica_set_for_revision(deployment: Deployment, replica_sets: list[ReplicaSet], to_revision: int) -> ReplicaSet:
     latest_revision, latest = -1, None
     previous_revision, previous = -1, None
     for replica_set in owned_replica_sets(deployment, replica_sets):
@@ -134,7 +136,7 @@ def _replica_set_for_revision(deployment: Any, replica_sets: list[Any], to_revis
     return previous
 
 
-def find_rollback_target(deployment: Any, replica_sets: list[Any], to_revision: int = 0) -> RollbackTarget:
+def find_rollback_target(deployment: Deployment, replica_sets: list[ReplicaSet], to_revision: int = 0) -> RollbackTarget:
     """The revision `rollout undo [--to-revision=N]` goes back to (kubectl `DeploymentRollbacker`).
 
     0 means the previous revision (the second highest). Raises RolloutError with kubectl's text
@@ -160,7 +162,7 @@ def find_rollback_target(deployment: Any, replica_sets: list[Any], to_revision: 
     )
 
 
-def apply_rollback(deployment: Any, target: RollbackTarget) -> Any:
+def apply_rollback(deployment: Deployment, target: RollbackTarget) -> Deployment:
     """A copy of the Deployment with the target's template and annotations, ready for `replace`.
 
     kubectl sends a JSON patch replacing /spec/template and /metadata/annotations; a full
