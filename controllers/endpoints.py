@@ -68,7 +68,8 @@ class EndpointsController(ServicePodsController):
         include_terminating = bool(service.spec.publish_not_ready_addresses)
         subsets = []
         for ports, members in group_by_ports(endpoints).items():
-            ready, not_ready = [], []
+            ready: list[EndpointAddress] = []
+            not_ready: list[EndpointAddress] = []
             for member in members:
                 if member.terminating and not include_terminating:
                     continue

@@ -131,7 +131,7 @@ def group_by_ports(endpoints: list[PodEndpoint]) -> dict[tuple[Port, ...], list[
     return dict(sorted(groups.items()))
 
 
-class ServicePodsController(Controller):
+class ServicePodsController(Controller[str]):
     """What the EndpointSlice and Endpoints controllers share: keys are Service `namespace/name`,
     enqueued for a Service's own changes and for changes of the pods its selector matches."""
 
@@ -217,7 +217,7 @@ class EndpointSliceController(ServicePodsController):
             self._delete(stale)
         return None
 
-    def desired_slices(self, service: Any, endpoints: list[PodEndpoint]) -> list[tuple[tuple, EndpointSlice]]:
+    def desired_slices(self, service: Any, endpoints: list[PodEndpoint]) -> list[tuple[tuple[Any, ...], EndpointSlice]]:
         """`(ports, slice)` for every slice the Service should have (names left to the server).
 
         A Service with no endpoints still gets one empty placeholder slice (no ports, no

@@ -20,7 +20,7 @@ from minikube_py.clock import Clock
 COMPONENT = "serviceaccount-controller"
 
 
-class ServiceAccountController(Controller):
+class ServiceAccountController(Controller[str]):
     """Keeps `default` ServiceAccounts; keys are namespace names."""
 
     def __init__(self, client: Any, clock: Clock | None = None, informers: SharedInformers | None = None):

@@ -145,7 +145,7 @@ def _ipv4_network(flag: str, text: str, example: str) -> ipaddress.IPv4Network:
     try:
         network = ipaddress.ip_network(text, strict=True)
     except ValueError as error:
-        raise ConfigError(f"{flag}: {text!r} is not a network such as {example} ({error})")
+        raise ConfigError(f"{flag}: {text!r} is not a network such as {example} ({error})") from None
     if not isinstance(network, ipaddress.IPv4Network) or network.prefixlen > 28:
         raise ConfigError(f"{flag}: {text} must be an IPv4 network of /28 or larger")
     return network

@@ -90,19 +90,4 @@ from minikube_py.api.parsing import parse_object
 from minikube_py.api.resources import RESOURCES, ResourceInfo, resource_for, resource_for_kind
 from minikube_py.api.validation import validate_update
 
-__all__ = [
-    "Container", "ContainerPort", "ContainerState", "ContainerStateRunning",
-    "ContainerStateTerminated", "ContainerStateWaiting", "ContainerStatus", "Deployment",
-    "DeploymentCondition", "DeploymentSpec", "DeploymentStatus", "DeploymentStrategy",
-    "EmptyDirVolumeSource", "EnvVar", "EnvVarSource", "errors", "Event", "EventSource",
-    "ExecAction", "HostPathVolumeSource", "HTTPGetAction", "HTTPHeader", "LabelSelector",
-    "LabelSelectorRequirement", "load_manifests", "ManifestDocument", "names", "Namespace",
-    "NamespaceSpec", "NamespaceStatus", "Node", "NodeAddress", "NodeCondition", "NodeSpec",
-    "NodeStatus", "NodeSystemInfo", "ObjectFieldSelector", "ObjectMeta", "ObjectReference",
-    "OwnerReference", "parse_object", "Pod", "PodCondition", "PodIP", "PodReadinessGate",
-    "PodSecurityContext", "PodSpec", "PodStatus", "PodTemplateSpec", "Probe", "quantity",
-    "ReplicaSet", "ReplicaSetCondition", "ReplicaSetSpec", "ReplicaSetStatus", "resource_for",
-    "resource_for_kind", "ResourceInfo", "ResourceRequirements", "RESOURCES",
-    "RollingUpdateDeployment", "SecurityContext", "selectors", "set_defaults", "TCPSocketAction",
-    "times", "validate_update", "Volume", "VolumeMount", "WireModel",
-]
+__all__ = [name for name in dir() if not name.startswith("_")]

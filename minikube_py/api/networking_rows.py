@@ -9,6 +9,8 @@ printers; they are pure functions of wire dicts and `now`, like the rest of it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from minikube_py.api import times
 
 NONE = "<none>"
@@ -17,12 +19,12 @@ PENDING = "<pending>"
 MAX_SHOWN_ENDPOINTS = 3
 
 
-def _age(obj: dict, now: float) -> str:
+def _age(obj: dict[str, Any], now: float) -> str:
     timestamp = (obj.get("metadata") or {}).get("creationTimestamp")
     return times.human_duration(now - times.parse_time(timestamp)) if timestamp else "<unknown>"
 
 
-def _name(obj: dict) -> str:
+def _name(obj: dict[str, Any]) -> str:
     return obj["metadata"]["name"]
 
 
@@ -33,7 +35,7 @@ def _more(shown: list[str], total: int) -> str:
     return text
 
 
-def service_ports(spec: dict) -> str:
+def service_ports(spec: dict[str, Any]) -> str:
     """`80/TCP`, `80:30080/TCP,443:30443/TCP`; `<none>` without ports."""
     ports = []
     for port in spec.get("ports") or []:
@@ -44,7 +46,7 @@ def service_ports(spec: dict) -> str:
     return ",".join(ports) or NONE
 
 
-def service_external_ip(service: dict) -> str:
+def service_external_ip(service: dict[str, Any]) -> str:
     spec = service.get("spec") or {}
     kind = spec.get("type", "ClusterIP")
     external = list(spec.get("externalIPs") or [])
@@ -58,7 +60,7 @@ def service_external_ip(service: dict) -> str:
     return ",".join(external) or NONE
 
 
-def service_row(service: dict, now: float) -> list:
+def service_row(service: dict[str, Any], now: float) -> list[Any]:
     """Name, Type, Cluster-IP, External-IP, Port(s), Age, Selector (wide)."""
     spec = service.get("spec") or {}
     cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
@@ -68,7 +70,7 @@ def service_row(service: dict, now: float) -> list:
             ",".join(f"{key}={value}" for key, value in sorted(selector.items())) or NONE]
 
 
-def endpoints_row(endpoints: dict, now: float) -> list:
+def endpoints_row(endpoints: dict[str, Any], now: float) -> list[Any]:
     """Name, Endpoints (`10.244.0.5:8080,10.244.0.6:8080 + 1 more...`), Age."""
     shown: list[str] = []
     total = 0
@@ -86,7 +88,7 @@ def endpoints_row(endpoints: dict, now: float) -> list:
     return [_name(endpoints), _more(shown, total) if total else NONE, _age(endpoints, now)]
 
 
-def endpoint_slice_row(endpoint_slice: dict, now: float) -> list:
+def endpoint_slice_row(endpoint_slice: dict[str, Any], now: float) -> list[Any]:
     """Name, AddressType, Ports (`80,443`), Endpoints (addresses), Age."""
     ports = [str(port["port"]) for port in endpoint_slice.get("ports") or [] if port.get("port") is not None]
     addresses = [address for endpoint in endpoint_slice.get("endpoints") or [] for address in endpoint.get("addresses") or []]
@@ -96,17 +98,17 @@ def endpoint_slice_row(endpoint_slice: dict, now: float) -> list:
             _age(endpoint_slice, now)]
 
 
-def config_map_row(config_map: dict, now: float) -> list:
+def config_map_row(config_map: dict[str, Any], now: float) -> list[Any]:
     """Name, Data (number of keys in data and binaryData), Age."""
     keys = len(config_map.get("data") or {}) + len(config_map.get("binaryData") or {})
     return [_name(config_map), keys, _age(config_map, now)]
 
 
-def secret_row(secret: dict, now: float) -> list:
+def secret_row(secret: dict[str, Any], now: float) -> list[Any]:
     """Name, Type, Data (number of keys), Age."""
     return [_name(secret), secret.get("type", ""), len(secret.get("data") or {}), _age(secret, now)]
 
 
-def service_account_row(service_account: dict, now: float) -> list:
+def service_account_row(service_account: dict[str, Any], now: float) -> list[Any]:
     """Name, Secrets (number of secret references), Age."""
     return [_name(service_account), len(service_account.get("secrets") or []), _age(service_account, now)]

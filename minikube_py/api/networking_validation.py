@@ -11,6 +11,8 @@ is checked when the Registry allocates (`apiserver.service_allocation`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import base64
 import binascii
 import ipaddress
@@ -136,7 +138,7 @@ def default_service(service: Service) -> None:
         spec.allocate_load_balancer_node_ports = True
 
 
-def uses_node_ports(spec: dict) -> bool:
+def uses_node_ports(spec: dict[str, Any]) -> bool:
     """Whether a Service spec (wire form) gets node ports: NodePort Services, and LoadBalancer ones
     unless `allocateLoadBalancerNodePorts` is false."""
     kind = spec.get("type", "ClusterIP")

@@ -8,7 +8,7 @@ singular names, short names and `deployments.apps`, and manifests name a kind an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from minikube_py.api import networking_validation as rules
 from minikube_py.api.apps import Deployment, ReplicaSet
@@ -31,9 +31,9 @@ class ResourceInfo:
     list_kind: str
     # Kinds whose defaulting and validation live in their own module (`api.networking_validation`)
     # carry them here; `parse_object` and the Registry call them after the shared rules.
-    defaults: Callable | None = None
-    validate: Callable | None = None
-    validate_update: Callable | None = None
+    defaults: Callable[..., Any] | None = None
+    validate: Callable[..., Any] | None = None
+    validate_update: Callable[..., Any] | None = None
 
     @property
     def qualified_kind(self) -> str:
@@ -48,8 +48,8 @@ class ResourceInfo:
 
 def _resource(kind: str, group: str, plural: str, short_names: tuple[str, ...], namespaced: bool,
               model: type[WireModel],
-              defaults: Callable | None = None, validate: Callable | None = None,
-              validate_update: Callable | None = None) -> ResourceInfo:
+              defaults: Callable[..., Any] | None = None, validate: Callable[..., Any] | None = None,
+              validate_update: Callable[..., Any] | None = None) -> ResourceInfo:
     api_version = f"{group}/v1" if group else "v1"
     return ResourceInfo(kind, api_version, group, plural, kind.lower(), short_names, namespaced, model, f"{kind}List",
                         defaults, validate, validate_update)

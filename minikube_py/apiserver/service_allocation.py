@@ -88,7 +88,7 @@ class ServiceAllocator:
         if not uid:
             return
         self.store.release(self._ip_pool, uid)
-        for value, owner in self.store.allocations(self._port_pool).items():
+        for owner in self.store.allocations(self._port_pool).values():
             if owner.startswith(f"{uid}/"):
                 self.store.release(self._port_pool, owner)
 
@@ -177,7 +177,7 @@ class ServiceAllocator:
         keep = set()
         if uses_node_ports(spec):
             keep = {f"{uid}/{port.get('port')}/{port.get('protocol', 'TCP')}" for port in spec.get("ports") or []}
-        for value, owner in self.store.allocations(self._port_pool).items():
+        for owner in self.store.allocations(self._port_pool).values():
             if owner.startswith(f"{uid}/") and owner not in keep:
                 self.store.release(self._port_pool, owner)
         if not uses_node_ports(spec):
