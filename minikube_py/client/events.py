@@ -62,11 +62,11 @@ class EventRecorder:
         self.component = component
         self.clock = clock or Clock()
         self.host = host or socket.gethostname()
-        self._recent: OrderedDict[tuple, _StoredEvent] = OrderedDict()
+        self._recent: OrderedDict[tuple[Any, ...], _StoredEvent] = OrderedDict()
         # A key's lock is held for a whole recording of that event (lookup, API write, remembering);
         # `_state` only for the short reads and writes of the shared memory.
         self._state = threading.Lock()
-        self._recording: dict[tuple, _KeyLock] = {}
+        self._recording: dict[tuple[Any, ...], _KeyLock] = {}
         self._last_name_nanoseconds = 0
 
     def event(self, obj: Any, event_type: str, reason: str, message: str) -> None:
@@ -89,7 +89,7 @@ class EventRecorder:
             log.warning("%s: could not record event %s on %s %s/%s: %s", self.component, reason,
                         getattr(obj, "kind", "object"), obj.metadata.namespace, obj.metadata.name, error)
 
-    def _record(self, obj: Any, correlation_key: tuple, event_type: str, reason: str, message: str) -> None:
+    def _record(self, obj: Any, correlation_key: tuple[Any, ...], event_type: str, reason: str, message: str) -> None:
         timestamp = format_time(self.clock.now())
         with self._state:
             stored = self._recent.get(correlation_key)
@@ -107,7 +107,7 @@ class EventRecorder:
                 pass  # somebody deleted it; start a new one below
         created = self._create(obj, event_type, reason, message, timestamp)
         with self._state:
-            self._recent[correlation_key] = _StoredEvent(created.metadata.namespace, created.metadata.name,
+            self._recent[correlation_key] = _StoredEvent(created.metadata.namespace or "", created.metadata.name or "",
                                                          created.count or 1)
             self._recent.move_to_end(correlation_key)
             while len(self._recent) > REMEMBERED_EVENTS:
