@@ -78,7 +78,7 @@ class ContainerSpec:
     capabilities: list[int] | None = None  # bounding set numbers; None: Docker's default 14
     privileged: bool = False
     read_only_rootfs: bool = False
-    no_new_privileges: bool = False
+    no_new_privileges: bool = True  # what a record written before these fields existed had; set per container now
     seccomp_profile: str = seccomp.UNCONFINED  # what is in force, for the records and `inspect`
     seccomp_program: str = ""  # compiled BPF file (seccomp.ProgramCache); "" loads no filter
     supplemental_groups: list[int] = field(default_factory=list)

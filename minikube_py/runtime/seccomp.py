@@ -48,6 +48,8 @@ EPERM = 1
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 BPF_INSTRUCTION_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
+X32_SYSCALL_BIT = 0x40000000
+X86_64_GETPID = 39
 
 
 class ProfileError(Exception):
@@ -60,10 +62,6 @@ def kernel_version(release: str | None = None) -> tuple[int, int]:
     return int(numbers[0]), int(numbers[1]) if len(numbers) > 1 and numbers[1].isdigit() else 0
 
 
-def _parse_kernel(text: str) -> tuple[int, int]:
-    return kernel_version(text)
-
-
 def _matches(condition: dict | None, capabilities: frozenset[str], arch: str, kernel: tuple[int, int]) -> bool:
     """True when every part of an `includes` block holds (any listed cap/arch is enough)."""
     if not condition:
@@ -72,7 +70,7 @@ def _matches(condition: dict | None, capabilities: frozenset[str], arch: str, ke
         return False
     if condition.get("arches") and arch not in condition["arches"]:
         return False
-    if condition.get("minKernel") and kernel < _parse_kernel(condition["minKernel"]):
+    if condition.get("minKernel") and kernel < kernel_version(condition["minKernel"]):
         return False
     return True
 
@@ -91,16 +89,28 @@ def select_rules(profile: dict, capabilities: frozenset[str], arch: str, kernel:
             and not _excluded(rule.get("excludes"), capabilities, arch)]
 
 
-def architectures(profile: dict, machine: str) -> list[str]:
+def kernel_runs_x32() -> bool:
+    """Whether this x86-64 kernel runs x32 system calls (CONFIG_X86_X32_ABI): getpid with the x32
+    bit set answers ENOSYS where it does not."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return platform.machine() == "x86_64" and libc.syscall(X32_SYSCALL_BIT | X86_64_GETPID) >= 0
+
+
+def architectures(profile: dict, machine: str, x32: bool = True) -> list[str]:
     """libseccomp architecture names the filter covers: `architectures`, else the `archMap`
-    entry of this machine with its sub-architectures, else the native one."""
+    entry of this machine with its sub-architectures, else the native one. x32 is left out where
+    the kernel cannot run it (`x32=False`): every x32 call fails there anyway, and the filter is a
+    third shorter, which is a third less for the kernel to check when it loads it."""
     if profile.get("architectures"):
-        return list(profile["architectures"])
-    native = SCMP_ARCHES.get(machine)
-    for entry in profile.get("archMap") or []:
-        if entry.get("architecture") == native:
-            return [native, *(entry.get("subArchitectures") or [])]
-    return [native] if native else []
+        names = list(profile["architectures"])
+    else:
+        native = SCMP_ARCHES.get(machine)
+        names = [native] if native else []
+        for entry in profile.get("archMap") or []:
+            if entry.get("architecture") == native:
+                names = [native, *(entry.get("subArchitectures") or [])]
+    return [name for name in names if x32 or name != "SCMP_ARCH_X32"]
 
 
 def _action(name: str, errno_ret: int | None, where: str):
@@ -116,7 +126,7 @@ def _action(name: str, errno_ret: int | None, where: str):
 
 
 def compile_profile(profile: dict, capabilities: frozenset[str], machine: str | None = None,
-                    kernel: tuple[int, int] | None = None) -> bytes:
+                    kernel: tuple[int, int] | None = None, x32: bool | None = None) -> bytes:
     """The profile as a BPF program (struct sock_filter array) for this machine, via libseccomp.
 
     Syscall names this libseccomp does not know on any covered architecture are skipped, as runc
@@ -128,6 +138,7 @@ def compile_profile(profile: dict, capabilities: frozenset[str], machine: str | 
 
     machine = machine or platform.machine()
     kernel = kernel or kernel_version()
+    x32 = kernel_runs_x32() if x32 is None else x32
     arch = GO_ARCHES.get(machine, machine)
     where = "seccomp profile"
     default = _action(profile.get("defaultAction", ""), profile.get("defaultErrnoRet"), where)
@@ -135,7 +146,9 @@ def compile_profile(profile: dict, capabilities: frozenset[str], machine: str | 
     # A binary tree of syscall numbers instead of a linear list: the kernel walks the filter for
     # every syscall number when it loads it (its action cache), so loading costs about half.
     seccomp_filter.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
-    for name in architectures(profile, machine)[1:]:
+    for name in architectures(profile, machine, x32):
+        if name == SCMP_ARCHES.get(machine):
+            continue  # the native architecture is always in the filter
         try:
             seccomp_filter.add_arch(getattr(pyseccomp.Arch, name.removeprefix("SCMP_ARCH_")))
         except (AttributeError, OSError) as error:
@@ -192,7 +205,7 @@ class ProgramCache:
     def __init__(self, directory: str):
         self.directory = directory
         self._lock = threading.Lock()
-        self._known: dict[tuple[str, bytes, frozenset[str]], str] = {}
+        self._known: dict[tuple[str, int, int, frozenset[str]], str] = {}
 
     def profile_path(self, profile_ref: str) -> str:
         if profile_ref == RUNTIME_DEFAULT:
@@ -203,12 +216,16 @@ class ProgramCache:
 
     def program(self, profile_ref: str, capabilities: frozenset[str]) -> str:
         path = self.profile_path(profile_ref)
-        profile, raw = read_profile(path)
-        key = (path, raw, capabilities)
+        try:
+            info = os.stat(path)
+        except OSError as error:
+            raise ProfileError(f'cannot load seccomp profile "{path}": {error.strerror}') from None
+        key = (path, info.st_mtime_ns, info.st_size, capabilities)
         with self._lock:
             known = self._known.get(key)
             if known is not None and os.path.exists(known):
-                return known
+                return known  # an unchanged file: no read, no parse, no hash
+            profile, raw = read_profile(path)
             digest = hashlib.sha256(raw + b"\0" + ",".join(sorted(capabilities)).encode() + b"\0"
                                     + f"{platform.machine()} {kernel_version()}".encode()).hexdigest()[:32]
             target = os.path.join(self.directory, f"{digest}.bpf")

@@ -96,17 +96,19 @@ def test_the_kernel_verifier_accepts_the_program():
     os.close(descriptor)
 
 
-def test_v1_set_devices_writes_deny_then_allow_lines(tmp_path, monkeypatch):
+def test_v1_set_devices_writes_deny_then_allow_lines(tmp_path):
     for controller in ("memory", "cpu", "pids", "devices"):
         (tmp_path / controller).mkdir()
         (tmp_path / controller / "cgroup.procs").write_text("")
     driver = CgroupV1(str(tmp_path))
     driver.create("cluster/pod/c1")
-    written = []
-    monkeypatch.setattr(driver, "_write", lambda controller, path, name, value: written.append((controller, name, value)))
+    directory = tmp_path / "devices" / "cluster/pod/c1"
+    assert str(directory) in driver.absolute_paths("cluster/pod/c1").values()
+    for name in ("devices.deny", "devices.allow"):
+        (directory / name).write_text("")
     driver.set_devices("cluster/pod/c1", devices.rules_for())
-    assert written[0] == ("devices", "devices.deny", "a") and ("devices", "devices.allow", "c 1:3 rwm") in written
-    assert str(tmp_path / "devices" / "cluster/pod/c1") in driver.absolute_paths("cluster/pod/c1").values()
+    assert (directory / "devices.deny").read_text() == "a\n"
+    assert (directory / "devices.allow").read_text().splitlines() == [rule.v1_line() for rule in devices.DEFAULT_RULES]
 
 
 def test_v1_without_a_devices_hierarchy_refuses_rather_than_leave_devices_open(tmp_path):

@@ -434,3 +434,13 @@ def test_an_unreachable_supervisor_leaves_no_container_cgroup(tmp_path):
         runtime.start_container(sandbox, config)
     assert raised.value.reason == "RuntimeNotReady"
     assert runtime.cgroups.existing == {sandbox.cgroup}
+
+
+def test_a_container_record_from_before_security_settings_keeps_no_new_privs_for_its_execs():
+    from minikube_py.runtime import protocol
+
+    old = {"id": "c1", "sandbox_id": "pod-1", "name": "app", "attempt": 0, "status": "running", "pid": 5,
+           "spec": {"id": "c1", "sandbox_id": "pod-1", "name": "app", "attempt": 0, "image": "busybox",
+                    "directory": "/home/containers/c1", "layers": [], "argv": ["sh"]}}
+    spec = protocol.container_record_from(old).spec
+    assert spec.no_new_privileges and spec.capabilities is None and spec.seccomp_program == ""
