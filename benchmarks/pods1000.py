@@ -210,12 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("python -m benchmarks.pods1000: needs root (it runs real pods); rerun with sudo", file=sys.stderr)
         return 2
+    load_at_start = os.getloadavg()
     figures = measure(arguments.pods, arguments.idle_seconds, arguments.timeout)
+    # A shared machine's load moves every figure: shown beside them, as the other benchmarks do.
+    load = {"start": load_at_start, "end": os.getloadavg()}
     out_dir = arguments.out or os.path.join(DEFAULT_RESULTS_DIRECTORY, f"pods1000-{datetime.now():%Y%m%d-%H%M%S}")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as file:
-        json.dump({"pods": arguments.pods, "idle_seconds": arguments.idle_seconds, "figures": figures}, file, indent=2)
+        json.dump({"pods": arguments.pods, "idle_seconds": arguments.idle_seconds, "load_average": load,
+                   "figures": figures}, file, indent=2)
     print(report(figures, arguments.pods, arguments.idle_seconds))
+    print("load average (1, 5, 15 min) at the start: {:.2f} {:.2f} {:.2f}; at the end: {:.2f} {:.2f} {:.2f}".format(
+        *load["start"], *load["end"]))
     missed = [key for key, (comparison, limit, _, _) in TARGETS.items()
               if comparison and (figures.get(key) is None or figures[key] > limit)]
     return 1 if missed else 0

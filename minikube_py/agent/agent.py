@@ -1,7 +1,7 @@
 """The node agent (our kubelet): runs the pods bound to this node and reports how they are doing.
 
 Shape, as every controller here (client/controller.py): an informer on pods feeds a work queue
-keyed by pod uid, and a pool of workers (twelve by default) runs `sync(uid)`, with the
+keyed by pod uid, and a pool of workers (eight by default) runs `sync(uid)`, with the
 controller's retry back-off and retry cap. The queue guarantees one worker per pod at a time, so
 a small pool serves a thousand pods. Each sync moves the pod's record (pod.py: one lifecycle
 state machine, one container-status state machine per container in status.py) one
@@ -64,7 +64,7 @@ class AgentConfig:
     max_pods: int = node_status.MAX_PODS  # the Node's pods capacity (kubelet's --max-pods)
     seccomp_default: bool = True  # RuntimeDefault for containers that name no seccompProfile
     node_status_interval: float = 10.0
-    workers: int = 12
+    workers: int = 8
     host_resolv_conf: str = "/etc/resolv.conf"
 
 

@@ -6,7 +6,7 @@ again at the deadline; the container's exit arrives through `Runtime.wait_any` a
 like any other exit; a container still running at its deadline gets SIGKILL, and one that
 survives even that for KILL_WAIT_SECONDS is given up as lost (the sandbox removal kills what is
 left). A liveness or startup kill and a pod's termination use the same steps, so a stubborn
-container never holds a worker and a thousand pods stop in parallel on a dozen workers.
+container never holds a worker and a thousand pods stop in parallel on a few workers.
 
 A terminating pod (kubelet's TerminatePod): stop every container with the pod's grace, then
 release sandbox and IP, then, for a pod deleted through the API, settle a terminal phase, write
