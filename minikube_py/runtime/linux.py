@@ -61,8 +61,8 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # Syscall numbers without a glibc wrapper on every distribution we run on.
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "close_range": 436},
-    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "close_range": 436},
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "close_range": 436, "pidfd_getfd": 438},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "close_range": 436, "pidfd_getfd": 438},
 }
 
 # Docker's default capability set, which Kubernetes containers get unless the pod asks otherwise.
@@ -152,6 +152,11 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 def close_range_cloexec(first: int) -> None:
     """Mark every descriptor from `first` up close-on-exec; they vanish at execve, not before."""
     _check(_libc.syscall(_syscall_number("close_range"), first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC), "close_range")
+
+
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """A close-on-exec duplicate of descriptor `target_fd` of the process behind `pidfd` (root only)."""
+    return _check(_libc.syscall(_syscall_number("pidfd_getfd"), pidfd, target_fd, 0), "pidfd_getfd")
 
 
 class _CapabilityHeader(ctypes.Structure):

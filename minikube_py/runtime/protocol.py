@@ -37,8 +37,8 @@ from typing import Any, ClassVar
 from minikube_py.runtime.container import ContainerSpec, SandboxSpec
 from minikube_py.runtime.types import ContainerRuntimeError
 
-PROTOCOL_VERSION = 2
-RECORD_VERSION = 2
+PROTOCOL_VERSION = 3
+RECORD_VERSION = 3
 UNVERSIONED = 1  # what a request, reply or file without "version" is: the first release's shape
 
 
@@ -162,6 +162,8 @@ class ContainerRecord:
     log_path: str = ""
     cgroup: str = ""
     spec: ContainerSpec | None = None  # None only in records planted by hand or lost in a crash
+    monitor_pid: int = 0  # the container's monitor (monitor.py): holds its pipes, records its exit status
+    monitor_start_time: int = 0
     version: int = RECORD_VERSION
 
     @property
@@ -207,14 +209,19 @@ def _upgrade_container_v1(data: dict) -> dict:
     return data
 
 
+def _upgrade_container_v2(data: dict) -> dict:
+    """Version 3 added the container's monitor; a version 2 container has none (its supervisor held its pipes)."""
+    return dict(data, monitor_pid=0, monitor_start_time=0)
+
+
 def _unchanged(data: dict) -> dict:
     return data
 
 
 # version N -> the function that turns a version N dict into a version N + 1 dict
 RECORD_UPGRADES: dict[str, dict[int, Any]] = {
-    "container": {1: _upgrade_container_v1},
-    "sandbox": {1: _unchanged},
+    "container": {1: _upgrade_container_v1, 2: _upgrade_container_v2},
+    "sandbox": {1: _unchanged, 2: _unchanged},
 }
 
 

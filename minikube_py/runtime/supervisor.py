@@ -1,9 +1,9 @@
 """The per-node supervisor: parent of every pause process and container, so a daemon restart loses nothing.
 
 One small long-lived Python process per cluster, started detached by `LinuxRuntime.start()`. It
-forks pause processes and containers (see container.py for the child's side), reaps them as a
-child subreaper, records each exit in `containers/<id>/state.json`, and turns containers'
-stdout/stderr into CRI-format log files with size-based rotation. It is single-threaded (one
+forks pause processes and containers (see container.py for the child's side, monitor.py for the
+container's monitor), reaps pause processes as a child subreaper, and records each exit in
+`containers/<id>/state.json`. It is single-threaded (one
 selectors loop), which keeps fork safe, and speaks the typed, versioned protocol of protocol.py
 on `supervisor.sock`: one request per line, dispatched through `Supervisor.handlers` (request
 type -> handler), one reply each; a `Subscribe` connection then receives exit events, and
@@ -13,10 +13,12 @@ Taking over: started with `--take-over-from PID`, it first asks that supervisor 
 release) to shut down, waits for it to exit, then serves the same records (see
 docs/architecture.md, "Upgrades").
 
-Limitation: when the supervisor itself restarts, it re-reads the records and follows still-running
-processes through pidfds, but their stdout/stderr pipes died with the old supervisor: logs of
-containers started by a previous supervisor are not re-attached, their exit codes cannot be read
-(recorded as 137, reason ContainerStatusUnknown, as the kubelet does for a vanished container).
+Logs and exit codes do not depend on this process: each container has a monitor (monitor.py,
+monitor.c) that holds its pipes, writes its log and records its exit status in
+`containers/<id>/exit`. The supervisor follows containers through pidfds and reads that file, so
+after a restart (or `kill -9`) a new supervisor picks up exactly where the old one was. Only a
+container whose monitor vanished too is recorded as unknown (137, ContainerStatusUnknown, as the
+kubelet does for a vanished container).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from minikube_py.runtime import linux, protocol
+from minikube_py.runtime import linux, monitor, protocol
 from minikube_py.runtime.cgroups import CgroupDriver
-from minikube_py.runtime.container import run_container_child, run_sandbox_child
+from minikube_py.runtime.container import run_sandbox_child
+from minikube_py.runtime.monitor import run_monitored_container
 from minikube_py.runtime.protocol import ContainerRecord, ContainerStatus, SandboxRecord, SandboxStatus
 from minikube_py.runtime.types import ContainerRuntimeError
 
@@ -47,10 +50,9 @@ log = logging.getLogger("minikube_py.supervisor")
 
 SETUP_TIMEOUT_SECONDS = 30.0  # a child that has not exec'd by then is killed
 TAKEOVER_TIMEOUT_SECONDS = 10.0  # an old supervisor asked to shut down is killed after this
-MAX_LOG_LINE = 16 * 1024  # longer lines are split into partial (P) entries, as containerd does
-READ_CHUNK = 64 * 1024
 MAX_OUTBOX_BYTES = 8 * 1024 * 1024
-DRAIN_CHUNKS_AT_EXIT = 16  # READ_CHUNK each: a full pipe (64 KiB by default, up to 1 MiB when raised)
+EXIT_FILE_WAIT_SECONDS = 5.0  # after a container ends, how long its monitor may take to record the status
+EXIT_FILE_POLL_SECONDS = 0.01
 
 
 def socket_path(home: str) -> str:
@@ -59,124 +61,6 @@ def socket_path(home: str) -> str:
 
 def pid_path(home: str) -> str:
     return os.path.join(home, "supervisor.pid")
-
-
-# ---- CRI log files --------------------------------------------------------------------------------
-
-
-def cri_timestamp(epoch_ns: int) -> str:
-    """RFC 3339 with nanoseconds, UTC: 2026-11-21T22:30:00.123456789Z."""
-    seconds, nanoseconds = divmod(epoch_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds:09d}Z"
-
-
-class ContainerLog:
-    """A container's log file, rotated by size: path, path.1 (newest old), ... path.(max_files - 1).
-
-    Each line is a kubelet log line, `<time> <stdout|stderr> <F|P> <text>`; P marks a line
-    continued in the next entry.
-    """
-
-    def __init__(self, path: str, max_bytes: int, max_files: int, clock_ns=time.time_ns):
-        self.path = path
-        self.max_bytes = max_bytes
-        self.max_files = max(max_files, 1)
-        self.clock_ns = clock_ns
-        self._fd: int | None = None
-        self._size = 0
-
-    def write(self, stream: str, partial: bool, text: bytes) -> None:
-        self.write_entries(stream, [(partial, text)])
-
-    def write_entries(self, stream: str, entries: list[tuple[bool, bytes]]) -> None:
-        """Append (partial, text) entries read together: one timestamp, and one write per file.
-
-        A line per write(2) with its own timestamp cost the supervisor's single loop seconds of
-        CPU for a few megabytes of short lines (`yes | head`), starving every other request.
-        """
-        if not self.path or not entries:
-            return
-        timestamp = cri_timestamp(self.clock_ns())
-        prefixes = (f"{timestamp} {stream} F ".encode(), f"{timestamp} {stream} P ".encode())
-        lines = [prefixes[partial] + text + b"\n" for partial, text in entries]
-        if self._fd is None:
-            self._open()
-        if self._size + sum(map(len, lines)) <= self.max_bytes:
-            self._write_all(b"".join(lines))
-            return
-        batch: list[bytes] = []
-        batch_size = 0
-        for line in lines:
-            if self._size + batch_size and self._size + batch_size + len(line) > self.max_bytes:
-                self._write_all(b"".join(batch))
-                batch, batch_size = [], 0
-                self._rotate()
-            batch.append(line)
-            batch_size += len(line)
-        self._write_all(b"".join(batch))
-
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
-        self._size += len(data)
-
-    def _open(self) -> None:
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        self._size = os.fstat(self._fd).st_size
-
-    def _rotate(self) -> None:
-        os.close(self._fd)
-        for index in range(self.max_files - 1, 0, -1):
-            older = self.path if index == 1 else f"{self.path}.{index - 1}"
-            if os.path.exists(older):
-                os.replace(older, f"{self.path}.{index}")
-        if self.max_files == 1:
-            os.unlink(self.path)
-        self._open()
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-class LogStream:
-    """One of a container's output pipes, cut into lines for its `ContainerLog`."""
-
-    def __init__(self, log: ContainerLog, name: str):
-        self.log = log
-        self.name = name
-        self._pending = b""
-
-    def feed(self, data: bytes) -> None:
-        self._pending += data
-        *lines, self._pending = self._pending.split(b"\n")
-        if max(map(len, lines), default=0) <= MAX_LOG_LINE:
-            entries = [(False, line) for line in lines]
-        else:
-            entries = [entry for line in lines for entry in self._split_long(line)]
-        while len(self._pending) >= MAX_LOG_LINE:
-            entries.append((True, self._pending[:MAX_LOG_LINE]))
-            self._pending = self._pending[MAX_LOG_LINE:]
-        self.log.write_entries(self.name, entries)
-
-    @staticmethod
-    def _split_long(line: bytes) -> list[tuple[bool, bytes]]:
-        """A line longer than MAX_LOG_LINE as partial entries ending in a full one."""
-        entries = []
-        while len(line) > MAX_LOG_LINE:
-            entries.append((True, line[:MAX_LOG_LINE]))
-            line = line[MAX_LOG_LINE:]
-        entries.append((False, line))
-        return entries
-
-    def finish(self) -> None:
-        """At end of output an unterminated last line is still a full line."""
-        if self._pending:
-            self.log.write_entries(self.name, self._split_long(self._pending))
-            self._pending = b""
 
 
 # ---- records ---------------------------------------------------------------------------------------
@@ -196,6 +80,13 @@ def process_alive(pid: int, start_time: int) -> bool:
         return pid > 0 and linux.process_start_time(pid) == start_time
     except (FileNotFoundError, ProcessLookupError, ValueError):
         return False
+
+
+def start_time_or_zero(pid: int) -> int:
+    try:
+        return linux.process_start_time(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0  # it already exited; its pidfd or the reaper records that right after
 
 
 def _status_messages(received: bytes) -> list[dict]:
@@ -234,7 +125,8 @@ class Supervisor:
         self.sandboxes: dict[str, SandboxRecord] = {}
         self.containers_of_sandbox: dict[str, set[str]] = {}  # the index `ListRecords(sandbox_id)` answers from
         self.children: dict[int, tuple[str, str]] = {}  # pid -> ("container" | "sandbox", id)
-        self.logs: dict[str, tuple[ContainerLog, list[int]]] = {}  # container id -> (log, open pipe fds)
+        self.monitor_binary = ""
+        self.pending_exits: dict[str, float] = {}  # container id -> deadline for its monitor's exit record
         self.waiters: list[ExitWaiter] = []
         self.running = True
         self.listener: socket.socket | None = None
@@ -272,6 +164,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop_on_signal)
         signal.signal(signal.SIGINT, self._stop_on_signal)
         self.selector.register(wakeup_read, selectors.EVENT_READ, ("wakeup", None))
+        self.monitor_binary = monitor.ensure_monitor_binary(self.home)
         self.load_records()
         self.listener = self._listen()
         self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
@@ -288,6 +181,7 @@ class Supervisor:
                 except Exception:  # one failed event must not end the node's bookkeeping
                     log.exception("handling %s failed", key.data[0])
             self._expire_waiters()
+            self._check_pending_exits()
         self._close()
 
     def _dispatch(self, key: selectors.SelectorKey, events: int) -> None:
@@ -302,8 +196,6 @@ class Supervisor:
             self._accept()
         elif kind == "client":
             self._client_ready(target, events)
-        elif kind == "log":
-            self._read_log(key.fd, *target)
         elif kind == "pidfd":
             self._adopted_exited(key.fd, target)
 
@@ -325,8 +217,6 @@ class Supervisor:
         return listener
 
     def _close(self) -> None:
-        for container_id in list(self.logs):
-            self._close_logs(container_id)
         if self.listener is not None:
             self.listener.close()
             try:
@@ -377,14 +267,18 @@ class Supervisor:
 
     def _follow_adopted(self, pid: int, start_time: int, kind: str, record_id: str) -> None:
         if process_alive(pid, start_time):
-            try:
-                pidfd = os.pidfd_open(pid)
-            except ProcessLookupError:
-                pidfd = None
-            if pidfd is not None:
-                self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", (kind, record_id)))
-                return
-        self._vanished(kind, record_id)
+            self._follow(pid, kind, record_id)
+        else:
+            self._vanished(kind, record_id)
+
+    def _follow(self, pid: int, kind: str, record_id: str) -> None:
+        """A pidfd tells when the process ends, whoever its parent is (the monitor, or nobody we know)."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._vanished(kind, record_id)
+            return
+        self.selector.register(pidfd, selectors.EVENT_READ, ("pidfd", (kind, record_id)))
 
     def _adopted_exited(self, pidfd: int, target: tuple[str, str]) -> None:
         self.selector.unregister(pidfd)
@@ -395,13 +289,35 @@ class Supervisor:
         if kind == "sandbox":
             self._sandbox_exited(record_id)
             return
-        container = self.containers.get(record_id)
+        self._container_ended(record_id)
+
+    def _container_ended(self, container_id: str) -> None:
+        """The container's process is gone: take its status from the monitor's exit file, or wait for it."""
+        container = self.containers.get(container_id)
         if container is None or container.status != ContainerStatus.RUNNING:
             return
-        self._drain_logs(record_id)
+        if container.monitor_pid:
+            status = monitor.read_exit_status(monitor.exit_file(container.directory), container.pid)
+            if status is not None:
+                self.pending_exits.pop(container_id, None)
+                self._container_exited(container_id, *exit_status(status))
+                return
+            monitor_alive = process_alive(container.monitor_pid, container.monitor_start_time)
+            if monitor_alive and container_id not in self.pending_exits:
+                self.pending_exits[container_id] = time.monotonic() + EXIT_FILE_WAIT_SECONDS
+            if monitor_alive and self.pending_exits[container_id] > time.monotonic():
+                return  # the monitor reaps it and records the status in a moment
+        self.pending_exits.pop(container_id, None)
+        self._status_unknown(container)
+
+    def _check_pending_exits(self) -> None:
+        for container_id in list(self.pending_exits):
+            self._container_ended(container_id)
+
+    def _status_unknown(self, container: ContainerRecord) -> None:
         container.transition(ContainerStatus.UNKNOWN, exit_code=protocol.UNKNOWN_EXIT_CODE, finished_at=time.time(),
                              reason=protocol.UNKNOWN_EXIT_REASON,
-                             message="the container was started by an earlier supervisor; its exit code is unknown")
+                             message="the container's process is gone and no monitor recorded its exit code")
         self._save_container(container)
         self._announce(container)
 
@@ -432,6 +348,8 @@ class Supervisor:
             kind, record_id = owner
             if kind == "sandbox":
                 self._sandbox_exited(record_id)
+            elif kind == "monitor":
+                self._container_ended(record_id)  # its record is written by now, or never will be
             else:
                 self._container_exited(record_id, *exit_status(wait_status))
 
@@ -447,7 +365,6 @@ class Supervisor:
         container = self.containers.get(container_id)
         if container is None or container.status != ContainerStatus.RUNNING:
             return
-        self._drain_logs(container_id)
         # Each container attempt has its own cgroup: any OOM kill in it (the main process or one of
         # its children, such as `head` in `sh -c "head ... | tail"`) makes the exit OOMKilled, as containerd reports it.
         oom_killed = False
@@ -476,6 +393,8 @@ class Supervisor:
             self._send(waiter.connection, protocol.encode_reply(protocol.ContainerReply(container)))
 
     def _select_timeout(self) -> float | None:
+        if self.pending_exits:
+            return EXIT_FILE_POLL_SECONDS
         if not self.waiters:
             return None
         return max(0.0, min(waiter.deadline for waiter in self.waiters) - time.monotonic())
@@ -494,54 +413,6 @@ class Supervisor:
                 pass
         except BlockingIOError:
             pass
-
-    # ---- logs
-
-    def _read_log(self, fd: int, container_id: str, stream: LogStream) -> None:
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        if data:
-            stream.feed(data)
-            return
-        stream.finish()
-        self.selector.unregister(fd)
-        os.close(fd)
-        log_file, fds = self.logs[container_id]
-        fds.remove(fd)
-        if not fds:
-            log_file.close()
-            del self.logs[container_id]
-
-    def _drain_logs(self, container_id: str) -> None:
-        """Read what the container wrote before it died, so its last lines are in the log at exit.
-
-        At most one pipe's worth per stream: in a shared PID namespace a process the container
-        left behind may keep writing, and an unbounded drain would hold the loop for good; the
-        rest is read by the loop as usual.
-        """
-        for fd in list(self.logs.get(container_id, (None, []))[1]):
-            stream = self.selector.get_key(fd).data[1][1]
-            for _ in range(DRAIN_CHUNKS_AT_EXIT):
-                if container_id not in self.logs or fd not in self.logs[container_id][1]:
-                    break
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except BlockingIOError:
-                    break
-                if not data:
-                    self._read_log(fd, container_id, stream)  # end of file: closes it
-                    break
-                stream.feed(data)
-
-    def _close_logs(self, container_id: str) -> None:
-        log_file, fds = self.logs.pop(container_id, (None, []))
-        for fd in fds:
-            self.selector.unregister(fd)
-            os.close(fd)
-        if log_file is not None:
-            log_file.close()
 
     # ---- clients
 
@@ -620,7 +491,7 @@ class Supervisor:
 
     # ---- starting children
 
-    def _run_child(self, child, *args) -> tuple[int, int, list[dict]]:
+    def _run_child(self, child, *args, wait_intermediate: bool = True) -> tuple[int, int, list[dict]]:
         """Fork `child(*args, status_fd)`; read its status pipe to end of file (= exec or death).
 
         Returns (forked pid, pid of the resulting process, messages). Runs synchronously: the
@@ -650,7 +521,7 @@ class Supervisor:
         messages = _status_messages(received)
         reported = [message["pid"] for message in messages if "pid" in message]
         final_pid = reported[-1] if reported else pid
-        if final_pid != pid:
+        if final_pid != pid and wait_intermediate:
             os.waitpid(pid, 0)  # the intermediate has exited right after reporting
         return pid, final_pid, messages
 
@@ -709,45 +580,29 @@ class Supervisor:
         container = ContainerRecord(id=spec.id, sandbox_id=spec.sandbox_id, name=spec.name, attempt=spec.attempt,
                                     log_path=spec.log_path, cgroup=spec.cgroup, spec=spec)
         self._index(container)  # written to disk once it runs or failed: a reader never sees "created"
-        stdout_read, stdout_write = os.pipe()
-        stderr_read, stderr_write = os.pipe()
         try:
-            _, pid, messages = self._run_child(run_container_child, spec, stdout_write, stderr_write, self.last_cap)
-        except BaseException as error:
-            os.close(stdout_read)
-            os.close(stderr_read)
-            reason, message = ((error.reason, error.message) if isinstance(error, ContainerRuntimeError)
-                               else ("CreateContainerError", str(error)))
-            container.transition(ContainerStatus.EXITED, exit_code=128, finished_at=time.time(), reason=reason,
-                                 message=message)
+            # The forked child becomes the container's monitor; the pid reported is the container's.
+            monitor_pid, pid, messages = self._run_child(run_monitored_container, spec, self.monitor_binary,
+                                                         self.last_cap, wait_intermediate=False)
+        except ContainerRuntimeError as error:
+            container.transition(ContainerStatus.EXITED, exit_code=128, finished_at=time.time(), reason=error.reason,
+                                 message=error.message)
             self._save_container(container)
             raise
-        finally:
-            os.close(stdout_write)
-            os.close(stderr_write)
         errors = [message for message in messages if "reason" in message]
         if errors:
-            os.close(stdout_read)
-            os.close(stderr_read)
             # An exec that failed is a StartError termination (exit 128), as containerd records it;
-            # a bad configuration (CreateContainerError) keeps its own reason.
+            # a bad configuration (CreateContainerError) keeps its own reason. The monitor ends by itself.
             reason = "StartError" if errors[0]["reason"] == "RunContainerError" else errors[0]["reason"]
             container.transition(ContainerStatus.EXITED, exit_code=128, finished_at=time.time(), reason=reason,
                                  message=errors[0]["message"])
             self._save_container(container)
             return protocol.ErrorReply(errors[0]["reason"], errors[0]["message"], container)
-        try:
-            start_time = linux.process_start_time(pid)
-        except (FileNotFoundError, ProcessLookupError):
-            start_time = 0  # it already exited; the reaper records that right after this request
-        container.transition(ContainerStatus.RUNNING, pid=pid, start_time=start_time, started_at=time.time())
-        self.children[pid] = ("container", spec.id)
-        log_file = ContainerLog(spec.log_path, spec.log_max_bytes, spec.log_max_files)
-        self.logs[spec.id] = (log_file, [stdout_read, stderr_read])
-        for fd, name in ((stdout_read, "stdout"), (stderr_read, "stderr")):
-            os.set_blocking(fd, False)
-            self.selector.register(fd, selectors.EVENT_READ, ("log", (spec.id, LogStream(log_file, name))))
+        container.transition(ContainerStatus.RUNNING, pid=pid, start_time=start_time_or_zero(pid), started_at=time.time(),
+                             monitor_pid=monitor_pid, monitor_start_time=start_time_or_zero(monitor_pid))
+        self.children[monitor_pid] = ("monitor", spec.id)
         self._save_container(container)
+        self._follow(pid, "container", spec.id)
         return protocol.ContainerReply(container)
 
     def signal(self, connection: Connection, request: protocol.Signal) -> protocol.SignalReply:
@@ -782,7 +637,7 @@ class Supervisor:
 
     def _forget_container(self, container_id: str) -> None:
         self._unindex(container_id)
-        self._close_logs(container_id)
+        self.pending_exits.pop(container_id, None)
         shutil.rmtree(os.path.join(self.containers_dir, container_id), ignore_errors=True)
 
     def list_records(self, connection: Connection, request: protocol.ListRecords) -> protocol.ListReply:
@@ -869,12 +724,18 @@ def take_over(home: str, old_pid: int) -> None:
 
     The old one runs old code and answers only the requests whose shape never changed (ping and
     shutdown). Its containers and pause processes keep running: shutting down never stops them.
+    If it held its containers' stdout/stderr pipes (releases before the monitors), their read
+    ends are first copied out of it, so the containers never write into a closed pipe.
     """
     try:
         pidfd = os.pidfd_open(old_pid)
     except ProcessLookupError:
         return
     try:
+        try:
+            keep_pipes_open(home, old_pid, pidfd)
+        except OSError as error:
+            log.warning("could not take the log pipes over from the supervisor %d: %s", old_pid, error)
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(TAKEOVER_TIMEOUT_SECONDS)
@@ -889,6 +750,51 @@ def take_over(home: str, old_pid: int) -> None:
         log.info("took over from the supervisor %d of an earlier release", old_pid)
     finally:
         os.close(pidfd)
+
+
+def keep_pipes_open(home: str, old_pid: int, old_pidfd: int) -> None:
+    """Give the pipes the old supervisor reads for its running containers to monitors of ours.
+
+    The pipes are matched through /proc (the container's fd 1 and 2 and the old supervisor's
+    descriptor name the same `pipe:[inode]`) and copied with pidfd_getfd(2). The monitor gets no
+    child: it logs until the container's end closes the pipes. Such a container's exit code stays
+    unknown (it is nobody's child we know).
+    """
+    held: dict[str, int] = {}
+    for entry in os.listdir(f"/proc/{old_pid}/fd"):
+        try:
+            held[os.readlink(f"/proc/{old_pid}/fd/{entry}")] = int(entry)
+        except OSError:
+            continue
+    containers_dir = os.path.join(home, "containers")
+    monitor_binary = monitor.ensure_monitor_binary(home)
+    for entry in os.listdir(containers_dir):
+        try:
+            container = protocol.load_container_record(os.path.join(containers_dir, entry, "state.json"))
+        except ContainerRuntimeError:
+            continue
+        if (container is None or container.spec is None or container.monitor_pid
+                or container.status != ContainerStatus.RUNNING or not process_alive(container.pid, container.start_time)):
+            continue
+        try:
+            targets = [held.get(os.readlink(f"/proc/{container.pid}/fd/{number}")) for number in (1, 2)]
+        except OSError:
+            continue
+        if None in targets:
+            continue
+        copies = [linux.pidfd_getfd(old_pidfd, target) for target in targets if target is not None]
+        try:
+            if os.fork() == 0:
+                try:
+                    os.dup2(copies[0], monitor.STDOUT_FD)
+                    os.dup2(copies[1], monitor.STDERR_FD)
+                    os.execv(monitor_binary, monitor.monitor_arguments(monitor_binary, container.spec))
+                finally:
+                    os._exit(127)
+        finally:
+            for copy in copies:
+                os.close(copy)
+        log.info("container %s keeps its log pipes under a monitor of this release", container.id)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -294,6 +294,47 @@ def test_a_killed_supervisor_is_restarted_and_follows_the_containers_it_left(run
     assert (exited[0].status, exited[0].exit_code) == ("exited", 137)
 
 
+def running_in_proc(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def sequence_numbers(path: str) -> list[int]:
+    with open(path) as file:
+        return [int(line.split(" ", 3)[3].split()[1]) for line in file]
+
+
+def test_a_supervisor_killed_with_sigkill_loses_no_log_line_and_no_exit_code(runtime, pods):
+    sandbox = pods.sandbox()
+    logger = pods.container(sandbox, ["sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.005; done"],
+                            name="logger")
+    quitter = pods.container(sandbox, ["sh", "-c", "sleep 1; echo last words; exit 3"], name="quitter")
+    runtime.wait_any(0)
+    wait_for(lambda: len(sequence_numbers(logger.log_path)) >= 20, 10, "the logger to log")
+    old_supervisor = int(open(os.path.join(runtime.home, "supervisor.pid")).read())
+    os.kill(old_supervisor, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{old_supervisor}"), 10, "the supervisor to die")
+    # Without any supervisor: the logger keeps running and logging, the quitter exits 3.
+    logged_before = len(sequence_numbers(logger.log_path))
+    wait_for(lambda: len(sequence_numbers(logger.log_path)) > logged_before + 20, 10, "lines logged without a supervisor")
+    wait_for(lambda: not running_in_proc(quitter.pid), 10, "the quitter to exit")
+    assert running_in_proc(logger.pid)
+
+    runtime.wait_any(0)  # notices the broken event stream and starts a new supervisor
+    assert int(open(os.path.join(runtime.home, "supervisor.pid")).read()) != old_supervisor
+    assert runtime.container_state(quitter.id).exit_code == 3  # not 137: the monitor kept the status
+    assert log_text(runtime.container_state(quitter.id)) == "last words\n"
+    now = runtime.container_state(logger.id)
+    assert (now.status, now.pid) == ("running", logger.pid) and running_in_proc(logger.pid)
+    stopped = runtime.stop_container(logger.id, grace_seconds=0)
+    assert (stopped.exit_code, stopped.signal) == (137, signal.SIGKILL)  # the real status, from its monitor
+    numbers = sequence_numbers(logger.log_path)
+    assert numbers == list(range(1, len(numbers) + 1)), "a log line was lost or repeated"
+
+
 DAEMON = textwrap.dedent("""
     import os, sys
     from minikube_py.runtime.runtime import LinuxRuntime
@@ -324,8 +365,10 @@ def test_containers_survive_a_daemon_killed_with_sigkill(runtime):
         daemon.kill()
         daemon.wait()
         supervisor_pid = int(open(os.path.join(home, "supervisor.pid")).read())
-        for pid in (pause_pid, container_pid):
-            assert os.path.exists(f"/proc/{pid}") and status_field(pid, "PPid") == str(supervisor_pid)
+        assert os.path.exists(f"/proc/{pause_pid}") and status_field(pause_pid, "PPid") == str(supervisor_pid)
+        container_monitor = int(status_field(container_pid, "PPid"))  # the container's monitor, a child of the supervisor
+        assert status_field(container_monitor, "PPid") == str(supervisor_pid)
+        assert os.readlink(f"/proc/{container_monitor}/exe").startswith(os.path.join(home, "bin", "monitor-"))
         held = [os.readlink(link) for link in glob.glob(f"/proc/{supervisor_pid}/fd/*")]
         assert marker not in held
         survivor.start()  # a restarted daemon re-adopts: same sandbox, same container

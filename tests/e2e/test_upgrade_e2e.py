@@ -41,10 +41,15 @@ spec:
     - name: main
       image: busybox
       command: ["sleep", "3600"]
-    - name: side
+    - name: logger
       image: busybox
-      command: ["sleep", "3600"]
+      command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done"]
 """
+
+
+def sequence_numbers(path: str) -> list[int]:
+    with open(path) as file:
+        return [int(line.split(" ", 3)[3].split()[1]) for line in file]
 
 
 def unpack_previous_release(target: str) -> None:
@@ -107,6 +112,12 @@ def test_a_pod_of_the_previous_release_is_readopted_after_an_upgrade(cluster):
     assert {container["name"]: container["pid"] for container in after["containers"]} == pids
     pod = cluster.client.raw.get("pods", "default", "across")
     assert pod["status"]["phase"] == "Running"
+    # The logger, whose pipes the old supervisor held, keeps running and logging: not one line lost.
+    log_path = os.path.join(cluster.home, "pods", pod["metadata"]["uid"], "logs", "logger", "0.log")
+    logged = len(sequence_numbers(log_path))
+    wait_for(lambda: len(sequence_numbers(log_path)) > logged + 50, 20, "the logger to log under the new release")
+    numbers = sequence_numbers(log_path)
+    assert numbers == list(range(1, len(numbers) + 1)), "a log line was lost across the upgrade"
     assert [status["restartCount"] for status in pod["status"]["containerStatuses"]] == [0, 0]
     assert all(process_alive(pid) for pid in [after["pause"]["pid"], *pids.values()])
     records = [json.load(open(os.path.join(cluster.home, "containers", entry, "state.json")))

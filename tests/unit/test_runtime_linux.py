@@ -32,13 +32,7 @@ from minikube_py.runtime.container import (
 from minikube_py.runtime.pause import binary_path
 from minikube_py.runtime.cgroups import CgroupError
 from minikube_py.runtime.runtime import LinuxRuntime, SupervisorClient, container_id_for, state_from_record
-from minikube_py.runtime.supervisor import (
-    MAX_LOG_LINE,
-    ContainerLog,
-    LogStream,
-    cri_timestamp,
-    exit_status,
-)
+from minikube_py.runtime.supervisor import exit_status
 from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ContainerRuntimeError, Sandbox
 
 
@@ -158,74 +152,7 @@ def test_executable_lookup_follows_path_and_skips_non_executables(tmp_path):
     assert resolve_executable("./relative/tool", "/first", root=str(tmp_path)) == "./relative/tool"
 
 
-# ---- supervisor.py: logs and records
-
-
-def test_cri_timestamp_has_nanoseconds_and_utc():
-    assert cri_timestamp(1_795_300_200_123_456_789) == "2026-11-21T22:30:00.123456789Z"
-
-
-def test_log_lines_have_the_kubelet_format(tmp_path):
-    log = ContainerLog(str(tmp_path / "0.log"), 1 << 20, 5, clock_ns=lambda: 1_795_300_200_000_000_001)
-    log.write("stderr", True, b"x")
-    log.write("stdout", False, b"y z")
-    log.close()
-    assert (tmp_path / "0.log").read_bytes() == (b"2026-11-21T22:30:00.000000001Z stderr P x\n"
-                                                 b"2026-11-21T22:30:00.000000001Z stdout F y z\n")
-
-
-def lines_of(path) -> list[tuple[str, str, str]]:
-    with open(path) as file:
-        return [tuple(line.rstrip("\n").split(" ", 3)[1:]) for line in file]
-
-
-def test_log_stream_writes_full_lines_and_holds_an_unfinished_one_until_the_end(tmp_path):
-    log = ContainerLog(str(tmp_path / "0.log"), 1 << 20, 5)
-    stream = LogStream(log, "stdout")
-    stream.feed(b"one\ntw")
-    stream.feed(b"o\nthree")
-    assert lines_of(tmp_path / "0.log") == [("stdout", "F", "one"), ("stdout", "F", "two")]
-    stream.finish()
-    assert lines_of(tmp_path / "0.log")[-1] == ("stdout", "F", "three")
-
-
-def test_a_line_longer_than_the_limit_is_split_into_partial_entries(tmp_path):
-    log = ContainerLog(str(tmp_path / "0.log"), 1 << 22, 5)
-    LogStream(log, "stderr").feed(b"a" * (MAX_LOG_LINE + 10) + b"\n")
-    entries = lines_of(tmp_path / "0.log")
-    assert [(stream, tag, len(text)) for stream, tag, text in entries] == [("stderr", "P", MAX_LOG_LINE), ("stderr", "F", 10)]
-
-
-def test_lines_read_together_share_one_timestamp_and_one_write(tmp_path, monkeypatch):
-    clock_calls = []
-    log = ContainerLog(str(tmp_path / "0.log"), 1 << 22, 5, clock_ns=lambda: clock_calls.append(1) or 0)
-    writes = []
-    real_write = os.write
-    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(len(data)) or real_write(fd, data))
-    LogStream(log, "stdout").feed(b"y\n" * 20_000)  # `yes` output: a loop of per-line writes starved the supervisor
-    assert len(clock_calls) == 1 and len(writes) == 1
-    assert lines_of(tmp_path / "0.log") == [("stdout", "F", "y")] * 20_000
-
-
-def test_rotation_inside_one_batch_keeps_every_file_within_the_limit(tmp_path):
-    path = str(tmp_path / "0.log")
-    log = ContainerLog(path, max_bytes=1000, max_files=3, clock_ns=lambda: 0)
-    LogStream(log, "stdout").feed(b"".join(b"%04d\n" % number for number in range(60)))  # 37 bytes per entry
-    log.close()
-    files = [path + ".2", path + ".1", path]
-    assert all(os.path.getsize(name) <= 1000 for name in files)
-    numbers = [int(text) for name in files for _, _, text in lines_of(name)]
-    assert numbers == list(range(numbers[0], 60)) and len(numbers) >= 50
-
-
-def test_log_rotation_keeps_max_files_newest_first(tmp_path):
-    path = str(tmp_path / "0.log")
-    log = ContainerLog(path, max_bytes=100, max_files=3, clock_ns=lambda: 0)
-    for number in range(10):
-        log.write("stdout", False, f"line-{number:02d}".encode() + b"x" * 40)  # 81 bytes: one line per file
-    log.close()
-    assert sorted(os.listdir(tmp_path)) == ["0.log", "0.log.1", "0.log.2"]
-    assert [lines_of(name)[0][2][:7] for name in (path, path + ".1", path + ".2")] == ["line-09", "line-08", "line-07"]
+# ---- supervisor.py: records (the log files are the monitor's: test_runtime_monitor.py)
 
 
 def test_exit_status_reports_a_signal_as_128_plus_its_number():
