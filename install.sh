@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Sets up this machine for minikube-py: Debian packages (busybox-static for the busybox image,
-# a C compiler and libc for the tiny pause binary, libseccomp for containers' seccomp filters), then
+# a C compiler and libc for the tiny pause binary, libseccomp for containers' seccomp filters,
+# libnftables1 for the service proxy), then
 # minikube-py itself with its test extras.
 # Idempotent and quick when everything is already there. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
-packages="busybox-static gcc libc6-dev libseccomp2"
+packages="busybox-static gcc libc6-dev libseccomp2 libnftables1"
 missing=""
 for package in $packages; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"

@@ -11,6 +11,7 @@ helpers in tests/e2e/cluster.py, the benchmarks theirs in benchmarks/minikube_si
 from __future__ import annotations
 
 import glob
+import json
 import os
 import random
 import shutil
@@ -44,7 +45,8 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
 
 
 def host_leftovers(name: str, home: str) -> list[str]:
-    """Everything on the host that carries this cluster's name or home: links, cgroups, mounts, processes."""
+    """Everything on the host that carries this cluster's name or home: links, cgroups, mounts,
+    nftables tables, processes."""
     found: list[str] = []
     for link in glob.glob("/sys/class/net/*"):
         link_name = os.path.basename(link)
@@ -62,6 +64,7 @@ def host_leftovers(name: str, home: str) -> list[str]:
             mount_point = line.split()[1]
             if mount_point.startswith(home):
                 found.append(f"mount {mount_point}")
+    found += [f"nftables table ip {table}" for table in _nftables_tables() if table == f"minikube-py-{name}"]
     for proc in glob.glob("/proc/[0-9]*"):
         try:
             with open(os.path.join(proc, "cmdline"), "rb") as file:
@@ -71,6 +74,21 @@ def host_leftovers(name: str, home: str) -> list[str]:
         if home in command_line and int(os.path.basename(proc)) != os.getpid():
             found.append(f"process {os.path.basename(proc)}: {command_line.strip()}")
     return found
+
+
+def _nftables_tables() -> list[str]:
+    """The names of the host's `ip` nftables tables (the service proxy makes one per cluster)."""
+    try:
+        import nftables
+    except ImportError:
+        return []
+    library = nftables.Nftables()
+    library.set_json_output(True)
+    code, output, _ = library.json_cmd({"nftables": [{"list": {"tables": {"family": "ip"}}}]})
+    if code != 0:
+        return []
+    listed = output if isinstance(output, dict) else json.loads(output)
+    return [item["table"]["name"] for item in listed.get("nftables", []) if "table" in item]
 
 
 def random_suffix(length: int) -> str:
@@ -86,11 +104,13 @@ class PrivateCluster:
     def __init__(self, restart_backoff: str = "1s:4s", home: str | None = None, name: str | None = None,
                  pod_cidr: str | None = None):
         """`home`: an empty directory to use (a test may mount something there first). The name
-        (`e2e` + 4 random characters) and the pod CIDR (a random /24 in 10.200-239) are the e2e
-        tests' unless given."""
+        (`e2e` + 4 random characters), the pod CIDR (a random /24 in 10.200-239) and the service
+        CIDR (a random /24 in 10.96-127, so clusters running side by side never share a
+        ClusterIP) are the e2e tests' unless given."""
         self.name = name or f"e2e{random_suffix(4)}"
         self.home = home or tempfile.mkdtemp(prefix=f"minikube-py-{self.name}-")
         self.pod_cidr = pod_cidr or f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24"
+        self.service_cidr = f"10.{random.randint(96, 127)}.{random.randint(0, 255)}.0/24"
         self.restart_backoff = restart_backoff
         self.kubeconfig = os.path.join(self.home, "user-kube", "config")
         self.env = dict(os.environ, MINIKUBE_PY_HOME=self.home, KUBECONFIG=self.kubeconfig)
@@ -103,7 +123,7 @@ class PrivateCluster:
         the cluster's context is merged into `self.kubeconfig` (for kubectl)."""
         port_args = ["--port", str(port)] if port is not None else []
         self.port = port
-        result = self.cli("start", "--name", self.name, "--pod-cidr", self.pod_cidr,
+        result = self.cli("start", "--name", self.name, "--pod-cidr", self.pod_cidr, "--service-cidr", self.service_cidr,
                           "--restart-backoff", self.restart_backoff, *port_args, *self.start_flags,
                           check=False, timeout=120)
         if result.returncode != 0:

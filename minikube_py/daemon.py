@@ -385,6 +385,18 @@ def _remove_host_resources(home: str, config: ClusterConfig) -> None:
     from minikube_py.runtime.runtime import LinuxRuntime
 
     LinuxRuntime(config.name, home, config.pod_cidr).shutdown(remove_all=True)
+    _remove_service_table(config.name)
+
+
+def _remove_service_table(cluster_name: str) -> None:
+    """The service proxy's nftables table, if a killed daemon left it behind."""
+    from minikube_py.proxy.nftables import NftablesError, NftablesTable
+    from minikube_py.proxy.rules import table_name
+
+    try:
+        NftablesTable(table_name(cluster_name)).remove()
+    except NftablesError as error:
+        print(f"warning: could not remove the cluster's nftables table: {error}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,6 +431,7 @@ def serve(home: str) -> int:
     from minikube_py.agent.node import host_ip
     from minikube_py.apiserver.kubernetes_service import ensure_kubernetes_service
     from minikube_py.apiserver.registry import Registry
+    from minikube_py.proxy.proxy import ServiceProxy
     from minikube_py.client.api import ApiClient
     from minikube_py.clock import Clock
     from minikube_py.runtime.runtime import LinuxRuntime
@@ -443,7 +456,8 @@ def serve(home: str) -> int:
     store.start_compactor(interval=60.0, keep=10_000)
     registry = Registry(store, clock=clock, service_cidr=config.service_cidr)
     client = ApiClient.local(registry)
-    ensure_kubernetes_service(registry, host_ip(), config.port or DEFAULT_API_SERVICE_PORT)
+    node_address = host_ip()
+    ensure_kubernetes_service(registry, node_address, config.port or DEFAULT_API_SERVICE_PORT)
 
     runtime = LinuxRuntime(config.name, home, config.pod_cidr)
     runtime.start()
@@ -469,11 +483,14 @@ def serve(home: str) -> int:
     tls = TlsConfig.of(certificates.Paths(home)) if config.port is not None else None
     server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent, tls=tls)
     controllers = control_loops(client, clock, config)
+    service_proxy = ServiceProxy(client, config.name, config.pod_cidr, config.node_name, node_address,
+                                 bridge=f"mkpy-{config.name}", clock=clock)
 
     server.start()
     agent.start()
     for controller in controllers:
         controller.run()
+    service_proxy.run()
     threading.Thread(target=_expire_events, args=(registry, stopping), name="event-ttl", daemon=True).start()
     with open(_pid_file(home) + ".tmp", "w") as file:
         file.write(str(os.getpid()))
@@ -486,6 +503,7 @@ def serve(home: str) -> int:
              "as each pod says" if grace_period is None else f"{grace_period}s")
     for controller in controllers:
         controller.stop()
+    service_proxy.stop()
     agent.stop(stop_pods=True, grace_period=grace_period)
     server.stop()
     runtime.shutdown(remove_all=True)

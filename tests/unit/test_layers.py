@@ -23,6 +23,9 @@ ALLOWED = {
     "minikube_py.runtime": {"minikube_py.clock"},
     "minikube_py.agent": {"minikube_py.api", "minikube_py.client", "minikube_py.runtime", "minikube_py.clock"},
     "controllers": {"minikube_py.api", "minikube_py.client", "minikube_py.clock"},
+    # The service proxy and the cluster DNS are clients of the API, as the controllers are.
+    "minikube_py.proxy": {"minikube_py.api", "minikube_py.client", "minikube_py.clock"},
+    "minikube_py.dns": {"minikube_py.api", "minikube_py.client", "minikube_py.clock"},
     # The CLI is a client; besides the API it drives the daemon (start/stop) and the host-local
     # image store (`image` commands, as `ctr images` works beside kubectl).
     "minikube_py.cli": {"minikube_py.api", "minikube_py.client", "minikube_py.clock", "minikube_py.daemon",

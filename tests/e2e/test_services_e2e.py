@@ -1,0 +1,157 @@
+"""Services on real pods: ClusterIP through the nftables proxy, hairpin, NodePort from the host,
+refusal without endpoints, endpoints following readiness, and `stop` leaving no table behind."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import urllib.request
+
+import pytest
+
+from tests.e2e.cluster import Cluster, wait_for
+
+APPLICATION = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: httpd
+          image: busybox
+          command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+          ports:
+            - name: http
+              containerPort: 8080
+          readinessProbe:
+            exec:
+              command: ["sh", "-c", "test ! -e /tmp/unready"]
+            periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: NodePort
+  selector:
+    app: web
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nothing
+spec:
+  selector:
+    app: nobody
+  ports:
+    - port: 80
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def application(cluster: Cluster):
+    """The Deployment, Services and client pod every test here uses (the cluster's leftovers
+    check after `stop` includes its nftables table)."""
+    cluster.apply(APPLICATION)
+
+
+def service(cluster: Cluster, name: str) -> dict:
+    return cluster.client.raw.get("services", "default", name)
+
+
+def ready_addresses(cluster: Cluster, name: str) -> list[str]:
+    endpoints = cluster.client.raw.get("endpoints", "default", name)
+    return sorted(address["ip"] for subset in endpoints.get("subsets") or [] for address in subset.get("addresses") or [])
+
+
+def web_pods(cluster: Cluster) -> list[dict]:
+    return cluster.client.raw.list("pods", "default", label_selector="app=web")["items"]
+
+
+def wait_two_ready(cluster: Cluster) -> list[str]:
+    return wait_for(lambda: (lambda found: found if len(found) == 2 else None)(ready_addresses(cluster, "web")),
+                    60, "two ready endpoints for Service web")
+
+
+def fetch_in(cluster: Cluster, pod: str, url: str):
+    return cluster.exec(pod, "wget", "-q", "-O", "-", url, check=False)
+
+
+def test_a_pod_reaches_every_ready_replica_through_the_cluster_ip(cluster: Cluster):
+    wait_two_ready(cluster)
+    cluster.wait_running("client", timeout=60)
+    cluster_ip = service(cluster, "web")["spec"]["clusterIP"]
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network(cluster.service_cidr)
+    names = {pod["metadata"]["name"] for pod in web_pods(cluster)}
+    answered = set()
+
+    def both_answered():
+        result = fetch_in(cluster, "client", f"http://{cluster_ip}/")
+        if result.returncode == 0:
+            answered.add(result.stdout.strip())
+        return answered >= names or None
+
+    wait_for(both_answered, 60, f"both replicas {sorted(names)} answering through {cluster_ip}", interval=0.1)
+
+
+def test_a_pod_reaches_itself_through_its_own_service(cluster: Cluster):
+    wait_two_ready(cluster)
+    cluster_ip = service(cluster, "web")["spec"]["clusterIP"]
+    pod = web_pods(cluster)[0]["metadata"]["name"]
+    for _ in range(6):  # random balancing: some of these go back to the pod itself (hairpin)
+        result = fetch_in(cluster, pod, f"http://{cluster_ip}/")
+        assert result.returncode == 0, result.stderr
+
+
+def test_the_node_port_answers_from_the_host(cluster: Cluster):
+    wait_two_ready(cluster)
+    node_port = service(cluster, "web")["spec"]["ports"][0]["nodePort"]
+    gateway = next(ipaddress.ip_network(cluster.pod_cidr).hosts())  # the cluster bridge's address on the host
+    with urllib.request.urlopen(f"http://{gateway}:{node_port}/", timeout=5) as response:
+        assert response.read().decode().strip() in {pod["metadata"]["name"] for pod in web_pods(cluster)}
+
+
+def test_a_service_without_endpoints_refuses_at_once(cluster: Cluster):
+    cluster_ip = service(cluster, "nothing")["spec"]["clusterIP"]
+    cluster.wait_running("client", timeout=60)
+    result = fetch_in(cluster, "client", f"http://{cluster_ip}/")
+    assert result.returncode != 0 and "refused" in result.stderr.lower(), result.stderr
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((cluster_ip, 80), timeout=3).close()
+
+
+def test_an_unready_pod_leaves_the_endpoints_and_comes_back(cluster: Cluster):
+    wait_two_ready(cluster)
+    pod = web_pods(cluster)[0]
+    ip = pod["status"]["podIP"]
+    cluster.exec(pod["metadata"]["name"], "touch", "/tmp/unready")
+    wait_for(lambda: ip not in ready_addresses(cluster, "web") or None, 10, f"{ip} leaving the endpoints")
+    cluster.exec(pod["metadata"]["name"], "rm", "/tmp/unready")
+    wait_for(lambda: ip in ready_addresses(cluster, "web") or None, 10, f"{ip} back in the endpoints")
