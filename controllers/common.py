@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minikube_py.api.selectors import Selector
-from minikube_py.client.api import Client
+from minikube_py.client.api import ApiObject, Client, ModelT
 from minikube_py.api.core import Pod, PodCondition
 from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.api import errors
@@ -95,24 +95,24 @@ def pod_deletion_cost(pod: Pod) -> int:
 # -- controller references --------------------------------------------------------------------
 
 
-def get_controller_of(obj: Any) -> OwnerReference | None:
+def get_controller_of(obj: ApiObject) -> OwnerReference | None:
     """The ownerReference with `controller: true`, if any."""
     return obj.metadata.controller_reference()
 
 
-def new_controller_ref(owner: Any) -> OwnerReference:
+def new_controller_ref(owner: ApiObject) -> OwnerReference:
     """A controllerRef to `owner`, with both flags Kubernetes requires on one."""
     return OwnerReference(
         api_version=owner.api_version,
         kind=owner.kind,
-        name=owner.metadata.name,
-        uid=owner.metadata.uid,
+        name=owner.metadata.name or "",
+        uid=owner.metadata.uid or "",
         controller=True,
         block_owner_deletion=True,
     )
 
 
-def is_controlled_by(obj: Any, owner: Any) -> bool:
+def is_controlled_by(obj: ApiObject, owner: ApiObject) -> bool:
     reference = get_controller_of(obj)
     return reference is not None and reference.uid == owner.metadata.uid
 
@@ -128,14 +128,14 @@ class ControllerRefManager:
     makes the claim fail with Conflict and the sync retry, instead of overwriting it.
     """
 
-    def __init__(self, client: Client, owner: Any, owner_resource: str, selector: Any):
+    def __init__(self, client: Client, owner: ApiObject, owner_resource: str, selector: Selector):
         self.client = client
         self.owner = owner
         self.owner_resource = owner_resource
         self.selector = selector
         self._adoption_check: errors.ApiError | bool | None = None
 
-    def claim(self, resource: str, candidates: Iterable[Any]) -> list[Any]:
+    def claim(self, resource: str, candidates: Iterable[ModelT]) -> list[ModelT]:
         """The candidates that belong to the owner after adopting and releasing as needed.
 
         Every candidate is handled even when one fails; the first error is raised at the end.
@@ -152,7 +152,7 @@ class ControllerRefManager:
             raise first_error
         return claimed
 
-    def _claim_one(self, resource: str, obj: Any) -> bool:
+    def _claim_one(self, resource: str, obj: ApiObject) -> bool:
         owner_uid = self.owner.metadata.uid
         matches = self.selector.matches(obj.metadata.labels or {})
         reference = get_controller_of(obj)
@@ -162,7 +162,7 @@ class ControllerRefManager:
             if matches:
                 return True
             if self.owner.metadata.deletion_timestamp is None and obj.metadata.deletion_timestamp is None:
-                self._patch_owner_references(resource, obj, [r for r in obj.metadata.owner_references if r.uid != owner_uid])
+                self._patch_owner_references(resource, obj, [r for r in obj.metadata.owner_references or [] if r.uid != owner_uid])
             return False
         if (
             not matches
@@ -182,7 +182,7 @@ class ControllerRefManager:
             metadata = self.owner.metadata
             kind_and_name = f"{self.owner.kind.lower()}/{metadata.name}"
             try:
-                fresh = self.client.get(self.owner_resource, metadata.name, namespace=metadata.namespace)
+                fresh = self.client.get(self.owner_resource, metadata.name or "", namespace=metadata.namespace)
             except errors.NotFound:
                 fresh = None
             if fresh is None or fresh.metadata.uid != metadata.uid:
@@ -199,7 +199,7 @@ class ControllerRefManager:
         if isinstance(self._adoption_check, errors.ApiError):
             raise self._adoption_check
 
-    def _patch_owner_references(self, resource: str, obj: Any, references: list[OwnerReference]) -> bool:
+    def _patch_owner_references(self, resource: str, obj: ApiObject, references: list[OwnerReference]) -> bool:
         """Set obj's ownerReferences; False when the object is gone."""
         patch = {
             "metadata": {
@@ -208,7 +208,7 @@ class ControllerRefManager:
             }
         }
         try:
-            self.client.patch(resource, obj.metadata.name, patch, namespace=obj.metadata.namespace)
+            self.client.patch(resource, obj.metadata.name or "", patch, namespace=obj.metadata.namespace)
         except errors.NotFound:
             return False
         return True

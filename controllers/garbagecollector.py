@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
 
-from minikube_py.client.api import Client
+from minikube_py.client.api import ApiObject, Client
 from minikube_py.api import errors
+from minikube_py.api.meta import OwnerReference
 from minikube_py.api.resources import resource_for_kind
 from minikube_py.client.controller import Controller
 from minikube_py.client.informer import Informer, SharedInformers, shared_informers, cache_key
@@ -61,11 +61,11 @@ class GarbageCollector(Controller[str]):
 
     # -- event handlers -------------------------------------------------------------------------
 
-    def _object_added(self, resource: str, obj: Any) -> None:
+    def _object_added(self, resource: str, obj: ApiObject) -> None:
         self.enqueue(f"{resource}/{cache_key(obj)}")
         self._enqueue_deleting_owners(obj)
 
-    def _object_updated(self, resource: str, old: Any, new: Any) -> None:
+    def _object_updated(self, resource: str, old: ApiObject, new: ApiObject) -> None:
         before, after = old.metadata, new.metadata
         if (
             before.owner_references != after.owner_references
@@ -77,13 +77,13 @@ class GarbageCollector(Controller[str]):
             self._enqueue_deleting_owners(old)
             self._enqueue_deleting_owners(new)
 
-    def _object_deleted(self, resource: str, obj: Any) -> None:
+    def _object_deleted(self, resource: str, obj: ApiObject) -> None:
         # Its dependents may now be dangling, and an owner may have been waiting for it.
         for dependent_resource, dependent in self._dependents(obj):
             self.enqueue(f"{dependent_resource}/{cache_key(dependent)}")
         self._enqueue_deleting_owners(obj)
 
-    def _enqueue_deleting_owners(self, obj: Any) -> None:
+    def _enqueue_deleting_owners(self, obj: ApiObject) -> None:
         for reference in obj.metadata.owner_references or ():
             found = self._cached_owner(reference, obj.metadata.namespace)
             if found is not None and found[1].metadata.deletion_timestamp is not None:
@@ -91,7 +91,7 @@ class GarbageCollector(Controller[str]):
 
     # -- lookups ------------------------------------------------------------------------------
 
-    def _dependents(self, owner: Any) -> list[tuple[str, Any]]:
+    def _dependents(self, owner: ApiObject) -> list[tuple[str, ApiObject]]:
         """(resource, object) for every cached object with an ownerReference to owner's uid.
 
         A namespaced owner only owns objects in its own namespace; other references to its uid
@@ -100,12 +100,12 @@ class GarbageCollector(Controller[str]):
         namespace = owner.metadata.namespace
         found = []
         for resource, cache in self.caches.items():
-            for dependent in cache.by_owner_uid(owner.metadata.uid):
+            for dependent in cache.by_owner_uid(owner.metadata.uid or ""):
                 if not namespace or dependent.metadata.namespace == namespace:
                     found.append((resource, dependent))
         return found
 
-    def _cached_owner(self, reference: Any, namespace: str | None) -> tuple[str, Any] | None:
+    def _cached_owner(self, reference: OwnerReference, namespace: str | None) -> tuple[str, ApiObject] | None:
         try:
             info = resource_for_kind(reference.api_version, reference.kind)
         except KeyError:
@@ -118,7 +118,7 @@ class GarbageCollector(Controller[str]):
             return None
         return info.plural, owner
 
-    def _owner_state(self, reference: Any, namespace: str | None) -> str:
+    def _owner_state(self, reference: OwnerReference, namespace: str | None) -> str:
         """Whether the owner a reference names exists (same uid), is being deleted, or is gone.
 
         The cache answers when it has the owner; otherwise a fresh GET decides, because a cache
@@ -160,14 +160,14 @@ class GarbageCollector(Controller[str]):
         self._collect_if_owners_are_gone(resource, obj)
         return None
 
-    def _orphan_dependents(self, owner: Any) -> None:
+    def _orphan_dependents(self, owner: ApiObject) -> None:
         uid = owner.metadata.uid
         for resource, dependent in self._dependents(owner):
             self._set_owner_references(
-                resource, dependent, [r for r in dependent.metadata.owner_references if r.uid != uid]
+                resource, dependent, [r for r in dependent.metadata.owner_references or [] if r.uid != uid]
             )
 
-    def _delete_dependents_first(self, resource: str, owner: Any) -> None:
+    def _delete_dependents_first(self, resource: str, owner: ApiObject) -> None:
         uid = owner.metadata.uid
         blocking = False
         for dependent_resource, dependent in self._dependents(owner):
@@ -187,7 +187,7 @@ class GarbageCollector(Controller[str]):
             self._remove_finalizer(resource, owner, FOREGROUND_FINALIZER)
         # Otherwise each blocking dependent's disappearance enqueues this owner again.
 
-    def _collect_if_owners_are_gone(self, resource: str, obj: Any) -> None:
+    def _collect_if_owners_are_gone(self, resource: str, obj: ApiObject) -> None:
         references = obj.metadata.owner_references or []
         if not references:
             return
@@ -212,14 +212,14 @@ class GarbageCollector(Controller[str]):
 
     # -- writes -------------------------------------------------------------------------------
 
-    def _delete(self, resource: str, obj: Any, propagation_policy: str) -> None:
+    def _delete(self, resource: str, obj: ApiObject, propagation_policy: str) -> None:
         try:
-            self.client.delete(resource, obj.metadata.name, namespace=obj.metadata.namespace,
+            self.client.delete(resource, obj.metadata.name or "", namespace=obj.metadata.namespace,
                                propagation_policy=propagation_policy)
         except errors.NotFound:
             pass
 
-    def _set_owner_references(self, resource: str, obj: Any, references: list[Any]) -> None:
+    def _set_owner_references(self, resource: str, obj: ApiObject, references: list[OwnerReference]) -> None:
         # The resourceVersion makes this a compare-and-swap: a concurrent ownership change
         # fails with Conflict and the sync retries against the fresh object.
         patch = {"metadata": {
@@ -227,15 +227,15 @@ class GarbageCollector(Controller[str]):
             "resourceVersion": obj.metadata.resource_version,
         }}
         try:
-            self.client.patch(resource, obj.metadata.name, patch, namespace=obj.metadata.namespace)
+            self.client.patch(resource, obj.metadata.name or "", patch, namespace=obj.metadata.namespace)
         except errors.NotFound:
             pass
 
-    def _remove_finalizer(self, resource: str, obj: Any, finalizer: str) -> None:
+    def _remove_finalizer(self, resource: str, obj: ApiObject, finalizer: str) -> None:
         remaining = [name for name in obj.metadata.finalizers or [] if name != finalizer]
         patch = {"metadata": {"finalizers": remaining or None, "resourceVersion": obj.metadata.resource_version}}
         try:
-            self.client.patch(resource, obj.metadata.name, patch, namespace=obj.metadata.namespace)
+            self.client.patch(resource, obj.metadata.name or "", patch, namespace=obj.metadata.namespace)
         except errors.NotFound:
             pass
 

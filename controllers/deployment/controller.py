@@ -12,9 +12,8 @@ a sync that must look again later returns the delay and the work queue brings it
 
 from __future__ import annotations
 
-from typing import Any
 
-from minikube_py.client.api import Client
+from minikube_py.client.api import ApiObject, Client
 from minikube_py.api.core import Pod
 from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.api.selectors import Selector
@@ -60,7 +59,7 @@ class DeploymentController(Controller[str]):
             on_delete=self._pod_deleted,
         )
 
-    def event(self, obj: Any, event_type: str, reason: str, message: str) -> None:
+    def event(self, obj: ApiObject, event_type: str, reason: str, message: str) -> None:
         self.recorder.event(obj, event_type, reason, message)
 
     # -- event handlers: work out the Deployment, enqueue its key -----------------------------
@@ -68,7 +67,7 @@ class DeploymentController(Controller[str]):
     def _enqueue_deployment(self, deployment: Deployment) -> None:
         self.enqueue(cache_key(deployment))
 
-    def _deployment_controlling(self, obj: Any) -> Deployment | None:
+    def _deployment_controlling(self, obj: ApiObject) -> Deployment | None:
         """The cached Deployment named by obj's controllerRef, if the uid still matches."""
         reference = get_controller_of(obj)
         if reference is None or reference.kind != "Deployment":

@@ -6,9 +6,9 @@ controller module that calls them: `controller` depends on the steps, never the 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-from minikube_py.client.api import Client
+from minikube_py.client.api import ApiObject, Client
 from minikube_py.clock import Clock
 
 
@@ -21,4 +21,4 @@ class SyncContext(Protocol):
     @property
     def clock(self) -> Clock: ...
 
-    def event(self, obj: Any, event_type: str, reason: str, message: str) -> None: ...
+    def event(self, obj: ApiObject, event_type: str, reason: str, message: str) -> None: ...

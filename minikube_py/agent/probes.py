@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from minikube_py.clock import Clock
-from minikube_py.runtime.types import ContainerRuntimeError
+from minikube_py.runtime.types import ContainerRuntimeError, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ ResultHandler = Callable[[ProbeWorker, bool, str, bool], None]
 
 
 class ProbeManager:
-    def __init__(self, runtime, clock: Clock, on_result: ResultHandler, pool_size: int = 4):
+    def __init__(self, runtime: Runtime, clock: Clock, on_result: ResultHandler, pool_size: int = 4):
         self._runtime = runtime
         self._clock = clock
         self._on_result = on_result
