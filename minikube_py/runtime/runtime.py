@@ -622,20 +622,38 @@ class LinuxRuntime:
                 self._subscription = None
         if not remove_all:
             return  # containers keep running under the supervisor; the next start re-adopts them
+        # The node goes as a whole: one kill of the cluster's cgroup subtree (every pause and
+        # container at once, cgroup.kill on v2), not a stop and a removal per pod and container.
+        # The records go with the home's directories below.
+        self.cgroups.kill_all(self.cgroup_parent)
+        self._remove_cgroup_quietly(self.cgroup_parent, raise_errors=True)  # waits until they are gone
+        self._wait_for_monitors()  # each ends once its container has
         if self.supervisor.alive():
-            answer = self.supervisor.call(protocol.ListRecords())
-            for record in answer.sandboxes:
-                self.remove_sandbox(sandbox_from_record(record))
-            for record in self.supervisor.call(protocol.ListRecords()).containers:
-                self.remove_container(record.id)
             self._stop_supervisor()
         for host_veth in self.network.list_veths():
             self.network.detach(host_veth)
         self.network.remove_bridge()
-        self._remove_cgroup_quietly(self.cgroup_parent, raise_errors=True)
         disable_fast_attach(self.home)
         for directory in ("containers", "sandboxes"):
             shutil.rmtree(os.path.join(self.home, directory), ignore_errors=True)
+
+    def _wait_for_monitors(self, timeout: float = KILL_WAIT_SECONDS) -> None:
+        """Wait until no container monitor of this home runs (found in /proc by its binary)."""
+        prefix = os.path.join(self.home, "bin", "monitor-")
+        deadline = time.monotonic() + timeout
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if not os.readlink(f"/proc/{entry}/exe").startswith(prefix):
+                    continue
+                pidfd = os.pidfd_open(int(entry))
+            except OSError:
+                continue
+            try:
+                select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+            finally:
+                os.close(pidfd)
 
     def _stop_supervisor(self) -> None:
         pid = self.supervisor.call(protocol.Ping()).pid

@@ -223,12 +223,12 @@ def supervisor_home(tmp_path):
         process.wait(timeout=10)
 
 
-def plant_record(home, container_id: str, pid: int, start_time: int) -> None:
+def plant_record(home, container_id: str, pid: int, start_time: int, sandbox_id: str = "pod-1") -> None:
     """A record in the first release's shape (no version): the supervisor upgrades it on load."""
     directory = home / "containers" / container_id
     directory.mkdir()
     (directory / "state.json").write_text(json.dumps({
-        "id": container_id, "sandbox_id": "pod-1", "name": container_id, "attempt": 0, "status": "running",
+        "id": container_id, "sandbox_id": sandbox_id, "name": container_id, "attempt": 0, "status": "running",
         "pid": pid, "start_time": start_time, "started_at": 1.0, "finished_at": 0.0, "exit_code": None,
         "signal": None, "oom_killed": False, "reason": "", "message": "", "log_path": "", "cgroup": "",
     }))
@@ -273,6 +273,20 @@ def test_a_restarted_supervisor_marks_vanished_containers_and_follows_live_ones(
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_listing_one_sandbox_answers_only_its_containers_and_forgets_removed_ones(supervisor_home):
+    home, start = supervisor_home
+    for index in range(3):
+        plant_record(home, f"a{index}", pid=2 ** 22 + 1, start_time=1, sandbox_id="pod-a")
+    plant_record(home, "b0", pid=2 ** 22 + 1, start_time=1, sandbox_id="pod-b")
+    client = start()
+    assert [record.id for record in client.call(protocol.ListRecords(sandbox_id="pod-a")).containers] == ["a0", "a1", "a2"]
+    assert [record.id for record in client.call(protocol.ListRecords(sandbox_id="pod-b")).containers] == ["b0"]
+    assert client.call(protocol.ListRecords(sandbox_id="pod-c")).containers == []
+    client.call(protocol.RemoveContainer("a1"))
+    assert [record.id for record in client.call(protocol.ListRecords(sandbox_id="pod-a")).containers] == ["a0", "a2"]
+    assert len(client.call(protocol.ListRecords()).containers) == 3
 
 
 def test_wait_exit_answers_after_its_timeout_while_the_container_runs(supervisor_home):
