@@ -248,3 +248,43 @@ def test_a_localhost_profile_from_the_cluster_home(cluster):
     assert run(cluster, "local", "touch", "/tmp/x").returncode == 0
     assert wait_for(lambda: container(cluster.inspect("local"), "app")["security"]["seccompProfile"].endswith(
         "profiles/no-mkdir.json"), 10, "inspect naming the Localhost profile")
+
+
+def test_the_cgroup_v2_device_program_refuses_host_devices_in_a_real_cgroup():
+    """This host's devices controller is v1, but its hybrid layout mounts a cgroup2 hierarchy too,
+    where a BPF device program can be attached and tried as `CgroupV2.set_devices` does it."""
+    from minikube_py.runtime import devices
+    from minikube_py.runtime.cgroups import CgroupV2
+
+    root = "/sys/fs/cgroup/unified"
+    with open("/proc/self/mounts") as mounts:
+        if not any(line.split()[1:3] == [root, "cgroup2"] for line in mounts):
+            pytest.skip(f"no cgroup2 hierarchy at {root}")
+    path = f"minikube-py-e2e-devices-{os.getpid()}"
+    os.makedirs(os.path.join(root, path))
+    try:
+        CgroupV2(root).set_devices(path, devices.rules_for())
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                with open(os.path.join(root, path, "cgroup.procs"), "w") as procs:
+                    procs.write("0")
+                results = []
+                for device in ("/dev/null", "/dev/kmsg", "/dev/tty0"):
+                    try:
+                        os.close(os.open(device, os.O_RDONLY))
+                        results.append(f"{device} ok")
+                    except OSError as error:
+                        results.append(f"{device} {error.errno}")
+                os.write(write_end, "\n".join(results).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            results = pipe.read().splitlines()
+        os.waitpid(child, 0)
+        assert results == ["/dev/null ok", "/dev/kmsg 1", "/dev/tty0 1"]
+    finally:
+        wait_for(lambda: not open(os.path.join(root, path, "cgroup.procs")).read().strip(), 10, "the child to leave")
+        os.rmdir(os.path.join(root, path))
