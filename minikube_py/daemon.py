@@ -25,8 +25,13 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from minikube_py.runtime.types import CLUSTER_NAME_PATTERN
+
+if TYPE_CHECKING:  # imported where used: the CLI imports this module and must start fast
+    from minikube_py.agent.ipam import HostLocalIpam
+    from minikube_py.store import Store
 
 DEFAULT_HOME = "/var/lib/minikube-py"
 DEFAULT_NAME = "minikube"
@@ -403,24 +408,18 @@ def _remove_service_table(cluster_name: str) -> None:
 # The daemon itself.
 
 
-class StoreIpam:
-    """Pod IPs as leases in the store: never handed out twice while held, kept across restarts."""
+def node_ipam(home: str, store: Store, pod_cidr: str) -> HostLocalIpam:
+    """The node's pod-IP leases (`<home>/pod-ips/`), taking over those an older version kept in
+    the store's `pod-ip/<cidr>` pool, so running pods keep their addresses across the upgrade."""
+    from minikube_py.agent.ipam import HostLocalIpam
 
-    def __init__(self, store, pod_cidr: str):
-        network = ipaddress.ip_network(pod_cidr)
-        self._store = store
-        self._pool = f"pod-ip/{pod_cidr}"
-        # The first address belongs to the bridge (the pods' gateway).
-        self._candidates = [str(address) for address in list(network.hosts())[1:]]
-
-    def allocate(self, owner: str) -> str:
-        return self._store.allocate(self._pool, self._candidates, owner)
-
-    def release(self, owner: str) -> None:
-        self._store.release(self._pool, owner)
-
-    def allocations(self) -> dict[str, str]:
-        return self._store.allocations(self._pool)
+    ipam = HostLocalIpam(os.path.join(home, "pod-ips"), pod_cidr)
+    pool = f"pod-ip/{pod_cidr}"
+    for address, owner in store.allocations(pool).items():
+        if not ipam.hold(address, owner):
+            log.warning("pod IP %s of pod uid %s from the store is already leased on the node; dropping it", address, owner)
+        store.release(pool, owner)
+    return ipam
 
 
 def serve(home: str) -> int:
@@ -466,7 +465,7 @@ def serve(home: str) -> int:
         client,
         runtime,
         node_name=config.node_name,
-        ipam=StoreIpam(store, config.pod_cidr),
+        ipam=node_ipam(home, store, config.pod_cidr),
         clock=clock,
         config=AgentConfig(
             home=home,

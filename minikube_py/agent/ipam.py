@@ -1,12 +1,16 @@
-"""Where the agent gets pod IPs: the protocol it needs, and a small in-memory pool for tests.
+"""Where the agent gets pod IPs: the protocol it needs, the node's lease files, and an in-memory pool for tests.
 
-The daemon hands the agent `StoreIpam` (leases in the sqlite store, so an address stays with its
-pod across daemon restarts); unit tests use `InMemoryIpam`. Owners are pod uids.
+Pod IPs are node state, as in Kubernetes: the node hands out addresses of its pod CIDR locally
+(CNI's host-local IPAM) and only `status.podIP` reaches the API. The daemon gives the agent
+`HostLocalIpam`, one file per held address in the node's directory, so an address stays with its
+pod across daemon restarts without writing to the API's store (whose only writer is the API);
+unit tests use `InMemoryIpam`. Owners are pod uids.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 from typing import Protocol
 
@@ -48,3 +52,67 @@ class InMemoryIpam:
     def allocations(self) -> dict[str, str]:
         with self._lock:
             return dict(self._held)
+
+
+class HostLocalIpam:
+    """Leases as files `<directory>/<address>` holding the owner, as CNI's host-local store keeps
+    them: creating one with O_EXCL is the claim, so two claims of one address cannot both win."""
+
+    def __init__(self, directory: str, pod_cidr: str):
+        network = ipaddress.ip_network(pod_cidr)
+        self.directory = directory
+        # The first address is the bridge's (the pods' gateway).
+        self._candidates = [str(address) for address in list(network.hosts())[1:]]
+        self._lock = threading.Lock()
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+
+    def allocate(self, owner: str) -> str:
+        with self._lock:
+            held = self._read_all()
+            for address, holder in held.items():
+                if holder == owner:
+                    return address
+            for address in self._candidates:
+                if address not in held and self._claim(address, owner):
+                    return address
+        raise RuntimeError(f"pod IP pool exhausted: all {len(self._candidates)} addresses of "
+                           f"{self.directory} are held; delete pods or use a larger --pod-cidr")
+
+    def hold(self, address: str, owner: str) -> bool:
+        """Take over a lease made elsewhere (an older version's, in the store); False if taken."""
+        with self._lock:
+            return self._claim(address, owner)
+
+    def release(self, owner: str) -> None:
+        with self._lock:
+            for address, holder in self._read_all().items():
+                if holder == owner:
+                    try:
+                        os.unlink(os.path.join(self.directory, address))
+                    except FileNotFoundError:
+                        pass
+
+    def allocations(self) -> dict[str, str]:
+        with self._lock:
+            return self._read_all()
+
+    def _claim(self, address: str, owner: str) -> bool:
+        try:
+            descriptor = os.open(os.path.join(self.directory, address), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "w") as file:
+            file.write(owner)
+            file.flush()
+            os.fsync(file.fileno())
+        return True
+
+    def _read_all(self) -> dict[str, str]:
+        held = {}
+        for address in os.listdir(self.directory):
+            try:
+                with open(os.path.join(self.directory, address)) as file:
+                    held[address] = file.read().strip()
+            except FileNotFoundError:
+                continue
+        return held
