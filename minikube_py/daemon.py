@@ -430,6 +430,7 @@ def serve(home: str) -> int:
     from minikube_py.agent.node import host_ip
     from minikube_py.apiserver.kubernetes_service import ensure_kubernetes_service
     from minikube_py.apiserver.registry import Registry
+    from minikube_py.dns.server import ClusterDnsServer
     from minikube_py.proxy.proxy import ServiceProxy
     from minikube_py.client.api import ApiClient
     from minikube_py.clock import Clock
@@ -461,6 +462,7 @@ def serve(home: str) -> int:
     runtime = LinuxRuntime(config.name, home, config.pod_cidr)
     runtime.start()
     network = ipaddress.ip_network(config.pod_cidr)
+    gateway = str(next(network.hosts()))
     agent = NodeAgent(
         client,
         runtime,
@@ -470,13 +472,14 @@ def serve(home: str) -> int:
         config=AgentConfig(
             home=home,
             cluster_name=config.name,
-            gateway=str(next(network.hosts())),
+            gateway=gateway,
             prefix_len=network.prefixlen,
             backoff_initial=config.restart_backoff[0],
             backoff_max=config.restart_backoff[1],
             pods_max_pids=config.pids_limit,
             max_pods=config.max_pods,
             seccomp_default=config.seccomp_default,
+            cluster_dns=gateway,
         ),
     )
     tls = TlsConfig.of(certificates.Paths(home)) if config.port is not None else None
@@ -484,12 +487,14 @@ def serve(home: str) -> int:
     controllers = control_loops(client, clock, config)
     service_proxy = ServiceProxy(client, config.name, config.pod_cidr, config.node_name, node_address,
                                  bridge=f"mkpy-{config.name}", clock=clock)
+    cluster_dns = ClusterDnsServer(client, gateway)
 
     server.start()
     agent.start()
     for controller in controllers:
         controller.run()
     service_proxy.run()
+    cluster_dns.start()
     threading.Thread(target=_expire_events, args=(registry, stopping), name="event-ttl", daemon=True).start()
     with open(_pid_file(home) + ".tmp", "w") as file:
         file.write(str(os.getpid()))
@@ -503,6 +508,7 @@ def serve(home: str) -> int:
     for controller in controllers:
         controller.stop()
     service_proxy.stop()
+    cluster_dns.stop()
     agent.stop(stop_pods=True, grace_period=grace_period)
     server.stop()
     runtime.shutdown(remove_all=True)

@@ -66,6 +66,7 @@ class AgentConfig:
     node_status_interval: float = 10.0
     workers: int = 8
     host_resolv_conf: str = "/etc/resolv.conf"
+    cluster_dns: str | None = None  # kubelet's --cluster-dns: the nameserver of ClusterFirst pods
 
 
 class NodeAgent(Controller, PodSync, PodTermination, Adoption):

@@ -1,8 +1,10 @@
 """The per-pod files under `<home>/pods/<uid>/` that every container of the pod bind-mounts.
 
 Kubelet writes the same set: an `etc-hosts` with the localhost lines plus the pod's own address
-and hostname (and `hostAliases`), `hostname`, and a `resolv.conf` taken from the host's, minus
-loopback nameservers (a container's 127.0.0.53 is its own loopback, where nothing answers).
+and hostname (and `hostAliases`), `hostname`, and a `resolv.conf` by the pod's `dnsPolicy`: the
+cluster DNS with the namespace's search path (ClusterFirst), or the host's minus loopback
+nameservers (a container's 127.0.0.53 is its own loopback, where nothing answers), then
+`dnsConfig`.
 emptyDir volumes are directories under `volumes/<name>`; container logs go under `logs/`.
 The directory goes away with the pod.
 """
@@ -71,6 +73,40 @@ def resolv_conf(host_resolv_conf: str = "/etc/resolv.conf") -> str:
     return "\n".join(kept) + "\n"
 
 
+def pod_resolv_conf(pod, host_text: str, cluster_dns: str | None, cluster_domain: str = "cluster.local") -> str:
+    """kubelet's resolv.conf for a pod: by `dnsPolicy` (ClusterFirst: the cluster DNS, the
+    namespace's search path and ndots:5; Default: the host's; None: nothing), then `dnsConfig`
+    appended (name servers up to three, new search domains, options replacing by name). Without a
+    cluster DNS, ClusterFirst falls back to Default, as kubelet does without --cluster-dns."""
+    host_lines = host_text.splitlines()
+    host_servers = [line.split()[1] for line in host_lines if line.split()[:1] == ["nameserver"] and len(line.split()) > 1]
+    host_searches = [word for line in host_lines if line.split()[:1] in (["search"], ["domain"]) for word in line.split()[1:]]
+    host_options = [word for line in host_lines if line.split()[:1] == ["options"] for word in line.split()[1:]]
+    policy = pod.spec.dns_policy
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and cluster_dns:
+        namespace = pod.metadata.namespace
+        servers = [cluster_dns]
+        searches = [f"{namespace}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain, *host_searches]
+        options = ["ndots:5"]
+    elif policy == "None":
+        servers, searches, options = [], [], []
+    else:
+        servers, searches, options = host_servers, host_searches, host_options
+    config = pod.spec.dns_config
+    if config is not None:
+        servers += [server for server in config.nameservers or [] if server not in servers]
+        searches += [search for search in config.searches or [] if search not in searches]
+        for option in config.options or []:
+            options = [kept for kept in options if kept.split(":", 1)[0] != option.name]
+            options.append(f"{option.name}:{option.value}" if option.value is not None else str(option.name))
+    lines = [f"nameserver {server}" for server in servers[:3]]
+    if searches:
+        lines.append("search " + " ".join(dict.fromkeys(searches)))
+    if options:
+        lines.append("options " + " ".join(options))
+    return "\n".join(lines) + "\n"
+
+
 def _write(path: str, text: str) -> None:
     temporary = path + ".tmp"
     with open(temporary, "w") as file:
@@ -78,14 +114,15 @@ def _write(path: str, text: str) -> None:
     os.replace(temporary, path)
 
 
-def write_pod_files(home: str, pod, pod_ip: str, host_resolv_conf: str = "/etc/resolv.conf") -> str:
+def write_pod_files(home: str, pod, pod_ip: str, host_resolv_conf: str = "/etc/resolv.conf",
+                    cluster_dns: str | None = None) -> str:
     """Create the pod's directory with its files and volume directories; returns the directory."""
     directory = pod_dir(home, pod.metadata.uid)
     os.makedirs(os.path.join(directory, "logs"), exist_ok=True)
     hostname = pod_hostname(pod)
     _write(os.path.join(directory, "etc-hosts"), hosts_file(pod_ip, hostname, getattr(pod.spec, "host_aliases", None)))
     _write(os.path.join(directory, "hostname"), hostname + "\n")
-    _write(os.path.join(directory, "resolv.conf"), resolv_conf(host_resolv_conf))
+    _write(os.path.join(directory, "resolv.conf"), pod_resolv_conf(pod, resolv_conf(host_resolv_conf), cluster_dns))
     for volume in pod.spec.volumes or []:
         if getattr(volume, "empty_dir", None) is not None:
             volume_dir = os.path.join(directory, "volumes", volume.name)

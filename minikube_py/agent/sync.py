@@ -169,7 +169,8 @@ class PodSync:
         pod = record.pod
         try:
             record.ip = self.ipam.allocate(record.uid)
-            directory = podfiles.write_pod_files(self.config.home, pod, record.ip, self.config.host_resolv_conf)
+            directory = podfiles.write_pod_files(self.config.home, pod, record.ip, self.config.host_resolv_conf,
+                                                 self.config.cluster_dns)
             record.sandbox = self.runtime.create_sandbox(SandboxConfig(
                 pod_uid=record.uid,
                 pod_name=record.name,

@@ -158,6 +158,17 @@ class PodReadinessGate(WireModel):
     condition_type: str
 
 
+class PodDNSConfigOption(WireModel):
+    name: str | None = None
+    value: str | None = None
+
+
+class PodDNSConfig(WireModel):
+    nameservers: list[str] | None = None
+    searches: list[str] | None = None
+    options: list[PodDNSConfigOption] | None = None
+
+
 class PodSpec(WireModel):
     containers: list[Container] = Field(default_factory=list)
     init_containers: list[Container] | None = None
@@ -171,6 +182,7 @@ class PodSpec(WireModel):
     node_selector: dict[str, str] | None = None
     service_account_name: str | None = None
     dns_policy: str = "ClusterFirst"
+    dns_config: PodDNSConfig | None = None
     scheduler_name: str = "default-scheduler"
     volumes: list[Volume] | None = None
     security_context: PodSecurityContext | None = None

@@ -1,5 +1,6 @@
-"""Services on real pods: ClusterIP through the nftables proxy, hairpin, NodePort from the host,
-refusal without endpoints, endpoints following readiness, and `stop` leaving no table behind."""
+"""Services on real pods: cluster DNS, ClusterIP through the nftables proxy, hairpin, NodePort from
+the host, refusal without endpoints, endpoints following readiness, and `stop` leaving no table
+and no DNS listener behind (the cluster's leftovers check)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,18 @@ spec:
     - name: http
       port: 80
       targetPort: http
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-pods
+spec:
+  clusterIP: None
+  selector:
+    app: web
+  ports:
+    - name: http
+      port: 8080
 ---
 apiVersion: v1
 kind: Service
@@ -155,3 +168,31 @@ def test_an_unready_pod_leaves_the_endpoints_and_comes_back(cluster: Cluster):
     wait_for(lambda: ip not in ready_addresses(cluster, "web") or None, 10, f"{ip} leaving the endpoints")
     cluster.exec(pod["metadata"]["name"], "rm", "/tmp/unready")
     wait_for(lambda: ip in ready_addresses(cluster, "web") or None, 10, f"{ip} back in the endpoints")
+
+
+def resolved(cluster: Cluster, name: str) -> set[str]:
+    result = cluster.exec("client", "nslookup", name, check=False)
+    lines = result.stdout.split("Name:", 1)[-1] if "Name:" in result.stdout else ""
+    return {line.split()[-1] for line in lines.splitlines() if line.strip().startswith("Address")}
+
+
+def test_a_pod_resolves_a_service_name_and_reaches_it(cluster: Cluster):
+    wait_two_ready(cluster)
+    cluster.wait_running("client", timeout=60)
+    resolv_conf = cluster.exec("client", "cat", "/etc/resolv.conf").stdout
+    gateway = str(next(ipaddress.ip_network(cluster.pod_cidr).hosts()))
+    assert f"nameserver {gateway}" in resolv_conf
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv_conf
+    assert "options ndots:5" in resolv_conf
+    cluster_ip = service(cluster, "web")["spec"]["clusterIP"]
+    assert resolved(cluster, "web.default.svc.cluster.local") == {cluster_ip}
+    result = fetch_in(cluster, "client", f"http://{cluster_ip}/")
+    assert result.returncode == 0 and result.stdout.strip().startswith("web-")
+    unknown = cluster.exec("client", "nslookup", "nope.default.svc.cluster.local", check=False)
+    assert unknown.returncode != 0 and "NXDOMAIN" in unknown.stdout + unknown.stderr
+
+
+def test_a_headless_service_resolves_to_each_ready_pod(cluster: Cluster):
+    addresses = set(wait_two_ready(cluster))
+    wait_for(lambda: resolved(cluster, "web-pods.default.svc.cluster.local") == addresses or None, 10,
+             f"web-pods resolving to {sorted(addresses)}")
