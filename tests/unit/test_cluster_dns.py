@@ -4,7 +4,7 @@ pod's resolv.conf by dnsPolicy."""
 from __future__ import annotations
 
 import pytest
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import RCODE, RR, DNSRecord
 
 from minikube_py import api
 from minikube_py.agent.podfiles import pod_resolv_conf
@@ -33,7 +33,7 @@ def resolver(cluster):
     def forward(request):
         forwarded.append(str(request.q.qname))
         reply = request.reply()
-        reply.add_answer(*__import__("dnslib").RR.fromZone(f"{request.q.qname} 60 A 93.184.216.34"))
+        reply.add_answer(*RR.fromZone(f"{request.q.qname} 60 A 93.184.216.34"))
         return reply
 
     cluster.refresh()
