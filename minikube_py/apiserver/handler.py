@@ -10,10 +10,12 @@ columns. Standard library only: `http.server`, one thread per connection, HTTP/1
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import socket
 import ssl
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -54,6 +56,22 @@ def json_depth_exceeds(document: Any, limit: int) -> bool:
     return False
 
 
+class _DeadlineSocketIO(socket.SocketIO):
+    """A socket reader with an optional deadline for everything read until it is cleared: a
+    client that trickles its request a byte at a time gets no more time than one that sends
+    nothing (a per-read timeout alone would let it hold a thread forever)."""
+
+    deadline: float | None = None
+
+    def readinto(self, buffer) -> int | None:  # type: ignore[override]
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the request did not arrive in time")
+            self._sock.settimeout(remaining)
+        return super().readinto(buffer)
+
+
 class ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "minikube-py"
@@ -67,7 +85,26 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         super().setup()
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
+        self._reader = _DeadlineSocketIO(self.connection, "rb")
+        self.rfile = io.BufferedReader(self._reader)
         self.server.api.track(self.connection, True)
+
+    def handle_one_request(self) -> None:
+        # The request line, headers and body must all arrive within one read timeout.
+        self._reader.deadline = time.monotonic() + self.server.api.read_timeout
+        try:
+            super().handle_one_request()
+        finally:
+            self._request_received()
+
+    def _request_received(self) -> None:
+        """From here on, reads have the plain per-read timeout again (streams may lift it)."""
+        if self._reader.deadline is not None:
+            self._reader.deadline = None
+            try:
+                self.connection.settimeout(self.server.api.read_timeout)
+            except OSError:
+                pass
 
     def finish(self) -> None:
         try:
@@ -185,10 +222,12 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 if method != "GET":
                     raise errors.MethodNotAllowed(f"{method} is not supported on {url.path}")
                 self._read_body(method)
+                self._request_received()
                 self.send_json(200, route)
                 return
             auth.authorize(user, method, route, query, self.server.api.registry)
             body = self._read_body(method)
+            self._request_received()
             _refuse_dry_run(query, body)
             self._serve(method, route, query, body)
         except errors.ApiError as error:

@@ -205,6 +205,35 @@ def test_a_client_that_sends_nothing_is_hung_up_on_after_the_read_timeout(server
         assert connection.recv(100) == b""  # the server closed it (read_timeout is 2 s here)
 
 
+def test_a_client_that_trickles_its_request_is_hung_up_on_too(server):
+    """A byte every 0.2 s never trips a per-read timeout; the whole request has one deadline."""
+    import time
+
+    head = b"GET /version HTTP/1.1\r\n" + b"X-Slow: " + b"a" * 200 + b"\r\n\r\n"
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.settimeout(30)
+        connection.connect(server.socket_path)
+        connection.setblocking(False)
+        hung_up = False
+        for index in range(len(head)):  # 0.2 s a byte: the whole head would take 45 s
+            try:
+                if connection.recv(1) == b"":
+                    hung_up = True
+                    break
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                hung_up = True
+                break
+            try:
+                connection.send(head[index:index + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                hung_up = True
+                break
+            time.sleep(0.2)
+    assert hung_up, "the server waited for the whole trickled request"
+
+
 def test_a_malformed_request_line_gets_a_json_status(server):
     with socket.socket(socket.AF_UNIX) as connection:
         connection.settimeout(10)
