@@ -5,7 +5,8 @@ burst of changes into one sync, and a key being synced is marked to be synced on
 so the table is always rewritten from the latest caches and never from a stale half. `sync`
 builds the whole rule set (`rules.build_ruleset`, a pure function) and applies the difference in
 one transaction (`nftables.NftablesTable`); a failed transaction raises, and the queue retries
-with back-off while the kernel keeps the previous table. `stop()` removes the table.
+with back-off while the kernel keeps the previous table. `stop()` removes the table. Like k3s' ServiceLB, it also writes each LoadBalancer Service's
+`status.loadBalancer.ingress`: the node's address.
 
 kube-proxy's nftables mode waits up to a second between syncs (`--min-sync-period`); this proxy
 syncs as soon as a change arrives, since a sync that only touches the changed Service is cheap.
@@ -36,6 +37,7 @@ class ServiceProxy(Controller):
                  bridge: str | None = None, clock: Clock | None = None, informers: SharedInformers | None = None,
                  table: NftablesTable | None = None, on_applied: Callable[[float], None] | None = None):
         super().__init__(COMPONENT, clock, workers=1)
+        self.client = client
         self.cluster_name = cluster_name
         self.pod_cidr = pod_cidr
         self.node_name = node_name
@@ -73,7 +75,21 @@ class ServiceProxy(Controller):
         commands = self.table.apply(ruleset)
         if commands and self.on_applied is not None:
             self.on_applied(time.monotonic() - started)
+        self._publish_load_balancer_addresses()
         return None
+
+    def _publish_load_balancer_addresses(self) -> None:
+        """As k3s' ServiceLB: a LoadBalancer Service's status names the node's address, where the
+        table serves its ports (`get svc` shows it as EXTERNAL-IP instead of `<pending>`)."""
+        wanted = {"ingress": [{"ip": self.node_address, "ipMode": "VIP"}]}
+        for service in self.services.list():
+            if service.spec.type != "LoadBalancer":
+                continue
+            load_balancer = service.status.load_balancer if service.status else None
+            if load_balancer is not None and load_balancer.to_dict() == wanted:
+                continue
+            self.client.patch_status("services", service.metadata.name, {"status": {"loadBalancer": wanted}},
+                                     service.metadata.namespace)
 
     def stop(self, timeout: float = 5.0, remove_table: bool = True) -> None:
         super().stop(timeout)

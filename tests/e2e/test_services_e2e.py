@@ -196,3 +196,25 @@ def test_a_headless_service_resolves_to_each_ready_pod(cluster: Cluster):
     addresses = set(wait_two_ready(cluster))
     wait_for(lambda: resolved(cluster, "web-pods.default.svc.cluster.local") == addresses or None, 10,
              f"web-pods resolving to {sorted(addresses)}")
+
+
+def test_a_load_balancer_gets_the_node_address_as_its_external_ip(cluster: Cluster):
+    cluster.apply("""
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-lb
+spec:
+  type: LoadBalancer
+  selector:
+    app: web
+  ports:
+    - port: 8081
+      targetPort: 8080
+""")
+    node = cluster.client.raw.list("nodes")["items"][0]
+    internal_ip = next(address["address"] for address in node["status"]["addresses"] if address["type"] == "InternalIP")
+    wait_for(lambda: ((service(cluster, "web-lb").get("status") or {}).get("loadBalancer") or {}).get("ingress"),
+             10, "web-lb's load balancer address")
+    assert service(cluster, "web-lb")["status"]["loadBalancer"]["ingress"] == [{"ip": internal_ip, "ipMode": "VIP"}]
+    assert internal_ip in cluster.cli("get", "svc", "web-lb").stdout
