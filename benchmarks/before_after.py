@@ -55,6 +55,20 @@ class CheckoutCluster(BenchCluster):
         self.checkout = os.path.abspath(checkout)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+        if args and args[0] == "start":
+            args = ("start", *self._known_start_flags(args[1:]))
+        return self._run(*args, check=check, timeout=timeout, input=input)
+
+    def _known_start_flags(self, flags: tuple[str, ...]) -> list[str]:
+        """The `--flag value` pairs this checkout's `start` knows (an older one lacks newer flags)."""
+        usage = self._run("start", "--help").stdout
+        kept: list[str] = []
+        for index in range(0, len(flags), 2):
+            if f"{flags[index]} " in usage or f"{flags[index]}\n" in usage:
+                kept += flags[index:index + 2]
+        return kept
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
         # `python -m` puts the working directory first on sys.path, ahead of the installed package.
         result = subprocess.run([sys.executable, "-m", "minikube_py", *args], cwd=self.checkout,
                                 env=dict(self.env, PYTHONPATH=self.checkout), capture_output=True, text=True,
