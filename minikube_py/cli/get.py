@@ -76,6 +76,8 @@ def parse_targets(words: list[str]) -> tuple[list[Target], bool]:
         elif type_name:
             infos.append(resolve_resource(type_name))
     names = words[1:]
+    if "" in names:
+        raise CommandError("resource name may not be empty")  # kubectl's words
     if names and len(infos) > 1:
         raise CommandError("names can only be given with a single resource type")
     return [Target(info, list(names)) for info in infos], bool(names)
