@@ -11,9 +11,8 @@ moment the deadline would pass instead of relying on a periodic resync.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from minikube_py.api.apps import Deployment, DeploymentStatus, ReplicaSet
+from minikube_py.api.apps import Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet
 from minikube_py.api.times import parse_time
 
 from controllers.deployment import util
@@ -85,9 +84,9 @@ def sync_rollout_status(controller: SyncContext, all_replica_sets: Sequence[Repl
     return requeue_for_deadline(deployment, status, now)
 
 
-def replica_failure_conditions(all_replica_sets: Sequence[ReplicaSet | None], new_replica_set: ReplicaSet | None) -> list[Any]:
+def replica_failure_conditions(all_replica_sets: Sequence[ReplicaSet | None], new_replica_set: ReplicaSet | None) -> list[DeploymentCondition]:
     """ReplicaFailure conditions of the ReplicaSets as Deployment conditions, the new RS's first."""
-    def failures(replica_sets: Sequence[ReplicaSet | None]) -> list[Any]:
+    def failures(replica_sets: Sequence[ReplicaSet | None]) -> list[DeploymentCondition]:
         return [
             util.replica_set_condition_to_deployment(condition)
             for replica_set in replica_sets if replica_set is not None

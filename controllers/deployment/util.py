@@ -14,7 +14,6 @@ import json
 import math
 import struct
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from minikube_py.api.core import PodTemplateSpec
 from minikube_py.api.apps import Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetCondition
@@ -262,7 +261,7 @@ def by_revision(replica_sets: Iterable[ReplicaSet]) -> list[ReplicaSet]:
     return sorted(replica_sets, key=key)
 
 
-def _annotation_int(obj: Any, key: str) -> int | None:
+def _annotation_int(obj: ReplicaSet | Deployment, key: str) -> int | None:
     """A non-negative int32 annotation, or None when missing or malformed."""
     text = (obj.metadata.annotations or {}).get(key)
     if text is None:
@@ -498,18 +497,19 @@ def proportional_sizes(deployment: Deployment, active_replica_sets: Sequence[Rep
         # Largest first; on a tie the older RS shrinks first.
         ordered.sort(key=creation_order)
         ordered.sort(key=lambda rs: rs.spec.replicas, reverse=True)
-    sizes: list[list[Any]] = []  # [replica set, new size]
+    sizes: list[tuple[ReplicaSet, int]] = []
     added = 0
     for replica_set in ordered:
         if to_add != 0:
             proportion = replica_set_proportion(replica_set, deployment, to_add, added)
             added += proportion
-            sizes.append([replica_set, replica_set.spec.replicas + proportion])
+            sizes.append((replica_set, replica_set.spec.replicas + proportion))
         else:
-            sizes.append([replica_set, replica_set.spec.replicas])
+            sizes.append((replica_set, replica_set.spec.replicas))
     if sizes and to_add != 0:
-        sizes[0][1] = max(sizes[0][1] + to_add - added, 0)
-    return [(replica_set, size) for replica_set, size in sizes]
+        first, size = sizes[0]
+        sizes[0] = (first, max(size + to_add - added, 0))
+    return sizes
 
 
 # -- status and conditions --------------------------------------------------------------------
