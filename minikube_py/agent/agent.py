@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from minikube_py.agent import node as node_status
 from minikube_py.agent.adoption import Adoption
 from minikube_py.agent.backoff import CrashLoopBackOff
+from minikube_py.agent.config_sources import EnvSources, referenced_objects
 from minikube_py.agent.ipam import Ipam
 from minikube_py.agent.pod import LONGEST_GRACE_SECONDS, Lifecycle, PodRecord, PodTable, Why
 from minikube_py.agent.probes import ProbeManager
@@ -90,6 +91,12 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self._stop_grace: float | None = None
         self._helpers: list[threading.Thread] = []
         self.pods = self.watch(Informer(client, "pods"), self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
+        # ConfigMaps and Secrets that containers' env reads: a change re-syncs the pods naming them.
+        self.config_maps = self.watch(Informer(client, "configmaps"), *self._config_handlers("configmaps"))
+        self.secrets = self.watch(Informer(client, "secrets"), *self._config_handlers("secrets"))
+        self.env_sources = EnvSources(lambda namespace, name: self.config_maps.get(f"{namespace}/{name}"),
+                                      lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
+                                      node_status.node_resources(config.max_pods)[1])
 
     # ------------------------------------------------------------------------------------------
     # Running
@@ -161,6 +168,8 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         """Do on this thread what the agent's threads would do now: refresh the pod cache, collect
         container exits, run due probes and sync every pod that is due. For tests on a FakeClock."""
         for _ in range(max_rounds):
+            self.config_maps.refresh()
+            self.secrets.refresh()
             self.pods.refresh()
             exited = self.runtime.wait_any(0)
             for state in exited:
@@ -204,6 +213,15 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             # The last word of the API, also for a pod just deleted (its grace period).
             record.pod = pod
         self.queue.add(uid)
+
+    def _config_handlers(self, resource: str):
+        def changed(obj) -> None:
+            for record in self.table.all():
+                pod = record.pod
+                if (pod.metadata.namespace == obj.metadata.namespace
+                        and (resource, obj.metadata.name) in referenced_objects(pod)):
+                    self.queue.add(record.uid)
+        return changed, lambda old, new: changed(new), changed
 
     def _current_pod(self, uid: str) -> Pod | None:
         key = self.table.key(uid)

@@ -3,8 +3,8 @@
 The runtime receives only final values: the argv already merged with the image's ENTRYPOINT/CMD
 (command replaces ENTRYPOINT, args replace CMD, args alone go after ENTRYPOINT), the environment
 already merged with the image's Env and expanded (`$(VAR)` from earlier variables, `fieldRef`
-values from the pod), the user from the container's, else the pod's, securityContext, cgroup
-limits from resources, the mounts (volumes plus the pod's hosts, hostname and resolv.conf), and
+values from the pod, `envFrom` and ConfigMap/Secret/resource values from `config_sources`), the
+user from the container's, else the pod's, securityContext, cgroup limits from resources, the mounts (volumes plus the pod's hosts, hostname and resolv.conf), and
 what confines the container, resolved as kubelet and containerd resolve the securityContext:
 capabilities (Docker's default set, then `add`, then `drop`, `ALL` in either), privileged,
 readOnlyRootFilesystem, no_new_privs from allowPrivilegeEscalation, the seccomp profile
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from minikube_py.agent.config_sources import EnvSources
 from minikube_py.runtime.linux import ALL_CAPABILITY_NUMBERS, CAPABILITY_NUMBERS
 from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ResolvedImage, Mount, ContainerRuntimeError
 
@@ -106,19 +107,27 @@ def field_ref_value(pod, field_path: str, pod_ip: str, host_ip: str) -> str:
     )
 
 
-def container_env(pod, container, pod_ip: str, host_ip: str) -> list[tuple[str, str]]:
-    """The container's own env in order, each value expanded against the variables defined before it."""
+def container_env(pod, container, pod_ip: str, host_ip: str, sources: EnvSources | None = None) -> list[tuple[str, str]]:
+    """The container's own env in order: `envFrom` first, then `env`, each value expanded against
+    the variables defined before it (ConfigMap, Secret and resource values from `sources`)."""
     defined: dict[str, str] = {}
     result: list[tuple[str, str]] = []
+    if sources is not None:
+        for name, value in sources.env_from(pod, container):
+            defined[name] = value
+            result.append((name, value))
     for variable in container.env or []:
         value_from = variable.value_from
         if value_from is not None and value_from.field_ref is not None:
             value = field_ref_value(pod, value_from.field_ref.field_path, pod_ip, host_ip)
         elif value_from is not None:
-            raise ContainerRuntimeError(
-                "CreateContainerConfigError",
-                f"container {container.name}: env {variable.name}: only valueFrom.fieldRef is supported",
-            )
+            if sources is None:
+                raise ContainerRuntimeError("CreateContainerConfigError",
+                                            f"container {container.name}: env {variable.name}: no ConfigMap/Secret source")
+            from_source = sources.value_from(pod, container, value_from)
+            if from_source is None:
+                continue  # an optional object or key that is missing: the variable is not set
+            value = from_source
         else:
             value = expand(variable.value or "", defined.get)
         defined[variable.name] = value
@@ -284,8 +293,9 @@ def log_path(pod_dir: str, container_name: str, attempt: int) -> str:
 
 
 def build_container_config(pod, container, image: ResolvedImage, attempt: int, pod_dir: str, pod_ip: str,
-                           host_ip: str, seccomp_profiles_dir: str = "", seccomp_default: bool = True) -> ContainerConfig:
-    own_env = container_env(pod, container, pod_ip, host_ip)
+                           host_ip: str, seccomp_profiles_dir: str = "", seccomp_default: bool = True,
+                           sources: EnvSources | None = None) -> ContainerConfig:
+    own_env = container_env(pod, container, pod_ip, host_ip, sources)
     variables = dict(own_env)
     # command and args see the container's own env (not the image's), as kubelet expands them.
     command = [expand(part, variables.get) for part in container.command or []]

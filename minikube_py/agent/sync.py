@@ -244,7 +244,7 @@ class PodSync:
             config = container_configs.build_container_config(
                 pod, container, image, attempt, podfiles.pod_dir(self.config.home, record.uid), record.ip, self.host_ip,
                 seccomp_profiles_dir=podfiles.seccomp_profiles_dir(self.config.home),
-                seccomp_default=self.config.seccomp_default)
+                seccomp_default=self.config.seccomp_default, sources=self.env_sources)
         except ContainerRuntimeError as error:
             return self._creation_failed(record, container_record, error)
         self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{container.image}" already present on machine')

@@ -21,14 +21,51 @@ class ObjectFieldSelector(WireModel):
     api_version: str | None = None
 
 
+class ConfigMapKeySelector(WireModel):
+    key: str
+    name: str | None = None
+    optional: bool | None = None
+
+
+class SecretKeySelector(WireModel):
+    key: str
+    name: str | None = None
+    optional: bool | None = None
+
+
+class ResourceFieldSelector(WireModel):
+    resource: str
+    container_name: str | None = None
+    divisor: IntOrString | None = None
+
+
 class EnvVarSource(WireModel):
     field_ref: ObjectFieldSelector | None = None
+    config_map_key_ref: ConfigMapKeySelector | None = None
+    secret_key_ref: SecretKeySelector | None = None
+    resource_field_ref: ResourceFieldSelector | None = None
 
 
 class EnvVar(WireModel):
     name: str
     value: str | None = None
     value_from: EnvVarSource | None = None
+
+
+class ConfigMapEnvSource(WireModel):
+    name: str | None = None
+    optional: bool | None = None
+
+
+class SecretEnvSource(WireModel):
+    name: str | None = None
+    optional: bool | None = None
+
+
+class EnvFromSource(WireModel):
+    prefix: str | None = None
+    config_map_ref: ConfigMapEnvSource | None = None
+    secret_ref: SecretEnvSource | None = None
 
 
 class ContainerPort(WireModel):
@@ -113,6 +150,7 @@ class Container(WireModel):
     args: list[str] | None = None
     working_dir: str | None = None
     env: list[EnvVar] | None = None
+    env_from: list[EnvFromSource] | None = None
     ports: list[ContainerPort] | None = None
     resources: ResourceRequirements | None = None
     liveness_probe: Probe | None = None

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from minikube_py.api.apps import Deployment, DeploymentStrategy, ReplicaSet
 from minikube_py.api.core import (
-    Container, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Volume,
+    Container, EnvVarSource, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, ResourceFieldSelector,
+    SeccompProfile, Volume,
 )
 from minikube_py.api.meta import INT64_MAX, INT64_MIN, IntOrString, LabelSelector, ObjectMeta, WireModel, wire_name
 from minikube_py.api.names import (
@@ -251,6 +252,13 @@ def _validate_resources(problems: Problems, path: str, container: Container) -> 
             problems.invalid(f"{path}.requests[{resource}]", text, f"must be less than or equal to {resource} limit of {limit[1]}")
 
 
+ENV_RESOURCE_FIELDS = (
+    "limits.cpu", "limits.memory", "limits.ephemeral-storage",
+    "requests.cpu", "requests.memory", "requests.ephemeral-storage",
+)
+_VALUE_FROM_SOURCES = "`fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"
+
+
 def _validate_env(problems: Problems, path: str, container: Container) -> None:
     for index, variable in enumerate(container.env or []):
         at = f"{path}[{index}]"
@@ -262,16 +270,79 @@ def _validate_env(problems: Problems, path: str, container: Container) -> None:
             continue
         if variable.value:
             problems.invalid(f"{at}.valueFrom", "", "may not be specified when `value` is not empty")
-        field_ref = variable.value_from.field_ref
-        if field_ref is None:
-            problems.required(f"{at}.valueFrom", "must specify one of: `fieldRef`")
-            continue
+        _validate_value_from(problems, f"{at}.valueFrom", variable.value_from)
+
+
+def _validate_value_from(problems: Problems, at: str, source: EnvVarSource) -> None:
+    given = [name for name in ("field_ref", "resource_field_ref", "config_map_key_ref", "secret_key_ref")
+             if getattr(source, name) is not None]
+    if not given:
+        problems.required(at, f"must specify one of: {_VALUE_FROM_SOURCES}")
+        return
+    if len(given) > 1:
+        problems.invalid(at, "", "may not have more than one field specified at a time")
+        return
+    field_ref = source.field_ref
+    if field_ref is not None:
         if field_ref.api_version not in (None, "v1"):
-            problems.unsupported(f"{at}.valueFrom.fieldRef.apiVersion", field_ref.api_version, ("v1",))
+            problems.unsupported(f"{at}.fieldRef.apiVersion", field_ref.api_version, ("v1",))
         if not field_ref.field_path:
-            problems.required(f"{at}.valueFrom.fieldRef.fieldPath")
+            problems.required(f"{at}.fieldRef.fieldPath")
         elif not _SUBSCRIPTED_FIELD_REF.match(field_ref.field_path):
-            problems.one_of(f"{at}.valueFrom.fieldRef.fieldPath", field_ref.field_path, SUPPORTED_FIELD_REFS)
+            problems.one_of(f"{at}.fieldRef.fieldPath", field_ref.field_path, SUPPORTED_FIELD_REFS)
+    for field, wire in (("config_map_key_ref", "configMapKeyRef"), ("secret_key_ref", "secretKeyRef")):
+        reference = getattr(source, field)
+        if reference is None:
+            continue
+        if not reference.name:
+            problems.required(f"{at}.{wire}.name")
+        if not reference.key:
+            problems.required(f"{at}.{wire}.key")
+        elif not re.fullmatch(r"[-._a-zA-Z0-9]+", reference.key) or reference.key in (".", ".."):
+            problems.invalid(f"{at}.{wire}.key", reference.key,
+                             "a valid config key must consist of alphanumeric characters, '-', '_' or '.'")
+    resource_ref = source.resource_field_ref
+    if resource_ref is not None:
+        if not resource_ref.resource:
+            problems.required(f"{at}.resourceFieldRef.resource")
+        else:
+            problems.one_of(f"{at}.resourceFieldRef.resource", resource_ref.resource, ENV_RESOURCE_FIELDS)
+        _validate_divisor(problems, f"{at}.resourceFieldRef.divisor", resource_ref)
+
+
+def _validate_divisor(problems: Problems, path: str, resource_ref: ResourceFieldSelector) -> None:
+    """Kubernetes allows only unit divisors: 1m or 1 for cpu, 1 and the 1k..1Ei units for memory."""
+    if resource_ref.divisor is None:
+        return
+    text = str(resource_ref.divisor)
+    if resource_ref.resource.endswith(".cpu"):
+        allowed: tuple[str, ...] = ("1m", "1")
+    else:
+        allowed = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
+    try:
+        value = parse_quantity(text)
+    except ValueError:
+        problems.invalid(path, text, "must be a quantity")
+        return
+    if value not in {parse_quantity(unit) for unit in allowed}:
+        problems.unsupported(path, text, allowed)
+
+
+def _validate_env_from(problems: Problems, path: str, container: Container) -> None:
+    for index, source in enumerate(container.env_from or []):
+        at = f"{path}[{index}]"
+        if source.prefix and not re.fullmatch(_ENV_VAR_NAME, source.prefix):
+            problems.invalid(f"{at}.prefix", source.prefix, ENV_VAR_NAME_ERROR)
+        references = [(wire, reference) for wire, reference in
+                      (("configMapRef", source.config_map_ref), ("secretRef", source.secret_ref)) if reference is not None]
+        if not references:
+            problems.required(at, "must specify one of: `configMapRef` or `secretRef`")
+        elif len(references) > 1:
+            problems.invalid(at, "", "may not have more than one field specified at a time")
+        else:
+            wire, reference = references[0]
+            if not reference.name:
+                problems.required(f"{at}.{wire}.name")
 
 
 def _validate_ports(problems: Problems, path: str, container: Container) -> None:
@@ -328,6 +399,7 @@ def validate_container(problems: Problems, path: str, container: Container, volu
         problems.required(f"{path}.terminationMessagePath")
     _validate_ports(problems, f"{path}.ports", container)
     _validate_env(problems, f"{path}.env", container)
+    _validate_env_from(problems, f"{path}.envFrom", container)
     _validate_resources(problems, f"{path}.resources", container)
     for probe_kind in ("liveness", "readiness", "startup"):
         probe = getattr(container, f"{probe_kind}_probe")
