@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up this machine for minikube-py: Debian packages (busybox-static for the busybox image,
-# a C compiler and libc for the tiny pause binary, libseccomp for containers' seccomp filters,
+# a C compiler and libc for the tiny pause and monitor binaries, libseccomp for containers' seccomp filters,
 # libnftables1 for the service proxy), then
 # minikube-py itself with its test extras.
 # Idempotent and quick when everything is already there. Run as root.
