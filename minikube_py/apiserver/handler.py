@@ -147,6 +147,19 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.request_version = self.protocol_version
         try:
             self.send_json(code, error.to_status())
+            self.wfile.flush()
+        except OSError:
+            pass
+        self._drop_waiting_input()
+
+    def _drop_waiting_input(self) -> None:
+        """Read, without waiting, what the client already sent past a request we refused whole, so
+        that closing the connection does not reset it before the client reads the Status."""
+        try:
+            self.connection.setblocking(False)
+            for _ in range(16):
+                if not self.connection.recv(65536):
+                    break
         except OSError:
             pass
 
@@ -183,9 +196,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.UnsupportedMediaType(
                 f"the body of a {method} must be one of {', '.join(sorted(accepted))}; got {content_type}")
         raw = self.rfile.read(length)
-        if len(raw) < length:
-            raise errors.BadRequest(f"the request body ended after {len(raw)} of {length} bytes")
         self._body_pending = False
+        if len(raw) < length:
+            self.close_connection = True
+            raise errors.BadRequest(f"the request body ended after {len(raw)} of {length} bytes")
         try:
             document = json.loads(raw, parse_constant=_reject_constant)
         except RecursionError:
@@ -195,6 +209,18 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if json_depth_exceeds(document, MAX_JSON_DEPTH):
             raise errors.BadRequest(f"the request body nests more than {MAX_JSON_DEPTH} levels deep")
         return document
+
+    def _discard_body(self) -> bool:
+        """Read and drop a request body that an error left unread. Closing a socket with unread
+        bytes makes the kernel answer with a reset, and the client may then lose the Status it was
+        sent. False when the body cannot be read: no valid length, too large, or cut short."""
+        try:
+            length = self._body_length()
+            dropped = self.rfile.read(length)
+        except (errors.ApiError, OSError):
+            return False
+        self._body_pending = False
+        return len(dropped) == length
 
     def _user(self) -> auth.User:
         if not self.server.requires_credentials:
@@ -242,8 +268,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                                              "the daemon log has the details"))
 
     def _send_error(self, error: errors.ApiError) -> None:
-        if self._body_pending:
-            # The body was not read: the rest of this connection is not a request boundary.
+        if self._body_pending and not self._discard_body():
+            # The body could not be read: the rest of this connection is not a request boundary.
             self.close_connection = True
         try:
             self.send_json(error.code, error.to_status())
