@@ -6,6 +6,9 @@ labels, container and volume rules, probes, quantities, selectors that must matc
 template, rolling-update parameters, and on update the fields that may not change. Every
 problem is one `(path, message)` pair, worded as the API server words it
 (`Required value`, `Invalid value: "x": ...`, `Unsupported value: ...: supported values: ...`).
+
+It stays one module, as long as the Kubernetes files it follows: the rules of the core and apps
+kinds call each other (a pod template is validated inside a ReplicaSet and a Deployment).
 """
 
 from __future__ import annotations

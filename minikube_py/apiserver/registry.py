@@ -9,6 +9,10 @@ compare-and-swap on resourceVersion, retrying internally when the caller gave no
 deletion, finalizers and propagation policies; binding; the scale subresource; and watches that
 filter by label and field selectors the way the watch cache does (an object that stops matching
 is DELETED for that watcher, one that starts matching is ADDED).
+
+It stays one module of about 700 lines: every verb goes through the same compare-and-swap and
+watch path, and splitting by verb would split rules that must agree (generation, status,
+deletion and finalizers).
 """
 
 from __future__ import annotations

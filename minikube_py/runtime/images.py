@@ -18,6 +18,9 @@ Layout under `<home>/images/`: `tags.json` (`"busybox:latest"` -> `"sha256:<hex>
 `content/<hex>/image.json` (config and metadata) and `content/<hex>/rootfs/`. An image id is the
 sha256 of its config (as `docker` computes it) for loaded archives, and of the imported content
 otherwise.
+
+Its length is the archive formats and the tar safety checks; the content-addressed store of
+issue 11 replaces this flattened one and will be split into blobs, layers and the puller.
 """
 
 from __future__ import annotations

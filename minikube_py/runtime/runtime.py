@@ -6,6 +6,10 @@ process reached over `supervisor.sock`) to fork pause processes and containers, 
 outlive the daemon. State is read back from the supervisor's records (`containers/<id>/state.json`)
 and facts for `inspect` from /proc and cgroupfs, never from this object's memory: a restarted
 daemon sees exactly what a running one sees.
+
+It stays one module of about 700 lines because it is one class implementing one protocol
+(`Runtime`); its parts (cgroups, network, images, the supervisor's wire) already live in their
+own modules.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ monitor.c) that holds its pipes, writes its log and records its exit status in
 after a restart (or `kill -9`) a new supervisor picks up exactly where the old one was. Only a
 container whose monitor vanished too is recorded as unknown (137, ContainerStatusUnknown, as the
 kubelet does for a vanished container).
+
+It stays one module of about 800 lines: one single-threaded process whose handlers share its
+event loop's state; the wire types live in protocol.py and the monitor in monitor.py.
 """
 
 from __future__ import annotations
