@@ -18,6 +18,12 @@ from harness.cluster import PrivateCluster, Timeout, host_leftovers, wait_for
 __all__ = ["Cluster", "Timeout", "host_leftovers", "wait_for"]
 
 
+def sequence_numbers(path: str) -> list[int]:
+    """The N of each `line N` a test's logger wrote, read from its CRI log file, in file order."""
+    with open(path) as file:
+        return [int(line.split(" ", 3)[3].split()[1]) for line in file]
+
+
 class Cluster(PrivateCluster):
     def kubectl(self, *args: str, timeout: float = 30, check: bool = True,
                 input: str | None = None) -> subprocess.CompletedProcess:

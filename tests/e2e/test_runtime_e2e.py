@@ -24,7 +24,7 @@ import pytest
 from minikube_py.runtime import linux
 from minikube_py.runtime.runtime import LinuxRuntime
 from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ContainerRuntimeError, SandboxConfig
-from tests.e2e.cluster import host_leftovers, wait_for
+from tests.e2e.cluster import host_leftovers, sequence_numbers, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -300,11 +300,6 @@ def running_in_proc(pid: int) -> bool:
             return file.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def sequence_numbers(path: str) -> list[int]:
-    with open(path) as file:
-        return [int(line.split(" ", 3)[3].split()[1]) for line in file]
 
 
 def test_a_supervisor_killed_with_sigkill_loses_no_log_line_and_no_exit_code(runtime, pods):

@@ -23,7 +23,7 @@ import pytest
 
 from minikube_py.runtime import protocol
 from minikube_py.runtime.runtime import SupervisorClient
-from tests.e2e.cluster import Cluster, wait_for
+from tests.e2e.cluster import Cluster, sequence_numbers, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +45,6 @@ spec:
       image: busybox
       command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done"]
 """
-
-
-def sequence_numbers(path: str) -> list[int]:
-    with open(path) as file:
-        return [int(line.split(" ", 3)[3].split()[1]) for line in file]
 
 
 def unpack_previous_release(target: str) -> None:
