@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Sets up this machine for minikube-py: Debian packages (busybox-static for the busybox image,
 # a C compiler and libc for the tiny pause and monitor binaries, libseccomp for containers' seccomp filters,
-# libnftables1 for the service proxy), then
+# libnftables1 for the service proxy; docker-registry, skopeo and apache2-utils (htpasswd) for the image
+# tests, which run a real registry on 127.0.0.1 and fill it), then
 # minikube-py itself with its test extras.
 # Idempotent and quick when everything is already there. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
-packages="busybox-static gcc libc6-dev libseccomp2 libnftables1"
+packages="busybox-static gcc libc6-dev libseccomp2 libnftables1 docker-registry skopeo apache2-utils"
 missing=""
 for package in $packages; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"

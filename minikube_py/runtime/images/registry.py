@@ -1,0 +1,361 @@
+"""A client of the OCI distribution API: manifests and blobs from a registry, over httpx.
+
+`RegistryClient.repository(reference, keyring)` gives a `Repository` that knows the endpoints to
+try (registries.yaml mirrors, then the registry itself; hosts.py) and authenticates the way
+registries ask: a request without credentials, a 401 with a `WWW-Authenticate` challenge, then
+a bearer token from the challenge's realm (anonymous, or with basic credentials, or an identity
+token as a refresh token) or basic auth on every request. Tokens are kept per endpoint and scope.
+
+Every answer is checked: manifests are parsed and their digest computed from the bytes (and
+compared with the one asked for or `Docker-Content-Digest`), blobs are streamed into a file
+while hashing and kept only when size and digest match. Connection errors, timeouts, 429 and
+5xx are retried with doubling back-off; a partial blob resumes with a Range request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import httpx
+
+from minikube_py.runtime.images.auth import Credentials, Keyring, parse_challenges
+from minikube_py.runtime.images.hosts import Endpoint, RegistryHosts
+from minikube_py.runtime.images.reference import Reference
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+MANIFEST_SIZE_MAX = 4 << 20  # containerd's limit for a manifest or index
+CHUNK = 1 << 20
+
+
+class RegistryError(Exception):
+    """A registry operation failed. `kind` is what kubelet's message hinges on:
+    "not_found", "unauthorized", "invalid" (a bad answer, a digest mismatch) or "unavailable"."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass
+class Manifest:
+    digest: str
+    media_type: str
+    body: bytes
+    document: dict
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES or ("manifests" in self.document and "config" not in self.document)
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 4
+    first_delay: float = 0.25
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+
+    def delays(self) -> Iterator[float]:
+        for attempt in range(self.attempts):
+            yield 0.0 if attempt == 0 else self.first_delay * 2 ** (attempt - 1)
+
+
+class RegistryClient:
+    """One per node: httpx clients per endpoint (connection pools, TLS settings) and tokens."""
+
+    def __init__(self, hosts: RegistryHosts | None = None, retry: RetryPolicy | None = None,
+                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep):
+        self.hosts = hosts or RegistryHosts()
+        self.retry = retry or RetryPolicy()
+        self.transport = transport  # tests pass httpx.MockTransport
+        self.sleep = sleep
+        self._clients: dict[str, httpx.Client] = {}
+        self._tokens: dict[tuple[str, str, str], str] = {}  # (endpoint, scope, who) -> Authorization value
+        self._lock = threading.Lock()
+
+    def repository(self, reference: Reference, keyring: Keyring | None = None) -> "Repository":
+        return Repository(self, reference, keyring or Keyring())
+
+    def http(self, endpoint: Endpoint) -> httpx.Client:
+        with self._lock:
+            client = self._clients.get(endpoint.url)
+            if client is None:
+                timeout = httpx.Timeout(self.retry.read_timeout, connect=self.retry.connect_timeout)
+                if self.transport is not None:
+                    client = httpx.Client(transport=self.transport, timeout=timeout, follow_redirects=True)
+                else:
+                    client = httpx.Client(verify=endpoint.tls.verify(), timeout=timeout, follow_redirects=True,
+                                          trust_env=False)
+                self._clients[endpoint.url] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
+class Repository:
+    """One repository at one registry, through its endpoints."""
+
+    def __init__(self, client: RegistryClient, reference: Reference, keyring: Keyring):
+        self.client = client
+        self.reference = reference
+        self.keyring = keyring
+        self.endpoints = client.hosts.endpoints(reference.domain)
+        self.endpoint: Endpoint | None = None  # the one that answered last
+
+    # ---- manifests ---------------------------------------------------------------------------
+
+    def manifest(self, object_name: str) -> Manifest:
+        """The manifest or index for a tag or digest, checked against its digest."""
+        response = self._send("GET", "manifests", object_name, {"Accept": ACCEPT}, what=f"{self.reference}")
+        try:
+            body = response.read()
+        finally:
+            response.close()
+        if len(body) > MANIFEST_SIZE_MAX:
+            raise RegistryError("invalid", f"manifest of {self.reference} is larger than {MANIFEST_SIZE_MAX} bytes")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        expected = object_name if object_name.startswith("sha256:") else response.headers.get("Docker-Content-Digest", "")
+        if expected.startswith("sha256:") and expected != digest:
+            raise RegistryError("invalid", f"manifest {expected} of {self.reference}: the registry sent content whose "
+                                           f"digest is {digest}; refusing it")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise RegistryError("invalid", f"{self.reference}: the registry's answer is not a manifest "
+                                           f"(Content-Type {media_type or 'none'}, not JSON)") from None
+        if not isinstance(document, dict):
+            raise RegistryError("invalid", f"{self.reference}: the registry's answer is not a manifest")
+        media_type = document.get("mediaType") or media_type
+        if media_type in DOCKER_SCHEMA1 or document.get("schemaVersion") == 1:
+            raise RegistryError("invalid", f"{self.reference}: Docker image manifest schema 1 is not supported; "
+                                           "push the image again with a current client (schema 2 or OCI)")
+        if media_type not in INDEX_TYPES + MANIFEST_TYPES and not ("manifests" in document or "config" in document):
+            raise RegistryError("invalid", f"{self.reference}: unknown manifest type {media_type or 'none'}")
+        return Manifest(digest, media_type, body, document)
+
+    # ---- blobs -------------------------------------------------------------------------------
+
+    def fetch_blob(self, digest: str, size: int, destination: str, partial: str,
+                   progress: Callable[[int], None] | None = None) -> None:
+        """Download blob `digest` to `destination` through `partial` (resumed when present);
+        the file appears only once size and digest match. `progress` gets the bytes held so far."""
+        for delay in self.client.retry.delays():
+            if delay:
+                self.client.sleep(delay)
+            try:
+                self._fetch_blob_once(digest, size, destination, partial, progress)
+                return
+            except RegistryError as error:
+                if error.kind != "unavailable":
+                    raise
+                last = error
+            except (httpx.TransportError, OSError) as error:
+                last = RegistryError("unavailable", f"blob {digest} of {self.reference}: {error or type(error).__name__}")
+        raise last
+
+    def _fetch_blob_once(self, digest: str, size: int, destination: str, partial: str,
+                         progress: Callable[[int], None] | None) -> None:
+        hashing = hashlib.sha256()
+        have = 0
+        if os.path.exists(partial):
+            with open(partial, "rb") as file:
+                while chunk := file.read(CHUNK):
+                    hashing.update(chunk)
+                    have += len(chunk)
+            if size and have > size:
+                os.unlink(partial)
+                hashing, have = hashlib.sha256(), 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        response = self._send("GET", "blobs", digest, headers, what=f"blob {digest} of {self.reference}")
+        try:
+            if have and response.status_code != 206:
+                hashing, have = hashlib.sha256(), 0  # no range support: start over
+            if progress is not None and have:
+                progress(have)
+            with open(partial, "ab" if have else "wb") as file:
+                os.fchmod(file.fileno(), 0o600)
+                for chunk in response.iter_bytes(CHUNK):
+                    file.write(chunk)
+                    hashing.update(chunk)
+                    have += len(chunk)
+                    if size and have > size:
+                        break
+                    if progress is not None:
+                        progress(have)
+        finally:
+            response.close()
+        actual = "sha256:" + hashing.hexdigest()
+        if (size and have != size) or actual != digest:
+            if size and have < size:
+                # Cut short: keep the partial file, the next attempt resumes from it.
+                raise RegistryError("unavailable", f"blob {digest} of {self.reference}: got {have} of {size} bytes")
+            os.unlink(partial)
+            raise RegistryError("invalid", f"blob {digest} of {self.reference}: the registry sent {have} bytes with "
+                                           f"digest {actual}, not the {size} bytes the manifest names; refusing it")
+        os.replace(partial, destination)
+
+    # ---- requests, endpoints and auth ----------------------------------------------------------
+
+    def _send(self, method: str, kind: str, object_name: str, headers: dict, what: str) -> httpx.Response:
+        """A streamed response with status 200/206 from the first endpoint that has the object."""
+        failures: list[RegistryError] = []
+        for endpoint in self.endpoints:
+            path = f"/v2/{endpoint.repository(self.reference.path)}/{kind}/{object_name}"
+            try:
+                response = self._send_to(endpoint, method, path, headers, what)
+            except RegistryError as error:
+                failures.append(error)
+                if error.kind in ("unavailable", "not_found") or endpoint.is_mirror:
+                    continue  # the next mirror, or the registry itself, may have it
+                raise
+            self.endpoint = endpoint
+            return response
+        # Report the registry's own answer when it gave one; a mirror's failure otherwise.
+        for kind_wanted in ("unauthorized", "not_found", "invalid", "unavailable"):
+            for failure in reversed(failures):
+                if failure.kind == kind_wanted:
+                    raise failure
+        raise RegistryError("unavailable", f"{what}: no endpoint to try")
+
+    def _send_to(self, endpoint: Endpoint, method: str, path: str, headers: dict, what: str) -> httpx.Response:
+        http = self.client.http(endpoint)
+        url = endpoint.url + path
+        scope = f"repository:{endpoint.repository(self.reference.path)}:pull"
+        authorized_once = False
+        last: RegistryError | None = None
+        for delay in self.client.retry.delays():
+            if delay:
+                self.client.sleep(delay)
+            request_headers = dict(headers)
+            authorization = self._cached_authorization(endpoint, scope)
+            if authorization:
+                request_headers["Authorization"] = authorization
+            try:
+                response = http.send(http.build_request(method, url, headers=request_headers), stream=True)
+            except httpx.TransportError as error:
+                last = RegistryError("unavailable", f"{what}: {endpoint.url} cannot be reached: "
+                                                    f"{error or type(error).__name__}")
+                if isinstance(error, httpx.ConnectError) and endpoint.url.startswith("https://") \
+                        and "SSL" in str(error).upper():
+                    break  # a plain HTTP server: retrying TLS is useless, the http:// endpoint is next
+                continue
+            status = response.status_code
+            if status in (200, 206):
+                return response
+            body = _read_error_body(response)
+            if status == 401 and not authorized_once:
+                authorized_once = True
+                self._authorize(endpoint, scope, response.headers.get("WWW-Authenticate", ""), what)
+                last = None
+                continue
+            if status == 401 or status == 403:
+                raise RegistryError("unauthorized", "pull access denied, repository does not exist or may require "
+                                                    f"authorization: server message: {body or 'unauthorized'}")
+            if status == 404:
+                raise RegistryError("not_found", f"{what}: not found")
+            last = RegistryError("unavailable" if status >= 500 or status == 429 else "invalid",
+                                 f"{what}: unexpected status from {method} request to {url}: {status} "
+                                 f"{response.reason_phrase}{': ' + body if body else ''}")
+            if last.kind == "invalid":
+                raise last
+        raise last or RegistryError("unavailable", f"{what}: {endpoint.url} did not answer")
+
+    def _credentials(self, endpoint: Endpoint) -> list[Credentials]:
+        found = self.keyring.lookup(self.reference.domain, self.reference.path)
+        if endpoint.is_mirror or not found:
+            found = found + ([endpoint.credentials] if endpoint.credentials else [])
+        return found
+
+    def _cached_authorization(self, endpoint: Endpoint, scope: str) -> str:
+        with self.client._lock:
+            return self.client._tokens.get((endpoint.url, scope, self._who(endpoint)), "")
+
+    def _who(self, endpoint: Endpoint) -> str:
+        credentials = self._credentials(endpoint)
+        return f"{credentials[0].username}:{hashlib.sha256(credentials[0].password.encode()).hexdigest()}" \
+            if credentials else ""
+
+    def _authorize(self, endpoint: Endpoint, scope: str, header: str, what: str) -> None:
+        challenges = parse_challenges(header)
+        credentials = self._credentials(endpoint)
+        authorization = ""
+        bearer = next((challenge for challenge in challenges if challenge.scheme == "bearer"), None)
+        basic = next((challenge for challenge in challenges if challenge.scheme == "basic"), None)
+        if bearer is not None and bearer.parameters.get("realm"):
+            authorization = "Bearer " + self._fetch_token(endpoint, bearer.parameters, scope, credentials, what)
+        elif basic is not None:
+            if not credentials:
+                raise RegistryError("unauthorized", "pull access denied, repository does not exist or may require "
+                                                    "authorization: server message: unauthorized: authentication required")
+            authorization = credentials[0].basic()
+        else:
+            raise RegistryError("unauthorized", f"{what}: the registry asks for authentication it does not name "
+                                                f"(WWW-Authenticate: {header or 'missing'})")
+        with self.client._lock:
+            self.client._tokens[(endpoint.url, scope, self._who(endpoint))] = authorization
+
+    def _fetch_token(self, endpoint: Endpoint, parameters: dict, scope: str, credentials: list[Credentials],
+                     what: str) -> str:
+        http = self.client.http(endpoint)
+        query = {"scope": parameters.get("scope") or scope}
+        if parameters.get("service"):
+            query["service"] = parameters["service"]
+        headers = {}
+        if credentials and credentials[0].identity_token:
+            response = http.post(parameters["realm"], data={**query, "grant_type": "refresh_token",
+                                                            "refresh_token": credentials[0].identity_token,
+                                                            "client_id": "minikube-py"})
+        else:
+            if credentials:
+                headers["Authorization"] = credentials[0].basic()
+            response = http.get(parameters["realm"], params=query, headers=headers)
+        if response.status_code in (401, 403):
+            raise RegistryError("unauthorized", "pull access denied, repository does not exist or may require "
+                                                f"authorization: failed to fetch {'oauth' if credentials else 'anonymous'} "
+                                                f"token: {response.status_code} {response.reason_phrase}: unauthorized")
+        if response.status_code != 200:
+            raise RegistryError("unavailable", f"{what}: token server {parameters['realm']} answered "
+                                               f"{response.status_code} {response.reason_phrase}")
+        try:
+            token = response.json()
+            return str(token.get("token") or token["access_token"])
+        except (ValueError, KeyError, AttributeError):
+            raise RegistryError("invalid", f"{what}: token server {parameters['realm']} sent no token") from None
+
+
+def _read_error_body(response: httpx.Response) -> str:
+    """The registry's error as `code: message` (distribution's error JSON), else a short text."""
+    try:
+        body = response.read()[:4096]
+    except httpx.HTTPError:
+        return ""
+    finally:
+        response.close()
+    try:
+        errors = json.loads(body).get("errors") or []
+        return "; ".join(f"{str(error.get('code', '')).lower()}: {error.get('message', '')}" for error in errors)
+    except (ValueError, AttributeError):
+        text = body.decode(errors="replace").strip()
+        if text.lstrip().startswith("<"):
+            return "(an HTML page, not a registry answer)"
+        return text[:200]
