@@ -2,9 +2,9 @@
 
 Each `apply` is one libnftables transaction, so the kernel sees the whole change or none of it: a
 failed transaction leaves the previous table as it was, and the next apply writes the table from
-scratch. The first apply replaces the table; later ones send only the difference from what the
-last successful one wrote (`rules.diff_commands`). No `nft` process is ever run: Debian's
-libnftables1 is called through PyPI's `pip-nftables` binding.
+scratch. The first apply replaces the table; later ones send only what the changed Services'
+parts changed since the last successful one (`rules.update_commands`). No `nft` process is ever
+run: Debian's libnftables1 is called through PyPI's `pip-nftables` binding.
 
 Routing a pod's packet to another pod after DNAT needs IPv4 forwarding on the packets' way in;
 `enable_bridge_forwarding` turns it on for the cluster's bridge only
@@ -17,7 +17,9 @@ import json
 import logging
 import threading
 
-from minikube_py.proxy.rules import FAMILY, Ruleset, diff_commands, document, full_commands
+from typing import Iterable
+
+from minikube_py.proxy.rules import FAMILY, ServiceKey, TableState, document, full_commands, update_commands
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,12 @@ def _library():
 
 
 class NftablesTable:
-    """Writes `Ruleset`s into one table, remembering what the kernel holds."""
+    """Writes `TableState`s into one table, remembering what the kernel holds."""
 
     def __init__(self, table: str):
         self.table = table
         self._library = None
-        self._applied: Ruleset | None = None
+        self.state: TableState | None = None  # what the last successful transaction left; None: unknown
         self._lock = threading.Lock()
 
     def _run(self, commands: list[dict]) -> None:
@@ -53,18 +55,22 @@ class NftablesTable:
         if code != 0:
             raise NftablesError(f"nftables transaction on table {FAMILY} {self.table} failed: {error.strip()}")
 
-    def apply(self, ruleset: Ruleset) -> int:
-        """Make the kernel's table `ruleset`; returns how many commands that took."""
+    def apply(self, state: TableState, changed: Iterable[ServiceKey] | None = None) -> int:
+        """Make the kernel's table `state`, which differs from the last one applied only in the
+        Services `changed` (None: anything may differ; the table is replaced). Returns how many
+        commands the transaction held."""
         with self._lock:
-            commands = full_commands(ruleset) if self._applied is None else diff_commands(self._applied, ruleset)
-            if not commands:
-                return 0
-            try:
-                self._run(commands)
-            except NftablesError:
-                self._applied = None  # unknown state: the next apply rewrites everything
-                raise
-            self._applied = ruleset
+            if self.state is None or changed is None:
+                commands = full_commands(state.ruleset())
+            else:
+                commands = update_commands(self.state, state, changed)
+            if commands:
+                try:
+                    self._run(commands)
+                except NftablesError:
+                    self.state = None  # unknown state: the next apply replaces the table
+                    raise
+            self.state = state
             return len(commands)
 
     def remove(self) -> None:
@@ -72,7 +78,7 @@ class NftablesTable:
         with self._lock:
             self._run([{"add": {"table": {"family": FAMILY, "name": self.table}}},
                        {"delete": {"table": {"family": FAMILY, "name": self.table}}}])
-            self._applied = None
+            self.state = None
 
     def listing(self) -> dict:
         """The table as libnftables lists it (JSON), for inspection and tests."""

@@ -1,30 +1,38 @@
 """The service proxy's rule set, as data: (Services, EndpointSlices) -> one nftables table.
 
-A pure function, so the data path is unit-tested as a document, not through the kernel. The
-layout follows kube-proxy's nftables mode (k/k `pkg/proxy/nftables/proxier.go`), cut to one node:
+Pure functions, so the data path is unit-tested as a document, not through the kernel. The layout
+follows kube-proxy's nftables mode (k/k `pkg/proxy/nftables/proxier.go`), cut to one node:
 
     nat-prerouting / nat-output (dstnat)    -> jump services
     services:  ip daddr . l4proto . dport vmap @service-ips          (ClusterIPs, LoadBalancer)
                fib daddr type local: l4proto . dport vmap @service-nodeports
-    service-<id>   (one per Service port):  affinity lookups, then numgen random mod N vmap
-                   { 0: goto endpoint-<id>, ... } over the ready endpoints
+    service-<id>   (one per Service port):  masquerade mark for clients outside the pod network,
+                   then `dnat to numgen random mod N map { 0 : addr . port, ... }` over the
+                   ready endpoints
     external-<id>  (NodePort and LoadBalancer):  mark for masquerade, goto service-<id>
                    (externalTrafficPolicy: Local: no masquerade, only this node's endpoints)
-    endpoint-<id>  (one per endpoint):  hairpin mark when the client is the endpoint itself,
-                   affinity update, dnat to the pod's address and port
-    nat-postrouting (srcnat): marked packets are masqueraded
+    nat-postrouting (srcnat): hairpin (`ip saddr . ip daddr @hairpin`: a pod reaching itself)
+                   and marked packets are masqueraded
     filter-input / filter-forward / filter-output: a Service port with no endpoint
                    is `reject`ed (the client sees "connection refused" at once, not a hang)
+
+One difference from kube-proxy: an endpoint gets its own chain only for `sessionAffinity: ClientIP`
+(where it records the client in its affinity set). kube-proxy gives every endpoint a chain, whose
+first rule masquerades hairpin traffic; here one `hairpin` set of `address . address` pairs does
+that in postrouting. The reason is libnftables' cache: every transaction that adds a rule first
+lists every chain of the table, so a transaction's cost grows with the chain count (about 20 ms
+with 11,000 chains, 4 ms with 1,000 on the project's VM), and an endpoint change must cost
+milliseconds however many Services there are.
 
 A packet from outside the pod network to a ClusterIP is masqueraded too (kube-proxy's
 `--cluster-cidr` rule), so replies come back through this node. Endpoints are the slices'
 `ready` ones; when a Service has none but has `serving` terminating ones, those are used, as
 kube-proxy does, so a rolling update does not drop connections in flight.
 
-`Ruleset` is the desired state; `full_commands` writes it from scratch (replacing the table in one
-transaction) and `diff_commands` turns the previous state into the next one touching only what
-changed (one transaction as well), which keeps an endpoint change cheap however many Services
-there are.
+Each Service's part of the table is built on its own (`service_rules`), and a `TableState` holds
+the parts the kernel has: `full_commands` writes the whole table in one transaction that replaces
+it, `update_commands` writes only what the changed Services' parts changed (one transaction as
+well), so an endpoint change touches one chain and a few map elements however big the table is.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 FAMILY = "ip"
 MASQUERADE_MARK = 0x4000
@@ -40,11 +48,12 @@ SERVICE_IPS_MAP = "service-ips"
 SERVICE_NODEPORTS_MAP = "service-nodeports"
 NO_ENDPOINT_SERVICES_MAP = "no-endpoint-services"
 NO_ENDPOINT_NODEPORTS_MAP = "no-endpoint-nodeports"
+HAIRPIN_SET = "hairpin"
 SERVICE_KEY_TYPE = ["ipv4_addr", "inet_proto", "inet_service"]
 NODEPORT_KEY_TYPE = ["inet_proto", "inet_service"]
 
-# Base chains: name -> (type, hook, priority). dstnat is -100, srcnat 100, filter 0; the filter
-# chains run before NAT's conntrack-dependent work does not matter for a reject.
+# Base chains: name -> (type, hook, priority). dstnat is -100, srcnat 100; the filter chains run
+# before conntrack's NAT lookups, which does not matter for a reject of a new connection.
 BASE_CHAINS = {
     "nat-prerouting": ("nat", "prerouting", -100),
     "nat-output": ("nat", "output", -100),
@@ -55,6 +64,8 @@ BASE_CHAINS = {
 }
 
 Rule = list[dict]  # one nftables rule: its list of statements/expressions
+MapKey = tuple  # a verdict map's key: (address, protocol, port) or (protocol, port)
+ServiceKey = tuple[str, str]  # (namespace, name)
 
 
 def table_name(cluster_name: str) -> str:
@@ -71,12 +82,15 @@ class Chain:
 @dataclass
 class Map:
     key_type: list[str]
-    elements: dict[Any, dict] = field(default_factory=dict)  # key (tuple) -> verdict
+    elements: dict[MapKey, dict] = field(default_factory=dict)  # key -> verdict
 
 
-@dataclass
-class AffinitySet:
-    timeout_seconds: int
+@dataclass(frozen=True)
+class NamedSet:
+    """A set of the table: an affinity set (client addresses, each forgotten after the timeout,
+    filled by the kernel) or the hairpin set (elements written by the proxy)."""
+    key_type: str | tuple[str, ...]
+    timeout_seconds: int | None = None
 
 
 @dataclass
@@ -84,7 +98,8 @@ class Ruleset:
     table: str
     chains: dict[str, Chain] = field(default_factory=dict)
     maps: dict[str, Map] = field(default_factory=dict)
-    sets: dict[str, AffinitySet] = field(default_factory=dict)
+    sets: dict[str, NamedSet] = field(default_factory=dict)
+    hairpin: set[str] = field(default_factory=set)  # endpoint addresses in the hairpin set
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,40 @@ class Endpoint:
     address: str
     port: int
     node_name: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the rules depend on besides Services and EndpointSlices."""
+    cluster_name: str
+    pod_cidr: str
+    node_name: str
+    node_address: str
+    masquerade_all: bool = False  # hosts where bridged packets skip netfilter (no br_netfilter)
+
+    @property
+    def table(self) -> str:
+        return table_name(self.cluster_name)
+
+    @property
+    def pod_network(self) -> dict | None:
+        """The pod CIDR as an nftables prefix; None when every client is masqueraded."""
+        if self.masquerade_all:
+            return None
+        network, prefix = self.pod_cidr.split("/")
+        return {"prefix": {"addr": network, "len": int(prefix)}}
+
+
+@dataclass
+class ServiceRules:
+    """One Service's part of the table."""
+    chains: dict[str, Chain] = field(default_factory=dict)
+    elements: dict[str, dict[MapKey, dict]] = field(default_factory=dict)  # map name -> key -> verdict
+    sets: dict[str, NamedSet] = field(default_factory=dict)
+    hairpin: frozenset[str] = frozenset()  # its endpoints' addresses
+
+    def add_element(self, map_name: str, key: MapKey, verdict: dict) -> None:
+        self.elements.setdefault(map_name, {})[key] = verdict
 
 
 # -- small expression builders ---------------------------------------------------------------------
@@ -121,9 +170,9 @@ def _chain_name(prefix: str, identity: str) -> str:
     return f"{prefix}-{_short_hash(identity)}-{identity}"[:200]
 
 
-# -- the builder --------------------------------------------------------------------------------------
+# -- one Service's rules ---------------------------------------------------------------------------------
 
-def ready_endpoints(slices: list[Any], port_name: str, protocol: str) -> list[Endpoint]:
+def ready_endpoints(slices: Iterable[Any], port_name: str, protocol: str) -> list[Endpoint]:
     """The endpoints traffic may go to for one Service port: ready ones, else serving terminating
     ones (kube-proxy's fallback), sorted; each with the port its slice gives that port name."""
     ready, serving = set(), set()
@@ -146,139 +195,102 @@ def ready_endpoints(slices: list[Any], port_name: str, protocol: str) -> list[En
     return sorted(ready or serving, key=lambda item: (item.address, item.port))
 
 
-def build_ruleset(cluster_name: str, services: list[Any], slices: list[Any], pod_cidr: str,
-                  node_name: str, node_address: str, masquerade_all: bool = False) -> Ruleset:
-    """The whole table for these Services (models) and EndpointSlices (models).
+def service_key(service: Any) -> ServiceKey:
+    return (service.metadata.namespace, service.metadata.name)
 
-    `masquerade_all` masquerades pod-to-Service traffic too, for hosts where bridged packets skip
-    netfilter (no br_netfilter): there a pod's reply to a pod on the same bridge would otherwise
-    bypass the connection tracking that undoes the DNAT.
-    """
-    ruleset = Ruleset(table_name(cluster_name))
-    chains, maps = ruleset.chains, ruleset.maps
-    for name, base in BASE_CHAINS.items():
-        chains[name] = Chain(base=base)
-    for name in (SERVICE_IPS_MAP, NO_ENDPOINT_SERVICES_MAP):
-        maps[name] = Map(SERVICE_KEY_TYPE)
-    for name in (SERVICE_NODEPORTS_MAP, NO_ENDPOINT_NODEPORTS_MAP):
-        maps[name] = Map(NODEPORT_KEY_TYPE)
-    _base_rules(ruleset)
-    network, prefix = pod_cidr.split("/")
-    pod_network = None if masquerade_all else {"prefix": {"addr": network, "len": int(prefix)}}
 
-    slices_by_service: dict[tuple[str, str], list[Any]] = {}
-    for endpoint_slice in slices:
-        service_name = (endpoint_slice.metadata.labels or {}).get("kubernetes.io/service-name")
-        if service_name:
-            slices_by_service.setdefault((endpoint_slice.metadata.namespace, service_name), []).append(endpoint_slice)
-
-    for service in sorted(services, key=lambda item: (item.metadata.namespace, item.metadata.name)):
-        spec = service.spec
-        if spec.type == "ExternalName" or not spec.cluster_ip or spec.cluster_ip == "None":
+def service_rules(service: Any, slices: Iterable[Any], settings: Settings) -> ServiceRules:
+    """The chains, map elements and sets one Service (a model) adds, from its EndpointSlices."""
+    part = ServiceRules()
+    spec = service.spec
+    if spec.type == "ExternalName" or not spec.cluster_ip or spec.cluster_ip == "None":
+        return part
+    slices = list(slices)
+    hairpin: set[str] = set()
+    for port in spec.ports or []:
+        protocol = port.protocol.lower()
+        if protocol not in ("tcp", "udp", "sctp"):
             continue
-        service_slices = slices_by_service.get((service.metadata.namespace, service.metadata.name), [])
-        for port in spec.ports or []:
-            protocol = port.protocol.lower()
-            if protocol not in ("tcp", "udp", "sctp"):
-                continue
-            identity = f"{service.metadata.namespace}/{service.metadata.name}/{protocol}/{port.name or port.port}"
-            endpoints = ready_endpoints(service_slices, port.name or "", port.protocol)
-            cluster_key = (spec.cluster_ip, protocol, port.port)
-            external_keys = []
-            if spec.type == "LoadBalancer":
-                # k3s' ServiceLB: the Service's own port on the node's address.
-                external_keys.append((node_address, protocol, port.port))
-            node_port_key = (protocol, port.node_port) if port.node_port else None
-            if not endpoints:
-                reject = _goto("reject-chain")
-                maps[NO_ENDPOINT_SERVICES_MAP].elements[cluster_key] = reject
-                for key in external_keys:
-                    maps[NO_ENDPOINT_SERVICES_MAP].elements[key] = reject
-                if node_port_key:
-                    maps[NO_ENDPOINT_NODEPORTS_MAP].elements[node_port_key] = reject
-                continue
-            affinity = spec.session_affinity_config.client_ip.timeout_seconds \
-                if spec.session_affinity == "ClientIP" and spec.session_affinity_config \
-                and spec.session_affinity_config.client_ip else None
-            service_chain = _chain_name("service", identity)
-            chains[service_chain] = Chain(_balancing_rules(ruleset, identity, protocol, endpoints, affinity, pod_network,
-                                                           masquerade_outside=True))
-            maps[SERVICE_IPS_MAP].elements[cluster_key] = _goto(service_chain)
-            if external_keys or node_port_key:
-                external_chain = _chain_name("external", identity)
-                if spec.external_traffic_policy == "Local":
-                    local = [endpoint for endpoint in endpoints if endpoint.node_name == node_name]
-                    if local:
-                        local_chain = _chain_name("local", identity)
-                        chains[local_chain] = Chain(_balancing_rules(ruleset, identity, protocol, local, affinity, pod_network,
-                                                                     masquerade_outside=False))
-                        chains[external_chain] = Chain([[_goto(local_chain)]])
-                    else:
-                        chains[external_chain] = Chain([[{"drop": None}]])
-                else:
-                    chains[external_chain] = Chain([[_jump("mark-for-masquerade")], [_goto(service_chain)]])
-                for key in external_keys:
-                    maps[SERVICE_IPS_MAP].elements[key] = _goto(external_chain)
-                if node_port_key:
-                    maps[SERVICE_NODEPORTS_MAP].elements[node_port_key] = _goto(external_chain)
-    return ruleset
+        identity = f"{service.metadata.namespace}/{service.metadata.name}/{protocol}/{port.name or port.port}"
+        endpoints = ready_endpoints(slices, port.name or "", port.protocol)
+        cluster_key = (spec.cluster_ip, protocol, port.port)
+        # k3s' ServiceLB: a LoadBalancer's own port on the node's address.
+        external_keys = [(settings.node_address, protocol, port.port)] if spec.type == "LoadBalancer" else []
+        node_port_key = (protocol, port.node_port) if port.node_port else None
+        if not endpoints:
+            reject = _goto("reject-chain")
+            for key in [cluster_key, *external_keys]:
+                part.add_element(NO_ENDPOINT_SERVICES_MAP, key, reject)
+            if node_port_key:
+                part.add_element(NO_ENDPOINT_NODEPORTS_MAP, node_port_key, reject)
+            continue
+        hairpin.update(endpoint.address for endpoint in endpoints)
+        affinity = spec.session_affinity_config.client_ip.timeout_seconds \
+            if spec.session_affinity == "ClientIP" and spec.session_affinity_config \
+            and spec.session_affinity_config.client_ip else None
+        service_chain = _chain_name("service", identity)
+        part.chains[service_chain] = Chain(_balancing_rules(part, identity, protocol, endpoints, affinity,
+                                                            settings.pod_network, masquerade_outside=True))
+        part.add_element(SERVICE_IPS_MAP, cluster_key, _goto(service_chain))
+        if not external_keys and not node_port_key:
+            continue
+        external_chain = _chain_name("external", identity)
+        if spec.external_traffic_policy == "Local":
+            local = [endpoint for endpoint in endpoints if endpoint.node_name == settings.node_name]
+            if local:
+                local_chain = _chain_name("local", identity)
+                part.chains[local_chain] = Chain(_balancing_rules(part, identity, protocol, local, affinity,
+                                                                  settings.pod_network, masquerade_outside=False))
+                part.chains[external_chain] = Chain([[_goto(local_chain)]])
+            else:
+                part.chains[external_chain] = Chain([[{"drop": None}]])
+        else:
+            part.chains[external_chain] = Chain([[_jump("mark-for-masquerade")], [_goto(service_chain)]])
+        for key in external_keys:
+            part.add_element(SERVICE_IPS_MAP, key, _goto(external_chain))
+        if node_port_key:
+            part.add_element(SERVICE_NODEPORTS_MAP, node_port_key, _goto(external_chain))
+    part.hairpin = frozenset(hairpin)
+    return part
 
 
-def _base_rules(ruleset: Ruleset) -> None:
-    chains = ruleset.chains
-    service_key = {"concat": [_payload("ip", "daddr"), {"meta": {"key": "l4proto"}}, _payload("th", "dport")]}
-    node_port_key = {"concat": [{"meta": {"key": "l4proto"}}, _payload("th", "dport")]}
-    local_destination = _match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
-    chains["mark-for-masquerade"] = Chain([[{"mangle": {"key": {"meta": {"key": "mark"}},
-                                                        "value": {"|": [{"meta": {"key": "mark"}}, MASQUERADE_MARK]}}}]])
-    chains["masquerading"] = Chain([
-        [_match({"&": [{"meta": {"key": "mark"}}, MASQUERADE_MARK]}, 0), {"return": None}],
-        [{"mangle": {"key": {"meta": {"key": "mark"}}, "value": {"^": [{"meta": {"key": "mark"}}, MASQUERADE_MARK]}}},
-         {"masquerade": {"flags": ["fully-random"]}}],
-    ])
-    chains["services"] = Chain([
-        [{"vmap": {"key": service_key, "data": f"@{SERVICE_IPS_MAP}"}}],
-        [local_destination, {"vmap": {"key": node_port_key, "data": f"@{SERVICE_NODEPORTS_MAP}"}}],
-    ])
-    chains["reject-chain"] = Chain([[{"reject": None}]])
-    chains["endpoints-check"] = Chain([
-        [{"vmap": {"key": service_key, "data": f"@{NO_ENDPOINT_SERVICES_MAP}"}}],
-        [local_destination, {"vmap": {"key": node_port_key, "data": f"@{NO_ENDPOINT_NODEPORTS_MAP}"}}],
-    ])
-    not_new = _match({"ct": {"key": "state"}}, "new", "!=")
-    for name in ("nat-prerouting", "nat-output"):
-        chains[name].rules = [[_jump("services")]]
-    chains["nat-postrouting"].rules = [[_jump("masquerading")]]
-    for name in ("filter-input", "filter-forward", "filter-output"):
-        chains[name].rules = [[not_new, {"return": None}], [_jump("endpoints-check")]]
+def _dnat(protocol: str, endpoints: list[Endpoint]) -> Rule:
+    """DNAT to one of `endpoints`, chosen at random for each new connection."""
+    if len(endpoints) == 1:
+        target: dict = {"addr": endpoints[0].address, "port": endpoints[0].port}
+    else:
+        choices = [[index, {"concat": [endpoint.address, endpoint.port]}] for index, endpoint in enumerate(endpoints)]
+        target = {"family": FAMILY, "addr": {"map": {
+            "key": {"numgen": {"mode": "random", "mod": len(endpoints), "offset": 0}}, "data": {"set": choices}}}}
+    return [_match({"meta": {"key": "l4proto"}}, protocol), {"dnat": target}]
 
 
-def _balancing_rules(ruleset: Ruleset, identity: str, protocol: str, endpoints: list[Endpoint],
+def _balancing_rules(part: ServiceRules, identity: str, protocol: str, endpoints: list[Endpoint],
                      affinity: int | None, pod_network: dict | None, masquerade_outside: bool) -> list[Rule]:
-    """The rules of a chain spreading connections over `endpoints` (and their endpoint chains);
-    `pod_network` None masquerades every client, else those outside it."""
+    """The rules of a chain spreading connections over `endpoints`; `pod_network` None masquerades
+    every client, else those outside it. With ClientIP affinity each endpoint gets a chain that
+    remembers the client in the endpoint's set, and known clients go back to their endpoint."""
     rules: list[Rule] = []
     if masquerade_outside:
         rules.append([_jump("mark-for-masquerade")] if pod_network is None else
                      [_match(_payload("ip", "saddr"), pod_network, "!="), _jump("mark-for-masquerade")])
+    if affinity is None:
+        rules.append(_dnat(protocol, endpoints))
+        return rules
     targets = []
     for endpoint in endpoints:
         endpoint_identity = f"{identity}__{endpoint.address}/{endpoint.port}"
         endpoint_chain = _chain_name("endpoint", endpoint_identity)
+        # The timeout is in the set's name: a changed timeout makes a new set (a set's timeout
+        # cannot be changed in place).
+        affinity_set = _chain_name("affinity", f"{endpoint_identity}/{affinity}s")
         targets.append(endpoint_chain)
-        endpoint_rules: list[Rule] = [
-            # Hairpin: a pod reaching itself through its Service must see the reply come from the
-            # Service, so its own address is masqueraded to the node's.
-            [_match(_payload("ip", "saddr"), endpoint.address), _jump("mark-for-masquerade")],
-        ]
-        if affinity is not None:
-            affinity_set = _chain_name("affinity", endpoint_identity)
-            ruleset.sets[affinity_set] = AffinitySet(affinity)
-            rules.append([_match(_payload("ip", "saddr"), f"@{affinity_set}"), _goto(endpoint_chain)])
-            endpoint_rules.append([{"set": {"op": "update", "elem": _payload("ip", "saddr"), "set": f"@{affinity_set}"}}])
-        endpoint_rules.append([_match({"meta": {"key": "l4proto"}}, protocol),
-                               {"dnat": {"addr": endpoint.address, "port": endpoint.port}}])
-        ruleset.chains[endpoint_chain] = Chain(endpoint_rules)
+        part.sets[affinity_set] = NamedSet("ipv4_addr", affinity)
+        rules.append([_match(_payload("ip", "saddr"), f"@{affinity_set}"), _goto(endpoint_chain)])
+        part.chains[endpoint_chain] = Chain([
+            [{"set": {"op": "update", "elem": _payload("ip", "saddr"), "set": f"@{affinity_set}"}}],
+            _dnat(protocol, [endpoint]),
+        ])
     if len(targets) == 1:
         rules.append([_goto(targets[0])])
     else:
@@ -287,10 +299,117 @@ def _balancing_rules(ruleset: Ruleset, identity: str, protocol: str, endpoints: 
     return rules
 
 
+# -- the whole table -----------------------------------------------------------------------------------
+
+def base_ruleset(settings: Settings) -> Ruleset:
+    """The table without any Service: base chains, the verdict maps, the shared chains."""
+    ruleset = Ruleset(settings.table)
+    chains = ruleset.chains
+    for name, base in BASE_CHAINS.items():
+        chains[name] = Chain(base=base)
+    for name in (SERVICE_IPS_MAP, NO_ENDPOINT_SERVICES_MAP):
+        ruleset.maps[name] = Map(SERVICE_KEY_TYPE)
+    for name in (SERVICE_NODEPORTS_MAP, NO_ENDPOINT_NODEPORTS_MAP):
+        ruleset.maps[name] = Map(NODEPORT_KEY_TYPE)
+    ruleset.sets[HAIRPIN_SET] = NamedSet(("ipv4_addr", "ipv4_addr"))
+    service_key_expression = {"concat": [_payload("ip", "daddr"), {"meta": {"key": "l4proto"}}, _payload("th", "dport")]}
+    node_port_key = {"concat": [{"meta": {"key": "l4proto"}}, _payload("th", "dport")]}
+    local_destination = _match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+    mark = {"meta": {"key": "mark"}}
+    chains["mark-for-masquerade"] = Chain([[{"mangle": {"key": mark, "value": {"|": [mark, MASQUERADE_MARK]}}}]])
+    chains["masquerading"] = Chain([
+        # Hairpin: a pod that reached itself through a Service (after DNAT its source is its
+        # destination) must see the reply come back from the Service, so it goes through the node.
+        [_match({"concat": [_payload("ip", "saddr"), _payload("ip", "daddr")]}, f"@{HAIRPIN_SET}"),
+         {"masquerade": {"flags": ["fully-random"]}}],
+        [_match({"&": [mark, MASQUERADE_MARK]}, 0), {"return": None}],
+        [{"mangle": {"key": mark, "value": {"^": [mark, MASQUERADE_MARK]}}}, {"masquerade": {"flags": ["fully-random"]}}],
+    ])
+    chains["services"] = Chain([
+        [{"vmap": {"key": service_key_expression, "data": f"@{SERVICE_IPS_MAP}"}}],
+        [local_destination, {"vmap": {"key": node_port_key, "data": f"@{SERVICE_NODEPORTS_MAP}"}}],
+    ])
+    chains["reject-chain"] = Chain([[{"reject": None}]])
+    chains["endpoints-check"] = Chain([
+        [{"vmap": {"key": service_key_expression, "data": f"@{NO_ENDPOINT_SERVICES_MAP}"}}],
+        [local_destination, {"vmap": {"key": node_port_key, "data": f"@{NO_ENDPOINT_NODEPORTS_MAP}"}}],
+    ])
+    not_new = _match({"ct": {"key": "state"}}, "new", "!=")
+    for name in ("nat-prerouting", "nat-output"):
+        chains[name].rules = [[_jump("services")]]
+    chains["nat-postrouting"].rules = [[_jump("masquerading")]]
+    for name in ("filter-input", "filter-forward", "filter-output"):
+        chains[name].rules = [[not_new, {"return": None}], [_jump("endpoints-check")]]
+    return ruleset
+
+
+def slices_by_service(slices: Iterable[Any]) -> dict[ServiceKey, list[Any]]:
+    """EndpointSlices grouped by the Service their `kubernetes.io/service-name` label names."""
+    grouped: dict[ServiceKey, list[Any]] = {}
+    for endpoint_slice in slices:
+        name = (endpoint_slice.metadata.labels or {}).get("kubernetes.io/service-name")
+        if name:
+            grouped.setdefault((endpoint_slice.metadata.namespace, name), []).append(endpoint_slice)
+    return grouped
+
+
+@dataclass
+class TableState:
+    """The table as Service parts: what a transaction wrote, or is about to write."""
+    settings: Settings
+    services: dict[ServiceKey, ServiceRules] = field(default_factory=dict)
+    hairpin: dict[str, int] = field(default_factory=dict)  # endpoint address -> how many Services have it
+
+    @classmethod
+    def of(cls, settings: Settings, services: Iterable[Any], slices: Iterable[Any]) -> TableState:
+        grouped = slices_by_service(slices)
+        return cls(settings).changed({service_key(service): service_rules(service, grouped.get(service_key(service), []),
+                                                                          settings)
+                                      for service in services})
+
+    def changed(self, parts: dict[ServiceKey, ServiceRules | None]) -> TableState:
+        """A new state with these Services' parts replaced (None: the Service is gone)."""
+        services, hairpin = dict(self.services), dict(self.hairpin)
+        for key, part in parts.items():
+            old = services.pop(key, None)
+            for address in old.hairpin if old is not None else ():
+                hairpin[address] -= 1
+                if not hairpin[address]:
+                    del hairpin[address]
+            if part is not None:
+                services[key] = part
+                for address in part.hairpin:
+                    hairpin[address] = hairpin.get(address, 0) + 1
+        return TableState(self.settings, services, hairpin)
+
+    def ruleset(self) -> Ruleset:
+        """The whole table as one document (the first write, tests, inspection)."""
+        ruleset = base_ruleset(self.settings)
+        for key in sorted(self.services):
+            part = self.services[key]
+            ruleset.chains.update(part.chains)
+            ruleset.sets.update(part.sets)
+            for name, elements in part.elements.items():
+                ruleset.maps[name].elements.update(elements)
+        ruleset.hairpin = set(self.hairpin)
+        return ruleset
+
+
+def build_ruleset(cluster_name: str, services: list[Any], slices: list[Any], pod_cidr: str,
+                  node_name: str, node_address: str, masquerade_all: bool = False) -> Ruleset:
+    """The whole table for these Services and EndpointSlices (models)."""
+    settings = Settings(cluster_name, pod_cidr, node_name, node_address, masquerade_all)
+    return TableState.of(settings, services, slices).ruleset()
+
+
 # -- to nftables commands --------------------------------------------------------------------------------
 
-def _map_key(key: tuple) -> Any:
+def _map_key(key: MapKey) -> Any:
     return {"concat": list(key)}
+
+
+def _hairpin_element(address: str) -> dict:
+    return {"concat": [address, address]}
 
 
 def _chain_object(table: str, name: str, chain: Chain) -> dict:
@@ -301,24 +420,25 @@ def _chain_object(table: str, name: str, chain: Chain) -> dict:
     return {"chain": body}
 
 
-def _rule_objects(table: str, name: str, chain: Chain) -> list[dict]:
+def _rule_commands(table: str, name: str, chain: Chain) -> list[dict]:
     return [{"add": {"rule": {"family": FAMILY, "table": table, "chain": name, "expr": rule}}} for rule in chain.rules]
 
 
-def _map_object(table: str, name: str, nft_map: Map, with_elements: bool = True) -> dict:
-    body: dict = {"family": FAMILY, "table": table, "name": name, "type": nft_map.key_type, "map": "verdict"}
-    if with_elements and nft_map.elements:
-        body["elem"] = [[_map_key(key), verdict] for key, verdict in sorted(nft_map.elements.items(), key=str)]
-    return {"map": body}
+def _set_object(table: str, name: str, named_set: NamedSet) -> dict:
+    body: dict = {"family": FAMILY, "table": table, "name": name,
+                  "type": list(named_set.key_type) if isinstance(named_set.key_type, tuple) else named_set.key_type}
+    if named_set.timeout_seconds is not None:
+        body.update(flags=["timeout"], timeout=named_set.timeout_seconds)
+    return {"set": body}
 
 
-def _set_object(table: str, name: str, affinity: AffinitySet) -> dict:
-    return {"set": {"family": FAMILY, "table": table, "name": name, "type": "ipv4_addr",
-                    "flags": ["timeout"], "timeout": affinity.timeout_seconds}}
+def _element_command(verb: str, table: str, name: str, elements: list) -> dict:
+    return {verb: {"element": {"family": FAMILY, "table": table, "name": name, "elem": elements}}}
 
 
 def full_commands(ruleset: Ruleset) -> list[dict]:
-    """Replace the table with `ruleset`: add (so the delete cannot fail), delete, write anew."""
+    """Replace the table with `ruleset` in one transaction: add (so the delete cannot fail),
+    delete, write anew."""
     table = ruleset.table
     commands: list[dict] = [
         {"add": {"table": {"family": FAMILY, "name": table}}},
@@ -326,50 +446,78 @@ def full_commands(ruleset: Ruleset) -> list[dict]:
         {"add": {"table": {"family": FAMILY, "name": table}}},
     ]
     commands += [{"add": _chain_object(table, name, chain)} for name, chain in ruleset.chains.items()]
-    commands += [{"add": _set_object(table, name, affinity)} for name, affinity in ruleset.sets.items()]
-    commands += [{"add": _map_object(table, name, nft_map)} for name, nft_map in ruleset.maps.items()]
+    commands += [{"add": _set_object(table, name, named_set)} for name, named_set in ruleset.sets.items()]
+    for name, nft_map in ruleset.maps.items():
+        commands.append({"add": {"map": {"family": FAMILY, "table": table, "name": name,
+                                         "type": nft_map.key_type, "map": "verdict"}}})
     for name, chain in ruleset.chains.items():
-        commands += _rule_objects(table, name, chain)
+        commands += _rule_commands(table, name, chain)
+    for name, nft_map in ruleset.maps.items():
+        if nft_map.elements:
+            commands.append(_element_command("add", table, name, [[_map_key(key), verdict] for key, verdict
+                                                                  in sorted(nft_map.elements.items(), key=str)]))
+    if ruleset.hairpin:
+        commands.append(_element_command("add", table, HAIRPIN_SET,
+                                         [_hairpin_element(address) for address in sorted(ruleset.hairpin)]))
     return commands
 
 
-def diff_commands(previous: Ruleset, ruleset: Ruleset) -> list[dict]:
-    """Turn the table from `previous` into `ruleset`, touching only what differs.
+def update_commands(before: TableState, after: TableState, keys: Iterable[ServiceKey]) -> list[dict]:
+    """One transaction turning the table from `before` into `after`, where only the Services
+    `keys` differ: their new chains and sets, their changed chains flushed and refilled, their map
+    elements, the hairpin set, and last what is gone, once nothing refers to it any more.
 
-    Order matters inside the transaction: new chains and sets first (rules and map elements may
-    point at them), then map elements and changed chains, and last what is gone, once nothing
-    refers to it any more.
+    Phases run across all the Services, so a map key passing from one Service to another in the
+    same transaction is deleted before it is added.
     """
-    table = ruleset.table
-    commands: list[dict] = []
-    new_chains = [name for name in ruleset.chains if name not in previous.chains]
-    commands += [{"add": _chain_object(table, name, ruleset.chains[name])} for name in new_chains]
-    commands += [{"add": _set_object(table, name, affinity)} for name, affinity in ruleset.sets.items()
-                 if name not in previous.sets]
-    for name in new_chains:
-        commands += _rule_objects(table, name, ruleset.chains[name])
-    for name, chain in ruleset.chains.items():
-        if name in previous.chains and previous.chains[name].rules != chain.rules:
-            commands.append({"flush": {"chain": {"family": FAMILY, "table": table, "name": name}}})
-            commands += _rule_objects(table, name, chain)
-    for name, nft_map in ruleset.maps.items():
-        old = previous.maps.get(name, Map(nft_map.key_type)).elements
-        gone = [key for key, verdict in old.items() if nft_map.elements.get(key) != verdict]
-        added = [key for key, verdict in nft_map.elements.items() if old.get(key) != verdict]
-        if gone:
-            commands.append({"delete": {"element": {"family": FAMILY, "table": table, "name": name,
-                                                    "elem": [_map_key(key) for key in sorted(gone, key=str)]}}})
-        if added:
-            commands.append({"add": {"element": {"family": FAMILY, "table": table, "name": name,
-                                                 "elem": [[_map_key(key), nft_map.elements[key]]
-                                                          for key in sorted(added, key=str)]}}})
-    removed_chains = [name for name in previous.chains if name not in ruleset.chains]
-    for name in removed_chains:
-        commands.append({"flush": {"chain": {"family": FAMILY, "table": table, "name": name}}})
-    for name in removed_chains:
-        commands.append({"delete": {"chain": {"family": FAMILY, "table": table, "name": name}}})
+    table = after.settings.table
+    empty = ServiceRules()
+    new_chains: list[dict] = []
+    rules: list[dict] = []
+    deleted_elements: dict[str, list] = {}
+    added_elements: dict[str, list] = {}
+    gone_chains: list[str] = []
+    gone_sets: list[str] = []
+    keys = sorted(set(keys))
+    for key in keys:
+        old, new = before.services.get(key, empty), after.services.get(key, empty)
+        new_chains += [{"add": _set_object(table, name, named_set)} for name, named_set in new.sets.items()
+                       if name not in old.sets]
+        for name, chain in new.chains.items():
+            if name not in old.chains:
+                new_chains.append({"add": _chain_object(table, name, chain)})
+                rules += _rule_commands(table, name, chain)
+            elif old.chains[name].rules != chain.rules:
+                rules.append({"flush": {"chain": {"family": FAMILY, "table": table, "name": name}}})
+                rules += _rule_commands(table, name, chain)
+        for map_name in set(old.elements) | set(new.elements):
+            old_elements, new_elements = old.elements.get(map_name, {}), new.elements.get(map_name, {})
+            deleted_elements.setdefault(map_name, []).extend(
+                _map_key(element) for element, verdict in old_elements.items() if new_elements.get(element) != verdict)
+            added_elements.setdefault(map_name, []).extend(
+                [_map_key(element), verdict] for element, verdict in new_elements.items()
+                if old_elements.get(element) != verdict)
+        gone_chains += [name for name in old.chains if name not in new.chains]
+        gone_sets += [name for name in old.sets if name not in new.sets]
+    commands = new_chains + rules
+    for map_name, elements in sorted(deleted_elements.items()):
+        if elements:
+            commands.append(_element_command("delete", table, map_name, elements))
+    touched = set().union(*(part.hairpin for key in keys for part in (before.services.get(key, empty),
+                                                                       after.services.get(key, empty))))
+    hairpin_gone = sorted(address for address in touched if address in before.hairpin and address not in after.hairpin)
+    if hairpin_gone:
+        commands.append(_element_command("delete", table, HAIRPIN_SET, [_hairpin_element(a) for a in hairpin_gone]))
+    for map_name, elements in sorted(added_elements.items()):
+        if elements:
+            commands.append(_element_command("add", table, map_name, elements))
+    hairpin_new = sorted(address for address in touched if address in after.hairpin and address not in before.hairpin)
+    if hairpin_new:
+        commands.append(_element_command("add", table, HAIRPIN_SET, [_hairpin_element(a) for a in hairpin_new]))
+    commands += [{"flush": {"chain": {"family": FAMILY, "table": table, "name": name}}} for name in gone_chains]
+    commands += [{"delete": {"chain": {"family": FAMILY, "table": table, "name": name}}} for name in gone_chains]
     commands += [{"delete": {"set": {"family": FAMILY, "table": table, "name": name}}}
-                 for name in previous.sets if name not in ruleset.sets]
+                 for name in gone_sets]
     return commands
 
 

@@ -36,17 +36,21 @@ def build(services, slices, **options):
 
 
 def dnat_targets(ruleset, chain_name):
-    """The (address, port) pairs a service chain balances over, through its endpoint chains."""
-    last = ruleset.chains[chain_name].rules[-1][0]
-    if "goto" in last:
-        targets = [last["goto"]["target"]]
-    else:
-        targets = [verdict["goto"]["target"] for _, verdict in last["vmap"]["data"]["set"]]
-    found = []
-    for target in targets:
-        dnat = ruleset.chains[target].rules[-1][-1]["dnat"]
-        found.append((dnat["addr"], dnat["port"]))
-    return found
+    """The (address, port) pairs a service chain balances over (directly or, with affinity,
+    through endpoint chains)."""
+    last = ruleset.chains[chain_name].rules[-1]
+    if "dnat" in last[-1]:
+        return dnat_choices(last[-1]["dnat"])
+    step = last[0]
+    targets = [step["goto"]["target"]] if "goto" in step else \
+        [verdict["goto"]["target"] for _, verdict in step["vmap"]["data"]["set"]]
+    return [choice for target in targets for choice in dnat_choices(ruleset.chains[target].rules[-1][-1]["dnat"])]
+
+
+def dnat_choices(dnat):
+    if "port" in dnat:
+        return [(dnat["addr"], dnat["port"])]
+    return [tuple(target["concat"]) for _, target in dnat["addr"]["map"]["data"]["set"]]
 
 
 def service_chain(ruleset, key):
@@ -59,8 +63,10 @@ def test_a_cluster_ip_balances_randomly_over_ready_endpoints():
     assert ruleset.table == "minikube-py-test"
     chain = service_chain(ruleset, ("10.96.0.10", "tcp", 80))
     assert dnat_targets(ruleset, chain) == [("10.244.0.5", 8080), ("10.244.0.6", 8080)]
-    numgen = ruleset.chains[chain].rules[-1][0]["vmap"]["key"]["numgen"]
+    numgen = ruleset.chains[chain].rules[-1][-1]["dnat"]["addr"]["map"]["key"]["numgen"]
     assert numgen == {"mode": "random", "mod": 2, "offset": 0}
+    assert ruleset.chains[chain].rules[-1][0] == {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}},
+                                                            "right": "tcp"}}
     # Clients outside the pod network are masqueraded so replies come back through the node.
     assert ruleset.chains[chain].rules[0] == [
         {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
@@ -68,16 +74,21 @@ def test_a_cluster_ip_balances_randomly_over_ready_endpoints():
         {"jump": {"target": "mark-for-masquerade"}}]
 
 
-def test_each_endpoint_chain_marks_hairpin_traffic_and_dnats():
-    ruleset = build([service("web")], [endpoint_slice("web", ready("10.244.0.5"))])
-    chain = service_chain(ruleset, ("10.96.0.10", "tcp", 80))
-    endpoint_chain = ruleset.chains[chain].rules[-1][0]["goto"]["target"]
-    assert ruleset.chains[endpoint_chain].rules == [
-        [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.244.0.5"}},
-         {"jump": {"target": "mark-for-masquerade"}}],
-        [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
-         {"dnat": {"addr": "10.244.0.5", "port": 8080}}],
-    ]
+def test_hairpin_traffic_is_masqueraded_through_a_set_of_endpoint_address_pairs():
+    ruleset = build([service("web"), service("api", cluster_ip="10.96.0.11")],
+                    [endpoint_slice("web", ready("10.244.0.5"), ready("10.244.0.6")),
+                     endpoint_slice("api", ready("10.244.0.5"))])
+    assert ruleset.hairpin == {"10.244.0.5", "10.244.0.6"}
+    assert ruleset.chains["masquerading"].rules[0] == [
+        {"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"}},
+                                                   {"payload": {"protocol": "ip", "field": "daddr"}}]},
+                   "right": "@hairpin"}},
+        {"masquerade": {"flags": ["fully-random"]}}]
+    commands = rules.full_commands(ruleset)
+    assert {"add": {"element": {"family": "ip", "table": "minikube-py-test", "name": "hairpin", "elem": [
+        {"concat": ["10.244.0.5", "10.244.0.5"]}, {"concat": ["10.244.0.6", "10.244.0.6"]}]}}} in commands
+    # No chain per endpoint without session affinity: the service chain DNATs directly.
+    assert not [name for name in ruleset.chains if name.startswith("endpoint-")]
 
 
 def test_a_service_without_endpoints_is_rejected_not_black_holed():
@@ -122,7 +133,7 @@ def test_load_balancers_answer_on_the_node_address_and_local_policy_keeps_the_cl
 def test_client_ip_affinity_remembers_each_client_per_endpoint():
     spec = {"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}
     ruleset = build([service("web", **spec)], [endpoint_slice("web", ready("10.244.0.5"), ready("10.244.0.6"))])
-    assert [affinity.timeout_seconds for affinity in ruleset.sets.values()] == [60, 60]
+    assert [named.timeout_seconds for name, named in ruleset.sets.items() if name.startswith("affinity-")] == [60, 60]
     chain = ruleset.chains[service_chain(ruleset, ("10.96.0.10", "tcp", 80))]
     lookups = [rule for rule in chain.rules if str(rule[0].get("match", {}).get("right", "")).startswith("@affinity-")]
     assert len(lookups) == 2
@@ -156,18 +167,66 @@ def test_the_first_write_replaces_the_table_in_one_transaction():
     assert hooks["nat-prerouting"] == "prerouting" and hooks["nat-output"] == "output"
 
 
-def test_an_endpoint_change_touches_only_that_service():
+SETTINGS = rules.Settings("test", POD_CIDR, NODE, NODE_ADDRESS)
+
+
+def state(services, slices):
+    return rules.TableState.of(SETTINGS, services, slices)
+
+
+def verbs(commands):
+    """(verb, kind, name) of each command."""
+    return [(verb, kind, body.get("chain") if kind == "rule" else body.get("name"))
+            for command in commands for verb, objects in command.items() for kind, body in objects.items()]
+
+
+def test_an_endpoint_change_rewrites_only_that_services_chain_and_the_hairpin_set():
     services = [service("web"), service("api", cluster_ip="10.96.0.11")]
-    before = build(services, [endpoint_slice("web", ready("10.244.0.5")), endpoint_slice("api", ready("10.244.0.8"))])
-    after = build(services, [endpoint_slice("web", ready("10.244.0.5"), ready("10.244.0.6")),
-                             endpoint_slice("api", ready("10.244.0.8"))])
-    commands = rules.diff_commands(before, after)
-    assert not any("table" in command.get("delete", {}) for command in commands)
-    touched = {body["chain"] if "chain" in body else body.get("name")
-               for command in commands for verb in command.values() for kind, body in verb.items()
-               if kind in ("rule", "chain")}
-    assert all("/web/" in name for name in touched), touched
-    removed = rules.diff_commands(after, before)
-    assert any("chain" in command.get("delete", {}) and "10.244.0.6" in command["delete"]["chain"]["name"]
-               for command in removed)
-    assert rules.diff_commands(after, after) == []
+    before = state(services, [endpoint_slice("web", ready("10.244.0.5")), endpoint_slice("api", ready("10.244.0.8"))])
+    after = before.changed({("default", "web"): rules.service_rules(
+        services[0], [endpoint_slice("web", ready("10.244.0.5"), ready("10.244.0.6"))], SETTINGS)})
+    commands = rules.update_commands(before, after, [("default", "web")])
+    web_chain = next(name for name in after.services[("default", "web")].chains)
+    assert verbs(commands) == [("flush", "chain", web_chain), ("add", "rule", web_chain), ("add", "rule", web_chain),
+                               ("add", "element", "hairpin")]
+    assert commands[-1]["add"]["element"]["elem"] == [{"concat": ["10.244.0.6", "10.244.0.6"]}]
+    assert rules.update_commands(after, after, [("default", "web")]) == []
+    # The same state written whole and written as this difference is the same table.
+    assert after.ruleset() == state(services, [endpoint_slice("web", ready("10.244.0.5"), ready("10.244.0.6")),
+                                               endpoint_slice("api", ready("10.244.0.8"))]).ruleset()
+
+
+def test_a_service_losing_its_last_endpoint_moves_to_the_reject_map_and_its_chain_goes_last():
+    web = service("web")
+    before = state([web], [endpoint_slice("web", ready("10.244.0.5"))])
+    after = before.changed({("default", "web"): rules.service_rules(web, [], SETTINGS)})
+    commands = verbs(rules.update_commands(before, after, [("default", "web")]))
+    chain = next(iter(before.services[("default", "web")].chains))
+    assert commands == [("delete", "element", rules.SERVICE_IPS_MAP), ("delete", "element", "hairpin"),
+                        ("add", "element", rules.NO_ENDPOINT_SERVICES_MAP),
+                        ("flush", "chain", chain), ("delete", "chain", chain)]
+
+
+def test_a_cluster_ip_passing_to_another_service_is_deleted_before_it_is_added():
+    old, new = service("old"), service("new")  # the same ClusterIP, reused in one burst
+    before = state([old], [endpoint_slice("old", ready("10.244.0.5"))])
+    after = before.changed({("default", "old"): None,
+                            ("default", "new"): rules.service_rules(new, [endpoint_slice("new", ready("10.244.0.5"))],
+                                                                    SETTINGS)})
+    commands = verbs(rules.update_commands(before, after, [("default", "old"), ("default", "new")]))
+    assert commands.index(("delete", "element", rules.SERVICE_IPS_MAP)) < \
+        commands.index(("add", "element", rules.SERVICE_IPS_MAP))
+    assert ("add", "element", "hairpin") not in commands and ("delete", "element", "hairpin") not in commands
+    assert after.hairpin == {"10.244.0.5": 1}
+
+
+def test_a_changed_affinity_timeout_makes_new_sets_and_removes_the_old_ones():
+    def web(timeout):
+        return service("web", sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": timeout}})
+    slices = [endpoint_slice("web", ready("10.244.0.5"))]
+    before = state([web(60)], slices)
+    after = before.changed({("default", "web"): rules.service_rules(web(120), slices, SETTINGS)})
+    commands = verbs(rules.update_commands(before, after, [("default", "web")]))
+    [old_set], [new_set] = before.services[("default", "web")].sets, after.services[("default", "web")].sets
+    assert old_set != new_set
+    assert commands[0] == ("add", "set", new_set) and commands[-1] == ("delete", "set", old_set)
