@@ -46,6 +46,7 @@ class Adoption:
                 self._discard_sandbox(uid, sandbox)
         for uid in podfiles.pod_uids(self.config.home):
             if uid not in pods:
+                self.volumes.tear_down_directory(podfiles.pod_dir(self.config.home, uid))
                 podfiles.remove_pod_files(self.config.home, uid)
         for owner in set(self.ipam.allocations().values()) - set(pods):
             self.ipam.release(owner)

@@ -28,6 +28,7 @@ from minikube_py.agent import node as node_status
 from minikube_py.agent.adoption import Adoption
 from minikube_py.agent.backoff import CrashLoopBackOff
 from minikube_py.agent.config_sources import EnvSources, referenced_objects
+from minikube_py.agent import podfiles
 from minikube_py.agent.ipam import Ipam
 from minikube_py.agent.pod import LONGEST_GRACE_SECONDS, Lifecycle, PodRecord, PodTable, Why
 from minikube_py.agent.probes import ProbeManager
@@ -35,6 +36,8 @@ from minikube_py.agent.proxy import NodeProxy
 from minikube_py.agent.status import ContainerRecord
 from minikube_py.agent.sync import PodSync
 from minikube_py.agent.termination import KILL_WAIT_SECONDS, PodTermination
+from minikube_py.agent.volumes import ObjectSources, PodVolumes
+from minikube_py.agent.volumes import referenced_objects as volume_references
 from minikube_py.api import errors
 from minikube_py.api.core import Node, Pod
 from minikube_py.client.controller import Controller
@@ -91,12 +94,15 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self._stop_grace: float | None = None
         self._helpers: list[threading.Thread] = []
         self.pods = self.watch(Informer(client, "pods"), self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
-        # ConfigMaps and Secrets that containers' env reads: a change re-syncs the pods naming them.
+        # ConfigMaps and Secrets that containers' env and volumes read: a change re-syncs the pods naming them.
         self.config_maps = self.watch(Informer(client, "configmaps"), *self._config_handlers("configmaps"))
         self.secrets = self.watch(Informer(client, "secrets"), *self._config_handlers("secrets"))
         self.env_sources = EnvSources(lambda namespace, name: self.config_maps.get(f"{namespace}/{name}"),
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
                                       node_status.node_resources(config.max_pods)[1])
+        self.volumes = PodVolumes(runtime, ObjectSources(self.env_sources.config_maps, self.env_sources.secrets,
+                                                         self.env_sources), clock.now,
+                                  lambda path, group: podfiles.set_volume_ownership(path, group, read_only=True))
 
     # ------------------------------------------------------------------------------------------
     # Running
@@ -219,7 +225,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             for record in self.table.all():
                 pod = record.pod
                 if (pod.metadata.namespace == obj.metadata.namespace
-                        and (resource, obj.metadata.name) in referenced_objects(pod)):
+                        and (resource, obj.metadata.name) in referenced_objects(pod) | volume_references(pod)):
                     self.queue.add(record.uid)
         return changed, lambda old, new: changed(new), changed
 

@@ -19,6 +19,7 @@ import os
 from typing import Callable
 
 from minikube_py.agent.config_sources import EnvSources
+from minikube_py.agent.volumes import is_api_data_volume, sub_path_source
 from minikube_py.runtime.linux import ALL_CAPABILITY_NUMBERS, CAPABILITY_NUMBERS
 from minikube_py.runtime.types import CgroupLimits, ContainerConfig, ResolvedImage, Mount, ContainerRuntimeError
 
@@ -251,8 +252,10 @@ def pod_devices(pod) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
-def volume_mounts(pod, container, pod_dir: str) -> list[Mount]:
-    """The container's volumeMounts resolved against the pod's volumes, then the pod files."""
+def volume_mounts(pod, container, pod_dir: str, env: dict[str, str] | None = None) -> list[Mount]:
+    """The container's volumeMounts resolved against the pod's volumes, then the pod files.
+    `subPathExpr` is expanded with the container's `env` (`$(POD_NAME)`); configMap, secret,
+    downwardAPI and projected volumes are always read-only, as kubelet mounts them."""
     volumes = {volume.name: volume for volume in pod.spec.volumes or []}
     mounts: list[Mount] = []
     for volume_mount in container.volume_mounts or []:
@@ -262,6 +265,7 @@ def volume_mounts(pod, container, pod_dir: str) -> list[Mount]:
                 "CreateContainerConfigError",
                 f"container {container.name}: volumeMounts {volume_mount.name}: no volume of that name in spec.volumes",
             )
+        read_only = bool(volume_mount.read_only)
         if getattr(volume, "host_path", None) is not None:
             source = volume.host_path.path
         elif getattr(volume, "empty_dir", None) is not None:
@@ -271,15 +275,21 @@ def volume_mounts(pod, container, pod_dir: str) -> list[Mount]:
                                     group=context_value(pod, None, "fs_group")))
                 continue
             source = os.path.join(pod_dir, "volumes", volume.name)
+        elif is_api_data_volume(volume):
+            source, read_only = os.path.join(pod_dir, "volumes", volume.name), True
         else:
             raise ContainerRuntimeError(
                 "CreateContainerConfigError",
-                f"volume {volume.name}: only emptyDir and hostPath volumes are supported",
+                f"volume {volume.name}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected "
+                "volumes are supported",
             )
         sub_path = getattr(volume_mount, "sub_path", None)
+        sub_path_expr = getattr(volume_mount, "sub_path_expr", None)
+        if sub_path_expr:
+            sub_path = expand(sub_path_expr, (env or {}).get)
         if sub_path:
-            source = os.path.join(source, sub_path)
-        mounts.append(Mount(destination=volume_mount.mount_path, source=source, read_only=bool(volume_mount.read_only)))
+            source = sub_path_source(source, sub_path, container.name, volume_mount.name)
+        mounts.append(Mount(destination=volume_mount.mount_path, source=source, read_only=read_only))
     taken = {mount.destination for mount in mounts}
     for file_name, destination in (("etc-hosts", "/etc/hosts"), ("hostname", "/etc/hostname"),
                                    ("resolv.conf", "/etc/resolv.conf")):
@@ -325,7 +335,7 @@ def build_container_config(pod, container, image: ResolvedImage, attempt: int, p
         working_dir=container.working_dir or image.working_dir or "/",
         uid=uid,
         gid=gid,
-        mounts=volume_mounts(pod, container, pod_dir),
+        mounts=volume_mounts(pod, container, pod_dir, variables),
         limits=cgroup_limits(container),
         log_path=log_path(pod_dir, container.name, attempt),
         capabilities=capability_names(container),

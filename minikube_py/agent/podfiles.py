@@ -144,9 +144,10 @@ def seccomp_profiles_dir(home: str) -> str:
     return os.path.join(home, "seccomp")
 
 
-def set_volume_ownership(path: str, fs_group: int) -> None:
+def set_volume_ownership(path: str, fs_group: int, read_only: bool = False) -> None:
     """kubelet's SetVolumeOwnership: everything in the volume belongs to the fsGroup, read-write
-    for the group, directories searchable and setgid so new files inherit the group."""
+    for the group (read-only for the API data volumes: configMap, secret, downwardAPI, projected),
+    directories searchable and setgid so new files inherit the group."""
     for current, directories, files in os.walk(path):
         links = [name for name in directories if os.path.islink(os.path.join(current, name))]  # not walked into
         for target in [current, *(os.path.join(current, name) for name in files + links)]:
@@ -154,7 +155,7 @@ def set_volume_ownership(path: str, fs_group: int) -> None:
             os.lchown(target, -1, fs_group)
             if stat.S_ISLNK(info.st_mode):
                 continue
-            mask = 0o660 | (0o110 | stat.S_ISGID if stat.S_ISDIR(info.st_mode) else 0)
+            mask = (0o440 if read_only else 0o660) | (0o110 | stat.S_ISGID if stat.S_ISDIR(info.st_mode) else 0)
             os.chmod(target, stat.S_IMODE(info.st_mode) | mask)
 
 

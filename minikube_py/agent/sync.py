@@ -29,6 +29,7 @@ from minikube_py.agent.status import (
     pod_phase,
 )
 from minikube_py.agent.termination import SMALLEST_WAIT_SECONDS, TERMINAL_PHASES
+from minikube_py.agent.volumes import FAILED_MOUNT, VolumeSetupError
 from minikube_py.api import errors
 from minikube_py.api.times import format_time
 from minikube_py.client.events import NORMAL, WARNING
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Reasons for which the container never ran: retried on the start back-off, no restart counted.
 CREATE_FAILURES = ("ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError")
+# The key of volume setup failures in PodRecord.failures (its retry back-off).
+VOLUMES = "<volumes>"  # not a container name (DNS labels have no angle brackets)
 # Status writes are JSON patches that first test the pod's uid, so a status never lands on a
 # newer pod of the same name (kubelet's status manager checks the uid the same way).
 JSON_PATCH = "application/json-patch+json"
@@ -64,6 +67,11 @@ class PodSync:
         _, stop_wait = self._advance_stops(record)  # liveness and startup kills under way
         if stop_wait is not None:
             wake_after.append(stop_wait)
+        volumes_ready, volume_wait = self._set_up_volumes(record)
+        if not volumes_ready:
+            return volume_wait
+        if volume_wait is not None:
+            wake_after.append(volume_wait)
         sandbox_wait = self._ensure_sandbox(record)
         if sandbox_wait is not None:
             return sandbox_wait
@@ -142,6 +150,21 @@ class PodSync:
             except ContainerRuntimeError as error:
                 log.info("pod %s/%s: sweeping %s: %s", record.namespace, record.name, container_record.name, error.message)
         container_record.set_terminated(termination)
+
+    def _set_up_volumes(self, record: PodRecord) -> tuple[bool, float | None]:
+        """Write the pod's configMap, secret, downwardAPI and projected volumes (again: a no-op
+        unless their data changed). Returns whether the pod may go on, and the seconds until it
+        needs another look (a retry, or a projected token to renew). Before the first container
+        a failure holds the pod in ContainerCreating, as kubelet's volume manager does; a running
+        pod keeps its containers and its volumes' last content."""
+        try:
+            wait = self.volumes.set_up(record.pod, podfiles.pod_dir(self.config.home, record.uid))
+        except VolumeSetupError as error:
+            self.recorder.event(record.pod, WARNING, FAILED_MOUNT, error.event_message)
+            delay = self._failure_delay(record, VOLUMES)
+            return record.sandbox is not None, delay
+        record.failures.pop(VOLUMES, None)
+        return True, wait
 
     def _ensure_sandbox(self, record: PodRecord) -> float | None:
         """A live sandbox (None), or the seconds until the next try to make one."""

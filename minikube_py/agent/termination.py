@@ -179,10 +179,11 @@ class PodTermination:
             pass  # gone already, or the name now belongs to another pod
 
     def _release_pod_resources(self, record: PodRecord) -> None:
-        """Containers, sandbox and IP go; logs (the pod directory) stay until the pod is deleted."""
+        """Containers, sandbox, IP and tmpfs volumes go; logs (the pod directory) stay until the pod is deleted."""
         self.probes.remove_pod(record.uid)
         self._remove_sandbox(record)
         self.ipam.release(record.uid)
+        self.volumes.tear_down(record.pod, podfiles.pod_dir(self.config.home, record.uid))
 
     def _remove_sandbox(self, record: PodRecord) -> None:
         for container_record in record.running_records():

@@ -21,6 +21,8 @@ from minikube_py.api.apps import (
 )
 from minikube_py.api.configuration import ConfigMap, LocalObjectReference, Secret, ServiceAccount
 from minikube_py.api.core import (
+    ConfigMapProjection,
+    ConfigMapVolumeSource,
     Container,
     ContainerPort,
     ContainerState,
@@ -28,6 +30,9 @@ from minikube_py.api.core import (
     ContainerStateTerminated,
     ContainerStateWaiting,
     ContainerStatus,
+    DownwardAPIProjection,
+    DownwardAPIVolumeFile,
+    DownwardAPIVolumeSource,
     EmptyDirVolumeSource,
     EnvVar,
     EnvVarSource,
@@ -37,6 +42,7 @@ from minikube_py.api.core import (
     HostPathVolumeSource,
     HTTPGetAction,
     HTTPHeader,
+    KeyToPath,
     Namespace,
     NamespaceSpec,
     NamespaceStatus,
@@ -56,11 +62,16 @@ from minikube_py.api.core import (
     PodStatus,
     PodTemplateSpec,
     Probe,
+    ProjectedVolumeSource,
     ResourceRequirements,
+    SecretProjection,
+    SecretVolumeSource,
     SecurityContext,
+    ServiceAccountTokenProjection,
     TCPSocketAction,
     Volume,
     VolumeMount,
+    VolumeProjection,
 )
 from minikube_py.api.defaults import set_defaults
 from minikube_py.api.loader import ManifestDocument, load_manifests

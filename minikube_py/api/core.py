@@ -140,6 +140,7 @@ class VolumeMount(WireModel):
     mount_path: str
     read_only: bool | None = None
     sub_path: str | None = None
+    sub_path_expr: str | None = None
 
 
 class Container(WireModel):
@@ -177,10 +178,87 @@ class HostPathVolumeSource(WireModel):
     type: str | None = None
 
 
+# Files from the API (kubelet's "API data" volumes). Kubernetes defaults every defaultMode to
+# 0644 (420 on the wire, where modes are decimal); a KeyToPath's or a file's own `mode` has no
+# default and falls back to the volume's defaultMode.
+DEFAULT_FILE_MODE = 0o644
+DEFAULT_TOKEN_EXPIRATION_SECONDS = 3600
+
+
+class KeyToPath(WireModel):
+    key: str = ""
+    path: str = ""
+    mode: Int32 | None = None
+
+
+class ConfigMapVolumeSource(WireModel):
+    name: str | None = None
+    items: list[KeyToPath] | None = None
+    default_mode: Int32 | None = DEFAULT_FILE_MODE
+    optional: bool | None = None
+
+
+class SecretVolumeSource(WireModel):
+    secret_name: str | None = None
+    items: list[KeyToPath] | None = None
+    default_mode: Int32 | None = DEFAULT_FILE_MODE
+    optional: bool | None = None
+
+
+class DownwardAPIVolumeFile(WireModel):
+    path: str = ""
+    field_ref: ObjectFieldSelector | None = None
+    resource_field_ref: ResourceFieldSelector | None = None
+    mode: Int32 | None = None
+
+
+class DownwardAPIVolumeSource(WireModel):
+    items: list[DownwardAPIVolumeFile] | None = None
+    default_mode: Int32 | None = DEFAULT_FILE_MODE
+
+
+class ConfigMapProjection(WireModel):
+    name: str | None = None
+    items: list[KeyToPath] | None = None
+    optional: bool | None = None
+
+
+class SecretProjection(WireModel):
+    name: str | None = None
+    items: list[KeyToPath] | None = None
+    optional: bool | None = None
+
+
+class DownwardAPIProjection(WireModel):
+    items: list[DownwardAPIVolumeFile] | None = None
+
+
+class ServiceAccountTokenProjection(WireModel):
+    path: str = ""
+    audience: str | None = None
+    expiration_seconds: Int64 = DEFAULT_TOKEN_EXPIRATION_SECONDS
+
+
+class VolumeProjection(WireModel):
+    config_map: ConfigMapProjection | None = None
+    secret: SecretProjection | None = None
+    downward_api: DownwardAPIProjection | None = Field(default=None, alias="downwardAPI")
+    service_account_token: ServiceAccountTokenProjection | None = None
+
+
+class ProjectedVolumeSource(WireModel):
+    sources: list[VolumeProjection] | None = None
+    default_mode: Int32 | None = DEFAULT_FILE_MODE
+
+
 class Volume(WireModel):
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
     host_path: HostPathVolumeSource | None = None
+    config_map: ConfigMapVolumeSource | None = None
+    secret: SecretVolumeSource | None = None
+    downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
+    projected: ProjectedVolumeSource | None = None
 
 
 class PodSecurityContext(WireModel):
@@ -219,6 +297,7 @@ class PodSpec(WireModel):
     node_name: str | None = None
     node_selector: dict[str, str] | None = None
     service_account_name: str | None = None
+    automount_service_account_token: bool | None = None
     dns_policy: str = "ClusterFirst"
     dns_config: PodDNSConfig | None = None
     scheduler_name: str = "default-scheduler"

@@ -32,6 +32,7 @@ from minikube_py.api.names import (
 )
 from minikube_py.api.quantity import QUANTITY_REGEX, parse_quantity
 from minikube_py.api.selectors import Selector
+from minikube_py.api.volume_validation import API_DATA_SOURCES, validate_api_data_volume, validate_sub_path
 
 MAX_INT32 = 2**31 - 1
 MAX_ANNOTATIONS_BYTES = 256 * 1024
@@ -378,11 +379,7 @@ def _validate_volume_mounts(problems: Problems, path: str, container: Container,
         elif mount.mount_path in mount_paths:
             problems.invalid(f"{at}.mountPath", mount.mount_path, "must be unique")
         mount_paths.add(mount.mount_path)
-        if mount.sub_path:
-            if mount.sub_path.startswith("/"):
-                problems.invalid(f"{at}.subPath", mount.sub_path, "must be a relative path")
-            if ".." in mount.sub_path.split("/"):
-                problems.invalid(f"{at}.subPath", mount.sub_path, "must not contain '..'")
+        validate_sub_path(problems, at, mount.sub_path, mount.sub_path_expr)
 
 
 def validate_container(problems: Problems, path: str, container: Container, volume_names: set[str], init: bool) -> None:
@@ -456,7 +453,7 @@ def _validate_volume(problems: Problems, path: str, volume: Volume) -> None:
         problems.required(f"{path}.name")
     else:
         problems.check_each(f"{path}.name", volume.name, dns1123_label_errors(volume.name))
-    sources = [name for name in ("empty_dir", "host_path") if getattr(volume, name) is not None]
+    sources = [name for name in ("empty_dir", "host_path", *API_DATA_SOURCES) if getattr(volume, name) is not None]
     if not sources:
         problems.required(path, "must specify a volume type")
     elif len(sources) > 1:
@@ -484,6 +481,7 @@ def _validate_volume(problems: Problems, path: str, volume: Volume) -> None:
             volume.host_path.type,
             ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"),
         )
+    validate_api_data_volume(problems, path, volume, _validate_divisor)
 
 
 def validate_pod_spec(problems: Problems, path: str, spec: PodSpec) -> None:

@@ -11,6 +11,7 @@ command returns) and `add_image`.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import threading
 from dataclasses import dataclass, replace
@@ -74,6 +75,7 @@ class FakeRuntime:
         self.containers: dict[str, ContainerState] = {}
         self.container_configs: dict[str, ContainerConfig] = {}
         self.removed_containers: list[str] = []
+        self.memory_volumes: set[str] = set()  # host paths "mounted" as tmpfs
         self._dead_sandboxes: set[str] = set()
         self._broken_networks: dict[str, str] = {}
         self._start_failures: dict[str, ContainerRuntimeError] = {}
@@ -170,6 +172,16 @@ class FakeRuntime:
     def sandbox_alive(self, sandbox: Sandbox) -> bool:
         current = self.sandboxes.get(sandbox.id)
         return current is not None and current.pause_pid == sandbox.pause_pid and sandbox.id not in self._dead_sandboxes
+
+    def mount_memory_volume(self, path: str) -> None:
+        """A plain directory stands for the tmpfs; `memory_volumes` says which are "mounted"."""
+        self.calls.append(("mount_memory_volume", path))
+        os.makedirs(path, exist_ok=True)
+        self.memory_volumes.add(path)
+
+    def unmount_memory_volume(self, path: str) -> None:
+        self.calls.append(("unmount_memory_volume", path))
+        self.memory_volumes.discard(path)
 
     def remove_sandbox(self, sandbox: Sandbox) -> None:
         self.calls.append(("remove_sandbox", sandbox.id))

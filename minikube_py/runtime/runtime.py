@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-from minikube_py.runtime import devices, linux, protocol, seccomp
+from minikube_py.runtime import devices, linux, memory_volumes, protocol, seccomp
 from minikube_py.runtime.cgroups import CgroupDriver, disable_fast_attach, enable_fast_attach
 from minikube_py.runtime.container import ContainerSpec, SandboxSpec, security_fields
 from minikube_py.runtime.images import ImageStore, resolve_user
@@ -398,6 +398,12 @@ class LinuxRuntime:
         except Exception as error:  # a namespace that vanished under us, a netlink error: broken either way
             return f"checking the network failed: {error}"
 
+    def mount_memory_volume(self, path: str) -> None:
+        memory_volumes.mount_memory_volume(path)
+
+    def unmount_memory_volume(self, path: str) -> None:
+        memory_volumes.unmount_memory_volume(path)
+
     def remove_sandbox(self, sandbox: Sandbox) -> None:
         for state in self.list_containers(sandbox.id):
             self.remove_container(state.id)
@@ -632,6 +638,9 @@ class LinuxRuntime:
         self.cgroups.kill_all(self.cgroup_parent)
         self._remove_cgroup_quietly(self.cgroup_parent, raise_errors=True)  # waits until they are gone
         self._wait_for_monitors()  # each ends once its container has
+        # Secret and projected volumes of pods left mounted (the agent unmounts them with each
+        # sandbox; a daemon killed with -9 does not).
+        memory_volumes.unmount_all_under(os.path.join(self.home, "pods"))
         if self.supervisor.alive():
             self._stop_supervisor()
         for host_veth in self.network.list_veths():

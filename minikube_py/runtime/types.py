@@ -217,5 +217,11 @@ class Runtime(Protocol):
     def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
         """Facts read from /proc and cgroupfs: pids, namespace inodes, cgroup paths and limits, rootfs, veth."""
 
+    def mount_memory_volume(self, path: str) -> None:
+        """A tmpfs at the host directory `path` (a pod's secret or projected volume); idempotent."""
+
+    def unmount_memory_volume(self, path: str) -> None:
+        """Undo mount_memory_volume; nothing when nothing is mounted there."""
+
     def shutdown(self, remove_all: bool) -> None:
         """remove_all: stop every pod and remove supervisor, bridge and cgroup parent (minikube-py stop)."""
