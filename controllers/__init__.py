@@ -1,4 +1,4 @@
-"""The control plane's reconcilers: ReplicaSet, Deployment, garbage collector and scheduler.
+"""The control plane's reconcilers: ReplicaSet, Deployment, Job, CronJob, garbage collector, scheduler.
 
 Each is a `minikube_py.client.controller.Controller` reading shared informer caches and writing
 through the API client, so they run the same in the daemon (in-process client) and against a
@@ -17,17 +17,19 @@ from minikube_py.clock import Clock
 
 def build_controllers(client: Client, clock: Clock | None = None, informers: SharedInformers | None = None,
                       workers: int = 2) -> list[Controller[str]]:
-    """The ReplicaSet controller, the garbage collector, the scheduler, the service account and
-    endpoints controllers, sharing caches.
+    """The ReplicaSet controller, the garbage collector, the scheduler, the service account,
+    endpoints, Job and TTL-after-finished controllers, sharing caches.
 
     The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
     from controllers.endpoints import EndpointsController
     from controllers.endpointslice import EndpointSliceController
     from controllers.garbagecollector import GarbageCollector
+    from controllers.job import JobController
     from controllers.replicaset import ReplicaSetController
     from controllers.scheduler import Scheduler
     from controllers.serviceaccount import ServiceAccountController
+    from controllers.ttlafterfinished import TTLAfterFinishedController
 
     informers = informers or shared_informers(client)
     return [
@@ -37,4 +39,6 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
         ServiceAccountController(client, clock, informers),
         EndpointSliceController(client, clock, informers, workers=workers),
         EndpointsController(client, clock, informers, workers=workers),
+        JobController(client, clock, informers, workers=workers),
+        TTLAfterFinishedController(client, clock, informers),
     ]

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from minikube_py.api import networking_rows, times
+from minikube_py.api import batch_rows, networking_rows, times
 
 NONE = "<none>"
 TABLE_API_VERSION = "meta.k8s.io/v1"
@@ -243,6 +243,19 @@ def deployment_row(deployment: dict[str, Any], now: float) -> list[Cell]:
             _created_age(deployment, now)] + _template_wide_cells(spec.get("template") or {}, spec.get("selector"))
 
 
+def job_row(job: dict[str, Any], now: float) -> list[Cell]:
+    """Name, Status, Completions, Duration, Age, then the wide Containers, Images, Selector."""
+    spec = job.get("spec") or {}
+    return batch_rows.job_cells(job, now) + _template_wide_cells(spec.get("template") or {}, spec.get("selector"))
+
+
+def cron_job_row(cron_job: dict[str, Any], now: float) -> list[Cell]:
+    """Name, Schedule, Timezone, Suspend, Active, Last Schedule, Age, then the wide Containers, Images, Selector."""
+    job_spec = ((cron_job.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
+    return batch_rows.cron_job_cells(cron_job, now) + _template_wide_cells(job_spec.get("template") or {},
+                                                                           job_spec.get("selector"))
+
+
 # -- cluster objects ----------------------------------------------------------------------------
 
 def namespace_row(namespace: dict[str, Any], now: float) -> list[Cell]:
@@ -365,6 +378,24 @@ PRINTERS: dict[str, Printer] = {
                                        "targeted by this deployment."),
         AGE_COLUMN,
     ) + _WORKLOAD_WIDE, deployment_row),
+    "jobs": Printer((
+        NAME_COLUMN,
+        Column("Status", description="Status of the job."),
+        Column("Completions", description="The desired number of successfully finished pods the job should be run "
+                                          "with."),
+        Column("Duration", description="Time required to complete the job."),
+        AGE_COLUMN,
+    ) + _WORKLOAD_WIDE, job_row),
+    "cronjobs": Printer((
+        NAME_COLUMN,
+        Column("Schedule", description="The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+        Column("Timezone", description="The time zone name for the given schedule, see "
+                                       "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
+        Column("Suspend", "boolean", "This flag tells the controller to suspend subsequent executions."),
+        Column("Active", "integer", "A list of pointers to currently running jobs."),
+        Column("Last Schedule", description="Information when was the last time the job was successfully scheduled."),
+        AGE_COLUMN,
+    ) + _WORKLOAD_WIDE, cron_job_row),
     "namespaces": Printer((
         NAME_COLUMN,
         Column("Status", description="The status of the namespace"),

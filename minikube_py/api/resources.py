@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from minikube_py.api import batch_validation
 from minikube_py.api import networking_validation as rules
 from minikube_py.api.apps import Deployment, ReplicaSet
+from minikube_py.api.batch import CronJob, Job
 from minikube_py.api.configuration import ConfigMap, Secret, ServiceAccount
 from minikube_py.api.core import Event, Namespace, Node, Pod
 from minikube_py.api.meta import WireModel
@@ -76,6 +78,11 @@ RESOURCES: dict[str, ResourceInfo] = {
                   rules.default_secret, rules.validate_secret, rules.validate_secret_update),
         _resource("ServiceAccount", "", "serviceaccounts", ("sa",), True, ServiceAccount,
                   rules.default_service_account, rules.validate_service_account),
+        _resource("Job", "batch", "jobs", (), True, Job,
+                  batch_validation.default_job, batch_validation.validate_job, batch_validation.validate_job_update),
+        _resource("CronJob", "batch", "cronjobs", ("cj",), True, CronJob,
+                  batch_validation.default_cron_job, batch_validation.validate_cron_job,
+                  batch_validation.validate_cron_job_update),
     )
 }
 

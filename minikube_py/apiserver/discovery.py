@@ -33,10 +33,11 @@ def api_resource_list(group_version: str) -> dict:
     for info in group_versions().get(group_version, []):
         entry = {"name": info.plural, "singularName": info.singular, "namespaced": info.namespaced,
                  "kind": info.kind, "verbs": OBJECT_VERBS, "shortNames": list(info.short_names)}
-        if info.plural in ("pods", "replicasets", "deployments", "services"):
+        if info.plural in ("pods", "replicasets", "deployments", "services", "jobs", "cronjobs"):
             entry["categories"] = ["all"]
         resources.append(entry)
-        if info.plural in ("pods", "replicasets", "deployments", "services", "namespaces", "nodes"):
+        if info.plural in ("pods", "replicasets", "deployments", "services", "namespaces", "nodes", "jobs",
+                           "cronjobs"):
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})
         if info.plural in ("replicasets", "deployments"):

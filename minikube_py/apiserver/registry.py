@@ -246,8 +246,10 @@ class Registry:
         if info.plural != "nodes":
             # Status belongs to controllers and the agent; nodes are created by their agent.
             body.pop("status", None)
+        # The uid comes before defaulting, as in kube-apiserver: a Job's generated selector is made of it.
+        metadata["uid"] = str(uuid.uuid4())
         _, wire = self._parse(body)
-        wire["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=self._now(), generation=1)
+        wire["metadata"].update(uid=metadata["uid"], creationTimestamp=self._now(), generation=1)
         if info.plural == "pods":
             wire["status"] = {"phase": "Pending"}
         elif info.plural == "namespaces":
