@@ -2,12 +2,13 @@
 # Sets up this machine for minikube-py: Debian packages (busybox-static for the busybox image,
 # a C compiler and libc for the tiny pause and monitor binaries, libseccomp for containers' seccomp filters,
 # libnftables1 for the service proxy; docker-registry, skopeo and apache2-utils (htpasswd) for the image
-# tests, which run a real registry on 127.0.0.1 and fill it), then
+# tests, which run a real registry on 127.0.0.1 and fill it; etcd-server for the etcd store backend and
+# its tests), then
 # minikube-py itself with its test extras.
 # Idempotent and quick when everything is already there. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")"
-packages="busybox-static gcc libc6-dev libseccomp2 libnftables1 docker-registry skopeo apache2-utils"
+packages="busybox-static gcc libc6-dev libseccomp2 libnftables1 docker-registry skopeo apache2-utils etcd-server"
 missing=""
 for package in $packages; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
@@ -15,6 +16,11 @@ done
 if [ -n "$missing" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  case "$missing" in
+    # Debian starts a system etcd on 127.0.0.1:2379 for any local user to read; minikube-py and
+    # its tests start their own members (docs/scale-out.md), so the package's service stays off.
+    *etcd-server*) if [ -d /run/systemd/system ]; then systemctl disable --now etcd.service >/dev/null 2>&1 || true; fi ;;
+  esac
 fi
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true

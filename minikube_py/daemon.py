@@ -31,7 +31,7 @@ from minikube_py.runtime.types import CLUSTER_NAME_PATTERN
 
 if TYPE_CHECKING:  # imported where used: the CLI imports this module and must start fast
     from minikube_py.agent.ipam import HostLocalIpam
-    from minikube_py.store import Store
+    from minikube_py.store import ObjectStore
 
 DEFAULT_HOME = "/var/lib/minikube-py"
 DEFAULT_NAME = "minikube"
@@ -59,6 +59,7 @@ class ClusterConfig:
     max_pods: int = 110  # kubelet's --max-pods: the Node's pods capacity
     terminated_pod_gc_threshold: int = 12500  # kube-controller-manager's flag; 0 turns it off
     seccomp_default: bool = True  # containers with no seccompProfile get RuntimeDefault (kubelet --seccomp-default)
+    store: str = "sqlite"  # or etcd://HOST:PORT[,HOST:PORT...] (minikube_py.store.backends)
 
     @staticmethod
     def load(home: str) -> "ClusterConfig | None":
@@ -173,9 +174,27 @@ def validate_config(config: ClusterConfig) -> None:
         raise ConfigError(f"--pids-limit: {config.pids_limit} must be at least 1")
     if not 1 <= config.max_pods <= 2**31 - 1:
         raise ConfigError(f"--max-pods: {config.max_pods} must be between 1 and 2147483647")
+    from minikube_py.store.backends import parse_store_spec
+
+    try:
+        parse_store_spec(config.store)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if not 0 <= config.terminated_pod_gc_threshold <= 2**31 - 1:
         raise ConfigError(f"--terminated-pod-gc-threshold: {config.terminated_pod_gc_threshold} must be between "
                           "0 (off) and 2147483647")
+
+
+def store_unreachable(config: ClusterConfig) -> str | None:
+    """Why the cluster's store cannot be used now (an etcd no member of which answers), or None."""
+    from minikube_py.api.errors import ApiError
+    from minikube_py.store.backends import parse_store_spec, probe
+
+    try:
+        probe(parse_store_spec(config.store))
+    except ApiError as error:
+        return error.message
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,6 +257,7 @@ def start(
     max_pods: int | None = None,
     terminated_pod_gc_threshold: int | None = None,
     seccomp_default: bool | None = None,
+    store: str | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -263,9 +283,15 @@ def start(
             config.terminated_pod_gc_threshold = terminated_pod_gc_threshold
         if seccomp_default is not None:
             config.seccomp_default = seccomp_default
+        if store is not None:
+            config.store = store
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    unreachable = store_unreachable(config)
+    if unreachable is not None:
+        print(f"error: --store {config.store}: {unreachable}", file=sys.stderr)
         return 1
     if os.geteuid() != 0:
         print("error: minikube-py start needs root: pods are made of namespaces, cgroups, veths and "
@@ -408,7 +434,7 @@ def _remove_service_table(cluster_name: str) -> None:
 # The daemon itself.
 
 
-def node_ipam(home: str, store: Store, pod_cidr: str) -> HostLocalIpam:
+def node_ipam(home: str, store: ObjectStore, pod_cidr: str) -> HostLocalIpam:
     """The node's pod-IP leases (`<home>/pod-ips/`), taking over those an older version kept in
     the store's `pod-ip/<cidr>` pool, so running pods keep their addresses across the upgrade."""
     from minikube_py.agent.ipam import HostLocalIpam
@@ -434,8 +460,9 @@ def serve(home: str) -> int:
     from minikube_py.proxy.proxy import ServiceProxy
     from minikube_py.client.api import ApiClient
     from minikube_py.clock import Clock
+    from minikube_py.api.errors import ApiError
     from minikube_py.runtime.runtime import LinuxRuntime
-    from minikube_py.store import Store
+    from minikube_py.store import open_store, parse_store_spec
 
     home = os.path.abspath(home)
     config = ClusterConfig.load(home)
@@ -452,7 +479,12 @@ def serve(home: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
-    store = Store(os.path.join(home, "state.db"))
+    try:
+        store = open_store(parse_store_spec(config.store), home, config.name)
+    except ApiError as error:
+        log.error("cannot open the store %s: %s", config.store, error.message)
+        print(f"error: --store {config.store}: {error.message}", file=sys.stderr)
+        return 1
     store.start_compactor(interval=60.0, keep=10_000)
     registry = Registry(store, clock=clock, service_cidr=config.service_cidr)
     client = ApiClient.local(registry)

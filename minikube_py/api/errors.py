@@ -112,6 +112,13 @@ class ServiceUnavailable(ApiError):
     reason = "ServiceUnavailable"
 
 
+class Timeout(ApiError):
+    """The request did not complete in time; a write may or may not have been applied (HTTP 504)."""
+
+    code = 504
+    reason = "Timeout"
+
+
 class Invalid(ApiError):
     """A manifest failed validation; `errors` holds (field path, message) pairs."""
 
@@ -126,5 +133,5 @@ class Invalid(ApiError):
 _BY_REASON = {
     cls.reason: cls
     for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists, Conflict, Gone,
-                RequestEntityTooLarge, UnsupportedMediaType, InsufficientStorage, ServiceUnavailable, Invalid)
+                RequestEntityTooLarge, UnsupportedMediaType, InsufficientStorage, ServiceUnavailable, Timeout, Invalid)
 }

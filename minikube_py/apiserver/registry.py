@@ -28,7 +28,7 @@ from minikube_py.api.parsing import invalid_error
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.apiserver.service_allocation import DEFAULT_SERVICE_CIDR, AllocationError, ServiceAllocator
 from minikube_py.clock import Clock
-from minikube_py.store import Store, conflict, not_found, resource_label
+from minikube_py.store import ObjectStore, conflict, not_found, resource_label
 from minikube_py.api.watch import EventStream
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-node-lease")
@@ -143,10 +143,10 @@ class RegistryWatch(EventStream):
 
 
 class Registry:
-    """Kubernetes semantics over a `Store`. Bootstraps the `default`, `kube-system` and
+    """Kubernetes semantics over a store (either backend). Bootstraps the `default`, `kube-system` and
     `kube-node-lease` namespaces the first time it opens a store."""
 
-    def __init__(self, store: Store, clock: Clock | None = None, service_cidr: str = DEFAULT_SERVICE_CIDR):
+    def __init__(self, store: ObjectStore, clock: Clock | None = None, service_cidr: str = DEFAULT_SERVICE_CIDR):
         self.store = store
         self.clock = clock or Clock()
         self.services = ServiceAllocator(store, service_cidr)

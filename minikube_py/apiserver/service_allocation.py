@@ -16,7 +16,7 @@ import ipaddress
 from typing import Callable
 
 from minikube_py.api.networking_validation import uses_node_ports
-from minikube_py.store.store import PoolExhausted
+from minikube_py.store import PoolExhausted
 
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 NODE_PORT_RANGE = (30000, 32767)

@@ -41,6 +41,9 @@ def register(subcommands: Subcommands) -> None:
     start.add_argument("--seccomp-default", type=_boolean, nargs="?", const=True, metavar="true|false",
                        help="give containers that name no seccompProfile the RuntimeDefault profile, as kubelet's "
                             "flag of the same name (default: true; false leaves them Unconfined)")
+    start.add_argument("--store", metavar="sqlite|etcd://HOST:PORT[,HOST:PORT...]",
+                       help="where API objects live: the home's sqlite file (default), or etcd v3 members, under "
+                            "/<cluster name>/ so clusters can share them (docs/scale-out.md)")
     start.set_defaults(run=run_start)
 
     stop = subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made")
@@ -97,7 +100,7 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         node_name=args.node_name,
         foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit,
         max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
-        seccomp_default=args.seccomp_default)
+        seccomp_default=args.seccomp_default, store=args.store)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:

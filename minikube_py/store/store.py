@@ -1,4 +1,4 @@
-"""The sqlite store: every API object, one global revision, a revision log for watches, leases.
+"""The sqlite store (the embedded default backend): every API object, one global revision, a revision log for watches, leases.
 
 This is minikube-py's etcd (kine-shaped, see semantics.md section 7). The Registry is its only
 writer. Every write is one transaction that bumps the global revision, writes the object with
@@ -22,45 +22,15 @@ from typing import Iterable
 
 import sqlite_utils
 
-from minikube_py import api
 from minikube_py.api import errors
+from minikube_py.store.interface import (Compactor, InMemoryState, already_exists, conflict, namespace_and_name, not_found,
+                                         pool_exhausted, too_old)
 from minikube_py.store.watch import ADDED, DELETED, MODIFIED, LogEntry, Watcher
 
 log = logging.getLogger(__name__)
 
 REVISION_KEY = "revision"
 COMPACTED_REVISION_KEY = "compacted_revision"
-
-
-class PoolExhausted(Exception):
-    """Every candidate value of a lease pool is already held by some owner."""
-
-
-def resource_label(resource: str) -> str:
-    """The resource as Kubernetes names it in messages: `pods`, `deployments.apps`."""
-    info = api.RESOURCES.get(resource)
-    return info.qualified_plural if info is not None else resource
-
-
-def not_found(resource: str, name: str) -> errors.NotFound:
-    return errors.NotFound(f'{resource_label(resource)} "{name}" not found',
-                           {"name": name, "kind": resource})
-
-
-def conflict(resource: str, name: str) -> errors.Conflict:
-    return errors.Conflict(
-        f'Operation cannot be fulfilled on {resource_label(resource)} "{name}": the object has been '
-        "modified; please apply your changes to the latest version and try again",
-        {"name": name, "kind": resource})
-
-
-def namespace_and_name(obj: dict) -> tuple[str, str]:
-    """The row key of a wire object within its resource ('' for cluster-scoped); the name is required."""
-    metadata = obj.get("metadata") or {}
-    name = metadata.get("name")
-    if not name:
-        raise errors.BadRequest("metadata.name: required; give the object a name before storing it")
-    return metadata.get("namespace") or "", name
 
 
 def storage_error(error: sqlite3.Error, path: str) -> errors.ApiError:
@@ -98,7 +68,7 @@ def _make_private(path: str) -> None:
             pass
 
 
-class Store:
+class Store(InMemoryState):
     """Objects as wire dicts keyed by (resource, namespace or "", name). `path` is a file or
     ":memory:". All writes, and every read of the database, go through one lock and one
     connection; sqlite in WAL mode with synchronous=NORMAL loses nothing committed when the
@@ -116,8 +86,7 @@ class Store:
         self._create_schema()
         self._lock = threading.Lock()
         self._watchers: list[Watcher] = []
-        self._compactor_stop = threading.Event()
-        self._compactor: threading.Thread | None = None
+        self._compactor: Compactor | None = None
         meta = {row[0]: row[1] for row in self.db.execute("SELECT key, value FROM meta")}
         self._revision = meta[REVISION_KEY]
         self._compacted_revision = meta[COMPACTED_REVISION_KEY]
@@ -142,45 +111,13 @@ class Store:
         self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, 0), (?, 0)",
                         [REVISION_KEY, COMPACTED_REVISION_KEY])
 
-    # -- reads -------------------------------------------------------------------------------
-
-    @property
-    def revision(self) -> int:
-        return self._revision
-
-    @property
-    def compacted_revision(self) -> int:
-        return self._compacted_revision
-
-    def get(self, resource: str, namespace: str | None, name: str) -> dict | None:
-        stored = self._objects.get(resource, {}).get((namespace or "", name))
-        return json.loads(stored[1]) if stored is not None else None
-
-    def list(self, resource: str, namespace: str | None = None) -> tuple[list[dict], int]:
-        """Objects of one resource, all namespaces when `namespace` is None, ordered by
-        namespace then name, with the revision they are current at."""
-        with self._lock:
-            objects = self._objects.get(resource, {})
-            texts = [text for key, (_, text) in sorted(objects.items())
-                     if namespace is None or key[0] == namespace]
-            revision = self._revision
-        return [json.loads(text) for text in texts], revision
-
-    def count(self, resource: str, namespace: str | None = None) -> int:
-        """How many objects of a resource there are (in one namespace), without parsing them."""
-        objects = self._objects.get(resource, {})
-        if namespace is None:
-            return len(objects)
-        return sum(1 for key in list(objects) if key[0] == namespace)
-
     # -- writes ------------------------------------------------------------------------------
 
     def create(self, resource: str, obj: dict) -> dict:
         namespace, name = namespace_and_name(obj)
         with self._lock:
             if (namespace, name) in self._objects.get(resource, {}):
-                raise errors.AlreadyExists(f'{resource_label(resource)} "{name}" already exists',
-                                           {"name": name, "kind": resource})
+                raise already_exists(resource, name)
             return self._write(resource, namespace, name, ADDED, obj, None)
 
     def update(self, resource: str, obj: dict, expected_rv: str | int | None = None) -> dict:
@@ -261,8 +198,7 @@ class Store:
         with self._lock:
             since = self._revision if since is None else int(since)
             if since < self._compacted_revision:
-                raise errors.Gone(
-                    f"too old resource version: {since} ({self._compacted_revision})")
+                raise too_old(since, self._compacted_revision)
             query = ("SELECT revision, resource, namespace, name, type, data, previous_data "
                      "FROM log WHERE revision > ?")
             parameters: list = [since]
@@ -274,14 +210,9 @@ class Store:
                 parameters.append(namespace)
             backlog = [LogEntry(*row) for row in
                        self.db.execute(query + " ORDER BY revision", parameters)]
-            watcher = Watcher(resource, namespace, backlog, self._forget_watcher)
+            watcher = Watcher(resource, namespace, backlog, self._forget_watcher, since=since)
             self._watchers.append(watcher)
             return watcher
-
-    def _forget_watcher(self, watcher: Watcher) -> None:
-        with self._lock:
-            if watcher in self._watchers:
-                self._watchers.remove(watcher)
 
     def compact(self, keep: int = 1000) -> int:
         """Drop log entries older than the newest `keep` revisions; returns the compacted
@@ -308,18 +239,8 @@ class Store:
 
     def start_compactor(self, interval: float, keep: int = 1000) -> None:
         """Compact every `interval` seconds in a background thread until `close()`."""
-        if self._compactor is not None:
-            return
-
-        def run() -> None:
-            while not self._compactor_stop.wait(interval):
-                try:
-                    self.compact(keep)
-                except errors.ApiError as error:  # a full disk: try again next time
-                    log.warning("compacting the store failed: %s", error.message)
-
-        self._compactor = threading.Thread(target=run, name="store-compactor", daemon=True)
-        self._compactor.start()
+        if self._compactor is None:
+            self._compactor = Compactor(self.compact, interval, keep)
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -342,8 +263,7 @@ class Store:
                     except sqlite3.Error as error:
                         raise storage_error(error, self.path) from None
                     return value
-        raise PoolExhausted(f"lease pool {pool!r}: all {len(taken)} values are held; "
-                            "release some (delete pods) or widen the pool")
+        raise pool_exhausted(pool, len(taken))
 
     def release(self, pool: str, owner: str) -> str | None:
         """Give back what `owner` holds in `pool`; returns the value, or None if it held none."""
@@ -366,9 +286,8 @@ class Store:
     # -- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._compactor_stop.set()
         if self._compactor is not None:
-            self._compactor.join()
+            self._compactor.stop()
             self._compactor = None
         for watcher in list(self._watchers):
             watcher.close()

@@ -61,9 +61,10 @@ class Watcher(EventStream):
     or once closed; iterating blocks until an event arrives and stops when closed."""
 
     def __init__(self, resource: str | None, namespace: str | None, backlog: list[LogEntry],
-                 on_close: Callable[["Watcher"], None]):
+                 on_close: Callable[["Watcher"], None], since: int = 0):
         self.resource = resource
         self.namespace = namespace
+        self.since = since
         self._pending: deque[LogEntry] = deque(backlog)
         self._condition = threading.Condition(threading.Lock())
         self._closed = False
@@ -71,7 +72,8 @@ class Watcher(EventStream):
         self._on_close = on_close
 
     def matches(self, entry: LogEntry) -> bool:
-        return ((self.resource is None or entry.resource == self.resource)
+        return (entry.revision > self.since
+                and (self.resource is None or entry.resource == self.resource)
                 and (self.namespace is None or entry.namespace == self.namespace))
 
     def deliver(self, entry: LogEntry) -> None:
@@ -80,14 +82,24 @@ class Watcher(EventStream):
             if self._closed:
                 return
             if len(self._pending) >= MAX_PENDING_EVENTS:
-                self._pending.clear()
-                self._error = errors.Gone(
+                self._end_with(errors.Gone(
                     f"watch of {self.resource or 'all resources'} fell {MAX_PENDING_EVENTS} events "
-                    "behind and was closed; list again and watch from the list's resourceVersion")
-                self._closed = True
+                    "behind and was closed; list again and watch from the list's resourceVersion"))
             else:
                 self._pending.append(entry)
-            self._condition.notify_all()
+                self._condition.notify_all()
+
+    def expire(self, error: errors.ApiError) -> None:
+        """End the watch: its reader gets `error` (a Gone: list again) instead of more events."""
+        with self._condition:
+            if not self._closed:
+                self._end_with(error)
+
+    def _end_with(self, error: errors.ApiError) -> None:
+        self._pending.clear()
+        self._error = error
+        self._closed = True
+        self._condition.notify_all()
 
     @property
     def closed(self) -> bool:

@@ -1,15 +1,15 @@
-"""Store leases: the pod IP allocator's book never hands a value out twice."""
+"""Store leases: the allocators' book never hands a value out twice, on every backend."""
 
 import threading
 
 import pytest
 
-from minikube_py.store import PoolExhausted, Store
+from minikube_py.store import PoolExhausted
 
 
 @pytest.fixture
-def store():
-    with Store(":memory:") as store:
+def store(store_backend):
+    with store_backend.open() as store:
         yield store
 
 
@@ -40,17 +40,16 @@ def test_pools_are_independent(store):
     assert store.allocate("two", ["x"], "a") == "x"
 
 
-def test_concurrent_allocations_never_share_a_value(tmp_path):
-    with Store(tmp_path / "state.db") as store:
-        results = {}
+def test_concurrent_allocations_never_share_a_value(store):
+    results = {}
 
-        def allocate(owner):
-            results[owner] = store.allocate("pod-ips", (f"10.0.0.{i}" for i in range(2, 255)), owner)
+    def allocate(owner):
+        results[owner] = store.allocate("pod-ips", (f"10.0.0.{i}" for i in range(2, 255)), owner)
 
-        threads = [threading.Thread(target=allocate, args=(f"uid-{n}",)) for n in range(100)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert len(set(results.values())) == 100
-        assert store.allocations("pod-ips") == {value: owner for owner, value in results.items()}
+    threads = [threading.Thread(target=allocate, args=(f"uid-{n}",)) for n in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results.values())) == 100
+    assert store.allocations("pod-ips") == {value: owner for owner, value in results.items()}
