@@ -18,10 +18,11 @@ from minikube_py.clock import Clock
 def build_controllers(client: Client, clock: Clock | None = None, informers: SharedInformers | None = None,
                       workers: int = 2) -> list[Controller[str]]:
     """The ReplicaSet controller, the garbage collector, the scheduler, the service account,
-    endpoints, Job and TTL-after-finished controllers, sharing caches.
+    endpoints, Job, TTL-after-finished and CronJob controllers, sharing caches.
 
     The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
+    from controllers.cronjob import CronJobController
     from controllers.endpoints import EndpointsController
     from controllers.endpointslice import EndpointSliceController
     from controllers.garbagecollector import GarbageCollector
@@ -41,4 +42,5 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
         EndpointsController(client, clock, informers, workers=workers),
         JobController(client, clock, informers, workers=workers),
         TTLAfterFinishedController(client, clock, informers),
+        CronJobController(client, clock, informers),
     ]

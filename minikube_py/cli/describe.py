@@ -26,7 +26,7 @@ def register(subcommands: Subcommands) -> None:
     describe = subcommands.add("describe", "show details of objects and the events about them",
                                namespaced=True, all_namespaces=True)
     describe.add_argument("type", metavar="TYPE[/NAME]",
-                          help="pods, replicasets, deployments, namespaces or nodes (or TYPE/NAME)")
+                          help="pods, replicasets, deployments, jobs, cronjobs, namespaces or nodes (or TYPE/NAME)")
     describe.add_argument("names", nargs="*", metavar="NAME", help="objects to describe (default: all of the type)")
     describe.add_argument("-l", "--selector", help="describe the objects matching this label selector")
     describe.set_defaults(run=run_describe)
@@ -469,12 +469,79 @@ def describe_node(context: Context, node: dict, now: float) -> str:
     return writer.render()
 
 
+def describe_job(context: Context, job: dict, now: float) -> str:
+    """kubectl's JobDescriber: parallelism and completions, times, pod counts, the template."""
+    metadata, spec, status = job["metadata"], job.get("spec") or {}, job.get("status") or {}
+    writer = DescribeWriter()
+    writer.write(0, f"Name:\t{metadata['name']}")
+    writer.write(0, f"Namespace:\t{metadata.get('namespace', '')}")
+    writer.write(0, f"Selector:\t{tables.format_label_selector(spec.get('selector'))}")
+    writer.labels(0, "Labels", metadata.get("labels"))
+    writer.annotations(0, "Annotations", metadata.get("annotations"))
+    if controller_of(job):
+        writer.write(0, f"Controlled By:\t{controller_of(job)}")
+    writer.write(0, f"Parallelism:\t{spec.get('parallelism', 0)}")
+    writer.write(0, f"Completions:\t{spec['completions'] if spec.get('completions') is not None else '<unset>'}")
+    writer.write(0, f"Completion Mode:\t{spec.get('completionMode', 'NonIndexed')}")
+    writer.write(0, f"Suspend:\t{'true' if spec.get('suspend') else 'false'}")
+    writer.write(0, f"Backoff Limit:\t{spec.get('backoffLimit', 6)}")
+    if spec.get("ttlSecondsAfterFinished") is not None:
+        writer.write(0, f"TTL Seconds After Finished:\t{spec['ttlSecondsAfterFinished']}")
+    if status.get("startTime"):
+        writer.write(0, f"Start Time:\t{rfc1123(status['startTime'])}")
+    if status.get("completionTime"):
+        writer.write(0, f"Completed At:\t{rfc1123(status['completionTime'])}")
+        elapsed = api.times.parse_time(status["completionTime"]) - api.times.parse_time(status["startTime"])
+        writer.write(0, f"Duration:\t{api.times.human_duration(elapsed)}")
+    if spec.get("activeDeadlineSeconds") is not None:
+        writer.write(0, f"Active Deadline Seconds:\t{spec['activeDeadlineSeconds']}s")
+    writer.write(0, f"Pods Statuses:\t{status.get('active', 0)} Active ({status.get('ready', 0)} Ready) / "
+                    f"{status.get('succeeded', 0)} Succeeded / {status.get('failed', 0)} Failed")
+    if spec.get("completionMode") == "Indexed":
+        writer.write(0, f"Completed Indexes:\t{status.get('completedIndexes') or NONE}")
+    describe_pod_template(writer, spec.get("template") or {})
+    describe_conditions(writer, status.get("conditions"))
+    describe_events(writer, events_about(context, job), now)
+    return writer.render()
+
+
+def describe_cron_job(context: Context, cron_job: dict, now: float) -> str:
+    """kubectl's CronJobDescriber: the schedule and policies, the job template, the active Jobs."""
+    metadata, spec, status = cron_job["metadata"], cron_job.get("spec") or {}, cron_job.get("status") or {}
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    writer = DescribeWriter()
+    writer.write(0, f"Name:\t{metadata['name']}")
+    writer.write(0, f"Namespace:\t{metadata.get('namespace', '')}")
+    writer.labels(0, "Labels", metadata.get("labels"))
+    writer.annotations(0, "Annotations", metadata.get("annotations"))
+    writer.write(0, f"Schedule:\t{spec.get('schedule', '')}")
+    if spec.get("timeZone"):
+        writer.write(0, f"Time Zone:\t{spec['timeZone']}")
+    writer.write(0, f"Concurrency Policy:\t{spec.get('concurrencyPolicy', 'Allow')}")
+    writer.write(0, f"Suspend:\t{'True' if spec.get('suspend') else 'False'}")
+    writer.write(0, f"Successful Job History Limit:\t{spec.get('successfulJobsHistoryLimit', 3)}")
+    writer.write(0, f"Failed Job History Limit:\t{spec.get('failedJobsHistoryLimit', 1)}")
+    deadline = spec.get("startingDeadlineSeconds")
+    writer.write(0, f"Starting Deadline Seconds:\t{'<unset>' if deadline is None else f'{deadline}s'}")
+    writer.write(0, f"Selector:\t{tables.format_label_selector(job_spec.get('selector')) if job_spec.get('selector') else '<unset>'}")
+    for label, field in (("Parallelism", "parallelism"), ("Completions", "completions")):
+        writer.write(0, f"{label}:\t{job_spec[field] if job_spec.get(field) is not None else '<unset>'}")
+    describe_pod_template(writer, job_spec.get("template") or {})
+    writer.write(0, f"Last Schedule Time:\t{rfc1123(status.get('lastScheduleTime')) if status.get('lastScheduleTime') else '<unset>'}")
+    active = ", ".join(reference.get("name", "") for reference in status.get("active") or [])
+    writer.write(0, f"Active Jobs:\t{active or NONE}")
+    describe_events(writer, events_about(context, cron_job), now)
+    return writer.render()
+
+
 DESCRIBERS = {
     "pods": describe_pod,
     "deployments": describe_deployment,
     "replicasets": describe_replica_set,
     "namespaces": describe_namespace,
     "nodes": describe_node,
+    "jobs": describe_job,
+    "cronjobs": describe_cron_job,
 }
 
 

@@ -14,6 +14,7 @@ import time
 from minikube_py import api
 from minikube_py.api.errors import ApiError, NotFound
 from minikube_py.cli.apply import manifest_files, read_documents
+from minikube_py.cli.jobs import register_create_job
 from minikube_py.cli.context import (
     CommandError, Context, Subcommands, format_api_error, print_error, qualified_kind, resolve_resource,
     split_type_and_name, watch_events)
@@ -72,6 +73,7 @@ def register(subcommands: Subcommands) -> None:
     namespace = create.add("namespace", "create a namespace", aliases=("ns",))
     namespace.add_argument("name", metavar="NAME", help="the namespace's name (a DNS-1123 label)")
     namespace.set_defaults(run=run_create_namespace)
+    register_create_job(create)
 
     scale = subcommands.add("scale", "set the replica count of a deployment or replicaset", namespaced=True)
     scale.add_argument("targets", nargs="+", metavar="TYPE/NAME | TYPE NAME",
