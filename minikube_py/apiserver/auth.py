@@ -112,6 +112,9 @@ def authorize(user: User, method: str, route: Route, query: dict, registry) -> N
         {"name": route.name or "", "group": group, "kind": route.info.plural})
 
 
+STREAMS = ("exec", "attach", "portforward")
+
+
 def _node_may(node: str, method: str, route: Route, query: dict, registry) -> bool:
     resource = route.info.plural
     if resource == "nodes":
@@ -129,6 +132,7 @@ def _node_may(node: str, method: str, route: Route, query: dict, registry) -> bo
             pod = registry.get("pods", route.namespace, route.name)
         except errors.NotFound:
             return False
-        return (pod.get("spec") or {}).get("nodeName") == node and (
+        # Streams into a pod (exec, attach, port-forward) are the admin's alone, even on GET.
+        return (pod.get("spec") or {}).get("nodeName") == node and route.subresource not in STREAMS and (
             method == "GET" or route.subresource == "status" or method == "DELETE")
     return False

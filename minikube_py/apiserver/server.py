@@ -33,6 +33,8 @@ SERVE_POLL_SECONDS = 5.0
 # and an idle keep-alive connection); streams that legitimately sit idle lift it (exec).
 READ_TIMEOUT_SECONDS = 60.0
 MAX_TCP_CONNECTIONS = 256
+# How long a stream (exec, attach, port-forward) may wait for a client that stopped reading.
+STREAM_WRITE_TIMEOUT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ class ApiHttpServer:
 
     def __init__(self, registry, socket_path: str, port: int | None = None, node_proxy=None,
                  tls: TlsConfig | None = None, read_timeout: float = READ_TIMEOUT_SECONDS,
-                 max_tcp_connections: int = MAX_TCP_CONNECTIONS):
+                 max_tcp_connections: int = MAX_TCP_CONNECTIONS,
+                 stream_write_timeout: float = STREAM_WRITE_TIMEOUT_SECONDS):
         if port is not None and tls is None:
             raise ValueError("the TCP listener serves TLS only: give `tls` with `port`")
         self.registry = registry
@@ -123,6 +126,7 @@ class ApiHttpServer:
         self.tls = tls
         self.read_timeout = read_timeout
         self.max_tcp_connections = max_tcp_connections
+        self.stream_write_timeout = stream_write_timeout
         self._servers: list[_Serving] = []
         self._threads: list[threading.Thread] = []
         self._connections: set[socket.socket] = set()

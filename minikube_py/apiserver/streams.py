@@ -1,11 +1,12 @@
-"""Streaming responses: watches, pod logs and exec, each holding its connection open.
+"""Streaming responses: watches, pod logs, exec and attach, each holding its connection open.
 
 A watch streams one JSON event per line over a chunked response until the client hangs up (the
 `HangUpDetector` notices), `timeoutSeconds` passes or the store ends it; logs stream the node
-agent's chunks the same way; exec switches the connection to the framed protocol of
-`api.exec_stream`. Each function takes the request handler whose connection it streams on. A
-WebSocket transport for exec (issue 12) is one more function here, chosen in `serve_exec` by the
-`Upgrade` header, with the same `NodeProxy` session behind it.
+agent's chunks the same way. exec and attach upgrade the connection to a WebSocket speaking
+Kubernetes' channel protocols (`api.exec_stream`: v5, v4, v1 and their base64 forms), which is
+what kubectl, the Python client and our CLI send: the node agent's session on one side, the
+client's channels on the other. Each function takes the request handler whose connection it
+streams on.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import struct
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from minikube_py.api import errors, exec_stream
+from minikube_py.api.exec_stream import CLOSE_SIGNAL, ERROR, RESIZE, STDERR, STDIN, STDOUT, ChannelSocket
 from minikube_py.apiserver.routing import Route, flag, include_object_policy, integer, text
 
 if TYPE_CHECKING:
@@ -133,53 +137,157 @@ def serve_logs(handler: "ApiRequestHandler", namespace: str, name: str, query: d
             close()
 
 
-def serve_exec(handler: "ApiRequestHandler", namespace: str, name: str, query: dict) -> None:
-    handler.server.api.registry.get("pods", namespace, name)
-    if (handler.headers.get("Upgrade") or "").lower() != exec_stream.EXEC_UPGRADE:
-        raise errors.BadRequest(f"exec needs a connection upgrade: send 'Connection: Upgrade' and "
-                                f"'Upgrade: {exec_stream.EXEC_UPGRADE}'")
-    command = query.get("command") or []
-    if not command:
-        raise errors.BadRequest("exec: at least one command argument is required (?command=...)")
-    for index, argument in enumerate(command):
-        if "\0" in argument:
-            raise errors.BadRequest(f"exec: command[{index}] contains a NUL character; a process argument "
-                                    "cannot hold one")
-    session = handler.node_proxy().exec(namespace, name, text(query, "container"), command,
-                                        tty=flag(query, "tty"))
+# After the exit status is sent, how long the client may take to read the rest and close.
+FINISH_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RemoteCommandOptions:
+    """What a client asked of an exec or attach (PodExecOptions / PodAttachOptions)."""
+
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+    container: str | None
+    command: list[str]
+
+    @classmethod
+    def of(cls, query: dict, exec_command: bool) -> "RemoteCommandOptions":
+        command = query.get("command") or []
+        if exec_command and not command:
+            raise errors.BadRequest("exec: at least one command argument is required (?command=...)")
+        for index, argument in enumerate(command):
+            if "\0" in argument:
+                raise errors.BadRequest(f"exec: command[{index}] contains a NUL character; a process argument "
+                                        "cannot hold one")
+        options = cls(stdin=flag(query, "stdin"), stdout=flag(query, "stdout"), stderr=flag(query, "stderr"),
+                      tty=flag(query, "tty"), container=text(query, "container"), command=list(command))
+        if not (options.stdin or options.stdout or options.stderr):
+            raise errors.BadRequest("you must specify at least 1 of stdin, stdout, stderr")
+        return options
+
+
+def _is_websocket_request(handler: "ApiRequestHandler") -> bool:
+    connection = [part.strip().lower() for part in (handler.headers.get("Connection") or "").split(",")]
+    return (handler.headers.get("Upgrade") or "").lower() == "websocket" and "upgrade" in connection
+
+
+def _upgrade(handler: "ApiRequestHandler", supported: dict) -> ChannelSocket:
+    """Answer a WebSocket upgrade with 101 and the chosen channel protocol; a request that is not
+    one gets a Status (kubectl then says why)."""
+    if not _is_websocket_request(handler):
+        raise errors.BadRequest("Upgrade request required: exec, attach and portforward are served over "
+                                "WebSocket (Upgrade: websocket) with the v5.channel.k8s.io, v4.channel.k8s.io or "
+                                "channel.k8s.io subprotocol; SPDY is not supported")
+    key = handler.headers.get("Sec-WebSocket-Key") or ""
+    if not key or handler.headers.get("Sec-WebSocket-Version") != exec_stream.WEBSOCKET_GUID_VERSION:
+        raise errors.BadRequest("a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13")
+    try:
+        protocol = exec_stream.choose_protocol(
+            exec_stream.offered_protocols(handler.headers.get("Sec-WebSocket-Protocol")), supported)
+    except ValueError as error:
+        raise errors.BadRequest(str(error)) from None
+    answer, channels = exec_stream.accept(handler.connection, key, protocol, reader=handler.rfile.read1)
     handler.close_connection = True
-    handler.send_response(101)
-    handler.send_header("Connection", "Upgrade")
-    handler.send_header("Upgrade", exec_stream.EXEC_UPGRADE)
-    handler.end_headers()
-    # An exec may sit idle for as long as its user likes: no read timeout from here on.
+    # A session may sit idle for as long as its user likes: no read timeout from here on. A client
+    # that stops reading gets its writes bounded instead, so it cannot hold a thread forever.
     handler.connection.settimeout(None)
-    if not flag(query, "stdin"):
-        session.close_stdin()
-    forwarder = threading.Thread(target=_forward_stdin, args=(handler, session), name="exec-stdin", daemon=True)
-    forwarder.start()
+    stall = handler.server.api.stream_write_timeout
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                                  struct.pack("ll", int(stall), int((stall % 1) * 1_000_000)))
+    handler.connection.sendall(answer)
+    return channels
+
+
+def _check_container(pod: dict, container: str | None) -> None:
+    """The API server's own check of the container name, made before any upgrade (so a client
+    that retries over another protocol hears the same answer)."""
+    spec = pod.get("spec") or {}
+    names = [c.get("name") for key in ("containers", "initContainers", "ephemeralContainers")
+             for c in spec.get(key) or []]
+    if container is not None and container not in names:
+        raise errors.BadRequest(f"container {container} is not valid for pod {pod['metadata']['name']}")
+
+
+def serve_exec(handler: "ApiRequestHandler", namespace: str, name: str, query: dict) -> None:
+    pod = handler.server.api.registry.get("pods", namespace, name)
+    options = RemoteCommandOptions.of(query, exec_command=True)
+    _check_container(pod, options.container)
+    if not _is_websocket_request(handler):
+        _upgrade(handler, exec_stream.REMOTE_COMMAND_PROTOCOLS)  # raises the Status saying why
+    session = handler.node_proxy().exec(namespace, name, options.container, options.command, tty=options.tty)
+    _serve_remote_command(handler, session, options)
+
+
+def _serve_remote_command(handler: "ApiRequestHandler", session, options: RemoteCommandOptions) -> None:
+    """Run one exec or attach session over the upgraded connection, then end it as the API server
+    does: the exit status on the error channel, a close frame, and a bounded wait for the client
+    to read the rest and close."""
     try:
+        channels = _upgrade(handler, exec_stream.REMOTE_COMMAND_PROTOCOLS)
+    except BaseException:
+        session.kill()
+        raise
+    finished = threading.Event()
+    forwarder = threading.Thread(target=_forward_input, args=(channels, session, options, finished),
+                                 name="stream-input", daemon=True)
+    try:
+        # An empty message on the lowest channel the client reads tells it the stream is up.
+        channels.send(STDOUT if options.stdout else STDERR if options.stderr else ERROR, b"")
+        if not options.stdin:
+            session.close_stdin()
+        forwarder.start()
         for channel, data in session.read():
-            exec_stream.write_frame(handler.wfile, channel, data)
-        exec_stream.write_frame(handler.wfile, exec_stream.EXIT_CODE, str(session.wait()).encode())
+            if channel == STDOUT and options.stdout or channel == STDERR and options.stderr:
+                channels.send(channel, data)
+            elif channel == STDERR and options.tty and options.stdout:
+                channels.send(STDOUT, data)
+        code = session.wait()
+        finished.set()
+        status = exec_stream.exit_status(code, options.command or None)
+        if channels.protocol.status_document:
+            channels.send_json(ERROR, status)
+        elif code != 0:
+            channels.send(ERROR, status["message"].encode())
+        channels.close()
+        forwarder.join(FINISH_SECONDS)
     except OSError:
-        session.kill()
+        pass  # the client left or stopped reading: the session ends below
     finally:
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def _forward_stdin(handler: "ApiRequestHandler", session) -> None:
-    """Frames from the client to the process; a vanished client kills the process."""
-    try:
-        while (frame := exec_stream.read_frame(handler.rfile)) is not None:
-            channel, data = frame
-            if channel == exec_stream.STDIN:
-                session.write_stdin(data)
-            elif channel == exec_stream.STDIN_CLOSED:
-                session.close_stdin()
+        finished.set()
         session.kill()
-    except (OSError, ValueError):
+        channels.shutdown()
+        if forwarder.is_alive():
+            forwarder.join(FINISH_SECONDS)
+
+
+def _forward_input(channels: ChannelSocket, session, options: RemoteCommandOptions, finished: threading.Event) -> None:
+    """The client's messages to the session: stdin, resizes, v5's close of stdin. A client that
+    hangs up before the session ends ends it."""
+    stdin_open = options.stdin
+    try:
+        while (message := channels.receive()) is not None:
+            channel, data = message
+            if channel == STDIN and stdin_open and data:
+                try:
+                    session.write_stdin(data)
+                except OSError:  # the process closed its input or ended: drop the rest
+                    stdin_open = False
+            elif channel == RESIZE and options.tty:
+                try:
+                    width, height = exec_stream.parse_resize(data)
+                except ValueError:
+                    log.debug("ignored a malformed resize message: %r", data[:64])
+                    continue
+                session.resize(width, height)
+            elif channel == CLOSE_SIGNAL and channels.protocol.close_signal and data[:1] == bytes([STDIN]):
+                if stdin_open:
+                    stdin_open = False
+                    session.close_stdin()
+    except OSError:
+        pass
+    except Exception:  # one session's bug must not take the server's thread with it
+        log.exception("forwarding a stream's input failed")
+    if not finished.is_set():
         session.kill()

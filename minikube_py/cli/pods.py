@@ -2,7 +2,8 @@
 
 They go through the API's pod subresources, which the node agent serves: `log` streams a
 container's log file (following it with `-f`), `exec` runs a command inside the container's
-namespaces with stdin, stdout, stderr and the exit code carried over one framed stream, and
+namespaces with stdin, stdout, stderr, resizes and the exit code carried over one WebSocket
+(Kubernetes' v5.channel.k8s.io protocol, as kubectl speaks it), and
 `inspect` returns what the pod is made of on this host (pids, namespace inodes, cgroups, veth).
 `inspect` prints that as a readable outline, marking each namespace a container shares with the
 pause process: the point of a pod made visible.
@@ -123,15 +124,24 @@ def run_exec(args: argparse.Namespace, context: Context) -> int:
     if args.tty and args.stdin and not tty:
         print_error("Unable to use a TTY - input is not a terminal or the right kind of file")
     session = context.transport.exec(namespace, name, container, command, stdin=args.stdin, tty=tty)
+    return stream_session(session, args.stdin, tty)
+
+
+def stream_session(session, stdin: bool, tty: bool) -> int:
+    """Copy this terminal to and from an exec or attach session until it ends; its exit code.
+    With a TTY the terminal goes into raw mode and its size follows the window (SIGWINCH)."""
     terminal_settings = None
     if tty:
+        import signal
         import termios
-        import tty
+        import tty as terminal
 
         terminal_settings = termios.tcgetattr(sys.stdin.fileno())
-        tty.setraw(sys.stdin.fileno())
+        terminal.setraw(sys.stdin.fileno())
+        send_terminal_size(session)
+        signal.signal(signal.SIGWINCH, lambda number, frame: send_terminal_size(session))
     try:
-        if args.stdin:
+        if stdin:
             threading.Thread(target=forward_stdin, args=(session,), daemon=True, name="exec-stdin").start()
         for channel, data in session.read():
             write_bytes(sys.stderr if channel == 2 else sys.stdout, data)
@@ -144,6 +154,14 @@ def run_exec(args: argparse.Namespace, context: Context) -> int:
             import termios
 
             termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, terminal_settings)
+
+
+def send_terminal_size(session) -> None:
+    try:
+        size = os.get_terminal_size(sys.stdin.fileno())
+    except OSError:
+        return
+    session.resize(size.columns, size.lines)
 
 
 def _limit_lines(limits: dict) -> list[str]:

@@ -6,7 +6,7 @@ this one; the daemon's own controllers call the Registry directly). It talks HTT
 `http.client` over the daemon's unix socket (root's door, no credential) or over TLS to the TCP
 listener with a bearer token (see `client.kubeconfig`), keeps one keep-alive connection per thread,
 and turns every error `Status` back into the matching `ApiError`. Watches and log streams take
-their own connection; exec upgrades one to the server's framed stream protocol.
+their own connection; exec and attach upgrade one to a WebSocket with Kubernetes' channel protocol.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import socket
 import ssl
 import threading
 from collections.abc import Sequence
-from typing import Any, BinaryIO, Iterator
+from typing import Any, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 from minikube_py import api
 from minikube_py.api import errors, exec_stream
-from minikube_py.api.exec_stream import EXEC_UPGRADE, EXIT_CODE, STDIN, STDIN_CLOSED
+from minikube_py.api.exec_stream import CLOSE_SIGNAL, ERROR, RESIZE, STDERR, STDIN, STDOUT
 from minikube_py.api.watch import EventStream
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -120,53 +120,72 @@ class TransportWatch(EventStream):
 
 
 class ExecStream:
-    """An exec on the server, over the framed protocol: the client side of `ExecSession`."""
+    """An exec or attach on the server, over a WebSocket speaking v5.channel.k8s.io (or v4 for an
+    older server): the client side of `ExecSession`."""
 
-    def __init__(self, sock: socket.socket, reader: BinaryIO):
-        self._socket = sock
-        self._reader = reader
-        self._write_lock = threading.Lock()
+    def __init__(self, channels: exec_stream.ChannelSocket):
+        self._channels = channels
         self._exit_code: int | None = None
+        self._failure: str | None = None
         self._finished = False
 
     def _send(self, channel: int, data: bytes) -> None:
-        with self._write_lock:
-            self._socket.sendall(exec_stream.encode_frame(channel, data))
-
-    def write_stdin(self, data: bytes) -> None:
-        self._send_stdin(STDIN, data)
-
-    def close_stdin(self) -> None:
-        self._send_stdin(STDIN_CLOSED, b"")
-
-    def _send_stdin(self, channel: int, data: bytes) -> None:
         # A command may exit (and the server close the stream) before it read its input; the
         # input is then simply not wanted any more, as with a pipe to a finished process.
         try:
-            self._send(channel, data)
-        except (BrokenPipeError, ConnectionResetError):
+            self._channels.send(channel, data)
+        except OSError:
             pass
+
+    def write_stdin(self, data: bytes) -> None:
+        self._send(STDIN, data)
+
+    def close_stdin(self) -> None:
+        """End of input. v5 says so with its close signal; v4 has no way to, so it is a no-op."""
+        if self._channels.protocol.close_signal:
+            self._send(CLOSE_SIGNAL, bytes([STDIN]))
+
+    def resize(self, width: int, height: int) -> None:
+        self._send(RESIZE, exec_stream.encode_resize(width, height))
 
     def read(self) -> Iterator[tuple[int, bytes]]:
         """(1 stdout | 2 stderr, data) until the command exits."""
         while not self._finished:
-            frame = exec_stream.read_frame(self._reader)
-            if frame is None:
+            message = self._channels.receive()
+            if message is None:
                 self._finished = True
                 break
-            channel, data = frame
-            if channel == EXIT_CODE:
-                self._exit_code = int(data.decode() or "1")
-                self._finished = True
-            else:
+            channel, data = message
+            if channel == ERROR:
+                self._error_channel(data)
+            elif channel in (STDOUT, STDERR) and data:
                 yield channel, data
+
+    def _error_channel(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._channels.protocol.status_document:
+            try:
+                status = json.loads(data)
+            except ValueError:
+                self._failure = data.decode(errors="replace")
+                return
+            self._exit_code = exec_stream.exit_code_of(status)
+            if self._exit_code is None:
+                self._failure = str(status.get("message") or status)
+        else:
+            self._failure = data.decode(errors="replace")
 
     def wait(self) -> int:
         """The command's exit code (output not read yet is discarded)."""
         for _ in self.read():
             pass
         self.close()
+        if self._failure is not None and self._exit_code is None:
+            raise errors.ApiError(self._failure)
         if self._exit_code is None:
+            if self._channels.close_code == 1000:  # a clean end with nothing on the error channel: success
+                return 0
             raise errors.ApiError("the exec stream ended before the command's exit code arrived")
         return self._exit_code
 
@@ -176,11 +195,9 @@ class ExecStream:
 
     def close(self) -> None:
         self._finished = True
-        try:
-            self._socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._socket.close()
+        self._channels.close()
+        self._channels.shutdown()
+        self._channels.sock.close()
 
 
 class HttpTransport:
@@ -376,28 +393,36 @@ class HttpTransport:
 
     def exec(self, namespace: str | None, name: str, container: str | None, command: Sequence[str],
              tty: bool = False, stdin: bool = True) -> ExecStream:
-        path = self._path("pods", namespace, name, "exec", query={
-            "command": list(command), "container": container, "tty": "1" if tty else "0",
-            "stdin": "1" if stdin else "0"})
+        return self._remote_command("exec", namespace, name, {
+            "command": list(command), "container": container, "stdin": stdin, "tty": tty})
+
+    def attach(self, namespace: str | None, name: str, container: str | None, tty: bool = False,
+               stdin: bool = True) -> ExecStream:
+        return self._remote_command("attach", namespace, name, {"container": container, "stdin": stdin, "tty": tty})
+
+    def _remote_command(self, subresource: str, namespace: str | None, name: str, options: dict[str, Any]
+                        ) -> ExecStream:
+        query = {key: value for key, value in options.items() if not isinstance(value, bool)}
+        query.update({key: "true" for key in ("stdin", "tty") if options.get(key)})
+        query["stdout"] = "true"
+        if not options.get("tty"):
+            query["stderr"] = "true"
+        return ExecStream(self.open_channels(self._path("pods", namespace, name, subresource, query=query),
+                                             exec_stream.REMOTE_COMMAND_PROTOCOLS))
+
+    def open_channels(self, path: str, protocols: dict[str, exec_stream.ChannelProtocol]
+                      ) -> exec_stream.ChannelSocket:
+        """A WebSocket to `path` speaking the first of `protocols` the server accepts; an HTTP
+        error answer raises the matching ApiError."""
         connection = self._new_connection(None)
         connection.connect()
         sock = connection.sock
-        authorization = f"Authorization: Bearer {self.token}\r\n" if self.token else ""
-        request = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n{authorization}"
-                   f"Upgrade: {EXEC_UPGRADE}\r\nContent-Length: 0\r\n\r\n")
+        headers = [("Authorization", f"Bearer {self.token}")] if self.token else []
         try:
-            sock.sendall(request.encode())
-            reader = sock.makefile("rb")
-            status_line = reader.readline().decode("latin-1")
-            headers = {}
-            while (line := reader.readline().decode("latin-1").strip()):
-                key, _, value = line.partition(":")
-                headers[key.strip().lower()] = value.strip()
-            status = int(status_line.split()[1]) if len(status_line.split()) > 1 else 0
-            if status != 101:
-                body = reader.read(int(headers.get("content-length") or 0))
-                raise _error_from_response(status, body)
+            return exec_stream.connect(sock, "localhost", path, protocols, headers)
+        except exec_stream.HandshakeRejected as rejected:
+            sock.close()
+            raise _error_from_response(rejected.status, rejected.body) from None
         except BaseException:
             sock.close()
             raise
-        return ExecStream(sock, reader)

@@ -14,7 +14,7 @@ import itertools
 import os
 import signal
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from minikube_py.clock import Clock
@@ -45,12 +45,16 @@ class FakeExecSession:
     stdin: bytearray
     stdin_closed: bool = False
     killed: bool = False
+    sizes: list[tuple[int, int]] = field(default_factory=list)
 
     def write_stdin(self, data: bytes) -> None:
         self.stdin.extend(data)
 
     def close_stdin(self) -> None:
         self.stdin_closed = True
+
+    def resize(self, width: int, height: int) -> None:
+        self.sizes.append((width, height))
 
     def read(self) -> Iterator[tuple[int, bytes]]:
         if self.result.stdout:

@@ -1,8 +1,9 @@
 """Run a command inside a running container: `python -m minikube_py.runtime.nsexec --pid P ... -- argv`.
 
 `kubectl exec` and exec probes need a process that sees what the container sees. This small
-program, started by `LinuxRuntime.exec_sync` / `exec_stream` with the caller's pipes or pty as
-its stdio, joins the container's cgroup and its ipc, uts, net, pid and mount namespaces through
+program, started by `LinuxRuntime.exec_sync` / `exec_stream` with the caller's pipes as its
+stdio (and, for a TTY, a console socket: the pty is made in the container's own devpts and its
+master sent back, as runc does), joins the container's cgroup and its ipc, uts, net, pid and mount namespaces through
 /proc/<pid>/ns (and its cgroup namespace), forks (a process enters a PID namespace only by being
 born in it), and the child takes on the container's working directory, environment, user,
 groups, capabilities, no_new_privs and seccomp filter before exec. The parent waits and exits with the command's status (128 + N when killed by N), so
@@ -16,6 +17,8 @@ import argparse
 import fcntl
 import os
 import signal
+import socket
+import struct
 import sys
 import termios
 
@@ -31,6 +34,8 @@ from minikube_py.runtime.container import (
 
 # The mount namespace comes last: joining it changes the root and the working directory.
 NAMESPACE_ORDER = ("ipc", "uts", "net", "pid", "cgroup", "mnt")
+TIOCSPTLCK = 0x40045431  # unlock a pty's slave
+TIOCGPTPEER = 0x5441  # open a pty's slave from its master, without a path (Linux 4.13)
 
 
 def read_environment(pid: int) -> dict[str, str]:
@@ -58,6 +63,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--allow-privilege-escalation", action="store_true", help="do not set no_new_privs")
     parser.add_argument("--seccomp-program", default="", help="compiled seccomp filter to load before exec")
     parser.add_argument("--tty", action="store_true", help="stdin is a terminal: make it the controlling one")
+    parser.add_argument("--console-socket", type=int,
+                        help="with --tty: make the pty in the container's devpts and send its master over this socket")
     parser.add_argument("command", nargs="+")
     return parser.parse_args(argv)
 
@@ -69,9 +76,28 @@ def enter_container(options: argparse.Namespace) -> None:
     join_namespaces([(kind, f"/proc/{options.pid}/ns/{kind}") for kind in NAMESPACE_ORDER])
 
 
-def run_command(options: argparse.Namespace, environment: dict[str, str], last_cap: int, program: bytes | None) -> None:
+def open_console(console_socket: int) -> int:
+    """A pty of the container's own devpts, so `tty` inside names it: the master goes back to the
+    runtime over the socket (as runc's console socket does), the slave is returned for the command."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        with socket.socket(fileno=console_socket) as channel:
+            socket.send_fds(channel, [b"pty"], [master])
+    finally:
+        os.close(master)
+    return slave
+
+
+def run_command(options: argparse.Namespace, environment: dict[str, str], last_cap: int, program: bytes | None,
+                console: int | None = None) -> None:
     """The child: becomes the container's user in its working directory and execs (never returns)."""
     reset_after_fork()
+    if console is not None:
+        for target in (0, 1, 2):
+            os.dup2(console, target)
+        os.close(console)
     if options.tty:
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -104,17 +130,20 @@ def main(argv: list[str] | None = None) -> None:
         # Read on the host side: the program's path means nothing inside the container.
         program = seccomp.read_program(options.seccomp_program) if options.seccomp_program else None
         enter_container(options)
+        console = open_console(options.console_socket) if options.console_socket is not None else None
     except OSError as error:
         sys.stderr.write(f"cannot enter container process {options.pid}: {error}\n")
         sys.exit(126)
     child = os.fork()
     if child == 0:
         try:
-            run_command(options, environment, last_cap, program)
+            run_command(options, environment, last_cap, program, console)
         except BaseException as error:  # the child must not fall back into the parent's code
             sys.stderr.write(f"exec in container process {options.pid} failed: {error}\n")
             sys.stderr.flush()
         os._exit(126)
+    if console is not None:
+        os.close(console)  # the command holds the terminal now: its end is the master's EOF
     for number in (signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda received, frame: os.kill(child, received))
     # SIGTERM is how the runtime ends a timed-out or abandoned exec: kill the command and still

@@ -14,13 +14,14 @@ own modules.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
-import pty
 import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import termios
@@ -50,6 +51,8 @@ from minikube_py.runtime.types import (
 SUPERVISOR_START_TIMEOUT = 10.0
 SUPERVISOR_STOP_TIMEOUT = 10.0
 KILL_WAIT_SECONDS = 10.0
+READ_CHUNK = 256 * 1024  # an exec's output is read this much at a time
+CONSOLE_WAIT_SECONDS = 10.0  # how long nsexec may take to enter a container and send its pty
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SANDBOX_NAMESPACES = ("uts", "ipc", "net")
 BUSYBOX_BINARY = "/usr/bin/busybox"
@@ -178,32 +181,66 @@ class SupervisorClient:
 
 
 class ProcessExecSession:
-    """An `exec` running as an nsexec process: pipes (or a pty) in the daemon, the command in the container."""
+    """An `exec` running as an nsexec process: pipes (or a pty) in the daemon, the command in the container.
 
-    def __init__(self, command: list[str], environment: dict[str, str], tty: bool):
-        self.tty = tty
-        if tty:
-            self.master, slave = pty.openpty()
-            self.process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=environment)
-            os.close(slave)
-            self._outputs = {self.master: 1}
-        else:
-            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, env=environment)
-            self._outputs = {self.process.stdout.fileno(): 1, self.process.stderr.fileno(): 2}
+    Input (stdin, resizes) comes from one thread while another reads output and waits; the pty
+    master is closed under a lock so a late write never lands on a reused descriptor."""
+
+    def __init__(self, command: list[str], environment: dict[str, str], console: socket.socket | None = None,
+                 console_fd: int = -1):
+        """`console`: for a TTY, our end of the socket nsexec sends the pty master over (its end,
+        `console_fd`, is passed to nsexec at the same number)."""
+        self.tty = console is not None
+        self._lock = threading.Lock()
+        self.master = -1
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=environment,
+                                        pass_fds=(console_fd,) if console is not None else ())
+        self._outputs = {self.process.stdout.fileno(): 1, self.process.stderr.fileno(): 2}
+        if console is not None:
+            # nsexec sends the master once it has entered the container; if it fails first, it
+            # exits and says why on stderr, and the session is one without a terminal.
+            console.settimeout(CONSOLE_WAIT_SECONDS)
+            try:
+                _, fds, _, _ = socket.recv_fds(console, 16, 1)
+            except OSError:
+                fds = []
+            finally:
+                console.close()
+            if fds:
+                self.master = fds[0]
+                os.set_inheritable(self.master, False)
+                self._outputs[self.master] = 1
+            self.process.stdin.close()
 
     def write_stdin(self, data: bytes) -> None:
         if self.tty:
-            os.write(self.master, data)
+            with self._lock:
+                if self.master < 0:
+                    raise BrokenPipeError("the exec has no terminal (any more)")
+                master = self.master
+            view = memoryview(data)
+            while view:
+                view = view[os.write(master, view):]
         else:
             self.process.stdin.write(data)
             self.process.stdin.flush()
 
     def close_stdin(self) -> None:
         if self.tty:
-            os.write(self.master, bytes([termios.tcgetattr(self.master)[6][termios.VEOF][0]]))
+            with self._lock:
+                if self.master >= 0:
+                    os.write(self.master, bytes([termios.tcgetattr(self.master)[6][termios.VEOF][0]]))
         elif not self.process.stdin.closed:
-            self.process.stdin.close()
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+
+    def resize(self, width: int, height: int) -> None:
+        with self._lock:
+            if self.tty and self.master >= 0:
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     def read(self) -> Iterator[tuple[int, bytes]]:
         open_fds = dict(self._outputs)
@@ -211,7 +248,7 @@ class ProcessExecSession:
             readable, _, _ = select.select(list(open_fds), [], [])
             for fd in readable:
                 try:
-                    data = os.read(fd, 65536)
+                    data = os.read(fd, READ_CHUNK)
                 except OSError:  # a pty master reads EIO once the last slave closed
                     data = b""
                 if data:
@@ -221,9 +258,10 @@ class ProcessExecSession:
 
     def wait(self) -> int:
         code = self.process.wait()
-        if self.tty:
-            os.close(self.master)
-            self.tty = False
+        with self._lock:
+            if self.master >= 0:
+                os.close(self.master)
+                self.master = -1
         return code if code >= 0 else 128 - code
 
     def kill(self) -> None:
@@ -539,7 +577,8 @@ class LinuxRuntime:
 
     # ---- exec
 
-    def _nsexec_command(self, container_id: str, argv: list[str], tty: bool) -> tuple[list[str], dict[str, str]]:
+    def _nsexec_command(self, container_id: str, argv: list[str], tty: bool,
+                        console_fd: int | None = None) -> tuple[list[str], dict[str, str]]:
         record = self._record(container_id)
         spec = record.spec
         if record.status != ContainerStatus.RUNNING or spec is None or not process_alive(record.pid, record.start_time):
@@ -557,6 +596,8 @@ class LinuxRuntime:
             arguments += ["--seccomp-program", spec.seccomp_program]
         for directory in spec.cgroup_dirs:
             arguments += ["--cgroup-dir", directory]
+        if console_fd is not None:
+            arguments += ["--console-socket", str(console_fd)]
         arguments += (["--tty"] if tty else []) + ["--", *argv]
         return python_module_command("minikube_py.runtime.nsexec", *arguments)
 
@@ -583,7 +624,17 @@ class LinuxRuntime:
         return ExecResult(code if code >= 0 else 128 - code, stdout, stderr)
 
     def exec_stream(self, container_id: str, argv: list[str], tty: bool = False) -> ProcessExecSession:
-        return ProcessExecSession(*self._nsexec_command(container_id, argv, tty), tty)
+        if not tty:
+            return ProcessExecSession(*self._nsexec_command(container_id, argv, tty=False))
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            command, environment = self._nsexec_command(container_id, argv, tty=True, console_fd=theirs.fileno())
+            return ProcessExecSession(command, environment, ours, theirs.fileno())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
 
     # ---- inspect
 

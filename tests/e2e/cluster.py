@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 from typing import Callable
 
 from harness.cluster import PrivateCluster, Timeout, host_leftovers, wait_for
 
-__all__ = ["Cluster", "Timeout", "host_leftovers", "wait_for"]
+__all__ = ["Cluster", "Timeout", "free_port", "host_leftovers", "wait_for"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now (for `start --port`)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def sequence_numbers(path: str) -> list[int]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 
 import pytest
 
-from tests.e2e.cluster import Cluster, wait_for
+from tests.e2e.cluster import Cluster, free_port, wait_for
 
 KUBECTL = shutil.which("kubectl")
 ECHO_POD = """
@@ -29,12 +28,6 @@ spec:
       command: ["sh", "-c", "echo hello from echo; echo second line; exec sleep 3600"]
 """
 WEB_MANIFEST = os.path.join(os.path.dirname(__file__), "..", "..", "manifests", "web.yaml")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

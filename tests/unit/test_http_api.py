@@ -223,7 +223,7 @@ def test_logs_stream_from_the_node_proxy(transport):
         transport.logs("default", "ghost")
 
 
-def test_exec_runs_over_the_framed_stream(server, transport):
+def test_exec_runs_over_a_websocket_channel_stream(server, transport):
     transport.create("pods", "default", pod_body())
     stream = transport.exec("default", "web", None, ["echo", "hi"])
     stream.write_stdin(b"input")

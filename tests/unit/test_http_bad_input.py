@@ -155,7 +155,7 @@ CASES = {
                                                       JSON), {400, 422}, "gracePeriodSeconds"),
     "DeleteOptions that are a list": (request("DELETE", PODS + "/web", "[]", JSON), {400, 422}, ""),
     "NUL in an exec command": (request("POST", f"{PODS}/web/exec?command=sh%00-c",
-                                       headers={"Connection": "Upgrade", "Upgrade": "minikube-py-exec"}), {400}, "NUL"),
+                                       headers={"Connection": "Upgrade", "Upgrade": "websocket"}), {400}, "NUL"),
     "a label selector that does not parse": (request("GET", f"{PODS}?labelSelector=%3D%3D%3D"), {400}, ""),
     "a field selector on an unknown field": (request("GET", f"{PODS}?fieldSelector=spec.nothing%3Dx"), {400}, ""),
     "a name that is too long": (request("GET", f"{PODS}/{'x' * 5000}"), {400, 404, 414}, ""),

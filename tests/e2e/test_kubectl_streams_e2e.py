@@ -1,0 +1,162 @@
+"""The real kubectl v1.32 and the official Python client stream into real pods over WebSocket:
+exec with exit codes, `exec -it` through a pty, `cp` both ways, and the Python client's exec.
+
+Skipped without root (real pods) or without `kubectl` on PATH. One cluster with a TLS port; kubectl
+runs through the context `start` merged into the cluster's own KUBECONFIG.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import pty
+import select
+import shutil
+import struct
+import termios
+import time
+
+import pytest
+
+from tests.e2e.cluster import Cluster, free_port, wait_for
+
+KUBECTL = shutil.which("kubectl")
+BOX = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: box
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox
+      command: ["sleep", "3600"]
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if os.geteuid() != 0:
+        pytest.skip("e2e tests run real pods and need root")
+    if KUBECTL is None:
+        pytest.skip("kubectl is not installed")
+    running = Cluster(name=f"e2estr{os.getpid() % 10000}", pod_cidr="10.241.12.0/24").start(port=free_port())
+    try:
+        running.apply(BOX)
+        running.wait_running("box")
+        yield running
+    finally:
+        leftovers = running.stop()
+        assert not leftovers, f"cluster {running.name} left these on the host after stop: {leftovers}"
+
+
+def test_kubectl_exec_passes_stdout_stderr_and_the_exit_code(cluster):
+    result = cluster.kubectl("exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        3, "out\n", "err\ncommand terminated with exit code 3\n")
+    assert cluster.kubectl("exec", "box", "--", "true").returncode == 0
+    piped = cluster.kubectl("exec", "-i", "box", "--", "sh", "-c", "cat; echo done", input="from stdin\n")
+    assert piped.stdout == "from stdin\ndone\n"
+    missing = cluster.kubectl("exec", "box", "-c", "nope", "--", "true", check=False)
+    assert missing.returncode != 0 and "container nope is not valid for pod box" in missing.stderr
+
+
+def test_our_cli_exec_speaks_the_same_protocol(cluster):
+    result = cluster.cli("exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 4", check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (4, "out\n", "err\n")
+    assert cluster.cli("exec", "-i", "box", "--", "cat", input="piped\n").stdout == "piped\n"
+
+
+class Terminal:
+    """A program run on a pty of its own (30 rows, 100 columns), as a user's terminal runs it."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            os.execvpe(argv[0], argv, env)
+        self.output = b""
+
+    def expect(self, token: bytes, timeout: float = 20) -> bytes:
+        deadline = time.monotonic() + timeout
+        while token not in self.output:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"{token!r} did not appear; the terminal shows:\n{self.output.decode(errors='replace')}"
+            ready, _, _ = select.select([self.fd], [], [], remaining)
+            if ready:
+                try:
+                    self.output += os.read(self.fd, 65536)
+                except OSError:
+                    break
+        assert token in self.output, f"{token!r} did not appear:\n{self.output.decode(errors='replace')}"
+        return self.output
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def exit_code(self, timeout: float = 20) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                try:
+                    self.output += os.read(self.fd, 65536)
+                except OSError:
+                    pass
+        os.kill(self.pid, 9)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        raise AssertionError(f"the terminal's program did not exit:\n{self.output.decode(errors='replace')}")
+
+
+@pytest.mark.parametrize("client", ["kubectl", "minikube-py"])
+def test_exec_it_gives_the_command_a_terminal_of_the_containers_own(cluster, client):
+    argv = [KUBECTL] if client == "kubectl" else ["python3", "-m", "minikube_py"]
+    terminal = Terminal([*argv, "exec", "-it", "box", "--", "sh"], cluster.env)
+    terminal.expect(b"# ")
+    terminal.type("echo answer=$((6*7)); tty; stty size\r")
+    output = terminal.expect(b"30 100")
+    assert b"answer=42" in output and b"/dev/pts/0" in output
+    terminal.type("exit 5\r")
+    assert terminal.exit_code() == 5
+
+
+def test_kubectl_cp_copies_10_mb_both_ways_intact(cluster, tmp_path):
+    original = tmp_path / "original.bin"
+    original.write_bytes(os.urandom(10 * 1024 * 1024))
+    digest = hashlib.sha256(original.read_bytes()).hexdigest()
+    cluster.kubectl("cp", str(original), "box:/tmp/copied.bin", timeout=60)
+    inside = cluster.kubectl("exec", "box", "--", "sha256sum", "/tmp/copied.bin").stdout.split()[0]
+    assert inside == digest
+    back = tmp_path / "back.bin"
+    cluster.kubectl("cp", "box:/tmp/copied.bin", str(back), timeout=60)
+    assert hashlib.sha256(back.read_bytes()).hexdigest() == digest
+
+
+def test_the_python_client_execs_with_stdin_and_exit_codes(cluster):
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import stream
+
+    api_client = kubernetes.config.new_client_from_config(config_file=cluster.kubeconfig)
+    core = kubernetes.client.CoreV1Api(api_client)
+    assert stream(core.connect_get_namespaced_pod_exec, "box", "default", command=["echo", "plain"],
+                  stderr=True, stdin=False, stdout=True, tty=False) == "plain\n"
+    failing = stream(core.connect_get_namespaced_pod_exec, "box", "default",
+                     command=["sh", "-c", "echo hi; echo oops >&2; exit 3"], stderr=True, stdin=False,
+                     stdout=True, tty=False, _preload_content=False)
+    failing.run_forever(timeout=20)
+    assert (failing.read_stdout(), failing.read_stderr(), failing.returncode) == ("hi\n", "oops\n", 3)
+    interactive = stream(core.connect_get_namespaced_pod_exec, "box", "default", command=["cat"], stderr=True,
+                         stdin=True, stdout=True, tty=False, _preload_content=False)
+    interactive.write_stdin("through stdin\n")
+    echoed = wait_for(lambda: (interactive.update(timeout=0.2), interactive.peek_stdout())[1] or None, 20,
+                      "cat to echo the Python client's stdin")
+    assert echoed == "through stdin\n"
+    interactive.close()
+    api_client.close()
