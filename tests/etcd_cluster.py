@@ -78,6 +78,16 @@ class EtcdCluster:
 
         wait_for_members(self.endpoints, timeout)
 
+    def leader(self) -> int:
+        """The index of the member that leads now."""
+        from minikube_py.store.etcd_client import EtcdMembers
+
+        for index in self.processes:
+            status = EtcdMembers([self.endpoints[index]], timeout=2.0).call("/maintenance/status", {})
+            if status.get("leader") == status["header"]["member_id"]:
+                return index
+        raise RuntimeError("no etcd member leads")
+
     def kill_member(self, index: int) -> None:
         process = self.processes.pop(index, None)
         if process is not None:

@@ -1,0 +1,125 @@
+"""The etcd store on a three-member etcd: losing a member changes nothing visible, losing quorum
+makes writes fail with 503/504 while reads keep answering, and two API servers' stores on the same
+etcd see every change in the same order."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from minikube_py.api import errors
+from minikube_py.store.etcd import EtcdStore
+from tests.etcd_cluster import ETCD, ETCD_MISSING, EtcdCluster, wait_until
+
+pytestmark = pytest.mark.skipif(ETCD is None, reason=ETCD_MISSING)
+
+_names = iter(range(1_000_000))
+
+
+def pod(name: str, **fields) -> dict:
+    return {"metadata": {"name": name, "namespace": "default"}, **fields}
+
+
+@pytest.fixture
+def own_trio():
+    """Three members of this test's own, for tests that kill some."""
+    with EtcdCluster(3, name="faults") as cluster:
+        yield cluster
+
+
+def cluster_name() -> str:
+    return f"trio{next(_names)}"
+
+
+def test_two_stores_on_one_etcd_see_every_change_in_the_same_order(etcd_trio):
+    name = cluster_name()
+    # Each API server talks to a different member first.
+    with EtcdStore(etcd_trio.endpoints, name) as first, \
+            EtcdStore(etcd_trio.endpoints[1:] + etcd_trio.endpoints[:1], name) as second:
+        watches = [first.watch("pods"), second.watch("pods")]
+
+        def write(store: EtcdStore, prefix: str) -> None:
+            for index in range(30):
+                created = store.create("pods", pod(f"{prefix}{index}"))
+                store.update("pods", {**created, "n": 1}, expected_rv=created["metadata"]["resourceVersion"])
+
+        writers = [threading.Thread(target=write, args=(store, prefix)) for store, prefix in ((first, "a"), (second, "b"))]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        seen = []
+        for watch in watches:
+            events = []
+            while len(events) < 120 and (event := watch.next(timeout=10)) is not None:
+                events.append((event.revision, event.type, event.object["metadata"]["name"]))
+            seen.append(events)
+        assert len(seen[0]) == 120 and seen[0] == seen[1]
+        assert [revision for revision, _, _ in seen[0]] == sorted(revision for revision, _, _ in seen[0])
+        assert first.list("pods") == second.list("pods")
+
+
+def test_a_compare_and_swap_from_another_api_server_is_a_conflict(etcd_trio):
+    name = cluster_name()
+    with EtcdStore(etcd_trio.endpoints, name) as first, EtcdStore(etcd_trio.endpoints[2:], name) as second:
+        created = first.create("pods", pod("shared"))
+        wait_until(lambda: second.get("pods", "default", "shared"))
+        second.update("pods", {**created, "by": "second"}, expected_rv=created["metadata"]["resourceVersion"])
+        with pytest.raises(errors.Conflict):
+            first.update("pods", {**created, "by": "first"}, expected_rv=created["metadata"]["resourceVersion"])
+        assert wait_until(lambda: first.get("pods", "default", "shared").get("by") == "second")
+
+
+def test_losing_the_member_a_store_talks_to_changes_nothing_visible(own_trio):
+    leader = own_trio.leader()
+    follower = (leader + 1) % 3
+    endpoints = [own_trio.endpoints[follower]] + [e for i, e in enumerate(own_trio.endpoints) if i != follower]
+    with EtcdStore(endpoints, cluster_name()) as store:
+        watch = store.watch("pods")
+        store.create("pods", pod("before"))
+        own_trio.kill_member(follower)  # the member the store writes to and watches through
+        after = store.create("pods", pod("after"))
+        assert store.get("pods", "default", "after") == after
+        names = [event.object["metadata"]["name"] for event in (watch.next(timeout=10), watch.next(timeout=10))]
+        assert names == ["before", "after"]
+
+
+def test_losing_the_leader_fails_writes_only_until_a_new_one_is_elected(own_trio):
+    with EtcdStore(own_trio.endpoints, cluster_name()) as store:
+        watch = store.watch("pods")
+        own_trio.kill_member(own_trio.leader())
+        # A write in flight during the election may fail with 503/504, as kube-apiserver's do;
+        # the client's retry goes through once the other two have elected a leader.
+        assert wait_until(lambda: _try_create(store, pod("after-election")), timeout=30)
+        event = watch.next(timeout=10)
+        assert event is not None and event.object["metadata"]["name"] == "after-election"
+
+
+def test_without_quorum_writes_fail_with_503_or_504_and_reads_keep_working(own_trio):
+    threads_before = {thread.name for thread in threading.enumerate()}
+    with EtcdStore(own_trio.endpoints, cluster_name()) as store:
+        kept = store.create("pods", pod("kept"))
+        watch = store.watch("pods")
+        own_trio.kill_member(1)
+        own_trio.kill_member(2)
+        with pytest.raises((errors.ServiceUnavailable, errors.Timeout)) as raised:
+            store.create("pods", pod("lost"))
+        assert raised.value.code in (503, 504)
+        assert raised.value.message.startswith(f"the etcd store at {own_trio.endpoints[0]} ")
+        assert store.get("pods", "default", "kept") == kept
+        assert store.list("pods")[0] == [kept]
+        assert {thread.name for thread in threading.enumerate()} >= threads_before | {store._mirror.name}
+
+        own_trio.start_member(1)  # a majority again: the same write goes through
+        assert wait_until(lambda: _try_create(store, pod("back")), timeout=30)
+        event = watch.next(timeout=10)
+        assert event is not None and event.object["metadata"]["name"] in ("lost", "back")
+
+
+def _try_create(store: EtcdStore, obj: dict) -> bool:
+    try:
+        store.create("pods", obj)
+        return True
+    except (errors.ServiceUnavailable, errors.Timeout):
+        return False
