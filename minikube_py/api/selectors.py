@@ -272,7 +272,8 @@ def parse_field_selector(text: str | None, resource: str | None = None) -> list[
     """
     if text is None or not text.strip():
         return []
-    allowed = set(SUPPORTED_FIELDS.get(resource, ())) if resource else {f for fs in SUPPORTED_FIELDS.values() for f in fs}
+    # Every kind answers to metadata.name and metadata.namespace, as in Kubernetes.
+    allowed = set(SUPPORTED_FIELDS.get(resource, _COMMON_FIELDS)) if resource else {f for fs in SUPPORTED_FIELDS.values() for f in fs}
     requirements = []
     for part in text.split(","):
         match = re.fullmatch(r"\s*([^=!\s]+)\s*(==|=|!=)\s*(.*?)\s*", part)

@@ -397,3 +397,18 @@ def test_ordered_indexes_render_as_kubernetes_writes_them():
     assert str(OrderedIndexes([0, 1, 2, 5, 7, 8])) == "0-2,5,7-8"
     assert OrderedIndexes.parse("1,3-5", 10).indexes == {1, 3, 4, 5}
     assert str(OrderedIndexes()) == ""
+
+
+def test_deleting_a_job_cascades_to_its_pods(cluster, controller):
+    from controllers.garbagecollector import GarbageCollector
+
+    collector = GarbageCollector(cluster.client, cluster.clock, cluster.informers)
+    cluster.create("jobs", job_body(completions=2, parallelism=2))
+    cluster.settle(controller)
+    finish_pod(cluster, job_pods(cluster)[0])
+    cluster.settle(controller)
+    cluster.registry.delete("jobs", "default", "work")
+    for _ in range(5):
+        cluster.settle(controller)
+        cluster.settle(collector)
+    assert job_pods(cluster) == []
