@@ -52,6 +52,9 @@ REPLICA_FAILURE = "ReplicaFailure"
 class ReplicaSetController(Controller[str]):
     """Reconciles ReplicaSets; keys are `namespace/name`."""
 
+    # A sync reads every pod of the namespace: see Controller.pace_slow_syncs.
+    pace_slow_syncs = True
+
     def __init__(
         self,
         client: Client,

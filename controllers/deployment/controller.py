@@ -35,6 +35,9 @@ CONTROLLER_NAME = "deployment-controller"
 class DeploymentController(Controller[str]):
     """Reconciles Deployments into ReplicaSets (RollingUpdate, Recreate, rollback, pause, scaling)."""
 
+    # A sync reads every pod of the namespace: see Controller.pace_slow_syncs.
+    pace_slow_syncs = True
+
     def __init__(self, client: Client, clock: Clock | None = None, informers: SharedInformers | None = None,
                  recorder: EventRecorder | None = None, workers: int = 1):
         super().__init__(CONTROLLER_NAME, clock, workers)

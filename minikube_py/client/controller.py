@@ -6,6 +6,13 @@ write status, and return None (done) or a number of seconds after which to look 
 exception retries the key with per-key exponential back-off and drops it after `max_retries`
 with a log line (a later event for the key brings it back). `run()` starts worker threads;
 unit tests skip threads and drive the queue with `process_one()` / `drain()`.
+
+A controller whose sync reads every pod of a namespace (ReplicaSet, Deployment) sets
+`pace_slow_syncs`: a key whose last sync took at least PACING_THRESHOLD_SECONDS is not synced
+again, on an event, until as long again has passed. Level-triggered syncs lose nothing by the
+wait; the events of that time are folded into one sync, and one key cannot take more than half of
+the process's time while a thousand pods change (as the endpoints controllers' batch period does
+in Kubernetes). Fast syncs, the usual case below a few hundred pods, are never delayed.
 """
 
 from __future__ import annotations
@@ -27,11 +34,15 @@ MAX_RETRIES = 15
 # How often a worker that is waiting for the caches checks whether it should stop instead.
 SYNC_WAIT_POLL_SECONDS = 0.5
 
+# A sync at least this long makes the next event-driven sync of its key wait as long again.
+PACING_THRESHOLD_SECONDS = 0.005
+
 
 class Controller(Generic[KeyT]):
     """Base class: a named work queue, the informers it reads, and N workers running `sync`."""
 
     max_retries = MAX_RETRIES
+    pace_slow_syncs = False
 
     def __init__(self, name: str, clock: Clock | None = None, workers: int = 1):
         self.name = name
@@ -42,6 +53,9 @@ class Controller(Generic[KeyT]):
         self._threads: list[threading.Thread] = []
         self._started_informers: list[Informer] = []
         self._stopping = threading.Event()
+        # key -> monotonic time before which an event does not sync it again (pace_slow_syncs).
+        self._paced_until: dict[KeyT, float] = {}
+        self._paced_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
@@ -61,7 +75,13 @@ class Controller(Generic[KeyT]):
         return informer
 
     def enqueue(self, key: KeyT) -> None:
-        self.queue.add(key)
+        with self._paced_lock:
+            paced_until = self._paced_until.get(key)
+        wait = paced_until - self.clock.monotonic() if paced_until is not None else 0.0
+        if wait > 0:
+            self.queue.add_after(key, wait)
+        else:
+            self.queue.add(key)
 
     def enqueue_after(self, key: KeyT, delay: float) -> None:
         self.queue.add_after(key, delay)
@@ -87,6 +107,7 @@ class Controller(Generic[KeyT]):
         return True
 
     def _sync_and_settle(self, key: KeyT) -> None:
+        started = self.clock.monotonic()
         try:
             requeue_after = self.sync(key)
         except Exception as error:
@@ -101,8 +122,18 @@ class Controller(Generic[KeyT]):
                 self.queue.forget(key)
             return
         self.queue.forget(key)
+        if self.pace_slow_syncs:
+            self._pace(key, started)
         if requeue_after is not None:
             self.queue.add_after(key, requeue_after)
+
+    def _pace(self, key: KeyT, started: float) -> None:
+        finished = self.clock.monotonic()
+        with self._paced_lock:
+            if finished - started >= PACING_THRESHOLD_SECONDS:
+                self._paced_until[key] = finished + (finished - started)
+            else:
+                self._paced_until.pop(key, None)
 
     def drain(self, max_items: int = 10_000) -> int:
         """Process keys until none is ready now (delayed keys wait for their time); for tests.

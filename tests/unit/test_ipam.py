@@ -56,3 +56,19 @@ def test_the_daemon_takes_over_leases_an_older_version_kept_in_the_store(tmp_pat
         assert store.allocations(pool) == {}
     finally:
         store.close()
+
+
+def test_a_released_address_is_not_handed_out_again_before_the_others(tmp_path):
+    ipam = HostLocalIpam(str(tmp_path / "pod-ips"), "10.244.0.0/24")
+    first = ipam.allocate("uid-a")
+    ipam.release("uid-a")
+    assert ipam.allocate("uid-b") == "10.244.0.3"
+    assert first not in ipam.allocations()
+
+
+def test_a_lease_file_the_index_did_not_know_is_skipped_and_learnt(tmp_path):
+    ipam = HostLocalIpam(str(tmp_path / "pod-ips"), "10.244.0.0/24")
+    with open(os.path.join(ipam.directory, "10.244.0.2"), "w") as file:
+        file.write("uid-elsewhere")
+    assert ipam.allocate("uid-a") == "10.244.0.3"
+    assert ipam.allocations() == {"10.244.0.2": "uid-elsewhere", "10.244.0.3": "uid-a"}

@@ -236,6 +236,41 @@ def test_controller_requeues_after_the_seconds_sync_returns(clock):
     assert controller.drain() == 1
 
 
+class _SlowController(Controller):
+    """Each sync of a key takes `seconds` of the fake clock."""
+
+    pace_slow_syncs = True
+
+    def __init__(self, clock, seconds):
+        super().__init__("slow", clock)
+        self.seconds = seconds
+        self.synced = []
+
+    def sync(self, key):
+        self.synced.append(key)
+        self.clock.advance(self.seconds)
+
+
+def test_a_paced_controller_waits_as_long_as_a_slow_sync_took_before_syncing_its_key_again(clock):
+    controller = _SlowController(clock, 0.02)
+    controller.enqueue("default/a")
+    assert controller.drain() == 1
+    controller.enqueue("default/a")
+    assert controller.drain() == 0
+    clock.advance(0.019)
+    assert controller.drain() == 0
+    clock.advance(0.001)
+    assert controller.drain() == 1 and controller.synced == ["default/a", "default/a"]
+
+
+def test_fast_syncs_are_never_paced(clock):
+    controller = _SlowController(clock, 0.001)
+    for _ in range(3):
+        controller.enqueue("default/a")
+        assert controller.drain() == 1
+    assert controller.synced == ["default/a"] * 3
+
+
 def test_controller_drops_a_key_after_15_failed_retries(clock, caplog):
     controller = _CountingController(clock, [RuntimeError("always")] * 100)
     controller.enqueue("default/a")
