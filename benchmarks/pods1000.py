@@ -45,6 +45,11 @@ TARGETS = {  # figure: (comparison, limit, unit, title)
     "idle_cpu_percent": ("<=", 1, "%", "daemon + supervisor CPU at {pods} idle pods ({idle:g} s)"),
     "idle_daemon_threads": ("<=", 64, "", "daemon threads at {pods} idle pods"),
     "peak_daemon_threads": (None, None, "", "daemon threads, highest seen during the run"),
+    # CPU time moves far less with the machine's load than wall time does: where the time goes.
+    "scale_up_daemon_cpu_ms_per_pod": (None, None, "ms", "daemon CPU per pod, scaling up"),
+    "scale_up_supervisor_cpu_ms_per_pod": (None, None, "ms", "supervisor CPU per pod, scaling up"),
+    "scale_down_daemon_cpu_ms_per_pod": (None, None, "ms", "daemon CPU per pod, scaling down"),
+    "scale_down_supervisor_cpu_ms_per_pod": (None, None, "ms", "supervisor CPU per pod, scaling down"),
 }
 
 
@@ -121,16 +126,24 @@ def scale_and_wait_running(ours: MinikubePods, name: str, pods: int, timeout: fl
 
 
 def scale_to_zero_and_wait_gone(ours: MinikubePods, cluster: BenchCluster, name: str, timeout: float) -> float:
-    """Seconds from the scale request until no pod of it is in the API and no pod process is left."""
+    """Seconds from the scale request until no pod of it is in the API and no pod process is left.
+
+    The pods are followed through the watch, as scaling up is: listing a thousand pods ten times a
+    second would cost the daemon more than the teardown it measures.
+    """
+    present = {pod["metadata"]["name"] for pod in ours.api.list("pods", NAMESPACE, label_selector=f"app={name}")["items"]}
     started = time.perf_counter()
     ours.api.patch("deployments", NAMESPACE, name, {"spec": {"replicas": 0}})
     deadline = started + timeout
+    while present:
+        _, label, event = ours._next_or_fail(deadline, f"{name}: every pod deleted")
+        if label == "pods" and event["type"] == "DELETED":
+            present.discard(event["object"]["metadata"]["name"])
     while time.perf_counter() < deadline:
-        left = ours.api.list("pods", NAMESPACE, label_selector=f"app={name}")["items"]
-        if not left and cluster_processes(cluster.name) == 0:
+        if cluster_processes(cluster.name) == 0:
             return time.perf_counter() - started
         time.sleep(0.1)
-    raise TimeoutError(f"{name}: pods or processes still there {timeout:.0f}s after scaling to 0")
+    raise TimeoutError(f"{name}: pod processes still there {timeout:.0f}s after scaling to 0")
 
 
 def measure(pods: int, idle_seconds: float, timeout: float) -> dict:
@@ -150,8 +163,15 @@ def measure(pods: int, idle_seconds: float, timeout: float) -> dict:
             daemon, supervisor = cluster.pid_of("daemon"), cluster.pid_of("supervisor")
             peak = ThreadPeak(daemon)
 
+            def cpu_ms() -> tuple[float, float]:
+                return 1000 * procfs.cpu_seconds_of(daemon), 1000 * procfs.cpu_seconds_of(supervisor)
+
             print(f"[pods1000] scale 0 -> {pods}", flush=True)
+            cpu_before = cpu_ms()
             figures["scale_up_s"] = scale_and_wait_running(ours, name, pods, timeout)
+            cpu_after = cpu_ms()
+            figures["scale_up_daemon_cpu_ms_per_pod"] = (cpu_after[0] - cpu_before[0]) / pods
+            figures["scale_up_supervisor_cpu_ms_per_pod"] = (cpu_after[1] - cpu_before[1]) / pods
             print(f"[pods1000]   {figures['scale_up_s']:.1f} s; settling {SETTLE_SECONDS:g} s, then idle {idle_seconds:g} s",
                   flush=True)
             time.sleep(SETTLE_SECONDS)  # the measurement's own pause: the last status writes and events land
@@ -165,7 +185,11 @@ def measure(pods: int, idle_seconds: float, timeout: float) -> dict:
             figures["idle_cpu_percent"] = 100.0 * used / (time.monotonic() - window_start)
 
             print(f"[pods1000] scale {pods} -> 0", flush=True)
+            cpu_before = cpu_ms()
             figures["scale_down_s"] = scale_to_zero_and_wait_gone(ours, cluster, name, timeout)
+            cpu_after = cpu_ms()
+            figures["scale_down_daemon_cpu_ms_per_pod"] = (cpu_after[0] - cpu_before[0]) / pods
+            figures["scale_down_supervisor_cpu_ms_per_pod"] = (cpu_after[1] - cpu_before[1]) / pods
             print(f"[pods1000]   {figures['scale_down_s']:.1f} s; scale to {pods} again for stop", flush=True)
             scale_and_wait_running(ours, name, pods, timeout)
             ours.close()

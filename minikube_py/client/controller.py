@@ -8,11 +8,12 @@ with a log line (a later event for the key brings it back). `run()` starts worke
 unit tests skip threads and drive the queue with `process_one()` / `drain()`.
 
 A controller whose sync reads every pod of a namespace (ReplicaSet, Deployment) sets
-`pace_slow_syncs`: a key whose last sync took at least PACING_THRESHOLD_SECONDS is not synced
-again, on an event, until as long again has passed. Level-triggered syncs lose nothing by the
-wait; the events of that time are folded into one sync, and one key cannot take more than half of
-the process's time while a thousand pods change (as the endpoints controllers' batch period does
-in Kubernetes). Fast syncs, the usual case below a few hundred pods, are never delayed.
+`pace_slow_syncs`: a key whose last sync took d >= PACING_THRESHOLD_SECONDS is not synced again,
+on an event, until PACING_FACTOR * d has passed. Level-triggered syncs lose nothing by the wait:
+the events of that time are folded into one sync (as the endpoints controllers' batch period does
+in Kubernetes), so one key takes at most a fifth of a core while a thousand pods change at once,
+instead of re-reading all of them for each pod's every status change. Syncs of a few dozen pods
+stay under the threshold and are never delayed.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ MAX_RETRIES = 15
 # How often a worker that is waiting for the caches checks whether it should stop instead.
 SYNC_WAIT_POLL_SECONDS = 0.5
 
-# A sync at least this long makes the next event-driven sync of its key wait as long again.
-PACING_THRESHOLD_SECONDS = 0.005
+# A sync at least this long makes the next event-driven sync of its key wait PACING_FACTOR times as long.
+PACING_THRESHOLD_SECONDS = 0.001
+PACING_FACTOR = 4
 
 
 class Controller(Generic[KeyT]):
@@ -131,7 +133,7 @@ class Controller(Generic[KeyT]):
         finished = self.clock.monotonic()
         with self._paced_lock:
             if finished - started >= PACING_THRESHOLD_SECONDS:
-                self._paced_until[key] = finished + (finished - started)
+                self._paced_until[key] = finished + PACING_FACTOR * (finished - started)
             else:
                 self._paced_until.pop(key, None)
 
