@@ -10,7 +10,10 @@ through the bridge address, so no host sysctl (ip_forward and the like) is touch
 The pod side is configured in-process: a short-lived thread enters the pod's network namespace
 with setns(2) (which moves only that thread), opens a netlink socket there, configures and exits.
 pyroute2's own netns helper forks a process per call and is 4-5 times slower; the daemon's own
-threads never change namespace. No `ip` command is ever run.
+threads never change namespace. No `ip` command is ever run. Each netlink request through
+pyroute2 costs about a millisecond of Python, and opening a socket as much again, so the hot paths
+keep one host-namespace socket per calling thread and send as few requests as the kernel allows
+(the pod end is created with its MAC already set).
 
 Host veth names (at most 15 characters, IFNAMSIZ - 1): `mk` + the first seven characters of the
 cluster name + hex digits of sha256("<cluster>/<sandbox id>") filling the name to 15 characters
@@ -28,6 +31,7 @@ import hashlib
 import ipaddress
 import os
 import threading
+from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
 from pyroute2 import IPRoute
@@ -126,6 +130,26 @@ class PodNetwork:
         self.prefix_len = network.prefixlen
         self.alias_prefix = f"{ALIAS_PREFIX}/{cluster_name}/"
         self._cached_bridge_index: int | None = None
+        self._thread_sockets = threading.local()
+
+    @contextmanager
+    def _host_netlink(self) -> Iterator[IPRoute]:
+        """The calling thread's netlink socket in the host namespace, opened on its first use.
+
+        The agent's workers are long-lived, so this is one socket per worker. A socket that
+        failed other than with a netlink error answer is closed and reopened next time.
+        """
+        ipr = getattr(self._thread_sockets, "ipr", None)
+        if ipr is None:
+            ipr = self._thread_sockets.ipr = IPRoute()
+        try:
+            yield ipr
+        except NetlinkError:
+            raise
+        except BaseException:
+            self._thread_sockets.ipr = None
+            ipr.close()
+            raise
 
     def allocate_candidates(self) -> Iterator[str]:
         """Pod IPs in the CIDR, in order: every host address except the gateway."""
@@ -187,8 +211,8 @@ class PodNetwork:
         if ipaddress.ip_address(ip) not in self.network:
             raise ContainerRuntimeError("CreatePodSandboxError", f"pod IP {ip} is outside the pod CIDR {self.network}")
         ifalias = f"{self.alias_prefix}{alias}"
-        with IPRoute() as ipr:
-            name = self._add_veth(ipr, sandbox_id, pid, ifalias)
+        with self._host_netlink() as ipr:
+            name = self._add_veth(ipr, sandbox_id, pid, ifalias, pod_mac(ip))
             try:
                 host_end = ipr.link("get", ifname=name)[0]
                 ipr.link("set", index=host_end["index"], ifalias=ifalias)
@@ -204,7 +228,7 @@ class PodNetwork:
                 ) from error
         return name
 
-    def _add_veth(self, ipr: IPRoute, sandbox_id: str, pid: int, ifalias: str) -> str:
+    def _add_veth(self, ipr: IPRoute, sandbox_id: str, pid: int, ifalias: str, mac: str) -> str:
         """Create the pair, pod end straight in the namespace of `pid`, host end on the bridge and up.
 
         Tries candidate names in order; a name held by a leftover veth of this very pod (same
@@ -220,7 +244,7 @@ class PodNetwork:
                     "add",
                     ifname=name,
                     kind="veth",
-                    peer={"ifname": POD_INTERFACE, "net_ns_pid": pid},
+                    peer={"ifname": POD_INTERFACE, "net_ns_pid": pid, "address": mac},
                     master=self._bridge_index(ipr),
                     state="up",
                 )
@@ -260,7 +284,6 @@ class PodNetwork:
     def _configure_pod_side(self, eth0_index: int, ip: str) -> None:
         """Runs inside the pod's network namespace: address on eth0, lo and eth0 up, default route."""
         with IPRoute() as ipr:
-            ipr.link("set", index=eth0_index, address=pod_mac(ip))
             ipr.addr("add", index=eth0_index, address=ip, prefixlen=self.prefix_len)
             ipr.link("set", index=LOOPBACK_INDEX, state="up")
             ipr.link("set", index=eth0_index, state="up")
@@ -295,7 +318,7 @@ class PodNetwork:
 
     def detach(self, host_veth_name: str) -> None:
         """Delete a pod's host veth (its peer goes with it). Idempotent."""
-        with IPRoute() as ipr:
+        with self._host_netlink() as ipr:
             _delete_link(ipr, ipr.link_lookup(ifname=host_veth_name))
 
     def list_veths(self) -> list[str]:
