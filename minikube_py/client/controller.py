@@ -11,7 +11,7 @@ A controller whose sync reads every pod of a namespace (ReplicaSet, Deployment) 
 `pace_slow_syncs`: a key whose last sync took d >= PACING_THRESHOLD_SECONDS is not synced again,
 on an event, until PACING_FACTOR * d has passed. Level-triggered syncs lose nothing by the wait:
 the events of that time are folded into one sync (as the endpoints controllers' batch period does
-in Kubernetes), so one key takes at most a fifth of a core while a thousand pods change at once,
+in Kubernetes), so one key takes at most a tenth of a core while a thousand pods change at once,
 instead of re-reading all of them for each pod's every status change. Syncs of a few dozen pods
 stay under the threshold and are never delayed.
 """
@@ -37,7 +37,7 @@ SYNC_WAIT_POLL_SECONDS = 0.5
 
 # A sync at least this long makes the next event-driven sync of its key wait PACING_FACTOR times as long.
 PACING_THRESHOLD_SECONDS = 0.001
-PACING_FACTOR = 4
+PACING_FACTOR = 10
 
 
 class Controller(Generic[KeyT]):

@@ -251,13 +251,13 @@ class _SlowController(Controller):
         self.clock.advance(self.seconds)
 
 
-def test_a_paced_controller_waits_four_times_as_long_as_a_slow_sync_took_before_syncing_its_key_again(clock):
+def test_a_paced_controller_waits_ten_times_as_long_as_a_slow_sync_took_before_syncing_its_key_again(clock):
     controller = _SlowController(clock, 0.02)
     controller.enqueue("default/a")
     assert controller.drain() == 1
     controller.enqueue("default/a")
     assert controller.drain() == 0
-    clock.advance(0.079)
+    clock.advance(0.199)
     assert controller.drain() == 0
     clock.advance(0.001)
     assert controller.drain() == 1 and controller.synced == ["default/a", "default/a"]
