@@ -61,6 +61,7 @@ class Adoption:
         if status.start_time:
             record.start_time = parse_time(status.start_time)
         record.terminal_phase = status.phase if status.phase in TERMINAL_PHASES else ""
+        record.reason, record.message = status.reason or "", status.message or ""
         stored = {container_status.name: container_status
                   for container_status in (status.init_container_statuses or []) + (status.container_statuses or [])}
         now = self.clock.now()

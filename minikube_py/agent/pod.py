@@ -79,6 +79,10 @@ class PodRecord:
     ip: str = ""
     start_time: float | None = None
     terminal_phase: str = ""  # Succeeded or Failed, once COMPLETED (or settled by a termination)
+    # status.reason and status.message: DeadlineExceeded once activeDeadlineSeconds passed (the
+    # pod is Failed at once and its containers are stopped while it is still ACTIVE).
+    reason: str = ""
+    message: str = ""
     last_status: dict | None = None
     lifecycle: Lifecycle = Lifecycle.ACTIVE
     termination: TerminationPlan | None = None  # while TERMINATING

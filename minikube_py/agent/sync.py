@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 CREATE_FAILURES = ("ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError")
 # The key of volume setup failures in PodRecord.failures (its retry back-off).
 VOLUMES = "<volumes>"  # not a container name (DNS labels have no angle brackets)
+# kubelet's activeDeadlineHandler: the pod's status reason and message, and a Normal event.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+DEADLINE_EXCEEDED_MESSAGE = "Pod was active on the node longer than the specified deadline"
 # Status writes are JSON patches that first test the pod's uid, so a status never lands on a
 # newer pod of the same name (kubelet's status manager checks the uid the same way).
 JSON_PATCH = "application/json-patch+json"
@@ -67,6 +70,11 @@ class PodSync:
         _, stop_wait = self._advance_stops(record)  # liveness and startup kills under way
         if stop_wait is not None:
             wake_after.append(stop_wait)
+        deadline_wait = self._check_active_deadline(record)
+        if record.reason == DEADLINE_EXCEEDED:
+            return self._stop_for_deadline(record)
+        if deadline_wait is not None:
+            wake_after.append(deadline_wait)
         volumes_ready, volume_wait = self._set_up_volumes(record)
         if not volumes_ready:
             return volume_wait
@@ -90,6 +98,36 @@ class PodSync:
             self._release_pod_resources(record)
             return None
         return max(min(wake_after), SMALLEST_WAIT_SECONDS) if wake_after else None
+
+    def _check_active_deadline(self, record: PodRecord) -> float | None:
+        """kubelet's activeDeadlineHandler: a pod active on the node longer than
+        spec.activeDeadlineSeconds (from status.startTime) fails with DeadlineExceeded. Returns
+        the seconds left until the deadline (None: no deadline, or passed)."""
+        deadline = record.pod.spec.active_deadline_seconds
+        if deadline is None or record.reason == DEADLINE_EXCEEDED:
+            return None
+        remaining = record.start_time + deadline - self.clock.now()
+        if remaining > 0:
+            return remaining
+        record.reason, record.message = DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE
+        record.terminal_phase = "Failed"
+        self.recorder.event(record.pod, NORMAL, DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE)
+        return None
+
+    def _stop_for_deadline(self, record: PodRecord) -> float | None:
+        """The pod failed its active deadline: stop every running container with the pod's grace
+        (nothing is restarted), then release the pod as a completed one; the object stays, Failed."""
+        now = self.clock.monotonic()
+        for container_record in record.running_records():
+            record.request_stop(container_record, record.pod.spec.termination_grace_period_seconds, now)
+        signalled, stop_wait = self._advance_stops(record)
+        for container_record in signalled:
+            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
+        if stop_wait is not None:
+            return stop_wait
+        record.move(Lifecycle.COMPLETED)
+        self._release_pod_resources(record)
+        return None
 
     def _step_init_containers(self, record: PodRecord) -> tuple[bool, float | None]:
         """Run the init containers one at a time, in order, each to completion. Returns whether all
@@ -353,6 +391,8 @@ class PodSync:
             status["podIPs"] = [{"ip": record.ip}]
         if record.start_time is not None:
             status["startTime"] = format_time(record.start_time)
+        if record.reason:
+            status["reason"], status["message"] = record.reason, record.message
         if init_records:
             status["initContainerStatuses"] = [container_record.to_dict() for container_record in init_records]
         status["containerStatuses"] = [container_record.to_dict() for container_record in records]

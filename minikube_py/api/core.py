@@ -102,6 +102,25 @@ class TCPSocketAction(WireModel):
     host: str | None = None
 
 
+class SleepAction(WireModel):
+    seconds: Int64
+
+
+class LifecycleHandler(WireModel):
+    """One hook handler: exactly one of exec, httpGet, sleep (tcpSocket is accepted for
+    compatibility, as Kubernetes does, and fails when the hook runs)."""
+
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+    tcp_socket: TCPSocketAction | None = None
+    sleep: SleepAction | None = None
+
+
+class Lifecycle(WireModel):
+    post_start: LifecycleHandler | None = None
+    pre_stop: LifecycleHandler | None = None
+
+
 class Probe(WireModel):
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
@@ -157,6 +176,9 @@ class Container(WireModel):
     liveness_probe: Probe | None = None
     readiness_probe: Probe | None = None
     startup_probe: Probe | None = None
+    lifecycle: Lifecycle | None = None
+    # Only on init containers, only "Always": a sidecar (kept running beside the app containers).
+    restart_policy: str | None = None
     security_context: SecurityContext | None = None
     volume_mounts: list[VolumeMount] | None = None
     stdin: bool | None = None

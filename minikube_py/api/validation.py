@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from minikube_py.api.apps import Deployment, DeploymentStrategy, ReplicaSet
 from minikube_py.api.core import (
-    Container, EnvVarSource, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, ResourceFieldSelector,
+    Container, EnvVarSource, Event, Lifecycle, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, ResourceFieldSelector,
     SeccompProfile, Volume,
 )
 from minikube_py.api.meta import INT64_MAX, INT64_MIN, IntOrString, LabelSelector, ObjectMeta, WireModel, wire_name
@@ -200,24 +200,44 @@ def _validate_port(problems: Problems, path: str, port: IntOrString) -> None:
         problems.check_each(path, port, _port_name_errors(port))
 
 
-def validate_probe(problems: Problems, path: str, probe: Probe | None, probe_kind: str) -> None:
-    if probe is None:
-        return
-    handlers = [name for name in ("exec", "http_get", "tcp_socket") if getattr(probe, name) is not None]
+def _validate_handler(problems: Problems, path: str, handler: Any, grace: int | None = None) -> None:
+    """Kubernetes' validateHandler, shared by probes and lifecycle hooks: exactly one handler type
+    (probes: exec, httpGet, tcpSocket; hooks also sleep, whose seconds must fit the grace period)."""
+    handlers = [name for name in ("exec", "http_get", "tcp_socket", "sleep") if getattr(handler, name, None) is not None]
     if not handlers:
         problems.required(path, "must specify a handler type")
     elif len(handlers) > 1:
         problems.forbidden(f"{path}.{wire_name(handlers[1])}", "may not specify more than 1 handler type")
-    if probe.exec is not None and not probe.exec.command:
+    if handler.exec is not None and not handler.exec.command:
         problems.required(f"{path}.exec.command")
-    if probe.http_get is not None:
-        _validate_port(problems, f"{path}.httpGet.port", probe.http_get.port)
-        problems.one_of(f"{path}.httpGet.scheme", probe.http_get.scheme, ("HTTP", "HTTPS"))
-        for index, header in enumerate(probe.http_get.http_headers or []):
+    if handler.http_get is not None:
+        _validate_port(problems, f"{path}.httpGet.port", handler.http_get.port)
+        problems.one_of(f"{path}.httpGet.scheme", handler.http_get.scheme, ("HTTP", "HTTPS"))
+        for index, header in enumerate(handler.http_get.http_headers or []):
             if not re.fullmatch(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+", header.name):
                 problems.invalid(f"{path}.httpGet.httpHeaders[{index}].name", header.name, "a valid HTTP header must consist of alphanumeric characters or '-'")
-    if probe.tcp_socket is not None:
-        _validate_port(problems, f"{path}.tcpSocket.port", probe.tcp_socket.port)
+    if handler.tcp_socket is not None:
+        _validate_port(problems, f"{path}.tcpSocket.port", handler.tcp_socket.port)
+    sleep = getattr(handler, "sleep", None)
+    # A zero sleep is allowed (AllowPodLifecycleSleepActionZeroValue, on by default since 1.33).
+    if sleep is not None and grace is not None and not 0 <= sleep.seconds <= grace:
+        problems.invalid(f"{path}.sleep", sleep.seconds,
+                         f"must be non-negative and less than terminationGracePeriodSeconds ({grace})")
+
+
+def validate_lifecycle(problems: Problems, path: str, lifecycle: Lifecycle | None, grace: int | None) -> None:
+    if lifecycle is None:
+        return
+    for attribute in ("post_start", "pre_stop"):
+        handler = getattr(lifecycle, attribute)
+        if handler is not None:
+            _validate_handler(problems, f"{path}.{wire_name(attribute)}", handler, grace)
+
+
+def validate_probe(problems: Problems, path: str, probe: Probe | None, probe_kind: str) -> None:
+    if probe is None:
+        return
+    _validate_handler(problems, path, probe)
     for attribute in ("initial_delay_seconds", "timeout_seconds", "period_seconds", "success_threshold", "failure_threshold"):
         problems.non_negative(f"{path}.{wire_name(attribute)}", getattr(probe, attribute))
     if probe_kind in ("liveness", "startup") and probe.success_threshold != 1:
@@ -382,7 +402,8 @@ def _validate_volume_mounts(problems: Problems, path: str, container: Container,
         validate_sub_path(problems, at, mount.sub_path, mount.sub_path_expr)
 
 
-def validate_container(problems: Problems, path: str, container: Container, volume_names: set[str], init: bool) -> None:
+def validate_container(problems: Problems, path: str, container: Container, volume_names: set[str], init: bool,
+                       grace: int | None = None) -> None:
     if not container.name:
         problems.required(f"{path}.name")
     else:
@@ -401,12 +422,24 @@ def validate_container(problems: Problems, path: str, container: Container, volu
     _validate_env(problems, f"{path}.env", container)
     _validate_env_from(problems, f"{path}.envFrom", container)
     _validate_resources(problems, f"{path}.resources", container)
+    # A sidecar (an init container with restartPolicy Always) may have probes and hooks; other
+    # init containers may not, and app containers have no restartPolicy of their own.
+    sidecar = init and container.restart_policy == "Always"
+    if container.restart_policy is not None:
+        if not init:
+            problems.forbidden(f"{path}.restartPolicy", "may not be set for non-init containers")
+        elif not sidecar:
+            problems.unsupported(f"{path}.restartPolicy", container.restart_policy, ("Always",))
     for probe_kind in ("liveness", "readiness", "startup"):
         probe = getattr(container, f"{probe_kind}_probe")
-        if init and probe is not None:
+        if init and not sidecar and probe is not None:
             problems.forbidden(f"{path}.{probe_kind}Probe", "may not be set for init containers without restartPolicy=Always")
         else:
             validate_probe(problems, f"{path}.{probe_kind}Probe", probe, probe_kind)
+    if init and not sidecar and container.lifecycle is not None:
+        problems.forbidden(f"{path}.lifecycle", "may not be set for init containers without restartPolicy=Always")
+    else:
+        validate_lifecycle(problems, f"{path}.lifecycle", container.lifecycle, grace)
     context = container.security_context
     if context is not None:
         problems.in_range(f"{path}.securityContext.runAsUser", context.run_as_user, 0, MAX_INT32)
@@ -500,7 +533,7 @@ def validate_pod_spec(problems: Problems, path: str, spec: PodSpec) -> None:
     ):
         for index, container in enumerate(containers):
             at = f"{path}.{field_name}[{index}]"
-            validate_container(problems, at, container, volume_names, init)
+            validate_container(problems, at, container, volume_names, init, spec.termination_grace_period_seconds)
             if container.name and container.name in container_names:
                 problems.duplicate(f"{at}.name", container.name)
             container_names.add(container.name)

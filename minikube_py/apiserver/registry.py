@@ -25,6 +25,7 @@ from typing import Any, Callable
 from minikube_py import api
 from minikube_py.api import errors
 from minikube_py.api.parsing import invalid_error
+from minikube_py.api.qos import pod_qos_class
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.apiserver.service_allocation import DEFAULT_SERVICE_CIDR, AllocationError, ServiceAllocator
 from minikube_py.clock import Clock
@@ -248,10 +249,11 @@ class Registry:
             body.pop("status", None)
         # The uid comes before defaulting, as in kube-apiserver: a Job's generated selector is made of it.
         metadata["uid"] = str(uuid.uuid4())
-        _, wire = self._parse(body)
+        model, wire = self._parse(body)
         wire["metadata"].update(uid=metadata["uid"], creationTimestamp=self._now(), generation=1)
         if info.plural == "pods":
-            wire["status"] = {"phase": "Pending"}
+            # As kube-apiserver's pod strategy (PrepareForCreate): the QoS class is fixed at creation.
+            wire["status"] = {"phase": "Pending", "qosClass": pod_qos_class(model.spec)}
         elif info.plural == "namespaces":
             wire["status"] = {"phase": "Active"}
         if info.plural == "services" and prefix is None and \

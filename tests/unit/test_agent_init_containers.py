@@ -82,7 +82,10 @@ def test_init_containers_run_one_at_a_time_in_order_before_the_app_containers(ha
 def test_a_failing_init_container_is_retried_with_back_off_and_app_containers_wait(harness):
     uid = create_initializing_pod(harness, restartPolicy="OnFailure")
     harness.sync()
-    # The agent applies the back-off from the first crash (design.md 7): 10 s, then 20 s.
+    # As kubelet: the first restart is immediate, then 10 s, then 20 s.
+    harness.runtime.exit_container(harness.container_id(uid, "init-a"), 1)
+    harness.sync()
+    assert started_names(harness, uid) == ["init-a", "init-a"]
     harness.runtime.exit_container(harness.container_id(uid, "init-a"), 1)
     harness.sync()
     status = init_status(harness, 0)
@@ -97,17 +100,17 @@ def test_a_failing_init_container_is_retried_with_back_off_and_app_containers_wa
     assert ("BackOff", f"Back-off restarting failed container init-a in pod web_default({uid})") in harness.events()
 
     harness.advance(9)
-    assert started_names(harness, uid) == ["init-a"]
-    harness.advance(1)
     assert started_names(harness, uid) == ["init-a", "init-a"]
-    assert init_status(harness, 0)["restartCount"] == 1
-    harness.runtime.exit_container(harness.container_id(uid, "init-a"), 1)
-    harness.advance(19)
-    assert started_names(harness, uid) == ["init-a", "init-a"]
-    assert init_status(harness, 0)["state"]["waiting"]["message"].startswith("back-off 20s")
     harness.advance(1)
     assert started_names(harness, uid) == ["init-a", "init-a", "init-a"]
     assert init_status(harness, 0)["restartCount"] == 2
+    harness.runtime.exit_container(harness.container_id(uid, "init-a"), 1)
+    harness.advance(19)
+    assert started_names(harness, uid) == ["init-a", "init-a", "init-a"]
+    assert init_status(harness, 0)["state"]["waiting"]["message"].startswith("back-off 20s")
+    harness.advance(1)
+    assert started_names(harness, uid) == ["init-a", "init-a", "init-a", "init-a"]
+    assert init_status(harness, 0)["restartCount"] == 3
 
     harness.runtime.exit_container(harness.container_id(uid, "init-a"), 0)
     harness.sync()
@@ -212,6 +215,8 @@ def test_the_status_the_agent_writes_gives_kubectls_init_status_column(harness):
     harness.sync()
     assert column() == "Init:1/2"
     harness.runtime.exit_container(harness.container_id(uid, "init-b"), 1)
+    harness.sync()
+    harness.runtime.exit_container(harness.container_id(uid, "init-b"), 1)  # the second crash waits
     harness.sync()
     assert column() == "Init:CrashLoopBackOff"
     harness.advance(10)

@@ -102,6 +102,13 @@ def test_a_crashing_container_waits_in_crash_loop_back_off_with_kubelets_message
     harness.sync()
     harness.runtime.exit_container(harness.container_id(uid), 3)
     harness.sync()
+    status = harness.status("crasher")
+    assert status["restartCount"] == 1 and "running" in status["state"], "the first restart is immediate"
+    assert status["lastState"]["terminated"]["exitCode"] == 3
+    assert not [reason for reason, _ in harness.events() if reason == "BackOff"]
+
+    harness.runtime.exit_container(harness.container_id(uid), 3)
+    harness.sync()
     waiting = harness.status("crasher")["state"]["waiting"]
     assert waiting == {"reason": "CrashLoopBackOff",
                        "message": f"back-off 10s restarting failed container=main pod=crasher_default({uid})"}
@@ -110,15 +117,15 @@ def test_a_crashing_container_waits_in_crash_loop_back_off_with_kubelets_message
     assert ("BackOff", f"Back-off restarting failed container main in pod crasher_default({uid})") in harness.events()
 
     harness.advance(9)
-    assert harness.status("crasher")["restartCount"] == 0
-    harness.advance(1)
     assert harness.status("crasher")["restartCount"] == 1
+    harness.advance(1)
+    assert harness.status("crasher")["restartCount"] == 2
 
     harness.runtime.exit_container(harness.container_id(uid), 3)
     harness.advance(1)
     assert "back-off 20s restarting" in harness.status("crasher")["state"]["waiting"]["message"]
     harness.advance(19)
-    assert harness.status("crasher")["restartCount"] == 2
+    assert harness.status("crasher")["restartCount"] == 3
 
 
 def test_an_oom_killed_container_is_reported_with_reason_and_a_warning(harness):
@@ -142,13 +149,19 @@ def test_a_missing_image_waits_with_err_image_never_pull_naming_the_image(harnes
 
 def test_a_command_that_cannot_start_is_a_start_error_then_run_container_error(harness):
     harness.runtime.fail_next_start("main", "RunContainerError", 'exec: "nope": executable file not found in $PATH')
-    harness.create_pod("broken", [{"name": "main", "command": ["nope"]}])
+    uid = harness.create_pod("broken", [{"name": "main", "command": ["nope"]}])
     harness.sync()
+    status = harness.status("broken")
+    assert "running" in status["state"], "restarted at once after its first failed start"
+    assert status["lastState"]["terminated"]["reason"] == "StartError"
+    assert status["lastState"]["terminated"]["exitCode"] == 128
+    harness.runtime.fail_next_start("main", "RunContainerError", 'exec: "nope": executable file not found in $PATH')
+    harness.runtime.exit_container(harness.container_id(uid), 1)
+    harness.advance(10)  # the second crash waits 10 s, then the start fails again
     status = harness.status("broken")
     assert status["state"]["waiting"]["reason"] == "RunContainerError"
     assert status["lastState"]["terminated"]["reason"] == "StartError"
-    assert status["lastState"]["terminated"]["exitCode"] == 128
-    harness.advance(10)
+    harness.advance(20)
     assert "running" in harness.status("broken")["state"]
 
 
@@ -256,6 +269,9 @@ def test_the_agents_threads_run_a_pod_and_stop_it_on_delete(tmp_path):
     try:
         uid = harness.create_pod("web", [{"name": "main"}], terminationGracePeriodSeconds=5)
         wait_until(lambda: harness.pod("web").get("status", {}).get("phase") == "Running", "phase Running")
+        harness.runtime.exit_container(harness.container_id(uid), 1)
+        wait_until(lambda: harness.status("web")["restartCount"] == 1, "an immediate restart")
+        wait_until(lambda: "running" in harness.status("web")["state"], "the restarted container running")
         harness.runtime.exit_container(harness.container_id(uid), 1)
         wait_until(lambda: harness.status("web")["state"].get("waiting", {}).get("reason") == "CrashLoopBackOff",
                    "CrashLoopBackOff after the exit")

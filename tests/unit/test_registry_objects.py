@@ -39,7 +39,7 @@ def test_create_sets_uid_timestamp_generation_and_drops_user_status(registry):
     metadata = created["metadata"]
     assert len(metadata["uid"]) == 36 and metadata["generation"] == 1
     assert metadata["creationTimestamp"] == "2027-01-15T08:00:00Z"
-    assert created["status"] == {"phase": "Pending"}
+    assert created["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
     assert created["spec"]["restartPolicy"] == "Always"
 
 
