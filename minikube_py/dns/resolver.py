@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 from dnslib import CNAME, QTYPE, RCODE, RR, SRV, A, DNSRecord
 
+from minikube_py.client.slice_index import EndpointSliceIndex
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DOMAIN = "cluster.local"
@@ -36,14 +38,19 @@ class ClusterResolver:
     def __init__(self, services: Any, slices: Any, domain: str = DEFAULT_DOMAIN,
                  forward: Callable[[DNSRecord], DNSRecord | None] | None = None):
         self.services = services
-        self.slices = slices
+        self.slices = EndpointSliceIndex(slices)
         self.domain = domain.strip(".").lower()
         self.forward = forward
+
+    def is_forwarded(self, request: DNSRecord) -> bool:
+        """Whether the question is outside the cluster domain (answered by the host's resolvers)."""
+        name = str(request.q.qname).rstrip(".").lower()
+        return name != self.domain and not name.endswith("." + self.domain)
 
     def answer(self, request: DNSRecord) -> DNSRecord:
         question = request.q
         name = str(question.qname).rstrip(".").lower()
-        if name != self.domain and not name.endswith("." + self.domain):
+        if self.is_forwarded(request):
             forwarded = self.forward(request) if self.forward is not None else None
             if forwarded is not None:
                 return forwarded
@@ -123,8 +130,7 @@ class ClusterResolver:
         return None
 
     def _service_slices(self, namespace: str, service_name: str) -> list[Any]:
-        return [item for item in self.slices.list(namespace)
-                if (item.metadata.labels or {}).get("kubernetes.io/service-name") == service_name]
+        return self.slices.slices(namespace, service_name)
 
     def _ready_endpoints(self, namespace: str, service_name: str) -> list[tuple[str, str | None]]:
         found = set()

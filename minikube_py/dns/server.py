@@ -1,17 +1,31 @@
-"""The cluster DNS listener: dnslib's UDP server on the cluster bridge's address, port 53.
+"""The cluster DNS listeners: UDP and TCP on the cluster bridge's address, port 53.
 
 Every pod reaches the bridge address (it is their gateway), so pods get it as their `nameserver`
 (kubelet's `--cluster-dns`); the host reaches it too, nobody outside does. The answers come from
 `resolver.ClusterResolver` over the shared informer caches: the DNS is a client of the API like
-the controllers and reads no store. `stop()` closes the socket, so no listener outlives the cluster.
+the controllers and reads no store. dnslib does the wire format.
+
+The listeners are our own rather than dnslib's `DNSServer`, which starts a thread per UDP query
+(about as long as the answer itself takes): here one thread answers every UDP query for a cluster
+name straight from the caches, and only questions forwarded to the host's resolvers, which may
+wait on the network, go to a small pool of threads. A reply too large for the client's UDP buffer
+(512 bytes, or the EDNS size it announces) comes back truncated (TC), and the client asks again
+over TCP, where each connection gets a thread and may carry several length-prefixed queries
+(RFC 7766) until it is idle for `TCP_IDLE_SECONDS`. A packet that does not parse is dropped; an
+answer that fails is SERVFAIL; neither stops a listener. `stop()` closes both sockets, so no
+listener outlives the cluster.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from dnslib import QTYPE, RCODE, DNSRecord
 
 from minikube_py.client.informer import SharedInformers, shared_informers
 from minikube_py.dns.resolver import DEFAULT_DOMAIN, ClusterResolver, forwarder, host_upstreams
@@ -19,24 +33,15 @@ from minikube_py.dns.resolver import DEFAULT_DOMAIN, ClusterResolver, forwarder,
 log = logging.getLogger(__name__)
 
 DNS_PORT = 53
-
-
-class _Resolver(BaseResolver):
-    def __init__(self, cluster: ClusterResolver):
-        self.cluster = cluster
-
-    def resolve(self, request, handler):
-        try:
-            return self.cluster.answer(request)
-        except Exception:
-            log.exception("answering %s failed", request.q.qname)
-            reply = request.reply()
-            reply.header.rcode = 2  # SERVFAIL
-            return reply
+UDP_PAYLOAD_DEFAULT = 512  # RFC 1035's limit without EDNS
+UDP_PAYLOAD_MAX = 4096
+TCP_IDLE_SECONDS = 10.0
+TCP_CONNECTIONS_MAX = 64
+FORWARDING_THREADS = 4
 
 
 class ClusterDnsServer:
-    """Serves cluster DNS on `address:port` until `stop()`."""
+    """Serves cluster DNS on `address:port`, UDP and TCP, until `stop()`."""
 
     def __init__(self, client: Any, address: str, port: int = DNS_PORT, domain: str = DEFAULT_DOMAIN,
                  informers: SharedInformers | None = None, upstreams: list[str] | None = None):
@@ -46,16 +51,144 @@ class ClusterDnsServer:
         self.resolver = ClusterResolver(self.services, self.slices, domain,
                                         forwarder(host_upstreams() if upstreams is None else upstreams))
         self.address = address
-        self.port = port
-        self._server = DNSServer(_Resolver(self.resolver), address=address, port=port,
-                                 logger=DNSLogger(log="-request,-reply,-truncated,-data", prefix=False))
+        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._udp.bind((address, port))
+            self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._tcp.bind((address, self._udp.getsockname()[1]))  # port 0 (tests): the same port as UDP
+            self._tcp.listen(64)
+        except OSError:
+            self._udp.close()
+            self._tcp.close()
+            raise
+        self.port = self._udp.getsockname()[1]
+        self._stopping = threading.Event()
+        self._forwarding = ThreadPoolExecutor(FORWARDING_THREADS, thread_name_prefix="dns-forward")
+        self._connections = threading.BoundedSemaphore(TCP_CONNECTIONS_MAX)
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         for informer in (self.services, self.slices):
             informer.start()
-        self._server.start_thread()
-        log.info("cluster DNS listening on %s:%d", self.address, self.port)
+        for target, name in ((self._serve_udp, "dns-udp"), (self._serve_tcp, "dns-tcp")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("cluster DNS listening on %s:%d (UDP and TCP)", self.address, self.port)
 
     def stop(self) -> None:
-        self._server.stop()
-        self._server.server.server_close()
+        self._stopping.set()
+        for sock in (self._udp, self._tcp):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in recvfrom/accept
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._udp.close()
+        self._tcp.close()
+        self._forwarding.shutdown(wait=False, cancel_futures=True)
+        if self._threads:
+            for informer in (self.services, self.slices):
+                informer.stop()
+
+    # -- answering ----------------------------------------------------------------------------------
+
+    def reply(self, request: DNSRecord) -> DNSRecord:
+        """The answer to a parsed request (SERVFAIL when answering it failed)."""
+        try:
+            return self.resolver.answer(request)
+        except Exception:
+            log.exception("answering %s failed", request.q.qname)
+            reply = request.reply()
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+
+    # -- UDP ---------------------------------------------------------------------------------------
+
+    def _serve_udp(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                data, peer = self._udp.recvfrom(UDP_PAYLOAD_MAX)
+            except OSError:
+                break
+            if not data:
+                continue  # the shutdown's wake-up, or an empty datagram
+            try:
+                request = DNSRecord.parse(data)
+            except Exception as error:
+                log.debug("dropping an unparsable DNS packet from %s: %s", peer, error)
+                continue
+            if self.resolver.is_forwarded(request):
+                self._forwarding.submit(self._answer_udp, request, peer)
+            else:
+                self._answer_udp(request, peer)
+
+    def _answer_udp(self, request: DNSRecord, peer: tuple[str, int]) -> None:
+        reply = self.reply(request)
+        try:
+            packed = reply.pack()
+            if len(packed) > _udp_payload_size(request):
+                packed = reply.truncate().pack()  # header and question only, TC set: ask over TCP
+            self._udp.sendto(packed, peer)
+        except Exception as error:  # a closed socket at stop, an unreachable client
+            log.debug("DNS reply to %s not sent: %s", peer, error)
+
+    # -- TCP ---------------------------------------------------------------------------------------
+
+    def _serve_tcp(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, peer = self._tcp.accept()
+            except OSError:
+                break
+            if not self._connections.acquire(blocking=False):
+                log.warning("DNS over TCP: %d connections open, refusing %s", TCP_CONNECTIONS_MAX, peer)
+                connection.close()
+                continue
+            threading.Thread(target=self._serve_connection, args=(connection, peer), name="dns-tcp-connection",
+                             daemon=True).start()
+
+    def _serve_connection(self, connection: socket.socket, peer: tuple[str, int]) -> None:
+        try:
+            connection.settimeout(TCP_IDLE_SECONDS)
+            while not self._stopping.is_set():
+                header = _read_exactly(connection, 2)
+                if header is None:
+                    return
+                (length,) = struct.unpack("!H", header)
+                data = _read_exactly(connection, length)
+                if data is None:
+                    return
+                try:
+                    request = DNSRecord.parse(data)
+                except Exception as error:
+                    log.debug("closing a DNS over TCP connection from %s: unparsable query: %s", peer, error)
+                    return
+                packed = self.reply(request).pack()
+                connection.sendall(struct.pack("!H", len(packed)) + packed)
+        except OSError as error:  # idle timeout, reset by the client
+            log.debug("DNS over TCP connection from %s ended: %s", peer, error)
+        finally:
+            connection.close()
+            self._connections.release()
+
+
+def _read_exactly(connection: socket.socket, count: int) -> bytes | None:
+    """`count` bytes, or None when the peer closed the connection first."""
+    data = b""
+    while len(data) < count:
+        chunk = connection.recv(count - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _udp_payload_size(request: DNSRecord) -> int:
+    """The largest UDP reply the client takes: the EDNS size it announces (OPT's class), else 512."""
+    for record in request.ar:
+        if record.rtype == QTYPE.OPT:
+            return max(UDP_PAYLOAD_DEFAULT, min(int(record.rclass), UDP_PAYLOAD_MAX))
+    return UDP_PAYLOAD_DEFAULT

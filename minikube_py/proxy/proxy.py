@@ -23,7 +23,8 @@ import time
 from typing import Any, Callable
 
 from minikube_py.client.controller import Controller
-from minikube_py.client.informer import SharedInformers, cache_key, shared_informers
+from minikube_py.client.informer import SharedInformers, shared_informers
+from minikube_py.client.slice_index import EndpointSliceIndex, slice_service
 from minikube_py.clock import Clock
 from minikube_py.proxy.nftables import NftablesTable, bridge_netfilter_enabled, enable_bridge_forwarding
 from minikube_py.proxy.rules import ServiceKey, ServiceRules, Settings, TableState, service_rules, table_name
@@ -32,12 +33,6 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "service-proxy"
 TABLE_KEY = "table"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-
-
-def _slice_service(endpoint_slice: Any) -> ServiceKey | None:
-    name = (endpoint_slice.metadata.labels or {}).get(SERVICE_NAME_LABEL)
-    return (endpoint_slice.metadata.namespace, name) if name else None
 
 
 class ServiceProxy(Controller):
@@ -60,13 +55,14 @@ class ServiceProxy(Controller):
         self.on_applied = on_applied
         self._lock = threading.Lock()
         self._changed: set[ServiceKey] = set()  # Services whose part of the table may be stale
-        self._slice_index: dict[ServiceKey, set[str]] = {}  # Service -> its EndpointSlices' cache keys
         informers = informers or shared_informers(client)
+        # Registered before this proxy's own handlers, so a sync they trigger finds it up to date.
+        self.slice_index = EndpointSliceIndex(informers.informer("endpointslices"))
         self.services = self.watch(informers.informer("services"), on_add=self._service_changed,
                                    on_update=lambda old, new: self._service_changed(new),
                                    on_delete=self._service_changed)
-        self.slices = self.watch(informers.informer("endpointslices"), on_add=self._slice_added,
-                                 on_update=self._slice_updated, on_delete=self._slice_deleted)
+        self.slices = self.watch(informers.informer("endpointslices"), on_add=self._slice_changed,
+                                 on_update=self._slice_updated, on_delete=self._slice_changed)
         self._masquerade_all = False
 
     # -- event handlers: mark the Service, enqueue the one key -----------------------------------
@@ -79,29 +75,12 @@ class ServiceProxy(Controller):
     def _service_changed(self, service: Any) -> None:
         self._mark((service.metadata.namespace, service.metadata.name))
 
-    def _slice_added(self, endpoint_slice: Any) -> None:
-        owner = _slice_service(endpoint_slice)
-        if owner is not None:
-            with self._lock:
-                self._slice_index.setdefault(owner, set()).add(cache_key(endpoint_slice))
-        self._mark(owner)
-
-    def _slice_deleted(self, endpoint_slice: Any) -> None:
-        owner = _slice_service(endpoint_slice)
-        if owner is not None:
-            with self._lock:
-                keys = self._slice_index.get(owner, set())
-                keys.discard(cache_key(endpoint_slice))
-                if not keys:
-                    self._slice_index.pop(owner, None)
-        self._mark(owner)
+    def _slice_changed(self, endpoint_slice: Any) -> None:
+        self._mark(slice_service(endpoint_slice))
 
     def _slice_updated(self, old: Any, new: Any) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if _slice_service(old) != _slice_service(new):
-            self._slice_deleted(old)
-        self._slice_added(new)
+        if old.metadata.resource_version != new.metadata.resource_version:
+            self._mark(slice_service(old), slice_service(new))
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -123,9 +102,7 @@ class ServiceProxy(Controller):
         service = self.services.get(f"{key[0]}/{key[1]}")
         if service is None:
             return None
-        with self._lock:
-            slice_keys = list(self._slice_index.get(key, ()))
-        slices = [item for item in map(self.slices.get, slice_keys) if item is not None and _slice_service(item) == key]
+        slices = self.slice_index.slices(*key)
         return service_rules(service, slices, settings)
 
     def sync(self, key: Any) -> None:

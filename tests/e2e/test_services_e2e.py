@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 import urllib.request
 
 import pytest
+from dnslib import DNSRecord
 
 from tests.e2e.cluster import Cluster, wait_for
 
@@ -190,6 +192,17 @@ def test_a_pod_resolves_a_service_name_and_reaches_it(cluster: Cluster):
     assert result.returncode == 0 and result.stdout.strip().startswith("web-")
     unknown = cluster.exec("client", "nslookup", "nope.default.svc.cluster.local", check=False)
     assert unknown.returncode != 0 and "NXDOMAIN" in unknown.stdout + unknown.stderr
+    assert resolved_over_tcp(gateway, "web.default.svc.cluster.local") == [cluster_ip]
+
+
+def resolved_over_tcp(server: str, name: str) -> list[str]:
+    """A records of `name` asked over TCP (RFC 7766 framing), from the host."""
+    question = DNSRecord.question(name).pack()
+    with socket.create_connection((server, 53), timeout=5) as connection:
+        connection.sendall(struct.pack("!H", len(question)) + question)
+        (length,) = struct.unpack("!H", connection.recv(2, socket.MSG_WAITALL))
+        reply = DNSRecord.parse(connection.recv(length, socket.MSG_WAITALL))
+    return [str(record.rdata) for record in reply.rr]
 
 
 def test_a_headless_service_resolves_to_each_ready_pod(cluster: Cluster):

@@ -3,12 +3,16 @@ pod's resolv.conf by dnsPolicy."""
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import pytest
 from dnslib import RCODE, RR, DNSRecord
 
 from minikube_py import api
 from minikube_py.agent.podfiles import pod_resolv_conf
 from minikube_py.dns.resolver import ClusterResolver
+from minikube_py.dns.server import ClusterDnsServer
 
 HOST_RESOLV = "nameserver 192.168.1.1\nsearch corp.example\noptions edns0\n"
 
@@ -107,3 +111,68 @@ def test_default_and_none_policies_and_dns_config():
     assert pod_resolv_conf(pod("None", config), HOST_RESOLV, "10.244.0.1") == \
         "nameserver 1.1.1.1\nsearch a.example\noptions ndots:2\n"
     assert pod_resolv_conf(pod("ClusterFirst", config), HOST_RESOLV, "10.244.0.1").splitlines()[-1] == "options ndots:2"
+
+
+# -- the listeners, on loopback -------------------------------------------------------------------
+
+@pytest.fixture
+def dns_server(cluster):
+    cluster.create("services", {"metadata": {"name": "big"}, "spec": {
+        "clusterIP": "None", "selector": {"app": "big"}, "ports": [{"name": "http", "port": 80}]}})
+    cluster.create("endpointslices", {"metadata": {"name": "big-a", "labels": {"kubernetes.io/service-name": "big"}},
+                                      "addressType": "IPv4", "ports": [{"name": "http", "port": 80}],
+                                      "endpoints": [{"addresses": [f"10.244.1.{index}"], "conditions": {"ready": True}}
+                                                    for index in range(1, 61)]})
+    server = ClusterDnsServer(cluster.client, "127.0.0.1", port=0, informers=cluster.informers, upstreams=[])
+    cluster.refresh()
+    server.start()
+    yield server
+    server.stop()
+
+
+def over_tcp(port, *questions):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        replies = []
+        for question in questions:  # several queries on one connection (RFC 7766)
+            packed = question.pack()
+            connection.sendall(struct.pack("!H", len(packed)) + packed)
+            (length,) = struct.unpack("!H", connection.recv(2, socket.MSG_WAITALL))
+            replies.append(DNSRecord.parse(connection.recv(length, socket.MSG_WAITALL)))
+        return replies
+
+
+def over_udp(port, question):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(question.pack(), ("127.0.0.1", port))
+        return DNSRecord.parse(sock.recv(4096))
+
+
+def test_a_large_answer_is_truncated_over_udp_and_whole_over_tcp(dns_server):
+    question = DNSRecord.question("big.default.svc.cluster.local")
+    udp = over_udp(dns_server.port, question)
+    assert udp.header.tc == 1 and udp.rr == []
+    [tcp, again] = over_tcp(dns_server.port, question, DNSRecord.question("nope.default.svc.cluster.local"))
+    assert tcp.header.tc == 0 and len(tcp.rr) == 60
+    assert again.header.rcode == RCODE.NXDOMAIN
+
+
+def test_garbage_is_dropped_and_the_listeners_keep_answering(dns_server):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"\x00\x01garbage", ("127.0.0.1", dns_server.port))
+    with socket.create_connection(("127.0.0.1", dns_server.port), timeout=5) as connection:
+        connection.sendall(struct.pack("!H", 7) + b"garbage")
+        assert connection.recv(2) == b""  # closed, nothing answered
+    reply = over_udp(dns_server.port, DNSRecord.question("big.default.svc.cluster.local", "SRV"))
+    assert reply.header.rcode == RCODE.NOERROR
+
+
+def test_stop_closes_both_listeners(cluster):
+    server = ClusterDnsServer(cluster.client, "127.0.0.1", port=0, informers=cluster.informers, upstreams=[])
+    server.start()
+    port = server.port
+    server.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))  # the UDP port is free again
