@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ STARTUP_TIMEOUT_SECONDS = 60.0
 DEFAULT_API_SERVICE_PORT = 6443  # the `kubernetes` Service's target port when `--port` is not given
 EVENT_TTL_SECONDS = 3600.0  # kube-apiserver's --event-ttl default
 EVENT_EXPIRY_INTERVAL_SECONDS = 60.0
+LEADER_ELECTION_LEASE = "minikube-py-controller-manager"  # in kube-system, as kube-controller-manager's
 
 log = logging.getLogger("minikube_py.daemon")
 
@@ -60,6 +62,7 @@ class ClusterConfig:
     terminated_pod_gc_threshold: int = 12500  # kube-controller-manager's flag; 0 turns it off
     seccomp_default: bool = True  # containers with no seccompProfile get RuntimeDefault (kubelet --seccomp-default)
     store: str = "sqlite"  # or etcd://HOST:PORT[,HOST:PORT...] (minikube_py.store.backends)
+    leader_elect: bool = False  # controllers and scheduler only while holding the kube-system Lease
 
     @staticmethod
     def load(home: str) -> "ClusterConfig | None":
@@ -258,6 +261,7 @@ def start(
     terminated_pod_gc_threshold: int | None = None,
     seccomp_default: bool | None = None,
     store: str | None = None,
+    leader_elect: bool | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -285,6 +289,8 @@ def start(
             config.seccomp_default = seccomp_default
         if store is not None:
             config.store = store
+        if leader_elect is not None:
+            config.leader_elect = leader_elect
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -516,15 +522,23 @@ def serve(home: str) -> int:
     )
     tls = TlsConfig.of(certificates.Paths(home)) if config.port is not None else None
     server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent, tls=tls)
-    controllers = control_loops(client, clock, config)
+    controllers = ControlLoops(client, clock, config)
+    elector = None
+    if config.leader_elect:
+        from minikube_py.client.leaderelection import LeaderElector
+
+        elector = LeaderElector(client, "kube-system", LEADER_ELECTION_LEASE, f"{config.node_name}_{uuid.uuid4()}",
+                                on_started_leading=controllers.start, on_stopped_leading=controllers.stop, clock=clock)
     service_proxy = ServiceProxy(client, config.name, config.pod_cidr, config.node_name, node_address,
                                  bridge=f"mkpy-{config.name}", clock=clock)
     cluster_dns = ClusterDnsServer(client, gateway)
 
     server.start()
     agent.start()
-    for controller in controllers:
-        controller.run()
+    if elector is not None:
+        elector.run()  # the control loops start once this daemon leads
+    else:
+        controllers.start()
     service_proxy.run()
     cluster_dns.start()
     threading.Thread(target=_expire_events, args=(registry, stopping), name="event-ttl", daemon=True).start()
@@ -537,8 +551,9 @@ def serve(home: str) -> int:
     grace_period = _take_stop_request(home)
     log.info("stopping cluster %r: stopping pods (grace %s) and removing host resources", config.name,
              "as each pod says" if grace_period is None else f"{grace_period}s")
-    for controller in controllers:
-        controller.stop()
+    if elector is not None:
+        elector.stop(release=True)  # stops the control loops if leading, and lets the next daemon lead at once
+    controllers.stop()
     service_proxy.stop()
     cluster_dns.stop()
     agent.stop(stop_pods=True, grace_period=grace_period)
@@ -551,6 +566,30 @@ def serve(home: str) -> int:
         pass
     log.info("cluster %r stopped", config.name)
     return 0
+
+
+class ControlLoops:
+    """The controllers and the scheduler as one whole, started and stopped together: at start, or
+    whenever this daemon becomes or stops being the leader (`--leader-elect`). A controller runs
+    once, so each start builds them anew."""
+
+    def __init__(self, client, clock, config: ClusterConfig):
+        self._arguments = (client, clock, config)
+        self._running: list = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._running:
+                self._running = control_loops(*self._arguments)
+                for controller in self._running:
+                    controller.run()
+
+    def stop(self) -> None:
+        with self._lock:
+            for controller in self._running:
+                controller.stop()
+            self._running = []
 
 
 def control_loops(client, clock, config: ClusterConfig) -> list:

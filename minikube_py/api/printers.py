@@ -468,6 +468,12 @@ PRINTERS: dict[str, Printer] = {
         Column("Secrets", "integer", "The number of secrets this service account references."),
         AGE_COLUMN,
     ), networking_rows.service_account_row),
+    "leases": Printer((
+        NAME_COLUMN,
+        Column("Holder", description="The holder of the lease (spec.holderIdentity)."),
+        AGE_COLUMN,
+    ), lambda lease, now: [lease["metadata"]["name"], (lease.get("spec") or {}).get("holderIdentity") or "",
+                           age(lease["metadata"].get("creationTimestamp"), now)]),
 }
 
 

@@ -15,6 +15,7 @@ from minikube_py.api import networking_validation as rules
 from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.api.batch import CronJob, Job
 from minikube_py.api.configuration import ConfigMap, Secret, ServiceAccount
+from minikube_py.api.coordination import Lease, validate_lease
 from minikube_py.api.core import Event, Namespace, Node, Pod
 from minikube_py.api.meta import WireModel
 from minikube_py.api.networking import EndpointSlice, Endpoints, Service
@@ -83,6 +84,7 @@ RESOURCES: dict[str, ResourceInfo] = {
         _resource("CronJob", "batch", "cronjobs", ("cj",), True, CronJob,
                   batch_validation.default_cron_job, batch_validation.validate_cron_job,
                   batch_validation.validate_cron_job_update),
+        _resource("Lease", "coordination.k8s.io", "leases", (), True, Lease, validate=validate_lease),
     )
 }
 

@@ -44,6 +44,10 @@ def register(subcommands: Subcommands) -> None:
     start.add_argument("--store", metavar="sqlite|etcd://HOST:PORT[,HOST:PORT...]",
                        help="where API objects live: the home's sqlite file (default), or etcd v3 members, under "
                             "/<cluster name>/ so clusters can share them (docs/scale-out.md)")
+    start.add_argument("--leader-elect", type=_boolean, nargs="?", const=True, metavar="true|false",
+                       help="run the controllers and the scheduler only while this daemon holds the Lease "
+                            "kube-system/minikube-py-controller-manager, as kube-controller-manager's flag, so "
+                            "several daemons can share one etcd store (default: false)")
     start.set_defaults(run=run_start)
 
     stop = subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made")
@@ -100,7 +104,8 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         node_name=args.node_name,
         foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit,
         max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
-        seccomp_default=args.seccomp_default, store=args.store)
+        seccomp_default=args.seccomp_default, store=args.store,
+        leader_elect=args.leader_elect)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:

@@ -1,6 +1,7 @@
-"""A real cluster on etcd (`start --store etcd://...`): a Deployment of 3 pods runs and rolls to a
-new version with exactly the right pods, its objects sit in etcd under the cluster's prefix with
-etcd's revisions as their resourceVersions, and a restarted daemon finds everything there."""
+"""A real cluster on etcd (`start --store etcd://... --leader-elect`): the daemon leads through
+its Lease and runs the controllers, a Deployment of 3 pods runs and rolls to a new version with
+exactly the right pods, its objects sit in etcd under the cluster's prefix with etcd's revisions as
+their resourceVersions, and a restarted daemon finds everything there and leads again."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ spec:
 class EtcdBackedCluster(Cluster):
     def __init__(self, etcd: EtcdCluster):
         super().__init__()
-        self.start_flags = ("--store", etcd.spec)
+        self.start_flags = ("--store", etcd.spec, "--leader-elect")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,15 @@ def rolled_out(cluster: Cluster, version: int) -> list[dict] | None:
     return pods
 
 
+def leader(cluster: Cluster) -> str | None:
+    lease = cluster.client.raw.get("leases", "kube-system", "minikube-py-controller-manager")
+    return lease["spec"].get("holderIdentity")
+
+
 def test_a_deployment_rolls_to_a_new_version_on_the_etcd_store(cluster, etcd):
+    holder = wait_for(lambda: leader(cluster), 30, "the daemon to hold the controller-manager Lease")
+    node = cluster.client.raw.list("nodes", None)["items"][0]["metadata"]["name"]
+    assert holder.startswith(f"{node}_")  # kube-controller-manager's identity: host name, "_", a uuid
     cluster.apply(deployment(1))
     first = wait_for(lambda: rolled_out(cluster, 1), 60, "3 pods of version 1 running")
     cluster.apply(deployment(2))
@@ -118,8 +127,11 @@ def restarts(cluster: Cluster) -> dict[str, int]:
 def test_a_restarted_daemon_finds_every_object_in_etcd_and_runs_the_pods_again(cluster):
     before = restarts(cluster)
     assert len(before) == 3
+    first_leader = leader(cluster)
     cluster.cli("stop", "--grace-period", "1", timeout=120)
     cluster.start()
+    new_leader = wait_for(lambda: leader(cluster), 30, "the restarted daemon to take the Lease")
+    assert new_leader != first_leader, "each daemon run competes under an identity of its own"
     # Stopping the cluster stopped the pods; the objects stayed in etcd, and the new daemon runs
     # the same pods again (each container's restart count up by one, as after a node reboot).
     wait_for(lambda: (lambda now: now.keys() == before.keys() and all(now[name] > before[name] for name in now))(

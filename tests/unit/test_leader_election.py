@@ -1,0 +1,143 @@
+"""Leader election on a coordination.k8s.io/v1 Lease: one leader at a time, hand-over after the
+lease duration when the leader dies, at once when it steps down, and never two leaders; on one
+API (fake clock) and between two API servers on one etcd (real time)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from minikube_py.api import errors
+from minikube_py.apiserver.registry import Registry
+from minikube_py.client.api import ApiClient
+from minikube_py.client.leaderelection import LEADING, LeaderElectionTimings, LeaderElector
+from minikube_py.clock import FakeClock
+from minikube_py.store import Store
+from tests.etcd_cluster import wait_until
+
+TIMINGS = LeaderElectionTimings(lease_duration=15, renew_deadline=10, retry_period=2)
+
+
+class Candidate:
+    """An elector plus the record of what its callbacks saw."""
+
+    def __init__(self, client, identity: str, clock, timings=TIMINGS, log: list | None = None):
+        self.log = log if log is not None else []
+        self.elector = LeaderElector(client, "kube-system", "minikube-py-controller-manager", identity,
+                                     on_started_leading=lambda: self.log.append(("start", identity, time.monotonic())),
+                                     on_stopped_leading=lambda: self.log.append(("stop", identity, time.monotonic())),
+                                     clock=clock, timings=timings)
+
+
+@pytest.fixture
+def api():
+    clock = FakeClock()
+    store = Store(":memory:")
+    yield ApiClient.local(Registry(store, clock=clock)), clock
+    store.close()
+
+
+def lease(client):
+    return client.get("leases", "minikube-py-controller-manager", "kube-system")
+
+
+def test_the_first_candidate_takes_the_lease_and_the_second_follows(api):
+    client, clock = api
+    first, second = Candidate(client, "a", clock), Candidate(client, "b", clock)
+    first.elector.step()
+    second.elector.step()
+    assert first.elector.state == LEADING and not second.elector.is_leader
+    held = lease(client)
+    assert (held.spec.holder_identity, held.spec.lease_duration_seconds, held.spec.lease_transitions) == ("a", 15, 0)
+    assert held.spec.acquire_time == held.spec.renew_time and held.spec.renew_time.endswith("Z")
+    clock.advance(2)
+    first.elector.step()
+    assert lease(client).spec.renew_time != held.spec.renew_time
+    assert lease(client).spec.acquire_time == held.spec.acquire_time
+
+
+def test_a_dead_leaders_lease_is_taken_over_only_after_the_lease_duration(api):
+    client, clock = api
+    first, second = Candidate(client, "a", clock), Candidate(client, "b", clock)
+    first.elector.step()
+    second.elector.step()  # b observes a's lease now
+    clock.advance(14)  # a is dead: no renewal
+    second.elector.step()
+    assert not second.elector.is_leader
+    clock.advance(1.5)
+    second.elector.step()
+    assert second.elector.is_leader
+    held = lease(client)
+    assert (held.spec.holder_identity, held.spec.lease_transitions) == ("b", 1)
+
+
+def test_a_leader_that_cannot_renew_steps_down_before_anyone_may_take_over(api):
+    client, clock = api
+    first, second = Candidate(client, "a", clock), Candidate(client, "b", clock)
+    first.elector.step()
+    second.elector.step()
+    original_replace = client.raw.replace
+
+    def partitioned(*args, **kwargs):
+        raise errors.ServiceUnavailable("etcd has no quorum")
+
+    client.raw.replace = partitioned  # a's renewals fail from now on
+    for _ in range(4):
+        clock.advance(2)
+        first.elector.step()
+    assert first.elector.is_leader, "8 s without renewing: still within the 10 s renew deadline"
+    clock.advance(2)
+    first.elector.step()
+    assert not first.elector.is_leader and first.log[-1][:2] == ("stop", "a")
+    client.raw.replace = original_replace
+    clock.advance(4.5)  # 14.5 s since b saw a's last renewal: not yet
+    second.elector.step()
+    assert not second.elector.is_leader
+    clock.advance(1)
+    second.elector.step()
+    assert second.elector.is_leader
+
+
+def test_a_leader_stepping_down_gives_the_lease_up_at_once(api):
+    client, clock = api
+    first, second = Candidate(client, "a", clock), Candidate(client, "b", clock)
+    first.elector.step()
+    second.elector.step()
+    first.elector.stop(release=True)
+    assert first.log[-1][:2] == ("stop", "a")
+    clock.advance(1.5)  # the released lease lasts 1 s
+    second.elector.step()
+    assert second.elector.is_leader
+
+
+def test_timings_must_leave_room_to_step_down_before_a_takeover():
+    with pytest.raises(ValueError, match="retry period < renew deadline < lease duration"):
+        LeaderElectionTimings(lease_duration=10, renew_deadline=10, retry_period=2)
+
+
+def test_two_api_servers_on_one_etcd_hand_over_when_the_leader_dies_and_never_overlap(etcd_single):
+    from minikube_py.store.etcd import EtcdStore
+
+    timings = LeaderElectionTimings(lease_duration=1.5, renew_deadline=1.0, retry_period=0.1)
+    log: list = []
+    name = f"elect{time.monotonic_ns() % 10**6}"
+    with EtcdStore(etcd_single.endpoints, name) as one, EtcdStore(etcd_single.endpoints, name) as two:
+        candidates = [Candidate(ApiClient.local(Registry(store)), identity, None, timings, log)
+                      for store, identity in ((one, "server-1"), (two, "server-2"))]
+        for candidate in candidates:
+            candidate.elector.run()
+        assert wait_until(lambda: any(c.elector.is_leader for c in candidates), timeout=10)
+        leader = next(c for c in candidates if c.elector.is_leader)
+        other = next(c for c in candidates if c is not leader)
+        time.sleep(0.5)  # several renewals: the other must not take over meanwhile
+        assert not other.elector.is_leader
+        died = time.monotonic()
+        leader.elector._stopping.set()  # the leader dies: no more renewals, no release
+        leader.elector._thread.join()
+        assert wait_until(lambda: other.elector.is_leader, timeout=10)
+        took_over = time.monotonic() - died
+        other.elector.stop()
+        assert took_over >= 1.0, "nobody may take over before the dead leader's lease ran out"
+        starts = [entry for entry in log if entry[0] == "start"]
+        assert [entry[1] for entry in starts] == [leader.elector.identity, other.elector.identity]
