@@ -14,7 +14,7 @@ level-triggered step:
 Nothing polls: the queue wakes on pod events, on container exits (one thread blocked in
 `runtime.wait_any`), on back-off timers and stop deadlines (the sync's return value), and on probe
 results (ProbeManager's timer heap and pool). Re-adoption after a daemon restart is in
-adoption.py, the NodeProxy (logs, exec, inspect) in proxy.py; here are the wiring, the Node
+adoption.py, the NodeProxy (logs, exec, port-forward, inspect) in proxy.py; here are the wiring, the Node
 object and its heartbeat, and starting and stopping.
 """
 
@@ -295,6 +295,9 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
 
     def exec(self, namespace, name, container, command, tty=False):
         return self.proxy.exec(namespace, name, container, command, tty)
+
+    def port_forward(self, namespace, name, port):
+        return self.proxy.port_forward(namespace, name, port)
 
     def inspect(self, namespace, name) -> dict:
         return self.proxy.inspect(namespace, name)

@@ -79,6 +79,17 @@ class NodeProxy:
                                     "exec needs a running container")
         return self.runtime.exec_stream(container_record.running.id, list(command), tty)
 
+    def port_forward(self, namespace, name, port: int, timeout: float = 5.0):
+        """A socket connected to localhost:port inside the pod's network namespace."""
+        record = self._record_for(namespace, name)
+        if record.sandbox is None:
+            raise errors.BadRequest(f"pod {name} has no sandbox running (phase {record.terminal_phase or 'Pending'}): "
+                                    "port-forward needs a running pod")
+        try:
+            return self.runtime.connect_in_sandbox(record.sandbox, port, timeout)
+        except ContainerRuntimeError as error:
+            raise errors.ApiError(f"error forwarding port {port} to pod {name}, uid {record.uid}: {error.message}") from None
+
     def inspect(self, namespace, name) -> dict:
         record = self._record_for(namespace, name)
         if record.sandbox is None:

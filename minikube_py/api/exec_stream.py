@@ -58,8 +58,11 @@ class ChannelProtocol:
     base64: bool = False
     status_document: bool = False  # v4+: the error channel carries a Status as JSON
     close_signal: bool = False  # v5: the client may close its stdin with [255, 0]
+    tunnel: bool = False  # no channels: the messages carry another protocol's bytes (SPDY for kubectl)
 
     def encode(self, channel: int, data: bytes) -> Message[Any]:
+        if self.tunnel:
+            return BytesMessage(data=data)
         if self.base64:
             return TextMessage(data=chr(ord("0") + channel) + base64.b64encode(data).decode("ascii"))
         return BytesMessage(data=bytes([channel]) + data)
@@ -69,6 +72,8 @@ class ChannelProtocol:
         them). Raises ValueError for one that cannot be decoded."""
         if not message:
             return None
+        if self.tunnel:
+            return 0, message.encode() if isinstance(message, str) else bytes(message)
         if self.base64:
             text = message if isinstance(message, str) else message.decode("ascii", errors="replace")
             channel = ord(text[0]) - ord("0")

@@ -332,6 +332,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             streams.serve_logs(self, namespace, name, query)
         elif resource == "pods" and subresource == "exec" and method in ("POST", "GET"):
             streams.serve_exec(self, namespace, name, query)
+        elif resource == "pods" and subresource == "portforward" and method in ("POST", "GET"):
+            streams.serve_portforward(self, namespace, name, query)
         elif resource == "pods" and (subresource, method) == ("inspect", "GET"):
             registry.get(resource, namespace, name)
             self.send_json(200, self.node_proxy().inspect(namespace, name))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from minikube_py.api import errors, exec_stream
 from minikube_py.api.exec_stream import CLOSE_SIGNAL, ERROR, RESIZE, STDERR, STDIN, STDOUT, ChannelSocket
+from minikube_py.apiserver import portforward
 from minikube_py.apiserver.routing import Route, flag, include_object_policy, integer, text
 
 if TYPE_CHECKING:
@@ -218,6 +219,33 @@ def serve_exec(handler: "ApiRequestHandler", namespace: str, name: str, query: d
         _upgrade(handler, exec_stream.REMOTE_COMMAND_PROTOCOLS)  # raises the Status saying why
     session = handler.node_proxy().exec(namespace, name, options.container, options.command, tty=options.tty)
     _serve_remote_command(handler, session, options)
+
+
+def serve_portforward(handler: "ApiRequestHandler", namespace: str, name: str, query: dict) -> None:
+    handler.server.api.registry.get("pods", namespace, name)
+    ports = portforward.parse_ports(query)
+    offered = exec_stream.offered_protocols(handler.headers.get("Sec-WebSocket-Protocol"))
+    if not ports and portforward.SPDY_TUNNEL not in offered:
+        raise errors.BadRequest("port-forward: at least one port is required (?ports=8080)")
+    proxy = handler.node_proxy()
+    channels = _upgrade(handler, portforward.PROTOCOLS)
+
+    def dial(port: int) -> socket.socket:
+        return proxy.port_forward(namespace, name, port)
+
+    try:
+        if channels.protocol.tunnel:
+            portforward.SpdySession(channels, dial).serve()
+        else:
+            portforward.serve_channel_ports(channels, ports, dial)
+        channels.close()
+    except OSError:
+        pass
+    except Exception:  # after the upgrade no Status can be sent: log it and close
+        log.exception("a port-forward to pod %s/%s failed", namespace, name)
+        channels.close(1011, "internal error; the daemon log has the details")
+    finally:
+        channels.shutdown()
 
 
 def _serve_remote_command(handler: "ApiRequestHandler", session, options: RemoteCommandOptions) -> None:

@@ -1,9 +1,10 @@
-"""Commands that reach into a running pod: logs, exec and inspect.
+"""Commands that reach into a running pod: logs, exec, port-forward and inspect.
 
 They go through the API's pod subresources, which the node agent serves: `log` streams a
 container's log file (following it with `-f`), `exec` runs a command inside the container's
 namespaces with stdin, stdout, stderr, resizes and the exit code carried over one WebSocket
-(Kubernetes' v5.channel.k8s.io protocol, as kubectl speaks it), and
+(Kubernetes' v5.channel.k8s.io protocol, as kubectl speaks it), `port-forward` opens one
+WebSocket (v4.channel.k8s.io) per local connection to the pod's port, and
 `inspect` returns what the pod is made of on this host (pids, namespace inodes, cgroups, veth).
 `inspect` prints that as a readable outline, marking each namespace a container shares with the
 pause process: the point of a pod made visible.
@@ -43,6 +44,15 @@ def register(subcommands: Subcommands) -> None:
                               help="give the command a terminal (this terminal goes into raw mode)")
     exec_command.usage = "minikube-py exec POD [-c NAME] [-i] [-t] -- COMMAND [ARG...]"
     exec_command.set_defaults(run=run_exec, takes_command=True)
+
+    forward = subcommands.add("port-forward", "forward local ports to a pod's ports", namespaced=True)
+    forward.add_argument("pod", metavar="POD", help="the pod's name (or pod/NAME)")
+    forward.add_argument("ports", metavar="[LOCAL:]REMOTE", nargs="+",
+                         help="a local port and the pod's port (LOCAL 0 or left out: a free local port, or the same)")
+    forward.add_argument("--address", default="127.0.0.1",
+                         help="the local address to listen on (default: 127.0.0.1; 'localhost' also listens on ::1)")
+    forward.usage = "minikube-py port-forward POD [LOCAL:]REMOTE [...] [--address ADDRESS]"
+    forward.set_defaults(run=run_port_forward)
 
     inspect = subcommands.group("inspect", "show how an object is built on this host")
     inspect_pod = inspect.add("pod", "show a pod's processes, namespace inodes, cgroups, rootfs, veth and IP",
@@ -162,6 +172,105 @@ def send_terminal_size(session) -> None:
     except OSError:
         return
     session.resize(size.columns, size.lines)
+
+
+def parse_port_pair(text: str) -> tuple[int, int]:
+    """`8080` (the same port locally), `18080:8080`, `:8080` (a free local port)."""
+    local, separator, remote = text.rpartition(":")
+    if not separator:
+        local = remote
+    try:
+        local_port, remote_port = int(local or 0), int(remote)
+    except ValueError:
+        raise CommandError(f"invalid port {text!r}: use REMOTE, LOCAL:REMOTE or :REMOTE") from None
+    if not 0 < remote_port < 65536 or not 0 <= local_port < 65536:
+        raise CommandError(f"invalid port {text!r}: ports are numbers from 1 to 65535")
+    return local_port, remote_port
+
+
+def run_port_forward(args: argparse.Namespace, context: Context) -> int:
+    import socket
+
+    name, namespace = pod_name(args.pod), context.default_namespace
+    pod = context.transport.get("pods", namespace, name)
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise CommandError(f"unable to forward port because pod is not running. Current status={phase}")
+    addresses = ["127.0.0.1", "::1"] if args.address == "localhost" else [args.address]
+    listeners = []
+    for local_port, remote_port in (parse_port_pair(text) for text in args.ports):
+        for address in addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind((address, local_port))
+            except OSError as error:
+                raise CommandError(f"unable to listen on {address}:{local_port}: {error.strerror}") from None
+            listener.listen(64)
+            local_port = listener.getsockname()[1]
+            shown = f"[{address}]" if family == socket.AF_INET6 else address
+            print(f"Forwarding from {shown}:{local_port} -> {remote_port}", flush=True)
+            listeners.append((listener, remote_port))
+    for listener, remote_port in listeners:
+        threading.Thread(target=accept_forwarded, args=(context, namespace, name, listener, remote_port),
+                         daemon=True, name="port-forward-accept").start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def accept_forwarded(context: Context, namespace: str, name: str, listener, remote_port: int) -> None:
+    while True:
+        local, _ = listener.accept()
+        print(f"Handling connection for {listener.getsockname()[1]}", flush=True)
+        threading.Thread(target=forward_connection, args=(context, namespace, name, local, remote_port),
+                         daemon=True, name="port-forward").start()
+
+
+def forward_connection(context: Context, namespace: str, name: str, local, remote_port: int) -> None:
+    """One local connection over its own WebSocket to the pod's port, until either side ends."""
+    import socket
+
+    try:
+        channels = context.transport.port_forward(namespace, name, remote_port)
+    except Exception as error:  # one connection's failure is reported, the forwarder goes on
+        print_error(f"an error occurred forwarding {remote_port}: {error}")
+        local.close()
+        return
+
+    def to_pod() -> None:
+        try:
+            while data := local.recv(65536):
+                channels.send(0, data)
+        except OSError:
+            pass
+        channels.close()
+
+    threading.Thread(target=to_pod, daemon=True, name="port-forward-in").start()
+    opened = set()
+    try:
+        while (message := channels.receive()) is not None:
+            channel, data = message
+            if channel not in opened:  # each channel starts with the port it serves
+                opened.add(channel)
+                continue
+            if channel == 0:
+                local.sendall(data)
+            elif channel == 1 and data:
+                print_error(f"an error occurred forwarding {remote_port}: {data.decode(errors='replace')}")
+    except OSError:
+        pass
+    finally:
+        try:
+            local.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        local.close()
+        channels.shutdown()
+        channels.sock.close()
 
 
 def _limit_lines(limits: dict) -> list[str]:

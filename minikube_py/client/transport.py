@@ -410,6 +410,13 @@ class HttpTransport:
         return ExecStream(self.open_channels(self._path("pods", namespace, name, subresource, query=query),
                                              exec_stream.REMOTE_COMMAND_PROTOCOLS))
 
+    def port_forward(self, namespace: str | None, name: str, port: int) -> exec_stream.ChannelSocket:
+        """One connection to the pod's `port` (localhost in its network namespace) as a WebSocket
+        of the channel protocol: data on channel 0, an error's text on channel 1; each channel's
+        first message is the port (two little-endian bytes)."""
+        return self.open_channels(self._path("pods", namespace, name, "portforward", query={"ports": str(port)}),
+                                  exec_stream.PORT_FORWARD_PROTOCOLS)
+
     def open_channels(self, path: str, protocols: dict[str, exec_stream.ChannelProtocol]
                       ) -> exec_stream.ChannelSocket:
         """A WebSocket to `path` speaking the first of `protocols` the server accepts; an HTTP

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
@@ -85,6 +86,7 @@ class FakeRuntime:
         self._start_failures: dict[str, ContainerRuntimeError] = {}
         self._sigterm_ignored: set[str] = set()
         self._exec_scripts: dict[str, Callable[[list[str]], ExecResult] | ExecResult] = {}
+        self.port_forward_targets: dict[int, tuple[str, int]] = {}
         self._pids = itertools.count(1000)
         self._exited: list[ContainerState] = []
         self._exits_changed = threading.Condition()
@@ -268,6 +270,15 @@ class FakeRuntime:
             raise ContainerRuntimeError("ContainerNotRunning", f"container {container_id} is not running")
         script = self._exec_scripts.get(container_id, ExecResult(0, b"", b""))
         return script(argv) if callable(script) else script
+
+    def connect_in_sandbox(self, sandbox: Sandbox, port: int, timeout: float) -> socket.socket:
+        """A connection to `port_forward_targets[port]` (an address the test listens on)."""
+        self.calls.append(("connect_in_sandbox", sandbox.id, port))
+        target = self.port_forward_targets.get(port)
+        if target is None:
+            raise ContainerRuntimeError("PortForwardFailed", f"failed to connect to localhost:{port} inside the "
+                                        "pod's network namespace: connection refused")
+        return socket.create_connection(target, timeout)
 
     def exec_stream(self, container_id: str, argv: list[str], tty: bool = False) -> FakeExecSession:
         self.calls.append(("exec_stream", container_id, tuple(argv), tty))

@@ -180,6 +180,27 @@ class SupervisorClient:
         return self.ping() is not None
 
 
+def _socket_in_namespace(namespace_path: str, family: int) -> socket.socket:
+    """A socket created in another network namespace, by a thread that joins it and then ends."""
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            with open(namespace_path) as namespace:
+                linux.setns(namespace.fileno(), linux.CLONE_NEWNET)
+            made.append(socket.socket(family, socket.SOCK_STREAM))
+        except BaseException as error:  # reported to the caller below
+            failed.append(error)
+
+    thread = threading.Thread(target=make, name="netns-socket")
+    thread.start()
+    thread.join()
+    if failed:
+        raise ContainerRuntimeError("PortForwardFailed", f"cannot enter the pod's network namespace: {failed[0]}")
+    return made[0]
+
+
 class ProcessExecSession:
     """An `exec` running as an nsexec process: pipes (or a pty) in the daemon, the command in the container.
 
@@ -635,6 +656,30 @@ class LinuxRuntime:
             raise
         finally:
             theirs.close()
+
+    # ---- port-forward
+
+    def connect_in_sandbox(self, sandbox: Sandbox, port: int, timeout: float) -> socket.socket:
+        """A TCP connection to localhost:port inside the pod's network namespace (what kubelet's
+        port-forward dials): the socket is made by a short-lived thread that joins the namespace
+        (setns is per thread, so the daemon's other threads stay where they are), then connected
+        here. IPv4 first, then IPv6, as the kubelet tries them."""
+        if not self.sandbox_alive(sandbox):
+            raise ContainerRuntimeError("SandboxNotRunning", f"the pod's sandbox (pause pid {sandbox.pause_pid}) is not running")
+        errors: list[str] = []
+        for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            sock = _socket_in_namespace(f"/proc/{sandbox.pause_pid}/ns/net", family)
+            sock.settimeout(timeout)
+            try:
+                sock.connect((address, port))
+            except OSError as error:
+                sock.close()
+                errors.append(f"{address}: {error.strerror or error}")
+                continue
+            sock.settimeout(None)
+            return sock
+        raise ContainerRuntimeError("PortForwardFailed", f"failed to connect to localhost:{port} inside the pod's "
+                                    f"network namespace: {'; '.join(errors)}")
 
     # ---- inspect
 

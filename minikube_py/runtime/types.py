@@ -9,6 +9,7 @@ knows about API objects: the agent translates a Pod into these configs.
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
@@ -208,6 +209,9 @@ class Runtime(Protocol):
     def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult: ...
 
     def exec_stream(self, container_id: str, argv: list[str], tty: bool = False) -> ExecSession: ...
+
+    def connect_in_sandbox(self, sandbox: Sandbox, port: int, timeout: float) -> socket.socket:
+        """A TCP connection to localhost:port in the pod's network namespace (port-forward)."""
 
     def list_sandboxes(self) -> list[Sandbox]:
         """Sandboxes found on the host (for re-adoption after a daemon restart)."""

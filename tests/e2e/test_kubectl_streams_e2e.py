@@ -1,5 +1,6 @@
 """The real kubectl v1.32 and the official Python client stream into real pods over WebSocket:
-exec with exit codes, `exec -it` through a pty, `cp` both ways, and the Python client's exec.
+exec with exit codes, `exec -it` through a pty, `cp` both ways, port-forward (kubectl's SPDY
+tunnel, the Python client's and our CLI's channel protocol), and the Python client's exec.
 
 Skipped without root (real pods) or without `kubectl` on PATH. One cluster with a TLS port; kubectl
 runs through the context `start` merged into the cluster's own KUBECONFIG.
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 import os
 import pty
 import select
 import shutil
 import struct
+import subprocess
 import termios
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -33,6 +38,17 @@ spec:
     - name: main
       image: busybox
       command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "mkdir /www && echo hello from web > /www/index.html && exec httpd -f -p 8080 -h /www"]
 """
 
 
@@ -46,6 +62,7 @@ def cluster():
     try:
         running.apply(BOX)
         running.wait_running("box")
+        running.wait_running("web")
         yield running
     finally:
         leftovers = running.stop()
@@ -160,3 +177,71 @@ def test_the_python_client_execs_with_stdin_and_exit_codes(cluster):
     assert echoed == "through stdin\n"
     interactive.close()
     api_client.close()
+
+
+def forwarded_port(process: subprocess.Popen) -> int:
+    """The local port a port-forward (kubectl's or ours) says it listens on."""
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
+    assert match, f"unexpected first line from port-forward: {line!r}"
+    return int(match.group(1))
+
+
+def fetch(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=20) as response:
+        return response.read().decode()
+
+
+@pytest.mark.parametrize("client", ["kubectl", "minikube-py"])
+def test_port_forward_serves_20_parallel_http_requests(cluster, client):
+    argv = [KUBECTL] if client == "kubectl" else ["python3", "-m", "minikube_py"]
+    process = subprocess.Popen([*argv, "port-forward", "pod/web" if client == "kubectl" else "web", ":8080"],
+                               env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = forwarded_port(process)
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            pages = list(pool.map(fetch, [port] * 20))
+        assert pages == ["hello from web\n"] * 20
+        assert process.poll() is None, "port-forward ended after serving"
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def test_kubectl_port_forward_to_a_closed_port_reports_it(cluster):
+    process = subprocess.Popen([KUBECTL, "port-forward", "pod/web", ":9"], env=cluster.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", process.stdout.readline()).group(1))
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20).read()
+        _, stderr = process.communicate(timeout=20)
+        assert "failed to connect to localhost:9" in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert fetch_through_python_client(cluster) == b"hello from web\n"
+
+
+def fetch_through_python_client(cluster) -> bytes:
+    """The Python client's portforward (v4.channel.k8s.io) to the same pod, after the failure above."""
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes.stream import portforward
+
+    api_client = kubernetes.config.new_client_from_config(config_file=cluster.kubeconfig)
+    core = kubernetes.client.CoreV1Api(api_client)
+    forward = portforward(core.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
+    sock = forward.socket(8080)
+    sock.setblocking(True)
+    sock.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    assert forward.error(8080) is None
+    forward.close()
+    api_client.close()
+    return answer.partition(b"\r\n\r\n")[2]

@@ -167,13 +167,18 @@ class ScriptedProxy:
         return self.sessions[-1]
 
 
-@pytest.fixture
-def api(tmp_path):
-    store = Store(":memory:")
+def registry_with_pod(store):
+    """A Registry holding the pod `web` the stream tests reach into."""
     registry = Registry(store, FakeClock())
     registry.create("pods", "default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
                                         "spec": {"containers": [{"name": "main", "image": "busybox"}]}})
-    server = ApiHttpServer(registry, str(tmp_path / "api.sock"), node_proxy=ScriptedProxy(),
+    return registry
+
+
+@pytest.fixture
+def api(tmp_path):
+    store = Store(":memory:")
+    server = ApiHttpServer(registry_with_pod(store), str(tmp_path / "api.sock"), node_proxy=ScriptedProxy(),
                            stream_write_timeout=0.5)
     server.start()
     yield server
