@@ -293,6 +293,8 @@ def time_zone_problem(name: str) -> str | None:
     """What is wrong with a CronJob's `timeZone`, as Kubernetes words it, or None."""
     if name == "":
         return "timeZone must be nil or non-empty string"
+    if name.lower() == "local":
+        return "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"
     if name.startswith("/") or ".." in name.split("/") or "\\" in name:
         return f"unknown time zone {name}"
     try:

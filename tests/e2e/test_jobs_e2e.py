@@ -142,6 +142,11 @@ def test_create_job_runs_a_command_and_a_failing_one_fails_after_its_backoff_lim
     cluster.kubectl("wait", "--for=condition=complete", "job/hello", "--timeout=60s", timeout=70)
     pod = job_pods(cluster, "hello")[0]
     assert cluster.kubectl("logs", pod["metadata"]["name"]).stdout.strip() == "hello"
+    # kubectl's own `create job` sends protobuf; its manifest, applied, is JSON.
+    manifest = cluster.kubectl("create", "job", "from-kubectl", "--image=busybox", "--dry-run=client", "-o", "yaml",
+                               "--", "true").stdout
+    cluster.kubectl("apply", "-f", "-", input=manifest)
+    cluster.kubectl("wait", "--for=condition=complete", "job/from-kubectl", "--timeout=60s", timeout=70)
     failing = FIVE.replace("name: five", "name: fails").replace("completions: 5", "completions: 1").replace(
         "parallelism: 2", "parallelism: 1\n  backoffLimit: 0").replace("echo working", "exit 3")
     cluster.kubectl("apply", "-f", "-", input=failing)

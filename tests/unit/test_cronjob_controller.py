@@ -106,6 +106,7 @@ def test_cronjob_gets_kubernetes_defaults(cluster):
     (cron_body(schedule="CRON_TZ=Europe/Paris 0 * * * *"), "cannot use TZ or CRON_TZ in schedule"),
     (cron_body(schedule="* * *"), 'spec.schedule: Invalid value: "* * *": expected exactly 5 fields, found 3: [* * *]'),
     (cron_body(timeZone="Mars/Olympus"), 'spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus'),
+    (cron_body(timeZone="Local"), "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"),
     (cron_body(concurrencyPolicy="Sometimes"),
      'spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Allow", "Forbid", "Replace"'),
     (cron_body(startingDeadlineSeconds=-1), "spec.startingDeadlineSeconds: Invalid value: -1"),
