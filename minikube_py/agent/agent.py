@@ -29,6 +29,7 @@ from minikube_py.agent.adoption import Adoption
 from minikube_py.agent.backoff import CrashLoopBackOff
 from minikube_py.agent.config_sources import EnvSources, referenced_objects
 from minikube_py.agent import podfiles
+from minikube_py.agent.images import ImagePulls
 from minikube_py.agent.ipam import Ipam
 from minikube_py.agent.pod import LONGEST_GRACE_SECONDS, Lifecycle, PodRecord, PodTable, Why
 from minikube_py.agent.probes import ProbeManager
@@ -71,6 +72,7 @@ class AgentConfig:
     workers: int = 8
     host_resolv_conf: str = "/etc/resolv.conf"
     cluster_dns: str | None = None  # kubelet's --cluster-dns: the nameserver of ClusterFirst pods
+    image_pulls_in_parallel: int = 3  # pulls run beside the pod workers (agent/images.py); 0: on the worker
 
 
 class NodeAgent(Controller, PodSync, PodTermination, Adoption):
@@ -97,6 +99,11 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         # ConfigMaps and Secrets that containers' env and volumes read: a change re-syncs the pods naming them.
         self.config_maps = self.watch(Informer(client, "configmaps"), *self._config_handlers("configmaps"))
         self.secrets = self.watch(Informer(client, "secrets"), *self._config_handlers("secrets"))
+        self.service_accounts = self.watch(Informer(client, "serviceaccounts"), *self._ignore_events())
+        self.image_pulls = ImagePulls(runtime, clock, self.recorder, self.queue.add,
+                                      lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
+                                      lambda namespace, name: self.service_accounts.get(f"{namespace}/{name}"),
+                                      config.backoff_initial, config.backoff_max, config.image_pulls_in_parallel)
         self.env_sources = EnvSources(lambda namespace, name: self.config_maps.get(f"{namespace}/{name}"),
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
                                       node_status.node_resources(config.max_pods)[1])
@@ -127,6 +134,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             self._stop_all_pods(grace_period)
         super().stop(timeout)
         self.probes.stop()
+        self.image_pulls.close()
         # The exit watcher returns from runtime.wait_any within EXIT_WAIT_SECONDS: waited for, so
         # the runtime's shutdown does not queue behind it for the event subscription.
         for thread in self._helpers:
@@ -176,6 +184,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         for _ in range(max_rounds):
             self.config_maps.refresh()
             self.secrets.refresh()
+            self.service_accounts.refresh()
             self.pods.refresh()
             exited = self.runtime.wait_any(0)
             for state in exited:
@@ -220,6 +229,13 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             record.pod = pod
         self.queue.add(uid)
 
+    @staticmethod
+    def _ignore_events():
+        """Handlers for a cache read only when a pod needs it (ServiceAccounts' pull secrets)."""
+        def ignore(*objects) -> None:
+            return None
+        return ignore, ignore, ignore
+
     def _config_handlers(self, resource: str):
         def changed(obj) -> None:
             for record in self.table.all():
@@ -252,6 +268,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         if record.lifecycle is Lifecycle.FINISHED:
             if pod is None:
                 self.table.remove(uid, forget_key=True)
+                self.image_pulls.forget(uid)
             return None  # stopped and deleted by us; the cache has not seen the deletion yet
         if pod is not None:
             record.pod = pod

@@ -300,7 +300,10 @@ class PodSync:
             container_record.last_state = container_record.terminated or container_record.last_state
         attempt = container_record.restart_count + 1 if restart else container_record.restart_count
         try:
-            image = self.runtime.image_config(container.image)
+            ensured = self.image_pulls.ensure(pod, container, container_record)
+            if ensured.image is None:
+                return ensured.retry_after  # pulling (the pull's end wakes the pod) or backing off
+            image = ensured.image
             container_record.image_id = image.id
             config = container_configs.build_container_config(
                 pod, container, image, attempt, podfiles.pod_dir(self.config.home, record.uid), record.ip, self.host_ip,
@@ -308,7 +311,6 @@ class PodSync:
                 seccomp_default=self.config.seccomp_default, sources=self.env_sources)
         except ContainerRuntimeError as error:
             return self._creation_failed(record, container_record, error)
-        self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{container.image}" already present on machine')
         try:
             state = self.runtime.start_container(record.sandbox, config)
         except ContainerRuntimeError as error:

@@ -143,6 +143,7 @@ class PodTermination:
             record.move(Lifecycle.FINISHED)  # kept until the cache drops the pod
         else:
             self.table.remove(record.uid, forget_key=True)
+            self.image_pulls.forget(record.uid)
 
     def _settle_for_removal(self, record: PodRecord) -> str:
         """kubelet's TerminatePod for a deleted pod whose containers are stopped: a container that

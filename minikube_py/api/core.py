@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from minikube_py.api.configuration import LocalObjectReference
 from minikube_py.api.meta import Int32, Int64, IntOrString, ObjectMeta, ObjectReference, ResourceList, WireModel, WithConditions
 
 
@@ -320,6 +321,7 @@ class PodSpec(WireModel):
     node_selector: dict[str, str] | None = None
     service_account_name: str | None = None
     automount_service_account_token: bool | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = None
     dns_policy: str = "ClusterFirst"
     dns_config: PodDNSConfig | None = None
     scheduler_name: str = "default-scheduler"

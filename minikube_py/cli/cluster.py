@@ -1,9 +1,8 @@
 """Commands about the cluster itself rather than its objects: start, stop, status, kubeconfig,
-version, image.
+version (the `image` commands are in images.py).
 
-`start`, `stop` and `status` hand over to `minikube_py.daemon`, which owns the daemon's life;
-images are host-local files, so `image` works on `runtime.images.ImageStore` directly and needs
-no running daemon. These commands never talk to the API except through the daemon module.
+`start`, `stop` and `status` hand over to `minikube_py.daemon`, which owns the daemon's life.
+These commands never talk to the API except through the daemon module.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import json
 
 import minikube_py
 from minikube_py.cli.context import CommandError, Context, Subcommands
-from minikube_py.cli.tables import Table
 
 
 def register(subcommands: Subcommands) -> None:
@@ -64,24 +62,6 @@ def register(subcommands: Subcommands) -> None:
                     ).set_defaults(run=run_kubeconfig)
 
     subcommands.add("version", "print the minikube-py version").set_defaults(run=run_version)
-
-    images = subcommands.group("image", "manage the host-local images pods run from")
-    images.add("ls", "list images", aliases=("list",)).set_defaults(run=run_image_list)
-    image_import = images.add("import", "import a root filesystem tarball as an image")
-    image_import.add_argument("reference", metavar="NAME[:TAG]", help="the image name to create")
-    image_import.add_argument("file", metavar="FILE", help="a tar archive of the root filesystem")
-    image_import.set_defaults(run=run_image_import)
-    image_load = images.add("load", "load an OCI or Docker image archive (docker save / skopeo output)")
-    image_load.add_argument("file", metavar="FILE", help="the image archive")
-    image_load.set_defaults(run=run_image_load)
-    image_tag = images.add("tag", "give an image another name")
-    image_tag.add_argument("source", metavar="SOURCE", help="an existing image")
-    image_tag.add_argument("target", metavar="TARGET", help="the new name")
-    image_tag.set_defaults(run=run_image_tag)
-    image_remove = images.add("rm", "remove an image name or id (the image goes with its last name)",
-                              aliases=("remove",))
-    image_remove.add_argument("reference", metavar="NAME", help="the image to remove")
-    image_remove.set_defaults(run=run_image_remove)
 
 
 def _boolean(text: str) -> bool:
@@ -160,54 +140,4 @@ def run_kubeconfig(args: argparse.Namespace, context: Context) -> int:
 
 def run_version(args: argparse.Namespace, context: Context) -> int:
     print(f"minikube-py version: v{minikube_py.__version__}")
-    return 0
-
-
-def _image_store(context: Context):
-    from minikube_py.runtime.images import ImageStore
-
-    return ImageStore(context.home)
-
-
-def _image_call(action):
-    """Run an ImageStore call, turning its errors (unknown image, bad archive, missing file) into `error:` lines."""
-    from minikube_py.runtime.images import ImageStoreError
-
-    try:
-        return action()
-    except (ImageStoreError, OSError) as error:
-        raise CommandError(str(error)) from None
-
-
-def run_image_list(args: argparse.Namespace, context: Context) -> int:
-    rows = _image_call(lambda: _image_store(context).list())
-    table = Table(["REPOSITORY", "TAG", "IMAGE ID", "SIZE", "CREATED"], [row.columns() for row in rows])
-    print(table.render())
-    return 0
-
-
-def run_image_import(args: argparse.Namespace, context: Context) -> int:
-    image = _image_call(lambda: _image_store(context).import_rootfs(args.reference, args.file))
-    print(f"Imported {image.reference} ({image.id})")
-    return 0
-
-
-def run_image_load(args: argparse.Namespace, context: Context) -> int:
-    loaded = _image_call(lambda: _image_store(context).load_archive(args.file))
-    for reference in loaded or []:
-        print(f"Loaded image: {reference}")
-    return 0
-
-
-def run_image_tag(args: argparse.Namespace, context: Context) -> int:
-    _image_call(lambda: _image_store(context).tag(args.source, args.target))
-    print(f"{args.target} tagged")
-    return 0
-
-
-def run_image_remove(args: argparse.Namespace, context: Context) -> int:
-    image_id = _image_call(lambda: _image_store(context).remove(args.reference))
-    print(f"Untagged: {args.reference}")
-    if not any(row.image_id == image_id for row in _image_store(context).list()):
-        print(f"Deleted: {image_id}")
     return 0

@@ -24,6 +24,7 @@ from minikube_py.runtime.types import (
     ContainerConfig,
     ContainerState,
     ExecResult,
+    PulledImage,
     ResolvedImage,
     ContainerRuntimeError,
     Sandbox,
@@ -75,6 +76,9 @@ class FakeRuntime:
         self.clock = clock or Clock()
         self.calls: list[tuple] = []
         self.images: dict[str, ResolvedImage] = {image.reference: image for image in (images or [BUSYBOX])}
+        # What `pull_image` can fetch, by reference, and the errors it gives instead.
+        self.registry: dict[str, ResolvedImage] = {}
+        self.pull_errors: dict[str, str] = {}
         self.sandboxes: dict[str, Sandbox] = {}
         self.sandbox_configs: dict[str, SandboxConfig] = {}
         self.containers: dict[str, ContainerState] = {}
@@ -152,6 +156,17 @@ class FakeRuntime:
                 "ErrImageNeverPull", f'Container image "{reference}" is not present with pull policy of Never'
             )
         return image
+
+    def pull_image(self, reference: str, docker_configs: list[tuple[str, bytes]]) -> PulledImage:
+        self.calls.append(("pull_image", reference, [where for where, _ in docker_configs]))
+        if reference in self.pull_errors:
+            raise ContainerRuntimeError("ErrImagePull", self.pull_errors[reference])
+        image = self.registry.get(reference)
+        if image is None:
+            raise ContainerRuntimeError("ErrImagePull", f'failed to pull and unpack image "{reference}": failed to resolve '
+                                                        f'reference "{reference}": {reference}: not found')
+        self.images[reference] = image
+        return PulledImage(image, 0.5, image.size)
 
     def create_sandbox(self, config: SandboxConfig) -> Sandbox:
         self.calls.append(("create_sandbox", config.pod_uid, config.ip))

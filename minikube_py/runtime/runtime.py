@@ -33,6 +33,10 @@ from minikube_py.runtime import devices, linux, memory_volumes, protocol, seccom
 from minikube_py.runtime.cgroups import CgroupDriver, disable_fast_attach, enable_fast_attach
 from minikube_py.runtime.container import ContainerSpec, SandboxSpec, security_fields
 from minikube_py.runtime.images import ImageStore, resolve_user
+from minikube_py.runtime.images.auth import AuthConfigError, Keyring
+from minikube_py.runtime.images.hosts import RegistriesConfigError, RegistryHosts
+from minikube_py.runtime.images.puller import PullError, Puller
+from minikube_py.runtime.images.registry import RegistryClient
 from minikube_py.runtime.network import PodNetwork
 from minikube_py.runtime.pause import ensure_pause_binary
 from minikube_py.runtime.protocol import ContainerRecord, ContainerStatus, SandboxRecord
@@ -42,6 +46,7 @@ from minikube_py.runtime.types import (
     ContainerConfig,
     ContainerState,
     ExecResult,
+    PulledImage,
     ResolvedImage,
     ContainerRuntimeError,
     Sandbox,
@@ -303,6 +308,9 @@ class LinuxRuntime:
         self._cgroups = cgroups
         self._network = network
         self._images = images
+        self._puller: Puller | None = None
+        self._registries_stamp: tuple[float, int] | None = None
+        self._puller_lock = threading.Lock()
         self.supervisor = SupervisorClient(self.home)
         self.seccomp_programs = seccomp.ProgramCache(os.path.join(self.home, "cache", "seccomp"))
         self.pause_binary = ""
@@ -404,7 +412,9 @@ class LinuxRuntime:
     # ---- images
 
     def image_config(self, reference: str) -> ResolvedImage:
-        image = self.images.resolve(reference)
+        return self._resolved(reference, self.images.resolve(reference))
+
+    def _resolved(self, reference: str, image) -> ResolvedImage:
         user = image.config.user
         if user:
             try:
@@ -412,10 +422,38 @@ class LinuxRuntime:
             except ContainerRuntimeError:
                 pass  # left as the image wrote it: the agent reports it unless the pod sets runAsUser
         return ResolvedImage(
-            reference=reference, id=image.id, entrypoint=list(image.config.entrypoint), cmd=list(image.config.cmd),
+            reference=reference, id=image.repo_digest, entrypoint=list(image.config.entrypoint), cmd=list(image.config.cmd),
             env=[tuple(item.split("=", 1)) if "=" in item else (item, "") for item in image.config.env],
-            working_dir=image.config.working_dir, user=user,
+            working_dir=image.config.working_dir, user=user, from_registry=bool(image.repo_digests), size=image.size,
         )
+
+    def pull_image(self, reference: str, docker_configs: list[tuple[str, bytes]]) -> PulledImage:
+        keyring = Keyring()
+        try:
+            for where, document in docker_configs:
+                keyring.add_docker_config(document, where)
+            result = self.puller().pull(reference, keyring)
+        except (AuthConfigError, RegistriesConfigError) as error:
+            raise ContainerRuntimeError("ErrImagePull", f'failed to pull and unpack image "{reference}": {error}') from None
+        except PullError as error:
+            raise ContainerRuntimeError("ErrImagePull", error.message) from None
+        return PulledImage(self._resolved(reference, result.image), result.seconds, result.downloaded)
+
+    def puller(self) -> Puller:
+        """The node's puller; made again when registries.yaml changes, so edits apply to the next pull."""
+        path = os.path.join(self.home, "registries.yaml")
+        try:
+            info = os.stat(path)
+            stamp: tuple[float, int] | None = (info.st_mtime, info.st_size)
+        except FileNotFoundError:
+            stamp = None
+        with self._puller_lock:
+            if self._puller is None or stamp != self._registries_stamp:
+                if self._puller is not None:
+                    self._puller.client.close()
+                self._puller = Puller(self.images, RegistryClient(RegistryHosts.load(self.home)))
+                self._registries_stamp = stamp
+            return self._puller
 
     # ---- sandboxes
 

@@ -146,6 +146,19 @@ class ResolvedImage:
     env: list[tuple[str, str]] = field(default_factory=list)
     working_dir: str = ""
     user: str = ""  # numeric "uid:gid" (names resolved from the image's /etc/passwd); runAsUser/runAsGroup win
+    # Pulled from a registry (it has a repo digest). Images made on this node (busybox, imported,
+    # loaded, built) are not, and `imagePullPolicy: Always` uses them as they are: there is nowhere to pull from.
+    from_registry: bool = False
+    size: int = 0  # bytes of its unpacked layers
+
+
+@dataclass
+class PulledImage:
+    """What a pull gives the agent for its `Pulled` event."""
+
+    image: ResolvedImage
+    seconds: float
+    downloaded: int  # bytes fetched (0 when everything was here or another pull fetched it)
 
 
 @dataclass
@@ -183,6 +196,11 @@ class Runtime(Protocol):
     def image_config(self, reference: str) -> ResolvedImage:
         """The image's config from the local store; raises ContainerRuntimeError("ErrImageNeverPull",
         'Container image "<ref>" is not present with pull policy of Never') when it is not there."""
+
+    def pull_image(self, reference: str, docker_configs: list[tuple[str, bytes]]) -> PulledImage:
+        """Pull from the image's registry (mirrors from registries.yaml) with the credentials of
+        `docker_configs` ((where, .dockerconfigjson content) pairs: the pod's pull secrets);
+        raises ContainerRuntimeError("ErrImagePull", containerd's message) when it cannot."""
 
     def remove_sandbox(self, sandbox: Sandbox) -> None:
         """Kill everything left in the pod, stop pause, remove veth and pod cgroup, and forget every

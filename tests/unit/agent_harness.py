@@ -25,7 +25,8 @@ class AgentHarness:
         resolv = home / "host-resolv.conf"
         resolv.write_text("nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch example.test\n")
         self.agent = NodeAgent(self.client, self.runtime, NODE, self.ipam, self.clock, AgentConfig(
-            home=self.home, cluster_name="test", gateway="10.244.0.1", prefix_len=24, host_resolv_conf=str(resolv)))
+            home=self.home, cluster_name="test", gateway="10.244.0.1", prefix_len=24, host_resolv_conf=str(resolv),
+            image_pulls_in_parallel=0))
 
     def start(self) -> None:
         """What NodeAgent.start does, without its threads."""

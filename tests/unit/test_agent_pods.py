@@ -140,7 +140,7 @@ def test_an_oom_killed_container_is_reported_with_reason_and_a_warning(harness):
 
 
 def test_a_missing_image_waits_with_err_image_never_pull_naming_the_image(harness):
-    harness.create_pod("lost", [{"name": "main", "image": "registry.example/nothing:1.0"}])
+    harness.create_pod("lost", [{"name": "main", "image": "registry.example/nothing:1.0", "imagePullPolicy": "Never"}])
     harness.sync()
     waiting = harness.status("lost")["state"]["waiting"]
     assert waiting["reason"] == "ErrImageNeverPull" and "registry.example/nothing:1.0" in waiting["message"]

@@ -36,7 +36,7 @@ def recording(harness):
 
 def test_a_pod_deleted_while_its_container_could_not_be_created_ends_failed(recording):
     harness = recording
-    harness.create_pod("lost", [{"name": "main", "image": "registry.example/nothing:1.0"}])
+    harness.create_pod("lost", [{"name": "main", "image": "registry.example/nothing:1.0", "imagePullPolicy": "Never"}])
     harness.sync()
     assert harness.status("lost")["state"]["waiting"]["reason"] == "ErrImageNeverPull"
     harness.registry.delete("pods", "default", "lost")

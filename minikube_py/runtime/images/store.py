@@ -1,26 +1,27 @@
-"""The local image store: images as unpacked root filesystems plus their config, found by name.
+"""The node's content-addressed image store: blobs, layers unpacked once, images, names.
 
-minikube-py never pulls. Images get here three ways: `busybox:latest` is built from the host's
-static busybox (`ensure_busybox`), a root filesystem tarball is imported as a one-layer image
-(`import_rootfs`, `docker import` semantics) and an OCI image layout or `docker save` archive is
-loaded (`load_archive`). The runtime asks `resolve(ref)` for an `Image` and stacks its layer
-directories as overlay lower dirs under a per-container upper dir.
+Layout under `<home>/images/` (0700: nothing here is for other users):
 
-Layers are flattened on import: every layer of an archive is applied in order into one
-directory, honouring whiteouts (`.wh.<name>` deletes `<name>` from the layers below,
-`.wh..wh..opq` empties the directory of what the layers below put there). So every image has
-exactly one layer directory, whiteouts never reach overlayfs, and no root-only overlay whiteout
-devices or trusted xattrs are needed. Tar members that would land outside the layer directory
-(absolute paths, `..`, relative symlinks climbing out, writes through symlinks) are rejected;
-symlinks in parent directories are resolved inside the layer, the way the container will see them.
+    blobs/sha256/<hex>     manifests, indexes and configs as pulled (by their digest)
+    ingest/<hex>.partial   blobs being downloaded; a later pull resumes them
+    layers/<hex>/root      one layer unpacked by itself, keyed by its diffID (unpack.py);
+    layers/<hex>/layer.json  written last: its presence means the layer is complete
+    images/<hex>.json      an image: its config, ordered diffIDs, repo digests (hex = config digest)
+    tags.json              "docker.io/library/busybox:latest" -> "sha256:<config digest>"
 
-Layout under `<home>/images/`: `tags.json` (`"busybox:latest"` -> `"sha256:<hex>"`),
-`content/<hex>/image.json` (config and metadata) and `content/<hex>/rootfs/`. An image id is the
-sha256 of its config (as `docker` computes it) for loaded archives, and of the imported content
-otherwise.
+A container's root is an overlay of its image's layer directories (top first) under its own
+upper dir, so nothing is copied per container and images that share a base share its
+directories on disk and in the page cache. Everything is written to a temporary name and renamed
+into place once complete and verified, so a crash leaves no half-written layer or record;
+leftovers (`.unpack-*`, stale `.partial` files) are swept by `prune`.
 
-Its length is the archive formats and the tar safety checks; the content-addressed store of
-issue 11 replaces this flattened one and will be split into blobs, layers and the puller.
+Images arrive four ways, all ending in `add_layer` + `commit_image`: pulled from a registry
+(puller.py), `busybox:latest` built from the host's static busybox, a root filesystem tarball
+(`image import`, `docker import` semantics) and a docker-save / OCI archive (`image load`). The
+store of earlier releases (one flattened `content/<id>/rootfs` per image) is migrated on open:
+each flattened root becomes a layer of its own.
+
+Names are kept normalized (`docker.io/library/nginx:1.27`) and printed in Docker's short form.
 """
 
 from __future__ import annotations
@@ -30,28 +31,32 @@ import hashlib
 import io
 import json
 import os
-import platform
 import re
 import shutil
-import stat
 import subprocess
 import tarfile
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import IO, Iterator
 
+from minikube_py.runtime.images import reference as references
+from minikube_py.runtime.images.archives import ArchiveError, ArchiveReader, LayerOpener, images_in
+from minikube_py.runtime.images.unpack import (
+    LayerError,
+    OverlayWhiteouts,
+    remove_path,
+    resolve_inside,
+    unpack,
+)
 from minikube_py.runtime.types import ContainerRuntimeError
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DOCKER_HUB_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_WHITEOUT = ".wh..wh..opq"
-REFERENCE_PATTERN = re.compile(r"[a-z0-9]+([._-]+[a-z0-9]+|/[a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*")
-TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-SYMLINK_HOPS_MAX = 40
+BUSYBOX_REFERENCE = "docker.io/library/busybox:latest"
+BUSYBOX_LABEL = "io.minikube-py.busybox-sha256"
+DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 
 BUSYBOX_PASSWD = """root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false
@@ -78,6 +83,8 @@ class OciImageConfig:
     working_dir: str = ""
     user: str = ""
     stop_signal: str = ""
+    exposed_ports: list[str] = field(default_factory=list)  # "80/tcp"
+    labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_oci(cls, config: dict | None) -> "OciImageConfig":
@@ -89,31 +96,58 @@ class OciImageConfig:
             working_dir=config.get("WorkingDir") or "",
             user=config.get("User") or "",
             stop_signal=config.get("StopSignal") or "",
+            exposed_ports=sorted(config.get("ExposedPorts") or {}),
+            labels=dict(config.get("Labels") or {}),
         )
+
+    def to_oci(self) -> dict:
+        document: dict = {"Env": self.env}
+        for key, value in (("Entrypoint", self.entrypoint), ("Cmd", self.cmd), ("WorkingDir", self.working_dir),
+                           ("User", self.user), ("StopSignal", self.stop_signal), ("Labels", self.labels)):
+            if value:
+                document[key] = value
+        if self.exposed_ports:
+            document["ExposedPorts"] = {port: {} for port in self.exposed_ports}
+        return document
 
 
 @dataclass
 class Image:
-    id: str  # "sha256:<hex>"
-    reference: str  # the normalized name:tag it was found by (or the id)
-    layers: list[str]  # absolute layer directories, bottom first (one: layers are flattened)
+    id: str  # "sha256:<hex>" of the config
+    reference: str  # the normalized name it was found by (or the id)
+    layers: list[str]  # absolute layer directories, bottom first
     config: OciImageConfig
     size: int  # bytes in the layer directories
     created: float  # epoch seconds
+    repo_digests: list[str] = field(default_factory=list)  # "docker.io/library/nginx@sha256:..."
+    diff_ids: list[str] = field(default_factory=list)
+
+    @property
+    def repo_digest(self) -> str:
+        """What kubelet shows as imageID: the repo digest for `reference`'s repository, else the id."""
+        name = self.reference.split("@", 1)[0]
+        if ":" in name.rsplit("/", 1)[-1]:
+            name = name.rsplit(":", 1)[0]
+        for digest in self.repo_digests:
+            if digest.split("@", 1)[0] == name:
+                return digest
+        return self.repo_digests[0] if self.repo_digests else self.id
 
 
 @dataclass
 class ImageRow:
-    """One line of `image ls`: REPOSITORY TAG IMAGE ID SIZE CREATED."""
+    """One line of `image ls`: REPOSITORY TAG IMAGE ID SIZE SHARED SIZE CREATED."""
 
     repository: str
     tag: str
     image_id: str
     size: int
     created: float
+    shared_size: int = 0  # bytes of its layers that other images use too
 
     def columns(self, now: float | None = None) -> list[str]:
-        return [self.repository, self.tag, short_id(self.image_id), format_size(self.size), format_age(self.created, now)]
+        return [self.repository, self.tag, short_id(self.image_id), format_size(self.size),
+                format_size(self.shared_size), format_age(self.created, now)]
 
 
 def short_id(image_id: str) -> str:
@@ -140,25 +174,21 @@ def format_age(created: float, now: float | None = None) -> str:
 
 
 def normalize_reference(ref: str) -> str:
-    """Canonical `name:tag`: `busybox`, `busybox:latest`, `library/busybox` and
-    `docker.io/library/busybox:latest` all become `busybox:latest`."""
-    name, tag = ref, "latest"
-    last_slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > last_slash:
-        name, tag = ref[:colon], ref[colon + 1 :]
-    for prefix in DOCKER_HUB_PREFIXES:
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            break
-    if name.startswith("library/") and name.count("/") == 1:
-        name = name[len("library/") :]
-    if not REFERENCE_PATTERN.fullmatch(name) or not TAG_PATTERN.fullmatch(tag):
-        raise ContainerRuntimeError(
-            "InvalidImageName",
-            f'image reference "{ref}" is not valid: expected [registry/]name[:tag] in lower case, like busybox:latest',
-        )
-    return f"{name}:{tag}"
+    """Docker's short `name:tag`: `busybox`, `library/busybox` and `docker.io/library/busybox:latest`
+    all become `busybox:latest`. InvalidImageName when it does not parse."""
+    return parse_reference(ref).with_default_tag().familiar()
+
+
+def parse_reference(ref: str) -> references.Reference:
+    try:
+        return references.parse(ref)
+    except references.InvalidReference as error:
+        raise ContainerRuntimeError("InvalidImageName", f'Failed to apply default image tag "{ref}": couldn\'t parse '
+                                                        f'image name "{ref}": {error}') from None
+
+
+def _full_name(ref: str) -> str:
+    return str(parse_reference(ref).with_default_tag())
 
 
 def _is_id_reference(ref: str) -> bool:
@@ -168,24 +198,33 @@ def _is_id_reference(ref: str) -> bool:
 def _not_present(ref: str) -> ContainerRuntimeError:
     return ContainerRuntimeError(
         "ErrImageNeverPull",
-        f"image \"{ref}\" is not in the local image store; list images with 'minikube-py image ls', "
-        "add one with 'minikube-py image import' or 'image load'",
+        f'Container image "{ref}" is not present with pull policy of Never',
     )
 
 
 class ImageStore:
-    def __init__(self, home: str):
+    def __init__(self, home: str, whiteouts: OverlayWhiteouts | None = None):
+        self.home = home
         self.directory = os.path.join(home, "images")
-        self.content_directory = os.path.join(self.directory, "content")
+        self.blobs_directory = os.path.join(self.directory, "blobs", "sha256")
+        self.ingest_directory = os.path.join(self.directory, "ingest")
+        self.layers_directory = os.path.join(self.directory, "layers")
+        self.records_directory = os.path.join(self.directory, "images")
         self.tags_path = os.path.join(self.directory, "tags.json")
-        os.makedirs(self.content_directory, exist_ok=True)
+        self.whiteouts = whiteouts or OverlayWhiteouts()
+        os.makedirs(self.directory, 0o700, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        for directory in (self.blobs_directory, self.ingest_directory, self.layers_directory, self.records_directory):
+            os.makedirs(directory, 0o700, exist_ok=True)
+        if os.path.isdir(os.path.join(self.directory, "content")):
+            self._migrate_flattened_store()
 
-    # --- index --------------------------------------------------------------------------------
+    # --- locks and small files ------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One writer at a time across processes (the daemon and CLI commands)."""
-        with open(os.path.join(self.directory, ".lock"), "a") as lock:
+    def locked(self, name: str = "index") -> Iterator[None]:
+        """One writer of `name` at a time across threads and processes (the daemon, CLI commands)."""
+        with open(os.path.join(self.directory, f".{name}.lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
@@ -197,162 +236,331 @@ class ImageStore:
             return {}
 
     def _write_tags(self, tags: dict[str, str]) -> None:
-        temporary = f"{self.tags_path}.{os.getpid()}.tmp"
-        with open(temporary, "w") as file:
-            json.dump(dict(sorted(tags.items())), file, indent=1)
-        os.replace(temporary, self.tags_path)
+        _write_json(self.tags_path, dict(sorted(tags.items())))
 
-    def _content(self, image_id: str) -> str:
-        return os.path.join(self.content_directory, image_id.removeprefix("sha256:"))
+    def _record_path(self, image_id: str) -> str:
+        return os.path.join(self.records_directory, image_id.removeprefix("sha256:") + ".json")
+
+    def _record(self, image_id: str) -> dict | None:
+        try:
+            with open(self._record_path(image_id)) as file:
+                return json.load(file)
+        except FileNotFoundError:
+            return None
+
+    def _records(self) -> dict[str, dict]:
+        records = {}
+        for name in os.listdir(self.records_directory):
+            if name.endswith(".json"):
+                record = self._record(name.removesuffix(".json"))
+                if record is not None:
+                    records[record["id"]] = record
+        return records
+
+    # --- blobs ----------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> str:
+        if not DIGEST_PATTERN.fullmatch(digest):
+            raise ImageStoreError(f"unsupported or malformed digest {digest!r}; only sha256 is supported")
+        return os.path.join(self.blobs_directory, digest.removeprefix("sha256:"))
+
+    def partial_path(self, digest: str) -> str:
+        return os.path.join(self.ingest_directory, digest.removeprefix("sha256:") + ".partial")
+
+    def has_blob(self, digest: str) -> bool:
+        return os.path.exists(self.blob_path(digest))
+
+    def put_blob(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.has_blob(digest):
+            _write_bytes(self.blob_path(digest), data)
+        return digest
+
+    def read_blob(self, digest: str) -> bytes:
+        with open(self.blob_path(digest), "rb") as file:
+            return file.read()
+
+    # --- layers ---------------------------------------------------------------------------------
+
+    def layer_directory(self, diff_id: str) -> str:
+        return os.path.join(self.layers_directory, diff_id.removeprefix("sha256:"))
+
+    def has_layer(self, diff_id: str) -> bool:
+        return os.path.exists(os.path.join(self.layer_directory(diff_id), "layer.json"))
+
+    def layer_size(self, diff_id: str) -> int:
+        try:
+            with open(os.path.join(self.layer_directory(diff_id), "layer.json")) as file:
+                return int(json.load(file).get("size", 0))
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def add_layer(self, stream: IO[bytes], source: str, expected_diff_id: str | None = None,
+                  blob_digest: str = "") -> str:
+        """Unpack a layer stream unless its diffID is here; returns the diffID.
+
+        With `expected_diff_id` (from an image config) a present layer is not read at all, and a
+        stream whose uncompressed digest differs is refused.
+        """
+        if expected_diff_id and self.has_layer(expected_diff_id):
+            return expected_diff_id
+        staging = tempfile.mkdtemp(prefix=".unpack-", dir=self.layers_directory)
+        try:
+            root = os.path.join(staging, "root")
+            os.mkdir(root, 0o755)
+            try:
+                unpacked = unpack(stream, root, source, self.whiteouts)
+            except LayerError as error:
+                raise ImageStoreError(str(error)) from None
+            if expected_diff_id and unpacked.diff_id != expected_diff_id:
+                raise ImageStoreError(f"{source}: its content has digest {unpacked.diff_id}, not the diffID "
+                                      f"{expected_diff_id} its image config names; refusing the layer")
+            _write_json(os.path.join(staging, "layer.json"), {"diffId": unpacked.diff_id, "size": unpacked.size,
+                                                              "blob": blob_digest, "unpacked": time.time()})
+            with self.locked(f"layer-{unpacked.diff_id.removeprefix('sha256:')[:16]}"):
+                if not self.has_layer(unpacked.diff_id):
+                    remove_path(self.layer_directory(unpacked.diff_id))
+                    os.rename(staging, self.layer_directory(unpacked.diff_id))
+            return unpacked.diff_id
+        finally:
+            if os.path.exists(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+
+    # --- images ---------------------------------------------------------------------------------
+
+    def commit_image(self, config_blob: bytes, diff_ids: list[str], names: list[str], manifest_digest: str = "",
+                     repo_digests: list[str] | None = None, blobs: list[str] | None = None) -> str:
+        """Record an image whose layers are all here and point `names` at it; returns its id."""
+        missing = [diff_id for diff_id in diff_ids if not self.has_layer(diff_id)]
+        if missing:
+            raise ImageStoreError(f"cannot record the image: layers {missing} are not in the store")
+        image_id = self.put_blob(config_blob)
+        try:
+            document = json.loads(config_blob)
+        except ValueError as error:
+            raise ImageStoreError(f"image config {image_id} is not JSON: {error}") from None
+        with self.locked():
+            record = self._record(image_id) or {
+                "id": image_id,
+                "config": OciImageConfig.from_oci(document.get("config")).__dict__,
+                "diffIds": diff_ids,
+                "created": _parse_created(document.get("created")),
+                "size": sum(self.layer_size(diff_id) for diff_id in diff_ids),
+                "platform": "/".join(part for part in (document.get("os"), document.get("architecture"),
+                                                       document.get("variant")) if part),
+                "repoDigests": [],
+                "manifest": manifest_digest,
+            }
+            for digest in repo_digests or []:
+                if digest not in record["repoDigests"]:
+                    record["repoDigests"].append(digest)
+            if manifest_digest:
+                record["manifest"] = manifest_digest
+            record["blobs"] = sorted(set(record.get("blobs", [])) | set(blobs or []))
+            _write_json(self._record_path(image_id), record)
+            tags = self._tags()
+            for name in names:
+                tags[_full_name(name)] = image_id
+            self._write_tags(tags)
+        return image_id
 
     def _image_id_for(self, ref: str) -> str | None:
-        """Image id for a name or an id (`sha256:<hex>`, or a unique hex prefix of 12 or more)."""
-        if "@" in ref:  # name@sha256:<hex> is taken by the digest: the id of a stored image
-            ref = ref.split("@", 1)[1]
-        candidate = ref.removeprefix("sha256:")
+        """Image id for a name, a name@digest, or an id (`sha256:<hex>`, or a unique hex prefix of 12+)."""
         if _is_id_reference(ref):
-            matches = [name for name in os.listdir(self.content_directory) if name.startswith(candidate)]
-            if len(matches) == 1 and os.path.exists(os.path.join(self.content_directory, matches[0], "image.json")):
+            candidate = ref.removeprefix("sha256:")
+            matches = [name.removesuffix(".json") for name in os.listdir(self.records_directory)
+                       if name.startswith(candidate) and name.endswith(".json")]
+            if len(matches) == 1:
                 return f"sha256:{matches[0]}"
-        if ref.startswith("sha256:"):
+            if ref.startswith("sha256:"):
+                return None
+        parsed = parse_reference(ref)
+        if parsed.digest:
+            wanted = f"{parsed.name}@{parsed.digest}"
+            for image_id, record in self._records().items():
+                if wanted in record.get("repoDigests", []):
+                    return image_id
             return None
-        return self._tags().get(normalize_reference(ref))
+        image_id = self._tags().get(str(parsed.with_default_tag()))
+        if image_id is not None and self._record(image_id) is None:
+            return None
+        return image_id
 
-    # --- reading ------------------------------------------------------------------------------
+    def has(self, ref: str) -> bool:
+        return self._image_id_for(ref) is not None
 
     def resolve(self, ref: str) -> Image:
         """The image for a pod's `image:`; ContainerRuntimeError ErrImageNeverPull when it is not here."""
         image_id = self._image_id_for(ref)
-        if image_id is None:
+        record = self._record(image_id) if image_id else None
+        if record is None or not all(self.has_layer(diff_id) for diff_id in record["diffIds"]):
             raise _not_present(ref)
-        try:
-            with open(os.path.join(self._content(image_id), "image.json")) as file:
-                record = json.load(file)
-        except FileNotFoundError:
-            raise _not_present(ref) from None
+        name = ref if _is_id_reference(ref) else str(parse_reference(ref).with_default_tag())
         return Image(
-            id=image_id,
-            reference=ref if ref.startswith("sha256:") or "@" in ref else normalize_reference(ref),
-            layers=[os.path.join(self._content(image_id), "rootfs")],
+            id=record["id"],
+            reference=name,
+            layers=[os.path.join(self.layer_directory(diff_id), "root") for diff_id in record["diffIds"]],
             config=OciImageConfig(**record["config"]),
             size=record["size"],
             created=record["created"],
+            repo_digests=list(record.get("repoDigests", [])),
+            diff_ids=list(record["diffIds"]),
         )
 
+    def inspect(self, ref: str) -> dict:
+        """What `image inspect` prints: the record, names, layer directories and the config."""
+        image = self.resolve(ref)
+        record = self._record(image.id) or {}
+        names = [references.parse(name).familiar() for name, value in self._tags().items() if value == image.id]
+        try:
+            config = json.loads(self.read_blob(image.id))
+        except (OSError, ValueError):
+            config = {}
+        return {"Id": image.id, "RepoTags": sorted(names), "RepoDigests": image.repo_digests,
+                "Created": datetime.fromtimestamp(image.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "Size": image.size, "Platform": record.get("platform", ""), "Manifest": record.get("manifest", ""),
+                "Config": config.get("config", {}), "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+                "LayerDirectories": image.layers}
+
     def list(self) -> list[ImageRow]:
+        records = self._records()
+        users: dict[str, int] = {}
+        for record in records.values():
+            for diff_id in set(record["diffIds"]):
+                users[diff_id] = users.get(diff_id, 0) + 1
         rows = []
-        for ref, image_id in sorted(self._tags().items()):
-            try:
-                with open(os.path.join(self._content(image_id), "image.json")) as file:
-                    record = json.load(file)
-            except FileNotFoundError:
+        for name, image_id in sorted(self._tags().items(), key=lambda item: references.parse(item[0]).familiar()):
+            record = records.get(image_id)
+            if record is None:
                 continue
-            repository, _, tag = ref.rpartition(":")
-            rows.append(ImageRow(repository, tag, image_id, record["size"], record["created"]))
+            parsed = references.parse(name)
+            shared = sum(self.layer_size(diff_id) for diff_id in set(record["diffIds"]) if users.get(diff_id, 0) > 1)
+            rows.append(ImageRow(parsed.familiar_name(), parsed.tag, image_id, record["size"], record["created"], shared))
         return rows
 
-    # --- writing ------------------------------------------------------------------------------
+    # --- names and removal ----------------------------------------------------------------------
 
     def tag(self, source: str, target: str) -> None:
-        with self._locked():
+        with self.locked():
             image_id = self._image_id_for(source)
             if image_id is None:
                 raise ImageStoreError(f'image "{source}" not found; list images with \'minikube-py image ls\'')
             tags = self._tags()
-            tags[normalize_reference(target)] = image_id
+            tags[_full_name(target)] = image_id
             self._write_tags(tags)
 
     def remove(self, ref: str) -> str:
-        """Untag `ref` (an id removes every tag of it); content goes when no tag is left. Returns the id."""
-        with self._locked():
+        """Untag `ref` (an id removes every tag of it); the image goes when no name is left, and its
+        layers when no other image uses them. Returns the id."""
+        with self.locked():
             image_id = self._image_id_for(ref)
             if image_id is None:
                 raise ImageStoreError(f'image "{ref}" not found; list images with \'minikube-py image ls\'')
             tags = self._tags()
-            if _is_id_reference(ref) and image_id.removeprefix("sha256:").startswith(ref.removeprefix("sha256:")):
+            if _is_id_reference(ref) or "@" in ref:
                 tags = {name: value for name, value in tags.items() if value != image_id}
             else:
-                tags.pop(normalize_reference(ref), None)
+                tags.pop(_full_name(ref), None)
             self._write_tags(tags)
             if image_id not in tags.values():
-                shutil.rmtree(self._content(image_id), ignore_errors=True)
-            return image_id
+                os.unlink(self._record_path(image_id))
+        self.remove_unused_layers()
+        return image_id
 
-    def _commit(self, image_id: str, staged_rootfs: str, config: OciImageConfig, created: float, refs: list[str]) -> None:
-        """Move a staged rootfs into place (unless this id is already stored) and point `refs` at it."""
-        with self._locked():
-            content = self._content(image_id)
-            if not os.path.exists(os.path.join(content, "image.json")):
-                shutil.rmtree(content, ignore_errors=True)
-                os.makedirs(content)
-                os.rename(staged_rootfs, os.path.join(content, "rootfs"))
-                record = {"id": image_id, "config": config.__dict__, "created": created, "size": _tree_size(os.path.join(content, "rootfs"))}
-                with open(os.path.join(content, "image.json.tmp"), "w") as file:
-                    json.dump(record, file, indent=1)
-                # image.json appears last: its presence means the content is complete.
-                os.replace(os.path.join(content, "image.json.tmp"), os.path.join(content, "image.json"))
+    def prune(self, all_unused: bool = False, images_in_use: set[str] | None = None) -> tuple[list[str], int]:
+        """Remove untagged images (all images no container uses with `all_unused`), unused layers and
+        leftovers of interrupted work; returns (removed image ids, bytes freed)."""
+        in_use = self.layers_in_use()
+        removed = []
+        with self.locked():
             tags = self._tags()
-            for ref in refs:
-                tags[normalize_reference(ref)] = image_id
+            for image_id, record in self._records().items():
+                used = bool({os.path.join(self.layer_directory(d), "root") for d in record["diffIds"]} & in_use) \
+                    or image_id in (images_in_use or set())
+                if used:
+                    continue
+                if image_id not in tags.values() or all_unused:
+                    tags = {name: value for name, value in tags.items() if value != image_id}
+                    os.unlink(self._record_path(image_id))
+                    removed.append(image_id)
             self._write_tags(tags)
+        return removed, self.remove_unused_layers(sweep_leftovers=True)
 
-    @contextmanager
-    def _staging(self) -> Iterator[str]:
-        """A scratch rootfs directory on the same filesystem as the store; removed unless committed."""
-        scratch = tempfile.mkdtemp(prefix=".staging-", dir=self.directory)
-        try:
-            rootfs = os.path.join(scratch, "rootfs")
-            os.mkdir(rootfs, 0o755)
-            yield rootfs
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+    def layers_in_use(self) -> set[str]:
+        """Layer root directories some container record (running or not) stacks."""
+        used: set[str] = set()
+        containers = os.path.join(self.home, "containers")
+        for name in os.listdir(containers) if os.path.isdir(containers) else []:
+            try:
+                with open(os.path.join(containers, name, "state.json")) as file:
+                    spec = json.load(file).get("spec") or {}
+            except (OSError, ValueError):
+                continue
+            used.update(os.path.normpath(layer) for layer in spec.get("layers") or [])
+        return used
+
+    def remove_unused_layers(self, sweep_leftovers: bool = False) -> int:
+        """Delete layers no image record names and no container stacks; returns bytes freed."""
+        freed = 0
+        with self.locked():
+            wanted = {diff_id.removeprefix("sha256:") for record in self._records().values() for diff_id in record["diffIds"]}
+            in_use = self.layers_in_use()
+            for name in os.listdir(self.layers_directory):
+                path = os.path.join(self.layers_directory, name)
+                if name.startswith(".unpack-"):
+                    if sweep_leftovers and time.time() - os.stat(path).st_mtime > 3600:
+                        shutil.rmtree(path, ignore_errors=True)  # an unpack a crash cut short
+                    continue
+                if name in wanted or os.path.join(path, "root") in in_use:
+                    continue
+                freed += self.layer_size(f"sha256:{name}")
+                shutil.rmtree(path, ignore_errors=True)
+            if sweep_leftovers:
+                for name in os.listdir(self.ingest_directory):
+                    path = os.path.join(self.ingest_directory, name)
+                    if time.time() - os.stat(path).st_mtime > 86400:
+                        freed += os.stat(path).st_size
+                        os.unlink(path)
+            referenced = set()
+            for record in self._records().values():
+                referenced.add(record["id"].removeprefix("sha256:"))
+                referenced.update(digest.removeprefix("sha256:") for digest in record.get("blobs", []))
+                if record.get("manifest"):
+                    referenced.add(record["manifest"].removeprefix("sha256:"))
+            for name in os.listdir(self.blobs_directory):
+                if name not in referenced and not name.endswith(".tmp"):
+                    path = os.path.join(self.blobs_directory, name)
+                    freed += os.stat(path).st_size
+                    os.unlink(path)
+        return freed
+
+    # --- images made here -----------------------------------------------------------------------
 
     def ensure_busybox(self, busybox_path: str = "/usr/bin/busybox") -> Image:
         """Build `busybox:latest` from the host's static busybox once; later calls only check it."""
         with open(busybox_path, "rb") as file:
             binary_digest = hashlib.file_digest(file, "sha256").hexdigest()
-        config = OciImageConfig(cmd=["sh"], env=[DEFAULT_PATH])
-        image_id = "sha256:" + _digest_json({"busybox": binary_digest, "config": config.__dict__, "layout": 1})
-        if self._tags().get("busybox:latest") == image_id and os.path.exists(
-            os.path.join(self._content(image_id), "image.json")
-        ):
-            return self.resolve("busybox:latest")
-        applets = subprocess.run([busybox_path, "--list"], capture_output=True, text=True, check=True).stdout.split()
-        with self._staging() as rootfs:
-            for directory, mode in (
-                ("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("root", 0o700), ("home", 0o755), ("var", 0o755),
-                ("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("usr", 0o755), ("usr/bin", 0o755),
-            ):
-                os.mkdir(os.path.join(rootfs, directory))
-                os.chmod(os.path.join(rootfs, directory), mode)  # mkdir's mode is masked by the umask
-            shutil.copyfile(busybox_path, os.path.join(rootfs, "bin", "busybox"))
-            os.chmod(os.path.join(rootfs, "bin", "busybox"), 0o755)
-            for applet in applets:
-                if applet != "busybox" and "/" not in applet:
-                    os.symlink("busybox", os.path.join(rootfs, "bin", applet))
-            if "sh" not in applets:
-                os.symlink("busybox", os.path.join(rootfs, "bin", "sh"))
-            for name, text in (("passwd", BUSYBOX_PASSWD), ("group", BUSYBOX_GROUP)):
-                with open(os.path.join(rootfs, "etc", name), "w") as file:
-                    file.write(text)
-                os.chmod(os.path.join(rootfs, "etc", name), 0o644)
-            self._commit(image_id, rootfs, config, time.time(), ["busybox:latest"])
-        return self.resolve("busybox:latest")
+        image_id = self._image_id_for(BUSYBOX_REFERENCE)
+        record = self._record(image_id) if image_id else None
+        if record is not None and record["config"].get("labels", {}).get(BUSYBOX_LABEL) == binary_digest:
+            return self.resolve(BUSYBOX_REFERENCE)
+        layer = _busybox_layer(busybox_path)
+        diff_id = self.add_layer(io.BytesIO(layer), "the busybox layer")
+        config = OciImageConfig(cmd=["sh"], env=[DEFAULT_PATH], labels={BUSYBOX_LABEL: binary_digest})
+        created = os.stat(busybox_path).st_mtime
+        self.commit_image(_config_blob(config, [diff_id], created), [diff_id], [BUSYBOX_REFERENCE])
+        return self.resolve(BUSYBOX_REFERENCE)
 
     def import_rootfs(self, ref: str, tarball: str | IO[bytes]) -> Image:
-        """A root filesystem tarball (plain or gzip, path or stream) as a one-layer image.
+        """A root filesystem tarball (plain, gzip or zstd, path or stream) as a one-layer image.
 
         `docker import` semantics: no entrypoint or command, only the default PATH.
         """
-        target = normalize_reference(ref)
+        target = _full_name(ref)
+        with _open_source(tarball) as raw:
+            diff_id = self.add_layer(raw, f"tarball for {ref}")
         config = OciImageConfig(env=[DEFAULT_PATH])
-        with self._staging() as rootfs:
-            with _open_source(tarball) as raw:
-                hashing = _HashingReader(raw)
-                _apply_layer(hashing, rootfs, source=f"tarball for {ref}")
-                layer_digest = hashing.finish()
-            image_id = "sha256:" + _digest_json({"layers": [layer_digest], "config": config.__dict__})
-            self._commit(image_id, rootfs, config, time.time(), [target])
+        self.commit_image(_config_blob(config, [diff_id], time.time()), [diff_id], [target])
         return self.resolve(target)
 
     def load_archive(self, path: str, name: str | None = None) -> list[str]:
@@ -361,36 +569,72 @@ class ImageStore:
         Names come from the archive (`RepoTags`, or the OCI `io.containerd.image.name` /
         `org.opencontainers.image.ref.name` annotations); `name` is used when it carries none.
         """
-        with _ArchiveReader(path) as archive:
-            if archive.exists("manifest.json"):
-                images = _docker_save_images(archive)
-            elif archive.exists("index.json"):
-                images = _oci_layout_images(archive)
-            else:
-                raise ImageStoreError(f"{path}: neither a docker-save archive (manifest.json) nor an OCI image layout (index.json)")
-            loaded: list[str] = []
-            for config_blob, layer_readers, refs in images:
-                refs = refs or ([name] if name else [])
-                if not refs:
-                    raise ImageStoreError(
-                        f"{path}: the archive does not name its image (no RepoTags or ref.name annotation); "
-                        "give a name to load it under"
-                    )
-                image_id = "sha256:" + hashlib.sha256(config_blob).hexdigest()
+        try:
+            with ArchiveReader(path) as archive:
+                loaded: list[str] = []
+                for config_blob, layer_openers, refs in images_in(archive):
+                    refs = refs or ([name] if name else [])
+                    if not refs:
+                        raise ImageStoreError(
+                            f"{path}: the archive does not name its image (no RepoTags or ref.name annotation); "
+                            "give a name to load it under")
+                    diff_ids = self._load_layers(path, config_blob, layer_openers)
+                    self.commit_image(config_blob, diff_ids, refs)
+                    loaded.extend(normalize_reference(ref) for ref in refs)
+                return loaded
+        except ArchiveError as error:
+            raise ImageStoreError(str(error)) from None
+
+    def _load_layers(self, path: str, config_blob: bytes, layer_openers: list[LayerOpener]) -> list[str]:
+        try:
+            expected = list((json.loads(config_blob).get("rootfs") or {}).get("diff_ids") or [])
+        except (ValueError, AttributeError):
+            raise ImageStoreError(f"{path}: image config is not JSON") from None
+        if expected and len(expected) != len(layer_openers):
+            raise ImageStoreError(f"{path}: the config names {len(expected)} layers, the manifest {len(layer_openers)}")
+        diff_ids = []
+        for index, open_layer in enumerate(layer_openers):
+            wanted = expected[index] if expected else None
+            if wanted and self.has_layer(wanted):
+                diff_ids.append(wanted)
+                continue
+            with open_layer() as raw:
+                diff_ids.append(self.add_layer(raw, f"{path}: layer {index + 1}", wanted))
+        return diff_ids
+
+    # --- migration ------------------------------------------------------------------------------
+
+    def _migrate_flattened_store(self) -> None:
+        """Earlier releases kept one flattened `content/<id>/rootfs` per image: each becomes a layer."""
+        content = os.path.join(self.directory, "content")
+        with self.locked():
+            for name in os.listdir(content):
                 try:
-                    oci_config = json.loads(config_blob)
-                except ValueError as error:
-                    raise ImageStoreError(f"{path}: image config is not JSON: {error}") from None
-                config = OciImageConfig.from_oci(oci_config.get("config"))
-                created = _parse_created(oci_config.get("created"))
-                with self._staging() as rootfs:
-                    if not os.path.exists(os.path.join(self._content(image_id), "image.json")):
-                        for index, open_layer in enumerate(layer_readers):
-                            with open_layer() as raw:
-                                _apply_layer(raw, rootfs, source=f"{path}: layer {index + 1}")
-                    self._commit(image_id, rootfs, config, created, refs)
-                loaded.extend(normalize_reference(ref) for ref in refs)
-            return loaded
+                    with open(os.path.join(content, name, "image.json")) as file:
+                        old = json.load(file)
+                except (OSError, ValueError):
+                    continue
+                diff_id = f"sha256:{name}"
+                if not self.has_layer(diff_id):
+                    layer = self.layer_directory(diff_id)
+                    remove_path(layer)
+                    os.makedirs(layer, 0o700)
+                    os.rename(os.path.join(content, name, "rootfs"), os.path.join(layer, "root"))
+                    _write_json(os.path.join(layer, "layer.json"), {"diffId": diff_id, "size": old.get("size", 0),
+                                                                    "blob": "", "migrated": True})
+                config = {key: value for key, value in old.get("config", {}).items() if key in OciImageConfig.__dataclass_fields__}
+                _write_json(self._record_path(diff_id), {
+                    "id": diff_id, "config": OciImageConfig(**config).__dict__, "diffIds": [diff_id],
+                    "created": old.get("created", time.time()), "size": old.get("size", 0), "platform": "",
+                    "repoDigests": [], "manifest": ""})
+            tags = {}
+            for name, image_id in self._tags().items():
+                try:
+                    tags[_full_name(name)] = image_id
+                except ContainerRuntimeError:
+                    continue
+            self._write_tags(tags)
+            shutil.rmtree(content, ignore_errors=True)
 
 
 # --- user lookup ------------------------------------------------------------------------------
@@ -404,7 +648,7 @@ def resolve_user(image_layers: list[str], user_spec: str) -> tuple[int, int]:
     if not user_spec:
         return 0, 0
     user, _, group = user_spec.partition(":")
-    passwd = [line.split(":") for line in _read_image_file(image_layers, "etc/passwd").splitlines()]
+    passwd = [line.split(":") for line in read_image_file(image_layers, "etc/passwd").splitlines()]
     passwd = [entry for entry in passwd if len(entry) >= 4 and entry[2].isdigit() and entry[3].isdigit()]
     if user.isdigit():
         uid = int(user)
@@ -422,7 +666,7 @@ def resolve_user(image_layers: list[str], user_spec: str) -> tuple[int, int]:
         if group.isdigit():
             gid = int(group)
         else:
-            groups = [line.split(":") for line in _read_image_file(image_layers, "etc/group").splitlines()]
+            groups = [line.split(":") for line in read_image_file(image_layers, "etc/group").splitlines()]
             found = next((entry for entry in groups if len(entry) >= 3 and entry[0] == group and entry[2].isdigit()), None)
             if found is None:
                 raise ContainerRuntimeError(
@@ -434,324 +678,64 @@ def resolve_user(image_layers: list[str], user_spec: str) -> tuple[int, int]:
     return uid, gid
 
 
-def _read_image_file(image_layers: list[str], relative: str) -> str:
-    """A file as the container sees it: the topmost layer that has it, symlinks resolved in the image."""
+def read_image_file(image_layers: list[str], relative: str) -> str:
+    """A file as the container sees it: the topmost layer that has it (a whiteout hides it)."""
     for layer in reversed(image_layers):
         try:
-            path = _resolve_inside(layer, relative, follow_last=True)
+            path = resolve_inside(layer, relative, follow_last=True)
+        except LayerError:
+            continue
+        if OverlayWhiteouts.is_whiteout(path):
+            return ""
+        try:
             with open(path, errors="replace") as file:
                 return file.read()
-        except (OSError, ImageStoreError):
+        except OSError:
             continue
     return ""
 
 
-# --- layer extraction -------------------------------------------------------------------------
+# --- helpers ----------------------------------------------------------------------------------
 
 
-def _resolve_inside(root: str, relative: str, follow_last: bool = False) -> str:
-    """Host path of `relative` inside `root`, following symlinks as if `root` were `/`.
+def _busybox_layer(busybox_path: str) -> bytes:
+    """The busybox image's one layer as a tar: the binary, an applet symlink each, /etc basics."""
+    applets = subprocess.run([busybox_path, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    mtime = int(os.stat(busybox_path).st_mtime)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add(name: str, kind: bytes, mode: int, data: bytes = b"", link: str = "") -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime, info.linkname, info.size = kind, mode, mtime, link, len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
 
-    No symlink can lead outside `root`: an absolute target restarts at `root` and `..` stops there.
-    """
-    pending = [part for part in relative.split("/") if part not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        is_last = not pending
-        if os.path.islink(candidate) and (follow_last or not is_last):
-            hops += 1
-            if hops > SYMLINK_HOPS_MAX:
-                raise ImageStoreError(f"too many levels of symbolic links resolving {relative}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
+        for directory, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("root", 0o700), ("home", 0o755),
+                                ("var", 0o755), ("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("usr", 0o755),
+                                ("usr/bin", 0o755)):
+            add(directory, tarfile.DIRTYPE, mode)
+        with open(busybox_path, "rb") as file:
+            add("bin/busybox", tarfile.REGTYPE, 0o755, file.read())
+        for applet in sorted(set(applets) | {"sh"}):
+            if applet != "busybox" and "/" not in applet:
+                add(f"bin/{applet}", tarfile.SYMTYPE, 0o777, link="busybox")
+        add("etc/passwd", tarfile.REGTYPE, 0o644, BUSYBOX_PASSWD.encode())
+        add("etc/group", tarfile.REGTYPE, 0o644, BUSYBOX_GROUP.encode())
+    return buffer.getvalue()
 
 
-def _member_path(name: str, source: str) -> str:
-    """The member's path relative to the layer root; absolute paths and `..` are refused."""
-    if name.startswith("/") or ".." in name.split("/"):
-        raise ImageStoreError(f"{source}: member {name!r} points outside the image root (absolute or '..'); refusing the archive")
-    return "/".join(part for part in name.split("/") if part not in ("", "."))
+def _config_blob(config: OciImageConfig, diff_ids: list[str], created: float) -> bytes:
+    import platform as host
 
+    from minikube_py.runtime.images import platforms
 
-def _remove_path(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
-def _apply_layer(stream: IO[bytes], root: str, source: str) -> None:
-    """Apply one layer tarball (plain or gzip) onto `root`, whiteouts included."""
-    running_as_root = os.geteuid() == 0
-    written: set[str] = set()  # paths this layer created: whiteouts only remove what lower layers made
-    try:
-        archive = tarfile.open(fileobj=stream, mode="r|*")
-    except tarfile.TarError as error:
-        raise ImageStoreError(f"{source}: not a tar archive ({error})") from None
-    with archive:
-        try:
-            for member in archive:
-                _apply_member(archive, member, root, source, written, running_as_root)
-        except tarfile.TarError as error:
-            raise ImageStoreError(f"{source}: damaged tar archive ({error})") from None
-
-
-def _apply_member(archive, member: tarfile.TarInfo, root: str, source: str, written: set[str], running_as_root: bool) -> None:
-    relative = _member_path(member.name, source)
-    if not relative:
-        return  # the root directory itself
-    parent_relative, _, base = relative.rpartition("/")
-    parent = _resolve_inside(root, parent_relative, follow_last=True)
-
-    if base == OPAQUE_WHITEOUT:
-        if os.path.isdir(parent):
-            for entry in os.listdir(parent):
-                if _join(parent_relative, entry) not in written:
-                    _remove_path(os.path.join(parent, entry))
-        return
-    if base.startswith(WHITEOUT_PREFIX):
-        hidden = base[len(WHITEOUT_PREFIX) :]
-        if _join(parent_relative, hidden) not in written:
-            _remove_path(os.path.join(parent, hidden))
-        return
-
-    os.makedirs(parent, exist_ok=True)
-    target = os.path.join(parent, base)
-    _mark_written(written, relative)
-
-    if member.isdir():
-        if os.path.lexists(target) and not (os.path.isdir(target) and not os.path.islink(target)):
-            os.unlink(target)
-        if not os.path.lexists(target):
-            os.mkdir(target)
-    else:
-        _remove_path(target)
-        if member.isreg():
-            extracted = archive.extractfile(member)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                shutil.copyfileobj(extracted, file, 1 << 20)
-        elif member.issym():
-            link = member.linkname
-            if not link.startswith("/"):
-                # Relative targets are checked lexically from the link's own directory.
-                depth = len(parent_relative.split("/")) if parent_relative else 0
-                for part in link.split("/"):
-                    if part == "..":
-                        depth -= 1
-                        if depth < 0:
-                            raise ImageStoreError(
-                                f"{source}: symlink {relative!r} -> {link!r} climbs out of the image root; refusing the archive"
-                            )
-                    elif part not in ("", "."):
-                        depth += 1
-            os.symlink(link, target)
-        elif member.islnk():
-            link_source = _resolve_inside(root, _member_path(member.linkname, source))
-            if not os.path.isfile(link_source) or os.path.islink(link_source):
-                raise ImageStoreError(f"{source}: hard link {relative!r} -> {member.linkname!r} has no regular file to link to")
-            os.link(link_source, target)
-        elif member.isfifo():
-            os.mkfifo(target)
-        elif member.ischr() or member.isblk():
-            # Images rarely carry device nodes and the container gets its own /dev; without the
-            # privilege to make one (unit tests, rootless) it is left out.
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            try:
-                os.mknod(target, kind | 0o600, os.makedev(member.devmajor, member.devminor))
-            except PermissionError:
-                written.discard(relative)
-                return
-        else:
-            written.discard(relative)
-            return
-
-    if running_as_root:
-        os.chown(target, member.uid, member.gid, follow_symlinks=False)
-    if not member.issym():
-        os.chmod(target, member.mode & 0o7777)
-        os.utime(target, (member.mtime, member.mtime))
-
-
-def _mark_written(written: set[str], relative: str) -> None:
-    """Record a path and its ancestors as this layer's own, so its whiteouts leave them alone."""
-    parts = relative.split("/")
-    for end in range(1, len(parts) + 1):
-        written.add("/".join(parts[:end]))
-
-
-def _join(parent: str, name: str) -> str:
-    return f"{parent}/{name}" if parent else name
-
-
-# --- archive formats --------------------------------------------------------------------------
-
-
-class _ArchiveReader:
-    """Files of an image archive, whether a tar file or an unpacked directory."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.tar: tarfile.TarFile | None = None
-
-    def __enter__(self) -> "_ArchiveReader":
-        if not os.path.isdir(self.path):
-            try:
-                self.tar = tarfile.open(self.path, "r:*")
-            except (tarfile.TarError, OSError) as error:
-                raise ImageStoreError(f"{self.path}: cannot read the image archive ({error})") from None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.tar is not None:
-            self.tar.close()
-
-    def _member_name(self, name: str) -> str:
-        return _member_path(name, self.path)
-
-    def exists(self, name: str) -> bool:
-        name = self._member_name(name)
-        if self.tar is None:
-            return os.path.isfile(_resolve_inside(self.path, name, follow_last=True))
-        try:
-            return self.tar.getmember(name).isfile() or self.tar.getmember(name).islnk()
-        except KeyError:
-            try:
-                return self.tar.getmember(f"./{name}").isfile()
-            except KeyError:
-                return False
-
-    def open(self, name: str) -> IO[bytes]:
-        name = self._member_name(name)
-        if self.tar is None:
-            return open(_resolve_inside(self.path, name, follow_last=True), "rb")
-        for candidate in (name, f"./{name}"):
-            try:
-                extracted = self.tar.extractfile(candidate)
-            except KeyError:
-                continue
-            if extracted is not None:
-                return extracted
-        raise ImageStoreError(f"{self.path}: the archive lists {name} but does not contain it")
-
-    def read(self, name: str) -> bytes:
-        with self.open(name) as file:
-            return file.read()
-
-    def read_json(self, name: str):
-        try:
-            return json.loads(self.read(name))
-        except ValueError as error:
-            raise ImageStoreError(f"{self.path}: {name} is not valid JSON ({error})") from None
-
-
-def _docker_save_images(archive: _ArchiveReader):
-    """(config blob, layer openers, names) for each image of a `docker save` manifest.json."""
-    manifest = archive.read_json("manifest.json")
-    if not isinstance(manifest, list):
-        raise ImageStoreError(f"{archive.path}: manifest.json must be a list of images")
-    for entry in manifest:
-        config_blob = archive.read(entry["Config"])
-        layers = [_opener(archive, layer) for layer in entry.get("Layers") or []]
-        yield config_blob, layers, list(entry.get("RepoTags") or [])
-
-
-def _oci_layout_images(archive: _ArchiveReader):
-    """(config blob, layer openers, names) for each image manifest of an OCI image layout."""
-    index = archive.read_json("index.json")
-    for descriptor in index.get("manifests") or []:
-        annotations = descriptor.get("annotations") or {}
-        names = []
-        full_name = annotations.get("io.containerd.image.name")
-        ref_name = annotations.get("org.opencontainers.image.ref.name")
-        if full_name:
-            names.append(full_name)
-        elif ref_name and ("/" in ref_name or ":" in ref_name or not TAG_PATTERN.fullmatch(ref_name)):
-            names.append(ref_name)
-        manifest = _image_manifest(archive, descriptor)
-        config_blob = _verified_blob(archive, manifest["config"]["digest"])
-        layers = [_opener(archive, _blob_path(layer["digest"]), layer["digest"]) for layer in manifest.get("layers") or []]
-        yield config_blob, layers, names
-
-
-def _image_manifest(archive: _ArchiveReader, descriptor: dict) -> dict:
-    """Follow image indexes down to the manifest for this machine's platform."""
-    for _ in range(4):
-        document = json.loads(_verified_blob(archive, descriptor["digest"]))
-        if "config" in document:
-            return document
-        candidates = document.get("manifests") or []
-        if not candidates:
-            break
-        architecture = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-        descriptor = next(
-            (item for item in candidates if (item.get("platform") or {}).get("architecture") == architecture
-             and (item.get("platform") or {}).get("os", "linux") == "linux"),
-            candidates[0],
-        )
-    raise ImageStoreError(f"{archive.path}: no image manifest found under {descriptor.get('digest')}")
-
-
-def _blob_path(digest: str) -> str:
-    algorithm, _, hex_digest = digest.partition(":")
-    if algorithm != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hex_digest):
-        raise ImageStoreError(f"unsupported or malformed digest {digest!r}; only sha256 is supported")
-    return f"blobs/sha256/{hex_digest}"
-
-
-def _verified_blob(archive: _ArchiveReader, digest: str) -> bytes:
-    blob = archive.read(_blob_path(digest))
-    if "sha256:" + hashlib.sha256(blob).hexdigest() != digest:
-        raise ImageStoreError(f"{archive.path}: blob {digest} does not match its digest; the archive is damaged")
-    return blob
-
-
-def _opener(archive: _ArchiveReader, name: str, digest: str | None = None):
-    """A function opening one layer stream; with a digest, the stream is checked when fully read."""
-
-    @contextmanager
-    def open_layer() -> Iterator[IO[bytes]]:
-        with archive.open(name) as raw:
-            hashing = _HashingReader(raw)
-            yield hashing
-            if digest is not None and "sha256:" + hashing.finish() != digest:
-                raise ImageStoreError(f"{archive.path}: layer {digest} does not match its digest; the archive is damaged")
-
-    return open_layer
-
-
-class _HashingReader(io.RawIOBase):
-    """Passes reads through while hashing them; `finish` reads what is left and returns the hex digest."""
-
-    def __init__(self, raw: IO[bytes]):
-        self.raw = raw
-        self.hash = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.raw.read(len(buffer))
-        self.hash.update(data)
-        buffer[: len(data)] = data
-        return len(data)
-
-    def finish(self) -> str:
-        while self.readinto(bytearray(1 << 20)):
-            pass
-        return self.hash.hexdigest()
+    document = {
+        "created": datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "architecture": platforms.normalize("linux", host.machine()).architecture,
+        "os": "linux",
+        "config": config.to_oci(),
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 @contextmanager
@@ -763,8 +747,17 @@ def _open_source(source: str | IO[bytes]) -> Iterator[IO[bytes]]:
         yield source
 
 
-def _digest_json(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+def _write_json(path: str, value: object) -> None:
+    _write_bytes(path, json.dumps(value, indent=1).encode())
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    """Written under a temporary name and renamed: readers see all of it or nothing."""
+    temporary = f"{path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    with open(temporary, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(data)
+    os.replace(temporary, path)
 
 
 def _parse_created(text: str | None) -> float:
@@ -774,11 +767,3 @@ def _parse_created(text: str | None) -> float:
         return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return time.time()
-
-
-def _tree_size(root: str) -> int:
-    total = 0
-    for directory, _, files in os.walk(root):
-        for name in files:
-            total += os.lstat(os.path.join(directory, name)).st_size
-    return total

@@ -1,0 +1,142 @@
+"""Pulling into the store from an in-memory registry: index and platform, shared layers, one
+download for concurrent pulls, damaged blobs re-fetched, containerd's error messages."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import threading
+
+import httpx
+import pytest
+
+from minikube_py.runtime.images import ImageStore
+from minikube_py.runtime.images.platforms import Platform
+from minikube_py.runtime.images.puller import PullError, Puller
+from minikube_py.runtime.images.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient, RetryPolicy
+from tests.unit.test_image_registry import FakeRegistry, digest_of
+from tests.unit.test_images import Layer
+
+
+def publish(registry: FakeRegistry, tag: str, layer_tars: list[bytes], cmd: list[str], index: bool = False) -> str:
+    blobs = [gzip.compress(tar) for tar in layer_tars]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": cmd},
+                         "rootfs": {"type": "layers", "diff_ids": [digest_of(tar) for tar in layer_tars]}}).encode()
+    for blob in (*blobs, config):
+        registry.blobs[digest_of(blob)] = blob
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest_of(config), "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest_of(b),
+                                       "size": len(b)} for b in blobs]}).encode()
+    registry.manifests[digest_of(manifest)] = manifest
+    top = manifest
+    if index:
+        top = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"digest": "sha256:" + "9" * 64, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}},
+            {"digest": digest_of(manifest), "size": len(manifest), "platform": {"os": "linux", "architecture": "amd64"}},
+        ]}).encode()
+        registry.manifests[digest_of(top)] = top
+    registry.manifests[tag] = top
+    return digest_of(top)
+
+
+BASE = Layer().file("base/lib", b"B" * 200_000).bytes()
+
+
+@pytest.fixture
+def registry():
+    return FakeRegistry()
+
+
+@pytest.fixture
+def puller(registry, tmp_path):
+    client = RegistryClient(retry=RetryPolicy(attempts=2, first_delay=0.01), transport=httpx.MockTransport(registry.handler),
+                            sleep=lambda seconds: None)
+    return Puller(ImageStore(str(tmp_path / "home")), client, platform=Platform("linux", "amd64"))
+
+
+def test_a_multi_platform_image_is_pulled_for_the_wanted_platform(registry, puller):
+    top = publish(registry, "v1", [BASE, Layer().file("app", b"A").bytes()], ["app"], index=True)
+    result = puller.pull("reg.test/team/app:v1")
+    assert result.reference == "reg.test/team/app:v1"
+    assert result.repo_digest == f"reg.test/team/app@{top}"
+    assert result.image.config.cmd == ["app"] and len(result.image.layers) == 2
+    assert open(os.path.join(result.image.layers[1], "app")).read() == "A"
+    assert result.image.repo_digest == result.repo_digest
+    assert puller.store.resolve(f"reg.test/team/app@{top}").id == result.image.id
+    assert os.listdir(puller.store.ingest_directory) == []
+
+
+def test_a_second_image_on_the_same_base_downloads_only_its_own_layer(registry, puller):
+    publish(registry, "one", [BASE, Layer().file("one", b"1").bytes()], ["one"])
+    publish(registry, "two", [BASE, Layer().file("two", b"2").bytes()], ["two"])
+    puller.pull("reg.test/app:one")
+    registry.requests.clear()
+    second = puller.pull("reg.test/app:two")
+    assert sum(1 for r in registry.requests if "/blobs/" in r.url.path) == 2  # config and the top layer
+    assert second.downloaded < 1000
+
+
+def test_concurrent_pulls_of_one_reference_share_one_download(registry, puller):
+    publish(registry, "v1", [BASE], ["x"])
+    gate = threading.Event()
+    original = registry.handler
+
+    def slow(request):
+        gate.wait(5)
+        return original(request)
+
+    puller.client.transport = httpx.MockTransport(slow)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(puller.pull("reg.test/app:v1"))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(results) == 3 and sum(1 for result in results if result.shared) == 2
+    assert sum(1 for r in registry.requests if "/manifests/" in r.url.path) == 1
+
+
+def test_a_damaged_layer_is_fetched_again_once(registry, puller):
+    publish(registry, "v1", [BASE], ["x"])
+    digest = next(d for d, blob in registry.blobs.items() if blob[:2] == b"\x1f\x8b")
+    good = registry.blobs[digest]
+    served = []
+    original = registry.handler
+
+    def damaging(request):
+        response = original(request)
+        if request.url.path.endswith(digest) and not served:
+            served.append(1)
+            return httpx.Response(200, content=good[:-4] + b"XXXX")
+        return response
+
+    puller.client.transport = httpx.MockTransport(damaging)
+    assert puller.pull("reg.test/app:v1").image.layers
+
+
+def test_a_missing_tag_says_not_found_in_containerds_words(puller):
+    with pytest.raises(PullError) as raised:
+        puller.pull("reg.test/team/app:nope")
+    assert raised.value.kind == "not_found"
+    assert raised.value.message == ('failed to pull and unpack image "reg.test/team/app:nope": failed to resolve reference '
+                                    '"reg.test/team/app:nope": reg.test/team/app:nope: not found')
+
+
+def test_an_index_without_this_platform_is_refused_and_nothing_is_recorded(registry, puller):
+    publish(registry, "v1", [BASE], ["x"], index=True)
+    puller.platform = Platform("linux", "s390x")
+    with pytest.raises(PullError, match="no match for platform in manifest"):
+        puller.pull("reg.test/app:v1")
+    assert puller.store.list() == []
+
+
+def test_a_config_that_differs_from_its_digest_is_refused_and_nothing_recorded(registry, puller):
+    publish(registry, "v1", [BASE], ["x"])
+    config_digest, config = next((d, b) for d, b in registry.blobs.items() if b.startswith(b"{"))
+    registry.blobs[config_digest] = config.replace(digest_of(BASE).encode(), b"sha256:" + b"0" * 64)
+    with pytest.raises(PullError):
+        puller.pull("reg.test/app:v1")
+    assert puller.store.list() == []
