@@ -79,14 +79,6 @@ class ImagePulls:
         """The container's image per its pull policy; raises ContainerRuntimeError for
         ErrImageNeverPull, InvalidImageName and ErrImagePull (the caller's creation-failure path)."""
         image = container.image
-        policy = container.image_pull_policy or default_image_pull_policy(image)
-        present = self._present(image)
-        if policy == "Never" or (present is not None and (policy == "IfNotPresent" or not present.from_registry)):
-            if present is None:
-                raise ContainerRuntimeError("ErrImageNeverPull",
-                                            f'Container image "{image}" is not present with pull policy of Never')
-            self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present on machine')
-            return EnsureResult(present)
         key = (pod.metadata.uid, image)
         with self._lock:
             running = self._running.get(key)
@@ -95,8 +87,16 @@ class ImagePulls:
             if running is not None:
                 del self._running[key]
             backoff = self._backoff.get(key)
-        if running is not None:
+        if running is not None:  # a pull this pod started has ended: its result, and its events
             return self._finished(pod, container_record, key, running)
+        policy = container.image_pull_policy or default_image_pull_policy(image)
+        present = self._present(image)
+        if policy == "Never" or (present is not None and (policy == "IfNotPresent" or not present.from_registry)):
+            if present is None:
+                raise ContainerRuntimeError("ErrImageNeverPull",
+                                            f'Container image "{image}" is not present with pull policy of Never')
+            self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present on machine')
+            return EnsureResult(present)
         now = self.clock.now()
         if backoff is not None and now < backoff.retry_at:
             if not backoff.reported:

@@ -147,3 +147,5 @@ def test_a_hung_pull_does_not_hold_other_pods(harness):
     agent.image_pulls.pool.shutdown(wait=True)
     harness.sync()
     assert "running" in harness.status("slow")["state"]
+    assert any(reason == "Pulled" and message.startswith(f'Successfully pulled image "{APP}"')
+               for reason, message in harness.events())

@@ -544,7 +544,7 @@ class ImageStore:
         record = self._record(image_id) if image_id else None
         if record is not None and record["config"].get("labels", {}).get(BUSYBOX_LABEL) == binary_digest:
             return self.resolve(BUSYBOX_REFERENCE)
-        layer = _busybox_layer(busybox_path)
+        layer = busybox_layer(busybox_path)
         diff_id = self.add_layer(io.BytesIO(layer), "the busybox layer")
         config = OciImageConfig(cmd=["sh"], env=[DEFAULT_PATH], labels={BUSYBOX_LABEL: binary_digest})
         created = os.stat(busybox_path).st_mtime
@@ -698,7 +698,7 @@ def read_image_file(image_layers: list[str], relative: str) -> str:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _busybox_layer(busybox_path: str) -> bytes:
+def busybox_layer(busybox_path: str) -> bytes:
     """The busybox image's one layer as a tar: the binary, an applet symlink each, /etc basics."""
     applets = subprocess.run([busybox_path, "--list"], capture_output=True, text=True, check=True).stdout.split()
     mtime = int(os.stat(busybox_path).st_mtime)
