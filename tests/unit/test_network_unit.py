@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minikube_py.runtime.network import PodNetwork, bridge_mac, host_veth_name
+from minikube_py.runtime.network import PodNetwork, bridge_mac, host_veth_name, pod_side_requests
 from minikube_py.runtime.types import ContainerRuntimeError
 
 
@@ -76,3 +76,19 @@ def test_pod_mac_is_derived_from_the_ip_so_a_reused_ip_keeps_its_arp_entries_val
     assert pod_mac("10.244.0.5") == "0a:58:0a:f4:00:05"
     assert pod_mac("10.244.0.5") == pod_mac("10.244.0.5")
     assert pod_mac("10.244.0.6") != pod_mac("10.244.0.5")
+
+
+def test_the_pod_side_is_four_acknowledged_requests_address_lo_up_eth0_up_default_route():
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    encoded = [bytes(message.data) for message in pod_side_requests(2, "10.244.0.7", 24, "10.244.0.1")]
+    address, lo, eth0, route = ifaddrmsg(encoded[0]), ifinfmsg(encoded[1]), ifinfmsg(encoded[2]), rtmsg(encoded[3])
+    for message in (address, lo, eth0, route):
+        message.decode()
+    assert [message["header"]["sequence_number"] for message in (address, lo, eth0, route)] == [1, 2, 3, 4]
+    assert all(message["header"]["flags"] & 0x4 for message in (address, lo, eth0, route))  # NLM_F_ACK
+    assert (address["index"], address["prefixlen"], address.get_attr("IFA_LOCAL")) == (2, 24, "10.244.0.7")
+    assert [(link["index"], link["flags"] & 1, link["change"] & 1) for link in (lo, eth0)] == [(1, 1, 1), (2, 1, 1)]
+    assert (route["dst_len"], route["table"], route.get_attr("RTA_GATEWAY"), route.get_attr("RTA_OIF")) == (0, 254, "10.244.0.1", 2)
