@@ -239,6 +239,10 @@ class ProbeManager:
             state = ProbeState(kind, spec.success_threshold, spec.failure_threshold)
             workers[kind] = ProbeWorker(pod_uid, container.name, spec, target, state, gate=workers.get(STARTUP))
         with self._lock:
+            for worker in self._by_container.pop(target.container_id, []):
+                worker.active = False
+            if not workers:
+                return  # most containers have no probes: nothing to keep, no timer to wake
             self._by_container[target.container_id] = list(workers.values())
             for worker in workers.values():
                 if worker.gate is None:
