@@ -369,9 +369,11 @@ def stop(home: str, grace_period: float | None = None) -> int:
             json.dump({"gracePeriodSeconds": grace_period}, file)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and _read_pid(home) == pid:
+        # Until the process is gone, not just its pid file: the interpreter's own shutdown comes
+        # after the file is removed, and `stop` promises nothing of the cluster is left running.
+        while time.monotonic() < deadline and _process_running(pid):
             time.sleep(0.05)
-        if _read_pid(home) == pid:
+        if _process_running(pid):
             print(f"error: the daemon (pid {pid}) did not stop within 90s; see {home}/daemon.log",
                   file=sys.stderr)
             return 1
@@ -379,6 +381,15 @@ def stop(home: str, grace_period: float | None = None) -> int:
     _remove_host_resources(home, config)
     print(f'minikube-py: cluster "{config.name}" stopped')
     return 0
+
+
+def _process_running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
 
 
 def status(home: str) -> dict:

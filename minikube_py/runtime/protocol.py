@@ -245,6 +245,10 @@ def sandbox_record_from(data: dict) -> SandboxRecord:
     return decode(SandboxRecord, upgrade("sandbox", data))
 
 
+# A removed container's directory, moved aside by the supervisor for its caller to delete.
+REMOVED_CONTAINER_PREFIX = ".removed-"
+
+
 def write_record(path: str, record: ContainerRecord | SandboxRecord) -> None:
     """Readers see the old or the new record, never half of one. 0600: env values live in the spec."""
     partial = f"{path}.tmp"

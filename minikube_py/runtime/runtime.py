@@ -631,6 +631,8 @@ class LinuxRuntime:
         if record.status == ContainerStatus.RUNNING:
             self.stop_container(container_id, 0)
         self.supervisor.call(protocol.RemoveContainer(container_id))
+        # The supervisor moved the directory aside; deleting it is this thread's work, not its loop's.
+        shutil.rmtree(os.path.join(self.containers_dir, protocol.REMOVED_CONTAINER_PREFIX + container_id), ignore_errors=True)
         if record.cgroup:
             self._remove_cgroup_quietly(record.cgroup, raise_errors=True)
 

@@ -289,6 +289,21 @@ def test_listing_one_sandbox_answers_only_its_containers_and_forgets_removed_one
     assert len(client.call(protocol.ListRecords()).containers) == 3
 
 
+def test_a_removed_container_directory_is_moved_aside_and_one_left_aside_is_deleted_at_start(supervisor_home):
+    home, start = supervisor_home
+    plant_record(home, "gone", pid=2 ** 22 + 1, start_time=1)
+    plant_record(home, "kept", pid=2 ** 22 + 1, start_time=1)
+    left_aside = home / "containers" / f"{protocol.REMOVED_CONTAINER_PREFIX}older"
+    (left_aside / "upper").mkdir(parents=True)
+    (left_aside / "state.json").write_text("{}")
+    client = start()
+    assert not left_aside.exists()
+    client.call(protocol.RemoveContainer("gone"))
+    assert sorted(path.name for path in (home / "containers").iterdir()) == [
+        f"{protocol.REMOVED_CONTAINER_PREFIX}gone", "kept"]
+    assert [record.id for record in client.call(protocol.ListRecords()).containers] == ["kept"]
+
+
 def test_wait_exit_answers_after_its_timeout_while_the_container_runs(supervisor_home):
     home, start = supervisor_home
     sleeper = subprocess.Popen(["sleep", "60"])
