@@ -307,3 +307,27 @@ def test_most_recent_schedule_time_counts_missed_runs(cluster):
 def test_job_name_is_minutes_since_the_epoch(cluster):
     created = cluster.create("cronjobs", cron_body())
     assert job_name(created, 1_800_000_060.0) == "tick-30000001"
+
+
+def test_a_schedule_that_never_fires_creates_nothing_and_other_cronjobs_still_run(cluster, controller):
+    start_at_minute(cluster, 1)
+    cluster.create("cronjobs", cron_body(name="never", schedule="0 0 30 2 *"))
+    cluster.create("cronjobs", cron_body(name="tick"))
+    cluster.clock.advance(60)
+    cluster.settle(controller)
+    assert [job.metadata.name.split("-")[0] for job in jobs(cluster)] == ["tick"]
+    assert cron(cluster, "never").status.last_schedule_time is None
+
+
+def test_a_job_template_the_api_refuses_is_a_failed_create_event_and_a_retry(cluster, controller):
+    from minikube_py.api.errors import Forbidden
+
+    start_at_minute(cluster, 1)
+    cluster.create("cronjobs", cron_body())
+    cluster.client.fail("create", Forbidden("jobs is forbidden: exceeded quota"), resource="jobs")
+    cluster.clock.advance(60)
+    cluster.settle(controller)
+    assert "FailedCreate" in event_reasons(cluster)
+    cluster.clock.advance(1)
+    cluster.settle(controller)
+    assert len(jobs(cluster)) == 1  # the retry after the failure made the run

@@ -412,3 +412,27 @@ def test_deleting_a_job_cascades_to_its_pods(cluster, controller):
         cluster.settle(controller)
         cluster.settle(collector)
     assert job_pods(cluster) == []
+
+
+def test_pod_failure_policy_on_pod_conditions_ignores_disrupted_pods(cluster, controller):
+    cluster.create("jobs", job_body(backoffLimit=0, podFailurePolicy={"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}))
+    cluster.settle(controller)
+    pod = job_pods(cluster)[0]
+    finish_pod(cluster, pod, phase="Failed", exit_code=137)
+    cluster.registry.patch_status("pods", "default", pod.metadata.name, {"status": {"conditions": [
+        {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager"}]}})
+    cluster.settle(controller)
+    current = job(cluster)
+    assert not current.is_finished() and (current.status.failed or 0) == 0
+
+
+def test_a_failing_pod_create_is_an_event_and_the_next_sync_retries(cluster, controller):
+    cluster.client.fail("create", errors.Conflict("injected"), resource="pods")
+    cluster.create("jobs", job_body(completions=2, parallelism=2))
+    cluster.refresh()
+    with pytest.raises(errors.Conflict):
+        controller.sync("default/work")
+    assert "FailedCreate" in [event.reason for event in cluster.list("events")]
+    cluster.settle(controller)
+    assert len(job_pods(cluster)) == 2
