@@ -96,15 +96,25 @@ def kubeconfig_path(home: str) -> str:
     return os.path.join(home, "kubeconfig")
 
 
+def pod_api_hosts(config: ClusterConfig) -> tuple[str, ...]:
+    """Where pods reach the API: the bridge address and the `kubernetes` Service's IP and names
+    (the serving certificate names them all, as kube-apiserver's does)."""
+    bridge_address = str(next(ipaddress.ip_network(config.pod_cidr).hosts()))
+    service_ip = str(ipaddress.ip_network(config.service_cidr).network_address + 1)  # the allocator's first
+    names = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+    return (bridge_address, service_ip, *names)
+
+
 def ensure_access(home: str, config: ClusterConfig) -> None:
-    """With a port: the cluster's CA, serving certificate and tokens (made once, refreshed when
-    stale) and its own kubeconfig in the home."""
-    if config.port is None:
-        return
+    """The cluster's CA, serving certificate and tokens (made once, refreshed when stale: pods
+    reach the API over TLS through the `kubernetes` Service) and, with a port, its own kubeconfig
+    in the home."""
     from minikube_py.apiserver import certificates
     from minikube_py.client import kubeconfig
 
-    paths = certificates.ensure_credentials(home, config.name, (config.node_name,))
+    paths = certificates.ensure_credentials(home, config.name, (config.node_name,), pod_api_hosts(config))
+    if config.port is None:
+        return
     with open(paths.ca_certificate, "rb") as file:
         ca = file.read()
     document = kubeconfig.build(config.name, f"https://127.0.0.1:{config.port}", ca,
@@ -473,7 +483,7 @@ def serve(home: str) -> int:
     from minikube_py.agent.node import host_ip
     from minikube_py.apiserver.kubernetes_service import ensure_kubernetes_service
     from minikube_py.apiserver.registry import Registry
-    from minikube_py.dns.server import ClusterDnsServer
+    from minikube_py.dns.server import DNS_PORT, ClusterDnsServer
     from minikube_py.proxy.proxy import ServiceProxy
     from minikube_py.client.api import ApiClient
     from minikube_py.clock import Clock
@@ -506,12 +516,14 @@ def serve(home: str) -> int:
     registry = Registry(store, clock=clock, service_cidr=config.service_cidr)
     client = ApiClient.local(registry)
     node_address = host_ip()
-    ensure_kubernetes_service(registry, node_address, config.port or DEFAULT_API_SERVICE_PORT)
+    network = ipaddress.ip_network(config.pod_cidr)
+    gateway = str(next(network.hosts()))
+    # Pods reach the API through the `kubernetes` Service: its endpoint is the bridge's address.
+    pod_api_port = config.port or DEFAULT_API_SERVICE_PORT
+    ensure_kubernetes_service(registry, gateway, pod_api_port)
 
     runtime = LinuxRuntime(config.name, home, config.pod_cidr)
     runtime.start()
-    network = ipaddress.ip_network(config.pod_cidr)
-    gateway = str(next(network.hosts()))
     agent = NodeAgent(
         client,
         runtime,
@@ -531,8 +543,8 @@ def serve(home: str) -> int:
             cluster_dns=gateway,
         ),
     )
-    tls = TlsConfig.of(certificates.Paths(home)) if config.port is not None else None
-    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent, tls=tls)
+    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent,
+                           tls=TlsConfig.of(certificates.Paths(home)), pod_listener=(gateway, pod_api_port))
     controllers = ControlLoops(client, clock, config)
     elector = None
     if config.leader_elect:
@@ -541,7 +553,8 @@ def serve(home: str) -> int:
         elector = LeaderElector(client, "kube-system", LEADER_ELECTION_LEASE, f"{config.node_name}_{uuid.uuid4()}",
                                 on_started_leading=controllers.start, on_stopped_leading=controllers.stop, clock=clock)
     service_proxy = ServiceProxy(client, config.name, config.pod_cidr, config.node_name, node_address,
-                                 bridge=f"mkpy-{config.name}", clock=clock)
+                                 bridge=f"mkpy-{config.name}", clock=clock, bridge_address=gateway,
+                                 bridge_ports=(DNS_PORT, pod_api_port))
     cluster_dns = ClusterDnsServer(client, gateway)
 
     server.start()

@@ -156,11 +156,14 @@ def issue(ca_certificate: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, 
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def serving_hosts() -> tuple[str, ...]:
+def serving_hosts(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The serving certificate's names: loopback, this host's name, and `extra` (the addresses and
+    names pods reach the API by: the bridge address, the `kubernetes` Service's IP and names)."""
     hosts = ["127.0.0.1", "::1", "localhost"]
     hostname = socket.gethostname()
-    if hostname and hostname not in hosts:
-        hosts.append(hostname)
+    for host in (hostname, *extra):
+        if host and host not in hosts:
+            hosts.append(host)
     return tuple(hosts)
 
 
@@ -216,7 +219,8 @@ def _write_tokens(path: str, tokens: list[Token]) -> None:
     _write_private(path, "".join(lines).encode())
 
 
-def ensure_credentials(home: str, cluster_name: str, node_names: tuple[str, ...]) -> Paths:
+def ensure_credentials(home: str, cluster_name: str, node_names: tuple[str, ...],
+                       extra_hosts: tuple[str, ...] = ()) -> Paths:
     """Make whatever of the cluster's credentials is missing or stale; keep the rest."""
     paths = Paths(home)
     os.makedirs(paths.directory, mode=0o700, exist_ok=True)
@@ -234,8 +238,9 @@ def ensure_credentials(home: str, cluster_name: str, node_names: tuple[str, ...]
         _write_private(paths.ca_certificate, _certificate_pem(ca_certificate))
     assert ca_certificate is not None and ca_key is not None
     serving = _load_certificate(paths.serving_certificate)
-    if renew_all or not _fresh(serving) or _hosts_of(serving) != set(serving_hosts()):  # type: ignore[arg-type]
-        certificate, key = issue(ca_certificate, ca_key, "minikube-py-apiserver", hosts=serving_hosts())
+    hosts = serving_hosts(extra_hosts)
+    if renew_all or not _fresh(serving) or _hosts_of(serving) != set(hosts):  # type: ignore[arg-type]
+        certificate, key = issue(ca_certificate, ca_key, "minikube-py-apiserver", hosts=hosts)
         _write_private(paths.serving_key, _key_pem(key))
         _write_private(paths.serving_certificate, _certificate_pem(certificate))
     if renew_all or not _fresh(_load_certificate(paths.admin_certificate)):

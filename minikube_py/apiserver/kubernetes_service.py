@@ -2,14 +2,14 @@
 
 kube-apiserver keeps this Service itself (its "bootstrap controller" and endpoint reconciler),
 with the first address of the service CIDR and one endpoint, the API server's own address and
-port. The daemon calls `ensure_kubernetes_service` at every start, so a changed node address or
+port: here the cluster bridge's address, where the API serves pods over TLS. The daemon calls `ensure_kubernetes_service` at every start, so a changed node address or
 API port is written again. The Service has no selector: the endpoints controller leaves it alone.
 """
 
 from __future__ import annotations
 
 from minikube_py.api import errors
-from minikube_py.api.networking import ENDPOINTSLICE_CONTROLLER_NAME, MANAGED_BY_LABEL, SERVICE_NAME_LABEL
+from minikube_py.api.networking import SERVICE_NAME_LABEL
 
 NAME = "kubernetes"
 NAMESPACE = "default"
@@ -28,8 +28,9 @@ def ensure_kubernetes_service(registry, api_address: str, api_port: int) -> dict
                  "subsets": [{"addresses": [{"ip": api_address}],
                               "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}]}
     endpoint_slice = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                      "metadata": {"name": NAME, "labels": {SERVICE_NAME_LABEL: NAME,
-                                                            MANAGED_BY_LABEL: ENDPOINTSLICE_CONTROLLER_NAME}},
+                      # Not labelled managed-by the EndpointSlice controller, which deletes the
+                      # slices it manages for a Service without a selector.
+                      "metadata": {"name": NAME, "labels": {SERVICE_NAME_LABEL: NAME}},
                       "addressType": "IPv4",
                       "endpoints": [{"addresses": [api_address],
                                      "conditions": {"ready": True, "serving": True, "terminating": False}}],

@@ -1,7 +1,8 @@
 """The API server's two doors: the unix socket (root only) and, with a port, a TLS listener.
 
 The unix socket is mode 0600: only root reaches it, and it needs no credential. The TCP listener
-(127.0.0.1 only) speaks TLS and nothing else, with the serving certificate `start` made, and asks
+(127.0.0.1, and the cluster bridge's address for pods, which the service proxy's table closes to
+packets from anywhere but the bridge and the host itself) speaks TLS and nothing else, with the serving certificate `start` made, and asks
 every request for a credential (`auth`). The TLS handshake runs in the connection's own thread,
 under its read timeout, so a client that connects and says nothing holds no one else up.
 `ApiHttpServer` owns the listening sockets, one accept thread per listener, the set of open
@@ -110,15 +111,18 @@ class _UnixServing(_Serving):
 
 
 class ApiHttpServer:
-    """The API on `socket_path` (mode 0600) and, with `port`, on 127.0.0.1:port. `node_proxy`
-    (the node agent) serves pod logs, exec and inspect; it may be set later."""
+    """The API on `socket_path` (mode 0600), with `port` on 127.0.0.1:port, and with `pod_listener`
+    on that (address, port): the cluster bridge's address, where the `kubernetes` Service sends
+    pods. `node_proxy` (the node agent) serves pod logs, exec and inspect; it may be set later."""
 
     def __init__(self, registry, socket_path: str, port: int | None = None, node_proxy=None,
                  tls: TlsConfig | None = None, read_timeout: float = READ_TIMEOUT_SECONDS,
                  max_tcp_connections: int = MAX_TCP_CONNECTIONS,
-                 stream_write_timeout: float = STREAM_WRITE_TIMEOUT_SECONDS):
-        if port is not None and tls is None:
-            raise ValueError("the TCP listener serves TLS only: give `tls` with `port`")
+                 stream_write_timeout: float = STREAM_WRITE_TIMEOUT_SECONDS,
+                 pod_listener: tuple[str, int] | None = None):
+        if (port is not None or pod_listener is not None) and tls is None:
+            raise ValueError("the TCP listeners serve TLS only: give `tls` with `port` or `pod_listener`")
+        self.pod_listener = pod_listener
         self.registry = registry
         self.socket_path = socket_path
         self.port = port
@@ -162,21 +166,28 @@ class ApiHttpServer:
             raise
         self.hang_ups = HangUpDetector()
         self._serve(unix_server, "unix")
-        if self.port is not None and self.tls is not None:
-            tcp_server = _TlsServing(("127.0.0.1", self.port), ApiRequestHandler, bind_and_activate=False,
-                                     max_connections=self.max_tcp_connections)
-            try:
-                tcp_server.server_bind()
-                tcp_server.server_activate()
-                tcp_server.tokens = TokenAuthenticator.from_file(self.tls.tokens)
-                tcp_server.socket = self.tls.context().wrap_socket(
-                    tcp_server.socket, server_side=True, do_handshake_on_connect=False)
-            except (OSError, ssl.SSLError):
-                tcp_server.server_close()
-                self.stop()
-                raise
-            self.port = tcp_server.server_address[1]
-            self._serve(tcp_server, "tcp")
+        if self.port is not None:
+            self.port = self._serve_tls(("127.0.0.1", self.port), "tcp")
+        if self.pod_listener is not None:
+            self.pod_listener = (self.pod_listener[0], self._serve_tls(self.pod_listener, "pods"))
+
+    def _serve_tls(self, address: tuple[str, int], label: str) -> int:
+        """A TLS listener on `address` asking every request for a credential; returns its port."""
+        assert self.tls is not None
+        tcp_server = _TlsServing(address, ApiRequestHandler, bind_and_activate=False,
+                                 max_connections=self.max_tcp_connections)
+        try:
+            tcp_server.server_bind()
+            tcp_server.server_activate()
+            tcp_server.tokens = TokenAuthenticator.from_file(self.tls.tokens)
+            tcp_server.socket = self.tls.context().wrap_socket(
+                tcp_server.socket, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ssl.SSLError):
+            tcp_server.server_close()
+            self.stop()
+            raise
+        self._serve(tcp_server, label)
+        return tcp_server.server_address[1]
 
     def stop(self) -> None:
         for server in self._servers:

@@ -43,7 +43,8 @@ class ServiceProxy(Controller):
 
     def __init__(self, client: Any, cluster_name: str, pod_cidr: str, node_name: str, node_address: str,
                  bridge: str | None = None, clock: Clock | None = None, informers: SharedInformers | None = None,
-                 table: NftablesTable | None = None, on_applied: Callable[[float], None] | None = None):
+                 table: NftablesTable | None = None, on_applied: Callable[[float], None] | None = None,
+                 bridge_address: str | None = None, bridge_ports: tuple[int, ...] = ()):
         super().__init__(COMPONENT, clock, workers=1)
         self.client = client
         self.cluster_name = cluster_name
@@ -51,6 +52,8 @@ class ServiceProxy(Controller):
         self.node_name = node_name
         self.node_address = node_address
         self.bridge = bridge
+        self.bridge_address = bridge_address
+        self.bridge_ports = bridge_ports
         self.table = table or NftablesTable(table_name(cluster_name))
         self.on_applied = on_applied
         self._lock = threading.Lock()
@@ -86,7 +89,8 @@ class ServiceProxy(Controller):
 
     @property
     def settings(self) -> Settings:
-        return Settings(self.cluster_name, self.pod_cidr, self.node_name, self.node_address, self._masquerade_all)
+        return Settings(self.cluster_name, self.pod_cidr, self.node_name, self.node_address, self._masquerade_all,
+                        self.bridge, self.bridge_address, self.bridge_ports)
 
     def run(self) -> None:
         if self.bridge:

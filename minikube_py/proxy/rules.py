@@ -117,6 +117,11 @@ class Settings:
     node_name: str
     node_address: str
     masquerade_all: bool = False  # hosts where bridged packets skip netfilter (no br_netfilter)
+    # What the daemon serves pods on the bridge's host address (DNS, the API for the `kubernetes`
+    # Service): reachable from the bridge and the host only, never from other hosts.
+    bridge: str | None = None
+    bridge_address: str | None = None
+    bridge_ports: tuple[int, ...] = ()
 
     @property
     def table(self) -> str:
@@ -340,6 +345,15 @@ def base_ruleset(settings: Settings) -> Ruleset:
     chains["nat-postrouting"].rules = [[_jump("masquerading")]]
     for name in ("filter-input", "filter-forward", "filter-output"):
         chains[name].rules = [[not_new, {"return": None}], [_jump("endpoints-check")]]
+    if settings.bridge and settings.bridge_address and settings.bridge_ports:
+        # A packet for the daemon's listeners on the bridge address that came in any other way
+        # than from a pod or the host itself (another host routing to it) is dropped.
+        chains["filter-input"].rules.insert(0, [
+            _match(_payload("ip", "daddr"), settings.bridge_address),
+            _match({"meta": {"key": "iifname"}}, {"set": ["lo", settings.bridge]}, "!="),
+            _match({"meta": {"key": "l4proto"}}, {"set": ["tcp", "udp"]}),
+            _match(_payload("th", "dport"), {"set": sorted(settings.bridge_ports)}),
+            {"drop": None}])
     return ruleset
 
 

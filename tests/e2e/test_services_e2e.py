@@ -7,11 +7,14 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 from dnslib import DNSRecord
 
+from minikube_py.apiserver import certificates
 from tests.e2e.cluster import Cluster, wait_for
 
 APPLICATION = """
@@ -231,3 +234,34 @@ spec:
              10, "web-lb's load balancer address")
     assert service(cluster, "web-lb")["status"]["loadBalancer"]["ingress"] == [{"ip": internal_ip, "ipMode": "VIP"}]
     assert internal_ip in cluster.cli("get", "svc", "web-lb").stdout
+
+
+IN_POD_API_CLIENT = """
+import http.client, ssl, sys
+address, ca, token = sys.argv[1:4]
+context = ssl.create_default_context(cafile=ca)
+statuses = []
+for credential in (token, None):
+    connection = http.client.HTTPSConnection(address, 443, timeout=10, context=context)
+    connection.putrequest("GET", "/api/v1/namespaces/default/services/kubernetes")
+    connection.putheader("Host", "kubernetes.default.svc")
+    if credential:
+        connection.putheader("Authorization", "Bearer " + credential)
+    connection.endheaders()
+    statuses.append(str(connection.getresponse().status))
+print(" ".join(statuses))
+"""
+
+
+def test_a_pod_reaches_the_api_through_the_kubernetes_service_over_tls_with_a_token(cluster: Cluster):
+    """From the client pod's network namespace: the ClusterIP of `kubernetes` leads to the API on
+    the bridge address, whose certificate names the Service, and a request needs a credential."""
+    cluster.wait_running("client", timeout=60)
+    kubernetes_ip = service(cluster, "kubernetes")["spec"]["clusterIP"]
+    paths = certificates.Paths(cluster.home)
+    token = certificates.token_of(paths, certificates.ADMIN_USER)
+    pause_pid = cluster.inspect("client")["pause"]["pid"]
+    result = subprocess.run(["nsenter", f"--net=/proc/{pause_pid}/ns/net", sys.executable, "-c", IN_POD_API_CLIENT,
+                             kubernetes_ip, paths.ca_certificate, token], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "401"]

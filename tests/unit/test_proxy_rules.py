@@ -230,3 +230,15 @@ def test_a_changed_affinity_timeout_makes_new_sets_and_removes_the_old_ones():
     [old_set], [new_set] = before.services[("default", "web")].sets, after.services[("default", "web")].sets
     assert old_set != new_set
     assert commands[0] == ("add", "set", new_set) and commands[-1] == ("delete", "set", old_set)
+
+
+def test_the_daemons_listeners_on_the_bridge_address_refuse_packets_from_other_hosts():
+    settings = rules.Settings("test", POD_CIDR, NODE, NODE_ADDRESS, bridge="mkpy-test", bridge_address="10.244.0.1",
+                              bridge_ports=(6443, 53))
+    first = rules.base_ruleset(settings).chains["filter-input"].rules[0]
+    assert first == [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "10.244.0.1"}},
+        {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": {"set": ["lo", "mkpy-test"]}}},
+        {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["tcp", "udp"]}}},
+        {"match": {"op": "==", "left": {"payload": {"protocol": "th", "field": "dport"}}, "right": {"set": [53, 6443]}}},
+        {"drop": None}]
