@@ -104,9 +104,12 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
                                       lambda namespace, name: self.service_accounts.get(f"{namespace}/{name}"),
                                       config.backoff_initial, config.backoff_max, config.image_pulls_in_parallel)
+        # Services whose variables a container gets when it is created (agent/service_env.py).
+        self.services = self.watch(Informer(client, "services"))
         self.env_sources = EnvSources(lambda namespace, name: self.config_maps.get(f"{namespace}/{name}"),
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
-                                      node_status.node_resources(config.max_pods)[1])
+                                      node_status.node_resources(config.max_pods)[1],
+                                      services=self.services.list)
         self.volumes = PodVolumes(runtime, ObjectSources(self.env_sources.config_maps, self.env_sources.secrets,
                                                          self.env_sources), clock.now,
                                   lambda path, group: podfiles.set_volume_ownership(path, group, read_only=True))
@@ -185,6 +188,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             self.config_maps.refresh()
             self.secrets.refresh()
             self.service_accounts.refresh()
+            self.services.refresh()
             self.pods.refresh()
             exited = self.runtime.wait_any(0)
             for state in exited:

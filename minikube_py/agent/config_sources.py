@@ -1,4 +1,4 @@
-"""The values a container's environment takes from ConfigMaps, Secrets and its resources.
+"""The values a container's environment takes from ConfigMaps, Secrets, its resources and Services.
 
 Kubelet resolves `envFrom` (every key of a ConfigMap or Secret, with an optional prefix) and
 `env[].valueFrom` (`configMapKeyRef`, `secretKeyRef`, `resourceFieldRef`) when it creates the
@@ -16,6 +16,7 @@ import binascii
 import math
 from typing import Any, Callable
 
+from minikube_py.agent.service_env import service_environment
 from minikube_py.api.quantity import parse_quantity
 from minikube_py.runtime.types import ContainerRuntimeError
 
@@ -30,10 +31,19 @@ Lookup = Callable[[str, str], Any]  # (namespace, name) -> the cached object, or
 class EnvSources:
     """Reads ConfigMaps and Secrets from the agent's caches, and the node's allocatable resources."""
 
-    def __init__(self, config_maps: Lookup, secrets: Lookup, allocatable: dict[str, str]):
+    def __init__(self, config_maps: Lookup, secrets: Lookup, allocatable: dict[str, str],
+                 services: Callable[[], list[Any]] | None = None):
         self.config_maps = config_maps
         self.secrets = secrets
         self.allocatable = allocatable
+        self.services = services
+
+    def service_env(self, pod) -> dict[str, str]:
+        """The Service variables for the pod's containers, from the Services cached now."""
+        if self.services is None:
+            return {}
+        links = pod.spec.enable_service_links is not False
+        return service_environment(self.services(), pod.metadata.namespace, links)
 
     def _data(self, kind: tuple[str, str], namespace: str, name: str, optional: bool) -> dict[str, str] | None:
         """The object's data as text (Secrets decoded), None when it is missing and optional."""

@@ -3,7 +3,8 @@
 The runtime receives only final values: the argv already merged with the image's ENTRYPOINT/CMD
 (command replaces ENTRYPOINT, args replace CMD, args alone go after ENTRYPOINT), the environment
 already merged with the image's Env and expanded (`$(VAR)` from earlier variables, `fieldRef`
-values from the pod, `envFrom` and ConfigMap/Secret/resource values from `config_sources`), the
+values from the pod, `envFrom`, ConfigMap/Secret/resource values and the Service variables
+(`service_env`) from `config_sources`), the
 user from the container's, else the pod's, securityContext, cgroup limits from resources, the mounts (volumes plus the pod's hosts, hostname and resolv.conf), and
 what confines the container, resolved as kubelet and containerd resolve the securityContext:
 capabilities (Docker's default set, then `add`, then `drop`, `ALL` in either), privileged,
@@ -110,9 +111,16 @@ def field_ref_value(pod, field_path: str, pod_ip: str, host_ip: str) -> str:
 
 def container_env(pod, container, pod_ip: str, host_ip: str, sources: EnvSources | None = None) -> list[tuple[str, str]]:
     """The container's own env in order: `envFrom` first, then `env`, each value expanded against
-    the variables defined before it (ConfigMap, Secret and resource values from `sources`)."""
+    the variables defined before it and the Service variables (ConfigMap, Secret, resource and
+    Service values from `sources`), then the Service variables the container does not set."""
     defined: dict[str, str] = {}
     result: list[tuple[str, str]] = []
+    services = sources.service_env(pod) if sources is not None else {}
+
+    def lookup(name: str) -> str | None:
+        # kubelet expands against the container's variables first, then the Services' ones.
+        return defined[name] if name in defined else services.get(name)
+
     if sources is not None:
         for name, value in sources.env_from(pod, container):
             defined[name] = value
@@ -130,9 +138,11 @@ def container_env(pod, container, pod_ip: str, host_ip: str, sources: EnvSources
                 continue  # an optional object or key that is missing: the variable is not set
             value = from_source
         else:
-            value = expand(variable.value or "", defined.get)
+            value = expand(variable.value or "", lookup)
         defined[variable.name] = value
         result.append((variable.name, value))
+    # The Service variables come last; a container's own variable of the same name wins.
+    result += [(name, value) for name, value in sorted(services.items()) if name not in defined]
     return result
 
 

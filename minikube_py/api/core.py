@@ -324,6 +324,7 @@ class PodSpec(WireModel):
     image_pull_secrets: list[LocalObjectReference] | None = None
     dns_policy: str = "ClusterFirst"
     dns_config: PodDNSConfig | None = None
+    enable_service_links: bool | None = None
     scheduler_name: str = "default-scheduler"
     volumes: list[Volume] | None = None
     security_context: PodSecurityContext | None = None

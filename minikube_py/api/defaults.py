@@ -76,6 +76,8 @@ def _default_container(container: Container) -> None:
 
 
 def default_pod_spec(spec: PodSpec) -> None:
+    if spec.enable_service_links is None:
+        spec.enable_service_links = True
     for container in [*spec.containers, *(spec.init_containers or [])]:
         _default_container(container)
 

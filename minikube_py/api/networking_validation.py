@@ -40,7 +40,7 @@ from minikube_py.api.networking import (
     Service,
     SessionAffinityConfig,
 )
-from minikube_py.api.validation import Problems, _port_name_errors, validate_labels, validate_metadata
+from minikube_py.api.validation import IP_ERROR, Problems, _is_ip, _port_name_errors, validate_labels, validate_metadata
 
 DEFAULT_NAMESPACE = "default"
 MAX_CONFIG_BYTES = 1024 * 1024  # core.MaxSecretSize, the limit of a ConfigMap's and a Secret's data
@@ -64,7 +64,6 @@ CONFIG_KEY_ERROR = (
     "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or "
     f"'KEY_NAME',  or 'key-name', regex used for validation is '{_CONFIG_KEY}')"
 )
-IP_ERROR = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 
 
 def dns1035_label_errors(text: str) -> list[str]:
@@ -91,14 +90,6 @@ def config_key_errors(key: str) -> list[str]:
     elif key.startswith(".."):
         problems.append("must not start with '..'")
     return problems
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _default_namespace(obj: WireModel) -> None:

@@ -14,13 +14,15 @@ kinds call each other (a pod template is validated inside a ReplicaSet and a Dep
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import re
 from typing import Any, Callable
 
 from minikube_py.api.apps import Deployment, DeploymentStrategy, ReplicaSet
 from minikube_py.api.core import (
-    Container, EnvVarSource, Event, Lifecycle, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, ResourceFieldSelector,
+    Container, EnvVarSource, Event, Lifecycle, Namespace, Node, Pod, PodDNSConfig, PodSpec, PodTemplateSpec, Probe,
+    ResourceFieldSelector,
     SeccompProfile, Volume,
 )
 from minikube_py.api.meta import INT64_MAX, INT64_MIN, IntOrString, LabelSelector, ObjectMeta, WireModel, wire_name
@@ -35,6 +37,11 @@ from minikube_py.api.selectors import Selector
 from minikube_py.api.volume_validation import API_DATA_SOURCES, validate_api_data_volume, validate_sub_path
 
 MAX_INT32 = 2**31 - 1
+# Limits of libc's resolver that Kubernetes enforces on a pod's dnsConfig.
+MAX_DNS_NAMESERVERS = 3
+MAX_DNS_SEARCH_PATHS = 32
+MAX_DNS_SEARCH_CHARS = 2048
+IP_ERROR = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
@@ -67,6 +74,11 @@ def show_value(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), sort_keys=isinstance(value, dict), default=str)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def env_var_name_errors(name: str) -> list[str]:
+    """Why `name` cannot be an environment variable's name (IsEnvVarName)."""
+    return [] if re.fullmatch(_ENV_VAR_NAME, name) else [ENV_VAR_NAME_ERROR]
 
 
 class Problems:
@@ -539,6 +551,7 @@ def validate_pod_spec(problems: Problems, path: str, spec: PodSpec) -> None:
             container_names.add(container.name)
     problems.one_of(f"{path}.restartPolicy", spec.restart_policy, ("Always", "OnFailure", "Never"))
     problems.one_of(f"{path}.dnsPolicy", spec.dns_policy, ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"))
+    validate_pod_dns_config(problems, f"{path}.dnsConfig", spec.dns_config, spec.dns_policy)
     problems.non_negative(f"{path}.terminationGracePeriodSeconds", spec.termination_grace_period_seconds)
     problems.in_range(f"{path}.activeDeadlineSeconds", spec.active_deadline_seconds, 1, MAX_INT32)
     for attribute, rules in (
@@ -562,6 +575,48 @@ def validate_pod_spec(problems: Problems, path: str, spec: PodSpec) -> None:
         validate_seccomp_profile(problems, f"{path}.securityContext.seccompProfile", spec.security_context.seccomp_profile)
     for index, gate in enumerate(spec.readiness_gates or []):
         problems.check_each(f"{path}.readinessGates[{index}].conditionType", gate.condition_type, qualified_name_errors(gate.condition_type))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_pod_dns_config(problems: Problems, path: str, config: PodDNSConfig | None, policy: str | None) -> None:
+    """ValidatePodDNSConfig: the limits of libc's resolver (3 name servers, 32 search domains of
+    2048 characters in all), and `dnsPolicy: None` needs a name server to ask."""
+    if policy == "None":
+        if config is None:
+            problems.required(path, "must provide `dnsConfig` when `dnsPolicy` is None")
+            return
+        if not config.nameservers:
+            problems.required(f"{path}.nameservers", "must provide at least one DNS nameserver when `dnsPolicy` is None")
+            return
+    if config is None:
+        return
+    nameservers, searches = config.nameservers or [], config.searches or []
+    if len(nameservers) > MAX_DNS_NAMESERVERS:
+        problems.invalid(f"{path}.nameservers", nameservers,
+                         f"must not have more than {MAX_DNS_NAMESERVERS} nameservers")
+    for index, address in enumerate(nameservers):
+        if not _is_ip(address):
+            problems.invalid(f"{path}.nameservers[{index}]", address, IP_ERROR)
+    if len(searches) > MAX_DNS_SEARCH_PATHS:
+        problems.invalid(f"{path}.searches", searches, f"must not have more than {MAX_DNS_SEARCH_PATHS} search paths")
+    if len(" ".join(searches)) > MAX_DNS_SEARCH_CHARS:
+        problems.invalid(f"{path}.searches", searches, f"must not have more than {MAX_DNS_SEARCH_CHARS} characters "
+                                                        "(including spaces) in the search list")
+    for index, search in enumerate(searches):
+        if search == ".":
+            continue  # the root domain is allowed
+        search = search.removesuffix(".")  # a trailing dot is fine
+        problems.check_each(f"{path}.searches[{index}]", search, dns1123_subdomain_errors(search))
+    for index, option in enumerate(config.options or []):
+        if not option.name:
+            problems.required(f"{path}.options[{index}]", "Option.Name must not be empty")
 
 
 # --- ReplicaSets and Deployments ------------------------------------------------------------

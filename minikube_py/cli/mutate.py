@@ -1,4 +1,4 @@
-"""Commands that change objects by name: delete, create namespace, scale and set image.
+"""Commands that change objects by name: delete, scale and set image.
 
 Each prints kubectl's line for what it did: the name printer (`deployment.apps/web scaled`) or
 delete's quoted form (`deployment.apps "web" deleted`, kubectl 1.32, without "from <ns>"). `delete`
@@ -14,7 +14,6 @@ import time
 from minikube_py import api
 from minikube_py.api.errors import ApiError, NotFound
 from minikube_py.cli.apply import manifest_files, read_documents
-from minikube_py.cli.jobs import register_create_job
 from minikube_py.cli.context import (
     CommandError, Context, Subcommands, format_api_error, print_error, qualified_kind, resolve_resource,
     split_type_and_name, watch_events)
@@ -68,12 +67,6 @@ def register(subcommands: Subcommands) -> None:
     delete.add_argument("--timeout", type=parse_duration, default=0.0, metavar="DURATION",
                         help="how long to wait for deletion, such as 30s; 0 waits forever (default)")
     delete.set_defaults(run=run_delete)
-
-    create = subcommands.group("create", "create an object from the command line")
-    namespace = create.add("namespace", "create a namespace", aliases=("ns",))
-    namespace.add_argument("name", metavar="NAME", help="the namespace's name (a DNS-1123 label)")
-    namespace.set_defaults(run=run_create_namespace)
-    register_create_job(create)
 
     scale = subcommands.add("scale", "set the replica count of a deployment or replicaset", namespaced=True)
     scale.add_argument("targets", nargs="+", metavar="TYPE/NAME | TYPE NAME",
@@ -215,13 +208,6 @@ def wait_until_deleted(context: Context, info: api.ResourceInfo, namespace: str 
         return gone()
     finally:
         stream.close()
-
-
-def run_create_namespace(args: argparse.Namespace, context: Context) -> int:
-    context.transport.create("namespaces", None, {"apiVersion": "v1", "kind": "Namespace",
-                                                 "metadata": {"name": args.name}})
-    print(f"namespace/{args.name} created")
-    return 0
 
 
 SCALABLE = ("deployments", "replicasets")

@@ -277,3 +277,41 @@ def test_the_kubernetes_service_takes_the_first_address_and_points_at_the_api(cl
     assert endpoints["subsets"][0]["addresses"] == [{"ip": "192.168.1.6"}]
     assert cluster.registry.get("endpointslices", "default", "kubernetes")["endpoints"][0]["addresses"] == \
         ["192.168.1.6"]
+
+
+# -- a pod's dnsConfig -------------------------------------------------------------------------------
+
+
+def pod_with_dns(**spec):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "resolver"},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}], **spec}}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"dnsPolicy": "None"}, "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"),
+    ({"dnsPolicy": "None", "dnsConfig": {"searches": ["corp"]}},
+     "spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"),
+    ({"dnsConfig": {"nameservers": ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]}},
+     'spec.dnsConfig.nameservers: Invalid value: ["10.0.0.1","10.0.0.2","10.0.0.3","10.0.0.4"]: '
+     "must not have more than 3 nameservers"),
+    ({"dnsConfig": {"nameservers": ["dns.example"]}},
+     'spec.dnsConfig.nameservers[0]: Invalid value: "dns.example": must be a valid IP address'),
+    ({"dnsConfig": {"searches": [f"d{index}.example" for index in range(33)]}},
+     "must not have more than 32 search paths"),
+    ({"dnsConfig": {"searches": ["a" * 60 + f".d{index}" for index in range(32)]}},
+     "must not have more than 2048 characters (including spaces) in the search list"),
+    ({"dnsConfig": {"searches": ["Not_A_Domain"]}},
+     'spec.dnsConfig.searches[0]: Invalid value: "Not_A_Domain": a lowercase RFC 1123 subdomain'),
+    ({"dnsConfig": {"options": [{"value": "2"}]}},
+     "spec.dnsConfig.options[0]: Required value: Option.Name must not be empty"),
+])
+def test_dns_config_gets_kubernetes_limits_and_messages(spec, message):
+    assert message in invalid_text(pod_with_dns(**spec))
+
+
+def test_dns_config_within_the_limits_is_accepted():
+    pod = api.parse_object(pod_with_dns(dnsPolicy="None", dnsConfig={
+        "nameservers": ["10.0.0.1", "10.0.0.2", "10.0.0.3"], "searches": ["corp.example.", "."],
+        "options": [{"name": "ndots", "value": "2"}]}))
+    assert pod.spec.dns_config.nameservers == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert pod.spec.enable_service_links is True
