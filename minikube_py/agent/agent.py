@@ -317,6 +317,9 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
     def exec(self, namespace, name, container, command, tty=False):
         return self.proxy.exec(namespace, name, container, command, tty)
 
+    def attach(self, namespace, name, container, stdin=False, tty=False):
+        return self.proxy.attach(namespace, name, container, stdin, tty)
+
     def port_forward(self, namespace, name, port):
         return self.proxy.port_forward(namespace, name, port)
 

@@ -355,4 +355,6 @@ def build_container_config(pod, container, image: ResolvedImage, attempt: int, p
         seccomp_profile=seccomp_profile_ref(pod, container, seccomp_profiles_dir, seccomp_default),
         supplemental_groups=groups + ([fs_group] if fs_group is not None else []),
         devices=pod_devices(pod),
+        stdin=bool(container.stdin),
+        tty=bool(container.tty),
     )

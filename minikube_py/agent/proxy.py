@@ -1,4 +1,4 @@
-"""The NodeProxy the API server forwards pod logs, exec and inspect to.
+"""The NodeProxy the API server forwards pod logs, exec, attach, port-forward and inspect to.
 
 Reads the agent's pod table (which container instance is the current one, its attempt, the
 sandbox) and answers from the runtime and the pod's log files, with kubelet's messages for a
@@ -13,6 +13,7 @@ from typing import Iterator
 from minikube_py.agent import containers as container_configs
 from minikube_py.agent import logs as container_logs
 from minikube_py.agent import podfiles
+from minikube_py.agent.attach import AttachSession
 from minikube_py.agent.pod import PodRecord, PodTable
 from minikube_py.agent.status import ContainerRecord
 from minikube_py.api import errors
@@ -78,6 +79,44 @@ class NodeProxy:
             raise errors.BadRequest(f"container {container_record.name} is not running in pod {record.name}: "
                                     "exec needs a running container")
         return self.runtime.exec_stream(container_record.running.id, list(command), tty)
+
+    def attach(self, namespace, name, container, stdin=False, tty=False) -> AttachSession:
+        record = self._record_for(namespace, name)
+        container_record = self._container_record(record, container)
+        running = container_record.running
+        if running is None:
+            raise errors.BadRequest(f"container {container_record.name} is not running in pod {record.name}: "
+                                    "attach needs a running container")
+        spec = next((c for c in (record.pod.spec.containers or []) + (record.pod.spec.init_containers or [])
+                     if c.name == container_record.name), None)
+        container_input = None
+        if stdin:
+            try:
+                container_input = self.runtime.open_container_input(running.id)
+            except ContainerRuntimeError as error:
+                raise errors.BadRequest(f"container {container_record.name} in pod {record.name}: {error.message}") from None
+        path = container_configs.log_path(podfiles.pod_dir(self.home, record.uid), container_record.name, running.attempt)
+
+        def output(attached) -> Iterator[bytes]:
+            def still_running() -> bool:
+                if not attached() or self._stopping.is_set():
+                    return False
+                try:
+                    return self.runtime.container_state(running.id).status == "running"
+                except ContainerRuntimeError:
+                    return False
+            return container_logs.read_log(path, tail_lines=0, follow=True, still_running=still_running)
+
+        stdin_once = bool(stdin and spec is not None and spec.stdin_once)
+
+        def detached() -> None:
+            if stdin_once:
+                try:
+                    self.runtime.close_container_stdin(running.id)
+                except ContainerRuntimeError:
+                    pass  # the container is gone: its stdin with it
+
+        return AttachSession(output, container_input, detached)
 
     def port_forward(self, namespace, name, port: int, timeout: float = 5.0):
         """A socket connected to localhost:port inside the pod's network namespace."""

@@ -183,6 +183,7 @@ class Container(WireModel):
     security_context: SecurityContext | None = None
     volume_mounts: list[VolumeMount] | None = None
     stdin: bool | None = None
+    stdin_once: bool | None = None
     tty: bool | None = None
     termination_message_path: str = "/dev/termination-log"
     termination_message_policy: str = "File"

@@ -332,6 +332,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             streams.serve_logs(self, namespace, name, query)
         elif resource == "pods" and subresource == "exec" and method in ("POST", "GET"):
             streams.serve_exec(self, namespace, name, query)
+        elif resource == "pods" and subresource == "attach" and method in ("POST", "GET"):
+            streams.serve_attach(self, namespace, name, query)
         elif resource == "pods" and subresource == "portforward" and method in ("POST", "GET"):
             streams.serve_portforward(self, namespace, name, query)
         elif resource == "pods" and (subresource, method) == ("inspect", "GET"):

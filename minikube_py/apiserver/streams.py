@@ -221,6 +221,17 @@ def serve_exec(handler: "ApiRequestHandler", namespace: str, name: str, query: d
     _serve_remote_command(handler, session, options)
 
 
+def serve_attach(handler: "ApiRequestHandler", namespace: str, name: str, query: dict) -> None:
+    pod = handler.server.api.registry.get("pods", namespace, name)
+    options = RemoteCommandOptions.of(query, exec_command=False)
+    _check_container(pod, options.container)
+    if not _is_websocket_request(handler):
+        _upgrade(handler, exec_stream.REMOTE_COMMAND_PROTOCOLS)
+    session = handler.node_proxy().attach(namespace, name, options.container, stdin=options.stdin,
+                                          tty=options.tty)
+    _serve_remote_command(handler, session, options)
+
+
 def serve_portforward(handler: "ApiRequestHandler", namespace: str, name: str, query: dict) -> None:
     handler.server.api.registry.get("pods", namespace, name)
     ports = portforward.parse_ports(query)

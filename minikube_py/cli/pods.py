@@ -1,9 +1,10 @@
-"""Commands that reach into a running pod: logs, exec, port-forward and inspect.
+"""Commands that reach into a running pod: logs, exec, attach, port-forward and inspect.
 
 They go through the API's pod subresources, which the node agent serves: `log` streams a
 container's log file (following it with `-f`), `exec` runs a command inside the container's
 namespaces with stdin, stdout, stderr, resizes and the exit code carried over one WebSocket
-(Kubernetes' v5.channel.k8s.io protocol, as kubectl speaks it), `port-forward` opens one
+(Kubernetes' v5.channel.k8s.io protocol, as kubectl speaks it), `attach` joins a container's
+main process on the same protocol, `port-forward` opens one
 WebSocket (v4.channel.k8s.io) per local connection to the pod's port, and
 `inspect` returns what the pod is made of on this host (pids, namespace inodes, cgroups, veth).
 `inspect` prints that as a readable outline, marking each namespace a container shares with the
@@ -44,6 +45,16 @@ def register(subcommands: Subcommands) -> None:
                               help="give the command a terminal (this terminal goes into raw mode)")
     exec_command.usage = "minikube-py exec POD [-c NAME] [-i] [-t] -- COMMAND [ARG...]"
     exec_command.set_defaults(run=run_exec, takes_command=True)
+
+    attach = subcommands.add("attach", "attach to the main process of a running container", namespaced=True)
+    attach.add_argument("pod", metavar="POD", help="the pod's name (or pod/NAME)")
+    attach.add_argument("-c", "--container", help="the container (default: the pod's default or first container)")
+    attach.add_argument("-i", "--stdin", action="store_true",
+                        help="pass this terminal's stdin to the container (it needs stdin: true)")
+    attach.add_argument("-t", "--tty", action="store_true",
+                        help="the container's stdin is a terminal (it needs tty: true; this terminal goes into raw mode)")
+    attach.usage = "minikube-py attach POD [-c NAME] [-i] [-t]"
+    attach.set_defaults(run=run_attach)
 
     forward = subcommands.add("port-forward", "forward local ports to a pod's ports", namespaced=True)
     forward.add_argument("pod", metavar="POD", help="the pod's name (or pod/NAME)")
@@ -134,6 +145,18 @@ def run_exec(args: argparse.Namespace, context: Context) -> int:
     if args.tty and args.stdin and not tty:
         print_error("Unable to use a TTY - input is not a terminal or the right kind of file")
     session = context.transport.exec(namespace, name, container, command, stdin=args.stdin, tty=tty)
+    return stream_session(session, args.stdin, tty)
+
+
+def run_attach(args: argparse.Namespace, context: Context) -> int:
+    name, namespace = pod_name(args.pod), context.default_namespace
+    container = choose_container(context, namespace, name, args.container)
+    tty = args.tty and args.stdin and sys.stdin.isatty()
+    if args.tty and args.stdin and not tty:
+        print_error("Unable to use a TTY - input is not a terminal or the right kind of file")
+    if tty:
+        print_error("If you don't see a command prompt, try pressing enter.")
+    session = context.transport.attach(namespace, name, container, stdin=args.stdin, tty=tty)
     return stream_session(session, args.stdin, tty)
 
 

@@ -13,10 +13,12 @@ error line means exec succeeded.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import stat
+import termios
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple, NoReturn
 
@@ -83,6 +85,8 @@ class ContainerSpec:
     seccomp_program: str = ""  # compiled BPF file (seccomp.ProgramCache); "" loads no filter
     supplemental_groups: list[int] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)  # optional device nodes to create ("fuse")
+    stdin: bool = False  # keep a stdin pipe open for attach (its write end is the monitor's)
+    tty: bool = False  # stdin, stdout and stderr are a terminal, the container's controlling one
 
     @property
     def rootfs(self) -> str:
@@ -426,7 +430,7 @@ def _exec(spec: ContainerSpec) -> NoReturn:
 
 
 def run_container_child(spec: ContainerSpec, stdout_fd: int, stderr_fd: int, last_cap: int,
-                        status_fd: int) -> NoReturn:
+                        status_fd: int, stdin_fd: int | None = None) -> NoReturn:
     """Become the container: namespaces, cgroup, root file system, user, capabilities, seccomp, exec."""
     try:
         reset_after_fork()
@@ -438,7 +442,11 @@ def run_container_child(spec: ContainerSpec, stdout_fd: int, stderr_fd: int, las
         linux.unshare(linux.CLONE_NEWCGROUP)
         _fork_into_namespace(status_fd)
         _build_root(spec)
-        _stdio(os.open("/dev/null", os.O_RDONLY), stdout_fd, stderr_fd)  # the container's own /dev/null
+        # Without stdin: the container's own /dev/null.
+        _stdio(os.open("/dev/null", os.O_RDONLY) if stdin_fd is None else stdin_fd, stdout_fd, stderr_fd)
+        if spec.tty:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         confine(program, spec.uid, spec.gid, last_cap, spec.capabilities, spec.supplemental_groups,
                 spec.no_new_privileges)
         _exec(spec)

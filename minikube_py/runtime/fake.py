@@ -71,6 +71,29 @@ class FakeExecSession:
         self.killed = True
 
 
+@dataclass
+class FakeContainerInput:
+    """attach's input into a fake container: what was written, whether it ended."""
+
+    tty: bool
+    written: bytearray = field(default_factory=bytearray)
+    stdin_closed: bool = False
+    closed: bool = False
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    def write(self, data: bytes) -> None:
+        self.written.extend(data)
+
+    def close_stdin(self) -> None:
+        self.stdin_closed = True
+
+    def resize(self, width: int, height: int) -> None:
+        self.sizes.append((width, height))
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class FakeRuntime:
     def __init__(self, clock: Clock | None = None, images: list[ResolvedImage] | None = None):
         self.clock = clock or Clock()
@@ -91,6 +114,7 @@ class FakeRuntime:
         self._sigterm_ignored: set[str] = set()
         self._exec_scripts: dict[str, Callable[[list[str]], ExecResult] | ExecResult] = {}
         self.port_forward_targets: dict[int, tuple[str, int]] = {}
+        self.inputs: list[FakeContainerInput] = []
         self._pids = itertools.count(1000)
         self._exited: list[ContainerState] = []
         self._exits_changed = threading.Condition()
@@ -285,6 +309,17 @@ class FakeRuntime:
             raise ContainerRuntimeError("ContainerNotRunning", f"container {container_id} is not running")
         script = self._exec_scripts.get(container_id, ExecResult(0, b"", b""))
         return script(argv) if callable(script) else script
+
+    def open_container_input(self, container_id: str) -> FakeContainerInput | None:
+        self.calls.append(("open_container_input", container_id))
+        config = self.container_configs.get(container_id)
+        if config is None or not (config.stdin or config.tty):
+            return None
+        self.inputs.append(FakeContainerInput(tty=config.tty))
+        return self.inputs[-1]
+
+    def close_container_stdin(self, container_id: str) -> None:
+        self.calls.append(("close_container_stdin", container_id))
 
     def connect_in_sandbox(self, sandbox: Sandbox, port: int, timeout: float) -> socket.socket:
         """A connection to `port_forward_targets[port]` (an address the test listens on)."""

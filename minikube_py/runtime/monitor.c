@@ -4,7 +4,8 @@
  * logs and exit code do not depend on the long-lived supervisor: the supervisor may be killed and
  * restarted while the container runs and logs, and nothing is lost.
  *
- *   monitor EXIT_FILE LOG_PATH MAX_BYTES MAX_FILES    (fd 3: stdout pipe, fd 4: stderr pipe)
+ *   monitor EXIT_FILE LOG_PATH MAX_BYTES MAX_FILES [partial]
+ *           (fd 3: stdout pipe or a TTY's master, fd 4: stderr pipe, fd 5: optional stdin holder)
  *
  * The supervisor's forked child becomes this program after forking the container's setup process
  * (runtime/monitor.py); being a child subreaper, it is the container's parent. It turns the pipes
@@ -13,6 +14,11 @@
  * format the kubelet reads. Each child it reaps is appended to EXIT_FILE as `<pid> <wait status>`,
  * after what the pipes held at that moment is logged. It exits when both pipes are closed and it
  * has no child left. An empty LOG_PATH discards the output.
+ *
+ * `partial` (a TTY's output) logs what each read brought at once, the unfinished line as a P
+ * entry, so that `attach` shows a shell's prompt and the echo of typing as they come. A container
+ * with `stdin: true` keeps its stdin pipe open through fd 5, the write end this monitor holds;
+ * SIGUSR1 closes it (stdinOnce: the first attach ended), and the container reads end of file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +48,8 @@ struct stream {
 };
 
 static const char *log_path;
+static int flush_partial;
+#define STDIN_HOLDER_FD 5
 static long long max_bytes;
 static int max_files;
 static int log_fd = -1;
@@ -156,6 +164,10 @@ static void feed(struct stream *stream, size_t received) {
         entry(timestamp, stream->name, 1, stream->work + start, MAX_LINE);
         start += MAX_LINE;
     }
+    if (flush_partial && length > start) {
+        entry(timestamp, stream->name, 1, stream->work + start, length - start);
+        start = length;
+    }
     memmove(stream->work, stream->work + start, length - start);
     stream->pending = length - start;
     flush_log();
@@ -205,8 +217,9 @@ int main(int argc, char **argv) {
     sigset_t child_signals;
     struct signalfd_siginfo info;
     int signal_fd, children_left = 1;
-    if (argc != 5)
+    if (argc != 5 && argc != 6)
         return 64;
+    flush_partial = argc == 6 && strcmp(argv[5], "partial") == 0;
     log_path = argv[2];
     max_bytes = atoll(argv[3]);
     max_files = atoi(argv[4]) > 0 ? atoi(argv[4]) : 1;
@@ -215,6 +228,7 @@ int main(int argc, char **argv) {
     signal(SIGHUP, SIG_IGN);
     sigemptyset(&child_signals);
     sigaddset(&child_signals, SIGCHLD);
+    sigaddset(&child_signals, SIGUSR1);
     sigprocmask(SIG_BLOCK, &child_signals, NULL);
     signal_fd = signalfd(-1, &child_signals, SFD_CLOEXEC | SFD_NONBLOCK);
     streams[0].name = "stdout";
@@ -249,6 +263,8 @@ int main(int argc, char **argv) {
             continue;
         if (polled[0].revents)
             while (read(signal_fd, &info, sizeof info) > 0) {
+                if (info.ssi_signo == SIGUSR1)
+                    close(STDIN_HOLDER_FD); /* EBADF when there is none: nothing to do */
             }
         for (int index = 0; index < 2; index++)
             if (polled[index + 1].revents)

@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-from minikube_py.runtime import devices, linux, memory_volumes, protocol, seccomp
+from minikube_py.runtime import devices, linux, memory_volumes, monitor, protocol, seccomp
 from minikube_py.runtime.cgroups import CgroupDriver, disable_fast_attach, enable_fast_attach
 from minikube_py.runtime.container import ContainerSpec, SandboxSpec, security_fields
 from minikube_py.runtime.images import ImageStore, resolve_user
@@ -57,6 +57,8 @@ SUPERVISOR_START_TIMEOUT = 10.0
 SUPERVISOR_STOP_TIMEOUT = 10.0
 KILL_WAIT_SECONDS = 10.0
 READ_CHUNK = 256 * 1024  # an exec's output is read this much at a time
+PIPE_BYTES = 1 << 20
+F_SETPIPE_SZ = 1031
 CONSOLE_WAIT_SECONDS = 10.0  # how long nsexec may take to enter a container and send its pty
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SANDBOX_NAMESPACES = ("uts", "ipc", "net")
@@ -185,6 +187,48 @@ class SupervisorClient:
         return self.ping() is not None
 
 
+class ContainerInput:
+    """attach's way into a running container: its TTY's master or its stdin pipe (a descriptor of
+    our own, closed by `close`). The master may be non-blocking (the monitor reads it so): a full
+    terminal buffer is waited out rather than lost."""
+
+    def __init__(self, fd: int, tty: bool):
+        self.fd = fd
+        self.tty = tty
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self.fd < 0:
+                raise BrokenPipeError("the container's input is closed")
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(self.fd, view):]
+                except BlockingIOError:
+                    select.select([], [self.fd], [], 1.0)
+
+    def close_stdin(self) -> None:
+        """A terminal gets end of file as its EOF character; a pipe by closing our end."""
+        if self.tty:
+            with self._lock:
+                if self.fd >= 0:
+                    os.write(self.fd, bytes([termios.tcgetattr(self.fd)[6][termios.VEOF][0]]))
+        else:
+            self.close()
+
+    def resize(self, width: int, height: int) -> None:
+        with self._lock:
+            if self.tty and self.fd >= 0:
+                fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+    def close(self) -> None:
+        with self._lock:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
 def _socket_in_namespace(namespace_path: str, family: int) -> socket.socket:
     """A socket created in another network namespace, by a thread that joins it and then ends."""
     made: list[socket.socket] = []
@@ -223,6 +267,11 @@ class ProcessExecSession:
                                         stderr=subprocess.PIPE, env=environment,
                                         pass_fds=(console_fd,) if console is not None else ())
         self._outputs = {self.process.stdout.fileno(): 1, self.process.stderr.fileno(): 2}
+        for fd in self._outputs:
+            try:
+                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)  # room for a fast writer while a message goes out
+            except OSError:
+                pass
         if console is not None:
             # nsexec sends the master once it has entered the container; if it fails first, it
             # exits and says why on stderr, and the session is one without a terminal.
@@ -269,18 +318,28 @@ class ProcessExecSession:
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     def read(self) -> Iterator[tuple[int, bytes]]:
+        """(1 stdout | 2 stderr, data) until every output closed. What is ready at once is read
+        in one piece (up to READ_CHUNK): a command writing 4 KiB at a time then costs the stream
+        one message per ~256 KiB instead of one per write."""
         open_fds = dict(self._outputs)
         while open_fds:
             readable, _, _ = select.select(list(open_fds), [], [])
             for fd in readable:
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except OSError:  # a pty master reads EIO once the last slave closed
-                    data = b""
+                data = b""
+                while len(data) < READ_CHUNK:
+                    try:
+                        piece = os.read(fd, READ_CHUNK - len(data))
+                    except OSError:  # a pty master reads EIO once the last slave closed
+                        piece = b""
+                    if not piece:
+                        if not data:
+                            del open_fds[fd]
+                        break
+                    data += piece
+                    if not select.select([fd], [], [], 0)[0]:
+                        break
                 if data:
                     yield open_fds[fd], data
-                else:
-                    del open_fds[fd]
 
     def wait(self) -> int:
         code = self.process.wait()
@@ -539,7 +598,7 @@ class LinuxRuntime:
             new_pid_namespace=not sandbox.share_process_namespace,
             mounts=[mount.__dict__ for mount in config.mounts], cgroup_dirs=self._cgroup_dirs(cgroup), cgroup=cgroup,
             log_path=config.log_path, log_max_bytes=config.log_max_bytes, log_max_files=config.log_max_files,
-            **security_fields(config, self.seccomp_programs),
+            stdin=config.stdin or config.tty, tty=config.tty, **security_fields(config, self.seccomp_programs),
         )
         try:
             # A limit the kernel refuses fails after the directory exists: remove it on every failure.
@@ -696,6 +755,36 @@ class LinuxRuntime:
             raise
         finally:
             theirs.close()
+
+    # ---- attach
+
+    def open_container_input(self, container_id: str) -> ContainerInput | None:
+        """Where attach writes: a copy of a TTY container's master (from its monitor, through a
+        pidfd) or the write side of a `stdin: true` container's stdin pipe; None without stdin."""
+        record = self._record(container_id)
+        spec = record.spec
+        if record.status != ContainerStatus.RUNNING or spec is None or not process_alive(record.pid, record.start_time):
+            raise ContainerRuntimeError("ContainerNotRunning", f"container {record.name} ({container_id}) is not running")
+        if spec.tty:
+            if not process_alive(record.monitor_pid, record.monitor_start_time):
+                raise ContainerRuntimeError("ContainerNotRunning", f"container {record.name} has no monitor holding its terminal")
+            pidfd = os.pidfd_open(record.monitor_pid)
+            try:
+                return ContainerInput(linux.pidfd_getfd(pidfd, monitor.STDOUT_FD), tty=True)
+            finally:
+                os.close(pidfd)
+        if spec.stdin:
+            # A pipe reopened through /proc is the same pipe: this is a new write end of it.
+            return ContainerInput(os.open(f"/proc/{record.pid}/fd/0", os.O_WRONLY | os.O_CLOEXEC), tty=False)
+        return None
+
+    def close_container_stdin(self, container_id: str) -> None:
+        """End a `stdin: true` container's input for good (stdinOnce): its monitor drops the write end
+        it holds, so the container reads end of file once attached writers are gone too."""
+        record = self._record(container_id)
+        if record.spec is not None and record.spec.stdin and not record.spec.tty and \
+                process_alive(record.monitor_pid, record.monitor_start_time):
+            os.kill(record.monitor_pid, signal.SIGUSR1)
 
     # ---- port-forward
 

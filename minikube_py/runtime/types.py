@@ -113,6 +113,8 @@ class ContainerConfig:
     seccomp_profile: str = "runtime/default"  # "runtime/default", "unconfined" or "localhost/<absolute path>"
     supplemental_groups: list[int] = field(default_factory=list)  # supplementalGroups, then fsGroup
     devices: list[str] = field(default_factory=list)  # optional devices by name ("fuse"), see runtime/devices.py
+    stdin: bool = False  # keep stdin open for attach (the pod's `stdin`)
+    tty: bool = False  # stdin, stdout and stderr are one terminal (the pod's `tty`)
 
 
 @dataclass
@@ -180,6 +182,15 @@ class ExecSession(Protocol):
     def kill(self) -> None: ...
 
 
+class ContainerInput(Protocol):
+    """Where attach writes: `write`, `close_stdin` (end of input), `resize` (TTY), `close`."""
+
+    def write(self, data: bytes) -> None: ...
+    def close_stdin(self) -> None: ...
+    def resize(self, width: int, height: int) -> None: ...
+    def close(self) -> None: ...
+
+
 class Runtime(Protocol):
     def start(self) -> None:
         """Make the node ready: supervisor running, bridge up, cluster cgroup parent created."""
@@ -227,6 +238,12 @@ class Runtime(Protocol):
     def exec_sync(self, container_id: str, argv: list[str], timeout: float) -> ExecResult: ...
 
     def exec_stream(self, container_id: str, argv: list[str], tty: bool = False) -> ExecSession: ...
+
+    def open_container_input(self, container_id: str) -> "ContainerInput | None":
+        """attach's input: a TTY container's terminal or a `stdin: true` container's stdin."""
+
+    def close_container_stdin(self, container_id: str) -> None:
+        """End a `stdin: true` container's input for good (stdinOnce)."""
 
     def connect_in_sandbox(self, sandbox: Sandbox, port: int, timeout: float) -> socket.socket:
         """A TCP connection to localhost:port in the pod's network namespace (port-forward)."""

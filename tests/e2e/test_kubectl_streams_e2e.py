@@ -1,6 +1,7 @@
 """The real kubectl v1.32 and the official Python client stream into real pods over WebSocket:
-exec with exit codes, `exec -it` through a pty, `cp` both ways, port-forward (kubectl's SPDY
-tunnel, the Python client's and our CLI's channel protocol), and the Python client's exec.
+exec with exit codes, `exec -it` through a pty, `run -it --rm`, `attach` (stdinOnce), `cp` both
+ways, port-forward (kubectl's SPDY tunnel, the Python client's and our CLI's channel protocol),
+and the Python client's exec.
 
 Skipped without root (real pods) or without `kubectl` on PATH. One cluster with a TLS port; kubectl
 runs through the context `start` merged into the cluster's own KUBECONFIG.
@@ -49,6 +50,20 @@ spec:
     - name: main
       image: busybox
       command: ["sh", "-c", "mkdir /www && echo hello from web > /www/index.html && exec httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: reader
+spec:
+  terminationGracePeriodSeconds: 1
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "while read line; do echo got $line; done; echo input ended"]
+      stdin: true
+      stdinOnce: true
 """
 
 
@@ -63,10 +78,28 @@ def cluster():
         running.apply(BOX)
         running.wait_running("box")
         running.wait_running("web")
+        running.wait_running("reader")
         yield running
     finally:
         leftovers = running.stop()
         assert not leftovers, f"cluster {running.name} left these on the host after stop: {leftovers}"
+
+
+SHELL = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: attached
+spec:
+  terminationGracePeriodSeconds: 1
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh"]
+      stdin: true
+      tty: true
+"""
 
 
 def test_kubectl_exec_passes_stdout_stderr_and_the_exit_code(cluster):
@@ -142,6 +175,44 @@ def test_exec_it_gives_the_command_a_terminal_of_the_containers_own(cluster, cli
     assert b"answer=42" in output and b"/dev/pts/0" in output
     terminal.type("exit 5\r")
     assert terminal.exit_code() == 5
+
+
+def test_kubectl_run_it_rm_attaches_to_a_new_pods_terminal_and_deletes_it(cluster):
+    terminal = Terminal([KUBECTL, "run", "-it", "--rm", "--restart=Never", "--image=busybox", "shell", "--", "sh"],
+                        cluster.env)
+    terminal.expect(b"try pressing enter")
+    terminal.type("\r")
+    terminal.expect(b"# ")
+    terminal.type("echo answer=$((6*7)); stty size\r")
+    output = terminal.expect(b"30 100")
+    assert b"answer=42" in output
+    terminal.type("exit 0\r")
+    assert terminal.exit_code() == 0
+    assert b'pod "shell" deleted' in terminal.output
+    assert cluster.client.raw.list("pods", "default", field_selector="metadata.name=shell")["items"] == []
+
+
+def test_stdin_once_closes_the_containers_input_after_the_first_attach(cluster):
+    result = cluster.kubectl("attach", "-i", "reader", input="one\ntwo\n")
+    assert result.stdout == "got one\ngot two\ninput ended\n"
+    cluster.wait_pod("reader", lambda pod: pod["status"].get("phase") == "Succeeded", "the reader to finish")
+    piped = cluster.kubectl("run", "-i", "--rm", "--restart=Never", "--image=busybox", "cat", "--", "cat",
+                            input="through kubectl run\n")
+    assert piped.stdout.startswith("through kubectl run\n") and 'pod "cat" deleted' in piped.stdout
+
+
+def test_our_cli_attaches_to_a_terminal(cluster):
+    cluster.apply(SHELL)
+    cluster.wait_running("attached")
+    terminal = Terminal(["python3", "-m", "minikube_py", "attach", "-it", "attached"], cluster.env)
+    terminal.expect(b"try pressing enter")
+    terminal.type("\r")
+    terminal.expect(b"# ")
+    terminal.type("echo attached=$((2*21))\r")
+    terminal.expect(b"attached=42")
+    terminal.type("exit\r")
+    assert terminal.exit_code() == 0
+    cluster.cli("delete", "pod", "attached")
 
 
 def test_kubectl_cp_copies_10_mb_both_ways_intact(cluster, tmp_path):

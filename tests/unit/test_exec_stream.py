@@ -281,6 +281,14 @@ def test_v1_and_base64_protocols_send_the_error_as_text(api):
                                    b"[false], exit code 1")
 
 
+def test_attach_is_served_like_exec_without_a_command(api):
+    channels = open_stream(api, "container=main&stdin=true&stdout=true&tty=true", subresource="attach")
+    session = session_of(api)
+    session.finish(0)
+    read_all(channels)
+    assert api.node_proxy.requests == [("attach", "main", True, True)]
+
+
 def test_the_client_transport_speaks_the_same_protocol(api):
     transport = HttpTransport(socket_path=api.socket_path)
     stream = transport.exec("default", "web", None, ["sh"], tty=True, stdin=True)
