@@ -15,7 +15,7 @@ import pytest
 from minikube_py.runtime.images import platforms
 from minikube_py.runtime.images.store import busybox_layer
 from tests.e2e.cluster import Cluster
-from tests.e2e.registry import LocalRegistry, OciLayout, layer_tar
+from harness.registry import LocalRegistry, OciLayout, layer_tar
 
 BUSYBOX = shutil.which("busybox") or "/usr/bin/busybox"
 CREDENTIALS = ("alice", "s3cret-pass")

@@ -1,4 +1,4 @@
-"""A real OCI registry on 127.0.0.1 for the image tests (Debian's docker-registry, distribution
+"""A real OCI registry on 127.0.0.1 for the image tests and benchmarks (Debian's docker-registry,
 v2.8), started on a free port with its own config and storage, plain HTTP or TLS + htpasswd, and
 images for it built here from busybox-static as OCI layouts and copied in with skopeo."""
 
