@@ -140,3 +140,21 @@ def test_a_config_that_differs_from_its_digest_is_refused_and_nothing_recorded(r
     with pytest.raises(PullError):
         puller.pull("reg.test/app:v1")
     assert puller.store.list() == []
+
+
+def test_a_download_cut_while_unpacking_resumes_from_what_was_kept(registry, puller):
+    publish(registry, "v1", [Layer().file("big", os.urandom(300_000)).bytes()], ["x"])
+    layer = next(d for d, blob in registry.blobs.items() if blob[:2] == b"\x1f\x8b")
+    original, cut = registry.handler, []
+
+    def cutting(request):
+        if request.url.path.endswith(layer) and not cut:
+            cut.append(1)  # the first answer for the layer stops half-way
+            return httpx.Response(200, content=registry.blobs[layer][: len(registry.blobs[layer]) // 2])
+        return original(request)
+
+    puller.client.transport = httpx.MockTransport(cutting)
+    assert puller.pull("reg.test/app:v1").image.layers
+    ranges = [r.headers["Range"] for r in registry.requests if "Range" in r.headers]
+    assert ranges == [f"bytes={len(registry.blobs[layer]) // 2}-"]
+    assert os.listdir(puller.store.ingest_directory) == []

@@ -171,6 +171,26 @@ class Puller:
             repository.fetch_blob(digest, size, path, self.store.partial_path(digest))
         return self.store.read_blob(digest)
 
+    def _stream_layer(self, repository: Repository, name: str, state: LayerProgress, diff_id: str, partial: str,
+                      on_bytes) -> None:
+        """Unpack a layer while it downloads; its blob is checked before the layer is kept.
+
+        A layer the unpacker refuses is refused for good only when the blob itself was whole and
+        matched its digest; a damaged transfer raises RegistryError, so the caller fetches again.
+        """
+        reader = repository.stream_blob(state.digest, state.size, partial, on_bytes)
+        try:
+            self.store.add_layer(reader, f"layer {state.digest} of {name}", diff_id, state.digest, verify=reader.verify)
+        except ImageStoreError:
+            if not reader.file.closed:
+                reader.verify()  # raises RegistryError when the bytes were damaged in transit
+            if os.path.exists(partial):
+                os.unlink(partial)  # the blob is fine and its layer is not: nothing to resume
+            raise
+        finally:
+            reader.close()
+        os.unlink(partial)
+
     def _fetch_layers(self, repository: Repository, name: str, layers: list[dict], diff_ids: list[str],
                       progress) -> int:
         states = [LayerProgress(str(layer.get("digest", "")), int(layer.get("size") or 0), 0, "waiting") for layer in layers]
@@ -199,6 +219,20 @@ class Puller:
                     state.state, state.done = "downloading", held
                     report(index)
 
+                if not os.path.exists(blob) and not os.path.exists(partial):
+                    # The common case: unpack while downloading, the blob kept only as a partial
+                    # file until its digest is checked (and resumable if the pull is cut).
+                    try:
+                        self._stream_layer(repository, name, state, diff_id, partial, on_bytes)
+                        downloaded[index] = state.size
+                        state.state, state.done = "complete", state.size
+                        report(index)
+                        return
+                    except RegistryError as error:
+                        if error.kind not in ("invalid", "unavailable"):
+                            raise
+                        # Cut short (the partial file resumes) or damaged (dropped): fetch it whole.
+                    resumed_from = os.path.getsize(partial) if os.path.exists(partial) else 0
                 if not os.path.exists(blob):
                     try:
                         repository.fetch_blob(state.digest, state.size, blob, partial, on_bytes)

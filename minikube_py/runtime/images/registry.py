@@ -15,6 +15,7 @@ while hashing and kept only when size and digest match. Connection errors, timeo
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import threading
@@ -214,6 +215,13 @@ class Repository:
                                            f"digest {actual}, not the {size} bytes the manifest names; refusing it")
         os.replace(partial, destination)
 
+    def stream_blob(self, digest: str, size: int, partial: str,
+                    progress: Callable[[int], None] | None = None) -> "BlobReader":
+        """The blob as a readable stream, copied into `partial` as it is read (so a cut pull can
+        resume from it); `BlobReader.verify()` checks size and digest once everything is read."""
+        response = self._send("GET", "blobs", digest, {}, what=f"blob {digest} of {self.reference}")
+        return BlobReader(response, digest, size, partial, f"blob {digest} of {self.reference}", progress)
+
     # ---- requests, endpoints and auth ----------------------------------------------------------
 
     def _send(self, method: str, kind: str, object_name: str, headers: dict, what: str) -> httpx.Response:
@@ -341,6 +349,61 @@ class Repository:
             return str(token.get("token") or token["access_token"])
         except (ValueError, KeyError, AttributeError):
             raise RegistryError("invalid", f"{what}: token server {parameters['realm']} sent no token") from None
+
+
+class BlobReader(io.RawIOBase):
+    """A blob download read as a stream (by the layer unpacker), hashed and kept in a partial file."""
+
+    def __init__(self, response: httpx.Response, digest: str, size: int, partial: str, what: str,
+                 progress: Callable[[int], None] | None):
+        self.response, self.digest, self.size, self.partial, self.what = response, digest, size, partial, what
+        self.progress = progress
+        self.chunks = response.iter_bytes(CHUNK)
+        self.hash = hashlib.sha256()
+        self.count = 0
+        self.pending = b""
+        self.file = open(partial, "wb")
+        os.fchmod(self.file.fileno(), 0o600)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.pending:
+            try:
+                chunk = next(self.chunks, b"")
+            except httpx.HTTPError as error:
+                raise RegistryError("unavailable", f"{self.what}: {error or type(error).__name__}") from None
+            if chunk:
+                self.hash.update(chunk)
+                self.file.write(chunk)
+                self.count += len(chunk)
+                if self.progress is not None:
+                    self.progress(self.count)
+            self.pending = chunk
+        data, self.pending = self.pending[: len(buffer)], self.pending[len(buffer):]
+        buffer[: len(data)] = data
+        return len(data)
+
+    def verify(self) -> None:
+        """Read what the unpacker left, then check size and digest (a mismatch drops the partial file)."""
+        while self.readinto(bytearray(CHUNK)):
+            pass
+        self.file.close()
+        actual = "sha256:" + self.hash.hexdigest()
+        if self.size and self.count < self.size:
+            # Cut short: the partial file stays, the next fetch resumes from it.
+            raise RegistryError("unavailable", f"{self.what}: got {self.count} of {self.size} bytes")
+        if (self.size and self.count != self.size) or actual != self.digest:
+            os.unlink(self.partial)
+            raise RegistryError("invalid", f"{self.what}: the registry sent {self.count} bytes with digest {actual}, "
+                                           f"not the {self.size} bytes the manifest names; refusing it")
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.response.close()
+        super().close()
 
 
 def _read_error_body(response: httpx.Response) -> str:

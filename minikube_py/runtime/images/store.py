@@ -40,7 +40,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from minikube_py.runtime.images import reference as references
 from minikube_py.runtime.images.archives import ArchiveError, ArchiveReader, LayerOpener, images_in
@@ -296,11 +296,12 @@ class ImageStore:
             return 0
 
     def add_layer(self, stream: IO[bytes], source: str, expected_diff_id: str | None = None,
-                  blob_digest: str = "") -> str:
+                  blob_digest: str = "", verify: Callable[[], None] | None = None) -> str:
         """Unpack a layer stream unless its diffID is here; returns the diffID.
 
         With `expected_diff_id` (from an image config) a present layer is not read at all, and a
-        stream whose uncompressed digest differs is refused.
+        stream whose uncompressed digest differs is refused. `verify` runs after the unpack and
+        before the layer is kept (a streamed download's digest check): raising drops the layer.
         """
         if expected_diff_id and self.has_layer(expected_diff_id):
             return expected_diff_id
@@ -315,6 +316,8 @@ class ImageStore:
             if expected_diff_id and unpacked.diff_id != expected_diff_id:
                 raise ImageStoreError(f"{source}: its content has digest {unpacked.diff_id}, not the diffID "
                                       f"{expected_diff_id} its image config names; refusing the layer")
+            if verify is not None:
+                verify()
             _write_json(os.path.join(staging, "layer.json"), {"diffId": unpacked.diff_id, "size": unpacked.size,
                                                               "blob": blob_digest, "unpacked": time.time()})
             with self.locked(f"layer-{unpacked.diff_id.removeprefix('sha256:')[:16]}"):
