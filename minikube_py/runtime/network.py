@@ -33,6 +33,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
@@ -57,6 +58,8 @@ RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1  # the main table, "proto 
 NLMSG_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr: length, type, flags, sequence, port id
 NLMSG_ERROR_CODE = struct.Struct("=i")  # struct nlmsgerr starts with the (negative) errno, 0 for an ack
 NETLINK_BATCH_TIMEOUT_SECONDS = 10.0
+# How long a removed pod's host veth may outlive the pod before it is deleted by hand.
+RELEASED_VETH_GRACE_SECONDS = 5.0
 
 T = TypeVar("T")
 
@@ -189,6 +192,10 @@ class PodNetwork:
         self.alias_prefix = f"{ALIAS_PREFIX}/{cluster_name}/"
         self._cached_bridge_index: int | None = None
         self._thread_sockets = threading.local()
+        # Host veths of removed pods that the kernel is to take away with their namespaces:
+        # name -> when to check. `_veth_names` is held while a name is created or checked.
+        self._released: dict[str, float] = {}
+        self._veth_names = threading.Lock()
 
     @contextmanager
     def _host_netlink(self) -> Iterator[IPRoute]:
@@ -270,7 +277,9 @@ class PodNetwork:
             raise ContainerRuntimeError("CreatePodSandboxError", f"pod IP {ip} is outside the pod CIDR {self.network}")
         ifalias = f"{self.alias_prefix}{alias}"
         with self._host_netlink() as ipr:
-            name = self._add_veth(ipr, sandbox_id, pid, ifalias, pod_mac(ip))
+            with self._veth_names:
+                name = self._add_veth(ipr, sandbox_id, pid, ifalias, pod_mac(ip))
+                self._released.pop(name, None)
             try:
                 host_end = ipr.link("get", ifname=name)[0]
                 ipr.link("set", index=host_end["index"], ifalias=ifalias)
@@ -374,6 +383,27 @@ class PodNetwork:
                 return ""
 
         return _in_network_namespace(pid, pod_side)
+
+    def release_with_namespace(self, host_veth_name: str) -> None:
+        """The pod's last process is gone: the kernel deletes its veth pair with its network
+        namespace, many namespaces in one batch. Deleting the veth here instead costs about 40 ms
+        under the kernel's RTNL lock, one pod after the other, which made a node's scale-down wait
+        on it. Should anything still hold the namespace, `sweep_released` deletes the veth after
+        RELEASED_VETH_GRACE_SECONDS."""
+        with self._veth_names:
+            self._released[host_veth_name] = time.monotonic() + RELEASED_VETH_GRACE_SECONDS
+
+    def sweep_released(self) -> None:
+        """Delete the released veths that outlived their grace period; cheap when none is due."""
+        now = time.monotonic()
+        with self._veth_names:
+            if not any(deadline <= now for deadline in self._released.values()):
+                return
+            due = [name for name, deadline in self._released.items() if deadline <= now]
+            with self._host_netlink() as ipr:
+                for name in due:
+                    del self._released[name]
+                    _delete_link(ipr, ipr.link_lookup(ifname=name))
 
     def detach(self, host_veth_name: str) -> None:
         """Delete a pod's host veth (its peer goes with it). Idempotent."""

@@ -123,6 +123,36 @@ def test_pods_on_the_bridge_answer_the_host_and_each_other(network, sandboxes):
     assert not ping(first_ip)
 
 
+def test_a_released_veth_goes_with_its_namespace_and_one_whose_namespace_lives_on_is_swept(network, sandboxes, monkeypatch):
+    from minikube_py.runtime import network as network_module
+
+    monkeypatch.setattr(network_module, "RELEASED_VETH_GRACE_SECONDS", 0.2)
+    ended, held = sandboxes(), sandboxes()
+    ended_veth = network.attach("sandbox-ended", ended.pid, f"{SUBNET}.30", "default/ended")
+    held_veth = network.attach("sandbox-held", held.pid, f"{SUBNET}.31", "default/held")
+    ended.kill()
+    ended.wait()
+    network.release_with_namespace(ended_veth)
+    network.release_with_namespace(held_veth)  # its namespace still has a process: the sweep must delete it
+    wait_for(lambda: ended_veth not in network.list_veths(), 10, "the kernel removes the veth of a dead namespace")
+    assert held_veth in network.list_veths()
+    time.sleep(0.2)
+    network.sweep_released()
+    assert network.list_veths() == []
+
+
+def test_a_veth_made_again_under_a_released_name_is_not_swept(network, sandboxes, monkeypatch):
+    from minikube_py.runtime import network as network_module
+
+    monkeypatch.setattr(network_module, "RELEASED_VETH_GRACE_SECONDS", 0.0)
+    old, new = sandboxes(), sandboxes()
+    name = network.attach("sandbox-reborn", old.pid, f"{SUBNET}.32", "default/reborn")
+    network.release_with_namespace(name)
+    assert network.attach("sandbox-reborn", new.pid, f"{SUBNET}.32", "default/reborn") == name
+    network.sweep_released()
+    assert network.list_veths() == [name]
+
+
 def test_attaching_the_same_sandbox_again_replaces_its_leftover_veth(network, sandboxes):
     old, new = sandboxes(), sandboxes()
     name = network.attach("sandbox-again", old.pid, f"{SUBNET}.20", "default/again")
