@@ -130,9 +130,10 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             self._helpers.append(thread)
 
     def stop(self, stop_pods: bool = False, grace_period: float | None = None, timeout: float = 5.0) -> None:
-        """Stop following the API; with `stop_pods`, first stop every container gracefully and remove
-        every sandbox (the pods stay in the API, and start again on the next start). `grace_period`,
-        when given, replaces every pod's terminationGracePeriodSeconds (`stop --grace-period`)."""
+        """Stop following the API; with `stop_pods`, first stop every container gracefully (the pods
+        stay in the API, and start again on the next start) and leave their sandboxes to the
+        runtime's `shutdown(remove_all=True)`, which must follow. `grace_period`, when given,
+        replaces every pod's terminationGracePeriodSeconds (`stop --grace-period`)."""
         if stop_pods:
             self._stop_all_pods(grace_period)
         super().stop(timeout)

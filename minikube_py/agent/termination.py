@@ -180,17 +180,25 @@ class PodTermination:
             pass  # gone already, or the name now belongs to another pod
 
     def _release_pod_resources(self, record: PodRecord) -> None:
-        """Containers, sandbox, IP and tmpfs volumes go; logs (the pod directory) stay until the pod is deleted."""
+        """Containers, sandbox, IP and tmpfs volumes go; logs (the pod directory) stay until the pod is deleted.
+
+        When the whole node stops, the stopped pod's sandbox (its pause process, cgroups and
+        veth) is left to the runtime's shutdown, which removes every sandbox of the node in one
+        pass right after (`LinuxRuntime.shutdown(remove_all=True)`): taking a thousand of them
+        apart one by one first would only make `stop` wait.
+        """
         self.probes.remove_pod(record.uid)
-        self._remove_sandbox(record)
+        node_stopping = record.termination is not None and record.termination.why is Why.NODE_STOPPING
+        self._remove_sandbox(record, discard=not node_stopping)
         self.ipam.release(record.uid)
         self.volumes.tear_down(record.pod, podfiles.pod_dir(self.config.home, record.uid))
 
-    def _remove_sandbox(self, record: PodRecord) -> None:
+    def _remove_sandbox(self, record: PodRecord, discard: bool = True) -> None:
         for container_record in record.running_records():
             self._record_exit(record, container_record, self._lost(container_record))
         sandbox, record.sandbox = record.sandbox, None
-        self._discard_sandbox(record.uid, sandbox)
+        if discard:
+            self._discard_sandbox(record.uid, sandbox)
 
     def _discard_sandbox(self, pod_uid: str, sandbox: Sandbox | None) -> None:
         """Remove the sandbox (killing what runs in it) and every container record of the pod;

@@ -477,6 +477,9 @@ def decode_reply(request: Request, line: bytes) -> Reply:
 
 @dataclass
 class ContainerExited:
+    """A container's process ended. The record comes without its spec (`spec` None): subscribers
+    need its state, and a node stopping a thousand pods should not send each one's spec again."""
+
     event: ClassVar[str] = "exited"
     container: ContainerRecord
 

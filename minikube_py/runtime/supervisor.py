@@ -27,6 +27,7 @@ event loop's state; the wire types live in protocol.py and the monitor in monito
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import fcntl
 import json
@@ -393,7 +394,7 @@ class Supervisor:
                 self._send(connection, message)
 
     def _announce(self, container: ContainerRecord) -> None:
-        self._broadcast(protocol.ContainerExited(container))
+        self._broadcast(protocol.ContainerExited(dataclasses.replace(container, spec=None)))
         for waiter in [waiter for waiter in self.waiters if waiter.container_id == container.id]:
             self.waiters.remove(waiter)
             self._send(waiter.connection, protocol.encode_reply(protocol.ContainerReply(container)))

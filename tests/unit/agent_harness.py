@@ -42,6 +42,11 @@ class AgentHarness:
         again.start()
         return again
 
+    def stop_node(self) -> None:
+        """`minikube-py stop` as the daemon does it: every pod stopped, then the runtime's one-pass removal."""
+        self.agent.stop(stop_pods=True)
+        self.runtime.shutdown(remove_all=True)
+
     def sync(self) -> None:
         self.agent.run_until_idle()
 

@@ -59,7 +59,7 @@ def test_a_pod_whose_pause_vanished_gets_a_new_sandbox_and_its_containers_restar
 def test_pods_stopped_with_the_cluster_start_again_with_one_more_restart(harness):
     uid = harness.create_pod("web", [{"name": "main"}])
     harness.sync()
-    harness.agent.stop(stop_pods=True)
+    harness.stop_node()
     assert harness.runtime.sandboxes == {} and harness.ipam.allocations() == {}
 
     again = harness.restarted()
@@ -143,7 +143,7 @@ def test_logs_survive_a_cluster_stop_and_leftover_pod_directories_are_removed_on
     harness.sync()
     leftover = harness.home_path / "pods" / "not-a-pod-any-more"
     leftover.mkdir(parents=True)
-    harness.agent.stop(stop_pods=True)
+    harness.stop_node()
     assert (harness.home_path / "pods" / uid).is_dir()
 
     again = harness.restarted()

@@ -194,7 +194,7 @@ def test_pods_stopped_with_the_cluster_run_their_init_containers_again(harness):
     uid = create_initializing_pod(harness)
     harness.sync()
     complete_init_containers(harness, uid)
-    harness.agent.stop(stop_pods=True)
+    harness.stop_node()
 
     again = harness.restarted()
     assert started_names(again, uid)[-1] == "init-a"
