@@ -14,6 +14,7 @@ own modules.
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
 import hashlib
 import os
@@ -56,6 +57,7 @@ from minikube_py.runtime.types import (
 SUPERVISOR_START_TIMEOUT = 10.0
 SUPERVISOR_STOP_TIMEOUT = 10.0
 KILL_WAIT_SECONDS = 10.0
+PARALLEL_REMOVALS = 8  # threads deleting container directories when the node stops
 READ_CHUNK = 256 * 1024  # an exec's output is read this much at a time
 PIPE_BYTES = 1 << 20
 F_SETPIPE_SZ = 1031
@@ -88,6 +90,26 @@ def state_from_record(record: ContainerRecord) -> ContainerState:
         started_at=record.started_at, finished_at=record.finished_at, exit_code=record.exit_code,
         signal=record.signal, oom_killed=record.oom_killed, log_path=record.log_path, cgroup=record.cgroup,
     )
+
+
+def remove_trees_in_parallel(directories: list[str]) -> None:
+    """Delete whole directories, their entries on several threads at once.
+
+    A container's directory is a dozen files and directories; deleting a thousand of them one
+    after the other waits on the filesystem's metadata writes for seconds, while different parent
+    directories can be worked on at the same time.
+    """
+    entries = []
+    for directory in directories:
+        try:
+            entries += [os.path.join(directory, entry) for entry in os.listdir(directory)]
+        except FileNotFoundError:
+            continue
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL_REMOVALS, thread_name_prefix="remove") as pool:
+        for _ in pool.map(lambda path: shutil.rmtree(path, ignore_errors=True), entries):
+            pass
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def sandbox_exit_state(record: SandboxRecord) -> ContainerState:
@@ -873,8 +895,7 @@ class LinuxRuntime:
             self.network.detach(host_veth)
         self.network.remove_bridge()
         disable_fast_attach(self.home)
-        for directory in ("containers", "sandboxes"):
-            shutil.rmtree(os.path.join(self.home, directory), ignore_errors=True)
+        remove_trees_in_parallel([os.path.join(self.home, directory) for directory in ("containers", "sandboxes")])
 
     def _wait_for_monitors(self, timeout: float = KILL_WAIT_SECONDS) -> None:
         """Wait until no container monitor of this home runs (found in /proc by its binary)."""

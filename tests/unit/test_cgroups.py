@@ -209,6 +209,22 @@ def test_kill_all_signals_processes_in_the_cgroup_and_its_children(v1_root):
     assert child.returncode == -signal.SIGKILL
 
 
+def test_v1_kill_all_reads_only_the_pids_hierarchy(v1_root):
+    driver = CgroupDriver.detect(v1_root)
+    driver.create(CONTAINER)
+    child, reaper = sleeping_child()
+    bystander, bystander_reaper = sleeping_child()  # listed where kill_all must not look
+    try:
+        write(os.path.join(v1_root, "pids", CONTAINER, "cgroup.procs"), f"{child.pid}\n")
+        write(os.path.join(v1_root, "memory", CONTAINER, "cgroup.procs"), f"{bystander.pid}\n")
+        assert driver.kill_all(POD, signal.SIGKILL) == 1
+        reaper.join(timeout=10)
+        assert child.returncode == -signal.SIGKILL and bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander_reaper.join(timeout=10)
+
+
 def test_v2_kill_all_uses_cgroup_kill_for_sigkill(v2_root):
     driver = CgroupDriver.detect(v2_root)
     driver.create(CONTAINER)
