@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import fcntl
 import hashlib
+import logging
 import os
 import select
 import shutil
@@ -64,6 +65,7 @@ F_SETPIPE_SZ = 1031
 CONSOLE_WAIT_SECONDS = 10.0  # how long nsexec may take to enter a container and send its pty
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SANDBOX_NAMESPACES = ("uts", "ipc", "net")
+log = logging.getLogger(__name__)
 BUSYBOX_BINARY = "/usr/bin/busybox"
 
 
@@ -380,7 +382,8 @@ class LinuxRuntime:
     """Pods as real processes: pause + containers forked by the supervisor, cgroups, veths, overlay roots."""
 
     def __init__(self, cluster_name: str, home: str, pod_cidr: str, cgroups: CgroupDriver | None = None,
-                 network: PodNetwork | None = None, images: ImageStore | None = None):
+                 network: PodNetwork | None = None, images: ImageStore | None = None,
+                 image_gc_percent: tuple[float, float] = (85, 80)):
         self.cluster_name = cluster_name
         self.home = os.path.abspath(home)
         self.pod_cidr = pod_cidr
@@ -392,6 +395,9 @@ class LinuxRuntime:
         self._puller: Puller | None = None
         self._registries_stamp: tuple[float, int] | None = None
         self._puller_lock = threading.Lock()
+        # Kubelet's imageGCHighThresholdPercent / imageGCLowThresholdPercent, checked every 5 minutes.
+        self.image_gc_percent = image_gc_percent
+        self._image_gc_stop = threading.Event()
         self.supervisor = SupervisorClient(self.home)
         self.seccomp_programs = seccomp.ProgramCache(os.path.join(self.home, "cache", "seccomp"))
         self.pause_binary = ""
@@ -438,6 +444,19 @@ class LinuxRuntime:
             # A supervisor of another release (an upgrade): ours takes over from it (supervisor.py).
             self._start_supervisor(take_over_from=running.pid)
         self._subscribe()
+        self._image_gc_stop.clear()
+        threading.Thread(target=self._image_gc_loop, name="image-gc", daemon=True).start()
+
+    def _image_gc_loop(self, interval: float = 300) -> None:
+        high, low = self.image_gc_percent
+        while not self._image_gc_stop.wait(interval):
+            try:
+                removed, freed = self.images.collect_garbage(high, low)
+            except Exception:  # a broken store must not end the loop: logged, tried again later
+                log.exception("image garbage collection failed")
+                continue
+            if removed:
+                log.info("image garbage collection removed %d images, %d bytes", len(removed), freed)
 
     def _start_supervisor(self, take_over_from: int | None = None) -> None:
         """Launch the supervisor detached; it signals readiness by writing one line on a pipe."""
@@ -607,6 +626,7 @@ class LinuxRuntime:
         if not config.argv:
             raise ContainerRuntimeError("CreateContainerError", f"container {config.name}: no command given and the image has none")
         image = self.images.resolve(config.image)
+        self.images.mark_used(image.id)
         container_id = container_id_for(sandbox.id, config.name, config.attempt)
         cgroup = f"{sandbox.cgroup}/{container_id}"
         namespaces = [[kind, sandbox.namespace_path(kind)] for kind in SANDBOX_NAMESPACES]
@@ -874,6 +894,7 @@ class LinuxRuntime:
     # ---- shutdown
 
     def shutdown(self, remove_all: bool) -> None:
+        self._image_gc_stop.set()
         with self._subscription_lock:
             if self._subscription is not None:
                 self._subscription.close()

@@ -200,3 +200,32 @@ def test_merged_reads_honour_an_upper_whiteout(store, tmp_path):
     from minikube_py.runtime.images.store import read_image_file
     assert read_image_file(store.resolve("wh:1").layers, "etc/passwd") == ""
     assert OverlayWhiteouts.is_whiteout(os.path.join(store.resolve("wh:1").layers[1], "etc", "passwd"))
+
+
+def test_garbage_collection_at_the_high_threshold_removes_unused_images_least_recently_used_first(store, tmp_path):
+    first, second = two_images_sharing_a_base(tmp_path)
+    store.load_archive(first)
+    store.load_archive(second)
+    one, two = store.resolve("one:1"), store.resolve("two:1")
+    os.utime(store._record_path(one.id), (1, 1))  # "one" was used long ago, "two" a little later
+    os.utime(store._record_path(two.id), (2, 2))
+    store.disk_usage = lambda: (84.9, 100)
+    assert store.collect_garbage(85, 80) == ([], 0), "below the high threshold nothing goes"
+    store.disk_usage = lambda: (85.1, 100)  # down to 85 % of 100 bytes: "one"'s own layer (1 byte) is enough
+    removed, freed = store.collect_garbage(85, 85)
+    assert removed == [one.id] and freed >= 1
+    assert not store.has("one:1") and store.has("two:1") and os.path.isdir(two.layers[0])
+
+
+def test_garbage_collection_keeps_images_in_use_busybox_and_recent_ones(store, tmp_path):
+    first, _ = two_images_sharing_a_base(tmp_path)
+    store.load_archive(first)
+    store.disk_usage = lambda: (99.0, 10**12)
+    assert store.collect_garbage(85, 80) == ([], 0), "used within the last two minutes"
+    image = store.resolve("one:1")
+    os.utime(store._record_path(image.id), (1, 1))
+    container = os.path.join(store.home, "containers", "c1")
+    os.makedirs(container)
+    with open(os.path.join(container, "state.json"), "w") as file:
+        json.dump({"spec": {"layers": image.layers}}, file)
+    assert store.collect_garbage(85, 80) == ([], 0), "a container stacks its layers"

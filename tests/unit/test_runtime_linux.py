@@ -364,7 +364,8 @@ class RecordingCgroups:
 
 
 def runtime_without_root(tmp_path) -> tuple[LinuxRuntime, Sandbox]:
-    images = SimpleNamespace(resolve=lambda reference: SimpleNamespace(reference=reference, layers=["/layers/base"]))
+    images = SimpleNamespace(resolve=lambda reference: SimpleNamespace(reference=reference, layers=["/layers/base"], id="sha256:1"),
+                             mark_used=lambda image_id: None)
     runtime = LinuxRuntime("unit", str(tmp_path), "10.240.0.0/24", cgroups=RecordingCgroups(), images=images)
     sandbox = Sandbox(id="pod-1", pod_name="web", namespace="default", pause_pid=os.getpid(),
                       pause_start_time=linux.process_start_time(os.getpid()), ip="10.240.0.5", host_veth="",

@@ -537,6 +537,51 @@ class ImageStore:
                     os.unlink(path)
         return freed
 
+    # --- garbage collection at disk thresholds ---------------------------------------------------
+
+    def disk_usage(self) -> tuple[float, int]:
+        """(percent used, total bytes) of the file system the store is on."""
+        disk = os.statvfs(self.directory)
+        total = disk.f_blocks * disk.f_frsize
+        return (100.0 * (total - disk.f_bavail * disk.f_frsize) / total if total else 0.0), total
+
+    def mark_used(self, image_id: str) -> None:
+        """Note that a container started from the image now (the record's mtime: garbage collection's order)."""
+        try:
+            os.utime(self._record_path(image_id))
+        except FileNotFoundError:
+            pass
+
+    def collect_garbage(self, high_percent: float = 85, low_percent: float = 80,
+                        keep: set[str] | None = None, min_age_seconds: float = 120) -> tuple[list[str], int]:
+        """Kubelet's image garbage collection: when the disk under the store is `high_percent`
+        full, remove images no container uses, least recently used first (each unused for at
+        least `min_age_seconds`), until it is below `low_percent`. Returns (ids, bytes freed)."""
+        usage, total = self.disk_usage()
+        if usage < high_percent:
+            return [], 0
+        to_free = (usage - low_percent) / 100 * total
+        in_use = self.layers_in_use()
+        keep_ids = {self._image_id_for(ref) for ref in (keep or set())} | {self._image_id_for(BUSYBOX_REFERENCE)}
+        candidates = []
+        for image_id, record in self._records().items():
+            layers = {os.path.join(self.layer_directory(diff_id), "root") for diff_id in record["diffIds"]}
+            last_used = os.stat(self._record_path(image_id)).st_mtime
+            if image_id in keep_ids or layers & in_use or time.time() - last_used < min_age_seconds:
+                continue
+            candidates.append((last_used, image_id))
+        removed, freed = [], 0
+        for _, image_id in sorted(candidates):
+            if freed >= to_free:
+                break
+            with self.locked():
+                tags = {name: value for name, value in self._tags().items() if value != image_id}
+                self._write_tags(tags)
+                os.unlink(self._record_path(image_id))
+            removed.append(image_id)
+            freed += self.remove_unused_layers()
+        return removed, freed
+
     # --- images made here -----------------------------------------------------------------------
 
     def ensure_busybox(self, busybox_path: str = "/usr/bin/busybox") -> Image:
