@@ -100,7 +100,8 @@ def describe_containers(writer: DescribeWriter, title: str, containers: list[dic
             if container.get(field):
                 writer.write(2, f"{label}:")
                 for word in container[field]:
-                    writer.write(3, word)
+                    for line in word.split("\n"):  # kubectl indents every line of a multi-line argument
+                        writer.write(3, line)
         if status is not None:
             describe_state(writer, "State", status.get("state") or {})
             if (status.get("lastState") or {}).get("terminated"):
@@ -117,18 +118,14 @@ def describe_containers(writer: DescribeWriter, title: str, containers: list[dic
                              ("startupProbe", "Startup")):
             if container.get(field):
                 writer.write(2, f"{label}:\t{describe_probe(container[field])}")
+        describe_env_from(writer, container.get("envFrom") or [])
         environment = container.get("env") or []
         if not environment:
             writer.write(2, f"Environment:\t{NONE}")
         else:
             writer.write(2, "Environment:")
             for variable in environment:
-                if "value" in variable or not variable.get("valueFrom"):
-                    writer.write(3, f"{variable['name']}:\t{variable.get('value', '')}")
-                else:
-                    field_ref = variable["valueFrom"].get("fieldRef") or {}
-                    writer.write(3, f"{variable['name']}:\t ({field_ref.get('apiVersion', 'v1')}:"
-                                    f"{field_ref.get('fieldPath', '')})")
+                writer.write(3, f"{variable['name']}:\t{describe_env_value(variable)}")
         mounts = container.get("volumeMounts") or []
         if not mounts:
             writer.write(2, f"Mounts:\t{NONE}")
@@ -139,6 +136,36 @@ def describe_containers(writer: DescribeWriter, title: str, containers: list[dic
                 if mount.get("subPath"):
                     mode += f',path="{mount["subPath"]}"'
                 writer.write(3, f"{mount.get('mountPath')} from {mount.get('name')} ({mode})")
+
+
+def describe_env_from(writer: DescribeWriter, sources: list[dict]) -> None:
+    """kubectl's `Environment Variables from:` lines: the object, its kind, the prefix, optional."""
+    if not sources:
+        return
+    writer.write(2, "Environment Variables from:")
+    for source in sources:
+        kind, reference = ("ConfigMap", source["configMapRef"]) if source.get("configMapRef") else \
+            ("Secret", source.get("secretRef") or {})
+        prefix = f" with prefix '{source['prefix']}'" if source.get("prefix") else ""
+        optional = "true" if reference.get("optional") else "false"
+        writer.write(3, f"{reference.get('name', '')}\t{kind}{prefix}\tOptional: {optional}")
+
+
+def describe_env_value(variable: dict) -> str:
+    """An env variable's value as kubectl shows it: the value, or where it comes from."""
+    source = variable.get("valueFrom")
+    if "value" in variable or not source:
+        return variable.get("value", "")
+    for field, text in (("configMapKeyRef", "of config map"), ("secretKeyRef", "in secret")):
+        if source.get(field):
+            reference = source[field]
+            optional = "true" if reference.get("optional") else "false"
+            return (f"<set to the key '{reference.get('key', '')}' {text} '{reference.get('name', '')}'>\t"
+                    f"Optional: {optional}")
+    if source.get("resourceFieldRef"):
+        return f" ({source['resourceFieldRef'].get('resource', '')})"
+    field_ref = source.get("fieldRef") or {}
+    return f" ({field_ref.get('apiVersion', 'v1')}:{field_ref.get('fieldPath', '')})"
 
 
 def describe_volumes(writer: DescribeWriter, volumes: list[dict] | None, level: int) -> None:

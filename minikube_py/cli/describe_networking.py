@@ -109,12 +109,12 @@ def describe_service(context: Context, service: dict, now: float) -> str:
     return writer.render()
 
 
-def _port_table(writer: DescribeWriter, header_level: int, row_level: int, ports: list[dict]) -> None:
-    writer.write(header_level, "Name\tPort\tProtocol")
-    writer.write(header_level, "----\t----\t--------")
+def _port_table(writer: DescribeWriter, level: int, ports: list[dict]) -> None:
+    writer.write(level, "Name\tPort\tProtocol")
+    writer.write(level, "----\t----\t--------")
     for port in ports:
         number = port.get("port")
-        writer.write(row_level, f"{port.get('name') or UNSET}\t{UNSET if number is None else number}\t"
+        writer.write(level, f"{port.get('name') or UNSET}\t{UNSET if number is None else number}\t"
                                 f"{port.get('protocol', 'TCP')}")
 
 
@@ -128,7 +128,7 @@ def describe_endpoints(context: Context, endpoints: dict, now: float) -> str:
             writer.write(1, f"{title}:\t{addresses or NONE}")
         if subset.get("ports"):
             writer.write(1, "Ports:")
-            _port_table(writer, 2, 2, subset["ports"])
+            _port_table(writer, 2, subset["ports"])
         writer.write(0, "")
     describe_events(writer, events_about(context, endpoints), now)
     return writer.render()
@@ -143,7 +143,7 @@ def describe_endpoint_slice(context: Context, endpoint_slice: dict, now: float) 
         writer.write(0, f"Ports: {UNSET}")
     else:
         writer.write(0, "Ports:")
-        _port_table(writer, 1, 2, ports)  # kubectl writes the rows one level deeper than the header
+        _port_table(writer, 1, ports)
     endpoints = endpoint_slice.get("endpoints") or []
     if not endpoints:
         writer.write(0, f"Endpoints: {NONE}")
