@@ -122,6 +122,9 @@ def test_job_of_five_completions_with_parallelism_two_completes(cluster):
     row = cluster.kubectl("get", "job", "five").stdout.splitlines()
     assert row[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     assert row[1].split()[:3] == ["five", "Complete", "5/5"]
+    described = cluster.kubectl("describe", "job", "five").stdout
+    assert "Pods Statuses:    0 Active (0 Ready) / 5 Succeeded / 0 Failed" in described
+    assert "Completed" in described  # the Completed event
 
 
 def test_indexed_job_pods_see_their_index_and_hostname(cluster):
