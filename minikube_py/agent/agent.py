@@ -30,6 +30,7 @@ from minikube_py.agent.backoff import CrashLoopBackOff
 from minikube_py.agent.config_sources import EnvSources, referenced_objects
 from minikube_py.agent import podfiles
 from minikube_py.agent.images import ImagePulls
+from minikube_py.agent.hooks import HookRunner
 from minikube_py.agent.ipam import Ipam
 from minikube_py.agent.pod import LONGEST_GRACE_SECONDS, Lifecycle, PodRecord, PodTable, Why
 from minikube_py.agent.probes import ProbeManager
@@ -89,6 +90,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self.recorder = EventRecorder(client, "kubelet", clock, host=node_name)
         self.backoff = CrashLoopBackOff(config.backoff_initial, config.backoff_max, config.backoff_reset)
         self.probes = ProbeManager(runtime, clock, self._on_probe_result)
+        self.hooks = HookRunner(runtime, clock, self.queue.add)
         self.table = PodTable()
         self.proxy = NodeProxy(self.table, runtime, config.home, node_name, self._stopping)
         # Set by stop(stop_pods=True): every pod terminates (grace: this, or each pod's own).
@@ -122,6 +124,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self.register_node()
         self.pods.refresh()
         self.adopt()
+        self.hooks.start()  # before the workers: no hook may run on a worker
         self.run()
         self.probes.start()
         for name, target in (("heartbeat", self._heartbeat_loop), ("exit-loop", self._exit_loop)):
@@ -139,6 +142,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         super().stop(timeout)
         self.probes.stop()
         self.image_pulls.close()
+        self.hooks.stop()
         # The exit watcher returns from runtime.wait_any within EXIT_WAIT_SECONDS: waited for, so
         # the runtime's shutdown does not queue behind it for the event subscription.
         for thread in self._helpers:

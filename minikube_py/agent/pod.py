@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from minikube_py.agent.status import ContainerRecord, StopRequest
 from minikube_py.api.core import Pod
@@ -114,6 +114,11 @@ class PodRecord:
     def init_records(self) -> list[ContainerRecord]:
         return [self.containers[container.name] for container in self.pod.spec.init_containers or []]
 
+    def container_spec(self, name: str):
+        """The spec of the container (init or app) of that name; None if the pod has none."""
+        return next((container for container in [*(self.pod.spec.init_containers or []), *self.pod.spec.containers]
+                     if container.name == name), None)
+
     def running_records(self) -> list[ContainerRecord]:
         return [container_record for container_record in self.containers.values() if container_record.running]
 
@@ -124,9 +129,11 @@ class PodRecord:
         """Ask for a running container to be stopped (an earlier, shorter request wins)."""
         grace = min(grace, LONGEST_GRACE_SECONDS)
         stop = container_record.stop
-        if stop is None or now + grace < stop.deadline:
-            container_record.stop = StopRequest(grace, now + grace, signalled=stop is not None and stop.signalled,
-                                                killed_at=stop.killed_at if stop is not None else None)
+        if stop is None:
+            container_record.stop = StopRequest(grace, now + grace)
+        elif now + grace < stop.deadline:
+            # What the first request began (its preStop hook, its signals) goes on under the new deadline.
+            container_record.stop = replace(stop, grace=grace, deadline=now + grace)
 
     def restart_policy(self, container_record: ContainerRecord) -> str:
         """The pod's restartPolicy as it applies to one container. An init container is restarted

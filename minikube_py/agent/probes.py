@@ -115,7 +115,7 @@ class ProbeTarget:
     named_ports: dict[str, int] = field(default_factory=dict)
 
 
-def _port(port: int | str, target: ProbeTarget) -> int:
+def resolve_port(port: int | str, target: ProbeTarget) -> int:
     if isinstance(port, int):
         return port
     if port.isdigit():
@@ -139,7 +139,7 @@ def run_probe(spec: ProbeSpec, target: ProbeTarget, runtime) -> tuple[bool, str]
         return False, output or f"command {handler.command!r} exited with {result.exit_code}"
     host = getattr(handler, "host", None) or target.pod_ip
     try:
-        port = _port(handler.port, target)
+        port = resolve_port(handler.port, target)
     except ValueError as error:
         return False, str(error)
     if spec.handler_type == "tcpSocket":
@@ -149,24 +149,24 @@ def run_probe(spec: ProbeSpec, target: ProbeTarget, runtime) -> tuple[bool, str]
         except TimeoutError:
             return False, f"dial tcp {host}:{port}: i/o timeout"
         except OSError as error:
-            return False, f"dial tcp {host}:{port}: connect: {_go_error_text(error)}"
+            return False, f"dial tcp {host}:{port}: connect: {go_error_text(error)}"
     try:
         return _http_get(handler, host, port, spec.timeout)
     except TimeoutError:
-        return False, f'Get "{_url(handler, host, port)}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+        return False, f'Get "{request_url(handler, host, port)}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
     except OSError as error:
-        return False, f'Get "{_url(handler, host, port)}": dial tcp {host}:{port}: connect: {_go_error_text(error)}'
+        return False, f'Get "{request_url(handler, host, port)}": dial tcp {host}:{port}: connect: {go_error_text(error)}'
     except http.client.HTTPException as error:
-        return False, f'Get "{_url(handler, host, port)}": malformed HTTP response: {error!r}'
+        return False, f'Get "{request_url(handler, host, port)}": malformed HTTP response: {error!r}'
 
 
-def _go_error_text(error: Exception) -> str:
+def go_error_text(error: Exception) -> str:
     """`connection refused` as Go prints it, not Python's `Connection refused`."""
     text = getattr(error, "strerror", None) or str(error)
     return text[:1].lower() + text[1:]
 
 
-def _url(handler, host: str, port: int) -> str:
+def request_url(handler, host: str, port: int) -> str:
     scheme = (getattr(handler, "scheme", None) or "HTTP").lower()
     return f"{scheme}://{host}:{port}{handler.path or '/'}"
 

@@ -107,6 +107,9 @@ class StopRequest:
     deadline: float
     signalled: bool = False
     killed_at: float | None = None
+    begun: bool = False  # the stop's first step was taken (its preStop hook started, or SIGTERM sent)
+    pre_stop: object | None = None  # the preStop hook's HookRun (agent/hooks.py), before SIGTERM
+    pre_stop_over: bool = False  # the preStop hook finished, or the grace period ran out on it
 
 
 @dataclass
@@ -131,6 +134,11 @@ class ContainerRecord:
     init_container: bool = False
     state: State = State.WAITING
     stop: StopRequest | None = None  # only while running
+    # While its postStart hook runs (agent/hooks.py HookRun) a running container is reported
+    # waiting, ContainerCreating, as kubelet reports it until the hook returns; after a failed
+    # hook, PostStartHookError with the hook's message until the container is gone.
+    post_start: object | None = None
+    sidecar: bool = False  # an init container with restartPolicy Always
 
     def _move(self, to: State) -> None:
         if to not in TRANSITIONS[self.state]:
@@ -142,6 +150,7 @@ class ContainerRecord:
         self.running, self.terminated, self.waiting_reason, self.waiting_message = state, None, "", ""
         self.container_id = state.id
         self.stop = None
+        self.post_start = None
         if self.init_container:
             self.started, self.ready = True, False
 
@@ -156,6 +165,7 @@ class ContainerRecord:
         self.running, self.waiting_reason, self.waiting_message = None, "", ""
         self.terminated = termination
         self.stop = None
+        self.post_start = None
         self.started = False
         self.ready = self.init_container and termination.exit_code == 0
 
@@ -168,8 +178,18 @@ class ContainerRecord:
     def state_kind(self) -> str:
         return self.state.value
 
+    @property
+    def reported_running(self) -> bool:
+        """Running, and shown as running: its postStart hook (if any) returned."""
+        return self.running is not None and self.post_start is None
+
     def to_dict(self) -> dict:
-        if self.running is not None:
+        hook = self.post_start
+        if self.running is not None and hook is not None:
+            error = getattr(hook, "error", "")
+            state = {"waiting": {"reason": "PostStartHookError", "message": error} if error
+                     else {"reason": "ContainerCreating"}}
+        elif self.running is not None:
             state = {"running": {"startedAt": format_time(self.running.started_at)}}
         elif self.terminated is not None:
             state = {"terminated": self.terminated.to_dict()}
@@ -215,8 +235,14 @@ def pod_phase(records: list[ContainerRecord], restart_policy: str, pod_is_termin
         return "Pending"
     running = stopped = succeeded = waiting = 0
     for record in records:
-        if record.running is not None:
+        if record.reported_running:
             running += 1
+        elif record.running is not None:
+            # In its postStart hook: reported waiting, as kubelet does until the hook returns.
+            if record.last_state is not None:
+                stopped += 1
+            else:
+                waiting += 1
         elif record.terminated is not None:
             stopped += 1
             succeeded += record.terminated.exit_code == 0

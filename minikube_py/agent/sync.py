@@ -19,6 +19,7 @@ import logging
 from minikube_py.agent import containers as container_configs
 from minikube_py.agent import podfiles
 from minikube_py.agent.backoff import format_duration
+from minikube_py.agent.hooks import POST_START
 from minikube_py.agent.pod import SANDBOX, Lifecycle, PodRecord
 from minikube_py.agent.probes import FAILURE, LIVENESS, READINESS, STARTUP, SUCCESS, ProbeTarget, ProbeWorker
 from minikube_py.agent.status import (
@@ -53,6 +54,10 @@ def _spec_hash(container) -> str:
     return hashlib.sha256(container.model_dump_json().encode()).hexdigest()[:16]
 
 
+def _named_ports(container) -> dict[str, int]:
+    return {port.name: port.container_port for port in container.ports or [] if port.name}
+
+
 def _should_restart(restart_policy: str, exit_code: int) -> bool:
     return restart_policy == "Always" or (restart_policy == "OnFailure" and exit_code != 0)
 
@@ -67,6 +72,10 @@ class PodSync:
         for container_record in record.containers.values():
             self._observe_container(record, container_record)
         wake_after: list[float] = []
+        for container in self._all_containers(record):
+            hook_wait = self._step_post_start(record, container, record.containers[container.name])
+            if hook_wait is not None:
+                wake_after.append(hook_wait)
         _, stop_wait = self._advance_stops(record)  # liveness and startup kills under way
         if stop_wait is not None:
             wake_after.append(stop_wait)
@@ -120,8 +129,8 @@ class PodSync:
         now = self.clock.monotonic()
         for container_record in record.running_records():
             record.request_stop(container_record, record.pod.spec.termination_grace_period_seconds, now)
-        signalled, stop_wait = self._advance_stops(record)
-        for container_record in signalled:
+        begun, stop_wait = self._advance_stops(record)
+        for container_record in begun:
             self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
         if stop_wait is not None:
             return stop_wait
@@ -160,7 +169,11 @@ class PodSync:
 
     def _apply_probe_results(self, record: PodRecord, container_record: ContainerRecord, container_id: str) -> None:
         """started: the startup probe passed (or there is none); ready: started and readiness passes.
-        A failed liveness or startup probe asks for the container to be stopped (then restarted)."""
+        A failed liveness or startup probe asks for the container to be stopped (then restarted).
+        Nothing counts while the postStart hook runs: its probes start when it returns."""
+        if container_record.post_start is not None:
+            container_record.started = container_record.ready = False
+            return
         results = self.probes.results(container_id)
         container_record.started = results.get(STARTUP, SUCCESS) == SUCCESS
         container_record.ready = container_record.started and results.get(READINESS, SUCCESS) == SUCCESS
@@ -330,10 +343,45 @@ class PodSync:
         container_record.set_running(state)
         self.recorder.event(pod, NORMAL, "Created", f"Created container {container.name}")
         self.recorder.event(pod, NORMAL, "Started", f"Started container {container.name}")
-        if not container_record.init_container:  # init containers have no probes (validation)
-            self._start_probes(record, container, state)
-            self._apply_probe_results(record, container_record, state.id)
+        hook = container.lifecycle.post_start if container.lifecycle is not None else None
+        if hook is not None:
+            target = ProbeTarget(state.id, record.ip, _named_ports(container))
+            container_record.post_start = self.hooks.run(POST_START, record.uid, record.display, container, hook, target)
+            return self._step_post_start(record, container, container_record)
+        self._container_started(record, container, container_record)
         return None
+
+    def _container_started(self, record: PodRecord, container, container_record: ContainerRecord) -> None:
+        """The container runs and its postStart hook (if any) returned: its probes begin."""
+        if not container_record.init_container:  # init containers have no probes (validation)
+            self._start_probes(record, container, container_record.running)
+            self._apply_probe_results(record, container_record, container_record.running.id)
+
+    def _step_post_start(self, record: PodRecord, container, container_record: ContainerRecord) -> float | None:
+        """kubelet's startContainer after the start: the container counts as started only once its
+        postStart hook returned; a failed hook kills it (restarted by its restart policy) with a
+        FailedPostStartHook event. Returns the seconds until a sleep hook ends."""
+        run = container_record.post_start
+        if run is None or container_record.running is None or container_record.stop is not None:
+            return None  # no hook, or the container is being stopped (its hook failed, or the pod ends)
+        if not self.hooks.finished(run):
+            return self.hooks.remaining(run)
+        if not run.failed:
+            container_record.post_start = None
+            self._container_started(record, container, container_record)
+            return None
+        log.info("pod %s/%s: %s", record.namespace, record.name, run.error)
+        # kubelet leaves the hook's message out of the event (it may hold secrets); the
+        # container's waiting state (PostStartHookError) shows it.
+        self.recorder.event(record.pod, WARNING, "FailedPostStartHook", "PostStartHook failed")
+        self.recorder.event(record.pod, NORMAL, "Killing", "FailedPostStartHook")
+        record.request_stop(container_record, record.pod.spec.termination_grace_period_seconds, self.clock.monotonic())
+        self.queue.add(record.uid)
+        return SMALLEST_WAIT_SECONDS
+
+    @staticmethod
+    def _all_containers(record: PodRecord) -> list:
+        return [*(record.pod.spec.init_containers or []), *record.pod.spec.containers]
 
     def _creation_failed(self, record: PodRecord, container_record: ContainerRecord, error: ContainerRuntimeError) -> float:
         """The container could not be made (image missing, bad config): wait with the reason, retry later."""
@@ -353,10 +401,9 @@ class PodSync:
         return min(self.config.backoff_initial * 2 ** (failures - 1), self.config.backoff_max)
 
     def _start_probes(self, record: PodRecord, container, state: ContainerState) -> None:
-        named_ports = {port.name: port.container_port for port in container.ports or [] if port.name}
         # Probes count time on the agent's monotonic clock from the container's start.
         started = self.clock.monotonic() - max(0.0, self.clock.now() - state.started_at)
-        self.probes.add_container(record.uid, container, ProbeTarget(state.id, record.ip, named_ports), started)
+        self.probes.add_container(record.uid, container, ProbeTarget(state.id, record.ip, _named_ports(container)), started)
 
     def _on_probe_result(self, worker: ProbeWorker, success: bool, detail: str, changed: bool) -> None:
         """From the probe pool: events now; what the result means for the pod is the next sync's."""

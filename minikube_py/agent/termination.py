@@ -22,12 +22,14 @@ import logging
 import signal
 
 from minikube_py.agent import podfiles
+from minikube_py.agent.hooks import PRE_STOP
 from minikube_py.agent.pod import Lifecycle, PodRecord, TerminationPlan, Why
+from minikube_py.agent.probes import ProbeTarget
 from minikube_py.agent.status import ContainerRecord, Termination, pod_phase
 from minikube_py.api import errors
 from minikube_py.api.core import Pod
 from minikube_py.api.times import parse_time
-from minikube_py.client.events import NORMAL
+from minikube_py.client.events import NORMAL, WARNING
 from minikube_py.runtime.types import ContainerRuntimeError, Sandbox
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ KILL_WAIT_SECONDS = 10.0
 # timestamps have one-second precision, and kubelet also grants the full deletionGracePeriodSeconds.
 DELETION_NOTICE_SLACK_SECONDS = 2.0
 SMALLEST_WAIT_SECONDS = 0.001
+# kubelet's minimumGracePeriodInSeconds: after a preStop hook, SIGTERM comes at least this long
+# before SIGKILL, even when the hook used up the grace period.
+MINIMUM_GRACE_AFTER_PRE_STOP_SECONDS = 2.0
 
 
 class PodTermination:
@@ -47,20 +52,28 @@ class PodTermination:
     # ---- stopping containers ---------------------------------------------------------------
 
     def _advance_stops(self, record: PodRecord) -> tuple[list[ContainerRecord], float | None]:
-        """Move every stop request of the pod one step. Returns the containers that got their first
-        signal just now, and the seconds until the next deadline (None: nothing is being stopped)."""
+        """Move every stop request of the pod one step. Returns the containers whose stop began just
+        now, and the seconds until the next deadline (None: nothing is being stopped)."""
         now = self.clock.monotonic()
-        signalled, waits = [], []
+        begun, waits = [], []
         for container_record in record.stopping_records():
             stop, container_id = container_record.stop, container_record.running.id
+            if not stop.begun:
+                stop.begun = True
+                begun.append(container_record)
             if not stop.signalled:
+                hook_wait = self._step_pre_stop(record, container_record, now)
+                if hook_wait is not None:
+                    self._observe_container(record, container_record)
+                    if container_record.running is not None:
+                        waits.append(max(hook_wait, SMALLEST_WAIT_SECONDS))
+                    continue
                 stop.signalled = True
                 if stop.grace > 0:
                     self._kill(record, container_id, signal.SIGTERM)
                 else:
                     stop.killed_at = now
                     self._kill(record, container_id, signal.SIGKILL)
-                signalled.append(container_record)
             elif stop.killed_at is None and now >= stop.deadline:
                 stop.killed_at = now
                 self._kill(record, container_id, signal.SIGKILL)
@@ -74,7 +87,41 @@ class PodTermination:
             if container_record.running is not None:
                 due = stop.deadline if stop.killed_at is None else stop.killed_at + KILL_WAIT_SECONDS
                 waits.append(max(due - now, SMALLEST_WAIT_SECONDS))
-        return signalled, min(waits) if waits else None
+        return begun, min(waits) if waits else None
+
+    def _step_pre_stop(self, record: PodRecord, container_record: ContainerRecord, now: float) -> float | None:
+        """kubelet's executePreStopHook: before SIGTERM, run the container's preStop hook for at most
+        the grace period (its time counts against it). Returns the seconds to wait for it, or None
+        when SIGTERM is due. After a hook the container still gets MINIMUM_GRACE_AFTER_PRE_STOP
+        seconds between SIGTERM and SIGKILL, as kubelet grants."""
+        stop = container_record.stop
+        if stop.pre_stop_over or stop.grace <= 0:
+            return None
+        container = record.container_spec(container_record.name)
+        handler = container.lifecycle.pre_stop if container is not None and container.lifecycle is not None else None
+        if handler is None:
+            stop.pre_stop_over = True
+            return None
+        if stop.pre_stop is None:
+            running = container_record.running
+            target = ProbeTarget(running.id, record.ip,
+                                 {port.name: port.container_port for port in container.ports or [] if port.name})
+            stop.pre_stop = self.hooks.run(PRE_STOP, record.uid, record.display, container, handler, target)
+        run = stop.pre_stop
+        finished = self.hooks.finished(run)
+        if not finished and now < stop.deadline:
+            remaining = self.hooks.remaining(run)
+            return stop.deadline - now if remaining is None else min(remaining, stop.deadline - now)
+        stop.pre_stop_over = True
+        if finished and run.failed:
+            log.info("pod %s/%s: %s", record.namespace, record.name, run.error)
+            # As kubelet: the event leaves out the hook's message, which may hold secrets.
+            self.recorder.event(record.pod, WARNING, "FailedPreStopHook", "PreStopHook failed")
+        elif not finished:
+            log.info("pod %s/%s: the preStop hook of %s did not finish within %ss", record.namespace, record.name,
+                     container_record.name, stop.grace)
+        stop.deadline = max(stop.deadline, now + MINIMUM_GRACE_AFTER_PRE_STOP_SECONDS)
+        return None
 
     def _kill(self, record: PodRecord, container_id: str, number: int) -> None:
         try:
@@ -117,9 +164,9 @@ class PodTermination:
             self._observe_container(record, container_record)
             if container_record.running is not None:
                 record.request_stop(container_record, record.termination.grace, now)
-        signalled, wait = self._advance_stops(record)
-        # Every container has its SIGTERM by now; the Killing events are written while they stop.
-        for container_record in signalled:
+        begun, wait = self._advance_stops(record)
+        # Every container's stop has begun by now; the Killing events are written while they stop.
+        for container_record in begun:
             self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
         if wait is not None:
             return wait

@@ -4,8 +4,8 @@ It keeps sandboxes and containers in dictionaries, makes up pids, reads time fro
 clock, and records every call in `calls` so a test can assert what the agent asked for and in
 which order. Tests play the kernel's part through a few methods: `exit_container` (a process
 exits, optionally OOM-killed), `fail_next_start` (exec fails, bad config), `ignore_sigterm` (the
-process only dies at SIGKILL), `kill_sandbox` (pause vanished), `script_exec` (what a probe's
-command returns) and `add_image`.
+process only dies at SIGKILL), `kill_sandbox` (pause vanished), `script_exec` and
+`script_exec_by_name` (what a probe's or hook's command returns) and `add_image`.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ class FakeRuntime:
         self._exec_scripts: dict[str, Callable[[list[str]], ExecResult] | ExecResult] = {}
         self.port_forward_targets: dict[int, tuple[str, int]] = {}
         self.inputs: list[FakeContainerInput] = []
+        self._exec_scripts_by_name: dict[str, Callable[[list[str]], ExecResult] | ExecResult] = {}
         self._pids = itertools.count(1000)
         self._exited: list[ContainerState] = []
         self._exits_changed = threading.Condition()
@@ -162,6 +163,11 @@ class FakeRuntime:
 
     def script_exec(self, container_id: str, result: ExecResult | Callable[[list[str]], ExecResult]) -> None:
         self._exec_scripts[container_id] = result
+
+    def script_exec_by_name(self, container_name: str, result: ExecResult | Callable[[list[str]], ExecResult]) -> None:
+        """What exec returns in every container of that name, also those not started yet (a
+        postStart hook runs before a test could learn the new container's id)."""
+        self._exec_scripts_by_name[container_name] = result
 
     def call_names(self) -> list[str]:
         return [call[0] for call in self.calls]
@@ -307,7 +313,8 @@ class FakeRuntime:
         state = self.containers.get(container_id)
         if state is None or state.status != "running":
             raise ContainerRuntimeError("ContainerNotRunning", f"container {container_id} is not running")
-        script = self._exec_scripts.get(container_id, ExecResult(0, b"", b""))
+        script = self._exec_scripts.get(container_id,
+                                        self._exec_scripts_by_name.get(state.name, ExecResult(0, b"", b"")))
         return script(argv) if callable(script) else script
 
     def open_container_input(self, container_id: str) -> FakeContainerInput | None:
