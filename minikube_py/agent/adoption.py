@@ -84,7 +84,7 @@ class Adoption:
                     container_record.set_running(state)
                 else:
                     # Exited while nobody watched: report its real exit, then restart per policy.
-                    container_record.set_terminated(Termination.from_state(state))
+                    container_record.set_terminated(self._with_termination_message(record, state, Termination.from_state(state)))
             elif sandbox is None and previous is not None and previous.container_id:
                 # It ran, but its sandbox is gone without a trace (the host rebooted, or `stop`).
                 container_record.container_id = previous.container_id.removeprefix(CONTAINER_ID_PREFIX)

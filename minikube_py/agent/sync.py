@@ -29,12 +29,17 @@ from minikube_py.agent.status import (
     pod_conditions,
     pod_phase,
 )
-from minikube_py.agent.termination import SMALLEST_WAIT_SECONDS, TERMINAL_PHASES
+from minikube_py.agent.termination import (
+    SMALLEST_WAIT_SECONDS,
+    TERMINAL_PHASES,
+    prepare_termination_log,
+    termination_log_path,
+)
 from minikube_py.agent.volumes import FAILED_MOUNT, VolumeSetupError
 from minikube_py.api import errors
 from minikube_py.api.times import format_time
 from minikube_py.client.events import NORMAL, WARNING
-from minikube_py.runtime.types import CgroupLimits, ContainerState, ContainerRuntimeError, SandboxConfig
+from minikube_py.runtime.types import CgroupLimits, ContainerRuntimeError, ContainerState, Mount, SandboxConfig
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +168,8 @@ class PodSync:
                               Termination.unknown(running.id, running.started_at, self.clock.now()))
             return
         if state.status != "running":
-            self._record_exit(record, container_record, Termination.from_state(state))
+            self._record_exit(record, container_record,
+                              self._with_termination_message(record, state, Termination.from_state(state)))
         elif not container_record.init_container and not record.terminating:
             self._apply_probe_results(record, container_record, state.id)
 
@@ -324,6 +330,10 @@ class PodSync:
                 seccomp_default=self.config.seccomp_default, sources=self.env_sources)
         except ContainerRuntimeError as error:
             return self._creation_failed(record, container_record, error)
+        if container.termination_message_path:
+            log_file = termination_log_path(self.config.home, record.uid, container.name, attempt)
+            config.mounts.append(Mount(destination=container.termination_message_path,
+                                       source=prepare_termination_log(log_file)))
         try:
             state = self.runtime.start_container(record.sandbox, config)
         except ContainerRuntimeError as error:

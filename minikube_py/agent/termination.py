@@ -19,10 +19,12 @@ runtime, clock, recorder, probes, ipam, client and pod table.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 
 from minikube_py.agent import podfiles
 from minikube_py.agent.hooks import PRE_STOP
+from minikube_py.agent.logs import read_log
 from minikube_py.agent.pod import Lifecycle, PodRecord, TerminationPlan, Why
 from minikube_py.agent.probes import ProbeTarget
 from minikube_py.agent.status import ContainerRecord, Termination, pod_phase
@@ -30,7 +32,7 @@ from minikube_py.api import errors
 from minikube_py.api.core import Pod
 from minikube_py.api.times import parse_time
 from minikube_py.client.events import NORMAL, WARNING
-from minikube_py.runtime.types import ContainerRuntimeError, Sandbox
+from minikube_py.runtime.types import ContainerRuntimeError, ContainerState, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,47 @@ SMALLEST_WAIT_SECONDS = 0.001
 # kubelet's minimumGracePeriodInSeconds: after a preStop hook, SIGTERM comes at least this long
 # before SIGKILL, even when the hook used up the grace period.
 MINIMUM_GRACE_AFTER_PRE_STOP_SECONDS = 2.0
+
+
+# kubelet's limits (k/k pkg/kubelet/container): the message file is read up to its last 4 KiB; the
+# log fallback takes the last 80 lines, at most their last 2 KiB.
+TERMINATION_MESSAGE_MAX_BYTES = 4096
+FALLBACK_LOG_LINES = 80
+FALLBACK_LOG_MAX_BYTES = 2048
+
+
+def termination_log_path(home: str, pod_uid: str, container_name: str, attempt: int) -> str:
+    """The host file bind-mounted at a container instance's terminationMessagePath (kubelet keeps
+    one per instance under the pod's directory)."""
+    return os.path.join(podfiles.pod_dir(home, pod_uid), "termination-log", container_name, str(attempt))
+
+
+def prepare_termination_log(path: str) -> str:
+    """An empty message file any container user may write (0666, as kubelet makes it; the pod's
+    directory keeps other host users out)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb"):
+        pass
+    os.chmod(path, 0o666)
+    return path
+
+
+def termination_message(path: str, policy: str, exit_code: int, log_path: str) -> str:
+    """kubelet's getTerminationMessage: the last 4 KiB of the message file; with
+    FallbackToLogsOnError, a failed container whose file is empty (or missing) gets the tail of
+    its log instead."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, os.fstat(file.fileno()).st_size - TERMINATION_MESSAGE_MAX_BYTES))
+            data = file.read()
+    except FileNotFoundError:
+        data = b""
+    except OSError as error:
+        return f"Error on reading termination log {path}: {error}"
+    if data or policy != "FallbackToLogsOnError" or exit_code == 0 or not log_path:
+        return data.decode(errors="replace")
+    tail = b"".join(read_log(log_path, tail_lines=FALLBACK_LOG_LINES))
+    return tail[-FALLBACK_LOG_MAX_BYTES:].decode(errors="replace")
 
 
 class PodTermination:
@@ -141,6 +184,18 @@ class PodTermination:
         return Termination.unknown(running.id, running.started_at, self.clock.now())
 
     # ---- terminating pods ------------------------------------------------------------------
+
+    def _with_termination_message(self, record: PodRecord, state: ContainerState, termination: Termination) -> Termination:
+        """The termination with the container's message (terminationMessagePath, or its log with
+        FallbackToLogsOnError) added to the runtime's, as kubelet adds it."""
+        container = record.container_spec(state.name)
+        if container is None or not container.termination_message_path:
+            return termination
+        path = termination_log_path(self.config.home, record.uid, state.name, state.attempt)
+        message = termination_message(path, container.termination_message_policy, termination.exit_code, state.log_path)
+        if message:
+            termination.message = f"{termination.message}: {message}" if termination.message else message
+        return termination
 
     def _remaining_grace(self, pod: Pod) -> float:
         grace = pod.metadata.deletion_grace_period_seconds
