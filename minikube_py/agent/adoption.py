@@ -103,7 +103,8 @@ class Adoption:
             record.sandbox, record.ip = sandbox, sandbox.ip
             if self.runtime.sandbox_alive(sandbox):
                 record.sandbox_problem = self.runtime.check_sandbox_network(sandbox)
-            for container in pod.spec.containers:
+            sidecars = [container for container in pod.spec.init_containers or [] if container.restart_policy == "Always"]
+            for container in [*sidecars, *pod.spec.containers]:
                 running = record.containers[container.name].running
                 if running is not None:
                     self._start_probes(record, container, running)

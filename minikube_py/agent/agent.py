@@ -305,7 +305,10 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         # with init containers (k/k convertToAPIContainerStatuses).
         waiting_reason = "PodInitializing" if init_containers else "ContainerCreating"
         for container in init_containers:
-            record.containers[container.name] = ContainerRecord(container.name, container.image, init_container=True,
+            # A sidecar (restartPolicy Always) is run like an app container once it is its turn.
+            sidecar = container.restart_policy == "Always"
+            record.containers[container.name] = ContainerRecord(container.name, container.image,
+                                                                init_container=not sidecar, sidecar=sidecar,
                                                                 waiting_reason=waiting_reason)
         for container in pod.spec.containers:
             record.containers[container.name] = ContainerRecord(container.name, container.image,

@@ -89,9 +89,12 @@ class PodRecord:
     failures: dict[str, int] = field(default_factory=dict)  # consecutive creation failures: container name or SANDBOX
     backoff_reported: dict[str, str] = field(default_factory=dict)  # container -> exit id of its last BackOff event
     restart_now: set[str] = field(default_factory=set)  # containers to restart without back-off
-    # Init containers whose completion belonged to a sandbox that is gone: they run again in the
-    # new one before any app container (re)starts.
+    # Init containers (and sidecars) whose run belonged to a sandbox that is gone: they run again in
+    # the new one before any app container (re)starts.
     rerun_init: set[str] = field(default_factory=set)
+    # The init sequence went through once: every init container completed and every sidecar
+    # started, in order. From then on sidecars are restarted beside the app containers.
+    initialized: bool = False
 
     def move(self, to: Lifecycle) -> None:
         if to not in TRANSITIONS[self.lifecycle]:
@@ -112,7 +115,16 @@ class PodRecord:
 
     @property
     def init_records(self) -> list[ContainerRecord]:
+        """Every init container, sidecars included, in spec order (status.initContainerStatuses)."""
         return [self.containers[container.name] for container in self.pod.spec.init_containers or []]
+
+    @property
+    def regular_init_records(self) -> list[ContainerRecord]:
+        return [container_record for container_record in self.init_records if not container_record.sidecar]
+
+    @property
+    def sidecar_records(self) -> list[ContainerRecord]:
+        return [container_record for container_record in self.init_records if container_record.sidecar]
 
     def container_spec(self, name: str):
         """The spec of the container (init or app) of that name; None if the pod has none."""
@@ -140,6 +152,8 @@ class PodRecord:
         only when it failed, unless the policy is Never; after a sandbox recreation it runs again
         whatever its last exit was."""
         policy = self.pod.spec.restart_policy
+        if container_record.sidecar:
+            return "Always"  # while the pod runs; stopped for good once the app containers are done
         if not container_record.init_container or policy == "Never":
             return policy
         return "Always" if container_record.name in self.rerun_init else "OnFailure"
@@ -150,6 +164,8 @@ class PodRecord:
         self.restart_now.update(ran)
         if self.pod.spec.restart_policy != "Never":
             self.rerun_init.update(name for name in ran if self.containers[name].init_container)
+        self.rerun_init.update(name for name in ran if self.containers[name].sidecar)
+        self.initialized = False
 
 
 class PodTable:

@@ -221,8 +221,18 @@ def any_app_container_started(records: list[ContainerRecord]) -> bool:
 def pod_phase(records: list[ContainerRecord], restart_policy: str, pod_is_terminal: bool = False,
               init_records: list[ContainerRecord] = ()) -> str:
     """kubelet's getPhase (k/k pkg/kubelet/kubelet_pods.go); `records` are the app containers."""
-    pending_initialization = failed_initialization = 0
+    pending_initialization = failed_initialization = pending_sidecars = 0
+    running = stopped = succeeded = waiting = 0
     for record in init_records:
+        if record.sidecar:
+            # A sidecar counts as running while it runs; ended, it does not count at all.
+            if record.running is not None:
+                running += 1
+                pending_sidecars += not record.started
+            elif record.terminated is None and record.last_state is None:
+                pending_sidecars += 1
+                waiting += 1
+            continue
         if record.terminated is not None:
             failed_initialization += record.terminated.exit_code != 0
         elif record.running is None and record.last_state is not None:
@@ -231,9 +241,8 @@ def pod_phase(records: list[ContainerRecord], restart_policy: str, pod_is_termin
             pending_initialization += 1
     if failed_initialization and restart_policy == "Never":
         return "Failed"
-    if pending_initialization and not any_app_container_started(records):
+    if (pending_initialization or pending_sidecars) and not any_app_container_started(records):
         return "Pending"
-    running = stopped = succeeded = waiting = 0
     for record in records:
         if record.reported_running:
             running += 1
@@ -289,14 +298,16 @@ def _containers_ready(records: list[ContainerRecord], phase: str) -> dict:
 
 
 def _initialized(records: list[ContainerRecord], init_records: list[ContainerRecord], phase: str) -> dict:
-    """k/k GeneratePodInitializedCondition for regular (not sidecar) init containers."""
+    """k/k GeneratePodInitializedCondition: regular init containers must have completed, sidecars
+    must have started."""
     if not init_records:
         return _condition("Initialized", True)
     if phase == "Succeeded":
         return _condition("Initialized", True, "PodCompleted")
     if any_app_container_started(records):
         return _condition("Initialized", True)
-    incomplete = [record.name for record in init_records if not record.completed]
+    incomplete = [record.name for record in init_records
+                  if (not record.started if record.sidecar else not record.completed)]
     if incomplete:
         return _condition("Initialized", False, "ContainersNotInitialized",
                           f"containers with incomplete status: [{' '.join(incomplete)}]")
@@ -307,7 +318,8 @@ def pod_conditions(records: list[ContainerRecord], phase: str, sandbox_ready: bo
                    now: float, init_records: list[ContainerRecord] = ()) -> list[dict]:
     """The five conditions in kubelet's order; lastTransitionTime is kept while status is unchanged.
     `records` are the app containers, `init_records` the init containers."""
-    containers_ready = _containers_ready(records, phase)
+    # Sidecars' readiness counts, before the app containers' (k/k GenerateContainersReadyCondition).
+    containers_ready = _containers_ready([record for record in init_records if record.sidecar] + list(records), phase)
     ready = dict(containers_ready, type="Ready")
     previous_by_type = {condition["type"]: condition for condition in previous or []}
     scheduled = previous_by_type.get("PodScheduled") or _condition("PodScheduled", True)

@@ -26,6 +26,7 @@ from minikube_py.agent.status import (
     START_ERROR_EXIT_CODE,
     ContainerRecord,
     Termination,
+    any_app_container_started,
     pod_conditions,
     pod_phase,
 )
@@ -101,8 +102,17 @@ class PodSync:
         if delay is not None:
             wake_after.append(delay)
         if initialized:
-            for container in pod.spec.containers:
-                delay = self._step_container(record, container)
+            app_containers_done = self._app_containers_done(record)
+            if not app_containers_done:
+                sidecars = [container for container in pod.spec.init_containers or []
+                            if record.containers[container.name].sidecar]
+                for container in [*sidecars, *pod.spec.containers]:
+                    delay = self._step_container(record, container)
+                    if delay is not None:
+                        wake_after.append(delay)
+                app_containers_done = self._app_containers_done(record)
+            if app_containers_done:
+                delay = self._stop_sidecars(record)
                 if delay is not None:
                     wake_after.append(delay)
         phase = pod_phase(record.app_records, pod.spec.restart_policy, init_records=record.init_records)
@@ -131,12 +141,7 @@ class PodSync:
     def _stop_for_deadline(self, record: PodRecord) -> float | None:
         """The pod failed its active deadline: stop every running container with the pod's grace
         (nothing is restarted), then release the pod as a completed one; the object stays, Failed."""
-        now = self.clock.monotonic()
-        for container_record in record.running_records():
-            record.request_stop(container_record, record.pod.spec.termination_grace_period_seconds, now)
-        begun, stop_wait = self._advance_stops(record)
-        for container_record in begun:
-            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
+        stop_wait = self._stop_gracefully(record, record.running_records())
         if stop_wait is not None:
             return stop_wait
         record.move(Lifecycle.COMPLETED)
@@ -144,17 +149,54 @@ class PodSync:
         return None
 
     def _step_init_containers(self, record: PodRecord) -> tuple[bool, float | None]:
-        """Run the init containers one at a time, in order, each to completion. Returns whether all
-        have completed, and the seconds until the current one needs another look (back-off)."""
+        """Run the init containers one at a time, in order: a regular one to completion, a sidecar
+        (restartPolicy Always) until it has started (its postStart hook returned and its startup
+        probe passed), then it keeps running. Returns whether the pod is initialized, and the
+        seconds until the current one needs another look (back-off, a hook's sleep)."""
+        if not record.initialized and not record.rerun_init and any_app_container_started(record.app_records):
+            record.initialized = True  # kubelet's HasAnyRegularContainerStarted (re-adoption)
+        if record.initialized:
+            return True, None
         for container in record.pod.spec.init_containers or []:
             container_record = record.containers[container.name]
+            if container_record.sidecar:
+                delay = None
+                if container_record.running is None:
+                    delay = self._step_container(record, container)
+                if container_record.running is None or not container_record.started:
+                    return False, delay  # its start, probe result or exit wakes the pod
+                continue
             if container_record.completed and container.name not in record.rerun_init:
                 continue
             if container_record.running is not None:
                 return False, None  # its exit wakes the pod
             # Failed under restartPolicy Never, it stays terminated and the pod's phase is Failed.
             return False, self._step_container(record, container)
+        record.initialized = True
         return True, None
+
+    def _app_containers_done(self, record: PodRecord) -> bool:
+        """The app containers reached a terminal phase (none runs, none will restart); sidecars do
+        not keep a pod from completing."""
+        phase = pod_phase(record.app_records, record.pod.spec.restart_policy, init_records=record.regular_init_records)
+        return phase in TERMINAL_PHASES
+
+    def _stop_sidecars(self, record: PodRecord) -> float | None:
+        """The app containers are done: stop the running sidecars with the pod's grace period (the
+        termination steps stop them in reverse order, termination.py). Returns the next wait."""
+        return self._stop_gracefully(record, [container_record for container_record in record.sidecar_records
+                                              if container_record.running is not None])
+
+    def _stop_gracefully(self, record: PodRecord, container_records: list[ContainerRecord]) -> float | None:
+        """Stop these running containers with the pod's grace period (preStop, SIGTERM, SIGKILL),
+        with kubelet's Killing events; returns the seconds until the next step, None when done."""
+        now = self.clock.monotonic()
+        for container_record in container_records:
+            record.request_stop(container_record, record.pod.spec.termination_grace_period_seconds, now)
+        begun, wait = self._advance_stops(record)
+        for container_record in begun:
+            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
+        return wait
 
     def _observe_container(self, record: PodRecord, container_record: ContainerRecord) -> None:
         """Bring a running record up to date with the runtime: exited? ready? started? to be killed?"""
@@ -191,7 +233,7 @@ class PodSync:
                 return
 
     def _probe_grace(self, record: PodRecord, name: str, kind: str) -> float:
-        container = next(c for c in record.pod.spec.containers if c.name == name)
+        container = record.container_spec(name)
         grace = getattr(container, f"{kind}_probe").termination_grace_period_seconds
         return record.pod.spec.termination_grace_period_seconds if grace is None else grace
 

@@ -106,6 +106,8 @@ class PodTermination:
                 begun.append(container_record)
             if not stop.signalled:
                 hook_wait = self._step_pre_stop(record, container_record, now)
+                if hook_wait is None and container_record.sidecar:
+                    hook_wait = self._wait_for_turn(record, container_record, now)
                 if hook_wait is not None:
                     self._observe_container(record, container_record)
                     if container_record.running is not None:
@@ -131,6 +133,19 @@ class PodTermination:
                 due = stop.deadline if stop.killed_at is None else stop.killed_at + KILL_WAIT_SECONDS
                 waits.append(max(due - now, SMALLEST_WAIT_SECONDS))
         return begun, min(waits) if waits else None
+
+    def _wait_for_turn(self, record: PodRecord, container_record: ContainerRecord, now: float) -> float | None:
+        """kubelet's terminationOrdering: a sidecar gets SIGTERM only once every app container and
+        every sidecar after it has stopped, or when its grace period is over; it then has at least
+        2 s before SIGKILL. Returns the seconds to wait, None when its turn has come."""
+        stop = container_record.stop
+        sidecars = record.sidecar_records
+        later = sidecars[sidecars.index(container_record) + 1:]
+        before_it = [other for other in [*record.app_records, *later] if other.running is not None]
+        if before_it and now < stop.deadline:
+            return stop.deadline - now  # their exits wake the pod
+        stop.deadline = max(stop.deadline, now + MINIMUM_GRACE_AFTER_PRE_STOP_SECONDS)
+        return None
 
     def _step_pre_stop(self, record: PodRecord, container_record: ContainerRecord, now: float) -> float | None:
         """kubelet's executePreStopHook: before SIGTERM, run the container's preStop hook for at most
@@ -251,7 +266,7 @@ class PodTermination:
         """kubelet's TerminatePod for a deleted pod whose containers are stopped: a container that
         should have run but has no termination is reported as ContainerStatusUnknown (exit 137),
         and the pod gets a terminal phase (since 1.27), Failed unless its containers say otherwise."""
-        app_records, init_records = record.app_records, record.init_records
+        app_records, init_records = record.app_records, record.regular_init_records
 
         def ever_ran(container_record: ContainerRecord) -> bool:
             return container_record.state_kind != "waiting" or container_record.last_state is not None

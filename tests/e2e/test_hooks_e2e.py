@@ -135,3 +135,41 @@ spec:
     pod = cluster.wait_pod("fallback", lambda p: p["status"].get("phase") == "Failed", "phase Failed", timeout=30)
     assert container_status(pod, "main")["state"]["terminated"]["message"] == "first\ncannot reach the database\n"
     cluster.cli("delete", "pod", "fallback")
+
+
+def test_a_sidecar_runs_beside_the_main_container_and_stops_after_it(cluster: Cluster, shared_dir: str):
+    cluster.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: sidecar
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  volumes:
+    - name: out
+      hostPath: {{path: {shared_dir}}}
+  initContainers:
+    - name: logger
+      image: busybox
+      restartPolicy: Always
+      command: ["sh", "-c", "trap 'touch /out/sidecar-stopped; exit 0' TERM; while true; do sleep 0.1; done"]
+      volumeMounts: [{{name: out, mountPath: /out}}]
+  containers:
+    - name: main
+      image: busybox
+      command: ["sh", "-c", "until [ -e /out/go ]; do sleep 0.1; done; touch /out/main-done"]
+      volumeMounts: [{{name: out, mountPath: /out}}]
+""")
+    pod = cluster.wait_running("sidecar")
+    logger = container_status(pod, "logger", "initContainerStatuses")
+    assert "running" in logger["state"] and logger["started"] is True
+    assert cluster.cli("get", "pod", "sidecar").stdout.split("\n")[1].split()[1] == "2/2"
+    assert not os.path.exists(os.path.join(shared_dir, "sidecar-stopped"))
+
+    open(os.path.join(shared_dir, "go"), "w").close()  # let the main container finish
+    pod = cluster.wait_pod("sidecar", lambda p: p["status"].get("phase") == "Succeeded", "phase Succeeded", timeout=30)
+    assert container_status(pod, "main")["state"]["terminated"]["exitCode"] == 0
+    stopped, done = (os.stat(os.path.join(shared_dir, name)).st_mtime for name in ("sidecar-stopped", "main-done"))
+    assert stopped >= done, "the sidecar got SIGTERM after the main container ended"
+    cluster.cli("delete", "pod", "sidecar")
