@@ -483,6 +483,7 @@ def serve(home: str) -> int:
     from minikube_py.agent.node import host_ip
     from minikube_py.apiserver.kubernetes_service import ensure_kubernetes_service
     from minikube_py.apiserver.registry import Registry
+    from minikube_py.apiserver.serviceaccount_tokens import SIGNING_KEY_FILE, TokenIssuer, load_or_create_signing_key
     from minikube_py.dns.server import DNS_PORT, ClusterDnsServer
     from minikube_py.proxy.proxy import ServiceProxy
     from minikube_py.client.api import ApiClient
@@ -514,6 +515,11 @@ def serve(home: str) -> int:
         return 1
     store.start_compactor(interval=60.0, keep=10_000)
     registry = Registry(store, clock=clock, service_cidr=config.service_cidr)
+    registry.token_issuer = TokenIssuer(load_or_create_signing_key(
+        certificates.Paths(home).file(SIGNING_KEY_FILE)), clock)
+    # The cluster CA (ensure_access made it), which every pod's kube-api-access volume carries as kube-root-ca.crt.
+    with open(certificates.Paths(home).ca_certificate) as file:
+        ca_pem = file.read()
     client = ApiClient.local(registry)
     node_address = host_ip()
     network = ipaddress.ip_network(config.pod_cidr)
@@ -545,7 +551,7 @@ def serve(home: str) -> int:
     )
     server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent,
                            tls=TlsConfig.of(certificates.Paths(home)), pod_listener=(gateway, pod_api_port))
-    controllers = ControlLoops(client, clock, config)
+    controllers = ControlLoops(client, clock, config, ca_pem)
     elector = None
     if config.leader_elect:
         from minikube_py.client.leaderelection import LeaderElector
@@ -597,8 +603,8 @@ class ControlLoops:
     whenever this daemon becomes or stops being the leader (`--leader-elect`). A controller runs
     once, so each start builds them anew."""
 
-    def __init__(self, client, clock, config: ClusterConfig):
-        self._arguments = (client, clock, config)
+    def __init__(self, client, clock, config: ClusterConfig, ca_pem: str | None = None):
+        self._arguments = (client, clock, config, ca_pem)
         self._running: list = []
         self._lock = threading.Lock()
 
@@ -616,9 +622,11 @@ class ControlLoops:
             self._running = []
 
 
-def control_loops(client, clock, config: ClusterConfig) -> list:
-    """Every controller the daemon runs (kube-controller-manager's and the scheduler), sharing caches."""
+def control_loops(client, clock, config: ClusterConfig, ca_pem: str | None = None) -> list:
+    """Every controller the daemon runs (kube-controller-manager's and the scheduler), sharing caches;
+    with the cluster CA, the root CA publisher too."""
     from controllers import build_controllers
+    from controllers.rootca import RootCaPublisher
     from controllers.deployment import DeploymentController
     from controllers.podgc import PodGarbageCollector
     from minikube_py.client.events import EventRecorder
@@ -628,7 +636,7 @@ def control_loops(client, clock, config: ClusterConfig) -> list:
     return build_controllers(client, clock, informers) + [
         DeploymentController(client, clock, recorder=EventRecorder(client, "deployment-controller", clock)),
         PodGarbageCollector(client, clock, informers, terminated_pod_threshold=config.terminated_pod_gc_threshold),
-    ]
+    ] + ([RootCaPublisher(client, ca_pem, clock, informers)] if ca_pem is not None else [])
 
 
 def _expire_events(registry, stopping: threading.Event) -> None:

@@ -40,6 +40,7 @@ from minikube_py.agent.sync import PodSync
 from minikube_py.agent.termination import KILL_WAIT_SECONDS, PodTermination
 from minikube_py.agent.volumes import ObjectSources, PodVolumes
 from minikube_py.agent.volumes import referenced_objects as volume_references
+from minikube_py.agent.volumes_tokens import ApiTokenSource
 from minikube_py.api import errors
 from minikube_py.api.core import Node, Pod
 from minikube_py.client.controller import Controller
@@ -112,8 +113,11 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
                                       node_status.node_resources(config.max_pods)[1],
                                       services=self.services.list)
+        # ServiceAccounts that projected tokens are asked for: one appearing re-syncs the pods waiting on it.
+        self.service_accounts = self.watch(Informer(client, "serviceaccounts"), *self._config_handlers("serviceaccounts"))
+        self.tokens = ApiTokenSource(client, clock.now)
         self.volumes = PodVolumes(runtime, ObjectSources(self.env_sources.config_maps, self.env_sources.secrets,
-                                                         self.env_sources), clock.now,
+                                                         self.env_sources, self.tokens), clock.now,
                                   lambda path, group: podfiles.set_volume_ownership(path, group, read_only=True))
 
     # ------------------------------------------------------------------------------------------

@@ -64,12 +64,21 @@ class VolumeSetupError(Exception):
 class ServiceAccountToken:
     token: str
     expires_at: float  # epoch seconds
+    issued_at: float  # epoch seconds, as the node saw it
+
+    @property
+    def renew_at(self) -> float:
+        """kubelet's rule: renew once 80 % of the lifetime has passed, or after a day."""
+        lifetime = max(0.0, self.expires_at - self.issued_at)
+        return self.issued_at + min(lifetime * TOKEN_REFRESH_FRACTION, TOKEN_REFRESH_MAX_SECONDS)
 
 
 class TokenSource(Protocol):
     """The API's TokenRequest for a pod's ServiceAccount (what kubelet asks for a projected token)."""
 
     def request_token(self, pod, audiences: list[str], expiration_seconds: int) -> ServiceAccountToken: ...
+
+    def forget(self, pod_uid: str) -> None: ...
 
 
 class ResourceValues(Protocol):
@@ -229,8 +238,7 @@ class PayloadBuilder:
             raise ValueError("serviceAccountToken projections need the API's TokenRequest, which this node has not")
         audiences = [projection.audience] if projection.audience else []
         token = self.sources.tokens.request_token(self.pod, audiences, projection.expiration_seconds)
-        lifetime = max(0.0, token.expires_at - self.now)
-        refresh_at = self.now + min(lifetime * TOKEN_REFRESH_FRACTION, TOKEN_REFRESH_MAX_SECONDS)
+        refresh_at = token.renew_at
         self.refresh_at = refresh_at if self.refresh_at is None else min(self.refresh_at, refresh_at)
         # With an fsGroup the token starts 0600 and the ownership step makes it 0640, as kubelet does.
         mode = 0o600 if self.fs_group is not None else default_mode
@@ -302,7 +310,8 @@ def is_memory_volume(volume) -> bool:
 
 
 def referenced_objects(pod) -> set[tuple[str, str]]:
-    """("configmaps" | "secrets", name) for every ConfigMap and Secret the pod's volumes name."""
+    """("configmaps" | "secrets" | "serviceaccounts", name) for every ConfigMap and Secret the pod's
+    volumes name, and its ServiceAccount when a projected token is asked for."""
     names: set[tuple[str, str]] = set()
     for volume in pod.spec.volumes or []:
         if getattr(volume, "config_map", None) is not None:
@@ -315,6 +324,8 @@ def referenced_objects(pod) -> set[tuple[str, str]]:
                 names.add(("configmaps", source.config_map.name or ""))
             if source.secret is not None:
                 names.add(("secrets", source.secret.name or ""))
+            if source.service_account_token is not None:
+                names.add(("serviceaccounts", pod.spec.service_account_name or "default"))
     return names
 
 
@@ -393,10 +404,12 @@ class PodVolumes:
             state.refresh_at.pop(volume.name, None)
 
     def tear_down(self, pod, pod_dir: str) -> None:
-        """Unmount the pod's tmpfs volumes (their files go with them) and forget its state; the
-        on-disk ones go with the pod's directory."""
+        """Unmount the pod's tmpfs volumes (their files go with them) and forget its state and
+        tokens; the on-disk ones go with the pod's directory."""
         with self._lock:
             self._states.pop(pod.metadata.uid, None)
+        if self.sources.tokens is not None:
+            self.sources.tokens.forget(pod.metadata.uid)
         for volume in api_data_volumes(pod):
             if is_memory_volume(volume):
                 self.runtime.unmount_memory_volume(volume_dir(pod_dir, volume.name))

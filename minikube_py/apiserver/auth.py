@@ -3,7 +3,8 @@
 The unix socket is root's alone (mode 0600), so whoever reaches it is the local admin and shows
 no credential. On the TCP listener every request must show one: a client certificate signed by
 the cluster CA (the user is its CN, the groups its O entries, as Kubernetes reads them) or a
-bearer token from the cluster's static token file. Anything else is 401 as a Status.
+bearer token from the cluster's static token file or a ServiceAccount's signed token
+(serviceaccount_tokens.py). Anything else is 401 as a Status.
 
 Authorization follows design.md section 10 and starts small: a member of `system:masters` may do
 everything; a node (`system:node:NAME`, group `system:nodes`) may touch only its own Node, its
@@ -16,10 +17,12 @@ from __future__ import annotations
 import hmac
 import ssl
 from dataclasses import dataclass
+from typing import Callable
 
 from minikube_py.api import errors
 from minikube_py.apiserver import certificates
 from minikube_py.apiserver.routing import Route, text
+from minikube_py.apiserver.serviceaccount_tokens import ServiceAccountUser
 
 NODE_PREFIX = "system:node:"
 
@@ -44,14 +47,18 @@ LOCAL_ADMIN = User("admin", certificates.ADMIN_GROUPS)
 
 
 class TokenAuthenticator:
-    """Bearer tokens from the static token file, read once at start."""
+    """Bearer tokens from the static token file, read once at start, then ServiceAccount tokens
+    (signed JWTs, checked by `service_accounts`: token -> user or None)."""
 
-    def __init__(self, tokens: list[certificates.Token]):
+    def __init__(self, tokens: list[certificates.Token],
+                 service_accounts: Callable[[str], ServiceAccountUser | None] | None = None):
         self._tokens = [(token.token.encode(), User(token.user, token.groups)) for token in tokens]
+        self._service_accounts = service_accounts
 
     @classmethod
-    def from_file(cls, path: str) -> "TokenAuthenticator":
-        return cls(certificates.read_tokens(path))
+    def from_file(cls, path: str, service_accounts: Callable[[str], ServiceAccountUser | None] | None = None,
+                  ) -> "TokenAuthenticator":
+        return cls(certificates.read_tokens(path), service_accounts)
 
     def user_for(self, presented: str) -> User | None:
         given = presented.encode()
@@ -59,6 +66,10 @@ class TokenAuthenticator:
         for secret, user in self._tokens:  # compare with every token, in constant time each
             if hmac.compare_digest(secret, given):
                 found = user
+        if found is None and self._service_accounts is not None and presented.count(".") == 2:
+            account = self._service_accounts(presented)
+            if account is not None:
+                found = User(account.name, account.groups)
         return found
 
 

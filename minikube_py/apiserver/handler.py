@@ -328,6 +328,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 raise errors.BadRequest("binding: target.name (the node's name) is required: send a v1 Binding "
                                         "with target {kind: Node, name: NODE}")
             self.send_json(201, registry.bind(namespace, name, node))
+        elif resource == "serviceaccounts" and (subresource, method) == ("token", "POST"):
+            self.send_json(201, registry.create_token(namespace, name, body))
         elif resource == "pods" and (subresource, method) == ("log", "GET"):
             streams.serve_logs(self, namespace, name, query)
         elif resource == "pods" and subresource == "exec" and method in ("POST", "GET"):

@@ -27,6 +27,8 @@ from minikube_py.api import errors
 from minikube_py.api.parsing import invalid_error
 from minikube_py.api.qos import pod_qos_class
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
+from minikube_py.apiserver.serviceaccount_admission import admit_pod
+from minikube_py.apiserver.serviceaccount_tokens import TokenIssuer, token_request
 from minikube_py.apiserver.service_allocation import DEFAULT_SERVICE_CIDR, AllocationError, ServiceAllocator
 from minikube_py.clock import Clock
 from minikube_py.store import ObjectStore, conflict, not_found, resource_label
@@ -151,6 +153,8 @@ class Registry:
         self.store = store
         self.clock = clock or Clock()
         self.services = ServiceAllocator(store, service_cidr)
+        # Signs ServiceAccount tokens (serviceaccount_tokens.py); the daemon gives it its key.
+        self.token_issuer: TokenIssuer | None = None
         for namespace in BOOTSTRAP_NAMESPACES:
             if store.get("namespaces", "", namespace) is None:
                 try:
@@ -249,6 +253,8 @@ class Registry:
             body.pop("status", None)
         # The uid comes before defaulting, as in kube-apiserver: a Job's generated selector is made of it.
         metadata["uid"] = str(uuid.uuid4())
+        if info.plural == "pods" and self.token_issuer is not None:
+            admit_pod(self, body)  # only where tokens can be issued for the volume it adds
         model, wire = self._parse(body)
         wire["metadata"].update(uid=metadata["uid"], creationTimestamp=self._now(), generation=1)
         if info.plural == "pods":
@@ -528,6 +534,12 @@ class Registry:
         if not _patch_precondition(patch):
             scale["metadata"].pop("resourceVersion", None)
         return self.replace_scale(resource, namespace, name, scale)
+
+    # -- ServiceAccount tokens ----------------------------------------------------------------
+
+    def create_token(self, namespace: str, name: str, body: Any) -> dict:
+        """The TokenRequest subresource (POST serviceaccounts/NAME/token)."""
+        return token_request(self, self.token_issuer, namespace, name, body)
 
     # -- binding -----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from minikube_py.apiserver import certificates
 from minikube_py.apiserver.auth import TokenAuthenticator
 from minikube_py.apiserver.handler import ApiRequestHandler
 from minikube_py.apiserver.hangups import HangUpDetector
+from minikube_py.apiserver.serviceaccount_tokens import ServiceAccountUser, service_account_user
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class ApiHttpServer:
         try:
             tcp_server.server_bind()
             tcp_server.server_activate()
-            tcp_server.tokens = TokenAuthenticator.from_file(self.tls.tokens)
+            tcp_server.tokens = TokenAuthenticator.from_file(self.tls.tokens, self._service_account_user)
             tcp_server.socket = self.tls.context().wrap_socket(
                 tcp_server.socket, server_side=True, do_handshake_on_connect=False)
         except (OSError, ssl.SSLError):
@@ -188,6 +189,10 @@ class ApiHttpServer:
             raise
         self._serve(tcp_server, label)
         return tcp_server.server_address[1]
+
+    def _service_account_user(self, token: str) -> ServiceAccountUser | None:
+        issuer = self.registry.token_issuer
+        return None if issuer is None else service_account_user(self.registry, issuer, token)
 
     def stop(self) -> None:
         for server in self._servers:

@@ -346,6 +346,10 @@ class HttpTransport:
                     patch_type: str = MERGE_PATCH) -> dict[str, Any]:
         return self._request("PATCH", self._path(resource, namespace, name, "scale"), patch, patch_type)
 
+    def create_token(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A TokenRequest for the ServiceAccount `name` (what kubelet asks for projected tokens)."""
+        return self._request("POST", self._path("serviceaccounts", namespace, name, "token"), body)
+
     def bind(self, namespace: str | None, name: str, node_name: str) -> dict[str, Any]:
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}

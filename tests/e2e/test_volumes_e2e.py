@@ -1,12 +1,38 @@
 """ConfigMap and Secret volumes in a real pod: the files, the live update through the `..data`
-swap (but not through a subPath), the Secret on a tmpfs of the pod (never on disk), and a pod whose
-ConfigMap is missing waiting with kubelet's FailedMount until it is applied."""
+swap (but not through a subPath), the Secret on a tmpfs of the pod (never on disk), a pod whose
+ConfigMap is missing waiting with kubelet's FailedMount until it is applied, and the default
+kube-api-access volume whose token the API's TLS door takes as the pod's ServiceAccount."""
 
 from __future__ import annotations
 
 import base64
+import http.client
+import json
+import os
+import socket
+import ssl
+
+import pytest
 
 from tests.e2e.cluster import Cluster, wait_for
+
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """This module's cluster serves the API over TLS too, for the ServiceAccount token."""
+    if os.geteuid() != 0:
+        pytest.skip("e2e tests run real pods and need root")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    running = Cluster().start(port=port)
+    try:
+        yield running
+    finally:
+        leftovers = running.stop()
+        assert not leftovers, f"cluster {running.name} left these on the host after stop: {leftovers}"
 
 CONFIG = """
 apiVersion: v1
@@ -74,17 +100,27 @@ data:
 """
 
 
+def in_reader(cluster: Cluster, *commands: str) -> list[str]:
+    """Each command's output, from one exec into the reader pod (each exec is a CLI start)."""
+    marker = "=====8<====="
+    script = f"; echo {marker}; ".join(commands)
+    return cluster.exec("reader", "sh", "-c", script).stdout.split(marker + "\n")
+
+
+def reader_mounts(cluster: Cluster) -> dict[str, list[str]]:
+    return {line.split()[1]: line.split() for line in cluster.exec("reader", "cat", "/proc/mounts").stdout.splitlines()}
+
+
 def test_config_map_and_secret_files_update_in_place_on_a_tmpfs(cluster: Cluster):
     cluster.apply(CONFIG.format(level="info") + "---" + SECRET + "---" + READER)
     cluster.wait_running("reader")
-    assert cluster.exec("reader", "cat", "/etc/config/level").stdout == "info"
-    assert cluster.exec("reader", "cat", "/etc/secret/password").stdout == "s3cret"
-    assert cluster.exec("reader", "stat", "-L", "-c", "%a", "/etc/secret/password").stdout.strip() == "400"
-    mounts = {line.split()[1]: line.split() for line in cluster.exec("reader", "cat", "/proc/mounts").stdout.splitlines()}
+    level, password, secret_mode, listing = in_reader(cluster, "cat /etc/config/level", "cat /etc/secret/password",
+                                                      "stat -L -c %a /etc/secret/password", "ls -la /etc/config")
+    assert (level, password, secret_mode.strip()) == ("info", "s3cret", "400")
+    assert "..data -> ..20" in listing and "level -> ..data/level" in listing
+    mounts = reader_mounts(cluster)
     assert mounts["/etc/secret"][2] == "tmpfs" and "ro" in mounts["/etc/secret"][3].split(",")
     assert mounts["/etc/config"][2] != "tmpfs" and "ro" in mounts["/etc/config"][3].split(",")
-    listing = cluster.exec("reader", "ls", "-la", "/etc/config").stdout
-    assert "..data -> ..20" in listing and "level -> ..data/level" in listing
 
     cluster.apply(CONFIG.format(level="debug"))
     wait_for(lambda: cluster.exec("reader", "cat", "/etc/config/level").stdout == "debug", 20,
@@ -109,3 +145,22 @@ def test_a_missing_config_map_holds_the_pod_in_container_creating_until_it_appea
     cluster.apply(LATER)
     cluster.wait_running("waiter", timeout=20)
     assert cluster.exec("waiter", "cat", "/etc/later/greeting").stdout == "hello"
+
+
+def test_the_default_token_volume_authenticates_the_pod_as_its_service_account(cluster: Cluster):
+    cluster.wait_running("reader")
+    files, namespace, ca, token = in_reader(cluster, f"ls {TOKEN_DIR}", f"cat {TOKEN_DIR}/namespace",
+                                            f"cat {TOKEN_DIR}/ca.crt", f"cat {TOKEN_DIR}/token")
+    assert files.split() == ["ca.crt", "namespace", "token"] and namespace == "default"
+    assert reader_mounts(cluster)[TOKEN_DIR][2] == "tmpfs"
+    with open(os.path.join(cluster.home, "pki", "ca.crt")) as file:
+        assert ca == file.read()
+    context = ssl.create_default_context(cafile=os.path.join(cluster.home, "pki", "ca.crt"))
+    connection = http.client.HTTPSConnection("127.0.0.1", cluster.port, context=context, timeout=10)
+    connection.request("GET", "/api/v1/namespaces/default/secrets", headers={"Authorization": f"Bearer {token}"})
+    response = connection.getresponse()
+    status = json.loads(response.read())
+    connection.close()
+    # Authenticated (not 401) as the pod's ServiceAccount, which may do nothing, as with Kubernetes' default RBAC.
+    assert response.status == 403, status
+    assert 'User "system:serviceaccount:default:default" cannot list resource "secrets"' in status["message"]

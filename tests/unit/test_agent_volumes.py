@@ -10,6 +10,10 @@ from minikube_py.agent import podfiles
 from minikube_py.agent.containers import container_env
 from minikube_py.agent.volumes import downward_value, format_map, go_quote
 from minikube_py.api import parse_object
+from minikube_py.apiserver.registry import Registry
+from minikube_py.apiserver.serviceaccount_tokens import ISSUER, TokenIssuer, load_or_create_signing_key
+from minikube_py.clock import FakeClock
+from minikube_py.store import Store
 from tests.unit.agent_harness import AgentHarness
 
 
@@ -293,3 +297,74 @@ def test_every_env_field_ref_kubernetes_allows(field_path, value):
         {"name": "main", "image": "busybox", "env": [{"name": "V", "valueFrom": {"fieldRef": {"fieldPath": field_path}}}]}]}}
     ).spec.containers[0]
     assert container_env(pod, container, "10.244.0.7", "192.0.2.1") == [("V", value)]
+
+
+# --- ServiceAccount tokens --------------------------------------------------------------------
+
+
+@pytest.fixture
+def token_harness(tmp_path):
+    """An agent whose API signs ServiceAccount tokens (and so admits pods with kube-api-access-*)."""
+    clock = FakeClock()
+    registry = Registry(Store(":memory:"), clock=clock)
+    registry.token_issuer = TokenIssuer(load_or_create_signing_key(str(tmp_path / "sa.key")), clock)
+    harness = AgentHarness(tmp_path, registry=registry, clock=clock)
+    harness.start()
+    return harness
+
+
+def service_account(harness, name="default"):
+    harness.registry.create("serviceaccounts", "default", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                           "metadata": {"name": name}})
+
+
+def claims_of(harness, path):
+    return harness.registry.token_issuer.verify(read(path).decode(), audiences=("vault", ISSUER))
+
+
+def test_a_projected_token_is_bound_to_the_pod_and_renewed_at_80_percent_of_its_life(token_harness):
+    harness = token_harness
+    service_account(harness)
+    uid = harness.create_pod("web", mounted([{"name": "token", "mountPath": "/t"}]), automountServiceAccountToken=False,
+                             volumes=[{"name": "token", "projected": {"sources": [
+                                 {"serviceAccountToken": {"path": "vault-token", "audience": "vault",
+                                                          "expirationSeconds": 600}}]}}])
+    harness.sync()
+    path = volume_path(harness, uid, "token", "vault-token")
+    claims = claims_of(harness, path)
+    assert claims["aud"] == ["vault"] and claims["kubernetes.io"]["pod"]["uid"] == uid
+    assert mode(path) == 0o644 and path.startswith(volume_path(harness, uid, "token"))
+    assert volume_path(harness, uid, "token") in harness.runtime.memory_volumes
+    first = read(path)
+    harness.advance(300)
+    assert read(path) == first  # still young: the cached token
+    harness.advance(181)  # past 80 % of 600 s: the pod's own wake-up renews it
+    assert read(path) != first and claims_of(harness, path) is not None
+
+
+def test_every_pod_gets_kube_api_access_with_token_ca_and_namespace(token_harness):
+    harness = token_harness
+    service_account(harness)
+    harness.registry.create("configmaps", "default", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                      "metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "CA"}})
+    uid = harness.create_pod("web", [{"name": "main"}])
+    harness.sync()
+    name = next(volume["name"] for volume in harness.pod("web")["spec"]["volumes"])
+    assert read(volume_path(harness, uid, name, "ca.crt")) == b"CA"
+    assert read(volume_path(harness, uid, name, "namespace")) == b"default"
+    claims = claims_of(harness, volume_path(harness, uid, name, "token"))
+    assert claims["sub"] == "system:serviceaccount:default:default" and claims["exp"] - claims["iat"] == 3607
+    mount = mounts_of(harness, uid)["/var/run/secrets/kubernetes.io/serviceaccount"]
+    assert mount.read_only and mount.source == volume_path(harness, uid, name)
+
+
+def test_a_missing_service_account_holds_the_pod_until_it_exists(token_harness):
+    harness = token_harness
+    harness.create_pod("web", mounted([{"name": "token", "mountPath": "/t"}]), automountServiceAccountToken=False,
+                       volumes=[{"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}])
+    harness.sync()
+    assert ("FailedMount", 'MountVolume.SetUp failed for volume "token" : failed to fetch token: '
+                           'serviceaccounts "default" not found') in harness.events()
+    service_account(harness)
+    harness.sync()  # the ServiceAccount's event re-syncs the pod
+    assert harness.status("web")["state"].get("running") is not None
