@@ -118,7 +118,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self.tokens = ApiTokenSource(client, clock.now)
         self.volumes = PodVolumes(runtime, ObjectSources(self.env_sources.config_maps, self.env_sources.secrets,
                                                          self.env_sources, self.tokens), clock.now,
-                                  lambda path, group: podfiles.set_volume_ownership(path, group, read_only=True))
+                                  podfiles.set_volume_ownership)
 
     # ------------------------------------------------------------------------------------------
     # Running

@@ -279,11 +279,7 @@ def volume_mounts(pod, container, pod_dir: str, env: dict[str, str] | None = Non
         if getattr(volume, "host_path", None) is not None:
             source = volume.host_path.path
         elif getattr(volume, "empty_dir", None) is not None:
-            if getattr(volume.empty_dir, "medium", None) == "Memory":
-                mounts.append(Mount(destination=volume_mount.mount_path, type="tmpfs",
-                                    read_only=bool(volume_mount.read_only),
-                                    group=context_value(pod, None, "fs_group")))
-                continue
+            # medium Memory: the pod's tmpfs there (agent/volumes.py), shared by its containers.
             source = os.path.join(pod_dir, "volumes", volume.name)
         elif is_api_data_volume(volume):
             source, read_only = os.path.join(pod_dir, "volumes", volume.name), True

@@ -10,6 +10,8 @@ WaitForAttachAndMount), and keeps them current while the pod runs. So does `PodV
 - It is written by the atomic writer (volumes_writer.py) under `<pod>/volumes/<name>`; secret and
   projected volumes sit on a tmpfs of the pod (the runtime mounts it), configMap and downwardAPI
   ones on disk, as kubelet's wrapped emptyDirs are. With an fsGroup the files get its group.
+- emptyDir volumes with medium Memory are a tmpfs of the pod too (sizeLimit its size), mounted
+  here once so that all the pod's containers bind the same one.
 - Every sync of the pod writes them again; the writer changes nothing unless the payload did, so
   a changed ConfigMap or Secret (the agent re-syncs the pods naming it), changed labels or
   annotations, or a token near its end reach the running containers through the `..data` swap.
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from minikube_py.agent.volumes_writer import AtomicWriter, FileProjection, Payload
+from minikube_py.api.quantity import memory_bytes
 from minikube_py.runtime.types import ContainerRuntimeError, Runtime
 
 log = logging.getLogger(__name__)
@@ -305,8 +308,14 @@ def api_data_volumes(pod) -> list:
     return [volume for volume in pod.spec.volumes or [] if is_api_data_volume(volume)]
 
 
+def is_memory_empty_dir(volume) -> bool:
+    empty_dir = getattr(volume, "empty_dir", None)
+    return empty_dir is not None and getattr(empty_dir, "medium", None) == "Memory"
+
+
 def is_memory_volume(volume) -> bool:
-    return any(getattr(volume, kind, None) is not None for kind in MEMORY_TYPES)
+    """Backed by a tmpfs of the pod: secret, projected, and emptyDir with medium Memory."""
+    return is_memory_empty_dir(volume) or any(getattr(volume, kind, None) is not None for kind in MEMORY_TYPES)
 
 
 def referenced_objects(pod) -> set[tuple[str, str]]:
@@ -339,6 +348,7 @@ def volume_dir(pod_dir: str, name: str) -> str:
 @dataclass
 class _PodState:
     frozen: set[str] = field(default_factory=set)  # volumes written once and never again (immutable)
+    memory_empty_dirs: set[str] = field(default_factory=set)  # emptyDir tmpfs mounts made
     refresh_at: dict[str, float] = field(default_factory=dict)  # volume -> when its token needs renewing
 
 
@@ -346,7 +356,7 @@ class PodVolumes:
     """Sets up and keeps current the API data volumes of this node's pods."""
 
     def __init__(self, runtime: Runtime, sources: ObjectSources, now: Callable[[], float],
-                 set_ownership: Callable[[str, int], None]):
+                 set_ownership: Callable[[str, int, bool], None]):
         self.runtime = runtime
         self.sources = sources
         self.now = now
@@ -366,6 +376,13 @@ class PodVolumes:
         fs_group = getattr(getattr(pod.spec, "security_context", None), "fs_group", None)
         now = self.now()
         failure: VolumeSetupError | None = None
+        for volume in pod.spec.volumes or []:
+            if is_memory_empty_dir(volume) and volume.name not in state.memory_empty_dirs:
+                try:
+                    self._set_up_memory_empty_dir(volume, volume_dir(pod_dir, volume.name), fs_group)
+                    state.memory_empty_dirs.add(volume.name)
+                except (OSError, ContainerRuntimeError) as error:
+                    failure = failure or VolumeSetupError(volume.name, f"mounting a tmpfs: {error}")
         for volume in api_data_volumes(pod):
             if volume.name in state.frozen:
                 continue
@@ -379,6 +396,14 @@ class PodVolumes:
             return None
         return max(0.0, min(state.refresh_at.values()) - now)
 
+    def _set_up_memory_empty_dir(self, volume, directory: str, fs_group: int | None) -> None:
+        """One tmpfs for the pod, which each container binds (so they share it), as kubelet's
+        memory-medium emptyDir; `sizeLimit` is its size; an fsGroup gets it group-writable."""
+        size_limit = getattr(volume.empty_dir, "size_limit", None)
+        self.runtime.mount_memory_volume(directory, int(memory_bytes(size_limit)) if size_limit else None)
+        if fs_group is not None:
+            self.set_ownership(directory, fs_group, False)
+
     def _set_up_volume(self, pod, volume, directory: str, fs_group: int | None, now: float, state: _PodState) -> None:
         built = volume_payload(pod, volume, self.sources, fs_group, now)
         try:
@@ -390,7 +415,7 @@ class PodVolumes:
             ownership = None
             if fs_group is not None:
                 def ownership(path: str) -> None:
-                    self.set_ownership(path, fs_group)
+                    self.set_ownership(path, fs_group, True)
             changed = AtomicWriter(directory, self.now).write(built.payload, ownership)
         except (OSError, ValueError, ContainerRuntimeError) as error:
             raise VolumeSetupError(volume.name, f"writing the volume under {directory}: {error}") from None
@@ -410,7 +435,7 @@ class PodVolumes:
             self._states.pop(pod.metadata.uid, None)
         if self.sources.tokens is not None:
             self.sources.tokens.forget(pod.metadata.uid)
-        for volume in api_data_volumes(pod):
+        for volume in pod.spec.volumes or []:
             if is_memory_volume(volume):
                 self.runtime.unmount_memory_volume(volume_dir(pod_dir, volume.name))
 

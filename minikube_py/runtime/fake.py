@@ -224,9 +224,9 @@ class FakeRuntime:
         current = self.sandboxes.get(sandbox.id)
         return current is not None and current.pause_pid == sandbox.pause_pid and sandbox.id not in self._dead_sandboxes
 
-    def mount_memory_volume(self, path: str) -> None:
+    def mount_memory_volume(self, path: str, size_bytes: int | None = None) -> None:
         """A plain directory stands for the tmpfs; `memory_volumes` says which are "mounted"."""
-        self.calls.append(("mount_memory_volume", path))
+        self.calls.append(("mount_memory_volume", path, size_bytes))
         os.makedirs(path, exist_ok=True)
         self.memory_volumes.add(path)
 

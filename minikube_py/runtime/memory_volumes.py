@@ -23,12 +23,14 @@ def is_mount_point(path: str) -> bool:
     return os.path.ismount(path)
 
 
-def mount_memory_volume(path: str) -> None:
-    """A tmpfs at `path` (made when missing); nothing when one is there already (re-adoption)."""
+def mount_memory_volume(path: str, size_bytes: int | None = None) -> None:
+    """A tmpfs at `path` (made when missing), of at most `size_bytes` (else the kernel's default,
+    half the RAM); nothing when one is there already (re-adoption)."""
     os.makedirs(path, exist_ok=True)
     if is_mount_point(path):
         return
-    linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, TMPFS_OPTIONS)
+    options = TMPFS_OPTIONS + (f",size={size_bytes}" if size_bytes else "")
+    linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
 
 
 def unmount_memory_volume(path: str) -> None:

@@ -595,8 +595,8 @@ class LinuxRuntime:
         except Exception as error:  # a namespace that vanished under us, a netlink error: broken either way
             return f"checking the network failed: {error}"
 
-    def mount_memory_volume(self, path: str) -> None:
-        memory_volumes.mount_memory_volume(path)
+    def mount_memory_volume(self, path: str, size_bytes: int | None = None) -> None:
+        memory_volumes.mount_memory_volume(path, size_bytes)
 
     def unmount_memory_volume(self, path: str) -> None:
         memory_volumes.unmount_memory_volume(path)

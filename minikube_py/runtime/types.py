@@ -257,8 +257,9 @@ class Runtime(Protocol):
     def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
         """Facts read from /proc and cgroupfs: pids, namespace inodes, cgroup paths and limits, rootfs, veth."""
 
-    def mount_memory_volume(self, path: str) -> None:
-        """A tmpfs at the host directory `path` (a pod's secret or projected volume); idempotent."""
+    def mount_memory_volume(self, path: str, size_bytes: int | None = None) -> None:
+        """A tmpfs at the host directory `path` (a pod's secret, projected or memory emptyDir
+        volume), of at most `size_bytes`; idempotent."""
 
     def unmount_memory_volume(self, path: str) -> None:
         """Undo mount_memory_volume; nothing when nothing is mounted there."""

@@ -198,7 +198,9 @@ def test_supplemental_groups_then_fs_group_join_the_user_and_fs_group_owns_memor
                    volumes=[{"name": "cache", "emptyDir": {"medium": "Memory"}}])
     config = config_for(pod)
     assert config.supplemental_groups == [3000, 3001, 2000]
-    assert next(mount for mount in config.mounts if mount.destination == "/cache").group == 2000
+    cache = next(mount for mount in config.mounts if mount.destination == "/cache")
+    # The pod's tmpfs (made and owned by the fsGroup in agent/volumes.py), bound like any volume.
+    assert cache.type == "bind" and cache.source.endswith("/volumes/cache")
 
 
 def test_the_devices_annotation_asks_for_optional_devices():

@@ -368,3 +368,20 @@ def test_a_missing_service_account_holds_the_pod_until_it_exists(token_harness):
     service_account(harness)
     harness.sync()  # the ServiceAccount's event re-syncs the pod
     assert harness.status("web")["state"].get("running") is not None
+
+
+def test_a_memory_empty_dir_is_one_tmpfs_of_the_pod_that_every_container_binds(harness):
+    uid = harness.create_pod("web", [{"name": "a", "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]},
+                                     {"name": "b", "volumeMounts": [{"name": "cache", "mountPath": "/shared"}]}],
+                             volumes=[{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+                             securityContext={"fsGroup": os.getgid()})
+    harness.sync()
+    directory = volume_path(harness, uid, "cache")
+    assert directory in harness.runtime.memory_volumes
+    assert [call for call in harness.runtime.calls if call[0] == "mount_memory_volume"] == [
+        ("mount_memory_volume", directory, 64 * 1024 * 1024)]  # once, not per sync or container
+    assert mounts_of(harness, uid, "a")["/cache"].source == mounts_of(harness, uid, "b")["/shared"].source == directory
+    assert os.stat(directory).st_mode & 0o2000  # setgid for the fsGroup
+    harness.registry.delete("pods", "default", "web")
+    harness.advance(31)
+    assert directory not in harness.runtime.memory_volumes
