@@ -53,6 +53,10 @@ def api_resource_list(group_version: str) -> dict:
                  "verbs": ["create"]},
                 {"name": "pods/inspect", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
             ]
+        if info.plural == "serviceaccounts":
+            resources.append({"name": "serviceaccounts/token", "singularName": "", "namespaced": True,
+                              "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
+                              "verbs": ["create"]})
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 
 

@@ -155,12 +155,21 @@ def test_the_default_token_volume_authenticates_the_pod_as_its_service_account(c
     assert reader_mounts(cluster)[TOKEN_DIR][2] == "tmpfs"
     with open(os.path.join(cluster.home, "pki", "ca.crt")) as file:
         assert ca == file.read()
+    # Authenticated (not 401) as the pod's ServiceAccount, which may do nothing, as with Kubernetes' default RBAC.
+    code, message = list_secrets_with(cluster, token)
+    assert code == 403 and 'User "system:serviceaccount:default:default" cannot list resource "secrets"' in message
+    # The real kubectl asks the same TokenRequest API for a token of its own.
+    made = cluster.kubectl("create", "token", "default", "--duration", "10m").stdout.strip()
+    assert list_secrets_with(cluster, made)[0] == 403
+    assert list_secrets_with(cluster, made[:-2] + "xx")[0] == 401
+
+
+def list_secrets_with(cluster: Cluster, token: str) -> tuple[int, str]:
     context = ssl.create_default_context(cafile=os.path.join(cluster.home, "pki", "ca.crt"))
     connection = http.client.HTTPSConnection("127.0.0.1", cluster.port, context=context, timeout=10)
-    connection.request("GET", "/api/v1/namespaces/default/secrets", headers={"Authorization": f"Bearer {token}"})
-    response = connection.getresponse()
-    status = json.loads(response.read())
-    connection.close()
-    # Authenticated (not 401) as the pod's ServiceAccount, which may do nothing, as with Kubernetes' default RBAC.
-    assert response.status == 403, status
-    assert 'User "system:serviceaccount:default:default" cannot list resource "secrets"' in status["message"]
+    try:
+        connection.request("GET", "/api/v1/namespaces/default/secrets", headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read()).get("message", "")
+    finally:
+        connection.close()
