@@ -73,13 +73,15 @@ class ManifestError(Exception):
 
 
 def _contained(wanted, live) -> bool:
-    """Whether every field of `wanted` is in `live` with the same value (live may have more)."""
+    """Whether every field of `wanted` is in `live` with the same value (live may have more). A
+    live list may have more elements after the wanted ones: others (the ServiceAccount admission's
+    kube-api-access volume and mounts) appended them, and kubectl's strategic merge keeps them too."""
     if isinstance(wanted, dict):
         return isinstance(live, dict) and all(key in live and _contained(value, live[key])
                                               for key, value in wanted.items())
     if isinstance(wanted, list):
-        return (isinstance(live, list) and len(wanted) == len(live)
-                and all(_contained(item, live_item) for item, live_item in zip(wanted, live, strict=True)))
+        return (isinstance(live, list) and len(wanted) <= len(live)
+                and all(_contained(item, live_item) for item, live_item in zip(wanted, live)))
     return wanted == live
 
 

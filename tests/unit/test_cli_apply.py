@@ -119,6 +119,18 @@ def test_three_way_merge_patch_deletes_what_the_last_manifest_had_and_the_new_on
                                                                    "spec": {"paused": None}}
 
 
+def test_mounts_the_server_appended_do_not_make_a_pod_manifest_a_change():
+    containers = [{"name": "web", "image": "nginx", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]
+    live_containers = [{"name": "web", "image": "nginx", "volumeMounts": [
+        {"name": "data", "mountPath": "/data"},
+        {"name": "kube-api-access-x7k2q", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}]}]
+    assert apply.three_way_merge_patch({"containers": containers}, {"containers": containers},
+                                       {"containers": live_containers}) == {}
+    volumes = [{"name": "data", "emptyDir": {}}]
+    live_volumes = volumes + [{"name": "kube-api-access-x7k2q", "projected": {"sources": []}}]
+    assert apply.three_way_merge_patch({"volumes": volumes}, {"volumes": volumes}, {"volumes": live_volumes}) == {}
+
+
 def test_three_way_merge_patch_sends_lists_only_when_the_manifest_changed_them():
     containers = [{"name": "c", "image": "busybox"}]
     defaulted = [{"name": "c", "image": "busybox", "imagePullPolicy": "Always"}]
