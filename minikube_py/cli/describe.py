@@ -185,9 +185,48 @@ def describe_volumes(writer: DescribeWriter, volumes: list[dict] | None, level: 
             writer.write(level + 2, "Type:\tHostPath (bare host directory volume)")
             writer.write(level + 2, f"Path:\t{host_path.get('path', '')}")
             writer.write(level + 2, f"HostPathType:\t{host_path.get('type', '')}")
+        elif "configMap" in volume or "secret" in volume or "downwardAPI" in volume or "projected" in volume:
+            for line in api_data_volume_lines(volume):
+                writer.write(level + 2, line)
         else:
             kinds = [key for key in volume if key != "name"]
             writer.write(level + 2, f"Type:\t{', '.join(kinds) or '<unknown>'}")
+
+
+def _optional(value) -> str:
+    return "<nil>" if value is None else str(bool(value)).lower()
+
+
+def api_data_volume_lines(volume: dict) -> list[str]:
+    """kubectl describe's lines for configMap, secret, downwardAPI and projected volumes."""
+    if "configMap" in volume:
+        source = volume.get("configMap") or {}
+        return ["Type:\tConfigMap (a volume populated by a ConfigMap)", f"Name:\t{source.get('name', '')}",
+                f"Optional:\t{str(bool(source.get('optional'))).lower()}"]
+    if "secret" in volume:
+        source = volume.get("secret") or {}
+        return ["Type:\tSecret (a volume populated by a Secret)", f"SecretName:\t{source.get('secretName', '')}",
+                f"Optional:\t{str(bool(source.get('optional'))).lower()}"]
+    if "downwardAPI" in volume:
+        lines = ["Type:\tDownwardAPI (a volume populated by information about the pod)", "Items:"]
+        for item in (volume.get("downwardAPI") or {}).get("items") or []:
+            reference = item.get("fieldRef") or {}
+            resource = item.get("resourceFieldRef") or {}
+            lines.append(f"  {reference.get('fieldPath') or resource.get('resource', '')} -> {item.get('path', '')}")
+        return lines
+    lines = ["Type:\tProjected (a volume that contains injected data from multiple sources)"]
+    for source in (volume.get("projected") or {}).get("sources") or []:
+        if "secret" in source:
+            lines += [f"SecretName:\t{source['secret'].get('name', '')}",
+                      f"SecretOptionalName:\t{_optional(source['secret'].get('optional'))}"]
+        elif "downwardAPI" in source:
+            lines.append("DownwardAPI:\ttrue")
+        elif "configMap" in source:
+            lines += [f"ConfigMapName:\t{source['configMap'].get('name', '')}",
+                      f"ConfigMapOptional:\t{_optional(source['configMap'].get('optional'))}"]
+        elif "serviceAccountToken" in source:
+            lines.append(f"TokenExpirationSeconds:\t{source['serviceAccountToken'].get('expirationSeconds', 3600)}")
+    return lines
 
 
 def describe_pod_template(writer: DescribeWriter, template: dict) -> None:

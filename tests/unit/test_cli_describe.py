@@ -99,3 +99,25 @@ def test_describe_namespace_and_node(live):
 def test_describe_of_a_missing_object_is_not_found(live):
     result = live.run("describe", "pod", "nope")
     assert (result.code, result.err) == (1, 'Error from server (NotFound): pods "nope" not found\n')
+
+
+def test_describe_pod_shows_configmap_secret_downward_and_projected_volumes_as_kubectl(live):
+    live.registry.create("pods", "default", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "configured", "namespace": "default"},
+        "spec": {"containers": [{"name": "c0", "image": "busybox"}], "volumes": [
+            {"name": "config", "configMap": {"name": "app-config"}},
+            {"name": "creds", "secret": {"secretName": "app-secret", "optional": True}},
+            {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+            {"name": "kube-api-access-x7k2q", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}]}})
+    text = live.run("describe", "pod", "configured").out
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    for expected in ("Type: ConfigMap (a volume populated by a ConfigMap)", "Name: app-config", "Optional: false",
+                     "Type: Secret (a volume populated by a Secret)", "SecretName: app-secret", "Optional: true",
+                     "Type: DownwardAPI (a volume populated by information about the pod)", "metadata.labels -> labels",
+                     "Type: Projected (a volume that contains injected data from multiple sources)",
+                     "TokenExpirationSeconds: 3607", "ConfigMapName: kube-root-ca.crt", "ConfigMapOptional: <nil>",
+                     "DownwardAPI: true"):
+        assert expected in lines, expected
