@@ -81,7 +81,7 @@ def _contained(wanted, live) -> bool:
                                               for key, value in wanted.items())
     if isinstance(wanted, list):
         return (isinstance(live, list) and len(wanted) <= len(live)
-                and all(_contained(item, live_item) for item, live_item in zip(wanted, live)))
+                and all(_contained(item, live_item) for item, live_item in zip(wanted, live, strict=False)))
     return wanted == live
 
 
