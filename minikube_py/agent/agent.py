@@ -102,7 +102,9 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         # ConfigMaps and Secrets that containers' env and volumes read: a change re-syncs the pods naming them.
         self.config_maps = self.watch(Informer(client, "configmaps"), *self._config_handlers("configmaps"))
         self.secrets = self.watch(Informer(client, "secrets"), *self._config_handlers("secrets"))
-        self.service_accounts = self.watch(Informer(client, "serviceaccounts"), *self._ignore_events())
+        # ServiceAccounts: their imagePullSecrets, and the tokens projected volumes ask for (one
+        # appearing re-syncs the pods waiting on it).
+        self.service_accounts = self.watch(Informer(client, "serviceaccounts"), *self._config_handlers("serviceaccounts"))
         self.image_pulls = ImagePulls(runtime, clock, self.recorder, self.queue.add,
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
                                       lambda namespace, name: self.service_accounts.get(f"{namespace}/{name}"),
@@ -113,8 +115,6 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
                                       node_status.node_resources(config.max_pods)[1],
                                       services=self.services.list)
-        # ServiceAccounts that projected tokens are asked for: one appearing re-syncs the pods waiting on it.
-        self.service_accounts = self.watch(Informer(client, "serviceaccounts"), *self._config_handlers("serviceaccounts"))
         self.tokens = ApiTokenSource(client, clock.now)
         self.volumes = PodVolumes(runtime, ObjectSources(self.env_sources.config_maps, self.env_sources.secrets,
                                                          self.env_sources, self.tokens), clock.now,
@@ -241,13 +241,6 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             # The last word of the API, also for a pod just deleted (its grace period).
             record.pod = pod
         self.queue.add(uid)
-
-    @staticmethod
-    def _ignore_events():
-        """Handlers for a cache read only when a pod needs it (ServiceAccounts' pull secrets)."""
-        def ignore(*objects) -> None:
-            return None
-        return ignore, ignore, ignore
 
     def _config_handlers(self, resource: str):
         def changed(obj) -> None:
