@@ -340,6 +340,10 @@ def format_inspect(document: dict) -> str:
         writer.write(2, f"State:\t{container.get('state', '')}")
         writer.write(2, f"Image:\t{container.get('image', '')}")
         writer.write(2, f"Rootfs:\t{container.get('rootfs', '')}")
+        if container.get("imageLayers"):
+            writer.write(2, "Image layers (overlay lower dirs, top first):")
+            for layer in container["imageLayers"]:
+                writer.write(3, layer)
         writer.write(2, "Namespaces:")
         for kind, inode in sorted((container.get("namespaces") or {}).items()):
             writer.write(3, f"{kind}:\t{inode}{'  (shared with pause)' if kind in shared else ''}")

@@ -881,6 +881,8 @@ class LinuxRuntime:
                 "limits": self._read_limits(record.cgroup),
                 "rootfs": os.path.join(record.directory, "rootfs"),
                 "image": record.spec.image if record.spec is not None else "",
+                # The overlay's lower directories as mounted, top first: layers shared between images show here.
+                "imageLayers": list(reversed(record.spec.layers)) if record.spec is not None else [],
                 "security": container_security(record.spec, record.pid if running else 0),
             })
         return document

@@ -112,6 +112,7 @@ def test_two_images_sharing_a_base_layer_store_it_once(cluster, registry, layout
     app = json.loads(cluster.cli("image", "inspect", f"{registry.host}/team/app:v1").stdout)[0]
     other = json.loads(cluster.cli("image", "inspect", f"{registry.host}/team/other:other").stdout)[0]
     assert app["LayerDirectories"][0] == other["LayerDirectories"][0]
+    assert cluster.inspect("app")["containers"][0]["imageLayers"] == app["LayerDirectories"][::-1]
     busybox_bytes = os.path.getsize(BUSYBOX)
     stored = sum(os.path.getsize(os.path.join(directory, name))
                  for directory, _, names in os.walk(os.path.join(cluster.home, "images", "layers"))
