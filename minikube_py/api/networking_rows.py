@@ -71,21 +71,23 @@ def service_row(service: dict[str, Any], now: float) -> list[Any]:
 
 
 def endpoints_row(endpoints: dict[str, Any], now: float) -> list[Any]:
-    """Name, Endpoints (`10.244.0.5:8080,10.244.0.6:8080 + 1 more...`), Age."""
+    """Name, Endpoints (`10.244.0.5:8080,10.244.0.6:8080 + 1 more...`), Age.
+
+    kubectl's formatEndpoints: port by port, each ready address with that port; a subset without
+    ports gives bare addresses; `<none>` without subsets, an empty cell when none is ready.
+    """
+    subsets = endpoints.get("subsets") or []
+    if not subsets:
+        return [_name(endpoints), NONE, _age(endpoints, now)]
     shown: list[str] = []
     total = 0
-    for subset in endpoints.get("subsets") or []:
-        addresses = subset.get("addresses") or []
+    for subset in subsets:
+        addresses = [address["ip"] for address in subset.get("addresses") or []]
         ports = subset.get("ports") or []
-        if not addresses:
-            continue
-        pairs = [(address["ip"], port.get("port")) for address in addresses for port in ports] if ports else \
-            [(address["ip"], None) for address in addresses]
-        for ip, port in pairs:
-            total += 1
-            if len(shown) < MAX_SHOWN_ENDPOINTS:
-                shown.append(ip if port is None else f"{ip}:{port}")
-    return [_name(endpoints), _more(shown, total) if total else NONE, _age(endpoints, now)]
+        pairs = [f"{ip}:{port.get('port')}" for port in ports for ip in addresses] if ports else addresses
+        total += len(pairs)
+        shown += pairs[:max(0, MAX_SHOWN_ENDPOINTS - len(shown))]
+    return [_name(endpoints), _more(shown, total), _age(endpoints, now)]
 
 
 def endpoint_slice_row(endpoint_slice: dict[str, Any], now: float) -> list[Any]:

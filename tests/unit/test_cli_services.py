@@ -313,3 +313,23 @@ def test_service_refuses_a_cluster_ip_service_with_what_to_do(live):
     assert result.code == 1 and result.out == ""
     assert result.err.startswith("error: service default/web has no node port: its type is ClusterIP")
     assert "NodePort" in result.err
+
+
+def test_describe_pod_shows_where_env_values_come_from(live):
+    live.registry.create("pods", "default", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "configured"},
+        "spec": {"containers": [{
+            "name": "main", "image": "busybox", "command": ["sh", "-c", "echo one\necho two"],
+            "envFrom": [{"configMapRef": {"name": "settings"}}, {"secretRef": {"name": "db", "optional": True},
+                                                                  "prefix": "DB_"}],
+            "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+                    {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}]}})
+    lines = live.run("describe", "pod", "configured").out.splitlines()
+    assert "      echo one" in lines and "      echo two" in lines  # every line of an argument indented
+    assert "    Environment Variables from:" in lines
+    assert [line.split() for line in lines if "Optional:" in line][:2] == [
+        ["settings", "ConfigMap", "Optional:", "false"], ["db", "Secret", "with", "prefix", "'DB_'", "Optional:", "true"]]
+    assert any(line.split() == ["MODE:", "<set", "to", "the", "key", "'mode'", "of", "config", "map", "'settings'>",
+                                "Optional:", "false"] for line in lines)
+    assert any(line.split() == ["PASSWORD:", "<set", "to", "the", "key", "'password'", "in", "secret", "'db'>",
+                                "Optional:", "false"] for line in lines)

@@ -249,6 +249,14 @@ def test_endpoints_rows_show_three_then_how_many_more():
     assert networking_rows.endpoints_row(endpoints, NOW)[1] == \
         "10.244.0.2:8080,10.244.0.3:8080,10.244.0.4:8080 + 2 more..."
     assert networking_rows.endpoints_row({"metadata": {"name": "web"}}, NOW)[1] == "<none>"
+    # Port by port, as kubectl; a subset with only unready addresses is an empty cell.
+    two_ports = {"metadata": {"name": "web"}, "subsets": [
+        {"addresses": [{"ip": "10.244.0.2"}, {"ip": "10.244.0.3"}], "ports": [{"name": "a", "port": 80},
+                                                                          {"name": "b", "port": 443}]}]}
+    assert networking_rows.endpoints_row(two_ports, NOW)[1] == \
+        "10.244.0.2:80,10.244.0.3:80,10.244.0.2:443 + 1 more..."
+    unready = {"metadata": {"name": "web"}, "subsets": [{"notReadyAddresses": [{"ip": "10.244.0.2"}]}]}
+    assert networking_rows.endpoints_row(unready, NOW)[1] == ""
     endpoint_slice = {"metadata": {"name": "web-x"}, "addressType": "IPv4", "ports": [{"port": 8080}],
                       "endpoints": [{"addresses": ["10.244.0.2"]}]}
     assert networking_rows.endpoint_slice_row(endpoint_slice, NOW)[:4] == ["web-x", "IPv4", "8080", "10.244.0.2"]
