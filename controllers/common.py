@@ -406,28 +406,19 @@ def pods_to_delete(pods: Sequence[Pod], count: int, related_pods: Iterable[Pod],
 
 # -- slow start ---------------------------------------------------------------------------------
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _shared_executor() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=PARALLEL_API_CALLS, thread_name_prefix="controller-api-call")
-        return _executor
-
-
 def run_in_parallel(calls: Sequence[Callable[[], Any]]) -> list[BaseException]:
-    """Run the calls concurrently and wait for all; the exceptions they raised, in call order."""
+    """Run the calls concurrently (at most PARALLEL_API_CALLS at a time) and wait for all; the
+    exceptions they raised, in call order. The threads last as long as the batch: an idle node
+    keeps none of them."""
     if len(calls) == 1:
         try:
             calls[0]()
         except Exception as error:
             return [error]
         return []
-    futures = [_shared_executor().submit(call) for call in calls]
-    return [error for error in (future.exception() for future in futures) if error is not None]
+    with ThreadPoolExecutor(max_workers=min(len(calls), PARALLEL_API_CALLS), thread_name_prefix="controller-api-call") as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [error for error in (future.exception() for future in futures) if error is not None]
 
 
 def slow_start_batch(count: int, initial_batch: int, fn: Callable[[], Any]) -> tuple[int, BaseException | None]:
