@@ -7,7 +7,7 @@ import socket
 import struct
 
 import pytest
-from dnslib import RCODE, RR, DNSRecord
+from dnslib import EDNS0, RCODE, RR, DNSRecord
 
 from minikube_py import api
 from minikube_py.agent.podfiles import pod_resolv_conf
@@ -176,3 +176,15 @@ def test_stop_closes_both_listeners(cluster):
         socket.create_connection(("127.0.0.1", port), timeout=2)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", port))  # the UDP port is free again
+
+
+def test_a_kept_udp_answer_carries_the_new_query_id_and_goes_when_the_service_changes(cluster, dns_server):
+    question = DNSRecord.question("big.default.svc.cluster.local")
+    question.add_ar(EDNS0(udp_len=4096))  # room for all 60 addresses over UDP
+    first = over_udp(dns_server.port, question)
+    question.header.id = (question.header.id + 1) % 65536
+    again = over_udp(dns_server.port, question)
+    assert again.header.id == question.header.id and again.rr == first.rr and len(again.rr) == 60
+    cluster.registry.delete("services", "default", "big")
+    cluster.refresh()
+    assert over_udp(dns_server.port, question).header.rcode == RCODE.NXDOMAIN
