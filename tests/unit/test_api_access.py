@@ -140,6 +140,8 @@ def test_a_node_may_touch_its_own_node_and_pods_and_nothing_else(server, paths):
     assert get(server, paths, "/api/v1/pods", node)[0] == 403
     assert get(server, paths, "/api/v1/namespaces/default/pods", node, method="POST", body=POD)[0] == 403
     assert get(server, paths, "/apis/apps/v1/deployments", node)[0] == 403
+    for stream in ("exec?command=ls&stdout=true", "attach?stdout=true", "portforward?ports=80"):
+        assert get(server, paths, f"/api/v1/namespaces/default/pods/mine/{stream}", node)[0] == 403
 
 
 def test_certificates_name_every_local_address_and_are_kept_on_a_second_start(tmp_path):
