@@ -53,8 +53,11 @@ def _lines(paths: Iterable[str]) -> Iterator[bytes]:
 
 
 def read_log(path: str, tail_lines: int | None = None, timestamps: bool = False, follow: bool = False,
-             still_running: Callable[[], bool] = lambda: False, sleep: Callable[[float], None] = time.sleep) -> Iterator[bytes]:
-    """Yield the log's text; with `follow`, keep polling the live file while `still_running()`."""
+             still_running: Callable[[], bool] = lambda: False, sleep: Callable[[float], None] = time.sleep,
+             follow_from: int | None = None) -> Iterator[bytes]:
+    """Yield the log's text; with `follow`, keep polling the live file while `still_running()`.
+    `follow_from`: the live file's size when the caller started listening (attach measures it
+    before it lets input in, so no answer to that input is missed)."""
     lines: Iterable[bytes] = _lines(log_files(path))
     if tail_lines is not None:
         lines = deque(lines, maxlen=max(tail_lines, 0))
@@ -65,7 +68,7 @@ def read_log(path: str, tail_lines: int | None = None, timestamps: bool = False,
     if not follow:
         return
     # Follow the live file from where the first read ended (its size now).
-    position = os.path.getsize(path) if os.path.exists(path) else 0
+    position = follow_from if follow_from is not None else os.path.getsize(path) if os.path.exists(path) else 0
     pending = b""
     while True:
         running = still_running()

@@ -7,6 +7,7 @@ container that has not started or a previous instance that does not exist.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Iterator
 
@@ -87,7 +88,8 @@ class NodeProxy:
         if running is None:
             raise errors.BadRequest(f"container {container_record.name} is not running in pod {record.name}: "
                                     "attach needs a running container")
-        spec = next((c for c in (record.pod.spec.containers or []) + (record.pod.spec.init_containers or [])
+        spec = next((c for c in [*record.pod.spec.containers, *(record.pod.spec.init_containers or []),
+                                 *(record.pod.spec.ephemeral_containers or [])]
                      if c.name == container_record.name), None)
         container_input = None
         if stdin:
@@ -96,6 +98,8 @@ class NodeProxy:
             except ContainerRuntimeError as error:
                 raise errors.BadRequest(f"container {container_record.name} in pod {record.name}: {error.message}") from None
         path = container_configs.log_path(podfiles.pod_dir(self.home, record.uid), container_record.name, running.attempt)
+        # Where the output starts: measured now, before any input can reach the container.
+        start = os.path.getsize(path) if os.path.exists(path) else 0
 
         def output(attached) -> Iterator[bytes]:
             def still_running() -> bool:
@@ -105,7 +109,8 @@ class NodeProxy:
                     return self.runtime.container_state(running.id).status == "running"
                 except ContainerRuntimeError:
                     return False
-            return container_logs.read_log(path, tail_lines=0, follow=True, still_running=still_running)
+            return container_logs.read_log(path, tail_lines=0, follow=True, still_running=still_running,
+                                           follow_from=start)
 
         stdin_once = bool(stdin and spec is not None and spec.stdin_once)
 

@@ -115,6 +115,10 @@ class PodSync:
                 delay = self._stop_sidecars(record)
                 if delay is not None:
                     wake_after.append(delay)
+            for ephemeral in pod.spec.ephemeral_containers or []:
+                delay = self._step_ephemeral_container(record, ephemeral)
+                if delay is not None:
+                    wake_after.append(delay)
         phase = pod_phase(record.app_records, pod.spec.restart_policy, init_records=record.init_records)
         if phase in TERMINAL_PHASES:
             record.terminal_phase = phase
@@ -339,6 +343,16 @@ class PodSync:
                     return remaining
         return self._start_container(record, container, container_record, restart=exited is not None)
 
+    def _step_ephemeral_container(self, record: PodRecord, container) -> float | None:
+        """An ephemeral container (kubectl debug) starts once, when asked, and is never restarted;
+        it counts for neither the pod's phase nor its readiness."""
+        container_record = record.containers.get(container.name)
+        if container_record is None:
+            container_record = record.containers[container.name] = ContainerRecord(container.name, container.image)
+        if container_record.running is not None or container_record.terminated is not None:
+            return None
+        return self._start_container(record, container, container_record, restart=False)
+
     def _wait_back_off(self, record: PodRecord, container_record: ContainerRecord, exited: Termination,
                        exit_id: str, delay: float) -> None:
         container_record.last_state = exited
@@ -376,6 +390,9 @@ class PodSync:
             log_file = termination_log_path(self.config.home, record.uid, container.name, attempt)
             config.mounts.append(Mount(destination=container.termination_message_path,
                                        source=prepare_termination_log(log_file)))
+        target = record.containers.get(getattr(container, "target_container_name", None) or "")
+        if target is not None and target.running is not None:
+            config.target_container_id = target.running.id
         try:
             state = self.runtime.start_container(record.sandbox, config)
         except ContainerRuntimeError as error:
@@ -388,6 +405,8 @@ class PodSync:
             container_record.restart_count = attempt
             container_record.set_terminated(
                 Termination("", START_ERROR_EXIT_CODE, "StartError", now, now, message=error.message))
+            if container.name in [c.name for c in pod.spec.ephemeral_containers or []]:
+                return None  # an ephemeral container is not restarted
             return self._step_container(record, container)
         record.failures.pop(container.name, None)
         record.rerun_init.discard(container.name)
@@ -497,6 +516,10 @@ class PodSync:
         if init_records:
             status["initContainerStatuses"] = [container_record.to_dict() for container_record in init_records]
         status["containerStatuses"] = [container_record.to_dict() for container_record in records]
+        ephemeral = [record.containers[c.name].to_dict() for c in pod.spec.ephemeral_containers or []
+                     if c.name in record.containers]
+        if ephemeral:
+            status["ephemeralContainerStatuses"] = ephemeral
         return status
 
     def _write_status(self, record: PodRecord) -> None:

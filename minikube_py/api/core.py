@@ -189,6 +189,13 @@ class Container(WireModel):
     termination_message_policy: str = "File"
 
 
+class EphemeralContainer(Container):
+    """A container added to a running pod for debugging (`kubectl debug`), started once, never
+    restarted; `targetContainerName` makes it share that container's PID namespace."""
+
+    target_container_name: str | None = None
+
+
 # --- pod spec ----------------------------------------------------------------------------
 
 
@@ -312,6 +319,7 @@ class PodDNSConfig(WireModel):
 class PodSpec(WireModel):
     containers: list[Container] = Field(default_factory=list)
     init_containers: list[Container] | None = None
+    ephemeral_containers: list[EphemeralContainer] | None = None
     restart_policy: str = "Always"
     termination_grace_period_seconds: Int64 = 30
     active_deadline_seconds: Int64 | None = None
@@ -398,6 +406,7 @@ class PodStatus(WithConditions, WireModel):
     start_time: str | None = None
     container_statuses: list[ContainerStatus] | None = None
     init_container_statuses: list[ContainerStatus] | None = None
+    ephemeral_container_statuses: list[ContainerStatus] | None = None
     qos_class: str | None = None
 
 

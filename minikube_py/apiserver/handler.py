@@ -330,6 +330,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.send_json(201, registry.bind(namespace, name, node))
         elif resource == "serviceaccounts" and (subresource, method) == ("token", "POST"):
             self.send_json(201, registry.create_token(namespace, name, body))
+        elif resource == "pods" and subresource == "ephemeralcontainers" and method in ("GET", "PUT", "PATCH"):
+            self.send_json(200, registry.get("pods", namespace, name) if method == "GET" else
+                           registry.update_ephemeral_containers(namespace, name, body,
+                                                                self._patch_type() if method == "PATCH" else None))
         elif resource == "pods" and (subresource, method) == ("log", "GET"):
             streams.serve_logs(self, namespace, name, query)
         elif resource == "pods" and subresource == "exec" and method in ("POST", "GET"):

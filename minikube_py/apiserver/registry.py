@@ -26,6 +26,7 @@ from minikube_py import api
 from minikube_py.api import errors
 from minikube_py.api.parsing import invalid_error
 from minikube_py.api.qos import pod_qos_class
+from minikube_py.apiserver import ephemeral
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.apiserver.serviceaccount_admission import admit_pod
 from minikube_py.apiserver.serviceaccount_tokens import TokenIssuer, token_request
@@ -479,6 +480,29 @@ class Registry:
             return self._status_update(info, current, apply_patch(current, patch, patch_type))
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch))
+
+    # -- ephemeral containers ------------------------------------------------------------------
+
+    def update_ephemeral_containers(self, namespace: str | None, name: str, body: Any,
+                                    patch_type: str | None = None) -> dict:
+        """pods/ephemeralcontainers: a PUT of the pod (`patch_type` None) or a patch of it; only
+        `spec.ephemeralContainers` is taken, and only additions are allowed (apiserver/ephemeral.py)."""
+        info = self._info("pods")
+
+        def compute(current: dict) -> dict:
+            desired = body if patch_type is None else apply_patch(current, body, patch_type)
+            found = self._uid_problems(current, desired) + ephemeral.problems(current, desired)
+            if found:
+                raise invalid_error(info, name, found)
+            merged = dict(current, spec={**current["spec"],
+                                         "ephemeralContainers": desired["spec"].get("ephemeralContainers") or []})
+            if not merged["spec"]["ephemeralContainers"]:
+                merged["spec"].pop("ephemeralContainers")
+            _, new = self._parse(merged)
+            new["metadata"] = dict(current["metadata"])
+            return new
+
+        return self._write(info, namespace, name, compute, _patch_precondition(body) if patch_type else None)
 
     # -- scale -------------------------------------------------------------------------------
 

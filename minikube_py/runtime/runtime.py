@@ -632,12 +632,18 @@ class LinuxRuntime:
         namespaces = [[kind, sandbox.namespace_path(kind)] for kind in SANDBOX_NAMESPACES]
         if sandbox.share_process_namespace:
             namespaces.append(["pid", sandbox.namespace_path("pid")])
+        elif config.target_container_id:
+            target = self._record(config.target_container_id)
+            if target.status != ContainerStatus.RUNNING or not process_alive(target.pid, target.start_time):
+                raise ContainerRuntimeError("CreateContainerError", f"container {config.name}: its target container "
+                                            f"{target.name} is not running")
+            namespaces.append(["pid", f"/proc/{target.pid}/ns/pid"])
         spec = ContainerSpec(
             id=container_id, sandbox_id=sandbox.id, name=config.name, attempt=config.attempt, image=image.reference,
             directory=os.path.join(self.containers_dir, container_id), layers=list(image.layers),
             argv=list(config.argv), env=[[name, value] for name, value in config.env], working_dir=config.working_dir or "/",
             uid=config.uid, gid=config.gid, namespaces=namespaces,
-            new_pid_namespace=not sandbox.share_process_namespace,
+            new_pid_namespace=not sandbox.share_process_namespace and not config.target_container_id,
             mounts=[mount.__dict__ for mount in config.mounts], cgroup_dirs=self._cgroup_dirs(cgroup), cgroup=cgroup,
             log_path=config.log_path, log_max_bytes=config.log_max_bytes, log_max_files=config.log_max_files,
             stdin=config.stdin or config.tty, tty=config.tty, **security_fields(config, self.seccomp_programs),

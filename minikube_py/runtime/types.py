@@ -115,6 +115,7 @@ class ContainerConfig:
     devices: list[str] = field(default_factory=list)  # optional devices by name ("fuse"), see runtime/devices.py
     stdin: bool = False  # keep stdin open for attach (the pod's `stdin`)
     tty: bool = False  # stdin, stdout and stderr are one terminal (the pod's `tty`)
+    target_container_id: str | None = None  # join this running container's PID namespace (ephemeral containers)
 
 
 @dataclass

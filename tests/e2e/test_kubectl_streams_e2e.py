@@ -1,6 +1,6 @@
 """The real kubectl v1.32 and the official Python client stream into real pods over WebSocket:
-exec with exit codes, `exec -it` through a pty, `run -it --rm`, `attach` (stdinOnce), `cp` both
-ways, port-forward (kubectl's SPDY tunnel, the Python client's and our CLI's channel protocol),
+exec with exit codes, `exec -it` through a pty, `run -it --rm`, `attach` (stdinOnce), `debug -it
+--target` (an ephemeral container), `cp` both ways, port-forward (kubectl's SPDY tunnel, the Python client's and our CLI's channel protocol),
 and the Python client's exec.
 
 Skipped without root (real pods) or without `kubectl` on PATH. One cluster with a TLS port; kubectl
@@ -129,9 +129,9 @@ class Terminal:
             os.execvpe(argv[0], argv, env)
         self.output = b""
 
-    def expect(self, token: bytes, timeout: float = 20) -> bytes:
+    def expect(self, token: bytes, timeout: float = 20, since: int = 0) -> bytes:
         deadline = time.monotonic() + timeout
-        while token not in self.output:
+        while token not in self.output[since:]:
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"{token!r} did not appear; the terminal shows:\n{self.output.decode(errors='replace')}"
             ready, _, _ = select.select([self.fd], [], [], remaining)
@@ -140,11 +140,25 @@ class Terminal:
                     self.output += os.read(self.fd, 65536)
                 except OSError:
                     break
-        assert token in self.output, f"{token!r} did not appear:\n{self.output.decode(errors='replace')}"
+        assert token in self.output[since:], f"{token!r} did not appear:\n{self.output.decode(errors='replace')}"
         return self.output
 
     def type(self, text: str) -> None:
         os.write(self.fd, text.encode())
+
+    def press_enter_until_prompt(self, timeout: float = 20) -> None:
+        """kubectl's "try pressing enter", done until the shell's prompt shows: input typed before
+        the client has put its terminal in raw mode may be flushed away."""
+        deadline = time.monotonic() + timeout
+        seen = len(self.output)
+        while True:
+            self.type("\r")
+            try:
+                self.expect(b"# ", timeout=1.0, since=seen)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
 
     def exit_code(self, timeout: float = 20) -> int:
         deadline = time.monotonic() + timeout
@@ -181,8 +195,7 @@ def test_kubectl_run_it_rm_attaches_to_a_new_pods_terminal_and_deletes_it(cluste
     terminal = Terminal([KUBECTL, "run", "-it", "--rm", "--restart=Never", "--image=busybox", "shell", "--", "sh"],
                         cluster.env)
     terminal.expect(b"try pressing enter")
-    terminal.type("\r")
-    terminal.expect(b"# ")
+    terminal.press_enter_until_prompt()
     terminal.type("echo answer=$((6*7)); stty size\r")
     output = terminal.expect(b"30 100")
     assert b"answer=42" in output
@@ -206,13 +219,29 @@ def test_our_cli_attaches_to_a_terminal(cluster):
     cluster.wait_running("attached")
     terminal = Terminal(["python3", "-m", "minikube_py", "attach", "-it", "attached"], cluster.env)
     terminal.expect(b"try pressing enter")
-    terminal.type("\r")
-    terminal.expect(b"# ")
+    terminal.press_enter_until_prompt()
     terminal.type("echo attached=$((2*21))\r")
     terminal.expect(b"attached=42")
     terminal.type("exit\r")
     assert terminal.exit_code() == 0
     cluster.cli("delete", "pod", "attached")
+
+
+def test_kubectl_debug_adds_an_ephemeral_container_in_the_targets_pid_namespace(cluster):
+    terminal = Terminal([KUBECTL, "debug", "-it", "box", "--image=busybox", "--target=main",
+                         "--container=debugger", "--", "sh"], cluster.env)
+    terminal.expect(b"try pressing enter")
+    terminal.press_enter_until_prompt()
+    terminal.type("ps -o pid,args\r")
+    output = terminal.expect(b"sleep 3600")
+    assert re.search(rb"\n\s*1 sleep 3600", output), "the target's PID 1 is not the debugger's PID 1"
+    terminal.type("exit 0\r")
+    assert terminal.exit_code() == 0
+    pod = cluster.wait_pod("box", lambda pod: "terminated" in (
+        (pod["status"].get("ephemeralContainerStatuses") or [{}])[0].get("state") or {}), "the debugger to end")
+    assert [c["name"] for c in pod["spec"]["ephemeralContainers"]] == ["debugger"]
+    assert pod["spec"]["ephemeralContainers"][0]["targetContainerName"] == "main"
+    assert pod["status"]["phase"] == "Running" and pod["status"]["containerStatuses"][0]["ready"]
 
 
 def test_kubectl_cp_copies_10_mb_both_ways_intact(cluster, tmp_path):

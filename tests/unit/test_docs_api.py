@@ -70,9 +70,11 @@ def model_paths(model: type[BaseModel], prefix: str, section: str):
 
 
 def documented_form(path: str) -> str:
-    """The page's shorthand: init containers and last states share rows with their twins,
+    """The page's shorthand: init and ephemeral containers and last states share rows with their twins,
     `<probe>` stands for the three probes and `<hook>` for postStart and preStop."""
     path = path.replace("initContainers[]", "containers[]").replace("initContainerStatuses[]", "containerStatuses[]")
+    path = path.replace("ephemeralContainers[]", "containers[]").replace("ephemeralContainerStatuses[]",
+                                                                        "containerStatuses[]")
     path = path.replace(".lastState", ".state")
     path = re.sub(r"\blifecycle\.(postStart|preStop)\b", "lifecycle.<hook>", path)
     return re.sub(r"\b(liveness|readiness|startup)Probe\b", "<probe>", path)
