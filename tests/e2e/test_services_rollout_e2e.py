@@ -16,8 +16,6 @@ import http.client
 import threading
 from dataclasses import dataclass, field
 
-import pytest
-
 from tests.e2e.cluster import Cluster, wait_for
 
 REPLICAS = 10
@@ -152,14 +150,6 @@ def test_without_pre_stop_only_connections_to_terminating_pods_fail(cluster: Clu
     assert all(failure.startswith(allowed) for failure in client.failures), client.failures
 
 
-def pre_stop_supported(cluster: Cluster) -> bool:
-    """Whether this tree's agent runs preStop hooks (the lifecycle work adds them)."""
-    import importlib.util
-    return importlib.util.find_spec("minikube_py.agent.hooks") is not None
-
-
 def test_with_pre_stop_sleep_a_rolling_update_fails_no_request(cluster: Cluster):
-    if not pre_stop_supported(cluster):
-        pytest.skip("the agent does not run preStop hooks yet")
     client = roll(cluster, "graceful", pre_stop_seconds=3)
     assert client.failures == [], f"{len(client.failures)} of {client.successes + len(client.failures)} failed"
