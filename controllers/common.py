@@ -406,6 +406,11 @@ def pods_to_delete(pods: Sequence[Pod], count: int, related_pods: Iterable[Pod],
 
 # -- slow start ---------------------------------------------------------------------------------
 
+def error_text(error: Exception) -> str:
+    """What an event or condition says of a failed API call: the Status message, else the error."""
+    return error.message if isinstance(error, errors.ApiError) else str(error)
+
+
 def run_in_parallel(calls: Sequence[Callable[[], Any]]) -> list[BaseException]:
     """Run the calls concurrently (at most PARALLEL_API_CALLS at a time) and wait for all; the
     exceptions they raised, in call order. The threads last as long as the batch: an idle node

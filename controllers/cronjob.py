@@ -42,7 +42,7 @@ from minikube_py.client.controller import Controller
 from minikube_py.client.events import NORMAL, WARNING, EventRecorder
 from minikube_py.client.informer import SharedInformers, cache_key, shared_informers
 from minikube_py.clock import Clock
-from controllers.common import get_controller_of, new_controller_ref
+from controllers.common import error_text, get_controller_of, new_controller_ref
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ class CronJobController(Controller[str]):
                 return None
             return existing
         except Exception as problem:
-            self.recorder.event(cron_job, WARNING, "FailedCreate", f"Error creating job: {_error_text(problem)}")
+            self.recorder.event(cron_job, WARNING, "FailedCreate", f"Error creating job: {error_text(problem)}")
             raise
         self.recorder.event(cron_job, NORMAL, "SuccessfulCreate", f"Created job {created.metadata.name}")
         return created
@@ -312,7 +312,7 @@ class CronJobController(Controller[str]):
         except errors.NotFound:
             pass
         except Exception as problem:
-            self.recorder.event(cron_job, WARNING, "FailedDelete", f"Deleted job: {_error_text(problem)}")
+            self.recorder.event(cron_job, WARNING, "FailedDelete", f"Deleted job: {error_text(problem)}")
             raise
         self._remove_from_active(cron_job, job.metadata.uid)
         self.recorder.event(cron_job, NORMAL, "SuccessfulDelete", f"Deleted job {job.metadata.name}")
@@ -333,7 +333,3 @@ class CronJobController(Controller[str]):
                     self._delete_job(cron_job, job)
                 except Exception:
                     log.exception("deleting old job %s of cronjob %s failed", job.metadata.name, cache_key(cron_job))
-
-
-def _error_text(error: Exception) -> str:
-    return error.message if isinstance(error, errors.ApiError) else str(error)

@@ -59,6 +59,7 @@ from controllers.common import (
     SLOW_START_INITIAL_BATCH_SIZE,
     ControllerExpectations,
     ControllerRefManager,
+    error_text,
     get_controller_of,
     is_pod_active,
     is_pod_ready,
@@ -814,7 +815,6 @@ class JobController(Controller[str]):
             return 0
         self.expectations.expect_deletions(key, [cache_key(pod) for pod in victims])
         job = context.job
-        deleted_ready = 0
 
         def deleter(pod: Pod) -> Callable[[], None]:
             def delete_one() -> None:
@@ -827,7 +827,7 @@ class JobController(Controller[str]):
                     return
                 except Exception as error:
                     self.expectations.deletion_observed(key, cache_key(pod))
-                    self.recorder.event(job, WARNING, "FailedDelete", f"Error deleting: {_error_text(error)}")
+                    self.recorder.event(job, WARNING, "FailedDelete", f"Error deleting: {error_text(error)}")
                     raise
                 self.recorder.event(job, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
 
@@ -875,7 +875,7 @@ class JobController(Controller[str]):
             try:
                 created = self.client.create(pod)
             except Exception as error:
-                self.recorder.event(job, WARNING, "FailedCreate", f"Error creating: {_error_text(error)}")
+                self.recorder.event(job, WARNING, "FailedCreate", f"Error creating: {error_text(error)}")
                 raise
             self.recorder.event(job, NORMAL, "SuccessfulCreate", f"Created pod: {created.metadata.name}")
 
@@ -1140,7 +1140,3 @@ def _first_error(failures: list[BaseException]) -> Exception | None:
     if not failures:
         return None
     return failures[0] if isinstance(failures[0], Exception) else RuntimeError(str(failures[0]))
-
-
-def _error_text(error: Exception) -> str:
-    return error.message if isinstance(error, errors.ApiError) else str(error)

@@ -31,6 +31,7 @@ from controllers.common import (
     SLOW_START_INITIAL_BATCH_SIZE,
     ControllerExpectations,
     ControllerRefManager,
+    error_text,
     get_controller_of,
     is_controlled_by,
     is_pod_active,
@@ -232,7 +233,7 @@ class ReplicaSetController(Controller[str]):
             try:
                 created = self.client.create(pod)
             except Exception as error:
-                self.recorder.event(replica_set, WARNING, "FailedCreate", f"Error creating: {_error_text(error)}")
+                self.recorder.event(replica_set, WARNING, "FailedCreate", f"Error creating: {error_text(error)}")
                 raise
             self.recorder.event(replica_set, NORMAL, "SuccessfulCreate", f"Created pod: {created.metadata.name}")
 
@@ -278,7 +279,7 @@ class ReplicaSetController(Controller[str]):
                 except Exception as error:
                     # The informer will never see this deletion.
                     self.expectations.deletion_observed(key, cache_key(pod))
-                    self.recorder.event(replica_set, WARNING, "FailedDelete", f"Error deleting: {_error_text(error)}")
+                    self.recorder.event(replica_set, WARNING, "FailedDelete", f"Error deleting: {error_text(error)}")
                     raise
                 self.recorder.event(replica_set, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
 
@@ -329,7 +330,7 @@ class ReplicaSetController(Controller[str]):
                 status="True",
                 last_transition_time=format_time(now),
                 reason=reason,
-                message=_error_text(manage_error),
+                message=error_text(manage_error),
             ))
         elif manage_error is None and failure is not None:
             conditions = [condition for condition in conditions if condition.type != REPLICA_FAILURE]
@@ -355,7 +356,3 @@ class ReplicaSetController(Controller[str]):
             "replicasets", replica_set.metadata.name or "", {"status": wire}, namespace=replica_set.metadata.namespace
         )
         return status
-
-
-def _error_text(error: Exception) -> str:
-    return error.message if isinstance(error, errors.ApiError) else str(error)
