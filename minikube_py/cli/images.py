@@ -29,6 +29,13 @@ def register(subcommands: Subcommands) -> None:
                       help="credentials for the registry (asked for when the password is left out); "
                            "registries.yaml's configs are used otherwise")
     pull.set_defaults(run=run_image_pull)
+    push = images.add("push", "push an image of the node's store to its registry")
+    push.add_argument("reference", metavar="NAME[:TAG]", help="the image, named after the registry and repository to push to")
+    push.add_argument("-q", "--quiet", action="store_true", help="print only the pushed digest")
+    push.add_argument("--creds", metavar="USER[:PASSWORD]",
+                      help="credentials for the registry (asked for when the password is left out); "
+                           "registries.yaml's configs are used otherwise")
+    push.set_defaults(run=run_image_push)
     images.add("ls", "list images with their size and the part shared with other images",
                aliases=("list",)).set_defaults(run=run_image_list)
     inspect = images.add("inspect", "print an image's record, config and layer directories as JSON")
@@ -74,7 +81,6 @@ def _call(action):
 
 def run_image_pull(args: argparse.Namespace, context: Context) -> int:
     from minikube_py.runtime.images import platforms
-    from minikube_py.runtime.images.auth import Credentials, Keyring
     from minikube_py.runtime.images.hosts import RegistriesConfigError, RegistryHosts
     from minikube_py.runtime.images.puller import PullError, Puller
     from minikube_py.runtime.images.reference import InvalidReference, parse
@@ -86,12 +92,7 @@ def run_image_pull(args: argparse.Namespace, context: Context) -> int:
         hosts = RegistryHosts.load(context.home)
     except (InvalidReference, ValueError, RegistriesConfigError) as error:
         raise CommandError(f"{args.reference}: {error}" if isinstance(error, InvalidReference) else str(error)) from None
-    keyring = Keyring()
-    if args.creds:
-        user, separator, password = args.creds.partition(":")
-        if not separator:
-            password = getpass.getpass(f"Password for {user} at {reference.domain}: ")
-        keyring.add(reference.domain, Credentials(user, password))
+    keyring = _keyring(args.creds, reference.domain)
     client = RegistryClient(hosts)
     puller = Puller(_call(lambda: _store(context)), client, platform)
     display = None if args.quiet else PullProgress(sys.stdout)
@@ -109,6 +110,56 @@ def run_image_pull(args: argparse.Namespace, context: Context) -> int:
     print(f"Digest: {result.repo_digest.split('@', 1)[1]}")
     print(f"Downloaded {_size(result.downloaded)} in {result.seconds:.1f}s; image size {_size(result.image.size)}")
     print(result.reference if not reference.digest else result.repo_digest)
+    return 0
+
+
+def _keyring(creds: str | None, domain: str):
+    """The `--creds USER[:PASSWORD]` credentials for `domain` (the password asked for when left out)."""
+    from minikube_py.runtime.images.auth import Credentials, Keyring
+
+    keyring = Keyring()
+    if creds:
+        user, separator, password = creds.partition(":")
+        if not separator:
+            password = getpass.getpass(f"Password for {user} at {domain}: ")
+        keyring.add(domain, Credentials(user, password))
+    return keyring
+
+
+def run_image_push(args: argparse.Namespace, context: Context) -> int:
+    from minikube_py.runtime.images.hosts import RegistriesConfigError, RegistryHosts
+    from minikube_py.runtime.images.push import Pusher, PushError
+    from minikube_py.runtime.images.reference import InvalidReference, parse
+    from minikube_py.runtime.images.registry import RegistryClient
+
+    try:
+        reference = parse(args.reference).with_default_tag()
+        hosts = RegistryHosts.load(context.home)
+    except InvalidReference as error:
+        raise CommandError(f"{args.reference}: {error}") from None
+    except RegistriesConfigError as error:
+        raise CommandError(str(error)) from None
+    keyring = _keyring(args.creds, reference.domain)
+    client = RegistryClient(hosts)
+    if not args.quiet:
+        print(f"The push refers to repository [{reference.name}]")
+
+    def show(blob) -> None:
+        if blob.state in ("pushed", "layer already exists", "mounted"):
+            label = {"pushed": "Pushed", "layer already exists": "Layer already exists", "mounted": "Mounted"}[blob.state]
+            print(f"{blob.digest[7:19]}: {label}", flush=True)
+
+    try:
+        result = Pusher(_call(lambda: _store(context)), client).push(args.reference, keyring,
+                                                                     None if args.quiet else show)
+    except PushError as error:
+        raise CommandError(error.message) from None
+    finally:
+        client.close()
+    if args.quiet:
+        print(result.digest)
+    else:
+        print(f"{reference.tag}: digest: {result.digest} size: {result.size}")
     return 0
 
 

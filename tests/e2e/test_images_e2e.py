@@ -163,3 +163,27 @@ def test_a_corrupted_blob_is_refused_and_nothing_half_written_stays(cluster, reg
     assert result.returncode == 1 and "refusing it" in result.stderr and top_layer in result.stderr
     assert sorted(os.listdir(layers)) == before
     assert os.listdir(os.path.join(cluster.home, "images", "ingest")) == []
+
+
+def test_our_push_fills_a_registry_and_always_re_resolves_the_tag_after_a_push(cluster, registry, layout):
+    live = f"{registry.host}/team/live:latest"
+    cluster.cli("image", "pull", "--quiet", f"{registry.host}/team/app:v1")
+    cluster.cli("image", "tag", f"{registry.host}/team/app:v1", live)
+    first = cluster.cli("image", "push", live).stdout
+    assert f"The push refers to repository [{registry.host}/team/live]" in first
+    assert "Mounted" in first, "the layers come from team/app of the same registry: mounted, not uploaded"
+    assert first.rstrip().splitlines()[-1].startswith("latest: digest: sha256:")
+    spec = {"containers": [{"name": "app", "image": live, "imagePullPolicy": "Always"}], "terminationGracePeriodSeconds": 1}
+    cluster.apply(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "always1"}, "spec": spec}))
+    before = cluster.wait_running("always1", timeout=60)["status"]["containerStatuses"][0]["imageID"]
+    assert cluster.exec("always1", "cat", "/app/message").stdout.startswith("v1 ")
+    # A new image under the same tag: pushed with our client, pulled again by the next pod.
+    registry.push(layout.directory, "v9", "team/source")
+    cluster.cli("image", "pull", "--quiet", f"{registry.host}/team/source:v9")
+    cluster.cli("image", "tag", f"{registry.host}/team/source:v9", live)
+    digest = cluster.cli("image", "push", "--quiet", live).stdout.strip()
+    cluster.cli("image", "tag", f"{registry.host}/team/app:v1", live)  # the node's copy of the tag is the old one again
+    cluster.apply(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "always2"}, "spec": spec}))
+    after = cluster.wait_running("always2", timeout=60)["status"]["containerStatuses"][0]["imageID"]
+    assert cluster.exec("always2", "cat", "/app/message").stdout.startswith("v9 ")
+    assert after == f"{registry.host}/team/live@{digest}" and after != before

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 import httpx
 
@@ -40,6 +40,7 @@ MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 MANIFEST_SIZE_MAX = 4 << 20  # containerd's limit for a manifest or index
 CHUNK = 1 << 20
+Content = bytes | Callable[[], bytes | Iterator[bytes]] | None  # a request body; a callable makes it again for a retry
 
 
 class RegistryError(Exception):
@@ -89,8 +90,9 @@ class RegistryClient:
         self._tokens: dict[tuple[str, str, str], str] = {}  # (endpoint, scope, who) -> Authorization value
         self._lock = threading.Lock()
 
-    def repository(self, reference: Reference, keyring: Keyring | None = None) -> "Repository":
-        return Repository(self, reference, keyring or Keyring())
+    def repository(self, reference: Reference, keyring: Keyring | None = None, push: bool = False) -> "Repository":
+        """A repository to pull from (its mirrors first), or with `push` to push to (the registry itself)."""
+        return Repository(self, reference, keyring or Keyring(), push)
 
     def http(self, endpoint: Endpoint) -> httpx.Client:
         with self._lock:
@@ -115,11 +117,15 @@ class RegistryClient:
 class Repository:
     """One repository at one registry, through its endpoints."""
 
-    def __init__(self, client: RegistryClient, reference: Reference, keyring: Keyring):
+    def __init__(self, client: RegistryClient, reference: Reference, keyring: Keyring, push: bool = False):
         self.client = client
         self.reference = reference
         self.keyring = keyring
-        self.endpoints = client.hosts.endpoints(reference.domain)
+        self.push = push
+        # Pushes go to the registry itself, never to a mirror (as containerd's pusher does).
+        self.endpoints = [endpoint for endpoint in client.hosts.endpoints(reference.domain)
+                          if not (push and endpoint.is_mirror)]
+        self.actions = "pull,push" if push else "pull"
         self.endpoint: Endpoint | None = None  # the one that answered last
 
     # ---- manifests ---------------------------------------------------------------------------
@@ -222,15 +228,118 @@ class Repository:
         response = self._send("GET", "blobs", digest, {}, what=f"blob {digest} of {self.reference}")
         return BlobReader(response, digest, size, partial, f"blob {digest} of {self.reference}", progress)
 
+    # ---- pushing (OCI distribution spec: HEAD, cross-repository mount, POST/PATCH/PUT uploads) ----
+
+    def blob_size(self, digest: str) -> int | None:
+        """The size of blob `digest` in this repository, or None when the registry does not have it here."""
+        try:
+            response = self._send("HEAD", "blobs", digest, {}, what=f"blob {digest} of {self.reference}", ok=(200,))
+        except RegistryError as error:
+            if error.kind == "not_found":
+                return None
+            raise
+        response.close()
+        return int(response.headers.get("Content-Length") or 0)
+
+    def mount_blob(self, digest: str, source_repository: str) -> bool:
+        """Ask the registry to link blob `digest` from another of its repositories (no upload);
+        False when it will not (it then opened an upload session, which is cancelled)."""
+        what = f"mounting blob {digest} from {source_repository} into {self.reference}"
+        response = self._send("POST", "blobs/uploads", f"?mount={digest}&from={source_repository}", {}, what,
+                              content=b"", ok=(201, 202))
+        response.close()
+        if response.status_code == 201:
+            return True
+        location = response.headers.get("Location")
+        if location:
+            try:
+                self._send("DELETE", "", self._absolute(location), {}, what, ok=(200, 202, 204, 404)).close()
+            except RegistryError:
+                pass  # an abandoned upload session expires on the registry's side
+        return False
+
+    def upload_blob(self, digest: str, size: int, opener: Callable[[], IO[bytes]],
+                    progress: Callable[[int], None] | None = None, chunk_size: int = 16 << 20) -> None:
+        """Upload a blob: one PUT when it fits in `chunk_size`, else PATCH chunks and a closing PUT.
+        A cut upload starts again in a new session (retries with back-off, as for pulls)."""
+        what = f"uploading blob {digest} to {self.reference}"
+        last: RegistryError | None = None
+        for delay in self.client.retry.delays():
+            if delay:
+                self.client.sleep(delay)
+            try:
+                self._upload_once(digest, size, opener, progress, chunk_size, what)
+                return
+            except RegistryError as error:
+                if error.kind != "unavailable":
+                    raise
+                last = error
+            except httpx.TransportError as error:
+                last = RegistryError("unavailable", f"{what}: {error or type(error).__name__}")
+        raise last or RegistryError("unavailable", f"{what}: the registry did not answer")
+
+    def _upload_once(self, digest: str, size: int, opener: Callable[[], IO[bytes]],
+                     progress: Callable[[int], None] | None, chunk_size: int, what: str) -> None:
+        started = self._send("POST", "blobs/uploads", "", {}, what, content=b"", ok=(202,))
+        started.close()
+        location = self._location(started, what)
+        with opener() as source:
+            sent = 0
+            if size > chunk_size:
+                while chunk := source.read(chunk_size):
+                    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
+                               "Content-Range": f"{sent}-{sent + len(chunk) - 1}"}
+                    answer = self._send("PATCH", "", location, headers, what, content=chunk, ok=(202,))
+                    answer.close()
+                    location = self._location(answer, what)
+                    sent += len(chunk)
+                    if progress is not None:
+                        progress(sent)
+                body: bytes | Iterator[bytes] = b""
+            else:
+                body = source.read()
+                sent = len(body)
+            url = httpx.URL(location).copy_merge_params({"digest": digest})
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(body))}
+            self._send("PUT", "", str(url), headers, what, content=body, ok=(201, 204)).close()
+        if progress is not None:
+            progress(sent)
+
+    def put_manifest(self, tag: str, media_type: str, body: bytes) -> str:
+        """PUT a manifest under `tag` (or its digest); returns its digest as the registry names it."""
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        response = self._send("PUT", "manifests", tag, {"Content-Type": media_type}, f"manifest {self.reference}",
+                              content=body, ok=(200, 201, 202))
+        response.close()
+        answered = response.headers.get("Docker-Content-Digest", digest)
+        if answered != digest:
+            raise RegistryError("invalid", f"manifest of {self.reference}: the registry stored it as {answered}, "
+                                           f"not {digest}")
+        return digest
+
+    def _location(self, response: httpx.Response, what: str) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError("invalid", f"{what}: the registry's answer has no upload Location")
+        return self._absolute(location)
+
+    def _absolute(self, location: str) -> str:
+        assert self.endpoint is not None
+        return location if "://" in location else self.endpoint.url + location
+
     # ---- requests, endpoints and auth ----------------------------------------------------------
 
-    def _send(self, method: str, kind: str, object_name: str, headers: dict, what: str) -> httpx.Response:
-        """A streamed response with status 200/206 from the first endpoint that has the object."""
+    def _send(self, method: str, kind: str, object_name: str, headers: dict, what: str,
+              content: "Content" = None, ok: tuple[int, ...] = (200, 206)) -> httpx.Response:
+        """A streamed response with an `ok` status from the first endpoint that has the object
+        (`kind` "manifests", "blobs" or "blobs/uploads"; an absolute URL in `object_name` is used as it is)."""
         failures: list[RegistryError] = []
-        for endpoint in self.endpoints:
-            path = f"/v2/{endpoint.repository(self.reference.path)}/{kind}/{object_name}"
+        endpoints = [self.endpoint] if self.push and self.endpoint is not None else self.endpoints
+        for endpoint in endpoints:
+            path = object_name if "://" in object_name else \
+                f"/v2/{endpoint.repository(self.reference.path)}/{kind}/{object_name}"
             try:
-                response = self._send_to(endpoint, method, path, headers, what)
+                response = self._send_to(endpoint, method, path, headers, what, content, ok)
             except RegistryError as error:
                 failures.append(error)
                 if error.kind in ("unavailable", "not_found") or endpoint.is_mirror:
@@ -245,10 +354,11 @@ class Repository:
                     raise failure
         raise RegistryError("unavailable", f"{what}: no endpoint to try")
 
-    def _send_to(self, endpoint: Endpoint, method: str, path: str, headers: dict, what: str) -> httpx.Response:
+    def _send_to(self, endpoint: Endpoint, method: str, path: str, headers: dict, what: str,
+                 content: "Content" = None, ok: tuple[int, ...] = (200, 206)) -> httpx.Response:
         http = self.client.http(endpoint)
-        url = endpoint.url + path
-        scope = f"repository:{endpoint.repository(self.reference.path)}:pull"
+        url = path if "://" in path else endpoint.url + path
+        scope = f"repository:{endpoint.repository(self.reference.path)}:{self.actions}"
         authorized_once = False
         last: RegistryError | None = None
         for delay in self.client.retry.delays():
@@ -258,8 +368,9 @@ class Repository:
             authorization = self._cached_authorization(endpoint, scope)
             if authorization:
                 request_headers["Authorization"] = authorization
+            body = content() if callable(content) else content
             try:
-                response = http.send(http.build_request(method, url, headers=request_headers), stream=True)
+                response = http.send(http.build_request(method, url, headers=request_headers, content=body), stream=True)
             except httpx.TransportError as error:
                 last = RegistryError("unavailable", f"{what}: {endpoint.url} cannot be reached: "
                                                     f"{error or type(error).__name__}")
@@ -268,7 +379,7 @@ class Repository:
                     break  # a plain HTTP server: retrying TLS is useless, the http:// endpoint is next
                 continue
             status = response.status_code
-            if status in (200, 206):
+            if status in ok:
                 return response
             body = _read_error_body(response)
             if status == 401 and not authorized_once:
@@ -277,8 +388,9 @@ class Repository:
                 last = None
                 continue
             if status == 401 or status == 403:
-                raise RegistryError("unauthorized", "pull access denied, repository does not exist or may require "
-                                                    f"authorization: server message: {body or 'unauthorized'}")
+                raise RegistryError("unauthorized", f"{'push' if self.push else 'pull'} access denied, repository does "
+                                                    "not exist or may require authorization: server message: "
+                                                    f"{body or 'unauthorized'}")
             if status == 404:
                 raise RegistryError("not_found", f"{what}: not found")
             last = RegistryError("unavailable" if status >= 500 or status == 429 else "invalid",

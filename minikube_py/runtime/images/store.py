@@ -295,6 +295,14 @@ class ImageStore:
         except (FileNotFoundError, ValueError):
             return 0
 
+    def layer_blob(self, diff_id: str) -> str:
+        """The digest of the compressed blob the layer was unpacked from ("" when it was made here)."""
+        try:
+            with open(os.path.join(self.layer_directory(diff_id), "layer.json")) as file:
+                return str(json.load(file).get("blob") or "")
+        except (FileNotFoundError, ValueError):
+            return ""
+
     def add_layer(self, stream: IO[bytes], source: str, expected_diff_id: str | None = None,
                   blob_digest: str = "", verify: Callable[[], None] | None = None) -> str:
         """Unpack a layer stream unless its diffID is here; returns the diffID.
@@ -366,6 +374,24 @@ class ImageStore:
                 tags[_full_name(name)] = image_id
             self._write_tags(tags)
         return image_id
+
+    def add_repo_digest(self, image_id: str, repo_digest: str, manifest_digest: str = "") -> None:
+        """Note that the image is in a registry as `repo_digest` (after a push): its imageID there."""
+        with self.locked():
+            record = self._record(image_id)
+            if record is None:
+                return
+            if repo_digest not in record.setdefault("repoDigests", []):
+                record["repoDigests"].append(repo_digest)
+            if manifest_digest and not record.get("manifest"):
+                record["manifest"] = manifest_digest
+                record["blobs"] = sorted(set(record.get("blobs", [])) | {manifest_digest})
+            _write_json(self._record_path(image_id), record)
+
+    def manifest_of(self, image_id: str) -> str:
+        """The digest of the manifest the image was pulled (or pushed) as, "" when it has none."""
+        record = self._record(image_id) or {}
+        return str(record.get("manifest") or "")
 
     def _image_id_for(self, ref: str) -> str | None:
         """Image id for a name, a name@digest, or an id (`sha256:<hex>`, or a unique hex prefix of 12+)."""
