@@ -32,6 +32,7 @@ from minikube_py.agent import podfiles
 from minikube_py.agent.images import ImagePulls
 from minikube_py.agent.hooks import HookRunner
 from minikube_py.agent.ipam import Ipam
+from minikube_py.agent.node_lease import NodeLease
 from minikube_py.agent.pod import LONGEST_GRACE_SECONDS, Lifecycle, PodRecord, PodTable, Why
 from minikube_py.agent.probes import ProbeManager
 from minikube_py.agent.proxy import NodeProxy
@@ -71,6 +72,7 @@ class AgentConfig:
     max_pods: int = node_status.MAX_PODS  # the Node's pods capacity (kubelet's --max-pods)
     seccomp_default: bool = True  # RuntimeDefault for containers that name no seccompProfile
     node_status_interval: float = 10.0
+    node_lease_duration: int = 40  # kubelet's nodeLeaseDurationSeconds; renewed every quarter of it
     workers: int = 8
     host_resolv_conf: str = "/etc/resolv.conf"
     cluster_dns: str | None = None  # kubelet's --cluster-dns: the nameserver of ClusterFirst pods
@@ -93,6 +95,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self.probes = ProbeManager(runtime, clock, self._on_probe_result)
         self.hooks = HookRunner(runtime, clock, self.queue.add)
         self.table = PodTable()
+        self.lease = NodeLease(client, node_name, clock, config.node_lease_duration)
         self.proxy = NodeProxy(self.table, runtime, config.home, node_name, self._stopping)
         # Set by stop(stop_pods=True): every pod terminates (grace: this, or each pod's own).
         self._node_stopping = False
@@ -126,12 +129,14 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
     def start(self) -> None:
         """Register the node, re-adopt what the runtime still runs, then follow the API."""
         self.register_node()
+        self.lease.renew()
         self.pods.refresh()
         self.adopt()
         self.hooks.start()  # before the workers: no hook may run on a worker
         self.run()
         self.probes.start()
-        for name, target in (("heartbeat", self._heartbeat_loop), ("exit-loop", self._exit_loop)):
+        for name, target in (("heartbeat", self._heartbeat_loop), ("lease", self._lease_loop),
+                             ("exit-loop", self._exit_loop)):
             thread = threading.Thread(target=target, name=f"agent-{name}", daemon=True)
             thread.start()
             self._helpers.append(thread)
@@ -189,6 +194,11 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
                 self.register_node()  # creates it again if somebody deleted it
             except Exception:
                 log.exception("node %s: status heartbeat failed", self.node_name)
+
+    def _lease_loop(self) -> None:
+        delay = self.lease.renew_interval
+        while not self._stopping.wait(delay):
+            delay = self.lease.renew()
 
     def run_until_idle(self, max_rounds: int = 100) -> None:
         """Do on this thread what the agent's threads would do now: refresh the pod cache, collect
