@@ -100,6 +100,11 @@ class UnsupportedMediaType(ApiError):
     reason = "UnsupportedMediaType"
 
 
+class NotAcceptable(ApiError):
+    code = 406
+    reason = "NotAcceptable"
+
+
 class InsufficientStorage(ApiError):
     """The store could not write: the disk is full or the database is not writable (HTTP 507)."""
 

@@ -1,8 +1,8 @@
 """Discovery: the documents that tell a client what this server serves.
 
 `/version`, `/api`, `/apis`, `/api/v1` and `/apis/GROUP/VERSION` (APIResourceList with the
-subresources we serve) and a small `/openapi/v3`. kubectl reads these before anything else, to map
-`kubectl get deploy` to a path and to learn that the server validates fields itself. Everything is
+subresources we serve); the OpenAPI documents are `openapi.py`'s. kubectl reads these before
+anything else, to map `kubectl get deploy` to a path. Everything is
 computed from `api.RESOURCES`, so a new kind appears here by being registered there.
 """
 
@@ -73,30 +73,3 @@ def api_group_list() -> dict:
 def api_versions() -> dict:
     return {"kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
-
-
-def openapi_v3_index() -> dict:
-    """Where the per-group-version OpenAPI v3 documents are (`/openapi/v3`)."""
-    paths = {}
-    for group_version in group_versions():
-        prefix = "api/v1" if group_version == "v1" else f"apis/{group_version}"
-        paths[prefix] = {"serverRelativeURL": f"/openapi/v3/{prefix}"}
-    return {"paths": paths}
-
-
-def openapi_v3_document(group_version: str) -> dict:
-    """A deliberately small OpenAPI v3 document: each object path with the
-    `x-kubernetes-group-version-kind` and the `fieldValidation` parameter of its PATCH. kubectl
-    reads exactly this to learn that the server validates fields itself (it rejects unknown
-    fields), and then sends manifests without validating them against a schema first."""
-    paths = {}
-    for info in group_versions()[group_version]:
-        group, _, version = info.api_version.rpartition("/")
-        base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-        scope = "/namespaces/{namespace}" if info.namespaced else ""
-        operation = {"x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": info.kind},
-                     "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
-                     "responses": {"200": {"description": "OK"}}}
-        paths[f"{base}{scope}/{info.plural}/{{name}}"] = {"patch": operation}
-    return {"openapi": "3.0.0", "info": {"title": "minikube-py", "version": KUBERNETES_VERSION["minor"]},
-            "paths": paths, "components": {"schemas": {}}}

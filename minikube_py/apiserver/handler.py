@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from minikube_py.api import errors, printers
-from minikube_py.apiserver import auth, streams
+from minikube_py.apiserver import auth, field_validation, openapi_protobuf, streams
 from minikube_py.apiserver.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from minikube_py.apiserver.routing import (
-    Route, include_object_policy, integer, not_found, parse_route, text, wants_table)
+    OpenApiV2, Route, include_object_policy, integer, not_found, parse_route, text, wants_table)
 
 if TYPE_CHECKING:
     pass
@@ -82,6 +82,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         # A silent client (no request, no handshake) is hung up on instead of holding a thread.
         self.timeout = self.server.api.read_timeout
         self._body_pending = False
+        self._warnings: list[str] = []
         super().setup()
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
@@ -201,7 +202,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise errors.BadRequest(f"the request body ended after {len(raw)} of {length} bytes")
         try:
-            document = json.loads(raw, parse_constant=_reject_constant)
+            document = json.loads(raw, parse_constant=_reject_constant,
+                                  object_pairs_hook=field_validation.object_pairs)
         except RecursionError:
             raise errors.BadRequest(f"the request body nests more than {MAX_JSON_DEPTH} levels deep") from None
         except ValueError as error:
@@ -229,9 +231,16 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def send_json(self, code: int, document: Any) -> None:
         body = json.dumps(document, separators=(",", ":")).encode()
+        self.send_body(code, "application/json", body)
+
+    def send_body(self, code: int, content_type: str, body: bytes) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for warning in self._warnings:
+            # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as kube-apiserver sends
+            # them; JSON string escaping keeps the header ASCII with quotes and backslashes escaped.
+            self.send_header("Warning", f"299 - {json.dumps(warning)}")
         self.end_headers()
         self.wfile.write(body)
 
@@ -239,11 +248,19 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         self._body_pending = True
+        self._warnings = []
         try:
             user = self._user()
             if method not in KNOWN_METHODS:
                 raise errors.MethodNotAllowed(f"{method} is not supported; use GET, POST, PUT, PATCH or DELETE")
             route = parse_route(url.path)
+            if isinstance(route, OpenApiV2):
+                if method != "GET":
+                    raise errors.MethodNotAllowed(f"{method} is not supported on {url.path}")
+                self._read_body(method)
+                self._request_received()
+                self.send_body(200, *openapi_protobuf.negotiate_v2(self.headers.get("Accept")))
+                return
             if isinstance(route, dict):
                 if method != "GET":
                     raise errors.MethodNotAllowed(f"{method} is not supported on {url.path}")
@@ -255,6 +272,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             body = self._read_body(method)
             self._request_received()
             _refuse_dry_run(query, body)
+            body = self._validate_fields(method, route, query, body)
             self._serve(method, route, query, body)
         except errors.ApiError as error:
             self._send_error(error)
@@ -266,6 +284,16 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             log.exception("%s %s failed", method, self.path)
             self._send_error(errors.ApiError(f"internal error while serving {method} {url.path}; "
                                              "the daemon log has the details"))
+
+    def _validate_fields(self, method: str, route: Route, query: dict, body: Any) -> Any:
+        """The body with `fieldValidation` applied (field_validation.py), for writes of objects
+        and their status."""
+        if method not in ("POST", "PUT", "PATCH") or route.subresource not in (None, "status"):
+            return body
+        if method == "PATCH" and self._patch_type() == JSON_PATCH:
+            return body
+        directive = field_validation.directive(query.get("fieldValidation"))
+        return field_validation.check(route.info, body, directive, self._warnings)
 
     def _send_error(self, error: errors.ApiError) -> None:
         if self._body_pending and not self._discard_body():

@@ -2,9 +2,10 @@
 
 JSON merge patch (RFC 7386) is the native format: `kubectl patch --type merge`, our own CLI and
 clients send it. A JSON patch (RFC 6902, a list of operations) is what `kubectl rollout undo`
-sends. kubectl's strategic merge patch is applied as a merge patch with Kubernetes' merge keys
-for the lists it knows (`containers` by `name`, ...), which is what `kubectl apply` and
-`kubectl set image` need: changing one container's image must not drop the others.
+sends. kubectl's strategic merge patch is applied as a merge patch with Kubernetes' merge keys,
+read from the schema (`api.schema.MERGE_RULES`: `containers` by `name`, a Service's `ports` by
+`port`, ...), which is what `kubectl apply` and `kubectl set image` need: changing one
+container's image must not drop the others.
 """
 
 from __future__ import annotations
@@ -12,29 +13,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from minikube_py.api import errors
+from minikube_py.api import errors, schema
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-
-# Lists that a strategic merge patch merges element by element, and the key naming an element
-# (k/k `staging/src/k8s.io/api/core/v1/types.go` `patchMergeKey` tags). Other lists are replaced.
-STRATEGIC_MERGE_KEYS = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "env": "name",
-    "ports": "containerPort",
-    "volumeMounts": "mountPath",
-    "volumes": "name",
-    "imagePullSecrets": "name",
-    "conditions": "type",
-    "ownerReferences": "uid",
-    "hostAliases": "ip",
-    "readinessGates": "conditionType",
-}
-
 
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386: objects merge key by key, null removes a key, anything else replaces."""
@@ -49,10 +32,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    """A merge patch that merges the known keyed lists by key and honours the directives
-    kubectl writes: `$patch: delete|replace`, `$retainKeys`, `$deleteFromPrimitiveList/<field>`
-    and `$setElementOrder/<field>` (order hints, applied by keeping the merged order)."""
+def strategic_merge_patch(target: Any, patch: Any, model: type | None = None) -> Any:
+    """A merge patch that merges the keyed lists of `model`'s schema by key (and its `merge`
+    lists of strings as sets), honouring the directives kubectl writes: `$patch:
+    delete|replace`, `$retainKeys`, `$deleteFromPrimitiveList/<field>` and
+    `$setElementOrder/<field>` (order hints, applied by keeping the merged order). Without a
+    model every list is replaced."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     if patch.get("$patch") == "replace":
@@ -61,22 +46,28 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     for key, value in patch.items():
         if key.startswith("$setElementOrder/") or key in ("$patch", "$retainKeys"):
             continue
+        rule = schema.merge_rule(model, key)
         if key.startswith("$deleteFromPrimitiveList/"):
             field = key.partition("/")[2]
             result[field] = [item for item in result.get(field) or [] if item not in value]
         elif value is None:
             result.pop(key, None)
-        elif key in STRATEGIC_MERGE_KEYS and isinstance(value, list) and isinstance(result.get(key), list):
-            result[key] = _merge_keyed_list(result[key], value, STRATEGIC_MERGE_KEYS[key])
+        elif rule is not None and "merge" in (rule.patch_strategy or "") and isinstance(value, list) \
+                and isinstance(result.get(key), list):
+            if rule.patch_merge_key:
+                result[key] = _merge_keyed_list(result[key], value, rule.patch_merge_key,
+                                                schema.element_model(model, key))
+            else:  # a set of strings (finalizers, podCIDRs): patch elements are added
+                result[key] = result[key] + [item for item in value if item not in result[key]]
         else:
-            result[key] = strategic_merge_patch(result.get(key), value)
+            result[key] = strategic_merge_patch(result.get(key), value, schema.element_model(model, key))
     if "$retainKeys" in patch:
         retained = set(patch["$retainKeys"])
         result = {key: value for key, value in result.items() if key in retained}
     return result
 
 
-def _merge_keyed_list(current: list, patch: list, merge_key: str) -> list:
+def _merge_keyed_list(current: list, patch: list, merge_key: str, model: type | None) -> list:
     merged = list(current)
     for element in patch:
         if not isinstance(element, dict) or merge_key not in element:
@@ -88,9 +79,9 @@ def _merge_keyed_list(current: list, patch: list, merge_key: str) -> list:
             if index is not None:
                 del merged[index]
         elif index is None:
-            merged.append(strategic_merge_patch({}, element))
+            merged.append(strategic_merge_patch({}, element, model))
         else:
-            merged[index] = strategic_merge_patch(merged[index], element)
+            merged[index] = strategic_merge_patch(merged[index], element, model)
     return merged
 
 
@@ -187,8 +178,9 @@ def _remove(document: Any, path: str) -> Any:
     return document
 
 
-def apply_patch(target: dict, patch: Any, content_type: str = MERGE_PATCH) -> dict:
-    """Apply a patch of the given content type (a JSON patch is a list, the others objects)."""
+def apply_patch(target: dict, patch: Any, content_type: str = MERGE_PATCH, model: type | None = None) -> dict:
+    """Apply a patch of the given content type (a JSON patch is a list, the others objects);
+    `model` is the target's model, whose schema says how a strategic merge patch merges lists."""
     if content_type == JSON_PATCH or isinstance(patch, list):
         if not isinstance(patch, list):
             raise errors.BadRequest("a JSON patch (application/json-patch+json) must be a list of operations")
@@ -196,5 +188,5 @@ def apply_patch(target: dict, patch: Any, content_type: str = MERGE_PATCH) -> di
     if not isinstance(patch, dict):
         raise errors.BadRequest(f"a {content_type} patch must be a JSON object")
     if content_type == STRATEGIC_MERGE_PATCH:
-        return strategic_merge_patch(target, patch)
+        return strategic_merge_patch(target, patch, model)
     return merge_patch(target, patch)

@@ -461,7 +461,7 @@ class Registry:
         info = self._info(resource)
 
         def compute(current: dict) -> dict:
-            body = self._check_body(info, namespace, name, apply_patch(current, patch, patch_type))
+            body = self._check_body(info, namespace, name, apply_patch(current, patch, patch_type, info.model))
             return self._spec_update(info, current, body)
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch))
@@ -477,7 +477,7 @@ class Registry:
         info = self._info(resource)
 
         def compute(current: dict) -> dict:
-            return self._status_update(info, current, apply_patch(current, patch, patch_type))
+            return self._status_update(info, current, apply_patch(current, patch, patch_type, info.model))
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch))
 
@@ -490,7 +490,7 @@ class Registry:
         info = self._info("pods")
 
         def compute(current: dict) -> dict:
-            desired = body if patch_type is None else apply_patch(current, body, patch_type)
+            desired = body if patch_type is None else apply_patch(current, body, patch_type, api.Pod)
             found = self._uid_problems(current, desired) + ephemeral.problems(current, desired)
             if found:
                 raise invalid_error(info, name, found)

@@ -14,9 +14,8 @@ from urllib.parse import unquote
 
 from minikube_py import api
 from minikube_py.api import errors, printers
-from minikube_py.apiserver.discovery import (
-    api_group_list, api_resource_list, api_versions, group_versions, openapi_v3_document, openapi_v3_index,
-    version_info)
+from minikube_py.apiserver import openapi
+from minikube_py.apiserver.discovery import api_group_list, api_resource_list, api_versions, group_versions, version_info
 
 TABLE_MEDIA_PARAMETERS = {"as": "Table", "v": "v1", "g": "meta.k8s.io"}
 
@@ -51,6 +50,11 @@ def include_object_policy(query: dict) -> str:
 
 
 @dataclass
+class OpenApiV2:
+    """`/openapi/v2`: one document served as JSON or, as kubectl asks for it, as protobuf."""
+
+
+@dataclass
 class Route:
     info: Any
     namespace: str | None
@@ -62,7 +66,7 @@ def not_found(path: str) -> errors.NotFound:
     return errors.NotFound(f"the server could not find the requested resource (path {path})")
 
 
-def parse_route(path: str) -> Route | dict:
+def parse_route(path: str) -> Route | OpenApiV2 | dict:
     """A resource route, or the discovery document the path names. Raises NotFound."""
     # Segments are percent-decoded after splitting, as Kubernetes does: `x%3Fy` names `x?y`.
     parts = [unquote(part) for part in path.split("/") if part]
@@ -72,12 +76,14 @@ def parse_route(path: str) -> Route | dict:
         return api_versions()
     if parts == ["apis"]:
         return api_group_list()
+    if parts == ["openapi", "v2"]:
+        return OpenApiV2()
     if parts[:2] == ["openapi", "v3"]:
         if len(parts) == 2:
-            return openapi_v3_index()
+            return openapi.v3_index()
         group_version = "v1" if parts[2:] == ["api", "v1"] else "/".join(parts[3:])
         if parts[2] in ("api", "apis") and group_version in group_versions():
-            return openapi_v3_document(group_version)
+            return openapi.v3_document(group_version)
         raise not_found(path)
     if parts[:2] == ["api", "v1"]:
         group_version, rest = "v1", parts[2:]

@@ -27,6 +27,8 @@ from minikube_py.api.exec_stream import CLOSE_SIGNAL, ERROR, RESIZE, STDERR, STD
 from minikube_py.api.watch import EventStream
 
 MERGE_PATCH = "application/merge-patch+json"
+# As kubectl: a manifest field the server does not know is an error, not silently dropped.
+STRICT_FIELDS = {"fieldValidation": "Strict"}
 # Errors of a kept-alive connection the server has meanwhile closed: safe to send again once.
 STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
                            ConnectionAbortedError)
@@ -312,7 +314,7 @@ class HttpTransport:
     def create(self, resource: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         if self._info(resource).namespaced:
             namespace = namespace or (body.get("metadata") or {}).get("namespace") or "default"
-        return self._request("POST", self._path(resource, namespace), body)
+        return self._request("POST", self._path(resource, namespace, query=STRICT_FIELDS), body)
 
     def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
         return self._request("GET", self._path(resource, namespace, name))
@@ -323,11 +325,11 @@ class HttpTransport:
             "labelSelector": label_selector, "fieldSelector": field_selector}))
 
     def replace(self, resource: str, namespace: str | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("PUT", self._path(resource, namespace, name), body)
+        return self._request("PUT", self._path(resource, namespace, name, query=STRICT_FIELDS), body)
 
     def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
               patch_type: str = MERGE_PATCH) -> dict[str, Any]:
-        return self._request("PATCH", self._path(resource, namespace, name), patch, patch_type)
+        return self._request("PATCH", self._path(resource, namespace, name, query=STRICT_FIELDS), patch, patch_type)
 
     def replace_status(self, resource: str, namespace: str | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("PUT", self._path(resource, namespace, name, "status"), body)
