@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from minikube_py.api.core import PodTemplateSpec
 from minikube_py.api.apps import Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetCondition
 from minikube_py.api.times import format_time, parse_time
+from minikube_py.client.history import safe_encode_string as safe_encode_string
 from minikube_py.client.deployments import (  # shared with kubectl-side rollout commands
     ANNOTATIONS_TO_SKIP as ANNOTATIONS_TO_SKIP,
     CHANGE_CAUSE_ANNOTATION as CHANGE_CAUSE_ANNOTATION,
@@ -157,8 +158,6 @@ def has_revision_history_limit(deployment: Deployment) -> bool:
 
 _FNV32_OFFSET_BASIS = 2166136261
 _FNV32_PRIME = 16777619
-# `rand.SafeEncodeString`'s alphabet: no vowels (no accidental words) and no 0/1/3 (look like letters).
-_SAFE_ALPHANUMERICS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def fnv1a_32(data: bytes, state: int = _FNV32_OFFSET_BASIS) -> int:
@@ -166,11 +165,6 @@ def fnv1a_32(data: bytes, state: int = _FNV32_OFFSET_BASIS) -> int:
     for byte in data:
         state = ((state ^ byte) * _FNV32_PRIME) & 0xFFFFFFFF
     return state
-
-
-def safe_encode_string(text: str) -> str:
-    """Map each character to `bcdfghjklmnpqrstvwxz2456789[ord(c) % 27]` (`rand.SafeEncodeString`)."""
-    return "".join(_SAFE_ALPHANUMERICS[ord(character) % len(_SAFE_ALPHANUMERICS)] for character in text)
 
 
 def compute_hash(template: PodTemplateSpec, collision_count: int | None = None) -> str:

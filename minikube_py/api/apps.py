@@ -1,4 +1,4 @@
-"""`apps/v1` kinds: ReplicaSet and Deployment.
+"""`apps/v1` kinds: ReplicaSet, Deployment and ControllerRevision.
 
 Defaults follow k/k `pkg/apis/apps/v1/defaults.go`: one replica, RollingUpdate with 25%/25%,
 ten old ReplicaSets kept, a 600 s progress deadline. The rolling-update parameters are filled
@@ -7,6 +7,8 @@ Recreate Deployment must not carry them).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import Field
 
@@ -93,3 +95,14 @@ class Deployment(WireModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: DeploymentSpec = Field(default_factory=DeploymentSpec)
     status: DeploymentStatus = Field(default_factory=DeploymentStatus)
+
+
+class ControllerRevision(WireModel):
+    """An immutable snapshot of a controller's state (`data`, here a pod template patch) at one
+    `revision`; StatefulSets and DaemonSets keep their history in these (`client/history.py`)."""
+
+    api_version: str = "apps/v1"
+    kind: str = "ControllerRevision"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    data: dict[str, Any] | None = None
+    revision: Int64 = 0

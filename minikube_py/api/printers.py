@@ -256,6 +256,18 @@ def cron_job_row(cron_job: dict[str, Any], now: float) -> list[Cell]:
                                                                            job_spec.get("selector"))
 
 
+def controller_revision_row(revision: dict[str, Any], now: float) -> list[Cell]:
+    """Name, Controller (`statefulset.apps/web`), Revision, Age (kubectl's printControllerRevision)."""
+    metadata = revision.get("metadata") or {}
+    controller = NONE
+    for reference in metadata.get("ownerReferences") or []:
+        if reference.get("controller"):
+            group = (reference.get("apiVersion") or "").rpartition("/")[0]
+            kind = (reference.get("kind") or "").lower()
+            controller = f"{kind}.{group}/{reference.get('name', '')}" if group else f"{kind}/{reference.get('name', '')}"
+    return [_name(revision), controller, revision.get("revision", 0), _created_age(revision, now)]
+
+
 # -- cluster objects ----------------------------------------------------------------------------
 
 def namespace_row(namespace: dict[str, Any], now: float) -> list[Cell]:
@@ -396,6 +408,12 @@ PRINTERS: dict[str, Printer] = {
         Column("Last Schedule", description="Information when was the last time the job was successfully scheduled."),
         AGE_COLUMN,
     ) + _WORKLOAD_WIDE, cron_job_row),
+    "controllerrevisions": Printer((
+        NAME_COLUMN,
+        Column("Controller", description="Controller of the object"),
+        Column("Revision", "number", "Revision indicates the revision of the state represented by Data."),
+        AGE_COLUMN,
+    ), controller_revision_row),
     "namespaces": Printer((
         NAME_COLUMN,
         Column("Status", description="The status of the namespace"),

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from minikube_py.api import batch_validation
+from minikube_py.api import apps_validation, batch_validation
 from minikube_py.api import networking_validation as rules
-from minikube_py.api.apps import Deployment, ReplicaSet
+from minikube_py.api.apps import ControllerRevision, Deployment, ReplicaSet
 from minikube_py.api.batch import CronJob, Job
 from minikube_py.api.configuration import ConfigMap, Secret, ServiceAccount
 from minikube_py.api.coordination import Lease, validate_lease
@@ -85,6 +85,9 @@ RESOURCES: dict[str, ResourceInfo] = {
                   batch_validation.default_cron_job, batch_validation.validate_cron_job,
                   batch_validation.validate_cron_job_update),
         _resource("Lease", "coordination.k8s.io", "leases", (), True, Lease, validate=validate_lease),
+        _resource("ControllerRevision", "apps", "controllerrevisions", (), True, ControllerRevision,
+                  apps_validation.default_namespace, apps_validation.validate_controller_revision,
+                  apps_validation.validate_controller_revision_update),
     )
 }
 

@@ -96,7 +96,7 @@ def test_every_printer_has_one_cell_per_column_and_one_name_column(plural):
     }.get(plural, {"metadata": metadata("x")})
     assert len(printer.row(sample, NOW)) == len(printer.columns)
     assert [column.name for column in printer.columns if column.format == "name"] == ["Name"]
-    assert all(column.priority in (0, 1) and column.type in ("string", "integer", "boolean") for column in printer.columns)
+    assert all(column.priority in (0, 1) and column.type in ("string", "integer", "number", "boolean") for column in printer.columns)
 
 
 def test_name_is_the_first_column_except_for_events_where_it_is_last_and_wide_only():
