@@ -18,7 +18,8 @@ from minikube_py.clock import Clock
 def build_controllers(client: Client, clock: Clock | None = None, informers: SharedInformers | None = None,
                       workers: int = 2) -> list[Controller[str]]:
     """The ReplicaSet controller, the garbage collector, the scheduler, the service account,
-    endpoints, Job, TTL-after-finished and CronJob controllers, sharing caches.
+    endpoints, Job, TTL-after-finished, CronJob, PersistentVolume and PVC/PV protection
+    controllers, sharing caches.
 
     The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
@@ -27,6 +28,9 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
     from controllers.endpointslice import EndpointSliceController
     from controllers.garbagecollector import GarbageCollector
     from controllers.job import JobController
+    from controllers.persistentvolume import PersistentVolumeController
+    from controllers.pvcprotection import PVCProtectionController
+    from controllers.pvprotection import PVProtectionController
     from controllers.replicaset import ReplicaSetController
     from controllers.scheduler import Scheduler
     from controllers.serviceaccount import ServiceAccountController
@@ -43,4 +47,7 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
         JobController(client, clock, informers, workers=workers),
         TTLAfterFinishedController(client, clock, informers),
         CronJobController(client, clock, informers),
+        PersistentVolumeController(client, clock, informers),
+        PVCProtectionController(client, clock, informers),
+        PVProtectionController(client, clock, informers),
     ]

@@ -30,6 +30,7 @@ from minikube_py.client.events import NORMAL, WARNING, EventRecorder
 from minikube_py.client.informer import SharedInformers, shared_informers, cache_key, split_cache_key
 from minikube_py.clock import Clock
 from controllers.common import is_pod_active
+from controllers.volumebinding import VolumeBinding
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,10 @@ class PlacedPods:
             self._usage[placed[0]].add(placed[1], sign=-1)
 
 
+# How soon a pod waiting for its claims to be bound is looked at again (a claim event also wakes it).
+CLAIM_BINDING_POLL_SECONDS = 1.0
+
+
 class Scheduler(Controller[str]):
     """Binds pending pods to nodes; keys are pod `namespace/name`."""
 
@@ -251,6 +256,10 @@ class Scheduler(Controller[str]):
             on_add=lambda node: self._enqueue_pending_pods(),
             on_update=self._node_updated,
         )
+        # persistentVolumeClaim volumes (controllers/volumebinding.py); a claim binding wakes its pods.
+        self.volume_binding = VolumeBinding(client, informers)
+        self.watch(self.volume_binding.claims, on_add=lambda claim: self._enqueue_pending_pods(),
+                   on_update=lambda old, new: self._enqueue_pending_pods())
 
     @staticmethod
     def needs_scheduling(pod: Pod) -> bool:
@@ -300,12 +309,18 @@ class Scheduler(Controller[str]):
         pod = self.pods.get(key)
         if pod is None or not self.needs_scheduling(pod):
             return None
+        volume_problem = self.volume_binding.pre_filter(pod)
+        if volume_problem is not None:
+            with self._unschedulable_lock:
+                self._unschedulable.add(key)
+            self._mark_unschedulable(pod, volume_problem)
+            return None
         nodes = sorted(self.nodes.list(), key=lambda node: node.metadata.name)
         usage = {node.metadata.name or "": self.placed.usage(node.metadata.name or "") for node in nodes}
         requests = pod_requests(pod)
         fitting, reasons = [], []
         for node in nodes:
-            misfit = node_misfit_reason(node, pod)
+            misfit = node_misfit_reason(node, pod) or self.volume_binding.filter(pod, node)
             node_reasons = [misfit] if misfit else insufficient_resources(
                 node_allocatable(node), usage[node.metadata.name or ""], requests)
             if node_reasons:
@@ -322,6 +337,8 @@ class Scheduler(Controller[str]):
         namespace, name = split_cache_key(key)
         with self._unschedulable_lock:
             self._unschedulable.discard(key)
+        if not self.volume_binding.pre_bind(pod, node_name):
+            return CLAIM_BINDING_POLL_SECONDS  # its claims are being bound for this node: look again
         try:
             self.client.bind(namespace, name, node_name)
         except (errors.NotFound, errors.Conflict) as error:

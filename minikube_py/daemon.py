@@ -478,6 +478,7 @@ def node_ipam(home: str, store: ObjectStore, pod_cidr: str) -> HostLocalIpam:
 def serve(home: str) -> int:
     """Run the daemon in this process until SIGTERM/SIGINT (then stop every pod) or SIGKILL."""
     from minikube_py.agent import AgentConfig, NodeAgent
+    from minikube_py.agent.localpath import LocalPathProvisioner, ensure_default_storage_class
     from minikube_py.apiserver import certificates
     from minikube_py.apiserver.server import ApiHttpServer, TlsConfig
     from minikube_py.agent.node import host_ip
@@ -562,9 +563,13 @@ def serve(home: str) -> int:
                                  bridge=f"mkpy-{config.name}", clock=clock, bridge_address=gateway,
                                  bridge_ports=(DNS_PORT, pod_api_port))
     cluster_dns = ClusterDnsServer(client, gateway)
+    # k3s' local-path provisioner and its default StorageClass (docs/workloads.md).
+    ensure_default_storage_class(client)
+    provisioner = LocalPathProvisioner(client, config.node_name, os.path.join(home, "storage"), clock)
 
     server.start()
     agent.start()
+    provisioner.run()
     if elector is not None:
         elector.run()  # the control loops start once this daemon leads
     else:
@@ -586,6 +591,7 @@ def serve(home: str) -> int:
     controllers.stop()
     service_proxy.stop()
     cluster_dns.stop()
+    provisioner.stop()
     agent.stop(stop_pods=True, grace_period=grace_period)
     server.stop()
     runtime.shutdown(remove_all=True)

@@ -119,9 +119,15 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
                                       node_status.node_resources(config.max_pods)[1],
                                       services=self.services.list)
         self.tokens = ApiTokenSource(client, clock.now)
-        self.volumes = PodVolumes(runtime, ObjectSources(self.env_sources.config_maps, self.env_sources.secrets,
-                                                         self.env_sources, self.tokens), clock.now,
-                                  podfiles.set_volume_ownership)
+        # Claims that persistentVolumeClaim volumes name (one binding re-syncs its pods), and their volumes.
+        self.claims = self.watch(Informer(client, "persistentvolumeclaims"),
+                                 *self._config_handlers("persistentvolumeclaims"))
+        self.persistent_volumes = self.watch(Informer(client, "persistentvolumes"))
+        self.volumes = PodVolumes(runtime, ObjectSources(
+            self.env_sources.config_maps, self.env_sources.secrets, self.env_sources, self.tokens,
+            claims=lambda namespace, name: self.claims.get(f"{namespace}/{name}"),
+            persistent_volumes=lambda _namespace, name: self.persistent_volumes.get(name)), clock.now,
+            podfiles.set_volume_ownership)
 
     # ------------------------------------------------------------------------------------------
     # Running

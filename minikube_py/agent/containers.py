@@ -281,13 +281,17 @@ def volume_mounts(pod, container, pod_dir: str, env: dict[str, str] | None = Non
         elif getattr(volume, "empty_dir", None) is not None:
             # medium Memory: the pod's tmpfs there (agent/volumes.py), shared by its containers.
             source = os.path.join(pod_dir, "volumes", volume.name)
+        elif getattr(volume, "persistent_volume_claim", None) is not None:
+            # A link to the bound volume's directory (agent/volumes_claims.py), followed by the bind.
+            source = os.path.join(pod_dir, "volumes", volume.name)
+            read_only = read_only or bool(volume.persistent_volume_claim.read_only)
         elif is_api_data_volume(volume):
             source, read_only = os.path.join(pod_dir, "volumes", volume.name), True
         else:
             raise ContainerRuntimeError(
                 "CreateContainerConfigError",
-                f"volume {volume.name}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected "
-                "volumes are supported",
+                f"volume {volume.name}: only emptyDir, hostPath, persistentVolumeClaim, configMap, secret, "
+                "downwardAPI and projected volumes are supported",
             )
         sub_path = getattr(volume_mount, "sub_path", None)
         sub_path_expr = getattr(volume_mount, "sub_path_expr", None)

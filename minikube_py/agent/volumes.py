@@ -31,6 +31,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from minikube_py.agent.volumes_claims import ClaimNotReady, claim_directory, link_claim_volume
 from minikube_py.agent.volumes_writer import AtomicWriter, FileProjection, Payload
 from minikube_py.api.quantity import memory_bytes
 from minikube_py.runtime.types import ContainerRuntimeError, Runtime
@@ -97,6 +98,8 @@ class ObjectSources:
     resources: ResourceValues
     tokens: TokenSource | None = None
     host_ca: Callable[[], bytes] | None = None  # the cluster CA, for the default token volume's ca.crt
+    claims: Lookup | None = None  # PersistentVolumeClaims, for persistentVolumeClaim volumes
+    persistent_volumes: Lookup | None = None  # their PersistentVolumes (namespace "")
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -335,7 +338,16 @@ def referenced_objects(pod) -> set[tuple[str, str]]:
                 names.add(("secrets", source.secret.name or ""))
             if source.service_account_token is not None:
                 names.add(("serviceaccounts", pod.spec.service_account_name or "default"))
+        claim = getattr(volume, "persistent_volume_claim", None)
+        if claim is not None:
+            names.add(("persistentvolumeclaims", claim.claim_name))
     return names
+
+
+def pod_volume_name(claims: Lookup, pod, volume) -> str:
+    """The PersistentVolume name bound to a pod's claim volume ("" when unknown)."""
+    claim = claims(pod.metadata.namespace, volume.persistent_volume_claim.claim_name)
+    return (getattr(getattr(claim, "spec", None), "volume_name", None) or "") if claim is not None else ""
 
 
 def volume_dir(pod_dir: str, name: str) -> str:
@@ -383,6 +395,12 @@ class PodVolumes:
                     state.memory_empty_dirs.add(volume.name)
                 except (OSError, ContainerRuntimeError) as error:
                     failure = failure or VolumeSetupError(volume.name, f"mounting a tmpfs: {error}")
+        for volume in pod.spec.volumes or []:
+            if getattr(volume, "persistent_volume_claim", None) is not None:
+                try:
+                    self._set_up_claim(pod, volume, volume_dir(pod_dir, volume.name))
+                except VolumeSetupError as error:
+                    failure = failure or error
         for volume in api_data_volumes(pod):
             if volume.name in state.frozen:
                 continue
@@ -395,6 +413,21 @@ class PodVolumes:
         if not state.refresh_at:
             return None
         return max(0.0, min(state.refresh_at.values()) - now)
+
+    def _set_up_claim(self, pod, volume, link: str) -> None:
+        """A persistentVolumeClaim volume: `link` to its bound volume's directory (volumes_claims.py)."""
+        if self.sources.claims is None or self.sources.persistent_volumes is None:
+            raise VolumeSetupError(volume.name, "persistentVolumeClaim volumes are not available on this node")
+        try:
+            directory = claim_directory(pod.metadata.namespace, volume.persistent_volume_claim.claim_name,
+                                        self.sources.claims, self.sources.persistent_volumes)
+            bound = self.sources.persistent_volumes("", pod_volume_name(self.sources.claims, pod, volume))
+            host_path = getattr(getattr(bound, "spec", None), "host_path", None)
+            link_claim_volume(link, directory, getattr(host_path, "type", None) == "DirectoryOrCreate")
+        except ClaimNotReady as error:
+            raise VolumeSetupError(volume.name, str(error)) from None
+        except OSError as error:
+            raise VolumeSetupError(volume.name, f"linking the volume's directory: {error}") from None
 
     def _set_up_memory_empty_dir(self, volume, directory: str, fs_group: int | None) -> None:
         """One tmpfs for the pod, which each container binds (so they share it), as kubelet's

@@ -209,6 +209,11 @@ class HostPathVolumeSource(WireModel):
     type: str | None = None
 
 
+class PersistentVolumeClaimVolumeSource(WireModel):
+    claim_name: str
+    read_only: bool | None = None
+
+
 # Files from the API (kubelet's "API data" volumes). Kubernetes defaults every defaultMode to
 # 0644 (420 on the wire, where modes are decimal); a KeyToPath's or a file's own `mode` has no
 # default and falls back to the volume's defaultMode.
@@ -290,6 +295,7 @@ class Volume(WireModel):
     secret: SecretVolumeSource | None = None
     downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
     projected: ProjectedVolumeSource | None = None
+    persistent_volume_claim: PersistentVolumeClaimVolumeSource | None = None
 
 
 class PodSecurityContext(WireModel):

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from minikube_py.api import batch_rows, networking_rows, times
+from minikube_py.api import batch_rows, networking_rows, storage_rows, times
 
 NONE = "<none>"
 TABLE_API_VERSION = "meta.k8s.io/v1"
@@ -414,6 +414,49 @@ PRINTERS: dict[str, Printer] = {
         Column("Revision", "number", "Revision indicates the revision of the state represented by Data."),
         AGE_COLUMN,
     ), controller_revision_row),
+    "persistentvolumes": Printer((
+        NAME_COLUMN,
+        Column("Capacity", description="capacity is the description of the persistent volume's resources and "
+                                       "capacity."),
+        Column("Access Modes", description="accessModes contains all ways the volume can be mounted."),
+        Column("Reclaim Policy", description="persistentVolumeReclaimPolicy defines what happens to a persistent "
+                                             "volume when released from its claim."),
+        Column("Status", description="phase indicates if a volume is available, bound to a claim, or released "
+                                     "by a claim."),
+        Column("Claim", description="claimRef is part of a bi-directional binding between PersistentVolume and "
+                                    "PersistentVolumeClaim."),
+        Column("StorageClass", description="StorageClass of the pv"),
+        Column("VolumeAttributesClass", description="VolumeAttributesClass of the pv"),
+        Column("Reason", description="reason is a brief CamelCase string that describes any failure and is meant "
+                                     "for machine parsing and tidy display in the CLI."),
+        AGE_COLUMN,
+        _wide("VolumeMode", "volumeMode defines if a volume is intended to be used with a formatted filesystem or "
+                            "to remain in raw block state."),
+    ), storage_rows.persistent_volume_row),
+    "persistentvolumeclaims": Printer((
+        NAME_COLUMN,
+        Column("Status", description="phase represents the current phase of PersistentVolumeClaim."),
+        Column("Volume", description="volumeName is the binding reference to the PersistentVolume backing this "
+                                     "claim."),
+        Column("Capacity", description="capacity represents the actual resources of the underlying volume."),
+        Column("Access Modes", description="accessModes contains the actual access modes the volume backing the "
+                                           "PVC has."),
+        Column("StorageClass", description="StorageClass of the pvc"),
+        Column("VolumeAttributesClass", description="VolumeAttributesClass of the pvc"),
+        AGE_COLUMN,
+        _wide("VolumeMode", "volumeMode defines what type of volume is required by the claim."),
+    ), storage_rows.persistent_volume_claim_row),
+    "storageclasses": Printer((
+        NAME_COLUMN,
+        Column("Provisioner", description="provisioner indicates the type of the provisioner."),
+        Column("ReclaimPolicy", description="reclaimPolicy controls the reclaimPolicy for dynamically "
+                                            "provisioned PersistentVolumes of this storage class."),
+        Column("VolumeBindingMode", description="volumeBindingMode indicates how PersistentVolumeClaims should "
+                                                "be provisioned and bound."),
+        Column("AllowVolumeExpansion", description="allowVolumeExpansion shows whether the storage class allow "
+                                                   "volume expand."),
+        AGE_COLUMN,
+    ), storage_rows.storage_class_row),
     "namespaces": Printer((
         NAME_COLUMN,
         Column("Status", description="The status of the namespace"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from minikube_py.api import apps_validation, batch_validation
+from minikube_py.api import apps_validation, batch_validation, storage_validation
 from minikube_py.api import networking_validation as rules
 from minikube_py.api.apps import ControllerRevision, Deployment, ReplicaSet
 from minikube_py.api.batch import CronJob, Job
@@ -19,6 +19,7 @@ from minikube_py.api.coordination import Lease, validate_lease
 from minikube_py.api.core import Event, Namespace, Node, Pod
 from minikube_py.api.meta import WireModel
 from minikube_py.api.networking import EndpointSlice, Endpoints, Service
+from minikube_py.api.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ RESOURCES: dict[str, ResourceInfo] = {
         _resource("ControllerRevision", "apps", "controllerrevisions", (), True, ControllerRevision,
                   apps_validation.default_namespace, apps_validation.validate_controller_revision,
                   apps_validation.validate_controller_revision_update),
+        _resource("PersistentVolume", "", "persistentvolumes", ("pv",), False, PersistentVolume,
+                  validate=storage_validation.validate_persistent_volume,
+                  validate_update=storage_validation.validate_persistent_volume_update),
+        _resource("PersistentVolumeClaim", "", "persistentvolumeclaims", ("pvc",), True, PersistentVolumeClaim,
+                  storage_validation.default_namespace, storage_validation.validate_persistent_volume_claim,
+                  storage_validation.validate_persistent_volume_claim_update),
+        _resource("StorageClass", "storage.k8s.io", "storageclasses", ("sc",), False, StorageClass,
+                  validate=storage_validation.validate_storage_class,
+                  validate_update=storage_validation.validate_storage_class_update),
     )
 }
 

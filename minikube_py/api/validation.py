@@ -498,7 +498,8 @@ def _validate_volume(problems: Problems, path: str, volume: Volume) -> None:
         problems.required(f"{path}.name")
     else:
         problems.check_each(f"{path}.name", volume.name, dns1123_label_errors(volume.name))
-    sources = [name for name in ("empty_dir", "host_path", *API_DATA_SOURCES) if getattr(volume, name) is not None]
+    sources = [name for name in ("empty_dir", "host_path", "persistent_volume_claim", *API_DATA_SOURCES)
+               if getattr(volume, name) is not None]
     if not sources:
         problems.required(path, "must specify a volume type")
     elif len(sources) > 1:
@@ -526,6 +527,8 @@ def _validate_volume(problems: Problems, path: str, volume: Volume) -> None:
             volume.host_path.type,
             ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"),
         )
+    if volume.persistent_volume_claim is not None and not volume.persistent_volume_claim.claim_name:
+        problems.required(f"{path}.persistentVolumeClaim.claimName")
     validate_api_data_volume(problems, path, volume, _validate_divisor)
 
 

@@ -29,6 +29,7 @@ from minikube_py.api.qos import pod_qos_class
 from minikube_py.apiserver import ephemeral
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.apiserver.serviceaccount_admission import admit_pod
+from minikube_py.apiserver.storage_admission import admit_storage
 from minikube_py.apiserver.serviceaccount_tokens import TokenIssuer, token_request
 from minikube_py.apiserver.service_allocation import DEFAULT_SERVICE_CIDR, AllocationError, ServiceAllocator
 from minikube_py.clock import Clock
@@ -256,6 +257,10 @@ class Registry:
         metadata["uid"] = str(uuid.uuid4())
         if info.plural == "pods" and self.token_issuer is not None:
             admit_pod(self, body)  # only where tokens can be issued for the volume it adds
+        if info.plural in ("persistentvolumes", "persistentvolumeclaims"):
+            if isinstance(body.get("spec"), dict):
+                body["spec"] = dict(body["spec"])  # a copy: the caller's body stays as it was
+            admit_storage(info.plural, body, lambda: self.store.list("storageclasses")[0])
         model, wire = self._parse(body)
         wire["metadata"].update(uid=metadata["uid"], creationTimestamp=self._now(), generation=1)
         if info.plural == "pods":
