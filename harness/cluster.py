@@ -95,6 +95,18 @@ def random_suffix(length: int) -> str:
     return "".join(random.choices(string.ascii_lowercase + string.digits, k=length))
 
 
+NODE_PORT_SLICES = 8  # of 30000-32767, 345 ports each: more than the test workers ever run at once
+
+
+def node_port_slice(worker: str) -> str:
+    """The node-port range for a cluster of pytest-xdist worker `worker` (`gw0`, `gw1`...): its own
+    slice, so clusters of workers running side by side never claim the same host port."""
+    slot = int(worker[2:]) % NODE_PORT_SLICES if worker.startswith("gw") else random.randrange(NODE_PORT_SLICES)
+    size = (32767 - 30000 + 1) // NODE_PORT_SLICES
+    low = 30000 + slot * size
+    return f"{low}-{low + size - 1}"
+
+
 class PrivateCluster:
     """One cluster of its own, driven through the real CLI (`start`, `stop`, any command) and the API."""
 
@@ -106,11 +118,13 @@ class PrivateCluster:
         """`home`: an empty directory to use (a test may mount something there first). The name
         (`e2e` + 4 random characters), the pod CIDR (a random /24 in 10.200-239) and the service
         CIDR (a random /24 in 10.96-127, so clusters running side by side never share a
-        ClusterIP) are the e2e tests' unless given."""
+        ClusterIP) are the e2e tests' unless given. Node ports are the host's, so each pytest-xdist
+        worker's clusters take their own slice of 30000-32767 (a random slice outside pytest)."""
         self.name = name or f"e2e{random_suffix(4)}"
         self.home = home or tempfile.mkdtemp(prefix=f"minikube-py-{self.name}-")
         self.pod_cidr = pod_cidr or f"10.{random.randint(200, 239)}.{random.randint(0, 255)}.0/24"
         self.service_cidr = f"10.{random.randint(96, 127)}.{random.randint(0, 255)}.0/24"
+        self.node_port_range = node_port_slice(os.environ.get("PYTEST_XDIST_WORKER", ""))
         self.restart_backoff = restart_backoff
         self.kubeconfig = os.path.join(self.home, "user-kube", "config")
         self.env = dict(os.environ, MINIKUBE_PY_HOME=self.home, KUBECONFIG=self.kubeconfig)
@@ -124,6 +138,7 @@ class PrivateCluster:
         port_args = ["--port", str(port)] if port is not None else []
         self.port = port
         result = self.cli("start", "--name", self.name, "--pod-cidr", self.pod_cidr, "--service-cidr", self.service_cidr,
+                          "--service-node-port-range", self.node_port_range,
                           "--restart-backoff", self.restart_backoff, *port_args, *self.start_flags,
                           check=False, timeout=120)
         if result.returncode != 0:

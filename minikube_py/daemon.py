@@ -54,6 +54,7 @@ class ClusterConfig:
     name: str = DEFAULT_NAME
     pod_cidr: str = DEFAULT_POD_CIDR
     service_cidr: str = DEFAULT_SERVICE_CIDR
+    service_node_port_range: str = "30000-32767"  # kube-apiserver's --service-node-port-range
     port: int | None = None
     node_name: str = field(default_factory=socket.gethostname)
     restart_backoff: tuple[float, float] = (10.0, 300.0)
@@ -181,6 +182,12 @@ def validate_config(config: ClusterConfig) -> None:
     if services.overlaps(network):
         raise ConfigError(f"--service-cidr: {config.service_cidr} overlaps the pod CIDR {config.pod_cidr}; "
                           "pick ranges that do not overlap")
+    from minikube_py.apiserver.service_allocation import parse_node_port_range
+
+    try:
+        parse_node_port_range(config.service_node_port_range)
+    except ValueError as error:
+        raise ConfigError(f"--service-node-port-range: {error}") from None
     if config.port is not None and not 1 <= config.port <= 65535:
         raise ConfigError(f"--port: {config.port} is not a TCP port (1-65535)")
     if config.pids_limit < 1:
@@ -262,6 +269,7 @@ def start(
     name: str | None = None,
     pod_cidr: str | None = None,
     service_cidr: str | None = None,
+    service_node_port_range: str | None = None,
     port: int | None = None,
     node_name: str | None = None,
     foreground: bool = False,
@@ -284,6 +292,7 @@ def start(
     config.name = name or config.name
     config.pod_cidr = pod_cidr or config.pod_cidr
     config.service_cidr = service_cidr or config.service_cidr
+    config.service_node_port_range = service_node_port_range or config.service_node_port_range
     config.port = port if port is not None else config.port
     config.node_name = node_name or config.node_name
     try:
@@ -484,6 +493,7 @@ def serve(home: str) -> int:
     from minikube_py.agent.node import host_ip
     from minikube_py.apiserver.kubernetes_service import ensure_kubernetes_service
     from minikube_py.apiserver.registry import Registry
+    from minikube_py.apiserver.service_allocation import parse_node_port_range
     from minikube_py.apiserver.serviceaccount_tokens import SIGNING_KEY_FILE, TokenIssuer, load_or_create_signing_key
     from minikube_py.dns.server import DNS_PORT, ClusterDnsServer
     from minikube_py.proxy.proxy import ServiceProxy
@@ -515,7 +525,8 @@ def serve(home: str) -> int:
         print(f"error: --store {config.store}: {error.message}", file=sys.stderr)
         return 1
     store.start_compactor(interval=60.0, keep=10_000)
-    registry = Registry(store, clock=clock, service_cidr=config.service_cidr)
+    registry = Registry(store, clock=clock, service_cidr=config.service_cidr,
+                        node_ports=parse_node_port_range(config.service_node_port_range))
     registry.token_issuer = TokenIssuer(load_or_create_signing_key(
         certificates.Paths(home).file(SIGNING_KEY_FILE)), clock)
     # The cluster CA (ensure_access made it), which every pod's kube-api-access volume carries as kube-root-ca.crt.

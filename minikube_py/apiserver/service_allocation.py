@@ -2,7 +2,9 @@
 
 kube-apiserver's Service storage allocates a Service's virtual address from the service CIDR
 (`--service-cluster-ip-range`, ours `start --service-cidr`, default 10.96.0.0/12) and a node port
-from 30000-32767 for NodePort and LoadBalancer Services, keeps them across updates that leave
+from 30000-32767 (`--service-node-port-range`, ours `start --service-node-port-range`) for
+NodePort and LoadBalancer Services, scanning from a random offset as kube-apiserver's port
+allocator does (so two clusters on one host rarely pick the same port), keeps them across updates that leave
 them out (a PUT without `clusterIP` keeps the address: "patchAllocatedValues") and gives them
 back when the Service goes. The leases live in the store beside the pod IPs, so an address is
 never handed out twice, survives daemon restarts, and a requested one that is taken or outside
@@ -13,6 +15,7 @@ the `kubernetes` Service, as kube-apiserver reserves it.
 from __future__ import annotations
 
 import ipaddress
+import random
 from typing import Callable
 
 from minikube_py.api.networking_validation import uses_node_ports
@@ -20,6 +23,18 @@ from minikube_py.store import PoolExhausted
 
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 NODE_PORT_RANGE = (30000, 32767)
+
+
+def parse_node_port_range(text: str) -> tuple[int, int]:
+    """`LOW-HIGH` (kube-apiserver's `--service-node-port-range` form) as a pair; ValueError says why."""
+    low_text, dash, high_text = text.partition("-")
+    try:
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port range: write it as LOW-HIGH, such as 30000-32767") from None
+    if not dash or not 1 <= low <= high <= 65535:
+        raise ValueError(f"{text!r} is not a port range: LOW-HIGH with 1 <= LOW <= HIGH <= 65535")
+    return low, high
 
 Problem = tuple[str, str]
 
@@ -165,7 +180,9 @@ class ServiceAllocator:
                 continue
             if mine is None:
                 try:
-                    mine = int(self.store.allocate(self._port_pool, range(low, high + 1), owner))
+                    start = random.randint(low, high)
+                    candidates = [*range(start, high + 1), *range(low, start)]
+                    mine = int(self.store.allocate(self._port_pool, candidates, owner))
                 except PoolExhausted:
                     problems.append((path, f"Internal error: failed to allocate a nodePort: range is full ({low}-{high})"))
                     continue

@@ -21,6 +21,9 @@ def register(subcommands: Subcommands) -> None:
     start.add_argument("--pod-cidr", metavar="CIDR", help="the range pod IPs come from (default: 10.244.0.0/16)")
     start.add_argument("--service-cidr", metavar="CIDR",
                        help="the range Service ClusterIPs come from (default: 10.96.0.0/12)")
+    start.add_argument("--service-node-port-range", metavar="LOW-HIGH",
+                       help="the range NodePort Services' node ports come from, as kube-apiserver's flag "
+                            "(default: 30000-32767)")
     start.add_argument("--port", type=int, metavar="N",
                        help="also serve the API over TLS on 127.0.0.1:N, to holders of the cluster's token or "
                             "client certificate, and merge a kubeconfig context for kubectl (default: the "
@@ -80,7 +83,8 @@ def _daemon():
 
 def run_start(args: argparse.Namespace, context: Context) -> int:
     return _daemon().start(
-        context.home, name=args.name, pod_cidr=args.pod_cidr, service_cidr=args.service_cidr, port=args.port,
+        context.home, name=args.name, pod_cidr=args.pod_cidr, service_cidr=args.service_cidr,
+        service_node_port_range=args.service_node_port_range, port=args.port,
         node_name=args.node_name,
         foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit,
         max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,

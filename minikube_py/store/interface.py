@@ -85,6 +85,8 @@ class ObjectStore(Protocol):
 
     def count(self, resource: str, namespace: str | None = None) -> int: ...
 
+    def revisions(self, resource: str) -> dict[tuple[str, str], int]: ...
+
     def create(self, resource: str, obj: dict) -> dict: ...
 
     def update(self, resource: str, obj: dict, expected_rv: str | int | None = None) -> dict: ...
@@ -146,6 +148,12 @@ class InMemoryState:
                      if namespace is None or key[0] == namespace]
             revision = self._revision
         return [json.loads(text) for text in texts], revision
+
+    def revisions(self, resource: str) -> dict[tuple[str, str], int]:
+        """Each object's revision by (namespace, name), without parsing them: what changed since
+        a caller last looked."""
+        with self._lock:
+            return {key: revision for key, (revision, _) in self._objects.get(resource, {}).items()}
 
     def count(self, resource: str, namespace: str | None = None) -> int:
         """How many objects of a resource there are (in one namespace), without parsing them."""

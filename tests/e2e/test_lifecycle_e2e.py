@@ -151,7 +151,7 @@ kind: Pod
 metadata:
   name: stubborn
 spec:
-  terminationGracePeriodSeconds: 3
+  terminationGracePeriodSeconds: 6
   containers:
     - name: main
       image: busybox
@@ -169,14 +169,14 @@ spec:
 
     began = time.monotonic()
     cluster.cli("delete", "pod", "stubborn", "--wait=false")
-    terminating = cluster.cli("get", "pods", "stubborn").stdout
-    assert "Terminating" in terminating
+    # Read at once through the API (a CLI process can take seconds to start on a loaded machine).
+    assert cluster.client.raw.get("pods", "default", "stubborn")["metadata"].get("deletionTimestamp")
     wait_for(lambda: cluster.cli("get", "pod", "stubborn", check=False).returncode != 0, 20, "stubborn to be gone")
     stubborn_seconds = time.monotonic() - began
 
-    # The polite pod leaves on SIGTERM, well inside its 30 s; the stubborn one needs the SIGKILL after 3 s.
+    # The polite pod leaves on SIGTERM, well inside its 30 s; the stubborn one needs the SIGKILL after 6 s.
     assert polite_seconds < 15
-    assert stubborn_seconds >= 2.5
+    assert stubborn_seconds >= 5.5
 
 
 def test_daemon_kill_9_loses_nothing(cluster: Cluster):

@@ -143,6 +143,9 @@ def test_a_pod_reaches_itself_through_its_own_service(cluster: Cluster):
     wait_two_ready(cluster)
     cluster_ip = service(cluster, "web")["spec"]["clusterIP"]
     pod = web_pods(cluster)[0]["metadata"]["name"]
+    # The proxy programs the endpoints a moment after the API has them, as kube-proxy does.
+    wait_for(lambda: fetch_in(cluster, pod, f"http://{cluster_ip}/").returncode == 0, 60,
+             f"{pod} reaching {cluster_ip}")
     for _ in range(6):  # random balancing: some of these go back to the pod itself (hairpin)
         result = fetch_in(cluster, pod, f"http://{cluster_ip}/")
         assert result.returncode == 0, result.stderr
@@ -210,7 +213,7 @@ def resolved_over_tcp(server: str, name: str) -> list[str]:
 
 def test_a_headless_service_resolves_to_each_ready_pod(cluster: Cluster):
     addresses = set(wait_two_ready(cluster))
-    wait_for(lambda: resolved(cluster, "web-pods.default.svc.cluster.local") == addresses or None, 10,
+    wait_for(lambda: resolved(cluster, "web-pods.default.svc.cluster.local") == addresses or None, 60,
              f"web-pods resolving to {sorted(addresses)}")
 
 

@@ -323,3 +323,33 @@ def test_dns_config_within_the_limits_is_accepted():
         "options": [{"name": "ndots", "value": "2"}]}))
     assert pod.spec.dns_config.nameservers == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
     assert pod.spec.enable_service_links is True
+
+
+def test_node_ports_come_from_the_configured_range_from_a_random_start():
+    from minikube_py.apiserver.registry import Registry
+    from minikube_py.store import Store
+
+    registry = Registry(Store(":memory:"), node_ports=(31000, 31009))
+    ports = [registry.create("services", "default", service(f"s{index}", type="NodePort"))["spec"]["ports"][0]["nodePort"]
+             for index in range(10)]
+    assert sorted(ports) == list(range(31000, 31010))
+    with pytest.raises(Invalid) as full:
+        registry.create("services", "default", service("full", type="NodePort"))
+    assert "failed to allocate a nodePort: range is full (31000-31009)" in str(full.value)
+    with pytest.raises(Invalid) as outside:
+        registry.create("services", "default", service("out", type="NodePort", ports=[{"port": 80, "nodePort": 30080}]))
+    assert "The range of valid ports is 31000-31009" in str(outside.value)
+    # Two fresh clusters do not both start at the bottom of the range, as a scan from its low end would.
+    firsts = {Registry(Store(":memory:")).create("services", "default", service("a", type="NodePort"))
+              ["spec"]["ports"][0]["nodePort"] for _ in range(5)}
+    assert len(firsts) > 1
+
+
+def test_the_node_port_range_flag_is_checked():
+    from minikube_py.apiserver.service_allocation import parse_node_port_range
+
+    assert parse_node_port_range("30000-32767") == (30000, 32767)
+    for bad in ("30000", "a-b", "32767-30000", "0-10", "1-70000"):
+        with pytest.raises(ValueError) as error:
+            parse_node_port_range(bad)
+        assert "is not a port range" in str(error.value)

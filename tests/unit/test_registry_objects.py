@@ -236,6 +236,11 @@ def test_events_expire_an_hour_after_their_last_update_as_with_kube_apiservers_e
     registry.create("events", "default", event("recent", clock.now() - 600))
     assert registry.expire_events(3600) == 1
     assert [e["metadata"]["name"] for e in registry.list("events", "default")["items"]] == ["recent"]
+    # A later write of an Event counts from then, though the last pass remembered the old time.
+    registry.create("events", "default", event("bumped", clock.now() - 600))
+    assert registry.expire_events(3600) == 0
+    bumped = registry.get("events", "default", "bumped")
+    registry.replace("events", "default", "bumped", {**bumped, "lastTimestamp": format_time(clock.now())})
     clock.advance(3001)
     assert registry.expire_events(3600) == 1
-    assert registry.list("events", "default")["items"] == []
+    assert [e["metadata"]["name"] for e in registry.list("events", "default")["items"]] == ["bumped"]
