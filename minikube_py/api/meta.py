@@ -8,7 +8,7 @@ several kinds reuse: `ObjectMeta`, `OwnerReference`, `LabelSelector`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic_core import PydanticCustomError
@@ -124,6 +124,19 @@ class OwnerReference(WireModel):
     block_owner_deletion: bool | None = None
 
 
+class ManagedFieldsEntry(WireModel):
+    """Who set which fields (`fieldsV1`), by which operation (Apply or Update), and when;
+    kept by the API server on every write (apiserver/fieldmanager.py)."""
+
+    manager: str | None = None
+    operation: Literal["Apply", "Update"] | None = None
+    api_version: str | None = None
+    time: str | None = None
+    fields_type: Literal["FieldsV1"] | None = None
+    fields_v1: dict[str, Any] | None = None
+    subresource: str | None = None
+
+
 class ObjectMeta(WireModel):
     name: str | None = None
     generate_name: str | None = None
@@ -138,6 +151,7 @@ class ObjectMeta(WireModel):
     annotations: dict[str, str] | None = None
     owner_references: list[OwnerReference] | None = None
     finalizers: list[str] | None = None
+    managed_fields: list[ManagedFieldsEntry] | None = None
 
     def controller_reference(self) -> OwnerReference | None:
         """The owner reference with `controller: true`, if any."""

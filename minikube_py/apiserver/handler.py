@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from minikube_py.api import errors, printers
-from minikube_py.apiserver import auth, field_validation, openapi_protobuf, streams
-from minikube_py.apiserver.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
+from minikube_py.api.loader import load_manifests
+from minikube_py.apiserver import auth, dryrun, field_validation, fieldmanager, openapi_protobuf, streams
+from minikube_py.apiserver.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from minikube_py.apiserver.routing import (
     OpenApiV2, Route, include_object_policy, integer, not_found, parse_route, text, wants_table)
 
@@ -31,12 +32,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PATCH_TYPES = {MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH, "application/apply-patch+yaml"}
+PATCH_TYPES = {MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH, APPLY_PATCH}
 JSON = "application/json"
 # kube-apiserver's limit on a request body (3 MiB), and how deep a JSON document may nest.
 MAX_BODY_BYTES = 3 * 1024 * 1024
 MAX_JSON_DEPTH = 100
 KNOWN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# The options object of each write verb: where kube-apiserver reads dryRun and fieldManager from.
+OPTIONS_KINDS = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions", "DELETE": "DeleteOptions"}
 
 
 def _reject_constant(name: str) -> Any:
@@ -201,6 +204,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if len(raw) < length:
             self.close_connection = True
             raise errors.BadRequest(f"the request body ended after {len(raw)} of {length} bytes")
+        if content_type == APPLY_PATCH:
+            return _apply_patch_document(raw)
         try:
             document = json.loads(raw, parse_constant=_reject_constant,
                                   object_pairs_hook=field_validation.object_pairs)
@@ -271,9 +276,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             auth.authorize(user, method, route, query, self.server.api.registry)
             body = self._read_body(method)
             self._request_received()
-            _refuse_dry_run(query, body)
+            registry = self.server.api.registry
+            if method in OPTIONS_KINDS:
+                registry = self._registry_for_write(registry, method, query, body)
             body = self._validate_fields(method, route, query, body)
-            self._serve(method, route, query, body)
+            self._serve(method, route, query, body, registry)
         except errors.ApiError as error:
             self._send_error(error)
         except (BrokenPipeError, ConnectionResetError):
@@ -290,7 +297,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         and their status."""
         if method not in ("POST", "PUT", "PATCH") or route.subresource not in (None, "status"):
             return body
-        if method == "PATCH" and self._patch_type() == JSON_PATCH:
+        if method == "PATCH" and self._patch_type(apply_allowed=True) == JSON_PATCH:
             return body
         directive = field_validation.directive(query.get("fieldValidation"))
         return field_validation.check(route.info, body, directive, self._warnings)
@@ -304,8 +311,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def _serve(self, method: str, route: Route, query: dict, body: Any) -> None:
-        registry = self.server.api.registry
+    def _serve(self, method: str, route: Route, query: dict, body: Any, registry) -> None:
         info, namespace, name, subresource = route.info, route.namespace, route.name, route.subresource
         resource = info.plural
         if name is None:
@@ -333,9 +339,15 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             elif method == "PUT":
                 self.send_json(200, registry.replace(resource, namespace, name, body))
             elif method == "PATCH":
-                self.send_json(200, registry.patch(resource, namespace, name, body, self._patch_type()))
+                patch_type = self._patch_type(apply_allowed=True)
+                if patch_type == APPLY_PATCH:
+                    applied, created = registry.apply(resource, namespace, name, body,
+                                                      force=_flag(query, "force"))
+                    self.send_json(201 if created else 200, applied)
+                else:
+                    self.send_json(200, registry.patch(resource, namespace, name, body, patch_type))
             elif method == "DELETE":
-                self.send_json(200, self._delete(resource, namespace, name, query, body))
+                self.send_json(200, self._delete(registry, resource, namespace, name, query, body))
             else:
                 raise errors.MethodNotAllowed(f"{method} is not supported on {resource}/{name}")
             return
@@ -390,16 +402,36 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                                             "is the node running? (minikube-py status)")
         return proxy
 
-    def _patch_type(self) -> str:
+    def _patch_type(self, apply_allowed: bool = False) -> str:
         content_type = (self.headers.get("Content-Type") or MERGE_PATCH).split(";")[0].strip()
         if content_type not in PATCH_TYPES:
             raise errors.UnsupportedMediaType(f"the body of a PATCH must be one of {', '.join(sorted(PATCH_TYPES))}; "
                                               f"got {content_type}")
-        if content_type == "application/apply-patch+yaml":
-            raise errors.UnsupportedMediaType("server-side apply is not supported by minikube-py; use client-side apply")
+        if content_type == APPLY_PATCH and not apply_allowed:
+            raise errors.UnsupportedMediaType("server-side apply works on an object itself, not on its subresources; "
+                                              "apply the object, or send a merge patch to the subresource")
         return content_type
 
-    def _delete(self, resource: str, namespace: str | None, name: str, query: dict, body: Any) -> dict:
+    def _registry_for_write(self, registry, method: str, query: dict, body: Any):
+        """The Registry a write is made through: recorded in managedFields as the request's field
+        manager (`fieldManager`, else the User-Agent's first word), and storing nothing on a dry
+        run. Bad options are kube-apiserver's 422 for the verb's options kind."""
+        options_kind = OPTIONS_KINDS[method]
+        dry_run = dryrun.dry_run_values(query, body, options_kind)
+        field_manager = text(query, "fieldManager") or ""
+        problems = fieldmanager.field_manager_problems(field_manager)
+        applying = method == "PATCH" and \
+            (self.headers.get("Content-Type") or "").split(";")[0].strip() == APPLY_PATCH
+        if applying and not field_manager:
+            problems.insert(0, ("fieldManager", "Required value: is required for apply patch"))
+        if not applying and "force" in query:
+            problems.append(("force", "Forbidden: may not be specified for non-apply patch"))
+        if problems:
+            raise _options_invalid(options_kind, problems)
+        registry = registry.acting_as(fieldmanager.manager_from_request(field_manager, self.headers.get("User-Agent")))
+        return registry.dry_run() if dry_run else registry
+
+    def _delete(self, registry, resource: str, namespace: str | None, name: str, query: dict, body: Any) -> dict:
         if body is not None and not isinstance(body, dict):
             raise errors.BadRequest("the body of a DELETE must be a v1 DeleteOptions object")
         options = body or {}
@@ -417,16 +449,41 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.BadRequest("DeleteOptions preconditions: must be an object with uid and resourceVersion")
         if options.get("orphanDependents") is True and propagation is None:
             propagation = "Orphan"
-        return self.server.api.registry.delete(resource, namespace, name, propagation, grace,
+        return registry.delete(resource, namespace, name, propagation, grace,
                                                preconditions=options.get("preconditions"))
 
 
-def _refuse_dry_run(query: dict, body: Any) -> None:
-    """Dry run is not implemented yet: refuse it, in the query or in DeleteOptions, rather than
-    doing the write for real."""
-    asked = [value for value in query.get("dryRun", []) if value]
-    if isinstance(body, dict) and body.get("kind") in (None, "DeleteOptions") and body.get("dryRun"):
-        asked.append(str(body["dryRun"]))
-    if asked:
-        raise errors.BadRequest(f"dryRun={asked[0]} is not supported by minikube-py yet, and nothing was "
-                                "changed; run without --dry-run=server")
+def _flag(query: dict, name: str) -> bool:
+    value = text(query, name)
+    if value in (None, "", "false", "0", "False"):
+        return False
+    if value in ("true", "1", "True"):
+        return True
+    raise errors.BadRequest(f"{name}={value[:32]!r}: must be true or false")
+
+
+def _options_invalid(options_kind: str, problems: list[tuple[str, str]]) -> errors.Invalid:
+    """kube-apiserver's 422 for bad request options (`PatchOptions.meta.k8s.io "" is invalid: ...`)."""
+    rendered = [f"{field}: {message}" for field, message in problems]
+    summary = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"
+    reasons = {"Required value": "FieldValueRequired", "Forbidden": "FieldValueForbidden",
+               "Too long": "FieldValueTooLong"}
+    causes = [{"reason": next((reason for prefix, reason in reasons.items() if message.startswith(prefix)),
+                              "FieldValueInvalid"), "message": message, "field": field}
+              for field, message in problems]
+    return errors.Invalid(f'{options_kind}.meta.k8s.io "" is invalid: {summary}', problems,
+                          {"group": "meta.k8s.io", "kind": options_kind, "causes": causes})
+
+
+def _apply_patch_document(raw: bytes) -> Any:
+    """An apply patch body: one object, JSON (what kubectl sends) or YAML."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        pass
+    documents = load_manifests(raw, "apply patch")
+    if len(documents) != 1:
+        raise errors.BadRequest(f"error decoding YAML: an apply patch must be one object, found {len(documents)}")
+    if documents[0].error:
+        raise errors.BadRequest(f"error decoding YAML: {documents[0].error}")
+    return documents[0].data

@@ -17,6 +17,7 @@ deletion and finalizers).
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections import deque
@@ -27,6 +28,9 @@ from minikube_py.api import errors
 from minikube_py.api.parsing import invalid_error
 from minikube_py.api.qos import pod_qos_class
 from minikube_py.apiserver import ephemeral
+from minikube_py.apiserver.dryrun import DryRunStore
+from minikube_py.apiserver.fieldmanager import FieldManager
+from minikube_py.apiserver.fieldsets import ApplyTypeError
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.apiserver.serviceaccount_admission import admit_pod
 from minikube_py.apiserver.storage_admission import admit_storage
@@ -47,6 +51,8 @@ PROPAGATION_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"
 UPDATE_ATTEMPTS = 32
 MAX_REVISION = 2**63 - 1  # revisions are sqlite integers
 GENERATE_NAME_ATTEMPTS = 8
+# The field manager of writes made in-process (controllers, the node agent) rather than over HTTP.
+DAEMON_FIELD_MANAGER = "minikube-py"
 # Metadata only the server sets; a client's values are ignored.
 SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                    "generation", "resourceVersion")
@@ -161,12 +167,30 @@ class Registry:
         self._event_write_times: dict[tuple[str, str], tuple[int, float | None]] = {}
         # Signs ServiceAccount tokens (serviceaccount_tokens.py); the daemon gives it its key.
         self.token_issuer: TokenIssuer | None = None
+        # Who this Registry's writes are recorded as in managedFields (`acting_as`).
+        self.field_manager = DAEMON_FIELD_MANAGER
+        self.fields = FieldManager(self._now)
         for namespace in BOOTSTRAP_NAMESPACES:
             if store.get("namespaces", "", namespace) is None:
                 try:
                     self.create("namespaces", None, {"metadata": {"name": namespace}})
                 except errors.AlreadyExists:
                     pass
+
+    def acting_as(self, field_manager: str) -> "Registry":
+        """This Registry with its writes recorded in managedFields as `field_manager`'s."""
+        view = copy.copy(self)
+        view.field_manager = field_manager
+        return view
+
+    def dry_run(self) -> "Registry":
+        """This Registry for one dry-run request (`?dryRun=All`): the same code on a store that
+        reads the real one and writes nothing (apiserver/dryrun.py)."""
+        view = copy.copy(self)
+        view.store = DryRunStore(self.store)
+        view.services = copy.copy(self.services)
+        view.services.store = view.store
+        return view
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -239,7 +263,10 @@ class Registry:
     # -- create and read ---------------------------------------------------------------------
 
     def create(self, resource: str, namespace: str | None, body: dict) -> dict:
-        info = self._info(resource)
+        return self._create(self._info(resource), namespace, body, track_fields=True)
+
+    def _create(self, info, namespace: str | None, body: dict, track_fields: bool) -> dict:
+        """Create; `track_fields` False when the body's managedFields are already final (apply)."""
         body = self._check_body(info, namespace, None, body)
         metadata = body["metadata"]
         if metadata.get("resourceVersion"):
@@ -272,6 +299,8 @@ class Registry:
             wire["status"] = {"phase": "Pending", "qosClass": pod_qos_class(model.spec)}
         elif info.plural == "namespaces":
             wire["status"] = {"phase": "Active"}
+        if track_fields:
+            self.fields.update(None, wire, self.field_manager, model=info.model)
         if info.plural == "services" and prefix is None and \
                 self.store.get(info.plural, wire["metadata"]["namespace"], wire["metadata"]["name"]) is not None:
             # Refused before allocating, so the answer is AlreadyExists, not "IP already allocated".
@@ -356,10 +385,12 @@ class Registry:
     # -- updates -----------------------------------------------------------------------------
 
     def _write(self, info, namespace: str | None, name: str, compute: Callable[[dict], dict],
-               precondition: str | None) -> dict:
+               precondition: str | None, track_fields: str | None = None) -> dict:
         """Read-modify-write: `compute(current)` returns the new object (or `current` itself
         for no change). With a `precondition` resourceVersion a concurrent change is the
-        caller's Conflict; without one it is retried against the newer object."""
+        caller's Conflict; without one it is retried against the newer object. `track_fields`
+        is the endpoint whose changes managedFields record ("" the object itself, "status",
+        "scale", ...); None for the server's own bookkeeping (binding, deletion)."""
         namespace = self._namespace(info, namespace)
         for _ in range(UPDATE_ATTEMPTS):
             current = self._stored(info, namespace, name)
@@ -369,6 +400,8 @@ class Registry:
             new = compute(current)
             if new is current or new == current:
                 return current
+            if track_fields is not None:
+                self.fields.update(current, new, self.field_manager, track_fields or None, model=info.model)
             try:
                 if self._finalized(info, new):
                     return self._remove(info, new, current_rv)
@@ -461,7 +494,7 @@ class Registry:
         info = self._info(resource)
         body = self._check_body(info, namespace, name, body)
         return self._write(info, namespace, name, lambda current: self._spec_update(info, current, body),
-                           _metadata(body).get("resourceVersion"))
+                           _metadata(body).get("resourceVersion"), track_fields="")
 
     def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
               patch_type: str = MERGE_PATCH) -> dict:
@@ -473,13 +506,63 @@ class Registry:
             body = self._check_body(info, namespace, name, apply_patch(current, patch, patch_type, info.model))
             return self._spec_update(info, current, body)
 
-        return self._write(info, namespace, name, compute, _patch_precondition(patch))
+        return self._write(info, namespace, name, compute, _patch_precondition(patch), track_fields="")
+
+    def apply(self, resource: str, namespace: str | None, name: str, config: Any,
+              force: bool = False) -> tuple[dict, bool]:
+        """Server-side apply of `config` (a partial object) for this Registry's field manager:
+        creates the object if it does not exist. Returns the object and whether it was created.
+        A conflict with another manager's fields is a 409 naming them unless `force`."""
+        info = self._info(resource)
+        config = self._check_apply_config(info, namespace, name, config)
+        for _ in range(UPDATE_ATTEMPTS):
+            if self.store.get(info.plural, self._namespace(info, namespace), name) is None:
+                merged = self._applied(info, None, config, force)
+                try:
+                    return self._create(info, namespace, merged, track_fields=False), True
+                except errors.AlreadyExists:
+                    continue  # created meanwhile: apply to it
+            try:
+                def compute(current: dict) -> dict:
+                    body = self._check_body(info, namespace, name, self._applied(info, current, config, force))
+                    return self._spec_update(info, current, body)
+
+                return self._write(info, namespace, name, compute, _metadata(config).get("resourceVersion")), False
+            except errors.NotFound:
+                continue  # deleted meanwhile: create it
+        raise conflict(info.plural, name)
+
+    def _check_apply_config(self, info, namespace: str | None, name: str, config: Any) -> dict:
+        if not isinstance(config, dict):
+            raise errors.BadRequest(f"an apply patch must be a {info.kind} object (YAML or JSON), "
+                                    f"not {type(config).__name__}")
+        api_version, kind = config.get("apiVersion"), config.get("kind")
+        if not api_version or not kind:
+            missing = "apiVersion" if not api_version else "kind"
+            raise errors.BadRequest(f"{missing} must be set in an apply patch: give the {info.kind}'s apiVersion "
+                                    f"({info.api_version}) and kind ({info.kind})")
+        if api_version != info.api_version:
+            raise errors.BadRequest(f"Incorrect version specified in apply patch. Specified patch version: "
+                                    f"{api_version}, expected: {info.api_version}")
+        metadata = _metadata_of_body(info, config)
+        if "managedFields" in metadata:
+            raise errors.BadRequest("metadata.managedFields must be nil")
+        return self._check_body(info, namespace, name, config)
+
+    def _applied(self, info, current: dict | None, config: dict, force: bool) -> dict:
+        """`config` applied to `current` by this Registry's manager, with managedFields."""
+        try:
+            return self.fields.apply(current, config, self.field_manager, force, model=info.model)
+        except ApplyTypeError as error:
+            metadata = config["metadata"]
+            where = f"{metadata.get('namespace', '')}/{metadata['name']}; {info.api_version if info.group else '/' + info.api_version}, Kind={info.kind}"
+            raise errors.BadRequest(f"failed to create typed patch object ({where}): {error}") from None
 
     def replace_status(self, resource: str, namespace: str | None, name: str, body: dict) -> dict:
         info = self._info(resource)
         body = self._check_body(info, namespace, name, body)
         return self._write(info, namespace, name, lambda current: self._status_update(info, current, body),
-                           _metadata(body).get("resourceVersion"))
+                           _metadata(body).get("resourceVersion"), track_fields="status")
 
     def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
                      patch_type: str = MERGE_PATCH) -> dict:
@@ -488,7 +571,7 @@ class Registry:
         def compute(current: dict) -> dict:
             return self._status_update(info, current, apply_patch(current, patch, patch_type, info.model))
 
-        return self._write(info, namespace, name, compute, _patch_precondition(patch))
+        return self._write(info, namespace, name, compute, _patch_precondition(patch), track_fields="status")
 
     # -- ephemeral containers ------------------------------------------------------------------
 
@@ -511,7 +594,8 @@ class Registry:
             new["metadata"] = dict(current["metadata"])
             return new
 
-        return self._write(info, namespace, name, compute, _patch_precondition(body) if patch_type else None)
+        return self._write(info, namespace, name, compute, _patch_precondition(body) if patch_type else None,
+                           track_fields="ephemeralcontainers")
 
     # -- scale -------------------------------------------------------------------------------
 
@@ -559,7 +643,8 @@ class Registry:
                 return current
             return self._spec_update(info, current, {**current, "spec": {**current["spec"], "replicas": replicas}})
 
-        return self._scale_of(self._write(info, namespace, name, compute, metadata.get("resourceVersion")))
+        return self._scale_of(self._write(info, namespace, name, compute, metadata.get("resourceVersion"),
+                                          track_fields="scale"))
 
     def patch_scale(self, resource: str, namespace: str | None, name: str, patch: Any,
                     patch_type: str = MERGE_PATCH) -> dict:

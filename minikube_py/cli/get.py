@@ -37,6 +37,8 @@ def register(subcommands: Subcommands) -> None:
     get.add_argument("-w", "--watch", action="store_true", help="after listing, print a row for every change")
     get.add_argument("--watch-only", action="store_true", help="print only changes, without listing first")
     get.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    get.add_argument("--show-managed-fields", action="store_true",
+                     help="with -o yaml|json, keep metadata.managedFields (left out by default, as kubectl does)")
     get.set_defaults(run=run_get)
 
     events = subcommands.add("events", "list events, oldest first", namespaced=True, all_namespaces=True)
@@ -169,18 +171,33 @@ def _represent_text(dumper: yaml.SafeDumper, text: str):
 KubectlYamlDumper.add_representer(str, _represent_text)
 
 
-def dump(obj: dict, output: str) -> str:
+def without_managed_fields(obj: dict) -> dict:
+    """The object (or each item of a List) without metadata.managedFields, as kubectl prints
+    objects unless given --show-managed-fields."""
+    if isinstance(obj.get("items"), list):
+        return {**obj, "items": [without_managed_fields(item) for item in obj["items"]]}
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict) and "managedFields" in metadata:
+        return {**obj, "metadata": {key: value for key, value in metadata.items() if key != "managedFields"}}
+    return obj
+
+
+def dump(obj: dict, output: str, show_managed_fields: bool = False) -> str:
+    if not show_managed_fields:
+        obj = without_managed_fields(obj)
     if output == "json":
         return json.dumps(obj, indent=4)
     return yaml.dump(obj, Dumper=KubectlYamlDumper, default_flow_style=False, sort_keys=True).rstrip("\n")
 
 
 def print_objects(context: Context, groups: list[tuple[api.ResourceInfo, list[dict]]], output: str | None,
-                  single_object: bool, show_labels: bool = False, with_kind: bool = False) -> None:
+                  single_object: bool, show_labels: bool = False, with_kind: bool = False,
+                  show_managed_fields: bool = False) -> None:
     """Print fetched objects in the requested format; tables go per type, separated by a blank line."""
     if output in ("yaml", "json"):
         objects = [obj for _, group in groups for obj in group]
-        print(dump(objects[0] if single_object and len(objects) == 1 else as_list(objects), output))
+        print(dump(objects[0] if single_object and len(objects) == 1 else as_list(objects), output,
+                   show_managed_fields))
         return
     if output == "name":
         for info, group in groups:
@@ -216,7 +233,8 @@ def run_get(args: argparse.Namespace, context: Context) -> int:
     # kubectl prefixes names with their kind when more than one kind was asked for (`get all`).
     with_kind = len(targets) > 1
     single_object = named and len(targets) == 1 and len(targets[0].names) == 1
-    print_objects(context, groups, args.output, single_object, args.show_labels, with_kind)
+    print_objects(context, groups, args.output, single_object, args.show_labels, with_kind,
+                  args.show_managed_fields)
     return 1 if any_missing else 0
 
 

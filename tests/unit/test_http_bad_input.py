@@ -165,10 +165,13 @@ CASES = {
     "OPTIONS": (request("OPTIONS", PODS), {405}, "OPTIONS"),
     "HEAD": (request("HEAD", PODS), {405}, "HEAD"),
     "an invented method": (request("BREW", PODS), {405}, "BREW"),
-    "dryRun in the query": (request("POST", f"{PODS}?dryRun=All", json.dumps({**POD, "metadata": {"name": "dry"}}),
-                                    JSON), {400}, "dryRun"),
-    "dryRun in DeleteOptions": (request("DELETE", PODS + "/web", json.dumps({"dryRun": ["All"]}), JSON), {400},
-                                "dryRun"),
+    "an unknown dryRun in the query": (request("POST", f"{PODS}?dryRun=Yes",
+                                               json.dumps({**POD, "metadata": {"name": "dry"}}), JSON), {422},
+                                       'dryRun: Unsupported value: []string{"Yes"}'),
+    "an unknown dryRun in DeleteOptions": (request("DELETE", PODS + "/web", json.dumps({"dryRun": ["Maybe"]}), JSON),
+                                           {422}, "dryRun"),
+    "a dryRun in DeleteOptions that is not a list": (request("DELETE", PODS + "/web", json.dumps({"dryRun": "All"}),
+                                                             JSON), {400}, "dryRun"),
 }
 
 

@@ -217,6 +217,11 @@ def test_get_json_and_yaml_are_the_stored_object(cluster):
     registry, _, kubectl = cluster
     running_pod(registry, "web-1")
     stored = registry.get("pods", "default", "web-1")
+    assert stored["metadata"]["managedFields"]
+    shown = json.loads(kubectl("get", "pod", "web-1", "-o", "json", "--show-managed-fields").stdout)
+    assert shown == stored
+    # Without the flag kubectl leaves managedFields out, and shows the rest as stored.
+    stored["metadata"].pop("managedFields")
     assert json.loads(kubectl("get", "pod", "web-1", "-o", "json").stdout) == stored
     assert yaml.safe_load(kubectl("get", "pod", "web-1", "-o", "yaml").stdout) == stored
     listed = json.loads(kubectl("get", "pods", "-o", "json").stdout)
