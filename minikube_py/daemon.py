@@ -533,6 +533,9 @@ def serve(home: str) -> int:
     with open(certificates.Paths(home).ca_certificate) as file:
         ca_pem = file.read()
     client = ApiClient.local(registry)
+    # managedFields name the node agent and the controllers as Kubernetes names its components.
+    agent_client = ApiClient.local(registry.acting_as("kubelet"))
+    controller_client = ApiClient.local(registry.acting_as("kube-controller-manager"))
     node_address = host_ip()
     network = ipaddress.ip_network(config.pod_cidr)
     gateway = str(next(network.hosts()))
@@ -543,7 +546,7 @@ def serve(home: str) -> int:
     runtime = LinuxRuntime(config.name, home, config.pod_cidr)
     runtime.start()
     agent = NodeAgent(
-        client,
+        agent_client,
         runtime,
         node_name=config.node_name,
         ipam=node_ipam(home, store, config.pod_cidr),
@@ -563,7 +566,7 @@ def serve(home: str) -> int:
     )
     server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent,
                            tls=TlsConfig.of(certificates.Paths(home)), pod_listener=(gateway, pod_api_port))
-    controllers = ControlLoops(client, clock, config, ca_pem)
+    controllers = ControlLoops(controller_client, clock, config, ca_pem)
     elector = None
     if config.leader_elect:
         from minikube_py.client.leaderelection import LeaderElector

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import threading
+from dataclasses import dataclass
 
 from minikube_py import api
 from minikube_py.api.errors import ApiError, NotFound
@@ -24,6 +25,25 @@ from minikube_py.cli.context import CommandError, Context, Subcommands, format_a
 
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 MANIFEST_EXTENSIONS = (".yaml", ".yml", ".json")
+# kubectl's field managers: apply records its writes under the same names as kubectl, so an object
+# can move between `minikube-py apply` and `kubectl apply` (either way) without conflicts.
+CLIENT_SIDE_FIELD_MANAGER = "kubectl-client-side-apply"
+SERVER_SIDE_FIELD_MANAGER = "kubectl"
+DRY_RUN_CHOICES = ("none", "client", "server")
+# What kubectl appends to its line for each --dry-run.
+DRY_RUN_SUFFIX = {"none": "", "client": " (dry run)", "server": " (server dry run)"}
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    server_side: bool = False
+    force_conflicts: bool = False
+    field_manager: str | None = None
+    dry_run: str = "none"  # none, client or server
+
+    @property
+    def manager(self) -> str:
+        return self.field_manager or (SERVER_SIDE_FIELD_MANAGER if self.server_side else CLIENT_SIDE_FIELD_MANAGER)
 
 
 def register(subcommands: Subcommands) -> None:
@@ -32,6 +52,17 @@ def register(subcommands: Subcommands) -> None:
     add_file_flags(apply, "the manifests to apply")
     apply.add_argument("--watch", action="store_true",
                        help="after applying, re-apply each file when it changes, until Ctrl-C")
+    apply.add_argument("--server-side", action="store_true",
+                       help="let the API server merge (server-side apply): fields are owned by field managers, "
+                            "and changing another manager's field is a conflict")
+    apply.add_argument("--force-conflicts", action="store_true",
+                       help="with --server-side, take the conflicting fields from their managers")
+    apply.add_argument("--field-manager", metavar="NAME",
+                       help="the name apply's writes are recorded under in managedFields "
+                            "(default kubectl-client-side-apply, or kubectl with --server-side, as kubectl)")
+    apply.add_argument("--dry-run", nargs="?", const="client", default="none", choices=DRY_RUN_CHOICES,
+                       help="client: only say what would be done; server: send it for the server to run "
+                            "(admission, defaults, validation, conflicts) and store nothing")
     apply.set_defaults(run=run_apply)
 
 
@@ -139,19 +170,25 @@ def applied_manifest(document: api.ManifestDocument, info: api.ResourceInfo, con
     return manifest
 
 
-def apply_document(context: Context, document: api.ManifestDocument) -> str:
+def apply_document(context: Context, document: api.ManifestDocument, options: ApplyOptions = ApplyOptions()) -> str:
     """Apply one document; returns kubectl's line (`deployment.apps/web configured`)."""
     if document.error:
         raise ManifestError(document.error)
     info = api.resource_for_kind(document.data["apiVersion"], document.data["kind"])
+    if options.server_side:
+        return _apply_server_side(context, document, info, options)
     manifest = applied_manifest(document, info, context)
     name, namespace = manifest["metadata"]["name"], manifest["metadata"].get("namespace")
     label = f"{qualified_kind(info)}/{name}"
+    suffix = DRY_RUN_SUFFIX[options.dry_run]
+    server_dry_run = options.dry_run == "server"
     try:
         live = context.transport.get(info.plural, namespace, name)
     except NotFound:
-        context.transport.create(info.plural, namespace, manifest)
-        return f"{label} created"
+        if options.dry_run != "client":
+            context.transport.create(info.plural, namespace, manifest, dry_run=server_dry_run,
+                                     field_manager=options.manager)
+        return f"{label} created{suffix}"
     annotation = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED_ANNOTATION)
     if annotation is None:
         print_error(f"Warning: resource {info.plural}/{name} is missing the {LAST_APPLIED_ANNOTATION} "
@@ -163,12 +200,37 @@ def apply_document(context: Context, document: api.ManifestDocument) -> str:
         last_applied = None
     patch = three_way_merge_patch(last_applied, manifest, live)
     if not patch:
-        return f"{label} unchanged"
-    context.transport.patch(info.plural, namespace, name, patch)
-    return f"{label} configured"
+        return f"{label} unchanged{suffix}"
+    if options.dry_run != "client":
+        context.transport.patch(info.plural, namespace, name, patch, dry_run=server_dry_run,
+                                field_manager=options.manager)
+    return f"{label} configured{suffix}"
 
 
-def apply_file(context: Context, path: str) -> bool:
+def _apply_server_side(context: Context, document: api.ManifestDocument, info: api.ResourceInfo,
+                       options: ApplyOptions) -> str:
+    """`--server-side`: send the manifest as it is; the server merges and keeps ownership."""
+    manifest = copy.deepcopy(document.data)
+    metadata = manifest.setdefault("metadata", {}) or {}
+    manifest["metadata"] = metadata
+    if not metadata.get("name"):
+        raise CommandError("metadata.name: required: every applied object needs a name")
+    namespace = None
+    if info.namespaced:
+        namespace = metadata.get("namespace") or context.default_namespace
+        if context.namespace and metadata.get("namespace") and metadata["namespace"] != context.namespace:
+            raise CommandError(
+                f'the namespace from the provided object "{metadata["namespace"]}" does not match the namespace '
+                f'"{context.namespace}". You must pass \'--namespace={metadata["namespace"]}\' to perform this operation.')
+        metadata["namespace"] = namespace
+    label = f"{qualified_kind(info)}/{metadata['name']}"
+    if options.dry_run != "client":
+        context.transport.apply(info.plural, namespace, metadata["name"], manifest, options.manager,
+                                force=options.force_conflicts, dry_run=options.dry_run == "server")
+    return f"{label} serverside-applied{DRY_RUN_SUFFIX[options.dry_run]}"
+
+
+def apply_file(context: Context, path: str, options: ApplyOptions = ApplyOptions()) -> bool:
     """Apply every document of one file, printing a line each; False if any document failed."""
     try:
         documents = read_documents(path)
@@ -178,7 +240,7 @@ def apply_file(context: Context, path: str) -> bool:
     succeeded = True
     for document in documents:
         try:
-            print(apply_document(context, document), flush=True)
+            print(apply_document(context, document, options), flush=True)
         except ManifestError as error:
             print_error(f"error: {error}")
             succeeded = False
@@ -192,17 +254,20 @@ def apply_file(context: Context, path: str) -> bool:
 
 
 def run_apply(args: argparse.Namespace, context: Context) -> int:
+    if args.force_conflicts and not args.server_side:
+        raise CommandError("--force-conflicts only works with --server-side")
+    options = ApplyOptions(args.server_side, args.force_conflicts, args.field_manager, args.dry_run)
     files = manifest_files(args.filename, args.recursive)
-    results = [apply_file(context, path) for path in files]
+    results = [apply_file(context, path, options) for path in files]
     if args.watch:
         if "-" in files:
             raise CommandError("--watch cannot follow stdin; pass files or directories")
-        watch_and_apply(context, args.filename, args.recursive)
+        watch_and_apply(context, args.filename, args.recursive, options=options)
     return 0 if all(results) else 1
 
 
 def watch_and_apply(context: Context, paths: list[str], recursive: bool,
-                    stop_event: threading.Event | None = None) -> None:
+                    stop_event: threading.Event | None = None, options: ApplyOptions = ApplyOptions()) -> None:
     """Re-apply each manifest file as it is written, until Ctrl-C (or `stop_event`, for tests)."""
     import watchfiles
 
@@ -225,6 +290,6 @@ def watch_and_apply(context: Context, paths: list[str], recursive: bool,
                                         debounce=300, step=50, raise_interrupt=False):
             for path in sorted({path for _, path in changes}):
                 if os.path.exists(path):
-                    apply_file(context, os.path.relpath(path))
+                    apply_file(context, os.path.relpath(path), options)
     except KeyboardInterrupt:
         pass

@@ -19,12 +19,12 @@ import os
 
 from minikube_py.api.networking_validation import config_key_errors
 from minikube_py.api.validation import env_var_name_errors
+from minikube_py.cli.apply import DRY_RUN_CHOICES, DRY_RUN_SUFFIX
 from minikube_py.cli.context import CommandError, Context, Subcommands
 from minikube_py.cli.get import dump
 from minikube_py.cli.jobs import register_create_job
 
 DEFAULT_DOCKER_SERVER = "https://index.docker.io/v1/"
-DRY_RUN_CHOICES = ("none", "client", "server")
 OUTPUT_CHOICES = ("yaml", "json", "name")
 
 
@@ -86,7 +86,7 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
 def add_dry_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", nargs="?", const="client", default="none", choices=DRY_RUN_CHOICES,
                         help="client: print the object that would be sent, and send nothing; "
-                             "server is not supported by this cluster")
+                             "server: send it for the server to default and validate, and store nothing")
     parser.add_argument("-o", "--output", choices=OUTPUT_CHOICES,
                         help="print the object (yaml, json) or its TYPE/NAME instead of the created line")
 
@@ -261,22 +261,20 @@ def docker_registry_secret(name: str, namespace: str | None, server: str, userna
 
 def send(context: Context, args: argparse.Namespace, plural: str, obj: dict, verb: str = "created") -> int:
     """Create `obj` (unless --dry-run=client) and print kubectl's line or the object."""
-    if args.dry_run == "server":
-        raise CommandError("--dry-run=server is not supported by this cluster; use --dry-run=client")
     kind = obj["kind"].lower()
     if args.dry_run == "client":
         created = obj
     else:
         body = {**obj, "metadata": {key: value for key, value in obj["metadata"].items() if value is not None}}
         namespace = None if plural == "namespaces" else (obj["metadata"].get("namespace") or context.default_namespace)
-        created = context.transport.create(plural, namespace, body)
+        created = context.transport.create(plural, namespace, body, dry_run=args.dry_run == "server")
         created = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], **created}
     if args.output in ("yaml", "json"):
         print(dump(created, args.output))
     elif args.output == "name":
         print(f"{kind}/{obj['metadata']['name']}")
     else:
-        print(f"{kind}/{obj['metadata']['name']} {verb}{' (dry run)' if args.dry_run == 'client' else ''}")
+        print(f"{kind}/{obj['metadata']['name']} {verb}{DRY_RUN_SUFFIX[args.dry_run]}")
     return 0
 
 

@@ -13,7 +13,7 @@ import time
 
 from minikube_py import api
 from minikube_py.api.errors import ApiError, NotFound
-from minikube_py.cli.apply import manifest_files, read_documents
+from minikube_py.cli.apply import DRY_RUN_CHOICES, DRY_RUN_SUFFIX, manifest_files, read_documents
 from minikube_py.cli.context import (
     CommandError, Context, Subcommands, format_api_error, print_error, qualified_kind, resolve_resource,
     split_type_and_name, watch_events)
@@ -66,6 +66,9 @@ def register(subcommands: Subcommands) -> None:
                              "a bare --wait means true, --wait=false returns at once")
     delete.add_argument("--timeout", type=parse_duration, default=0.0, metavar="DURATION",
                         help="how long to wait for deletion, such as 30s; 0 waits forever (default)")
+    delete.add_argument("--dry-run", nargs="?", const="client", default="none", choices=DRY_RUN_CHOICES,
+                        help="client: only print what would be deleted; server: have the server check the "
+                             "deletion and delete nothing")
     delete.set_defaults(run=run_delete)
 
     scale = subcommands.add("scale", "set the replica count of a deployment or replicaset", namespaced=True)
@@ -163,18 +166,22 @@ def run_delete(args: argparse.Namespace, context: Context) -> int:
         return 0 if readable else 1
     failed = not readable
     deleted = []
+    suffix = DRY_RUN_SUFFIX[args.dry_run]
     for info, name, namespace in targets:
-        try:
-            gone = context.transport.delete(info.plural, namespace, name,
-                                            propagation_policy=args.cascade.capitalize(),
-                                            grace_period_seconds=None if grace < 0 else grace)
-        except ApiError as error:
-            print_error(format_api_error(error))
-            failed = True
-            continue
-        print(f'{qualified_kind(info)} "{name}" {"force deleted" if args.force and grace == 0 else "deleted"}',
+        if args.dry_run != "client":
+            try:
+                gone = context.transport.delete(info.plural, namespace, name,
+                                                propagation_policy=args.cascade.capitalize(),
+                                                grace_period_seconds=None if grace < 0 else grace,
+                                                dry_run=args.dry_run == "server")
+            except ApiError as error:
+                print_error(format_api_error(error))
+                failed = True
+                continue
+            if args.dry_run == "none":
+                deleted.append((info, namespace, gone))
+        print(f'{qualified_kind(info)} "{name}" {"force deleted" if args.force and grace == 0 else "deleted"}{suffix}',
               flush=True)
-        deleted.append((info, namespace, gone))
     if args.wait:
         deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
         for info, namespace, gone in deleted:

@@ -21,12 +21,14 @@ from collections.abc import Sequence
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
-from minikube_py import api
+from minikube_py import __version__, api
 from minikube_py.api import errors, exec_stream
 from minikube_py.api.exec_stream import CLOSE_SIGNAL, ERROR, RESIZE, STDERR, STDIN, STDOUT
 from minikube_py.api.watch import EventStream
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+USER_AGENT = f"minikube-py/{__version__}"
 # As kubectl: a manifest field the server does not know is an error, not silently dropped.
 STRICT_FIELDS = {"fieldValidation": "Strict"}
 # Errors of a kept-alive connection the server has meanwhile closed: safe to send again once.
@@ -233,7 +235,8 @@ class HttpTransport:
         return http.client.HTTPConnection(parts.hostname or "localhost", parts.port or 80, timeout=timeout)
 
     def _headers(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        headers = {"Accept": "application/json", **(extra or {})}
+        # The User-Agent's first word is the field manager the server records for our writes.
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(extra or {})}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
@@ -311,10 +314,13 @@ class HttpTransport:
     def version(self) -> dict[str, Any]:
         return self._request("GET", "/version")
 
-    def create(self, resource: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, resource: str, namespace: str | None, body: dict[str, Any], dry_run: bool = False,
+               field_manager: str | None = None) -> dict[str, Any]:
+        """POST; `dry_run`: the server answers what it would store and stores nothing."""
         if self._info(resource).namespaced:
             namespace = namespace or (body.get("metadata") or {}).get("namespace") or "default"
-        return self._request("POST", self._path(resource, namespace, query=STRICT_FIELDS), body)
+        return self._request("POST", self._path(resource, namespace, query=_write_options(dry_run, field_manager)),
+                             body)
 
     def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
         return self._request("GET", self._path(resource, namespace, name))
@@ -328,8 +334,16 @@ class HttpTransport:
         return self._request("PUT", self._path(resource, namespace, name, query=STRICT_FIELDS), body)
 
     def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
-              patch_type: str = MERGE_PATCH) -> dict[str, Any]:
-        return self._request("PATCH", self._path(resource, namespace, name, query=STRICT_FIELDS), patch, patch_type)
+              patch_type: str = MERGE_PATCH, dry_run: bool = False, field_manager: str | None = None) -> dict[str, Any]:
+        return self._request("PATCH", self._path(resource, namespace, name,
+                                                 query=_write_options(dry_run, field_manager)), patch, patch_type)
+
+    def apply(self, resource: str, namespace: str | None, name: str, body: dict[str, Any], field_manager: str,
+              force: bool = False, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply of `body` (a partial object) as `field_manager`; `force` takes the
+        fields other managers own instead of failing with a conflict."""
+        query = {**_write_options(dry_run, field_manager), "force": "true" if force else None}
+        return self._request("PATCH", self._path(resource, namespace, name, query=query), body, APPLY_PATCH)
 
     def replace_status(self, resource: str, namespace: str | None, name: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("PUT", self._path(resource, namespace, name, "status"), body)
@@ -358,8 +372,11 @@ class HttpTransport:
         return self._request("POST", self._path("pods", namespace, name, "binding"), body)
 
     def delete(self, resource: str, namespace: str | None, name: str, propagation_policy: str | None = None,
-               grace_period_seconds: int | None = None, preconditions: dict[str, Any] | None = None) -> dict[str, Any]:
+               grace_period_seconds: int | None = None, preconditions: dict[str, Any] | None = None,
+               dry_run: bool = False) -> dict[str, Any]:
         options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if dry_run:
+            options["dryRun"] = ["All"]
         if propagation_policy is not None:
             options["propagationPolicy"] = propagation_policy
         if grace_period_seconds is not None:
@@ -439,3 +456,8 @@ class HttpTransport:
         except BaseException:
             sock.close()
             raise
+
+
+def _write_options(dry_run: bool, field_manager: str | None) -> dict[str, Any]:
+    """The query of a write: kubectl's strict field validation, dry run and the field manager."""
+    return {**STRICT_FIELDS, "dryRun": "All" if dry_run else None, "fieldManager": field_manager}

@@ -164,3 +164,52 @@ def test_apply_watch_reapplies_a_file_when_it_changes(live, capsys):
         watcher.join(10)
     assert "deployment.apps/web configured" in collected
     assert live.registry.get("deployments", "default", "web")["spec"]["replicas"] == 4
+
+
+def managers(obj):
+    return {(entry["manager"], entry["operation"]) for entry in obj["metadata"].get("managedFields", [])}
+
+
+def test_server_side_apply_creates_conflicts_forces_and_is_recorded_as_kubectl(live):
+    path = live.write("web.yaml", deployment())
+    created = live.run("apply", "--server-side", "-f", path)
+    assert (created.code, created.out) == (0, "deployment.apps/web serverside-applied\n")
+    assert managers(live.registry.get("deployments", "default", "web")) == {("kubectl", "Apply")}
+    live.registry.acting_as("autoscaler").patch("deployments", "default", "web", {"spec": {"replicas": 7}})
+    live.write("web.yaml", deployment(replicas=3))
+    refused = live.run("apply", "--server-side", "-f", path)
+    assert refused.code == 1
+    assert 'conflict with "autoscaler" using apps/v1: .spec.replicas' in refused.err
+    assert live.registry.get("deployments", "default", "web")["spec"]["replicas"] == 7
+    forced = live.run("apply", "--server-side", "--force-conflicts", "--field-manager", "me", "-f", path)
+    assert forced.out == "deployment.apps/web serverside-applied\n"
+    stored = live.registry.get("deployments", "default", "web")
+    assert stored["spec"]["replicas"] == 3 and ("me", "Apply") in managers(stored)
+
+
+def test_force_conflicts_needs_server_side(live):
+    path = live.write("web.yaml", deployment())
+    result = live.run("apply", "--force-conflicts", "-f", path)
+    assert result.code == 1 and "--force-conflicts only works with --server-side" in result.err
+
+
+@pytest.mark.parametrize("flags, suffix", [(["--dry-run=server"], " (server dry run)"), (["--dry-run"], " (dry run)"),
+                                           (["--server-side", "--dry-run=server"], " (server dry run)")])
+def test_apply_dry_runs_print_kubectls_line_and_store_nothing(live, flags, suffix):
+    path = live.write("web.yaml", deployment())
+    verb = "serverside-applied" if "--server-side" in flags else "created"
+    result = live.run("apply", *flags, "-f", path)
+    assert (result.code, result.out) == (0, f"deployment.apps/web {verb}{suffix}\n")
+    with pytest.raises(NotFound):
+        live.registry.get("deployments", "default", "web")
+    live.run("apply", "-f", path)
+    live.write("web.yaml", deployment(replicas=4))
+    verb = "serverside-applied" if "--server-side" in flags else "configured"
+    assert live.run("apply", *flags, "-f", path).out == f"deployment.apps/web {verb}{suffix}\n"
+    assert live.registry.get("deployments", "default", "web")["spec"]["replicas"] == 2
+
+
+def test_client_side_apply_is_recorded_as_kubectl_client_side_apply(live):
+    path = live.write("web.yaml", deployment())
+    live.run("apply", "-f", path)
+    assert managers(live.registry.get("deployments", "default", "web")) == {("kubectl-client-side-apply", "Update")}

@@ -128,3 +128,12 @@ def test_set_image_of_an_unknown_container_is_an_error(live):
     live.deployment()
     result = live.run("set", "image", "deploy/web", "nginx=nginx")
     assert (result.code, result.err) == (1, 'error: unable to find container named "nginx"\n')
+
+
+@pytest.mark.parametrize("flag, suffix", [("--dry-run=server", " (server dry run)"), ("--dry-run", " (dry run)")])
+def test_a_dry_run_delete_prints_kubectls_line_and_deletes_nothing(live, flag, suffix):
+    live.pod("web-1", node="node1", status=RUNNING)
+    assert live.run("delete", "pod", "web-1", flag).out == f'pod "web-1" deleted{suffix}\n'
+    assert "deletionTimestamp" not in live.registry.get("pods", "default", "web-1")["metadata"]
+    missing = live.run("delete", "pod", "nope", "--dry-run=server")
+    assert missing.code == 1 and "NotFound" in missing.err

@@ -189,6 +189,16 @@ def test_dry_run_prints_the_manifest_and_creates_nothing(live):
     assert live.registry.list("configmaps", "default")["items"] == []
 
 
+
+def test_a_server_dry_run_create_shows_the_object_as_stored_and_stores_nothing(live):
+    assert live.run("create", "cm", "settings", "--from-literal=mode=fast", "--dry-run=server").out == \
+        "configmap/settings created (server dry run)\n"
+    shown = yaml.safe_load(live.run("create", "cm", "settings", "--from-literal=mode=fast", "--dry-run=server",
+                                    "-o", "yaml").out)
+    assert shown["metadata"]["uid"] and shown["metadata"]["creationTimestamp"]  # as the server would store it
+    assert live.registry.list("configmaps", "default")["items"] == []
+
+
 def test_create_secret_generic_base64_encodes_every_source(live, tmp_path):
     (tmp_path / "key.bin").write_bytes(b"\x00\x01")
     result = live.run("-n", "default", "create", "secret", "generic", "db", "--from-literal=user=admin",

@@ -36,6 +36,36 @@ def test_binary_protocols_prefix_each_message_with_its_channel_byte(name):
     assert protocol.decode(b"") is None  # Kubernetes skips empty messages
 
 
+def test_a_server_frames_its_data_messages_so_a_websocket_client_reads_each_whole():
+    """The server writes its binary data frames' headers itself (for throughput): every length
+    form (7-bit, 16-bit, 64-bit) must read back as the same messages through wsproto."""
+    server_end, client_end = socket.socketpair()
+    channels = exec_stream.ChannelSocket(server_end, Connection(ConnectionType.SERVER),
+                                         exec_stream.REMOTE_COMMAND_PROTOCOLS[exec_stream.V5])
+    sizes = [0, 1, 124, 125, 126, 4095, 4096, 65534, 65535, 65536, 300_000]
+    sent = [bytes([index % 251]) * size for index, size in enumerate(sizes)]
+    reader = threading.Thread(target=lambda: [channels.send(STDOUT, data) for data in sent] + [channels.close()])
+    reader.start()
+    client = Connection(ConnectionType.CLIENT)
+    received, parts = [], []
+    client_end.settimeout(10)
+    while len(received) < len(sent):
+        client.receive_data(client_end.recv(1 << 20))
+        for event in client.events():
+            if isinstance(event, BytesMessage):
+                parts.append(bytes(event.data))
+                if event.message_finished:
+                    received.append(b"".join(parts))
+                    parts = []
+    reader.join(10)
+    assert [message[:1] for message in received] == [bytes([STDOUT])] * len(sent)
+    assert [message[1:] for message in received] == sent
+    with pytest.raises(OSError):  # after the close frame no data may follow
+        channels.send(STDOUT, b"late")
+    server_end.close()
+    client_end.close()
+
+
 def test_base64_protocols_send_a_channel_digit_and_base64_text():
     protocol = exec_stream.REMOTE_COMMAND_PROTOCOLS[exec_stream.V4_BASE64]
     message = protocol.encode(STDERR, b"\n")
