@@ -11,9 +11,12 @@ The pod side is configured in-process: a short-lived thread enters the pod's net
 with setns(2) (which moves only that thread), opens a netlink socket there, configures and exits.
 pyroute2's own netns helper forks a process per call and is 4-5 times slower; the daemon's own
 threads never change namespace. No `ip` command is ever run. Each netlink request through
-pyroute2 costs about a millisecond of Python, and opening a socket as much again, so the hot paths
-keep one host-namespace socket per calling thread and send as few requests as the kernel allows
-(the pod end is created with its MAC already set).
+pyroute2's request machinery costs about a millisecond of Python, most of it parsing the answer,
+so the pod start path encodes its requests with pyroute2's message classes and sends them on a
+plain socket, reading only the acknowledgements: the veth pair (pod end with its MAC, straight in
+the pod's namespace; host end on the bridge and up), the host end's alias, and the pod side's
+address, links and route. The rarer paths (name clashes, checks, the bridge) use pyroute2's
+`IPRoute`, one host-namespace socket per calling thread.
 
 Host veth names (at most 15 characters, IFNAMSIZ - 1): `mk` + the first seven characters of the
 cluster name + hex digits of sha256("<cluster>/<sandbox id>") filling the name to 15 characters
@@ -136,19 +139,42 @@ def pod_side_requests(eth0_index: int, ip: str, prefix_len: int, gateway: str) -
     route["family"], route["table"], route["proto"], route["type"] = socket.AF_INET, RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST
     route["attrs"] = [("RTA_GATEWAY", gateway), ("RTA_OIF", eth0_index)]
     requests.append((route, RTM_NEWROUTE, create))
-    messages = []
-    for sequence, (message, message_type, flags) in enumerate(requests, start=1):
-        message["header"]["type"], message["header"]["flags"] = message_type, flags
-        message["header"]["sequence_number"] = sequence
-        message.encode()
-        messages.append(message)
-    return messages
+    return [_encoded(message, message_type, flags, sequence)
+            for sequence, (message, message_type, flags) in enumerate(requests, start=1)]
+
+
+def host_veth_requests(name: str, bridge_index: int, pid: int, mac: str) -> list[nlmsg]:
+    """The veth pair as one rtnetlink request: host end `name` on the bridge and up, pod end
+    `eth0` with `mac` created straight in the network namespace of process `pid`."""
+    link = ifinfmsg()
+    link["family"], link["flags"], link["change"] = socket.AF_UNSPEC, IFF_UP, IFF_UP
+    peer = {"attrs": [("IFLA_IFNAME", POD_INTERFACE), ("IFLA_NET_NS_PID", pid), ("IFLA_ADDRESS", mac)]}
+    link["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MASTER", bridge_index),
+                     ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"),
+                                                  ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]})]
+    return [_encoded(link, RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, 1)]
+
+
+def alias_requests(name: str, ifalias: str) -> list[nlmsg]:
+    """Set the ifalias of link `name` (the kernel takes no alias when it creates a link)."""
+    link = ifinfmsg()
+    link["family"] = socket.AF_UNSPEC
+    link["attrs"] = [("IFLA_IFNAME", name), ("IFLA_IFALIAS", ifalias)]
+    return [_encoded(link, RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, 1)]
+
+
+def _encoded(message: nlmsg, message_type: int, flags: int, sequence: int) -> nlmsg:
+    message["header"]["type"], message["header"]["flags"] = message_type, flags
+    message["header"]["sequence_number"] = sequence
+    message.encode()
+    return message
 
 
 def send_netlink_batch(messages: list[nlmsg]) -> None:
     """Send encoded rtnetlink requests in one write on a socket of the calling thread's network
     namespace and wait for every acknowledgement; the first refusal raises its NetlinkError.
-    The kernel handles the requests in order, so a refused one leaves the later ones undone."""
+    The kernel still carries out the requests after a refused one: batch only requests that
+    are harmless without the ones before them."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as netlink:
         netlink.settimeout(NETLINK_BATCH_TIMEOUT_SECONDS)
         netlink.bind((0, 0))
@@ -281,11 +307,8 @@ class PodNetwork:
                 name = self._add_veth(ipr, sandbox_id, pid, ifalias, pod_mac(ip))
                 self._released.pop(name, None)
             try:
-                host_end = ipr.link("get", ifname=name)[0]
-                ipr.link("set", index=host_end["index"], ifalias=ifalias)
-                # IFLA_LINK of a veth is its peer's index in the peer's namespace: eth0 in the pod.
-                pod_end_index = host_end.get_attr("IFLA_LINK")
-                _in_network_namespace(pid, lambda: self._configure_pod_side(pod_end_index, ip))
+                send_netlink_batch(alias_requests(name, ifalias))
+                _in_network_namespace(pid, lambda: self._configure_pod_side(ip))
             except BaseException as error:
                 _delete_link(ipr, ipr.link_lookup(ifname=name))
                 if isinstance(error, ContainerRuntimeError):
@@ -307,14 +330,7 @@ class PodNetwork:
         while attempt < NAME_ATTEMPTS:
             name = host_veth_name(self.cluster_name, sandbox_id, attempt)
             try:
-                ipr.link(
-                    "add",
-                    ifname=name,
-                    kind="veth",
-                    peer={"ifname": POD_INTERFACE, "net_ns_pid": pid, "address": mac},
-                    master=self._bridge_index(ipr),
-                    state="up",
-                )
+                send_netlink_batch(host_veth_requests(name, self._bridge_index(ipr), pid, mac))
                 return name
             except NetlinkError as error:
                 if error.code == errno.EEXIST:
@@ -348,13 +364,14 @@ class PodNetwork:
             self._cached_bridge_index = found[0]
         return self._cached_bridge_index
 
-    def _configure_pod_side(self, eth0_index: int, ip: str) -> None:
+    def _configure_pod_side(self, ip: str) -> None:
         """Runs inside the pod's network namespace: address on eth0, lo and eth0 up, default route.
 
         The four requests go out as one batch on a plain netlink socket, encoded by pyroute2's
         message classes: a socket and four round trips through pyroute2's request machinery cost
         about eight times as much CPU, paid once per pod start.
         """
+        eth0_index = socket.if_nametoindex(POD_INTERFACE)
         send_netlink_batch(pod_side_requests(eth0_index, ip, self.prefix_len, self.gateway))
 
     def check(self, host_veth: str, pid: int, ip: str) -> str:
@@ -400,15 +417,21 @@ class PodNetwork:
             if not any(deadline <= now for deadline in self._released.values()):
                 return
             due = [name for name, deadline in self._released.items() if deadline <= now]
-            with self._host_netlink() as ipr:
-                for name in due:
-                    del self._released[name]
-                    _delete_link(ipr, ipr.link_lookup(ifname=name))
+            for name in due:
+                del self._released[name]
+            # Nearly all are gone by now with their namespaces: ask the kernel by name first
+            # (one ioctl) before paying for a netlink request.
+            left = [index for index in map(_host_link_index, due) if index is not None]
+            if left:
+                with self._host_netlink() as ipr:
+                    _delete_link(ipr, left)
 
     def detach(self, host_veth_name: str) -> None:
         """Delete a pod's host veth (its peer goes with it). Idempotent."""
-        with self._host_netlink() as ipr:
-            _delete_link(ipr, ipr.link_lookup(ifname=host_veth_name))
+        index = _host_link_index(host_veth_name)
+        if index is not None:
+            with self._host_netlink() as ipr:
+                _delete_link(ipr, index)
 
     def list_veths(self) -> list[str]:
         """Host veth names of this cluster: by ifalias, or by being a port of the cluster's bridge."""
@@ -423,6 +446,14 @@ class PodNetwork:
                 if ifalias.startswith(self.alias_prefix) or on_bridge:
                     names.append(message.get_attr("IFLA_IFNAME"))
             return sorted(names)
+
+
+def _host_link_index(name: str) -> int | None:
+    """The index of link `name` in the calling thread's network namespace, None when there is none."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
 
 
 def _delete_link(ipr: IPRoute, indexes: list[int] | int) -> None:

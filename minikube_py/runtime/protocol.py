@@ -32,7 +32,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from minikube_py.runtime.container import ContainerSpec, SandboxSpec
 from minikube_py.runtime.types import ContainerRuntimeError
@@ -75,43 +75,58 @@ def encode(value: Any) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=None)
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def decode(cls: type, data: Any) -> Any:
     """An instance of dataclass `cls` from its dict; unknown keys are ignored, missing ones take defaults."""
     if not isinstance(data, dict):
         raise ProtocolError(f"{cls.__name__} must be an object, not {type(data).__name__}")
-    types = _field_types(cls)
-    values = {item.name: _convert(types[item.name], data[item.name], f"{cls.__name__}.{item.name}")
-              for item in fields(cls) if item.init and item.name in data}
+    values = {name: data[name] if convert is None else convert(data[name])
+              for name, convert in _decoding_plan(cls) if name in data}
     try:
         return cls(**values)
     except TypeError as error:
         raise ProtocolError(f"{cls.__name__}: {error}") from None
 
 
-def _convert(kind: Any, value: Any, where: str) -> Any:
+@functools.cache
+def _decoding_plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    """Each init field of dataclass `cls` with how to convert its JSON value (None: as it is),
+    worked out once per class: reading type hints on every reply cost more than the reply."""
+    hints = typing.get_type_hints(cls)
+    return tuple((item.name, _converter(hints[item.name], f"{cls.__name__}.{item.name}"))
+                 for item in fields(cls) if item.init)
+
+
+def _converter(kind: Any, where: str) -> Callable[[Any], Any] | None:
     origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    optional = False
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in arguments:
-            return None
+        optional = type(None) in arguments
         kind = next(argument for argument in arguments if argument is not type(None))
         origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    convert: Callable[[Any], Any] | None = None
     if isinstance(kind, type) and is_dataclass(kind):
-        return decode(kind, value)
-    if isinstance(kind, type) and issubclass(kind, enum.Enum):
-        try:
-            return kind(value)
-        except ValueError:
-            raise ProtocolError(f"{where}: {value!r} is not one of {[member.value for member in kind]}") from None
-    if origin is list and arguments and isinstance(arguments[0], type) and is_dataclass(arguments[0]):
-        if not isinstance(value, list):
-            raise ProtocolError(f"{where} must be a list")
-        return [decode(arguments[0], item) for item in value]
-    return value
+        convert = functools.partial(decode, kind)
+    elif isinstance(kind, type) and issubclass(kind, enum.Enum):
+        convert = functools.partial(_enum_member, kind, where)
+    elif origin is list and arguments and isinstance(arguments[0], type) and is_dataclass(arguments[0]):
+        convert = functools.partial(_dataclass_list, arguments[0], where)
+    if convert is None or not optional:
+        return convert
+    present = convert
+    return lambda value: None if value is None else present(value)
+
+
+def _enum_member(kind: type[enum.Enum], where: str, value: Any) -> enum.Enum:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ProtocolError(f"{where}: {value!r} is not one of {[member.value for member in kind]}") from None
+
+
+def _dataclass_list(kind: type, where: str, value: Any) -> list:
+    if not isinstance(value, list):
+        raise ProtocolError(f"{where} must be a list")
+    return [decode(kind, item) for item in value]
 
 
 # ---- records --------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from minikube_py.runtime.network import PodNetwork, bridge_mac, host_veth_name, pod_side_requests
+from minikube_py.runtime.network import (PodNetwork, alias_requests, bridge_mac, host_veth_name, host_veth_requests,
+                                         pod_side_requests)
 from minikube_py.runtime.types import ContainerRuntimeError
 
 
@@ -92,3 +93,21 @@ def test_the_pod_side_is_four_acknowledged_requests_address_lo_up_eth0_up_defaul
     assert (address["index"], address["prefixlen"], address.get_attr("IFA_LOCAL")) == (2, 24, "10.244.0.7")
     assert [(link["index"], link["flags"] & 1, link["change"] & 1) for link in (lo, eth0)] == [(1, 1, 1), (2, 1, 1)]
     assert (route["dst_len"], route["table"], route.get_attr("RTA_GATEWAY"), route.get_attr("RTA_OIF")) == (0, 254, "10.244.0.1", 2)
+
+
+def test_the_host_side_is_the_veth_pair_on_the_bridge_then_its_alias():
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    (pair,) = [ifinfmsg(bytes(message.data)) for message in host_veth_requests("mkdevabc123", 7, 4242, "02:42:0a:f4:00:07")]
+    (alias,) = [ifinfmsg(bytes(message.data)) for message in alias_requests("mkdevabc123", "minikube-py/dev/default/web")]
+    pair.decode()
+    alias.decode()
+    assert pair["header"]["flags"] & 0x605 == 0x605  # request, ack, create, exclusive: never reuse a link
+    assert (pair.get_attr("IFLA_IFNAME"), pair.get_attr("IFLA_MASTER"), pair["flags"] & 1) == ("mkdevabc123", 7, 1)
+    info = pair.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "veth"
+    peer = info.get_attr("IFLA_INFO_DATA").get_attr("VETH_INFO_PEER")
+    assert (peer.get_attr("IFLA_IFNAME"), peer.get_attr("IFLA_NET_NS_PID"), peer.get_attr("IFLA_ADDRESS")) == \
+        ("eth0", 4242, "02:42:0a:f4:00:07")
+    assert alias["header"]["flags"] & 0x600 == 0  # changes the link named, creates nothing
+    assert (alias.get_attr("IFLA_IFNAME"), alias.get_attr("IFLA_IFALIAS")) == ("mkdevabc123", "minikube-py/dev/default/web")
