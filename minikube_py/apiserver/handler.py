@@ -22,10 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from minikube_py.api import errors, printers
 from minikube_py.api.loader import load_manifests
-from minikube_py.apiserver import auth, dryrun, field_validation, fieldmanager, openapi_protobuf, streams
+from minikube_py.apiserver import auth, dryrun, field_validation, fieldmanager, openapi_protobuf, protobuf, streams
 from minikube_py.apiserver.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from minikube_py.apiserver.routing import (
-    OpenApiV2, Route, include_object_policy, integer, not_found, parse_route, text, wants_table)
+    OpenApiV2, Route, include_object_policy, integer, not_found, parse_route, text, wants_protobuf, wants_table)
 
 if TYPE_CHECKING:
     pass
@@ -182,21 +182,17 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         return length
 
     def _read_body(self, method: str) -> Any:
-        """The request body as a JSON document (None without one). Only JSON, or for PATCH a
-        declared patch type, is accepted: a browser's cross-origin text/plain or form POST
-        is 415 before anything is parsed."""
+        """The request body as a JSON document (None without one). Only JSON or Kubernetes'
+        protobuf, or for PATCH a declared patch type, is accepted: a browser's cross-origin
+        text/plain or form POST is 415 before anything is parsed."""
         self._body_pending = True
         length = self._body_length()
         if not length:
             self._body_pending = False
             return None
         content_type = (self.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
-        accepted = PATCH_TYPES if method == "PATCH" else {JSON}
+        accepted = PATCH_TYPES if method == "PATCH" else {JSON, protobuf.MEDIA_TYPE}
         if content_type not in accepted:
-            if "protobuf" in content_type or "cbor" in content_type:
-                raise errors.UnsupportedMediaType(
-                    f"request bodies must be JSON, not {content_type}; with kubectl, create objects from "
-                    "manifests (kubectl apply -f / create -f), which send JSON")
             raise errors.UnsupportedMediaType(
                 f"the body of a {method} must be one of {', '.join(sorted(accepted))}; got {content_type}")
         raw = self.rfile.read(length)
@@ -206,6 +202,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             raise errors.BadRequest(f"the request body ended after {len(raw)} of {length} bytes")
         if content_type == APPLY_PATCH:
             return _apply_patch_document(raw)
+        if content_type == protobuf.MEDIA_TYPE:
+            return protobuf.decode(raw)
         try:
             document = json.loads(raw, parse_constant=_reject_constant,
                                   object_pairs_hook=field_validation.object_pairs)
@@ -237,6 +235,16 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def send_json(self, code: int, document: Any) -> None:
         body = json.dumps(document, separators=(",", ":")).encode()
         self.send_body(code, "application/json", body)
+
+    def send_object(self, code: int, document: Any) -> None:
+        """An API object or list, as protobuf when the client prefers it and the kind has a
+        message (protobuf.py), else as JSON."""
+        if wants_protobuf(self.headers.get("Accept")) and isinstance(document, dict):
+            encoded = protobuf.encode(document)
+            if encoded is not None:
+                self.send_body(code, protobuf.MEDIA_TYPE, encoded)
+                return
+        self.send_json(code, document)
 
     def send_body(self, code: int, content_type: str, body: bytes) -> None:
         self.send_response(code)
@@ -324,9 +332,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                     if self.table_requested():
                         listing = self.table(resource, listing["items"], query,
                                              listing["metadata"].get("resourceVersion"))
-                    self.send_json(200, listing)
+                    self.send_object(200, listing)
             elif method == "POST":
-                self.send_json(201, registry.create(resource, namespace, body))
+                self.send_object(201, registry.create(resource, namespace, body))
             else:
                 raise errors.MethodNotAllowed(f"{method} is not supported on a collection of {resource}")
             return
@@ -335,19 +343,19 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 obj = registry.get(resource, namespace, name)
                 if self.table_requested():
                     obj = self.table(resource, [obj], query, obj["metadata"].get("resourceVersion"))
-                self.send_json(200, obj)
+                self.send_object(200, obj)
             elif method == "PUT":
-                self.send_json(200, registry.replace(resource, namespace, name, body))
+                self.send_object(200, registry.replace(resource, namespace, name, body))
             elif method == "PATCH":
                 patch_type = self._patch_type(apply_allowed=True)
                 if patch_type == APPLY_PATCH:
                     applied, created = registry.apply(resource, namespace, name, body,
                                                       force=_flag(query, "force"))
-                    self.send_json(201 if created else 200, applied)
+                    self.send_object(201 if created else 200, applied)
                 else:
-                    self.send_json(200, registry.patch(resource, namespace, name, body, patch_type))
+                    self.send_object(200, registry.patch(resource, namespace, name, body, patch_type))
             elif method == "DELETE":
-                self.send_json(200, self._delete(registry, resource, namespace, name, query, body))
+                self.send_object(200, self._delete(registry, resource, namespace, name, query, body))
             else:
                 raise errors.MethodNotAllowed(f"{method} is not supported on {resource}/{name}")
             return
@@ -360,18 +368,18 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             ("scale", "PATCH"): lambda: registry.patch_scale(resource, namespace, name, body, self._patch_type()),
         }.get((subresource, method))
         if handler is not None:
-            self.send_json(200, handler())
+            self.send_object(200, handler())
         elif resource == "pods" and (subresource, method) == ("binding", "POST"):
             target = body.get("target") if isinstance(body, dict) else None
             node = target.get("name") if isinstance(target, dict) else None
             if not isinstance(node, str) or not node:
                 raise errors.BadRequest("binding: target.name (the node's name) is required: send a v1 Binding "
                                         "with target {kind: Node, name: NODE}")
-            self.send_json(201, registry.bind(namespace, name, node))
+            self.send_object(201, registry.bind(namespace, name, node))
         elif resource == "serviceaccounts" and (subresource, method) == ("token", "POST"):
-            self.send_json(201, registry.create_token(namespace, name, body))
+            self.send_object(201, registry.create_token(namespace, name, body))
         elif resource == "pods" and subresource == "ephemeralcontainers" and method in ("GET", "PUT", "PATCH"):
-            self.send_json(200, registry.get("pods", namespace, name) if method == "GET" else
+            self.send_object(200, registry.get("pods", namespace, name) if method == "GET" else
                            registry.update_ephemeral_containers(namespace, name, body,
                                                                 self._patch_type() if method == "PATCH" else None))
         elif resource == "pods" and (subresource, method) == ("log", "GET"):
@@ -384,7 +392,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             streams.serve_portforward(self, namespace, name, query)
         elif resource == "pods" and (subresource, method) == ("inspect", "GET"):
             registry.get(resource, namespace, name)
-            self.send_json(200, self.node_proxy().inspect(namespace, name))
+            self.send_object(200, self.node_proxy().inspect(namespace, name))
         else:
             raise not_found(self.path)
 

@@ -17,6 +17,7 @@ from minikube_py.api import errors, printers
 from minikube_py.apiserver import openapi
 from minikube_py.apiserver.discovery import api_group_list, api_resource_list, api_versions, group_versions, version_info
 
+CUSTOM_RESOURCE_DEFINITIONS = ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"]
 TABLE_MEDIA_PARAMETERS = {"as": "Table", "v": "v1", "g": "meta.k8s.io"}
 
 
@@ -37,6 +38,21 @@ def wants_table(accept: str | None) -> bool:
             return False
         if {key: parameters.get(key) for key in TABLE_MEDIA_PARAMETERS} == TABLE_MEDIA_PARAMETERS:
             return True
+    return False
+
+
+def wants_protobuf(accept: str | None) -> bool:
+    """Whether the first alternative of an Accept header that we can serve is Kubernetes'
+    protobuf (`application/vnd.kubernetes.protobuf,application/json`, as kubectl's generators
+    and client-go's typed clients send). An alternative with `as=` (a Table, a partial object)
+    is not a plain object; JSON and wildcards mean JSON."""
+    for alternative in (accept or "").split(","):
+        media_type, *parameter_texts = [piece.strip() for piece in alternative.split(";")]
+        parameters = {name for name, _, _ in (text.partition("=") for text in parameter_texts)} - {"q"}
+        if media_type == "application/vnd.kubernetes.protobuf" and not parameters:
+            return True
+        if media_type in ("application/json", "application/*", "*/*") and "as" not in parameters:
+            return False
     return False
 
 
@@ -78,6 +94,11 @@ def parse_route(path: str) -> Route | OpenApiV2 | dict:
         return api_group_list()
     if parts == ["openapi", "v2"]:
         return OpenApiV2()
+    if parts == CUSTOM_RESOURCE_DEFINITIONS:
+        # kubectl lists CRDs to decide how to validate a kind it finds in no OpenAPI document;
+        # there are none (the group is not served), and saying so lets it answer `no matches for kind`.
+        return {"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1",
+                "metadata": {}, "items": []}
     if parts[:2] == ["openapi", "v3"]:
         if len(parts) == 2:
             return openapi.v3_index()

@@ -76,6 +76,44 @@ def test_apply_validates_fields_strictly_by_default_and_warns_or_ignores_when_to
     assert kubectl("get", "configmap", "settings", "-o", "jsonpath={.data}").stdout == '{"colour":"red"}'
 
 
+@pytest.mark.parametrize("manifest", [
+    "apiVersion: apps/v1\nkind: Gizmo\nmetadata:\n  name: x\n",  # a group we serve
+    "apiVersion: example.com/v1\nkind: Gizmo\nmetadata:\n  name: x\n",  # one we do not
+])
+def test_an_unknown_kind_gets_no_matches_for_kind(kubectl, manifest):
+    """kubectl validates such a kind against /openapi/v2 (fetched as protobuf) before the REST
+    mapping refuses it; without that document it said "failed to download openapi"."""
+    result = kubectl("apply", "-f", "-", input=manifest)
+    assert result.returncode == 1
+    assert 'no matches for kind "Gizmo"' in result.stderr
+    assert "openapi" not in result.stderr
+
+
+def test_generators_send_protobuf_and_read_protobuf_answers(kubectl):
+    commands = [("create", "configmap", "settings", "--from-literal=colour=blue"),
+                ("create", "secret", "generic", "creds", "--from-literal=password=s3cret"),
+                ("create", "job", "once", "--image=busybox", "--", "echo", "hi"),
+                ("create", "deployment", "web", "--image=busybox", "--replicas=0", "--port=8080"),
+                ("create", "service", "clusterip", "web", "--tcp=80:8080"),
+                ("create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *"),
+                ("create", "serviceaccount", "robot"),
+                ("create", "namespace", "team")]
+    for command in commands:
+        result = kubectl("-v=8", *command)
+        assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
+        assert "Content-Type: application/vnd.kubernetes.protobuf" in result.stderr, command
+    registry = kubectl.registry
+    assert registry.get("configmaps", "default", "settings")["data"] == {"colour": "blue"}
+    assert registry.get("secrets", "default", "creds")["data"] == {"password": "czNjcmV0"}
+    job = registry.get("jobs", "default", "once")
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hi"]
+    deployment = registry.get("deployments", "default", "web")
+    assert deployment["spec"]["replicas"] == 0  # a pointer's zero is a value
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"] == [
+        {"containerPort": 8080, "protocol": "TCP"}]
+    assert registry.get("services", "default", "web")["spec"]["ports"][0]["targetPort"] == 8080
+
+
 def test_apply_merges_containers_by_name_with_our_merge_keys(kubectl):
     deployment = """\
 apiVersion: apps/v1

@@ -8,12 +8,8 @@ from minikube_py import api
 from minikube_py.api import schema
 from minikube_py.apiserver import openapi
 from minikube_py.apiserver.patch import STRATEGIC_MERGE_PATCH, apply_patch
-from minikube_py.apiserver.registry import Registry
-from minikube_py.apiserver.server import ApiHttpServer
-from minikube_py.client.transport import UnixHTTPConnection
-from minikube_py.clock import FakeClock
-from minikube_py.store import Store
-from tests.unit.tls_harness import make_credentials, tls_config
+from tests.unit import api_harness
+from tests.unit.api_harness import running_server
 
 V1_PATH = "/openapi/v3/api/v1"
 
@@ -167,23 +163,15 @@ def test_unknown_fields_are_named_by_path_and_dropped_by_path():
 
 @pytest.fixture
 def server(tmp_path):
-    store = Store(":memory:")
-    server = ApiHttpServer(Registry(store, FakeClock()), str(tmp_path / "api.sock"), port=0,
-                           tls=tls_config(make_credentials(tmp_path)))
-    server.start()
-    yield server
-    server.stop()
-    store.close()
+    with running_server(tmp_path) as server:
+        yield server
 
 
 def exchange(server, method, path, body=None, headers=None):
-    connection = UnixHTTPConnection(server.socket_path, timeout=10)
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-    connection.request(method, path, data, {"Content-Type": "application/json", **(headers or {})})
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    return response.status, response.headers.get_all("Warning") or [], payload
+    status, response_headers, payload = api_harness.exchange(
+        server, method, path, data, {"Content-Type": "application/json", **(headers or {})})
+    return status, response_headers.get_all("Warning") or [], payload
 
 
 def config_map(**extra):
