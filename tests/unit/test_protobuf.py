@@ -47,7 +47,7 @@ SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "
      "items": [{"metadata": {"name": "c"}, "data": {"a": "1"}}]},
     {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "message": "no", "reason": "NotFound",
      "code": 404, "details": {"name": "x", "kind": "pods"}},
-])
+], ids=lambda obj: obj["kind"])
 def test_objects_survive_a_round_trip(obj):
     data = protobuf.encode(obj)
     assert data.startswith(b"k8s\x00")
@@ -96,7 +96,7 @@ def test_the_envelope_names_the_kind_and_wraps_its_message():
     (b"{\"kind\": \"Pod\"}", "must start with"),
     (b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMa", "truncated"),
     (protobuf.encode(DEPLOYMENT)[:-7], "truncated"),
-])
+], ids=["empty", "json", "truncated-envelope", "truncated-deployment"])
 def test_truncated_or_foreign_bodies_are_bad_requests(body, message):
     with pytest.raises(errors.BadRequest) as raised:
         protobuf.decode(body)
