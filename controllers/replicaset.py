@@ -218,10 +218,11 @@ class ReplicaSetController(Controller[str]):
 
     def _manage_replicas(self, key: str, owned_pods: list[Pod], replica_set: ReplicaSet) -> None:
         difference = len(owned_pods) - replica_set.spec.replicas
-        if difference < 0:
-            self._create_pods(key, replica_set, min(-difference, self.burst_replicas))
-        elif difference > 0:
-            self._delete_pods(key, replica_set, owned_pods, min(difference, self.burst_replicas))
+        with self.unpaced():
+            if difference < 0:
+                self._create_pods(key, replica_set, min(-difference, self.burst_replicas))
+            elif difference > 0:
+                self._delete_pods(key, replica_set, owned_pods, min(difference, self.burst_replicas))
 
     def _create_pods(self, key: str, replica_set: ReplicaSet, count: int) -> None:
         # Expect every create before issuing any: the informer may deliver a pod's ADDED event

@@ -263,6 +263,24 @@ def test_a_paced_controller_waits_ten_times_as_long_as_a_slow_sync_took_before_s
     assert controller.drain() == 1 and controller.synced == ["default/a", "default/a"]
 
 
+class _ActingController(_SlowController):
+    """Reads for `seconds`, then acts (creates pods, say) for ten times as long."""
+
+    def sync(self, key):
+        super().sync(key)
+        with self.unpaced():
+            self.clock.advance(10 * self.seconds)
+
+
+def test_time_spent_acting_does_not_count_towards_pacing(clock):
+    controller = _ActingController(clock, 0.02)
+    controller.enqueue("default/a")
+    assert controller.drain() == 1
+    controller.enqueue("default/a")
+    clock.advance(0.2)  # ten times the reading alone, though the whole sync took 0.22 s
+    assert controller.drain() == 1
+
+
 def test_fast_syncs_are_never_paced(clock):
     controller = _SlowController(clock, 0.0009)
     for _ in range(3):
