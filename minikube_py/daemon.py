@@ -64,6 +64,8 @@ class ClusterConfig:
     seccomp_default: bool = True  # containers with no seccompProfile get RuntimeDefault (kubelet --seccomp-default)
     store: str = "sqlite"  # or etcd://HOST:PORT[,HOST:PORT...] (minikube_py.store.backends)
     leader_elect: bool = False  # controllers and scheduler only while holding the kube-system Lease
+    metric_resolution: float = 15.0  # seconds between the agent's cgroup readings (metrics-server's --metric-resolution)
+    hpa_sync_period: float = 15.0  # kube-controller-manager's --horizontal-pod-autoscaler-sync-period
 
     @staticmethod
     def load(home: str) -> "ClusterConfig | None":
@@ -200,6 +202,10 @@ def validate_config(config: ClusterConfig) -> None:
         parse_store_spec(config.store)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    for flag, seconds in (("--metric-resolution", config.metric_resolution),
+                          ("--hpa-sync-period", config.hpa_sync_period)):
+        if not 0.1 <= seconds <= 86400:
+            raise ConfigError(f"{flag}: {seconds}s must be between 0.1s and 24h")
     if not 0 <= config.terminated_pod_gc_threshold <= 2**31 - 1:
         raise ConfigError(f"--terminated-pod-gc-threshold: {config.terminated_pod_gc_threshold} must be between "
                           "0 (off) and 2147483647")
@@ -280,6 +286,8 @@ def start(
     seccomp_default: bool | None = None,
     store: str | None = None,
     leader_elect: bool | None = None,
+    metric_resolution: float | None = None,
+    hpa_sync_period: float | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -310,6 +318,10 @@ def start(
             config.store = store
         if leader_elect is not None:
             config.leader_elect = leader_elect
+        if metric_resolution is not None:
+            config.metric_resolution = metric_resolution
+        if hpa_sync_period is not None:
+            config.hpa_sync_period = hpa_sync_period
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -562,8 +574,10 @@ def serve(home: str) -> int:
             max_pods=config.max_pods,
             seccomp_default=config.seccomp_default,
             cluster_dns=gateway,
+            metric_resolution=config.metric_resolution,
         ),
     )
+    registry.resource_metrics.add_node(config.node_name, agent)
     server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent,
                            tls=TlsConfig.of(certificates.Paths(home)), pod_listener=(gateway, pod_api_port))
     controllers = ControlLoops(controller_client, clock, config, ca_pem)

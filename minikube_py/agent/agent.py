@@ -36,6 +36,7 @@ from minikube_py.agent.node_lease import NodeLease
 from minikube_py.agent.pod import LONGEST_GRACE_SECONDS, Lifecycle, PodRecord, PodTable, Why
 from minikube_py.agent.probes import ProbeManager
 from minikube_py.agent.proxy import NodeProxy
+from minikube_py.agent.resource_metrics import ResourceMetricsCollector
 from minikube_py.agent.status import ContainerRecord
 from minikube_py.agent.sync import PodSync
 from minikube_py.agent.termination import KILL_WAIT_SECONDS, PodTermination
@@ -76,6 +77,7 @@ class AgentConfig:
     workers: int = 8
     host_resolv_conf: str = "/etc/resolv.conf"
     cluster_dns: str | None = None  # kubelet's --cluster-dns: the nameserver of ClusterFirst pods
+    metric_resolution: float = 15.0  # seconds between cgroup readings for the Metrics API (agent/resource_metrics.py)
     image_pulls_in_parallel: int = 3  # pulls run beside the pod workers (agent/images.py); 0: on the worker
 
 
@@ -97,6 +99,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self.table = PodTable()
         self.lease = NodeLease(client, node_name, clock, config.node_lease_duration)
         self.proxy = NodeProxy(self.table, runtime, config.home, node_name, self._stopping)
+        self.resource_metrics = ResourceMetricsCollector(runtime, self.table, node_name, clock, config.metric_resolution)
         # Set by stop(stop_pods=True): every pod terminates (grace: this, or each pod's own).
         self._node_stopping = False
         self._stop_grace: float | None = None
@@ -141,6 +144,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self.hooks.start()  # before the workers: no hook may run on a worker
         self.run()
         self.probes.start()
+        self.resource_metrics.start()
         for name, target in (("heartbeat", self._heartbeat_loop), ("lease", self._lease_loop),
                              ("exit-loop", self._exit_loop)):
             thread = threading.Thread(target=target, name=f"agent-{name}", daemon=True)
@@ -156,6 +160,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
             self._stop_all_pods(grace_period)
         super().stop(timeout)
         self.probes.stop()
+        self.resource_metrics.stop()
         self.image_pulls.close()
         self.hooks.stop()
         # The exit watcher returns from runtime.wait_any within EXIT_WAIT_SECONDS: waited for, so
@@ -346,3 +351,11 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
 
     def inspect(self, namespace, name) -> dict:
         return self.proxy.inspect(namespace, name)
+
+    def node_metrics(self):
+        """This node's NodeMetrics (None until it has two readings): the Metrics API asks."""
+        return self.resource_metrics.node_metrics()
+
+    def pod_metrics(self):
+        """PodMetrics of the pods this node runs, without labels."""
+        return self.resource_metrics.pod_metrics()

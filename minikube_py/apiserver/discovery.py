@@ -9,6 +9,7 @@ computed from `api.RESOURCES`, so a new kind appears here by being registered th
 from __future__ import annotations
 
 from minikube_py import __version__, api
+from minikube_py.apiserver import resource_metrics
 
 KUBERNETES_VERSION = {"major": "1", "minor": "32"}
 OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
@@ -67,6 +68,7 @@ def api_group_list() -> dict:
             name, version = group_version.split("/")
             entry = {"groupVersion": group_version, "version": version}
             groups.append({"name": name, "versions": [entry], "preferredVersion": entry})
+    groups.append(resource_metrics.api_group())
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 

@@ -24,6 +24,7 @@ from minikube_py.api import errors, printers
 from minikube_py.api.loader import load_manifests
 from minikube_py.apiserver import auth, dryrun, field_validation, fieldmanager, openapi_protobuf, protobuf, streams
 from minikube_py.apiserver.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
+from minikube_py.apiserver.resource_metrics import MetricsRoute
 from minikube_py.apiserver.routing import (
     OpenApiV2, Route, include_object_policy, integer, not_found, parse_route, text, wants_protobuf, wants_table)
 
@@ -281,6 +282,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 self._request_received()
                 self.send_json(200, route)
                 return
+            if isinstance(route, MetricsRoute):
+                self._serve_metrics(user, method, route, query)
+                return
             auth.authorize(user, method, route, query, self.server.api.registry)
             body = self._read_body(method)
             self._request_received()
@@ -395,6 +399,24 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.send_object(200, self.node_proxy().inspect(namespace, name))
         else:
             raise not_found(self.path)
+
+    def _serve_metrics(self, user: auth.User, method: str, route: MetricsRoute, query: dict) -> None:
+        """metrics.k8s.io: read-only, for the admin (metrics-server's RBAC gives it to no one else by default)."""
+        if method != "GET":
+            raise errors.MethodNotAllowed(f"{method} is not supported on {route.resource}.metrics.k8s.io; "
+                                          "the Metrics API is read-only")
+        if not user.is_admin:
+            raise errors.Forbidden(f'{route.resource}.metrics.k8s.io is forbidden: User "{user.name}" cannot '
+                                   f'{"get" if route.name else "list"} resource "{route.resource}" in API group '
+                                   '"metrics.k8s.io"')
+        self._read_body(method)
+        self._request_received()
+        registry = self.server.api.registry
+        if route.name is not None:
+            self.send_json(200, registry.get_metrics(route.resource, route.namespace, route.name))
+        else:
+            self.send_json(200, registry.list_metrics(route.resource, route.namespace, text(query, "labelSelector"),
+                                                      text(query, "fieldSelector")))
 
     def table_requested(self) -> bool:
         return wants_table(self.headers.get("Accept"))

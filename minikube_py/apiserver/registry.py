@@ -32,6 +32,7 @@ from minikube_py.apiserver.dryrun import DryRunStore
 from minikube_py.apiserver.fieldmanager import FieldManager
 from minikube_py.apiserver.fieldsets import ApplyTypeError
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
+from minikube_py.apiserver.resource_metrics import ResourceMetricsApi
 from minikube_py.apiserver.serviceaccount_admission import admit_pod
 from minikube_py.apiserver.storage_admission import admit_storage
 from minikube_py.apiserver.serviceaccount_tokens import TokenIssuer, token_request
@@ -170,6 +171,8 @@ class Registry:
         # Who this Registry's writes are recorded as in managedFields (`acting_as`).
         self.field_manager = DAEMON_FIELD_MANAGER
         self.fields = FieldManager(self._now)
+        # The Metrics API: node agents add themselves as sources (resource_metrics.py).
+        self.resource_metrics = ResourceMetricsApi(self)
         for namespace in BOOTSTRAP_NAMESPACES:
             if store.get("namespaces", "", namespace) is None:
                 try:
@@ -652,6 +655,16 @@ class Registry:
         if not _patch_precondition(patch):
             scale["metadata"].pop("resourceVersion", None)
         return self.replace_scale(resource, namespace, name, scale)
+
+    # -- metrics.k8s.io (not stored: asked of the nodes) -----------------------------------------
+
+    def list_metrics(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
+                     field_selector: str | None = None) -> dict:
+        """PodMetricsList (`resource` "pods") or NodeMetricsList ("nodes")."""
+        return self.resource_metrics.list(resource, namespace, label_selector, field_selector)
+
+    def get_metrics(self, resource: str, namespace: str | None, name: str) -> dict:
+        return self.resource_metrics.get(resource, namespace, name)
 
     # -- ServiceAccount tokens ----------------------------------------------------------------
 

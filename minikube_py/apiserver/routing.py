@@ -16,6 +16,9 @@ from minikube_py import api
 from minikube_py.api import errors, printers
 from minikube_py.apiserver import openapi
 from minikube_py.apiserver.discovery import api_group_list, api_resource_list, api_versions, group_versions, version_info
+from minikube_py.apiserver.resource_metrics import GROUP as METRICS_GROUP
+from minikube_py.apiserver.resource_metrics import VERSION as METRICS_VERSION
+from minikube_py.apiserver.resource_metrics import MetricsRoute, parse_metrics_route
 
 CUSTOM_RESOURCE_DEFINITIONS = ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"]
 TABLE_MEDIA_PARAMETERS = {"as": "Table", "v": "v1", "g": "meta.k8s.io"}
@@ -82,7 +85,7 @@ def not_found(path: str) -> errors.NotFound:
     return errors.NotFound(f"the server could not find the requested resource (path {path})")
 
 
-def parse_route(path: str) -> Route | OpenApiV2 | dict:
+def parse_route(path: str) -> Route | MetricsRoute | OpenApiV2 | dict:
     """A resource route, or the discovery document the path names. Raises NotFound."""
     # Segments are percent-decoded after splitting, as Kubernetes does: `x%3Fy` names `x?y`.
     parts = [unquote(part) for part in path.split("/") if part]
@@ -106,6 +109,8 @@ def parse_route(path: str) -> Route | OpenApiV2 | dict:
         if parts[2] in ("api", "apis") and group_version in group_versions():
             return openapi.v3_document(group_version)
         raise not_found(path)
+    if parts[:3] == ["apis", METRICS_GROUP, METRICS_VERSION]:
+        return parse_metrics_route(parts[3:], path)
     if parts[:2] == ["api", "v1"]:
         group_version, rest = "v1", parts[2:]
     elif len(parts) >= 3 and parts[0] == "apis":

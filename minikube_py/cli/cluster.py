@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import minikube_py
 from minikube_py.cli.context import CommandError, Context, Subcommands
@@ -49,6 +50,12 @@ def register(subcommands: Subcommands) -> None:
                        help="run the controllers and the scheduler only while this daemon holds the Lease "
                             "kube-system/minikube-py-controller-manager, as kube-controller-manager's flag, so "
                             "several daemons can share one etcd store (default: false)")
+    start.add_argument("--metric-resolution", type=_duration, metavar="DURATION",
+                       help="how often each node reads its pods' cgroup CPU and memory for the Metrics API "
+                            "(kubectl top, autoscaling), as metrics-server's flag: 15s, 2s, 500ms (default 15s)")
+    start.add_argument("--hpa-sync-period", type=_duration, metavar="DURATION",
+                       help="how often the HorizontalPodAutoscaler controller checks each autoscaler, as "
+                            "kube-controller-manager's --horizontal-pod-autoscaler-sync-period (default 15s)")
     start.set_defaults(run=run_start)
 
     stop = subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made")
@@ -75,6 +82,19 @@ def _boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(text: str) -> float:
+    """Seconds from a Go-style duration (`15s`, `500ms`, `1m30s`) or a plain number of seconds."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    pieces = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not pieces or "".join(number + unit for number, unit in pieces) != text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 15s, 500ms or 1m30s")
+    return sum(float(number) * DURATION_UNITS[unit] for number, unit in pieces)
+
+
 def _daemon():
     from minikube_py import daemon
 
@@ -89,7 +109,8 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit,
         max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
         seccomp_default=args.seccomp_default, store=args.store,
-        leader_elect=args.leader_elect)
+        leader_elect=args.leader_elect, metric_resolution=args.metric_resolution,
+        hpa_sync_period=args.hpa_sync_period)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:

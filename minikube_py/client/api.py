@@ -10,11 +10,13 @@ controllers are written against (`ApiClient` is it; unit tests wrap one to recor
 
 from __future__ import annotations
 
+import builtins
 import os
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from minikube_py import api
+from minikube_py.api.metrics import NodeMetrics, PodMetrics
 from minikube_py.api.watch import EventStream
 from minikube_py.client.transport import HttpTransport
 
@@ -152,6 +154,15 @@ class ApiClient:
         """A JSON merge patch of status only."""
         info = _info(resource)
         return _model(info, self.raw.patch_status(info.plural, namespace, name, patch))
+
+    def pod_metrics(self, namespace: str | None = None, label_selector: str | None = None) -> "builtins.list[PodMetrics]":
+        """PodMetrics from metrics.k8s.io (usage the nodes measured), as the autoscaler reads them."""
+        listing = self.raw.list_metrics("pods", namespace, label_selector)
+        return [PodMetrics.model_validate(item) for item in listing.get("items", [])]
+
+    def node_metrics(self, label_selector: str | None = None) -> "builtins.list[NodeMetrics]":
+        listing = self.raw.list_metrics("nodes", None, label_selector)
+        return [NodeMetrics.model_validate(item) for item in listing.get("items", [])]
 
     def get_scale(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         return self.raw.get_scale(_info(resource).plural, namespace, name)

@@ -309,6 +309,16 @@ class HttpTransport:
         query = {key: value for key, value in (query or {}).items() if value is not None}
         return f"{path}?{urlencode(query, doseq=True)}" if query else path
 
+    @staticmethod
+    def _metrics_path(resource: str, namespace: str | None, name: str | None = None,
+                      query: dict[str, Any] | None = None) -> str:
+        path = "/apis/metrics.k8s.io/v1beta1"
+        if resource == "pods" and namespace:
+            path += f"/namespaces/{quote(namespace, safe='')}"
+        path += f"/{resource}" + (f"/{quote(name, safe='')}" if name is not None else "")
+        query = {key: value for key, value in (query or {}).items() if value is not None}
+        return f"{path}?{urlencode(query)}" if query else path
+
     # -- the Registry's methods
 
     def version(self) -> dict[str, Any]:
@@ -351,6 +361,15 @@ class HttpTransport:
     def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
                      patch_type: str = MERGE_PATCH) -> dict[str, Any]:
         return self._request("PATCH", self._path(resource, namespace, name, "status"), patch, patch_type)
+
+    def list_metrics(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
+                     field_selector: str | None = None) -> dict[str, Any]:
+        """PodMetricsList ("pods") or NodeMetricsList ("nodes") from metrics.k8s.io."""
+        return self._request("GET", self._metrics_path(resource, namespace, query={
+            "labelSelector": label_selector, "fieldSelector": field_selector}))
+
+    def get_metrics(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
+        return self._request("GET", self._metrics_path(resource, namespace, name))
 
     def get_scale(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
         return self._request("GET", self._path(resource, namespace, name, "scale"))

@@ -25,7 +25,7 @@ import time
 from abc import ABC, abstractmethod
 
 from minikube_py.runtime import devices, linux
-from minikube_py.runtime.types import CgroupLimits, ContainerRuntimeError
+from minikube_py.runtime.types import CgroupLimits, ContainerRuntimeError, ResourceUsage
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,12 @@ def _read(file_path: str) -> str | None:
 
 def _read_keyed(file_path: str) -> dict[str, int]:
     """Parse `key value` lines (memory.events, memory.oom_control, cpu.stat)."""
+    return _parse_keyed(_read(file_path) or "")
+
+
+def _parse_keyed(text: str) -> dict[str, int]:
     values: dict[str, int] = {}
-    for line in (_read(file_path) or "").splitlines():
+    for line in text.splitlines():
         key, _, value = line.partition(" ")
         if value.strip().lstrip("-").isdigit():
             values[key] = int(value)
@@ -282,6 +286,17 @@ class CgroupDriver(ABC):
     def oom_kill_count(self, path: str) -> int:
         """How many processes the OOM killer has killed in this cgroup."""
 
+    @abstractmethod
+    def read_usage(self, path: str) -> ResourceUsage | None:
+        """Cumulative CPU time and the memory working set (None when the cgroup is gone)."""
+
+
+def _working_set(usage: int | None, inactive_file: int | None) -> int | None:
+    """cAdvisor's working set: usage minus inactive file pages, never below zero."""
+    if usage is None:
+        return None
+    return max(0, usage - (inactive_file or 0))
+
 
 def _remove_directory(directory: str) -> None:
     """rmdir; a cgroup directory's interface files vanish with it (unit tests replace this)."""
@@ -333,6 +348,18 @@ class CgroupV1(CgroupDriver):
 
     def oom_kill_count(self, path: str) -> int:
         return _read_keyed(self._file("memory", _check_relative(path), "memory.oom_control")).get("oom_kill", 0)
+
+    def read_usage(self, path: str) -> ResourceUsage | None:
+        paths = self.absolute_paths(_check_relative(path))
+        memory, cpuacct = paths.get("memory"), paths.get("cpuacct")
+        memory_usage = _parse_limit(_read(os.path.join(memory, "memory.usage_in_bytes"))) if memory else None
+        cpu_text = _read(os.path.join(cpuacct, "cpuacct.usage")) if cpuacct else None
+        if memory_usage is None and cpu_text is None:
+            return None
+        # v1's memory.stat counts the cgroup itself and, with the total_ prefix, its subtree.
+        inactive_file = _read_keyed(os.path.join(memory, "memory.stat")).get("total_inactive_file") if memory else None
+        return ResourceUsage(cpu_usage_ns=int(cpu_text) if cpu_text and cpu_text.strip().isdigit() else None,
+                             memory_working_set_bytes=_working_set(memory_usage, inactive_file))
 
     def set_devices(self, path: str, rules: list[devices.DeviceRule]) -> None:
         """`devices.deny a`, then one `devices.allow` line per rule, as runc writes them."""
@@ -405,6 +432,17 @@ class CgroupV2(CgroupDriver):
     def oom_kill_count(self, path: str) -> int:
         directory = os.path.join(self.root, _check_relative(path))
         return _read_keyed(os.path.join(directory, "memory.events")).get("oom_kill", 0)
+
+    def read_usage(self, path: str) -> ResourceUsage | None:
+        directory = os.path.join(self.root, _check_relative(path))
+        cpu_stat = _read(os.path.join(directory, "cpu.stat"))
+        memory_usage = _parse_limit(_read(os.path.join(directory, "memory.current")))
+        if cpu_stat is None and memory_usage is None:
+            return None
+        usage_usec = _parse_keyed(cpu_stat).get("usage_usec") if cpu_stat else None
+        inactive_file = _read_keyed(os.path.join(directory, "memory.stat")).get("inactive_file")
+        return ResourceUsage(cpu_usage_ns=None if usage_usec is None else usage_usec * 1000,
+                             memory_working_set_bytes=_working_set(memory_usage, inactive_file))
 
     def set_devices(self, path: str, rules: list[devices.DeviceRule]) -> None:
         """A BPF_PROG_TYPE_CGROUP_DEVICE program attached to the cgroup (v2 has no devices files)."""

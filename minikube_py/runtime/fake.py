@@ -26,6 +26,7 @@ from minikube_py.runtime.types import (
     ExecResult,
     PulledImage,
     ResolvedImage,
+    ResourceUsage,
     ContainerRuntimeError,
     Sandbox,
     SandboxConfig,
@@ -120,6 +121,9 @@ class FakeRuntime:
         self._exited: list[ContainerState] = []
         self._exits_changed = threading.Condition()
         self.started = False
+        # Cgroup counters tests set: by container id, and the node's.
+        self.usage: dict[str, ResourceUsage] = {}
+        self.node_resource_usage: ResourceUsage | None = None
 
     # ---- what tests use to play the kernel's part
 
@@ -347,6 +351,12 @@ class FakeRuntime:
     def list_containers(self, sandbox_id: str | None = None) -> list[ContainerState]:
         return [replace(state) for state in self.containers.values()
                 if sandbox_id is None or state.sandbox_id == sandbox_id]
+
+    def container_usage(self, sandbox: Sandbox, container_id: str) -> ResourceUsage | None:
+        return self.usage.get(container_id)
+
+    def node_usage(self) -> ResourceUsage | None:
+        return self.node_resource_usage
 
     def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
         """The same document shape as LinuxRuntime.inspect, with made-up facts."""

@@ -50,6 +50,7 @@ from minikube_py.runtime.types import (
     ExecResult,
     PulledImage,
     ResolvedImage,
+    ResourceUsage,
     ContainerRuntimeError,
     Sandbox,
     SandboxConfig,
@@ -892,6 +893,18 @@ class LinuxRuntime:
                 "security": container_security(record.spec, record.pid if running else 0),
             })
         return document
+
+    def container_usage(self, sandbox: Sandbox, container_id: str) -> ResourceUsage | None:
+        try:
+            return self.cgroups.read_usage(f"{sandbox.cgroup}/{container_id}")
+        except OSError:
+            return None
+
+    def node_usage(self) -> ResourceUsage | None:
+        try:
+            return self.cgroups.read_usage(self.cgroup_parent)
+        except OSError:
+            return None
 
     def _read_limits(self, cgroup: str) -> dict:
         try:

@@ -48,6 +48,19 @@ class CgroupLimits:
     pids_max: int | None = None
 
 
+@dataclass(frozen=True)
+class ResourceUsage:
+    """One reading of a cgroup's counters, as cAdvisor takes them for kubelet's resource metrics.
+
+    `cpu_usage_ns`: CPU time used since the cgroup was made (cumulative; a rate needs two
+    readings). `memory_working_set_bytes`: memory usage minus inactive file pages, what the
+    kernel cannot reclaim easily and what the OOM killer and eviction look at. None: unreadable.
+    """
+
+    cpu_usage_ns: int | None
+    memory_working_set_bytes: int | None
+
+
 @dataclass
 class SandboxConfig:
     pod_uid: str
@@ -257,6 +270,12 @@ class Runtime(Protocol):
 
     def inspect(self, sandbox: Sandbox, container_ids: dict[str, str]) -> dict:
         """Facts read from /proc and cgroupfs: pids, namespace inodes, cgroup paths and limits, rootfs, veth."""
+
+    def container_usage(self, sandbox: Sandbox, container_id: str) -> ResourceUsage | None:
+        """The container's cgroup counters now; None when its cgroup is gone."""
+
+    def node_usage(self) -> ResourceUsage | None:
+        """The counters of the cgroup every pod of this node runs under."""
 
     def mount_memory_volume(self, path: str, size_bytes: int | None = None) -> None:
         """A tmpfs at the host directory `path` (a pod's secret, projected or memory emptyDir

@@ -33,13 +33,15 @@ def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
                      "--service-cidr", "10.100.0.0/16", "--service-node-port-range", "31000-31999", "--port",
                      "6443", "--node-name", "n1", "--foreground", "--restart-backoff", "1s:10s", "--pids-limit", "64",
                      "--max-pods", "1000", "--terminated-pod-gc-threshold", "5",
-                     "--seccomp-default=false", "--store", "etcd://127.0.0.1:2379", "--leader-elect")
+                     "--seccomp-default=false", "--store", "etcd://127.0.0.1:2379", "--leader-elect",
+                     "--metric-resolution", "500ms", "--hpa-sync-period", "1m30s")
     assert code == 0
     assert calls == [(home, {"name": "test", "pod_cidr": "10.99.0.0/16", "service_cidr": "10.100.0.0/16",
                              "service_node_port_range": "31000-31999", "port": 6443, "node_name": "n1",
                              "foreground": True, "restart_backoff": "1s:10s", "pids_limit": 64,
                              "max_pods": 1000, "terminated_pod_gc_threshold": 5, "seccomp_default": False,
-                             "store": "etcd://127.0.0.1:2379", "leader_elect": True})]
+                             "store": "etcd://127.0.0.1:2379", "leader_elect": True,
+                             "metric_resolution": 0.5, "hpa_sync_period": 90.0})]
 
 
 @pytest.mark.parametrize("argv, expected", [([], None), (["--seccomp-default"], True),
