@@ -662,6 +662,7 @@ def control_loops(client, clock, config: ClusterConfig, ca_pem: str | None = Non
     from controllers import build_controllers
     from controllers.rootca import RootCaPublisher
     from controllers.deployment import DeploymentController
+    from controllers.horizontalpodautoscaler import HorizontalPodAutoscalerController
     from controllers.podgc import PodGarbageCollector
     from minikube_py.client.events import EventRecorder
     from minikube_py.client.informer import shared_informers
@@ -670,6 +671,7 @@ def control_loops(client, clock, config: ClusterConfig, ca_pem: str | None = Non
     return build_controllers(client, clock, informers) + [
         DeploymentController(client, clock, recorder=EventRecorder(client, "deployment-controller", clock)),
         PodGarbageCollector(client, clock, informers, terminated_pod_threshold=config.terminated_pod_gc_threshold),
+        HorizontalPodAutoscalerController(client, clock, informers, sync_period=config.hpa_sync_period),
     ] + ([RootCaPublisher(client, ca_pem, clock, informers)] if ca_pem is not None else [])
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from minikube_py.api import batch_rows, networking_rows, storage_rows, times
+from minikube_py.api.autoscaling import hpa_row_cells
 
 NONE = "<none>"
 TABLE_API_VERSION = "meta.k8s.io/v1"
@@ -408,6 +409,15 @@ PRINTERS: dict[str, Printer] = {
         Column("Last Schedule", description="Information when was the last time the job was successfully scheduled."),
         AGE_COLUMN,
     ) + _WORKLOAD_WIDE, cron_job_row),
+    "horizontalpodautoscalers": Printer((
+        NAME_COLUMN,
+        Column("Reference", description="reference to the target object"),
+        Column("Targets", description="the current and target values of the autoscaler's metrics"),
+        Column("MinPods", description="the lower limit for the number of replicas"),
+        Column("MaxPods", "integer", "the upper limit for the number of replicas"),
+        Column("Replicas", "integer", "the current number of replicas"),
+        AGE_COLUMN,
+    ), lambda hpa, now: [_name(hpa), *hpa_row_cells(hpa), _created_age(hpa, now)]),
     "controllerrevisions": Printer((
         NAME_COLUMN,
         Column("Controller", description="Controller of the object"),

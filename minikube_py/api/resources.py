@@ -15,6 +15,8 @@ from minikube_py.api import networking_validation as rules
 from minikube_py.api.apps import ControllerRevision, Deployment, ReplicaSet
 from minikube_py.api.batch import CronJob, Job
 from minikube_py.api.configuration import ConfigMap, Secret, ServiceAccount
+from minikube_py.api.autoscaling import (
+    HorizontalPodAutoscaler, default_horizontal_pod_autoscaler, validate_horizontal_pod_autoscaler)
 from minikube_py.api.coordination import Lease, validate_lease
 from minikube_py.api.core import Event, Namespace, Node, Pod
 from minikube_py.api.meta import WireModel
@@ -98,6 +100,10 @@ RESOURCES: dict[str, ResourceInfo] = {
         _resource("StorageClass", "storage.k8s.io", "storageclasses", ("sc",), False, StorageClass,
                   validate=storage_validation.validate_storage_class,
                   validate_update=storage_validation.validate_storage_class_update),
+        ResourceInfo("HorizontalPodAutoscaler", "autoscaling/v2", "autoscaling", "horizontalpodautoscalers",
+                     "horizontalpodautoscaler", ("hpa",), True, HorizontalPodAutoscaler,
+                     "HorizontalPodAutoscalerList", default_horizontal_pod_autoscaler,
+                     validate_horizontal_pod_autoscaler),
     )
 }
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 from minikube_py import __version__, api
 from minikube_py.apiserver import resource_metrics
 
+# Kinds with a `/scale` subresource (autoscaling/v1 Scale from spec.replicas and spec.selector),
+# which `kubectl scale` and the HorizontalPodAutoscaler write.
+SCALABLE_RESOURCES = ("replicasets", "deployments", "statefulsets")
+
 KUBERNETES_VERSION = {"major": "1", "minor": "32"}
 OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
@@ -34,14 +38,15 @@ def api_resource_list(group_version: str) -> dict:
     for info in group_versions().get(group_version, []):
         entry = {"name": info.plural, "singularName": info.singular, "namespaced": info.namespaced,
                  "kind": info.kind, "verbs": OBJECT_VERBS, "shortNames": list(info.short_names)}
-        if info.plural in ("pods", "replicasets", "deployments", "services", "jobs", "cronjobs"):
+        if info.plural in ("pods", "replicasets", "deployments", "services", "jobs", "cronjobs",
+                           "horizontalpodautoscalers", "statefulsets"):
             entry["categories"] = ["all"]
         resources.append(entry)
         if info.plural in ("pods", "replicasets", "deployments", "services", "namespaces", "nodes", "jobs",
-                           "cronjobs"):
+                           "cronjobs", "horizontalpodautoscalers", "statefulsets"):
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})
-        if info.plural in ("replicasets", "deployments"):
+        if info.plural in SCALABLE_RESOURCES:
             resources.append({"name": f"{info.plural}/scale", "singularName": "", "namespaced": True,
                               "group": "autoscaling", "version": "v1", "kind": "Scale",
                               "verbs": ["get", "patch", "update"]})

@@ -32,6 +32,7 @@ from minikube_py.apiserver.dryrun import DryRunStore
 from minikube_py.apiserver.fieldmanager import FieldManager
 from minikube_py.apiserver.fieldsets import ApplyTypeError
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
+from minikube_py.apiserver.discovery import SCALABLE_RESOURCES
 from minikube_py.apiserver.resource_metrics import ResourceMetricsApi
 from minikube_py.apiserver.serviceaccount_admission import admit_pod
 from minikube_py.apiserver.storage_admission import admit_storage
@@ -45,7 +46,6 @@ from minikube_py.api.watch import EventStream
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 DEFAULT_POD_GRACE_SECONDS = 30
-SCALABLE_RESOURCES = ("replicasets", "deployments")
 PROPAGATION_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
 # A write without a resourceVersion from the caller is retried on an internal conflict, as
 # kube-apiserver's GuaranteedUpdate does; only a pathological hot object exhausts this.

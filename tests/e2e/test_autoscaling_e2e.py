@@ -100,3 +100,61 @@ def test_kubectl_top_shows_the_burners_cpu_from_its_cgroup(cluster):
     raw = cluster.client.raw.list_metrics("pods", "default", "app=burner")["items"][0]
     assert raw["kind"] == "PodMetrics" and raw["window"].endswith("s")
     assert raw["metadata"]["labels"] == {"app": "burner", "pod-template-hash": raw["metadata"]["labels"]["pod-template-hash"]}
+
+
+HPA = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: burner
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: burner}
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target: {type: Utilization, averageUtilization: 50}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 3
+"""
+
+
+def replicas(cluster) -> int:
+    return int(cluster.client.raw.get("deployments", "default", "burner")["spec"]["replicas"])
+
+
+def test_hpa_scales_the_burner_up_under_load_and_back_to_one_after(cluster):
+    cluster.kubectl("apply", "-f", "-", input=HPA)
+    wait_for(lambda: replicas(cluster) >= 3, 40, "the HPA scales the burner to at least 3 replicas")
+    row = cluster.kubectl("get", "hpa", "burner").stdout.splitlines()
+    assert row[0].split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+    assert row[1].split()[:3] == ["burner", "Deployment/burner", "cpu:"]
+    hpa = cluster.client.raw.get("horizontalpodautoscalers", "default", "burner")
+    conditions = {c["type"]: c for c in hpa["status"]["conditions"]}
+    assert conditions["ScalingActive"]["reason"] == "ValidMetricFound"
+    events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=burner,reason=SuccessfulRescale",
+                             "-o", "jsonpath={.items[*].message}").stdout
+    assert "above target" in events
+
+    cluster.client.raw.patch("configmaps", "default", "load", {"data": {"on": None}})  # the load stops
+    wait_for(lambda: replicas(cluster) == 1, 45, "the HPA scales the burner back to 1 replica")
+    assert "All metrics below target" in cluster.kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=burner,reason=SuccessfulRescale",
+        "-o", "jsonpath={.items[*].message}").stdout
+
+
+def test_kubectl_autoscale_and_a_target_without_scale(cluster):
+    cluster.cli("autoscale", "deployment/burner", "--name", "second", "--max", "2", "--cpu-percent", "70")
+    described = cluster.client.raw.get("horizontalpodautoscalers", "default", "second")
+    assert described["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    cluster.apply(HPA.replace("name: burner\nspec", "name: wrong\nspec").replace("kind: Deployment", "kind: ConfigMap")
+                  .replace("apiVersion: apps/v1, kind: ConfigMap", "apiVersion: v1, kind: ConfigMap"))
+
+    def failed_get_scale():
+        status = cluster.client.raw.get("horizontalpodautoscalers", "default", "wrong").get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["reason"] == "FailedGetScale"), None)
+    condition = wait_for(failed_get_scale, 15, "the HPA on a ConfigMap reports FailedGetScale")
+    assert condition["type"] == "AbleToScale" and condition["status"] == "False"
