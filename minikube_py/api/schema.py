@@ -51,7 +51,8 @@ _CONTAINER_FIELDS = {
     "volumeMounts": _keyed("mountPath"),
 }
 
-# (model class name, wire field) -> rule. Lists not named here are atomic.
+# (model class name, wire field) -> rule. Lists not named here are atomic, except status
+# conditions (`merge_rule`).
 MERGE_RULES: dict[tuple[str, str], MergeRule] = {
     ("ObjectMeta", "ownerReferences"): _keyed("uid"),
     ("ObjectMeta", "finalizers"): MergeRule("set", (), "merge"),
@@ -62,15 +63,11 @@ MERGE_RULES: dict[tuple[str, str], MergeRule] = {
     ("PodSpec", "volumes"): _keyed("name", strategy="merge,retainKeys"),
     **{("Container", field): rule for field, rule in _CONTAINER_FIELDS.items()},
     **{("EphemeralContainer", field): rule for field, rule in _CONTAINER_FIELDS.items()},
-    ("PodStatus", "conditions"): _BY_TYPE,
     ("PodStatus", "podIPs"): _keyed("ip"),
     ("NodeSpec", "podCIDRs"): MergeRule("set", (), "merge"),
     ("NodeStatus", "addresses"): _BY_TYPE,
-    ("NodeStatus", "conditions"): _BY_TYPE,
     ("ServiceSpec", "ports"): _keyed("port", "protocol"),
     ("ServiceAccount", "secrets"): _BY_NAME,
-    ("ReplicaSetStatus", "conditions"): _BY_TYPE,
-    ("DeploymentStatus", "conditions"): _BY_TYPE,
     ("DeploymentSpec", "strategy"): MergeRule(patch_strategy="retainKeys"),
     ("JobStatus", "conditions"): MergeRule("atomic", (), "merge", "type"),
     ("EndpointSliceEndpoint", "addresses"): MergeRule("set"),
@@ -81,11 +78,20 @@ MERGE_RULES: dict[tuple[str, str], MergeRule] = {
 
 
 def merge_rule(model: type | None, wire_field: str) -> MergeRule | None:
-    """The rule for a field of `model` (looked up along its base classes), or None."""
+    """The rule for a field of `model` (looked up along its base classes), or None.
+
+    Kubernetes' convention needs no entry: a `conditions` list whose elements have a `type` is a
+    map keyed by it (every kind's status conditions are), so a new kind's conditions merge by type.
+    """
     for cls in getattr(model, "__mro__", ()):
         rule = MERGE_RULES.get((cls.__name__, wire_field))
         if rule is not None:
             return rule
+    field = fields_of(model).get(wire_field) if wire_field == "conditions" and model is not None else None
+    if field is not None and field.shape.kind == "array":
+        element = element_model(model, wire_field)
+        if element is not None and "type" in fields_of(element):
+            return _BY_TYPE
     return None
 
 

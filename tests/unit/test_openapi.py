@@ -39,6 +39,16 @@ def test_every_merge_rule_names_a_field_of_a_served_model():
             assert set(rule.list_map_keys) <= set(schema.fields_of(element)), (class_name, field)
 
 
+def test_every_kinds_conditions_merge_by_type_without_an_entry():
+    """A kind added later (storage's PersistentVolumeClaim, ...) gets Kubernetes' conditions rule."""
+    for model in reachable_models():
+        field = schema.fields_of(model).get("conditions")
+        if field is not None and field.shape.kind == "array" and model.__name__ != "JobStatus":
+            rule = schema.merge_rule(model, "conditions")
+            assert rule is not None and rule.list_map_keys == ("type",) and rule.patch_merge_key == "type", model
+    assert schema.merge_rule(api.EndpointSliceEndpoint, "conditions") is None  # an object, not a list
+
+
 def test_the_v3_index_points_at_one_document_per_group_version_with_its_hash():
     index = openapi.v3_index()
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/discovery.k8s.io/v1",
