@@ -39,6 +39,7 @@ V2_CONTROLLERS = ("memory", "cpu", "pids")
 V1_UNLIMITED_THRESHOLD = 1 << 62
 
 REMOVE_TIMEOUT_SECONDS = 5.0
+CGROUP_DIRECTORY_MODE = 0o700  # cgroups the cluster makes: root only, like its home
 
 
 class CgroupError(ContainerRuntimeError):
@@ -141,11 +142,13 @@ class CgroupDriver(ABC):
     # --- operations ---------------------------------------------------------------------------
 
     def create(self, path: str, limits: CgroupLimits | None = None) -> None:
-        """Create cgroup `path` (and its parents) in every managed controller; apply `limits`. Idempotent."""
+        """Create cgroup `path` (and its parents) in every managed controller; apply `limits`. Idempotent.
+
+        The directory is root's alone (0700): what a pod uses and runs is nobody else's to read."""
         path = _check_relative(path)
         self._prepare_parents(path)
         for directory in self._directories(path):
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=CGROUP_DIRECTORY_MODE, exist_ok=True)
         if limits is not None:
             self.set_limits(path, limits)
 
@@ -398,7 +401,7 @@ class CgroupV2(CgroupDriver):
         parts = path.split("/")
         for depth in range(len(parts)):
             parent = os.path.join(self.root, *parts[:depth])
-            os.makedirs(parent, exist_ok=True)
+            os.makedirs(parent, mode=CGROUP_DIRECTORY_MODE, exist_ok=True)
             control = os.path.join(parent, "cgroup.subtree_control")
             enabled = set((_read(control) or "").split())
             missing = [name for name in wanted if name not in enabled]

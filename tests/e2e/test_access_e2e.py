@@ -8,6 +8,7 @@ cluster home, and with the kubeconfig's token it is let in. File modes are read 
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -171,6 +172,12 @@ def test_the_home_the_store_and_the_credentials_are_private(access_cluster):
     assert any(path.endswith("state.json") for path in paths), "expected container state files in the home"
     reachable = as_nobody(SYSTEM_PYTHON, "-c", STAT_EACH, input="\n".join(paths))
     assert reachable.returncode == 0 and reachable.stdout == "", f"nobody could reach: {reachable.stdout[:2000]}"
+    # Nor the pods' cgroups: what they run and use is root's to read.
+    cgroups = glob.glob(f"/sys/fs/cgroup/*/minikube-py-{access_cluster.name}/**/", recursive=True) + \
+        glob.glob(f"/sys/fs/cgroup/minikube-py-{access_cluster.name}/**/", recursive=True)
+    leaves = [path for path in cgroups if path.count("/") > cgroups[0].count("/")]
+    assert leaves, "expected the pod's cgroups"
+    assert all(mode(path) == 0o700 for path in leaves), {path: oct(mode(path)) for path in leaves}
 
 
 def test_the_merged_context_is_current_in_the_clusters_kubeconfig_and_private(access_cluster):
