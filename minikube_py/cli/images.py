@@ -36,6 +36,14 @@ def register(subcommands: Subcommands) -> None:
                       help="credentials for the registry (asked for when the password is left out); "
                            "registries.yaml's configs are used otherwise")
     push.set_defaults(run=run_image_push)
+    build = images.add("build", "build an image from a Dockerfile into the node's store (RUN steps run as pods)")
+    build.add_argument("directory", metavar="DIR", help="the build context: the directory COPY and ADD read from")
+    build.add_argument("-t", "--tag", action="append", metavar="NAME[:TAG]",
+                       help="a name for the image (repeatable; default: nameless, shown by its id)")
+    build.add_argument("-f", "--file", metavar="DOCKERFILE", help="the Dockerfile (default: DIR/Dockerfile)")
+    build.add_argument("--build-arg", action="append", metavar="NAME[=VALUE]",
+                       help="a value for an ARG (repeatable; without =VALUE, taken from the environment)")
+    build.set_defaults(run=_run_image_build)
     images.add("ls", "list images with their size and the part shared with other images",
                aliases=("list",)).set_defaults(run=run_image_list)
     inspect = images.add("inspect", "print an image's record, config and layer directories as JSON")
@@ -59,6 +67,12 @@ def register(subcommands: Subcommands) -> None:
     prune = images.add("prune", "remove images without a name, unused layers and leftovers of interrupted pulls")
     prune.add_argument("-a", "--all", action="store_true", help="remove every image no container uses, named or not")
     prune.set_defaults(run=run_image_prune)
+
+
+def _run_image_build(args: argparse.Namespace, context: Context) -> int:
+    from minikube_py.cli.image_build import run_image_build
+
+    return run_image_build(args, context)
 
 
 def _store(context: Context):

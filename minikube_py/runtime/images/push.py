@@ -8,10 +8,10 @@ config follows, then the manifest under the tag. Auth is the pull's (bearer toke
 credentials from `--creds` or registries.yaml), with `pull,push` scope.
 
 The store keeps a pulled layer only unpacked, so a layer whose compressed blob the registry does
-not have is packed again from its directory (pack.py). Layers built or loaded here pack to their
-own diffID; when a repacked layer's diffID differs (a layer pulled from a tar this packer would
-not write), the image goes out with a config naming the new diffIDs, which is the pushed image's
-new id. An image whose layers all reach the registry under their original blobs is pushed with
+not have is packed again from its directory (pack.py); layers made here (busybox, import, build)
+keep the blob they were packed to and send it. When a repacked layer's diffID differs (a layer
+loaded from a tar this packer would not write), the image goes out with a config naming the new
+diffIDs, which is the pushed image's new id. An image whose layers all reach the registry under their original blobs is pushed with
 its original manifest, so its digest does not change (pushing `team/app:v1` as `team/copy:v1`
 gives the same repo digest).
 """

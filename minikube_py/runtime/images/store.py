@@ -44,6 +44,7 @@ from typing import IO, Callable, Iterator
 
 from minikube_py.runtime.images import reference as references
 from minikube_py.runtime.images.archives import ArchiveError, ArchiveReader, LayerOpener, images_in
+from minikube_py.runtime.images.pack import pack_layer
 from minikube_py.runtime.images.unpack import (
     LayerError,
     OverlayWhiteouts,
@@ -337,6 +338,35 @@ class ImageStore:
             if os.path.exists(staging):
                 shutil.rmtree(staging, ignore_errors=True)
 
+    def add_directory_layer(self, root: str, source: str) -> tuple[str, str]:
+        """A directory in overlay format (a build step's upper directory, an unpacked tarball)
+        packed as a layer (pack.py) and stored with its gzip blob; returns (diffID, blob digest).
+        The packing is deterministic, so `image push` sends that blob as it is."""
+        scratch = tempfile.mkdtemp(prefix=".pack-", dir=self.directory)
+        try:
+            packed = pack_layer(root, scratch)
+            with open(packed.tar_path, "rb") as tar:
+                diff_id = self.add_layer(tar, source, packed.diff_id, packed.digest)
+            if not self.has_blob(packed.digest):
+                os.replace(packed.blob_path, self.blob_path(packed.digest))
+            return diff_id, packed.digest
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def add_tarball_layer(self, stream: IO[bytes], source: str) -> tuple[str, str]:
+        """A tarball made here or given by a user (busybox, `image import`), unpacked and packed
+        again by our packer, so the layer pushes under the diffID it has here."""
+        staging = tempfile.mkdtemp(prefix=".unpack-", dir=self.layers_directory)
+        try:
+            os.chmod(staging, 0o755)
+            try:
+                unpack(stream, staging, source, self.whiteouts)
+            except LayerError as error:
+                raise ImageStoreError(str(error)) from None
+            return self.add_directory_layer(staging, source)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     # --- images ---------------------------------------------------------------------------------
 
     def commit_image(self, config_blob: bytes, diff_ids: list[str], names: list[str], manifest_digest: str = "",
@@ -476,6 +506,13 @@ class ImageStore:
                 raise ImageStoreError(f'image "{source}" not found; list images with \'minikube-py image ls\'')
             tags = self._tags()
             tags[_full_name(target)] = image_id
+            self._write_tags(tags)
+
+    def untag(self, name: str) -> None:
+        """Drop one name and nothing else: the image stays (nameless, `image prune` removes it)."""
+        with self.locked():
+            tags = self._tags()
+            tags.pop(_full_name(name), None)
             self._write_tags(tags)
 
     def remove(self, ref: str) -> str:
@@ -619,10 +656,10 @@ class ImageStore:
         if record is not None and record["config"].get("labels", {}).get(BUSYBOX_LABEL) == binary_digest:
             return self.resolve(BUSYBOX_REFERENCE)
         layer = busybox_layer(busybox_path)
-        diff_id = self.add_layer(io.BytesIO(layer), "the busybox layer")
+        diff_id, blob = self.add_tarball_layer(io.BytesIO(layer), "the busybox layer")
         config = OciImageConfig(cmd=["sh"], env=[DEFAULT_PATH], labels={BUSYBOX_LABEL: binary_digest})
         created = os.stat(busybox_path).st_mtime
-        self.commit_image(_config_blob(config, [diff_id], created), [diff_id], [BUSYBOX_REFERENCE])
+        self.commit_image(_config_blob(config, [diff_id], created), [diff_id], [BUSYBOX_REFERENCE], blobs=[blob])
         return self.resolve(BUSYBOX_REFERENCE)
 
     def import_rootfs(self, ref: str, tarball: str | IO[bytes]) -> Image:
@@ -632,9 +669,9 @@ class ImageStore:
         """
         target = _full_name(ref)
         with _open_source(tarball) as raw:
-            diff_id = self.add_layer(raw, f"tarball for {ref}")
+            diff_id, blob = self.add_tarball_layer(raw, f"tarball for {ref}")
         config = OciImageConfig(env=[DEFAULT_PATH])
-        self.commit_image(_config_blob(config, [diff_id], time.time()), [diff_id], [target])
+        self.commit_image(_config_blob(config, [diff_id], time.time()), [diff_id], [target], blobs=[blob])
         return self.resolve(target)
 
     def load_archive(self, path: str, name: str | None = None) -> list[str]:
