@@ -115,7 +115,7 @@ class PodTermination:
                     continue
                 stop.signalled = True
                 if stop.grace > 0:
-                    self._kill(record, container_id, signal.SIGTERM)
+                    self._kill(record, container_id, self._stop_signal(container_record))
                 else:
                     stop.killed_at = now
                     self._kill(record, container_id, signal.SIGKILL)
@@ -180,6 +180,17 @@ class PodTermination:
                      container_record.name, stop.grace)
         stop.deadline = max(stop.deadline, now + MINIMUM_GRACE_AFTER_PRE_STOP_SECONDS)
         return None
+
+    def _stop_signal(self, container_record: ContainerRecord) -> int:
+        """The signal that asks the container to stop: its image's StopSignal, as containerd sends
+        it in place of SIGTERM (read from the image it started from), else SIGTERM."""
+        if not container_record.image_id:
+            return signal.SIGTERM
+        try:
+            text = self.runtime.image_config(container_record.image_id).stop_signal
+        except ContainerRuntimeError:
+            return signal.SIGTERM
+        return signal_number(text) or signal.SIGTERM
 
     def _kill(self, record: PodRecord, container_id: str, number: int) -> None:
         try:
@@ -325,3 +336,19 @@ class PodTermination:
             return
         for state in self.runtime.list_containers(sandbox_id=pod_uid):
             self.runtime.remove_container(state.id)
+
+
+def signal_number(text: str) -> int | None:
+    """A signal as an image config names it: "SIGINT", "INT", "2" or "SIGRTMIN+3"; None when unknown."""
+    text = (text or "").strip().upper()
+    if text.isdigit():
+        return int(text) if 0 < int(text) < signal.NSIG else None
+    name = text if text.startswith("SIG") else f"SIG{text}"
+    base, plus, offset = name.partition("+")
+    if base == "SIGRTMIN" and (not plus or offset.isdigit()):
+        number = signal.SIGRTMIN + int(offset or 0)
+        return number if number <= signal.SIGRTMAX else None
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        return None

@@ -184,7 +184,7 @@ class FakeRuntime:
 
     def image_config(self, reference: str) -> ResolvedImage:
         self.calls.append(("image_config", reference))
-        image = self.images.get(reference)
+        image = self.images.get(reference) or next((known for known in self.images.values() if known.id == reference), None)
         if image is None:
             raise ContainerRuntimeError(
                 "ErrImageNeverPull", f'Container image "{reference}" is not present with pull policy of Never'

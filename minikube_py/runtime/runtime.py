@@ -526,6 +526,7 @@ class LinuxRuntime:
             reference=reference, id=image.repo_digest, entrypoint=list(image.config.entrypoint), cmd=list(image.config.cmd),
             env=[tuple(item.split("=", 1)) if "=" in item else (item, "") for item in image.config.env],
             working_dir=image.config.working_dir, user=user, from_registry=bool(image.repo_digests), size=image.size,
+            stop_signal=image.config.stop_signal,
         )
 
     def pull_image(self, reference: str, docker_configs: list[tuple[str, bytes]]) -> PulledImage:

@@ -166,6 +166,7 @@ class ResolvedImage:
     # loaded, built) are not, and `imagePullPolicy: Always` uses them as they are: there is nowhere to pull from.
     from_registry: bool = False
     size: int = 0  # bytes of its unpacked layers
+    stop_signal: str = ""  # the image's StopSignal ("SIGINT", "2"); SIGTERM when empty
 
 
 @dataclass

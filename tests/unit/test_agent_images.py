@@ -149,3 +149,17 @@ def test_a_hung_pull_does_not_hold_other_pods(harness):
     assert "running" in harness.status("slow")["state"]
     assert any(reason == "Pulled" and message.startswith(f'Successfully pulled image "{APP}"')
                for reason, message in harness.events())
+
+
+@pytest.mark.parametrize("stop_signal, wanted", [("SIGINT", 2), ("QUIT", 3), ("10", 10), ("", 15), ("SIGNOPE", 15)])
+def test_a_deleted_pods_container_gets_its_images_stop_signal_instead_of_sigterm(harness, stop_signal, wanted):
+    harness.runtime.add_image(ResolvedImage(reference="stoppy:v1", id="sha256:" + "5" * 64, cmd=["serve"],
+                                            stop_signal=stop_signal))
+    uid = harness.create_pod("app", [{"name": "main", "image": "stoppy:v1", "imagePullPolicy": "Never"}],
+                             terminationGracePeriodSeconds=30)
+    harness.sync()
+    container_id = harness.container_id(uid)
+    harness.registry.delete("pods", "default", "app")
+    harness.sync()
+    sent = [call[2] for call in harness.runtime.calls if call[0] == "kill_container" and call[1] == container_id]
+    assert sent[:1] == [wanted]
