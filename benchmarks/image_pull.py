@@ -1,17 +1,20 @@
-"""Image pulls and layer unpacking, side by side with skopeo and tar in one run.
+"""Image pulls and layer unpacking, side by side with skopeo, podman and tar in one run.
 
 A local registry (Debian's docker-registry on 127.0.0.1) serves a multi-layer image of
 incompressible data built here; each round pulls it into a fresh store with our puller (download,
 digest checks, unpack of every layer into its own directory) and, interleaved, copies it with
-`skopeo copy docker://... oci:DIR` (download and digest checks only, no unpack). Then the layers
-are unpacked by our unpacker and by `tar -xzf` into fresh directories, reported in MB/s of
-uncompressed layer data. Run as root from the repository root:
+`skopeo copy docker://... oci:DIR` (download and digest checks only, no unpack) and pulls it with
+`podman pull` into podman's own scratch storage (download, digest checks and unpack into
+containers/storage's overlay layers: the same work as ours). Then the layers are unpacked by our
+unpacker and by `tar -xzf` into fresh directories, reported in MB/s of uncompressed layer data.
+Run as root from the repository root:
 `python -m benchmarks.image_pull [--layers 5] [--megabytes 100] [--rounds 3]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import shutil
@@ -19,6 +22,7 @@ import subprocess
 import tempfile
 import time
 
+from benchmarks.podman_side import PodmanHost, podman_installed
 from benchmarks.statistics import percentile
 from harness.registry import LocalRegistry, OciLayout, layer_tar
 from minikube_py.runtime.images import ImageStore
@@ -55,17 +59,24 @@ def main() -> int:
         registry.start()
         registry.push(layout.directory, "v1", "bench/app")
         reference = f"{registry.host}/bench/app:v1"
-        ours, skopeo = [], []
-        for round_number in range(arguments.rounds):
-            home = os.path.join(scratch, f"home{round_number}")
-            client = RegistryClient()
-            ours.append(timed(Puller(ImageStore(home), client).pull, reference))
-            client.close()
-            target = os.path.join(scratch, f"skopeo{round_number}")
-            skopeo.append(timed(subprocess.run, ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                                                 f"docker://{reference}", f"oci:{target}:v1"], check=True, capture_output=True))
-            shutil.rmtree(home, ignore_errors=True)
-            shutil.rmtree(target, ignore_errors=True)
+        ours, skopeo, podman = [], [], []
+        with contextlib.ExitStack() as stack:
+            podman_host = stack.enter_context(PodmanHost()) if podman_installed() else None
+            for round_number in range(arguments.rounds):
+                home = os.path.join(scratch, f"home{round_number}")
+                client = RegistryClient()
+                ours.append(timed(Puller(ImageStore(home), client).pull, reference))
+                client.close()
+                target = os.path.join(scratch, f"skopeo{round_number}")
+                skopeo.append(timed(subprocess.run, ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                                                     f"docker://{reference}", f"oci:{target}:v1"], check=True,
+                                    capture_output=True))
+                if podman_host is not None:
+                    podman.append(timed(podman_host.podman, "pull", "--quiet", "--tls-verify=false", reference,
+                                        timeout=600))
+                    podman_host.podman("rmi", "--force", reference)
+                shutil.rmtree(home, ignore_errors=True)
+                shutil.rmtree(target, ignore_errors=True)
         uncompressed = sum(len(tar) for tar in tars) / 1e6
         compressed = [gzip.compress(tar, compresslevel=1) for tar in tars]
         paths = []
@@ -93,12 +104,22 @@ def main() -> int:
         print("|---|---:|---:|---:|")
         print(f"| pull wall time p50 (ours unpacks too) | {percentile(ours, 0.5):.2f} s | skopeo copy {percentile(skopeo, 0.5):.2f} s "
               f"| {percentile(ours, 0.5) / percentile(skopeo, 0.5):.2f} |")
+        if podman:
+            print(f"| pull wall time p50 | {percentile(ours, 0.5):.2f} s | podman pull {percentile(podman, 0.5):.2f} s "
+                  f"| {percentile(ours, 0.5) / percentile(podman, 0.5):.2f} |")
+        else:
+            print("| pull wall time p50 | | podman is not installed (apt-get install podman) | |")
+        print(f"| pull wall times, all rounds | {_seconds(ours)} | skopeo {_seconds(skopeo)}; podman {_seconds(podman)} | |")
         print(f"| unpack of the gzip layers p50 | {uncompressed / percentile(unpack_ours, 0.5):.0f} MB/s | tar -xzf "
               f"{uncompressed / percentile(unpack_tar, 0.5):.0f} MB/s | {percentile(unpack_tar, 0.5) / percentile(unpack_ours, 0.5):.2f} |")
         return 0
     finally:
         registry.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _seconds(values: list[float]) -> str:
+    return " ".join(f"{value:.2f}" for value in values) or "-"
 
 
 if __name__ == "__main__":

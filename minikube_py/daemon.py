@@ -66,6 +66,8 @@ class ClusterConfig:
     leader_elect: bool = False  # controllers and scheduler only while holding the kube-system Lease
     metric_resolution: float = 15.0  # seconds between the agent's cgroup readings (metrics-server's --metric-resolution)
     hpa_sync_period: float = 15.0  # kube-controller-manager's --horizontal-pod-autoscaler-sync-period
+    image_gc_high_threshold: int = 85  # kubelet's imageGCHighThresholdPercent: disk use that starts image GC
+    image_gc_low_threshold: int = 80  # kubelet's imageGCLowThresholdPercent: where image GC stops
 
     @staticmethod
     def load(home: str) -> "ClusterConfig | None":
@@ -206,6 +208,13 @@ def validate_config(config: ClusterConfig) -> None:
                           ("--hpa-sync-period", config.hpa_sync_period)):
         if not 0.1 <= seconds <= 86400:
             raise ConfigError(f"{flag}: {seconds}s must be between 0.1s and 24h")
+    for flag, value in (("--image-gc-high-threshold", config.image_gc_high_threshold),
+                        ("--image-gc-low-threshold", config.image_gc_low_threshold)):
+        if not 0 <= value <= 100:
+            raise ConfigError(f"{flag}: {value} must be a percentage of the disk between 0 and 100")
+    if config.image_gc_low_threshold > config.image_gc_high_threshold:
+        raise ConfigError(f"--image-gc-low-threshold: {config.image_gc_low_threshold} must not be above "
+                          f"--image-gc-high-threshold ({config.image_gc_high_threshold})")
     if not 0 <= config.terminated_pod_gc_threshold <= 2**31 - 1:
         raise ConfigError(f"--terminated-pod-gc-threshold: {config.terminated_pod_gc_threshold} must be between "
                           "0 (off) and 2147483647")
@@ -288,6 +297,8 @@ def start(
     leader_elect: bool | None = None,
     metric_resolution: float | None = None,
     hpa_sync_period: float | None = None,
+    image_gc_high_threshold: int | None = None,
+    image_gc_low_threshold: int | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -322,6 +333,10 @@ def start(
             config.metric_resolution = metric_resolution
         if hpa_sync_period is not None:
             config.hpa_sync_period = hpa_sync_period
+        if image_gc_high_threshold is not None:
+            config.image_gc_high_threshold = image_gc_high_threshold
+        if image_gc_low_threshold is not None:
+            config.image_gc_low_threshold = image_gc_low_threshold
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -555,7 +570,8 @@ def serve(home: str) -> int:
     pod_api_port = config.port or DEFAULT_API_SERVICE_PORT
     ensure_kubernetes_service(registry, gateway, pod_api_port)
 
-    runtime = LinuxRuntime(config.name, home, config.pod_cidr)
+    runtime = LinuxRuntime(config.name, home, config.pod_cidr,
+                           image_gc_percent=(config.image_gc_high_threshold, config.image_gc_low_threshold))
     runtime.start()
     agent = NodeAgent(
         agent_client,

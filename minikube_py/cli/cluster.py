@@ -56,6 +56,11 @@ def register(subcommands: Subcommands) -> None:
     start.add_argument("--hpa-sync-period", type=_duration, metavar="DURATION",
                        help="how often the HorizontalPodAutoscaler controller checks each autoscaler, as "
                             "kube-controller-manager's --horizontal-pod-autoscaler-sync-period (default 15s)")
+    start.add_argument("--image-gc-high-threshold", type=int, metavar="PERCENT",
+                       help="disk use of the image store's file system at which unused images are removed, "
+                            "least recently used first, as kubelet's flag (default: 85)")
+    start.add_argument("--image-gc-low-threshold", type=int, metavar="PERCENT",
+                       help="disk use that image garbage collection brings the file system down to (default: 80)")
     start.set_defaults(run=run_start)
 
     stop = subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made")
@@ -110,7 +115,8 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
         seccomp_default=args.seccomp_default, store=args.store,
         leader_elect=args.leader_elect, metric_resolution=args.metric_resolution,
-        hpa_sync_period=args.hpa_sync_period)
+        hpa_sync_period=args.hpa_sync_period, image_gc_high_threshold=args.image_gc_high_threshold,
+        image_gc_low_threshold=args.image_gc_low_threshold)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:

@@ -1,6 +1,7 @@
 """start/stop/status wiring to the daemon module, the image commands, and a missing daemon."""
 
 import io
+import os
 import json
 import shutil
 import tarfile
@@ -34,14 +35,16 @@ def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
                      "6443", "--node-name", "n1", "--foreground", "--restart-backoff", "1s:10s", "--pids-limit", "64",
                      "--max-pods", "1000", "--terminated-pod-gc-threshold", "5",
                      "--seccomp-default=false", "--store", "etcd://127.0.0.1:2379", "--leader-elect",
-                     "--metric-resolution", "500ms", "--hpa-sync-period", "1m30s")
+                     "--metric-resolution", "500ms", "--hpa-sync-period", "1m30s",
+                     "--image-gc-high-threshold", "90", "--image-gc-low-threshold", "70")
     assert code == 0
     assert calls == [(home, {"name": "test", "pod_cidr": "10.99.0.0/16", "service_cidr": "10.100.0.0/16",
                              "service_node_port_range": "31000-31999", "port": 6443, "node_name": "n1",
                              "foreground": True, "restart_backoff": "1s:10s", "pids_limit": 64,
                              "max_pods": 1000, "terminated_pod_gc_threshold": 5, "seccomp_default": False,
                              "store": "etcd://127.0.0.1:2379", "leader_elect": True,
-                             "metric_resolution": 0.5, "hpa_sync_period": 90.0})]
+                             "metric_resolution": 0.5, "hpa_sync_period": 90.0,
+                             "image_gc_high_threshold": 90, "image_gc_low_threshold": 70})]
 
 
 @pytest.mark.parametrize("argv, expected", [([], None), (["--seccomp-default"], True),
@@ -123,3 +126,15 @@ def test_image_import_ls_tag_and_rm(home, capsys):
     assert out.startswith("Untagged: hello:1\nDeleted: sha256:")
     code, _, err = run(capsys, "--home", home, "image", "rm", "hello:1")
     assert code == 1 and err.startswith('error: image "hello:1" not found')
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--image-gc-high-threshold", "101"], "--image-gc-high-threshold: 101 must be a percentage of the disk"),
+    (["--image-gc-low-threshold", "-1"], "--image-gc-low-threshold: -1 must be a percentage of the disk"),
+    (["--image-gc-high-threshold", "70", "--image-gc-low-threshold", "75"],
+     "--image-gc-low-threshold: 75 must not be above --image-gc-high-threshold (70)"),
+])
+def test_start_refuses_image_gc_thresholds_kubelet_would_refuse(home, capsys, flags, message):
+    code, _, err = run(capsys, "start", "--home", home, *flags)
+    assert code == 1 and message in err
+    assert not os.path.exists(os.path.join(home, "config.json")), "nothing saved"

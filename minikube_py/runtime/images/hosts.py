@@ -19,6 +19,7 @@ without a mirror entry is tried over HTTPS first and then plain HTTP, as Docker 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -47,10 +48,17 @@ class TlsConfig:
         """What httpx's `verify=` takes."""
         if self.insecure_skip_verify:
             return False
-        context = ssl.create_default_context(cafile=self.ca_file or None)
-        if self.cert_file:
-            context.load_cert_chain(self.cert_file, self.key_file or None)
-        return context
+        return _ssl_context(self.ca_file, self.cert_file, self.key_file)
+
+
+@functools.lru_cache(maxsize=32)
+def _ssl_context(ca_file: str, cert_file: str, key_file: str) -> ssl.SSLContext:
+    """One context per TLS setting for the process: loading the system's CA certificates takes
+    10 ms on a quiet machine and over a second on a loaded one, once per endpoint otherwise."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file or None)
+    return context
 
 
 @dataclass

@@ -139,7 +139,7 @@ class Pusher:
             config_blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
             original_manifest = None
         config_digest = "sha256:" + hashlib.sha256(config_blob).hexdigest()
-        if repository.blob_size(config_digest) is None:
+        if self._reuse(repository, config_digest, sources)[0] is None:
             path = os.path.join(scratch, "config.json")
             with open(path, "wb") as file:
                 file.write(config_blob)

@@ -474,6 +474,7 @@ class BlobReader(io.RawIOBase):
         self.hash = hashlib.sha256()
         self.count = 0
         self.pending = b""
+        self.offset = 0  # of the next unread byte in `pending`
         self.file = open(partial, "wb")
         os.fchmod(self.file.fileno(), 0o600)
 
@@ -481,7 +482,7 @@ class BlobReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        if not self.pending:
+        if self.offset >= len(self.pending):
             try:
                 chunk = next(self.chunks, b"")
             except httpx.HTTPError as error:
@@ -492,14 +493,17 @@ class BlobReader(io.RawIOBase):
                 self.count += len(chunk)
                 if self.progress is not None:
                     self.progress(self.count)
-            self.pending = chunk
-        data, self.pending = self.pending[: len(buffer)], self.pending[len(buffer):]
-        buffer[: len(data)] = data
-        return len(data)
+            self.pending, self.offset = chunk, 0
+        data = memoryview(self.pending)[self.offset:self.offset + len(buffer)]
+        count = len(data)
+        buffer[:count] = data
+        self.offset += count
+        return count
 
     def verify(self) -> None:
         """Read what the unpacker left, then check size and digest (a mismatch drops the partial file)."""
-        while self.readinto(bytearray(CHUNK)):
+        buffer = bytearray(CHUNK)
+        while self.readinto(buffer):
             pass
         self.file.close()
         actual = "sha256:" + self.hash.hexdigest()

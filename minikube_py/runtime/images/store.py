@@ -27,6 +27,7 @@ Names are kept normalized (`docker.io/library/nginx:1.27`) and printed in Docker
 from __future__ import annotations
 
 import fcntl
+import gzip
 import hashlib
 import io
 import json
@@ -339,7 +340,7 @@ class ImageStore:
                 shutil.rmtree(staging, ignore_errors=True)
 
     def add_directory_layer(self, root: str, source: str) -> tuple[str, str]:
-        """A directory in overlay format (a build step's upper directory, an unpacked tarball)
+        """A directory in overlay format (a build step's upper directory or files to copy)
         packed as a layer (pack.py) and stored with its gzip blob; returns (diffID, blob digest).
         The packing is deterministic, so `image push` sends that blob as it is."""
         scratch = tempfile.mkdtemp(prefix=".pack-", dir=self.directory)
@@ -354,18 +355,35 @@ class ImageStore:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def add_tarball_layer(self, stream: IO[bytes], source: str) -> tuple[str, str]:
-        """A tarball made here or given by a user (busybox, `image import`), unpacked and packed
-        again by our packer, so the layer pushes under the diffID it has here."""
-        staging = tempfile.mkdtemp(prefix=".unpack-", dir=self.layers_directory)
+        """A layer tarball made here or given by a user (busybox, `image import`), unpacked and
+        also kept as a gzip blob (as it came when it is gzip, compressed here when it is a plain
+        tar), so `image push` sends the layer under the diffID it has here; returns (diffID, blob
+        digest, "" for zstd input, which push packs again)."""
+        scratch = tempfile.mkdtemp(prefix=".import-", dir=self.directory)
         try:
-            os.chmod(staging, 0o755)
-            try:
-                unpack(stream, staging, source, self.whiteouts)
-            except LayerError as error:
-                raise ImageStoreError(str(error)) from None
-            return self.add_directory_layer(staging, source)
+            spooled = os.path.join(scratch, "layer")
+            with open(spooled, "wb") as file:
+                shutil.copyfileobj(stream, file, 1 << 20)
+            with open(spooled, "rb") as file:
+                head = file.read(4)
+                file.seek(0)
+                diff_id = self.add_layer(file, source)
+            if head.startswith(b"\x1f\x8b"):
+                blob_file = spooled
+            elif head == b"\x28\xb5\x2f\xfd":
+                return diff_id, ""
+            else:
+                blob_file = spooled + ".gz"
+                with open(spooled, "rb") as plain, open(blob_file, "wb") as raw, \
+                        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as compressed:
+                    shutil.copyfileobj(plain, compressed, 1 << 20)
+            with open(blob_file, "rb") as file:
+                digest = "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
+            if not self.has_blob(digest):
+                os.replace(blob_file, self.blob_path(digest))
+            return diff_id, digest
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     # --- images ---------------------------------------------------------------------------------
 
