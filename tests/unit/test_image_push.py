@@ -196,3 +196,14 @@ def test_whiteouts_and_opaque_directories_pack_as_oci_whiteouts(tmp_path):
     names = tarfile.open(fileobj=io.BytesIO(output.getvalue())).getnames()
     assert "gone/.wh.old" in names and "fresh/.wh..wh..opq" in names and "fresh/new" in names
     assert "gone/old" not in names
+
+
+def test_an_imported_image_pushes_its_own_blob_and_keeps_its_id(registry, client, tmp_path):
+    store = ImageStore(str(tmp_path / "a"))
+    made_image(store, "reg.test/team/app:v1", b"y" * 1000)
+    image = store.resolve("reg.test/team/app:v1")
+    assert store.has_blob(store.layer_blob(image.diff_ids[0])), "the layer keeps a gzip blob of its tar"
+    result = Pusher(store, client).push("reg.test/team/app:v1")
+    assert store.resolve("reg.test/team/app:v1").repo_digests == [f"reg.test/team/app@{result.digest}"]
+    pulled = Puller(ImageStore(str(tmp_path / "b")), client, platform=Platform("linux", "amd64")).pull("reg.test/team/app:v1")
+    assert pulled.image.id == image.id

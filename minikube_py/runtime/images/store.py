@@ -366,12 +366,11 @@ class ImageStore:
                 shutil.copyfileobj(stream, file, 1 << 20)
             with open(spooled, "rb") as file:
                 head = file.read(4)
-                file.seek(0)
-                diff_id = self.add_layer(file, source)
             if head.startswith(b"\x1f\x8b"):
                 blob_file = spooled
             elif head == b"\x28\xb5\x2f\xfd":
-                return diff_id, ""
+                with open(spooled, "rb") as file:
+                    return self.add_layer(file, source), ""
             else:
                 blob_file = spooled + ".gz"
                 with open(spooled, "rb") as plain, open(blob_file, "wb") as raw, \
@@ -379,6 +378,8 @@ class ImageStore:
                     shutil.copyfileobj(plain, compressed, 1 << 20)
             with open(blob_file, "rb") as file:
                 digest = "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
+            with open(spooled, "rb") as file:
+                diff_id = self.add_layer(file, source, blob_digest=digest)
             if not self.has_blob(digest):
                 os.replace(blob_file, self.blob_path(digest))
             return diff_id, digest
