@@ -284,6 +284,8 @@ class _Unpacker:
         if self.running_as_root:
             os.chown(target, member.uid, member.gid, follow_symlinks=False)
         if member.issym():
+            # Its own time, as tar restores it (and as pack.py reads it back: a repacked layer is the same).
+            os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
             return
         os.chmod(target, member.mode & 0o7777)
         for key, value in (member.pax_headers or {}).items():
