@@ -17,8 +17,8 @@ An update takes the fields it changed from every other manager (it never conflic
 What is not tracked, as in kube-apiserver: the fields the server owns (apiVersion, kind, name,
 namespace, uid, resourceVersion, generation, creationTimestamp, managedFields) and the part of
 the object the request's endpoint resets (status on the main resource, spec on `/status`).
-Kubernetes caps Update entries at ten per object by merging the oldest; we keep one entry per
-manager, operation, API version and subresource without a cap.
+As in kube-apiserver, an object keeps at most ten Update entries: the oldest are merged into an
+`ancient-changes` entry.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from minikube_py.apiserver.fieldsets import ApplyTypeError, Node
 APPLY, UPDATE = "Apply", "Update"
 FIELDS_V1 = "FieldsV1"
 MAX_MANAGER_LENGTH = 128
+MAX_UPDATE_MANAGERS = 10  # kube-apiserver's DefaultMaxUpdateManagers
+ANCIENT_CHANGES = "ancient-changes"
 # kubectl's client-side apply keeps what it applied in this annotation; when `kubectl apply
 # --server-side` takes over such an object, kube-apiserver lets it take the fields the annotation
 # still describes, and keeps the annotation up to date (its lastAppliedManager and Updater).
@@ -132,11 +134,47 @@ def _sorted(node: Node) -> Node:
             for element in sorted(node, key=lambda element: (_ELEMENT_ORDER.get(element[0], 5), element))}
 
 
+def _changes(live: dict | None, new: dict, model: type | None, untracked: Node) -> tuple[Node, Node]:
+    """What a write changed (added or modified) and removed, outside `untracked`. A create
+    changes every field: its set is built directly, faster than comparing with nothing (a list
+    with duplicate keys, which validation may let through, falls back to the comparison)."""
+    if live is None:
+        try:
+            return fieldsets.without_subtrees(fieldsets.field_set(_content(new), model), untracked), {}
+        except ApplyTypeError:
+            pass
+    comparison = fieldsets.compare(_content(live), _content(new), model, untracked)
+    return (fieldsets.without_subtrees(comparison.changed(), untracked),
+            fieldsets.without_subtrees(comparison.removed, untracked))
+
+
 def _untracked(subresource: str | None) -> Node:
     return fieldsets.union(SERVER_FIELDS, RESET_FIELDS.get(subresource, {}))
 
 
+def cap_update_managers(managers: dict[ManagerKey, Entry]) -> None:
+    """At most MAX_UPDATE_MANAGERS Update entries, as kube-apiserver keeps (its capManagersManager):
+    the oldest are merged, per API version, into an `ancient-changes` entry (in place)."""
+    def updaters() -> list[ManagerKey]:
+        return [key for key, entry in managers.items() if key[1] == UPDATE and entry.fields]
+
+    while len(found := updaters()) > MAX_UPDATE_MANAGERS:
+        oldest = min((key for key in found if key[0] != ANCIENT_CHANGES),
+                     key=lambda key: (managers[key].time or "", key), default=None)
+        if oldest is None:
+            return
+        entry = managers.pop(oldest)
+        bucket_key = (ANCIENT_CHANGES, UPDATE, entry.api_version, "")
+        bucket = managers.get(bucket_key)
+        if bucket is None:
+            managers[bucket_key] = Entry(entry.fields, entry.api_version, entry.time)
+        else:
+            managers[bucket_key] = Entry(fieldsets.union(bucket.fields, entry.fields), entry.api_version,
+                                         max(bucket.time or "", entry.time or "") or None)
+
+
 def _set_managed_fields(obj: dict, managers: dict[ManagerKey, Entry]) -> None:
+    cap_update_managers(managers)
     entries = encode(managers)
     if entries:
         obj["metadata"]["managedFields"] = entries
@@ -170,9 +208,7 @@ class FieldManager:
             new["metadata"].pop("managedFields", None)
             return
         untracked = _untracked(subresource)
-        comparison = fieldsets.compare(_content(live), _content(new), model, untracked)
-        changed = fieldsets.without_subtrees(comparison.changed(), untracked)
-        removed = fieldsets.without_subtrees(comparison.removed, untracked)
+        changed, removed = _changes(live, new, model, untracked)
         for entry in managers.values():
             entry.fields = fieldsets.difference(fieldsets.difference(entry.fields, changed), removed)
         if changed:

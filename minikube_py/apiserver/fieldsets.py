@@ -316,7 +316,8 @@ class Comparison:
         self.removed: Node = {}
 
     def changed(self) -> Node:
-        return normalized(union(normalized(self.added), normalized(self.modified)))
+        """What was added or modified (the sets are normalized by `finish`)."""
+        return union(self.added, self.modified)
 
     def finish(self) -> "Comparison":
         self.added, self.modified, self.removed = (normalized(self.added), normalized(self.modified),

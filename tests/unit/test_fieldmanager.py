@@ -355,3 +355,19 @@ def test_kubectl_server_side_apply_takes_over_fields_client_side_apply_last_appl
     assert applied["spec"]["replicas"] == 4
     recorded = json.loads(applied["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
     assert recorded["spec"]["replicas"] == 4  # kept in step for a later client-side apply
+
+
+def test_at_most_ten_update_managers_are_kept_the_oldest_merged_into_ancient_changes(registry):
+    registry.acting_as("appl").apply("deployments", "default", "web", deployment())
+    clock = registry.clock
+    for number in range(12):
+        clock.advance(1)
+        registry.acting_as(f"editor-{number:02}").patch("deployments", "default", "web",
+                                                        {"metadata": {"labels": {f"by-{number}": "x"}}})
+    stored = registry.get("deployments", "default", "web")
+    updaters = [entry["manager"] for entry in stored["metadata"]["managedFields"] if entry["operation"] == "Update"]
+    assert len(updaters) == 10 and "ancient-changes" in updaters
+    assert "editor-00" not in updaters and "editor-02" not in updaters and "editor-03" in updaters
+    assert owned(stored, "ancient-changes", "Update") == {".metadata.labels.by-0", ".metadata.labels.by-1",
+                                                          ".metadata.labels.by-2"}
+    assert ("appl", "Apply") in entries(stored)  # appliers are never merged
