@@ -55,10 +55,14 @@ def host_leftovers(name: str, home: str) -> list[str]:
                 alias = file.read().strip()
         except OSError:
             alias = ""
-        if link_name == f"mkpy-{name}" or alias.startswith(f"minikube-py/{name}/"):
+        if link_name in (f"mkpy-{name}", f"mkpn-{name}") or alias.startswith(
+                (f"minikube-py/{name}/", f"minikube-py-node/{name}/")):
             found.append(f"link {link_name} ({alias})")
-    for path in glob.glob(f"/sys/fs/cgroup/*/minikube-py-{name}") + glob.glob(f"/sys/fs/cgroup/minikube-py-{name}"):
+    for path in glob.glob(f"/sys/fs/cgroup/*/minikube-py-{name}") + glob.glob(f"/sys/fs/cgroup/minikube-py-{name}") \
+            + glob.glob(f"/sys/fs/cgroup/*/minikube-py-{name}-*") + glob.glob(f"/sys/fs/cgroup/minikube-py-{name}-*"):
         found.append(f"cgroup {path}")
+    # Nodes added on this host: their network namespaces (runtime/node_network.py).
+    found += [f"network namespace {path}" for path in glob.glob(f"/run/netns/mkpy-{name}-*")]
     with open("/proc/mounts") as file:
         for line in file:
             mount_point = line.split()[1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from minikube_py.runtime.types import CLUSTER_NAME_PATTERN
 
@@ -68,6 +69,15 @@ class ClusterConfig:
     hpa_sync_period: float = 15.0  # kube-controller-manager's --horizontal-pod-autoscaler-sync-period
     image_gc_high_threshold: int = 85  # kubelet's imageGCHighThresholdPercent: disk use that starts image GC
     image_gc_low_threshold: int = 80  # kubelet's imageGCLowThresholdPercent: where image GC stops
+    # kube-controller-manager's --node-cidr-mask-size: each node's slice of the pod CIDR (None: a
+    # slice twice as large as --max-pods, at most /24; a pod CIDR too small for four slices is the
+    # daemon's node's alone, and no node can be added).
+    node_cidr_mask_size: int | None = None
+    node_monitor_grace_period: float = 40.0  # kube-controller-manager's flag: NotReady after this long
+    # kube-apiserver's DefaultTolerationSeconds admission: how long pods stay on a not-ready /
+    # unreachable node before the taint eviction controller evicts them.
+    default_not_ready_toleration_seconds: int = 300
+    default_unreachable_toleration_seconds: int = 300
 
     @staticmethod
     def load(home: str) -> "ClusterConfig | None":
@@ -89,6 +99,38 @@ class ClusterConfig:
 
 class ConfigError(ValueError):
     pass
+
+
+NODE_CIDR_MASK_MAX = 24  # kube-controller-manager's --node-cidr-mask-size default for IPv4
+NODE_LEASE_DURATION_SECONDS = 40  # kubelet's nodeLeaseDurationSeconds
+
+
+def node_lease_duration(config: ClusterConfig) -> int:
+    """The Lease duration the cluster's agents write (they renew every quarter of it): kubelet's
+    40 s, or the grace period when that is shorter, so a node renews several times within it."""
+    return max(1, min(NODE_LEASE_DURATION_SECONDS, int(config.node_monitor_grace_period)))
+
+
+def node_cidr_mask_size(config: ClusterConfig) -> int | None:
+    """The prefix length of each node's slice of the pod CIDR, or None when the pod CIDR is too
+    small to share (it is then the daemon's node's alone, as before nodes could be added).
+
+    Kubernetes sizes a node's range at about twice its max pods (110 pods: a /24). Four slices at
+    least: the daemon's node, the node network (the last slice), and two more nodes."""
+    prefix = ipaddress.ip_network(config.pod_cidr).prefixlen
+    if config.node_cidr_mask_size is not None:
+        mask = config.node_cidr_mask_size
+    else:
+        mask = min(NODE_CIDR_MASK_MAX, 32 - math.ceil(math.log2(2 * config.max_pods + 2)))
+    return mask if mask - prefix >= 2 else None
+
+
+def node_pod_cidr(config: ClusterConfig) -> str:
+    """The daemon's own node's pod CIDR: the first slice, or the whole pod CIDR."""
+    mask = node_cidr_mask_size(config)
+    if mask is None:
+        return config.pod_cidr
+    return str(next(ipaddress.ip_network(config.pod_cidr).subnets(new_prefix=mask)))
 
 
 def make_private_home(home: str) -> None:
@@ -198,6 +240,20 @@ def validate_config(config: ClusterConfig) -> None:
         raise ConfigError(f"--pids-limit: {config.pids_limit} must be at least 1")
     if not 1 <= config.max_pods <= 2**31 - 1:
         raise ConfigError(f"--max-pods: {config.max_pods} must be between 1 and 2147483647")
+    mask = config.node_cidr_mask_size
+    if mask is not None:
+        if not network.prefixlen + 2 <= mask <= 30:
+            raise ConfigError(f"--node-cidr-mask-size: {mask} must be between {network.prefixlen + 2} (four slices of "
+                              f"the pod CIDR {config.pod_cidr}) and 30")
+        if 2 ** (32 - mask) - 2 < config.max_pods:
+            raise ConfigError(f"--node-cidr-mask-size: a /{mask} holds {2 ** (32 - mask) - 2} pod IPs, fewer than "
+                              f"--max-pods {config.max_pods}; use a smaller mask size")
+    if config.node_monitor_grace_period <= 0:
+        raise ConfigError(f"--node-monitor-grace-period: {config.node_monitor_grace_period} must be more than 0 seconds")
+    for flag, value in (("--default-not-ready-toleration-seconds", config.default_not_ready_toleration_seconds),
+                        ("--default-unreachable-toleration-seconds", config.default_unreachable_toleration_seconds)):
+        if value < 0:
+            raise ConfigError(f"{flag}: {value} must be 0 or more seconds")
     from minikube_py.store.backends import parse_store_spec
 
     try:
@@ -299,6 +355,10 @@ def start(
     hpa_sync_period: float | None = None,
     image_gc_high_threshold: int | None = None,
     image_gc_low_threshold: int | None = None,
+    node_cidr_mask_size: int | None = None,
+    node_monitor_grace_period: float | None = None,
+    default_not_ready_toleration_seconds: int | None = None,
+    default_unreachable_toleration_seconds: int | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -337,6 +397,14 @@ def start(
             config.image_gc_high_threshold = image_gc_high_threshold
         if image_gc_low_threshold is not None:
             config.image_gc_low_threshold = image_gc_low_threshold
+        if node_cidr_mask_size is not None:
+            config.node_cidr_mask_size = node_cidr_mask_size
+        if node_monitor_grace_period is not None:
+            config.node_monitor_grace_period = node_monitor_grace_period
+        if default_not_ready_toleration_seconds is not None:
+            config.default_not_ready_toleration_seconds = default_not_ready_toleration_seconds
+        if default_unreachable_toleration_seconds is not None:
+            config.default_unreachable_toleration_seconds = default_unreachable_toleration_seconds
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -396,10 +464,12 @@ def _stop_request_file(home: str) -> str:
     return os.path.join(home, "stop-request.json")
 
 
-def stop(home: str, grace_period: float | None = None) -> int:
+def stop(home: str, grace_period: float | None = None,
+         remove_nodes: Callable[[ClusterConfig], None] | None = None) -> int:
     """Stop every pod and the daemon, and remove every host resource of the cluster.
 
     Pods get their own terminationGracePeriodSeconds unless `grace_period` replaces it.
+    `remove_nodes` removes the nodes added on this host once the daemon is gone (nodes.stop_cluster).
     """
     home = os.path.abspath(home)
     config = ClusterConfig.load(home)
@@ -423,6 +493,8 @@ def stop(home: str, grace_period: float | None = None) -> int:
             print(f"error: the daemon (pid {pid}) did not stop within 90s; see {home}/daemon.log",
                   file=sys.stderr)
             return 1
+    if remove_nodes is not None:
+        remove_nodes(config)
     # Whatever the daemon could not undo (it may have been killed), undo from here.
     _remove_host_resources(home, config)
     print(f'minikube-py: cluster "{config.name}" stopped')
@@ -497,12 +569,13 @@ def _remove_service_table(cluster_name: str) -> None:
 # The daemon itself.
 
 
-def node_ipam(home: str, store: ObjectStore, pod_cidr: str) -> HostLocalIpam:
-    """The node's pod-IP leases (`<home>/pod-ips/`), taking over those an older version kept in
-    the store's `pod-ip/<cidr>` pool, so running pods keep their addresses across the upgrade."""
+def node_ipam(home: str, store: ObjectStore, pod_cidr: str, node_cidr: str | None = None) -> HostLocalIpam:
+    """The node's pod-IP leases (`<home>/pod-ips/`) in its range `node_cidr` (default: the whole
+    pod CIDR), taking over those an older version kept in the store's `pod-ip/<pod cidr>` pool, so
+    running pods keep their addresses across the upgrade."""
     from minikube_py.agent.ipam import HostLocalIpam
 
-    ipam = HostLocalIpam(os.path.join(home, "pod-ips"), pod_cidr)
+    ipam = HostLocalIpam(os.path.join(home, "pod-ips"), node_cidr or pod_cidr)
     pool = f"pod-ip/{pod_cidr}"
     for address, owner in store.allocations(pool).items():
         if not ipam.hold(address, owner):
@@ -527,6 +600,8 @@ def serve(home: str) -> int:
     from minikube_py.client.api import ApiClient
     from minikube_py.clock import Clock
     from minikube_py.api.errors import ApiError
+    from minikube_py.agent.routes import NodeRoutes
+    from minikube_py.runtime.node_network import node_network_bridge, sync_routes
     from minikube_py.runtime.runtime import LinuxRuntime
     from minikube_py.store import open_store, parse_store_spec
 
@@ -564,20 +639,22 @@ def serve(home: str) -> int:
     agent_client = ApiClient.local(registry.acting_as("kubelet"))
     controller_client = ApiClient.local(registry.acting_as("kube-controller-manager"))
     node_address = host_ip()
-    network = ipaddress.ip_network(config.pod_cidr)
+    node_mask = node_cidr_mask_size(config)
+    own_pod_cidr = node_pod_cidr(config)
+    network = ipaddress.ip_network(own_pod_cidr)
     gateway = str(next(network.hosts()))
     # Pods reach the API through the `kubernetes` Service: its endpoint is the bridge's address.
     pod_api_port = config.port or DEFAULT_API_SERVICE_PORT
     ensure_kubernetes_service(registry, gateway, pod_api_port)
 
-    runtime = LinuxRuntime(config.name, home, config.pod_cidr,
+    runtime = LinuxRuntime(config.name, home, own_pod_cidr,
                            image_gc_percent=(config.image_gc_high_threshold, config.image_gc_low_threshold))
     runtime.start()
     agent = NodeAgent(
         agent_client,
         runtime,
         node_name=config.node_name,
-        ipam=node_ipam(home, store, config.pod_cidr),
+        ipam=node_ipam(home, store, config.pod_cidr, own_pod_cidr),
         clock=clock,
         config=AgentConfig(
             home=home,
@@ -591,10 +668,13 @@ def serve(home: str) -> int:
             seccomp_default=config.seccomp_default,
             cluster_dns=gateway,
             metric_resolution=config.metric_resolution,
+            pod_cidr=own_pod_cidr if node_mask is not None else None,
+            node_lease_duration=node_lease_duration(config),
         ),
     )
     registry.resource_metrics.add_node(config.node_name, agent)
-    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=agent,
+    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port,
+                           node_proxy=cluster_node_proxy(registry, agent, config.node_name, certificates.Paths(home)),
                            tls=TlsConfig.of(certificates.Paths(home)), pod_listener=(gateway, pod_api_port))
     controllers = ControlLoops(controller_client, clock, config, ca_pem)
     elector = None
@@ -605,11 +685,15 @@ def serve(home: str) -> int:
                                 on_started_leading=controllers.start, on_stopped_leading=controllers.stop, clock=clock)
     service_proxy = ServiceProxy(client, config.name, config.pod_cidr, config.node_name, node_address,
                                  bridge=f"mkpy-{config.name}", clock=clock, bridge_address=gateway,
-                                 bridge_ports=(DNS_PORT, pod_api_port))
+                                 bridge_ports=(DNS_PORT, pod_api_port),
+                                 node_network_bridge=node_network_bridge(config.name) if node_mask is not None else None)
     cluster_dns = ClusterDnsServer(client, gateway)
     # k3s' local-path provisioner and its default StorageClass (docs/workloads.md).
     ensure_default_storage_class(client)
     provisioner = LocalPathProvisioner(client, config.node_name, os.path.join(home, "storage"), clock)
+    # Routes to the pod CIDRs of nodes added on this host (or joined from elsewhere on a shared link).
+    node_routes = NodeRoutes(client, config.node_name, lambda wanted: sync_routes(config.pod_cidr, wanted),
+                             clock=clock) if node_mask is not None else None
 
     server.start()
     agent.start()
@@ -620,6 +704,8 @@ def serve(home: str) -> int:
         controllers.start()
     service_proxy.run()
     cluster_dns.start()
+    if node_routes is not None:
+        node_routes.run()
     threading.Thread(target=_expire_events, args=(registry, stopping), name="event-ttl", daemon=True).start()
     with open(_pid_file(home) + ".tmp", "w") as file:
         file.write(str(os.getpid()))
@@ -636,6 +722,8 @@ def serve(home: str) -> int:
     service_proxy.stop()
     cluster_dns.stop()
     provisioner.stop()
+    if node_routes is not None:
+        node_routes.stop()
     agent.stop(stop_pods=True, grace_period=grace_period)
     server.stop()
     runtime.shutdown(remove_all=True)
@@ -646,6 +734,29 @@ def serve(home: str) -> int:
         pass
     log.info("cluster %r stopped", config.name)
     return 0
+
+
+def cluster_node_proxy(registry, agent, node_name: str, paths):
+    """Pod logs, exec, attach, port-forward and inspect: through this daemon's agent for its own
+    node's pods, through the node's kubelet port for the others' (agent/remote_proxy.py)."""
+    from minikube_py.agent.remote_proxy import NodeProxies, kubelet_client_tls
+    from minikube_py.api.errors import NotFound
+
+    def node_of_pod(namespace: str, name: str) -> str | None:
+        try:
+            return (registry.get("pods", namespace, name).get("spec") or {}).get("nodeName")
+        except NotFound:
+            return None
+
+    def address_of_node(node: str) -> str | None:
+        try:
+            addresses = (registry.get("nodes", None, node).get("status") or {}).get("addresses") or []
+        except NotFound:
+            return None
+        return next((item["address"] for item in addresses if item.get("type") == "InternalIP"), None)
+
+    return NodeProxies(agent, node_name, node_of_pod, address_of_node,
+                       kubelet_client_tls(paths.admin_certificate, paths.admin_key))
 
 
 class ControlLoops:
@@ -679,16 +790,21 @@ def control_loops(client, clock, config: ClusterConfig, ca_pem: str | None = Non
     from controllers.rootca import RootCaPublisher
     from controllers.deployment import DeploymentController
     from controllers.horizontalpodautoscaler import HorizontalPodAutoscalerController
+    from controllers.nodeipam import NodeIpamController
+    from controllers.nodelifecycle import NodeLifecycleController
     from controllers.podgc import PodGarbageCollector
     from minikube_py.client.events import EventRecorder
     from minikube_py.client.informer import shared_informers
 
     informers = shared_informers(client)
+    node_mask = node_cidr_mask_size(config)
     return build_controllers(client, clock, informers) + [
         DeploymentController(client, clock, recorder=EventRecorder(client, "deployment-controller", clock)),
         PodGarbageCollector(client, clock, informers, terminated_pod_threshold=config.terminated_pod_gc_threshold),
         HorizontalPodAutoscalerController(client, clock, informers, sync_period=config.hpa_sync_period),
-    ] + ([RootCaPublisher(client, ca_pem, clock, informers)] if ca_pem is not None else [])
+        NodeLifecycleController(client, clock, informers, grace_period=config.node_monitor_grace_period),
+    ] + ([RootCaPublisher(client, ca_pem, clock, informers)] if ca_pem is not None else []) + (
+        [NodeIpamController(client, config.pod_cidr, node_mask, clock, informers)] if node_mask is not None else [])
 
 
 def _expire_events(registry, stopping: threading.Event) -> None:

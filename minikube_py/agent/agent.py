@@ -73,6 +73,7 @@ class AgentConfig:
     max_pods: int = node_status.MAX_PODS  # the Node's pods capacity (kubelet's --max-pods)
     seccomp_default: bool = True  # RuntimeDefault for containers that name no seccompProfile
     node_status_interval: float = 10.0
+    pod_cidr: str | None = None  # set: the Node registers with it as spec.podCIDR (the daemon's own node)
     node_lease_duration: int = 40  # kubelet's nodeLeaseDurationSeconds; renewed every quarter of it
     workers: int = 8
     host_resolv_conf: str = "/etc/resolv.conf"
@@ -104,7 +105,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self._node_stopping = False
         self._stop_grace: float | None = None
         self._helpers: list[threading.Thread] = []
-        self.pods = self.watch(Informer(client, "pods"), self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
+        self.pods = self.watch(Informer(client, "pods", field_selector=f"spec.nodeName={node_name}"), self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
         # ConfigMaps and Secrets that containers' env and volumes read: a change re-syncs the pods naming them.
         self.config_maps = self.watch(Informer(client, "configmaps"), *self._config_handlers("configmaps"))
         self.secrets = self.watch(Informer(client, "secrets"), *self._config_handlers("secrets"))
@@ -234,12 +235,17 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
     # The Node
 
     def register_node(self) -> None:
+        pod_cidr = self.config.pod_cidr
         try:
-            self.client.get("nodes", self.node_name)
+            node = self.client.get("nodes", self.node_name)
         except errors.NotFound:
             self.client.create(Node.model_validate({
                 "metadata": {"name": self.node_name, "labels": node_status.node_labels(self.node_name)},
+                "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]} if pod_cidr else {},
             }))
+        else:
+            if pod_cidr and not node.spec.pod_cidr:
+                self.client.patch("nodes", self.node_name, {"spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}})
         self.update_node_status()
 
     def update_node_status(self) -> None:

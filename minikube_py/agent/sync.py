@@ -522,9 +522,20 @@ class PodSync:
             status["ephemeralContainerStatuses"] = ephemeral
         return status
 
+    @staticmethod
+    def _ready_overwritten(record: PodRecord, status: dict) -> bool:
+        """Whether the API's copy of the pod has another Ready than this agent last wrote: the node
+        lifecycle controller marks a lost node's pods not ready, and a node that comes back says
+        again what it sees (as kubelet's status manager reconciles with the API's copy)."""
+        def ready(conditions) -> str | None:
+            return next((c.get("status") for c in conditions or [] if c.get("type") == "Ready"), None)
+
+        api_conditions = [c.to_dict() for c in record.pod.status.conditions or []] if record.pod.status else []
+        return ready(status.get("conditions")) != ready(api_conditions)
+
     def _write_status(self, record: PodRecord) -> None:
         status = self.compute_status(record)
-        if status == record.last_status:
+        if status == record.last_status and not self._ready_overwritten(record, status):
             return
         operations = [{"op": "test", "path": "/metadata/uid", "value": record.uid}]
         operations += [{"op": "add", "path": f"/status/{key}", "value": value} for key, value in status.items()]

@@ -448,10 +448,18 @@ class Namespace(WireModel):
     status: NamespaceStatus = Field(default_factory=NamespaceStatus)
 
 
+class Taint(WireModel):
+    key: str
+    effect: str
+    value: str | None = None
+    time_added: str | None = None
+
+
 class NodeSpec(WireModel):
     pod_cidr: str | None = None
     pod_cidrs: list[str] | None = None
     unschedulable: bool | None = None
+    taints: list[Taint] | None = None
 
 
 class NodeCondition(WireModel):

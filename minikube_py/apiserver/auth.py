@@ -15,6 +15,7 @@ nothing (403). RBAC objects can later decide the same question on the same seam.
 from __future__ import annotations
 
 import hmac
+import os
 import ssl
 from dataclasses import dataclass
 from typing import Callable
@@ -47,20 +48,41 @@ LOCAL_ADMIN = User("admin", certificates.ADMIN_GROUPS)
 
 
 class TokenAuthenticator:
-    """Bearer tokens from the static token file, read once at start, then ServiceAccount tokens
-    (signed JWTs, checked by `service_accounts`: token -> user or None)."""
+    """Bearer tokens from the static token file, then ServiceAccount tokens (signed JWTs, checked by
+    `service_accounts`: token -> user or None). The file is read again when it changes: `node add`
+    writes a token for the new node, `node rm` takes it away."""
 
     def __init__(self, tokens: list[certificates.Token],
-                 service_accounts: Callable[[str], ServiceAccountUser | None] | None = None):
+                 service_accounts: Callable[[str], ServiceAccountUser | None] | None = None,
+                 path: str | None = None):
         self._tokens = [(token.token.encode(), User(token.user, token.groups)) for token in tokens]
         self._service_accounts = service_accounts
+        self._path = path
+        self._stamp = self._file_stamp()
 
     @classmethod
     def from_file(cls, path: str, service_accounts: Callable[[str], ServiceAccountUser | None] | None = None,
                   ) -> "TokenAuthenticator":
-        return cls(certificates.read_tokens(path), service_accounts)
+        return cls(certificates.read_tokens(path), service_accounts, path)
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        if self._path is None:
+            return None
+        try:
+            stat = os.stat(self._path)
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+    def _reload_if_changed(self) -> None:
+        stamp = self._file_stamp()
+        if stamp != self._stamp and self._path is not None:
+            self._tokens = [(token.token.encode(), User(token.user, token.groups))
+                            for token in certificates.read_tokens(self._path)]
+            self._stamp = stamp
 
     def user_for(self, presented: str) -> User | None:
+        self._reload_if_changed()
         given = presented.encode()
         found = None
         for secret, user in self._tokens:  # compare with every token, in constant time each
@@ -101,7 +123,12 @@ def authenticate(authorization: str | None, connection, tokens: TokenAuthenticat
     raise errors.Unauthorized("Unauthorized")
 
 
-NODE_READABLE = {"namespaces"}
+# What a node's agent, service proxy, cluster DNS and route controller read (list and watch): the
+# objects its pods' containers and volumes name, ServiceAccounts (tokens, image pull secrets),
+# Services and their endpoints, and the Nodes (routes to their pod CIDRs). Kubernetes' Node
+# authorizer narrows Secrets and ConfigMaps to those of the node's own pods; here a node may read all.
+NODE_READABLE = {"namespaces", "configmaps", "secrets", "serviceaccounts", "services", "endpointslices",
+                 "endpoints", "nodes"}
 
 
 def authorize(user: User, method: str, route: Route, query: dict, registry) -> None:
@@ -129,11 +156,13 @@ STREAMS = ("exec", "attach", "portforward")
 def _node_may(node: str, method: str, route: Route, query: dict, registry) -> bool:
     resource = route.info.plural
     if resource == "nodes":
-        return route.name == node or (route.name is None and method == "POST")
+        return route.name == node or (route.name is None and method in ("POST", "GET"))
+    if resource == "serviceaccounts" and route.subresource == "token":
+        return method == "POST"  # tokens for its pods' projected volumes (bound to the pod by the API)
     if resource == "leases":
         return route.namespace == "kube-node-lease" and (route.name == node or method == "POST")
     if resource == "events":
-        return method == "POST"
+        return method in ("POST", "PATCH", "PUT")  # kubelet's recorder creates and updates its Events
     if resource in NODE_READABLE:
         return method == "GET"
     if resource == "pods":

@@ -261,3 +261,20 @@ def token_of(paths: Paths, user: str) -> str:
         if token.user == user:
             return token.token
     raise LookupError(f"no token for {user} in {paths.tokens}; run 'minikube-py start' to make one")
+
+
+def remove_token(paths: Paths, user: str) -> None:
+    """Take `user`'s token out of the token file (`node rm`): the API refuses it from then on."""
+    tokens = read_tokens(paths.tokens)
+    kept = [token for token in tokens if token.user != user]
+    if len(kept) != len(tokens):
+        _write_tokens(paths.tokens, kept)
+
+
+def write_self_signed_serving(certificate_path: str, key_path: str, common_name: str, hosts: tuple[str, ...]) -> None:
+    """A serving certificate for `hosts` signed by a CA of its own made for it alone, as a kubelet
+    makes its own when none is given (its clients do not verify it)."""
+    authority, authority_key = make_ca(f"{common_name}-self-signed")
+    certificate, key = issue(authority, authority_key, common_name, hosts=hosts)
+    _write_private(key_path, _key_pem(key))
+    _write_private(certificate_path, _certificate_pem(certificate))

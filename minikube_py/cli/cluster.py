@@ -61,6 +61,18 @@ def register(subcommands: Subcommands) -> None:
                             "least recently used first, as kubelet's flag (default: 85)")
     start.add_argument("--image-gc-low-threshold", type=int, metavar="PERCENT",
                        help="disk use that image garbage collection brings the file system down to (default: 80)")
+    start.add_argument("--node-cidr-mask-size", type=int, metavar="N",
+                       help="the prefix length of each node's slice of the pod CIDR, as kube-controller-manager's "
+                            "flag (default: twice --max-pods, at most /24; a pod CIDR too small for four slices "
+                            "is the first node's alone and no node can be added)")
+    start.add_argument("--node-monitor-grace-period", type=float, metavar="SECONDS",
+                       help="how long a node may go without renewing its Lease or status before it is marked "
+                            "NotReady (Unknown) and tainted unreachable (default 40)")
+    start.add_argument("--default-not-ready-toleration-seconds", type=int, metavar="SECONDS",
+                       help="the tolerationSeconds pods get for node.kubernetes.io/not-ready:NoExecute, as "
+                            "kube-apiserver's flag: how long they stay on a NotReady node (default 300)")
+    start.add_argument("--default-unreachable-toleration-seconds", type=int, metavar="SECONDS",
+                       help="the same for node.kubernetes.io/unreachable:NoExecute (default 300)")
     start.set_defaults(run=run_start)
 
     stop = subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made")
@@ -116,11 +128,16 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         seccomp_default=args.seccomp_default, store=args.store,
         leader_elect=args.leader_elect, metric_resolution=args.metric_resolution,
         hpa_sync_period=args.hpa_sync_period, image_gc_high_threshold=args.image_gc_high_threshold,
-        image_gc_low_threshold=args.image_gc_low_threshold)
+        image_gc_low_threshold=args.image_gc_low_threshold, node_cidr_mask_size=args.node_cidr_mask_size,
+        node_monitor_grace_period=args.node_monitor_grace_period,
+        default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+        default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:
-    return _daemon().stop(context.home, grace_period=args.grace_period)
+    from minikube_py import nodes
+
+    return nodes.stop_cluster(context.home, grace_period=args.grace_period)
 
 
 def format_status(status: dict) -> str:

@@ -56,11 +56,16 @@ class EventHandler:
 class Informer:
     """List-then-watch cache of one resource (optionally one namespace and label selector)."""
 
-    def __init__(self, client: Any, resource: str, namespace: str | None = None, label_selector: str | None = None):
+    def __init__(self, client: Any, resource: str, namespace: str | None = None, label_selector: str | None = None,
+                 field_selector: str | None = None):
         self.client = client
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
+        # kubelet's pod watch is `spec.nodeName=<node>`: a node may read only the pods bound to it.
+        self.field_selector = field_selector
+        self._selectors = {"label_selector": label_selector} | (
+            {"field_selector": field_selector} if field_selector is not None else {})
         self._cache: dict[str, Any] = {}
         self._keys_by_owner_uid: dict[str, set[str]] = {}
         self._handlers: list[EventHandler] = []
@@ -189,9 +194,7 @@ class Informer:
         This is what the watch loop does after 410 Gone or a broken watch; unit tests call it to
         bring the cache up to date without a thread.
         """
-        items, resource_version = self.client.list(
-            self.resource, namespace=self.namespace, label_selector=self.label_selector
-        )
+        items, resource_version = self.client.list(self.resource, namespace=self.namespace, **self._selectors)
         with self._writer_lock:
             listed = {cache_key(obj): obj for obj in items}
             for key, obj in listed.items():
@@ -276,7 +279,7 @@ class Informer:
             self.resource,
             namespace=self.namespace,
             resource_version=self._resource_version,
-            label_selector=self.label_selector,
+            **self._selectors,
         )
         self._watch = watch
         applied = 0

@@ -44,7 +44,8 @@ class ServiceProxy(Controller):
     def __init__(self, client: Any, cluster_name: str, pod_cidr: str, node_name: str, node_address: str,
                  bridge: str | None = None, clock: Clock | None = None, informers: SharedInformers | None = None,
                  table: NftablesTable | None = None, on_applied: Callable[[float], None] | None = None,
-                 bridge_address: str | None = None, bridge_ports: tuple[int, ...] = ()):
+                 bridge_address: str | None = None, bridge_ports: tuple[int, ...] = (),
+                 node_network_bridge: str | None = None, publish_load_balancers: bool = True):
         super().__init__(COMPONENT, clock, workers=1)
         self.client = client
         self.cluster_name = cluster_name
@@ -54,6 +55,10 @@ class ServiceProxy(Controller):
         self.bridge = bridge
         self.bridge_address = bridge_address
         self.bridge_ports = bridge_ports
+        self.node_network_bridge = node_network_bridge
+        # One proxy per cluster writes LoadBalancer addresses (the daemon's); a joined node's
+        # proxy only programs its own namespace.
+        self.publish_load_balancers = publish_load_balancers
         self.table = table or NftablesTable(table_name(cluster_name))
         self.on_applied = on_applied
         self._lock = threading.Lock()
@@ -90,7 +95,7 @@ class ServiceProxy(Controller):
     @property
     def settings(self) -> Settings:
         return Settings(self.cluster_name, self.pod_cidr, self.node_name, self.node_address, self._masquerade_all,
-                        self.bridge, self.bridge_address, self.bridge_ports)
+                        self.bridge, self.bridge_address, self.bridge_ports, self.node_network_bridge)
 
     def run(self) -> None:
         if self.bridge:
@@ -128,7 +133,8 @@ class ServiceProxy(Controller):
             raise
         if commands and self.on_applied is not None:
             self.on_applied(time.monotonic() - started)
-        self._publish_load_balancer_addresses(changed if applied is not None else None)
+        if self.publish_load_balancers:
+            self._publish_load_balancer_addresses(changed if applied is not None else None)
         return None
 
     def _publish_load_balancer_addresses(self, changed: set[ServiceKey] | None) -> None:

@@ -122,6 +122,9 @@ class Settings:
     bridge: str | None = None
     bridge_address: str | None = None
     bridge_ports: tuple[int, ...] = ()
+    # The node network's bridge on this host (nodes added with `node add`): their agents and pods
+    # reach the API and DNS on the bridge address through it, so it is let in as the bridge is.
+    node_network_bridge: str | None = None
 
     @property
     def table(self) -> str:
@@ -350,7 +353,9 @@ def base_ruleset(settings: Settings) -> Ruleset:
         # than from a pod or the host itself (another host routing to it) is dropped.
         chains["filter-input"].rules.insert(0, [
             _match(_payload("ip", "daddr"), settings.bridge_address),
-            _match({"meta": {"key": "iifname"}}, {"set": ["lo", settings.bridge]}, "!="),
+            _match({"meta": {"key": "iifname"}},
+                   {"set": ["lo", settings.bridge] + ([settings.node_network_bridge] if settings.node_network_bridge else [])},
+                   "!="),
             _match({"meta": {"key": "l4proto"}}, {"set": ["tcp", "udp"]}),
             _match(_payload("th", "dport"), {"set": sorted(settings.bridge_ports)}),
             {"drop": None}])

@@ -96,8 +96,9 @@ def bridge_mac(cluster_name: str) -> str:
     return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))
 
 
-def _in_network_namespace(pid: int, work: Callable[[], T]) -> T:
-    """Run `work` in a fresh thread that has entered the network namespace of process `pid`.
+def in_network_namespace(path: str, work: Callable[[], T]) -> T:
+    """Run `work` in a fresh thread that has entered the network namespace at `path`
+    (`/proc/PID/ns/net`, or a bound one such as `/run/netns/NAME`).
 
     setns(CLONE_NEWNET) changes only the calling thread; the thread exits afterwards, so the
     namespace never leaks into any other thread of the daemon.
@@ -106,7 +107,7 @@ def _in_network_namespace(pid: int, work: Callable[[], T]) -> T:
 
     def run() -> None:
         try:
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 linux.setns(fd, linux.CLONE_NEWNET)
             finally:
@@ -115,12 +116,17 @@ def _in_network_namespace(pid: int, work: Callable[[], T]) -> T:
         except BaseException as error:  # handed to the caller's thread below
             outcome["error"] = error
 
-    thread = threading.Thread(target=run, name=f"netns-{pid}", daemon=True)
+    thread = threading.Thread(target=run, name="netns", daemon=True)
     thread.start()
     thread.join()
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
+
+
+def _in_network_namespace(pid: int, work: Callable[[], T]) -> T:
+    """`in_network_namespace` for the network namespace of process `pid`."""
+    return in_network_namespace(f"/proc/{pid}/ns/net", work)
 
 
 def pod_side_requests(eth0_index: int, ip: str, prefix_len: int, gateway: str) -> list[nlmsg]:
@@ -277,6 +283,10 @@ class PodNetwork:
                 (message.get_attr("IFA_ADDRESS"), message["prefixlen"])
                 for message in ipr.get_addr(index=index, family=2)
             }
+            for address, prefix_len in addresses - {(self.gateway, self.prefix_len)}:
+                # The node's range changed (a cluster made before nodes had slices of the pod CIDR
+                # held all of it): the old prefix would keep other nodes' pods on-link.
+                ipr.addr("del", index=index, address=address, prefixlen=prefix_len)
             if (self.gateway, self.prefix_len) not in addresses:
                 try:
                     ipr.addr("add", index=index, address=self.gateway, prefixlen=self.prefix_len)

@@ -384,11 +384,12 @@ class LinuxRuntime:
 
     def __init__(self, cluster_name: str, home: str, pod_cidr: str, cgroups: CgroupDriver | None = None,
                  network: PodNetwork | None = None, images: ImageStore | None = None,
-                 image_gc_percent: tuple[float, float] = (85, 80)):
+                 image_gc_percent: tuple[float, float] = (85, 80), cgroup_parent: str | None = None):
         self.cluster_name = cluster_name
         self.home = os.path.abspath(home)
         self.pod_cidr = pod_cidr
-        self.cgroup_parent = f"minikube-py-{cluster_name}"
+        # A node added on this host (nodes.py) has its own: `minikube-py-<cluster>-<node>`.
+        self.cgroup_parent = cgroup_parent or f"minikube-py-{cluster_name}"
         self.containers_dir = os.path.join(self.home, "containers")
         self._cgroups = cgroups
         self._network = network

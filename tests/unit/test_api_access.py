@@ -261,3 +261,24 @@ def test_clients_outlive_the_server_closing_their_idle_keep_alive_connections(tm
     finally:
         server.stop()
         store.close()
+
+
+def test_a_node_may_list_what_its_agent_proxy_and_dns_follow(server, paths):
+    node = bearer(paths, certificates.node_user(NODE))
+    for path in ("/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/configmaps",
+                 "/api/v1/serviceaccounts", "/api/v1/nodes"):
+        assert get(server, paths, path, node)[0] == 200, path
+    assert get(server, paths, "/api/v1/namespaces/default/services", node, method="POST",
+               body={"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                     "spec": {"ports": [{"port": 80}]}})[0] == 403
+    assert get(server, paths, "/api/v1/nodes/other", node, method="DELETE")[0] == 403
+
+
+def test_a_token_added_to_the_file_works_and_a_removed_one_stops_working_without_a_restart(server, paths, tmp_path):
+    status, _ = get(server, paths, "/api/v1/nodes", {"Authorization": "Bearer not-yet"})
+    assert status == 401
+    certificates.ensure_credentials(paths.home, "unit", ("node-9",))
+    newcomer = bearer(paths, certificates.node_user("node-9"))
+    assert get(server, paths, "/api/v1/nodes", newcomer)[0] == 200
+    certificates.remove_token(paths, certificates.node_user("node-9"))
+    assert get(server, paths, "/api/v1/nodes", newcomer)[0] == 401

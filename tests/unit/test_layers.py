@@ -29,7 +29,7 @@ ALLOWED = {
     # The CLI is a client; besides the API it drives the daemon (start/stop) and the host-local
     # image store (`image` commands, as `ctr images` works beside kubectl).
     "minikube_py.cli": {"minikube_py.api", "minikube_py.client", "minikube_py.clock", "minikube_py.daemon",
-                        "minikube_py.runtime.images"},
+                        "minikube_py.nodes", "minikube_py.runtime.images"},
 }
 # Package metadata every layer may read.
 EVERYONE = {"minikube_py.__version__"}
@@ -79,7 +79,8 @@ def test_imports_point_down_the_layers(path):
 
 def test_every_source_file_belongs_to_a_layer_or_is_the_daemon():
     loose = [module_name(p) for p in SOURCES if layer_of(module_name(p)) is None]
-    assert set(loose) <= {"minikube_py", "minikube_py.daemon", "minikube_py.__main__"}, loose
+    # nodes.py wires a node's agent, proxy and DNS as daemon.py wires the whole cluster.
+    assert set(loose) <= {"minikube_py", "minikube_py.daemon", "minikube_py.nodes", "minikube_py.__main__"}, loose
 
 
 def runtime_imports_of(path: pathlib.Path) -> set[str]:

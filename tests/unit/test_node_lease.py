@@ -68,3 +68,22 @@ def test_a_started_agent_holds_its_lease(tmp_path):
     harness.agent.register_node()
     harness.agent.lease.renew()
     assert harness.registry.get("leases", "kube-node-lease", NODE)["spec"]["holderIdentity"] == NODE
+
+
+def test_a_pod_marked_not_ready_while_its_node_was_cut_off_is_ready_again_once_the_agent_syncs(tmp_path):
+    """The node lifecycle controller sets Ready=False on a lost node's pods; the agent, back,
+    writes what it sees again (kubelet's status manager reconciles with the API's copy)."""
+    from tests.unit.agent_harness import AgentHarness
+
+    harness = AgentHarness(tmp_path)
+    harness.start()
+    harness.create_pod("web", [{"name": "main"}])
+    harness.sync()
+    assert harness.condition("web", "Ready")["status"] == "True"
+    conditions = harness.pod("web")["status"]["conditions"]
+    for condition in conditions:
+        if condition["type"] == "Ready":
+            condition["status"] = "False"
+    harness.registry.patch_status("pods", "default", "web", {"status": {"conditions": conditions}})
+    harness.sync()
+    assert harness.condition("web", "Ready")["status"] == "True"
