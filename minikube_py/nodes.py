@@ -350,11 +350,28 @@ def stop_cluster(home: str, grace_period: float | None = None) -> int:
 
     signal_local_nodes(home, grace_period)
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    for name in local_node_names(home):
+    names = local_node_names(home)
+    for name in names:
         pid = _node_pid(node_home(home, name))
         while pid is not None and time.monotonic() < deadline and _process_running(pid):
             time.sleep(0.05)
+    _forget_nodes(home, names)
     return daemon.stop(home, grace_period, remove_nodes=lambda config: remove_local_nodes(home, config))
+
+
+def _forget_nodes(home: str, names: list[str]) -> None:
+    """The added nodes go with `stop`: their Node objects too (the pod garbage collector then
+    deletes their pods and controllers recreate them where nodes are, after the next start)."""
+    from minikube_py.api import errors
+
+    if not names or _read_pid(home) is None:
+        return
+    client = _admin_client(home)
+    for name in names:
+        try:
+            client.delete("nodes", name)
+        except errors.ApiError:
+            pass  # gone already, or the API is not answering: the objects stay, harmlessly NotReady
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,33 +472,52 @@ def serve_node(home: str, server: str, token: str, ca_file: str, name: str, netn
                lease_duration: int = NODE_LEASE_DURATION_SECONDS) -> int:
     """Run node `name` against the API at `server` until SIGTERM/SIGINT, then stop its pods and
     remove its runtime. Returns a process exit code."""
-    from minikube_py.agent import AgentConfig, NodeAgent
-    from minikube_py.agent.ipam import HostLocalIpam
-    from minikube_py.agent.node import host_ip, node_labels
-    from minikube_py.agent.remote_proxy import KUBELET_PORT
-    from minikube_py.agent.routes import NodeRoutes
-    from minikube_py.api import errors
-    from minikube_py.apiserver.server import ApiHttpServer
-    from minikube_py.api.core import Node
-    from minikube_py.clock import Clock
-    from minikube_py.dns.server import DNS_PORT, ClusterDnsServer
-    from minikube_py.proxy.proxy import ServiceProxy
-    from minikube_py.runtime.node_network import enter_namespace, sync_routes
-    from minikube_py.runtime.runtime import LinuxRuntime
-    import ipaddress
+    from minikube_py.runtime.node_network import enter_namespace
 
     if netns:
         enter_namespace(netns)  # before any thread starts: every thread of this process is in it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     home = os.path.abspath(home)
     os.makedirs(home, mode=0o700, exist_ok=True)
-    cluster_name = cluster_name or cluster_name_of(ca_file)
+    running = _node_pid(home)
+    if running is not None:
+        print(f"error: {home} is the home of a node process that runs (pid {running}); give another --node-home",
+              file=sys.stderr)
+        return 1
+    _write_private(os.path.join(home, NODE_PID), str(os.getpid()))  # first: `stop` finds it from now on
+    try:
+        return _run_node(home, server, token, ca_file, name, cluster_name, max_pods, lease_duration)
+    finally:
+        try:
+            os.unlink(os.path.join(home, NODE_PID))
+        except FileNotFoundError:
+            pass
+
+
+def _run_node(home: str, server: str, token: str, ca_file: str, name: str, cluster_name: str | None,
+              max_pods: int, lease_duration: int) -> int:
+    from minikube_py.agent import AgentConfig, NodeAgent
+    from minikube_py.agent.ipam import HostLocalIpam
+    from minikube_py.agent.node import host_ip, node_labels
+    from minikube_py.agent.remote_proxy import KUBELET_PORT
+    from minikube_py.agent.routes import NodeRoutes
+    from minikube_py.api import errors
+    from minikube_py.api.core import Node
+    from minikube_py.apiserver.server import ApiHttpServer
+    from minikube_py.clock import Clock
+    from minikube_py.dns.server import DNS_PORT, ClusterDnsServer
+    from minikube_py.proxy.proxy import ServiceProxy
+    from minikube_py.runtime.node_network import sync_routes
+    from minikube_py.runtime.runtime import LinuxRuntime
+    import ipaddress
+
     clock = Clock()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    client = connect(server, token, ca_file)
     try:
+        cluster_name = cluster_name or cluster_name_of(ca_file)
+        client = connect(server, token, ca_file)
         check_identity(client, name, lease_duration, clock.now())
         try:
             client.get("nodes", name)
@@ -524,7 +560,6 @@ def serve_node(home: str, server: str, token: str, ca_file: str, name: str, netn
     service_proxy.run()
     cluster_dns.start()
     routes.run()
-    _write_private(os.path.join(home, NODE_PID), str(os.getpid()))
     log.info("node %s ready", name)
 
     stopping.wait()
@@ -537,10 +572,6 @@ def serve_node(home: str, server: str, token: str, ca_file: str, name: str, netn
     cluster_dns.stop()
     agent.stop(stop_pods=True, grace_period=grace_period)
     runtime.shutdown(remove_all=True)
-    try:
-        os.unlink(os.path.join(home, NODE_PID))
-    except FileNotFoundError:
-        pass
     log.info("node %s stopped", name)
     return 0
 
