@@ -124,11 +124,11 @@ def authenticate(authorization: str | None, connection, tokens: TokenAuthenticat
 
 
 # What a node's agent, service proxy, cluster DNS and route controller read (list and watch): the
-# objects its pods' containers and volumes name, ServiceAccounts (tokens, image pull secrets),
-# Services and their endpoints, and the Nodes (routes to their pod CIDRs). Kubernetes' Node
+# objects its pods' containers and volumes name (claims and their volumes too), ServiceAccounts
+# (tokens, image pull secrets), Services and their endpoints, and the Nodes (routes to their pod CIDRs). Kubernetes' Node
 # authorizer narrows Secrets and ConfigMaps to those of the node's own pods; here a node may read all.
 NODE_READABLE = {"namespaces", "configmaps", "secrets", "serviceaccounts", "services", "endpointslices",
-                 "endpoints", "nodes"}
+                 "endpoints", "nodes", "persistentvolumeclaims", "persistentvolumes", "storageclasses"}
 
 
 def authorize(user: User, method: str, route: Route, query: dict, registry) -> None:

@@ -192,8 +192,9 @@ def test_a_node_that_loses_its_link_goes_not_ready_its_pods_move_and_it_comes_ba
     set_link(cluster, "node-3", up=False)
     try:
         wait_for(lambda: ready_status(node(cluster, "node-3")) == "Unknown" or None, GRACE + 30, "node-3 Unknown")
-        taints = {(t["key"], t["effect"]) for t in node(cluster, "node-3")["spec"].get("taints") or []}
-        assert ("node.kubernetes.io/unreachable", "NoExecute") in taints
+        wait_for(lambda: ("node.kubernetes.io/unreachable", "NoExecute") in {
+            (t["key"], t["effect"]) for t in node(cluster, "node-3")["spec"].get("taints") or []} or None,
+            20, "node-3 tainted unreachable:NoExecute")
         assert ready_status(node(cluster, "node-1")) == "True"
         if EVICTING:
             seen: dict[str, str] = {}

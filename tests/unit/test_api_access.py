@@ -266,7 +266,8 @@ def test_clients_outlive_the_server_closing_their_idle_keep_alive_connections(tm
 def test_a_node_may_list_what_its_agent_proxy_and_dns_follow(server, paths):
     node = bearer(paths, certificates.node_user(NODE))
     for path in ("/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/configmaps",
-                 "/api/v1/serviceaccounts", "/api/v1/nodes"):
+                 "/api/v1/serviceaccounts", "/api/v1/nodes", "/api/v1/persistentvolumeclaims",
+                 "/api/v1/persistentvolumes"):
         assert get(server, paths, path, node)[0] == 200, path
     assert get(server, paths, "/api/v1/namespaces/default/services", node, method="POST",
                body={"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
