@@ -36,7 +36,9 @@ def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
                      "--max-pods", "1000", "--terminated-pod-gc-threshold", "5",
                      "--seccomp-default=false", "--store", "etcd://127.0.0.1:2379", "--leader-elect",
                      "--metric-resolution", "500ms", "--hpa-sync-period", "1m30s",
-                     "--image-gc-high-threshold", "90", "--image-gc-low-threshold", "70")
+                     "--image-gc-high-threshold", "90", "--image-gc-low-threshold", "70",
+                     "--node-cidr-mask-size", "22", "--node-monitor-grace-period", "8",
+                     "--default-not-ready-toleration-seconds", "30", "--default-unreachable-toleration-seconds", "20")
     assert code == 0
     assert calls == [(home, {"name": "test", "pod_cidr": "10.99.0.0/16", "service_cidr": "10.100.0.0/16",
                              "service_node_port_range": "31000-31999", "port": 6443, "node_name": "n1",
@@ -44,7 +46,9 @@ def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
                              "max_pods": 1000, "terminated_pod_gc_threshold": 5, "seccomp_default": False,
                              "store": "etcd://127.0.0.1:2379", "leader_elect": True,
                              "metric_resolution": 0.5, "hpa_sync_period": 90.0,
-                             "image_gc_high_threshold": 90, "image_gc_low_threshold": 70})]
+                             "image_gc_high_threshold": 90, "image_gc_low_threshold": 70, "node_cidr_mask_size": 22,
+                             "node_monitor_grace_period": 8.0, "default_not_ready_toleration_seconds": 30,
+                             "default_unreachable_toleration_seconds": 20})]
 
 
 @pytest.mark.parametrize("argv, expected", [([], None), (["--seccomp-default"], True),
@@ -63,13 +67,13 @@ def test_start_refuses_a_seccomp_default_that_is_not_a_boolean(home, capsys):
 
 
 def test_stop_returns_the_daemons_exit_code(home, capsys, monkeypatch):
-    monkeypatch.setattr(daemon, "stop", lambda stopped_home, grace_period: 3 if stopped_home == home else 0)
+    monkeypatch.setattr(daemon, "stop", lambda stopped_home, grace_period, **_: 3 if stopped_home == home else 0)
     assert run(capsys, "--home", home, "stop")[0] == 3
 
 
 def test_stop_passes_the_grace_period_to_the_daemon(home, capsys, monkeypatch):
     asked = []
-    monkeypatch.setattr(daemon, "stop", lambda stopped_home, grace_period: asked.append(grace_period) or 0)
+    monkeypatch.setattr(daemon, "stop", lambda stopped_home, grace_period, **_: asked.append(grace_period) or 0)
     run(capsys, "--home", home, "stop", "--grace-period", "2")
     run(capsys, "--home", home, "stop")
     assert asked == [2.0, None]
