@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass
 
 from minikube_py.agent import node as node_status
+from minikube_py.agent.admission import Rejection, admit
 from minikube_py.agent.adoption import Adoption
 from minikube_py.agent.backoff import CrashLoopBackOff
 from minikube_py.agent.config_sources import EnvSources, referenced_objects
@@ -103,6 +104,9 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self.resource_metrics = ResourceMetricsCollector(runtime, self.table, node_name, clock, config.metric_resolution)
         # Set by stop(stop_pods=True): every pod terminates (grace: this, or each pod's own).
         self._node_stopping = False
+        # Admission is one pod at a time, as kubelet's, so two new pods cannot both take the last room.
+        self._admission_lock = threading.Lock()
+        self._rejected: set[str] = set()  # uids refused by admission, until they are deleted
         self._stop_grace: float | None = None
         self._helpers: list[threading.Thread] = []
         self.pods = self.watch(Informer(client, "pods", field_selector=f"spec.nodeName={node_name}"), self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
@@ -294,10 +298,13 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         if record is None:
             if pod is None:
                 self.table.forget_key(uid)
+                self._rejected.discard(uid)
                 return None
-            if self._node_stopping:
+            if self._node_stopping or uid in self._rejected or pod.status.phase in ("Succeeded", "Failed"):
+                return None  # kubelet never starts a terminal pod
+            record = self._admit(pod)
+            if record is None:
                 return None
-            record = self._new_record(pod)
         if record.lifecycle is Lifecycle.FINISHED:
             if pod is None:
                 self.table.remove(uid, forget_key=True)
@@ -321,6 +328,27 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         requeue_after = self._sync_running_pod(record) if record.lifecycle is Lifecycle.ACTIVE else None
         self._write_status(record)
         return requeue_after
+
+    def _admit(self, pod: Pod) -> PodRecord | None:
+        """The new pod's record, or None when the node has no room for it (agent/admission.py)."""
+        with self._admission_lock:
+            admitted = [record.pod for record in self.table.all()
+                        if record.lifecycle not in (Lifecycle.COMPLETED, Lifecycle.FINISHED)]
+            rejection = admit(pod, self.env_sources.allocatable, admitted)
+            if rejection is None:
+                return self._new_record(pod)
+            self._rejected.add(pod.metadata.uid)
+        self._reject(pod, rejection)
+        return None
+
+    def _reject(self, pod: Pod, rejection: Rejection) -> None:
+        self.recorder.event(pod, "Warning", rejection.reason, rejection.message)
+        try:
+            self.client.patch_status("pods", pod.metadata.name, {"status": {
+                "phase": "Failed", "reason": rejection.reason, "message": rejection.status_message}},
+                namespace=pod.metadata.namespace)
+        except errors.NotFound:
+            pass
 
     def _new_record(self, pod: Pod) -> PodRecord:
         record = PodRecord(pod.metadata.uid, pod.metadata.namespace, pod.metadata.name, pod)

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from minikube_py.api.configuration import LocalObjectReference
 from minikube_py.api.meta import Int32, Int64, IntOrString, ObjectMeta, ObjectReference, ResourceList, WireModel, WithConditions
+from minikube_py.api.placement import Affinity, PodSchedulingGate, Taint, Toleration, TopologySpreadConstraint
 
 
 # --- containers --------------------------------------------------------------------------
@@ -344,6 +345,14 @@ class PodSpec(WireModel):
     volumes: list[Volume] | None = None
     security_context: PodSecurityContext | None = None
     readiness_gates: list[PodReadinessGate] | None = None
+    # Scheduling (api/placement.py); `priority` is set from the PriorityClass by admission.
+    affinity: Affinity | None = None
+    tolerations: list[Toleration] | None = None
+    topology_spread_constraints: list[TopologySpreadConstraint] | None = None
+    priority_class_name: str | None = None
+    priority: Int32 | None = None
+    preemption_policy: str | None = None
+    scheduling_gates: list[PodSchedulingGate] | None = None
 
 
 # --- pod status --------------------------------------------------------------------------
@@ -414,6 +423,7 @@ class PodStatus(WithConditions, WireModel):
     init_container_statuses: list[ContainerStatus] | None = None
     ephemeral_container_statuses: list[ContainerStatus] | None = None
     qos_class: str | None = None
+    nominated_node_name: str | None = None
 
 
 class Pod(WireModel):

@@ -545,6 +545,26 @@ PRINTERS: dict[str, Printer] = {
         AGE_COLUMN,
     ), lambda lease, now: [lease["metadata"]["name"], (lease.get("spec") or {}).get("holderIdentity") or "",
                            age(lease["metadata"].get("creationTimestamp"), now)]),
+    "priorityclasses": Printer((
+        NAME_COLUMN,
+        Column("Value", "integer", "The value of this priority class."),
+        Column("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be "
+                                            "considered as the default priority."),
+        AGE_COLUMN,
+        Column("PreemptionPolicy", description="PreemptionPolicy is the Policy for preempting pods with lower "
+                                               "priority."),
+    ), lambda pc, now: [pc["metadata"]["name"], pc.get("value", 0), bool(pc.get("globalDefault")),
+                        age(pc["metadata"].get("creationTimestamp"), now), pc.get("preemptionPolicy") or ""]),
+    "poddisruptionbudgets": Printer((
+        NAME_COLUMN,
+        Column("Min Available", description="The minimum number of pods that must be available."),
+        Column("Max Unavailable", description="The maximum number of pods that may be unavailable."),
+        Column("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+        AGE_COLUMN,
+    ), lambda pdb, now: [pdb["metadata"]["name"], str((pdb.get("spec") or {}).get("minAvailable", "N/A")),
+                         str((pdb.get("spec") or {}).get("maxUnavailable", "N/A")),
+                         (pdb.get("status") or {}).get("disruptionsAllowed", 0),
+                         age(pdb["metadata"].get("creationTimestamp"), now)]),
 }
 
 

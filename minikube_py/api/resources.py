@@ -22,6 +22,13 @@ from minikube_py.api.core import Event, Namespace, Node, Pod
 from minikube_py.api.meta import WireModel
 from minikube_py.api.networking import EndpointSlice, Endpoints, Service
 from minikube_py.api.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
+from minikube_py.api.policy import PodDisruptionBudget, validate_pod_disruption_budget
+from minikube_py.api.scheduling import (
+    PriorityClass,
+    default_priority_class,
+    validate_priority_class,
+    validate_priority_class_update,
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,10 @@ RESOURCES: dict[str, ResourceInfo] = {
                      "horizontalpodautoscaler", ("hpa",), True, HorizontalPodAutoscaler,
                      "HorizontalPodAutoscalerList", default_horizontal_pod_autoscaler,
                      validate_horizontal_pod_autoscaler),
+        _resource("PriorityClass", "scheduling.k8s.io", "priorityclasses", ("pc",), False, PriorityClass,
+                  default_priority_class, validate_priority_class, validate_priority_class_update),
+        _resource("PodDisruptionBudget", "policy", "poddisruptionbudgets", ("pdb",), True, PodDisruptionBudget,
+                  validate=validate_pod_disruption_budget),
     )
 }
 

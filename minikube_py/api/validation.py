@@ -34,6 +34,7 @@ from minikube_py.api.names import (
 )
 from minikube_py.api.quantity import QUANTITY_REGEX, parse_quantity
 from minikube_py.api.selectors import Selector
+from minikube_py.api.placement_validation import validate_pod_placement, validate_scheduling_gates_update, validate_taints
 from minikube_py.api.volume_validation import API_DATA_SOURCES, validate_api_data_volume, validate_sub_path
 
 MAX_INT32 = 2**31 - 1
@@ -52,7 +53,8 @@ SUPPORTED_FIELD_REFS = (
     "spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs",
 )
 _SUBSCRIPTED_FIELD_REF = re.compile(r"^metadata\.(labels|annotations)\['[^']+'\]$")
-ALLOWED_POD_UPDATES = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`"
+ALLOWED_POD_UPDATES = ("`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+                       "`spec.tolerations` (only additions to existing tolerations)")
 
 _ENV_VAR_NAME = r"[-._a-zA-Z][-._a-zA-Z0-9]*"
 ENV_VAR_NAME_ERROR = (
@@ -578,6 +580,7 @@ def validate_pod_spec(problems: Problems, path: str, spec: PodSpec) -> None:
         validate_seccomp_profile(problems, f"{path}.securityContext.seccompProfile", spec.security_context.seccomp_profile)
     for index, gate in enumerate(spec.readiness_gates or []):
         problems.check_each(f"{path}.readinessGates[{index}].conditionType", gate.condition_type, qualified_name_errors(gate.condition_type))
+    validate_pod_placement(problems, path, spec, validate_label_selector)
 
 
 def _is_ip(text: str) -> bool:
@@ -667,7 +670,7 @@ def _validate_replicated_template(
         problems.forbidden("spec.template.spec.activeDeadlineSeconds", f"activeDeadlineSeconds in {kind} is not Supported")
 
 
-def _percent_or_int(problems: Problems, path: str, value: IntOrString | None) -> int | None:
+def percent_or_int(problems: Problems, path: str, value: IntOrString | None) -> int | None:
     """Validate an int-or-percent; returns its number (percent without '%'), None if invalid."""
     if value is None:
         return None
@@ -695,8 +698,8 @@ def _validate_strategy(problems: Problems, strategy: DeploymentStrategy) -> None
         problems.required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil")
         return
     path = "spec.strategy.rollingUpdate"
-    unavailable = _percent_or_int(problems, f"{path}.maxUnavailable", rolling.max_unavailable)
-    surge = _percent_or_int(problems, f"{path}.maxSurge", rolling.max_surge)
+    unavailable = percent_or_int(problems, f"{path}.maxUnavailable", rolling.max_unavailable)
+    surge = percent_or_int(problems, f"{path}.maxSurge", rolling.max_surge)
     if unavailable == 0 and surge == 0:
         problems.invalid(f"{path}.maxUnavailable", rolling.max_unavailable, "may not be 0 when `maxSurge` is 0")
     if isinstance(rolling.max_unavailable, str) and unavailable is not None and unavailable > 100:
@@ -749,6 +752,7 @@ def validate_object(obj: WireModel) -> list[tuple[str, str]]:
         validate_metadata(problems, obj.metadata, False, dns1123_label_errors)
     elif isinstance(obj, Node):
         validate_metadata(problems, obj.metadata, False, dns1123_subdomain_errors)
+        validate_taints(problems, "spec.taints", obj.spec.taints)
     elif isinstance(obj, (Pod, ReplicaSet, Deployment, Event)):
         validate_metadata(problems, obj.metadata, True, dns1123_subdomain_errors)
     if isinstance(obj, Pod):
@@ -791,6 +795,23 @@ def validate_update(new: WireModel | dict[str, Any], old: WireModel | dict[str, 
     return problems.items
 
 
+def _allow_scheduling_updates(problems: Problems, new_rest: dict[str, Any], old_rest: dict[str, Any]) -> None:
+    """What Kubernetes lets change in a pod's scheduling fields: tolerations may be added (an
+    existing one may only change its tolerationSeconds), scheduling gates may only be removed, and
+    while the pod is still gated its nodeSelector and affinity may change. The allowed parts are
+    taken out of both specs so the caller's comparison only sees the rest."""
+    old_tolerations = [dict(t, tolerationSeconds=None) for t in old_rest.pop("tolerations", None) or []]
+    new_tolerations = [dict(t, tolerationSeconds=None) for t in new_rest.pop("tolerations", None) or []]
+    if any(toleration not in new_tolerations for toleration in old_tolerations):
+        new_rest["tolerations"], old_rest["tolerations"] = new_tolerations, old_tolerations
+    gates_before = old_rest.pop("schedulingGates", None)
+    validate_scheduling_gates_update(problems, "spec.schedulingGates", new_rest.pop("schedulingGates", None), gates_before)
+    if gates_before:
+        for key in ("nodeSelector", "affinity"):
+            new_rest.pop(key, None)
+            old_rest.pop(key, None)
+
+
 def _validate_pod_update(problems: Problems, new_spec: dict[str, Any], old_spec: dict[str, Any]) -> None:
     # Copy over what Kubernetes lets change (images, activeDeadlineSeconds); any difference left is forbidden.
     new_rest, old_rest = copy.deepcopy(new_spec), copy.deepcopy(old_spec)
@@ -800,6 +821,7 @@ def _validate_pod_update(problems: Problems, new_spec: dict[str, Any], old_spec:
         _immutable(problems, "spec.nodeName", new_spec.get("nodeName"), old_spec.get("nodeName"))
         new_rest.pop("nodeName", None)
         old_rest.pop("nodeName", None)
+    _allow_scheduling_updates(problems, new_rest, old_rest)
     for key in ("containers", "initContainers"):
         new_containers, old_containers = new_rest.get(key), old_rest.get(key)
         if isinstance(new_containers, list) and isinstance(old_containers, list):

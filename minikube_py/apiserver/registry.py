@@ -34,6 +34,7 @@ from minikube_py.apiserver.fieldsets import ApplyTypeError
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.apiserver.discovery import SCALABLE_RESOURCES
 from minikube_py.apiserver.resource_metrics import ResourceMetricsApi
+from minikube_py.apiserver.scheduling_admission import admit_pod_scheduling, admit_priority_class, system_priority_class_bodies
 from minikube_py.apiserver.serviceaccount_admission import admit_pod
 from minikube_py.apiserver.storage_admission import admit_storage
 from minikube_py.apiserver.serviceaccount_tokens import TokenIssuer, token_request
@@ -179,6 +180,12 @@ class Registry:
                     self.create("namespaces", None, {"metadata": {"name": namespace}})
                 except errors.AlreadyExists:
                     pass
+        for priority_class in system_priority_class_bodies():
+            if store.get("priorityclasses", "", priority_class["metadata"]["name"]) is None:
+                try:
+                    self.create("priorityclasses", None, priority_class)
+                except errors.AlreadyExists:
+                    pass
 
     def acting_as(self, field_manager: str) -> "Registry":
         """This Registry with its writes recorded in managedFields as `field_manager`'s."""
@@ -295,6 +302,12 @@ class Registry:
             if isinstance(body.get("spec"), dict):
                 body["spec"] = dict(body["spec"])  # a copy: the caller's body stays as it was
             admit_storage(info.plural, body, lambda: self.store.list("storageclasses")[0])
+        if info.plural == "pods":
+            if isinstance(body.get("spec"), dict):
+                body["spec"] = dict(body["spec"])  # a copy: the caller's body stays as it was
+            admit_pod_scheduling(self, body)
+        elif info.plural == "priorityclasses":
+            admit_priority_class(self, body)
         model, wire = self._parse(body)
         wire["metadata"].update(uid=metadata["uid"], creationTimestamp=self._now(), generation=1)
         if info.plural == "pods":
@@ -447,6 +460,8 @@ class Registry:
             merged["status"] = current["status"]
         if info.plural == "services":
             self.services.carry_over(merged, current)
+        elif info.plural == "priorityclasses":
+            admit_priority_class(self, merged, replacing=current_metadata.get("name"))
         new_model, new = self._parse(merged)
         name = metadata["name"]
         old_model = info.model.model_validate(current)

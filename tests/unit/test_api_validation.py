@@ -424,7 +424,7 @@ def test_pod_image_and_deadline_may_change_but_nothing_else():
     assert changed == [(
         "spec",
         "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
-        "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`",
+        "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations)",
     )]
 
 

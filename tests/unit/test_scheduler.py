@@ -79,6 +79,7 @@ def test_with_no_fitting_node_the_pod_is_marked_unschedulable_once(cluster, sche
     assert condition.message == (
         "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
         "1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) were unschedulable."
+        " preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."
     )
     assert len(cluster.client.calls_of("patch_status", "pods")) == 1
     assert cluster.get("pods", "web").spec.node_name is None
@@ -147,10 +148,12 @@ def test_a_pod_asking_more_cpu_than_is_left_stays_pending_with_kube_schedulers_m
     cluster.settle(scheduler)
 
     assert cluster.get("pods", "first").spec.node_name == "node-1"
-    assert unschedulable(cluster, "second") == "0/1 nodes are available: 1 Insufficient cpu."
+    assert unschedulable(cluster, "second") == ("0/1 nodes are available: 1 Insufficient cpu."
+        " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
     failed = [event for event in cluster.list("events") if event.reason == "FailedScheduling"]
     assert [(event.type, event.message) for event in failed] == [
-        ("Warning", "0/1 nodes are available: 1 Insufficient cpu.")]
+        ("Warning", "0/1 nodes are available: 1 Insufficient cpu."
+        " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")]
 
 
 def test_the_pods_capacity_is_respected_and_a_freed_slot_is_used(cluster, scheduler):
@@ -160,7 +163,8 @@ def test_the_pods_capacity_is_respected_and_a_freed_slot_is_used(cluster, schedu
     cluster.settle(scheduler)
     bound = sorted(pod.metadata.name for pod in cluster.list("pods") if pod.spec.node_name)
     assert bound == ["a", "b"]
-    assert unschedulable(cluster, "c") == "0/1 nodes are available: 1 Too many pods."
+    assert unschedulable(cluster, "c") == ("0/1 nodes are available: 1 Too many pods."
+        " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
 
     cluster.registry.patch_status("pods", "default", "a", {"status": {"phase": "Succeeded"}})
     cluster.settle(scheduler)
@@ -173,7 +177,8 @@ def test_a_deleted_pod_frees_its_resources_for_a_waiting_one(cluster, scheduler)
     cluster.settle(scheduler)
     resource_pod(cluster, "waiting", requests={"memory": "300Mi"})
     cluster.settle(scheduler)
-    assert unschedulable(cluster, "waiting") == "0/1 nodes are available: 1 Insufficient memory."
+    assert unschedulable(cluster, "waiting") == ("0/1 nodes are available: 1 Insufficient memory."
+        " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
 
     cluster.registry.delete("pods", "default", "big", grace_period_seconds=0)
     cluster.settle(scheduler)
@@ -186,7 +191,8 @@ def test_every_missing_resource_is_named_and_counted_per_node(cluster, scheduler
     resource_pod(cluster, "trainer", requests={"cpu": "2", "memory": "2Gi", "example.com/gpu": "1"})
     cluster.settle(scheduler)
     assert unschedulable(cluster, "trainer") == (
-        "0/2 nodes are available: 1 Insufficient example.com/gpu, 2 Insufficient cpu, 2 Insufficient memory.")
+        "0/2 nodes are available: 1 Insufficient example.com/gpu, 2 Insufficient cpu, 2 Insufficient memory."
+        " preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod..")
 
 
 def test_an_extended_resource_is_bound_only_where_the_node_offers_it(cluster, scheduler):
@@ -222,4 +228,5 @@ def test_a_node_without_allocatable_has_room_for_nothing(cluster, scheduler):
         {"type": "Ready", "status": "True", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}})
     cluster.pod("web")
     cluster.settle(scheduler)
-    assert unschedulable(cluster, "web") == "0/1 nodes are available: 1 Too many pods."
+    assert unschedulable(cluster, "web") == ("0/1 nodes are available: 1 Too many pods."
+        " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
