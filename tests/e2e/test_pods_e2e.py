@@ -310,7 +310,8 @@ spec:
         condition.get("reason") == "Unschedulable" for condition in p.get("status", {}).get("conditions") or []),
         "PodScheduled=False")
     [condition] = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
-    assert condition["message"] == "0/1 nodes are available: 1 Insufficient cpu."
+    assert condition["message"] == ("0/1 nodes are available: 1 Insufficient cpu. "
+                                    "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
     assert not pod["spec"].get("nodeName")
     events = cluster.cli("get", "events", "--field-selector", "involvedObject.name=too-big").stdout
     assert "FailedScheduling" in events and "Insufficient cpu" in events
