@@ -17,13 +17,15 @@ from minikube_py.clock import Clock
 
 def build_controllers(client: Client, clock: Clock | None = None, informers: SharedInformers | None = None,
                       workers: int = 2) -> list[Controller[str]]:
-    """The ReplicaSet controller, the garbage collector, the scheduler, the service account,
-    endpoints, Job, TTL-after-finished, CronJob, PersistentVolume and PVC/PV protection
+    """The ReplicaSet controller, the garbage collector, the scheduler, the taint eviction and
+    disruption controllers, the service account, endpoints, Job, TTL-after-finished, CronJob,
+    PersistentVolume and PVC/PV protection
     controllers, sharing caches.
 
     The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
     from controllers.cronjob import CronJobController
+    from controllers.disruption import DisruptionController
     from controllers.endpoints import EndpointsController
     from controllers.endpointslice import EndpointSliceController
     from controllers.garbagecollector import GarbageCollector
@@ -34,6 +36,7 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
     from controllers.replicaset import ReplicaSetController
     from controllers.scheduler import Scheduler
     from controllers.serviceaccount import ServiceAccountController
+    from controllers.tainteviction import TaintEvictionController
     from controllers.ttlafterfinished import TTLAfterFinishedController
 
     informers = informers or shared_informers(client)
@@ -41,6 +44,8 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
         ReplicaSetController(client, clock, informers, workers=workers),
         GarbageCollector(client, clock, informers, workers=workers),
         Scheduler(client, clock, informers),
+        TaintEvictionController(client, clock, informers),
+        DisruptionController(client, clock, informers),
         ServiceAccountController(client, clock, informers),
         EndpointSliceController(client, clock, informers, workers=workers),
         EndpointsController(client, clock, informers, workers=workers),

@@ -185,7 +185,7 @@ class Scheduler(Controller[str]):
         if nodes is None:
             nodes = self.cache.snapshot(sorted(self.nodes.list(), key=lambda node: node.metadata.name or ""))
         needs_default_spread = not pod.spec.topology_spread_constraints
-        return Cycle(pod, nodes, self._namespace_labels(), self.cache.pods_with_affinity(),
+        return Cycle(pod, nodes, self._namespace_labels(),
                      self._default_spread_selector(pod) if needs_default_spread else None)
 
     def _filter(self, cycle: Cycle, node: NodeInfo) -> Status:
@@ -202,10 +202,7 @@ class Scheduler(Controller[str]):
         """The filters on a node with some pods taken away (preemption's what-if): a cycle of
         its own, so affinity and spreading see the node as it would be."""
         nodes = [changed if node.name == changed.name else node for node in cycle.nodes]
-        present = {placed.pod.metadata.uid for placed in changed.pods}
-        with_affinity = [placed for placed in cycle.pods_with_affinity
-                         if placed.node_name != changed.name or placed.pod.metadata.uid in present]
-        what_if = Cycle(cycle.pod, nodes, cycle.namespace_labels, with_affinity, cycle.default_spread_selector)
+        what_if = Cycle(cycle.pod, nodes, cycle.namespace_labels, cycle.default_spread_selector)
         return what_if.filter_node(changed, self.cache.nominated_for(changed.name, cycle.pod))
 
     def sync(self, key: str) -> float | None:

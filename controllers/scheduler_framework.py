@@ -12,6 +12,7 @@ overcommits it, and a cycle costs O(nodes + pods with affinity), not a walk of e
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 
@@ -87,6 +88,40 @@ def has_pod_affinity(pod: Pod) -> bool:
     return affinity is not None and (affinity.pod_affinity is not None or affinity.pod_anti_affinity is not None)
 
 
+# Pods alike in everything pod affinity and spreading look at: namespace, labels, being deleted,
+# and their own pod (anti-)affinity. Counting groups instead of pods keeps a cycle's cost at the
+# number of distinct kinds of pods (a few per app), not the number of pods.
+GroupKey = tuple[str, tuple[tuple[str, str], ...], bool, str | None]
+
+
+def group_key(pod: Pod) -> GroupKey:
+    affinity = pod.spec.affinity
+    own_terms = json.dumps(affinity.to_dict(), sort_keys=True) if has_pod_affinity(pod) and affinity else None
+    return (pod.metadata.namespace or "default", tuple(sorted((pod.metadata.labels or {}).items())),
+            pod.metadata.deletion_timestamp is not None, own_terms)
+
+
+@dataclass(eq=False)
+class PodGroup:
+    """One kind of pod on a node (see `group_key`); `pod` is a member, whose spec gives the
+    group's affinity terms (compiled once, on first use, by scheduler_plugins)."""
+
+    namespace: str
+    labels: dict[str, str]
+    terminating: bool
+    pod: Pod
+    affinity_terms: object = None
+
+    @classmethod
+    def of(cls, pod: Pod) -> PodGroup:
+        return cls(pod.metadata.namespace or "default", dict(pod.metadata.labels or {}),
+                   pod.metadata.deletion_timestamp is not None, pod)
+
+    @property
+    def has_affinity(self) -> bool:
+        return has_pod_affinity(self.pod)
+
+
 @dataclass
 class PlacedPod:
     """A pod holding resources on a node, with what the plugins need of it precomputed."""
@@ -95,7 +130,19 @@ class PlacedPod:
     node_name: str
     requests: ResourceAmounts
     score_requests: ResourceAmounts
-    affinity_terms: object = None  # its compiled pod affinity terms, made on first use (scheduler_plugins)
+    group_key: GroupKey
+
+
+# A node's pod groups and how many pods each has.
+Groups = dict[GroupKey, tuple[PodGroup, int]]
+
+
+def count_in(groups: Groups, placed: PlacedPod, sign: int) -> None:
+    group, count = groups.get(placed.group_key) or (PodGroup.of(placed.pod), 0)
+    if count + sign > 0:
+        groups[placed.group_key] = (group, count + sign)
+    else:
+        groups.pop(placed.group_key, None)
 
 
 @dataclass
@@ -108,6 +155,7 @@ class NodeInfo:
     score_requested: ResourceAmounts = field(default_factory=dict)
     allocatable: ResourceAmounts = field(default_factory=dict)
     taints: list[Taint] = field(default_factory=list)
+    groups: Groups = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -125,11 +173,13 @@ class NodeInfo:
         for totals, amounts in ((self.requested, placed.requests), (self.score_requested, placed.score_requests)):
             for resource, amount in amounts.items():
                 totals[resource] = totals.get(resource, 0) + sign * amount
+        count_in(self.groups, placed, sign)
 
     def without(self, uids: set[str]) -> NodeInfo:
         """A copy without the given pods (preemption's "what if these were gone")."""
         copy = NodeInfo(self.node, allocatable=self.allocatable, taints=self.taints,
-                        requested=dict(self.requested), score_requested=dict(self.score_requested))
+                        requested=dict(self.requested), score_requested=dict(self.score_requested),
+                        groups=dict(self.groups))
         copy.pods = list(self.pods)
         for placed in self.pods:
             if placed.pod.metadata.uid in uids:
@@ -143,7 +193,7 @@ class NodeInfo:
 
 
 def place(pod: Pod, node_name: str) -> PlacedPod:
-    return PlacedPod(pod, node_name, pod_requests(pod), pod_requests(pod, non_zero=True))
+    return PlacedPod(pod, node_name, pod_requests(pod), pod_requests(pod, non_zero=True), group_key(pod))
 
 
 class SchedulerCache:
@@ -157,7 +207,7 @@ class SchedulerCache:
         self._assumed: set[str] = set()  # uids we bound that the watch still shows unbound
         self._by_node: dict[str, dict[str, PlacedPod]] = {}
         self._totals: dict[str, tuple[ResourceAmounts, ResourceAmounts]] = {}  # node -> requests, for scores
-        self._with_affinity: dict[str, PlacedPod] = {}  # pods whose own affinity matters to others
+        self._groups: dict[str, Groups] = {}
         # Pods the scheduler nominated for a node after preempting there: uid -> (node, pod).
         self._nominated: dict[str, tuple[str, Pod]] = {}
 
@@ -214,32 +264,29 @@ class SchedulerCache:
                 name = node.metadata.name or ""
                 requested, score_requested = self._totals.get(name, ({}, {}))
                 infos.append(NodeInfo(node, list(self._by_node.get(name, {}).values()), dict(requested),
-                                      dict(score_requested), node_allocatable(node), node_taints(node)))
+                                      dict(score_requested), node_allocatable(node), node_taints(node),
+                                      dict(self._groups.get(name, {}))))
         return infos
-
-    def pods_with_affinity(self) -> list[PlacedPod]:
-        with self._lock:
-            return list(self._with_affinity.values())
 
     def _place(self, uid: str, node_name: str, pod: Pod) -> None:
         placed = self._placed.get(uid)
         if placed is not None and placed.node_name == node_name:
-            if placed.pod is not pod:
-                placed.pod, placed.affinity_terms = pod, None  # labels may change; requests and node cannot
-            return
-        self._unplace(uid)
+            if placed.pod is pod:
+                return
+            key = group_key(pod)
+            if key == placed.group_key:
+                placed.pod = pod
+                return
+        self._unplace(uid)  # new, moved, or its labels, affinity or deletion changed
         placed = place(pod, node_name)
         self._placed[uid] = placed
         self._by_node.setdefault(node_name, {})[uid] = placed
         self._count(placed, 1)
-        if has_pod_affinity(pod):
-            self._with_affinity[uid] = placed
 
     def _unplace(self, uid: str) -> None:
         placed = self._placed.pop(uid, None)
         if placed is not None:
             self._by_node.get(placed.node_name, {}).pop(uid, None)
-            self._with_affinity.pop(uid, None)
             self._count(placed, -1)
 
     def _count(self, placed: PlacedPod, sign: int) -> None:
@@ -247,3 +294,4 @@ class SchedulerCache:
         for total, amounts in zip(totals, (placed.requests, placed.score_requests), strict=True):
             for resource, amount in amounts.items():
                 total[resource] = total.get(resource, 0) + sign * amount
+        count_in(self._groups.setdefault(placed.node_name, {}), placed, sign)

@@ -42,9 +42,10 @@ from controllers.scheduler_framework import (
     FIT,
     MAX_NODE_SCORE,
     NodeInfo,
-    PlacedPod,
+    PodGroup,
     ResourceAmounts,
     Status,
+    place,
     pod_requests,
     unresolvable,
     unschedulable,
@@ -155,11 +156,14 @@ class AffinityTerm:
     weight: int = 0
 
     def matches(self, pod: Pod, namespace_labels: dict[str, dict[str, str]]) -> bool:
-        namespace = pod.metadata.namespace or "default"
+        return self.matches_labels(pod.metadata.namespace or "default", pod.metadata.labels, namespace_labels)
+
+    def matches_labels(self, namespace: str, labels: dict[str, str] | None,
+                       namespace_labels: dict[str, dict[str, str]]) -> bool:
         if namespace not in self.namespaces and not (
                 self.namespace_selector is not None and self.namespace_selector.matches(namespace_labels.get(namespace))):
             return False
-        return self.selector.matches(pod.metadata.labels)
+        return self.selector.matches(labels)
 
 
 def affinity_term(owner: Pod, term: PodAffinityTerm, weight: int = 0) -> AffinityTerm:
@@ -203,11 +207,11 @@ class PodAffinityTerms:
         return terms
 
 
-def terms_of(placed: PlacedPod) -> PodAffinityTerms:
-    """An existing pod's compiled terms, computed once per cached pod object."""
-    if not isinstance(placed.affinity_terms, PodAffinityTerms):
-        placed.affinity_terms = PodAffinityTerms.of(placed.pod)
-    return placed.affinity_terms
+def terms_of(group: PodGroup) -> PodAffinityTerms:
+    """A group of existing pods' compiled terms, computed once per group."""
+    if not isinstance(group.affinity_terms, PodAffinityTerms):
+        group.affinity_terms = PodAffinityTerms.of(group.pod)
+    return group.affinity_terms
 
 
 # --- one cycle --------------------------------------------------------------------------------
@@ -255,11 +259,10 @@ class Cycle:
     first use and kept for every node of the cycle."""
 
     def __init__(self, pod: Pod, nodes: list[NodeInfo], namespace_labels: dict[str, dict[str, str]],
-                 pods_with_affinity: list[PlacedPod], default_spread_selector: Selector | None = None):
+                 default_spread_selector: Selector | None = None):
         self.pod = pod
         self.nodes = nodes
         self.namespace_labels = namespace_labels
-        self.pods_with_affinity = pods_with_affinity
         self.default_spread_selector = default_spread_selector
         self.requests = pod_requests(pod)
         self.score_requests = pod_requests(pod, non_zero=True)
@@ -270,24 +273,25 @@ class Cycle:
     def terms(self) -> PodAffinityTerms:
         return PodAffinityTerms.of(self.pod)
 
-    def _same_namespace_pods(self, node: NodeInfo) -> Iterator[Pod]:
+    def _same_namespace_labels(self, node: NodeInfo) -> Iterator[tuple[dict[str, str], int]]:
+        """(labels, how many pods) of the node's pods in this pod's namespace, not being deleted."""
         namespace = self.pod.metadata.namespace or "default"
-        for placed in node.pods:
-            pod = placed.pod
-            if (pod.metadata.namespace or "default") == namespace and pod.metadata.deletion_timestamp is None:
-                yield pod
+        for group, count in node.groups.values():
+            if group.namespace == namespace and not group.terminating:
+                yield group.labels, count
+
+    @cached_property
+    def groups_with_affinity(self) -> list[tuple[NodeInfo, PodGroup, int]]:
+        return [(node, group, count) for node in self.nodes for group, count in node.groups.values()
+                if group.has_affinity]
 
     @cached_property
     def existing_anti_affinity(self) -> set[tuple[str, str]]:
         """Topology pairs (key, value) where an existing pod's required anti-affinity matches
         this pod: no node in those domains may take it."""
         pairs: set[tuple[str, str]] = set()
-        nodes = {node.name: node for node in self.nodes}
-        for placed in self.pods_with_affinity:
-            node = nodes.get(placed.node_name)
-            if node is None:
-                continue
-            for term in terms_of(placed).required_anti_affinity:
+        for node, group, _ in self.groups_with_affinity:
+            for term in terms_of(group).required_anti_affinity:
                 value = node.labels.get(term.topology_key)
                 if value is not None and term.matches(self.pod, self.namespace_labels):
                     pairs.add((term.topology_key, value))
@@ -304,12 +308,12 @@ class Cycle:
             return affinity, anti
         for node in self.nodes:
             labels = node.labels
-            for placed in node.pods:
+            for group, count in node.groups.values():
                 for term_list, counts in ((terms.required_affinity, affinity), (terms.required_anti_affinity, anti)):
                     for term in term_list:
                         value = labels.get(term.topology_key)
-                        if value is not None and term.matches(placed.pod, self.namespace_labels):
-                            counts[(term.topology_key, value)] = counts.get((term.topology_key, value), 0) + 1
+                        if value is not None and term.matches_labels(group.namespace, group.labels, self.namespace_labels):
+                            counts[(term.topology_key, value)] = counts.get((term.topology_key, value), 0) + count
         return affinity, anti
 
     def _counts_node(self, constraint: SpreadConstraint, node: NodeInfo) -> bool:
@@ -328,7 +332,7 @@ class Cycle:
                 if not self._counts_node(constraint, node):
                     continue
                 value = node.labels[constraint.topology_key]
-                matched = sum(1 for pod in self._same_namespace_pods(node) if constraint.selector.matches(pod.metadata.labels))
+                matched = sum(count for labels, count in self._same_namespace_labels(node) if constraint.selector.matches(labels))
                 counts[value] = counts.get(value, 0) + matched
             result.append(counts)
         return result
@@ -365,7 +369,7 @@ class Cycle:
             return unresolvable(REASON_SELECTOR)
         target = node
         for extra in extra_pods:
-            target = target.with_pod(PlacedPod(extra, node.name, pod_requests(extra), {}))
+            target = target.with_pod(place(extra, node.name))
         reasons = insufficient_resources(target, self.requests)
         if reasons:
             return unschedulable(*reasons)
@@ -476,7 +480,7 @@ class Cycle:
         terms (and required affinity, weight 1) that the incoming pod matches; min-max normalized."""
         terms = self.terms
         incoming_terms = [(t, 1) for t in terms.preferred_affinity] + [(t, -1) for t in terms.preferred_anti_affinity]
-        if not incoming_terms and not self.pods_with_affinity:
+        if not incoming_terms and not self.groups_with_affinity:
             return {}
         pair_scores: dict[tuple[str, str], float] = {}
 
@@ -485,24 +489,20 @@ class Cycle:
             if value is not None:
                 pair_scores[(key, value)] = pair_scores.get((key, value), 0) + amount
 
-        by_name = {node.name: node for node in self.nodes}
         if incoming_terms:
             for node in self.nodes:
-                for placed in node.pods:
+                for group, count in node.groups.values():
                     for term, sign in incoming_terms:
-                        if term.matches(placed.pod, self.namespace_labels):
-                            add(term.topology_key, node.labels, sign * term.weight)
-        for placed in self.pods_with_affinity:
-            holder = by_name.get(placed.node_name)
-            if holder is None:
-                continue
-            existing = terms_of(placed)
+                        if term.matches_labels(group.namespace, group.labels, self.namespace_labels):
+                            add(term.topology_key, node.labels, sign * term.weight * count)
+        for holder, group, count in self.groups_with_affinity:
+            existing = terms_of(group)
             for term_list, amount in ((existing.preferred_affinity, None), (existing.preferred_anti_affinity, -1),
                                       (existing.required_affinity, HARD_POD_AFFINITY_WEIGHT)):
                 for term in term_list:
                     if term.matches(self.pod, self.namespace_labels):
                         weight = term.weight if amount is None else (amount * term.weight if amount == -1 else amount)
-                        add(term.topology_key, holder.labels, weight)
+                        add(term.topology_key, holder.labels, weight * count)
         if not pair_scores:
             return {}
         raw = {node.name: sum(score for (key, value), score in pair_scores.items() if node.labels.get(key) == value)

@@ -105,6 +105,13 @@ class NotAcceptable(ApiError):
     reason = "NotAcceptable"
 
 
+class TooManyRequests(ApiError):
+    """Refused for now, try again later (HTTP 429): an eviction a PodDisruptionBudget forbids."""
+
+    code = 429
+    reason = "TooManyRequests"
+
+
 class InsufficientStorage(ApiError):
     """The store could not write: the disk is full or the database is not writable (HTTP 507)."""
 
@@ -138,5 +145,6 @@ class Invalid(ApiError):
 _BY_REASON = {
     cls.reason: cls
     for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists, Conflict, Gone,
-                RequestEntityTooLarge, UnsupportedMediaType, InsufficientStorage, ServiceUnavailable, Timeout, Invalid)
+                RequestEntityTooLarge, UnsupportedMediaType, TooManyRequests, InsufficientStorage,
+                ServiceUnavailable, Timeout, Invalid)
 }

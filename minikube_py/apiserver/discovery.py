@@ -43,7 +43,7 @@ def api_resource_list(group_version: str) -> dict:
             entry["categories"] = ["all"]
         resources.append(entry)
         if info.plural in ("pods", "replicasets", "deployments", "services", "namespaces", "nodes", "jobs",
-                           "cronjobs", "horizontalpodautoscalers", "statefulsets"):
+                           "cronjobs", "horizontalpodautoscalers", "statefulsets", "poddisruptionbudgets"):
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})
         if info.plural in SCALABLE_RESOURCES:
@@ -57,6 +57,8 @@ def api_resource_list(group_version: str) -> dict:
                  "verbs": ["create", "get"]},
                 {"name": "pods/binding", "singularName": "", "namespaced": True, "kind": "Binding",
                  "verbs": ["create"]},
+                {"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                 "version": "v1", "kind": "Eviction", "verbs": ["create"]},
                 {"name": "pods/inspect", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
             ]
         if info.plural == "serviceaccounts":

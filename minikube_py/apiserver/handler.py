@@ -380,6 +380,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 raise errors.BadRequest("binding: target.name (the node's name) is required: send a v1 Binding "
                                         "with target {kind: Node, name: NODE}")
             self.send_object(201, registry.bind(namespace, name, node))
+        elif resource == "pods" and (subresource, method) == ("eviction", "POST"):
+            self.send_object(201, registry.evict(namespace, name, body))
         elif resource == "serviceaccounts" and (subresource, method) == ("token", "POST"):
             self.send_object(201, registry.create_token(namespace, name, body))
         elif resource == "pods" and subresource == "ephemeralcontainers" and method in ("GET", "PUT", "PATCH"):

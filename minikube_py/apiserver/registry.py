@@ -31,6 +31,7 @@ from minikube_py.apiserver import ephemeral
 from minikube_py.apiserver.dryrun import DryRunStore
 from minikube_py.apiserver.fieldmanager import FieldManager
 from minikube_py.apiserver.fieldsets import ApplyTypeError
+from minikube_py.apiserver.eviction import evict
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.apiserver.discovery import SCALABLE_RESOURCES
 from minikube_py.apiserver.resource_metrics import ResourceMetricsApi
@@ -707,12 +708,15 @@ class Registry:
             conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                                "lastTransitionTime": self._now()})
             status["conditions"] = conditions
-            _, new = self._parse({**current, "spec": {**current["spec"], "nodeName": node_name},
-                                        "status": status})
-            new["metadata"] = current["metadata"]
-            return new
+            # As kube-apiserver's binding, only nodeName and the condition change: the rest of the
+            # stored pod was validated when written, so it is not parsed again.
+            return {**current, "spec": {**current["spec"], "nodeName": node_name}, "status": status}
 
         return self._write(info, namespace, name, compute, None)
+
+    def evict(self, namespace: str | None, name: str, body: Any) -> dict:
+        """The pods/eviction subresource (apiserver/eviction.py): delete unless a PDB forbids."""
+        return evict(self, namespace or "default", name, body, self._now())
 
     # -- delete ------------------------------------------------------------------------------
 

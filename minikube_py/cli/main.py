@@ -17,7 +17,7 @@ import sys
 
 from minikube_py.api.errors import ApiError
 from minikube_py.cli import (
-    apply, autoscale, cluster, create, describe, get, images, mutate, nodes, pods, rollout, services, top)
+    apply, autoscale, cluster, create, describe, get, images, mutate, nodes, pods, rollout, scheduling, services, top)
 from minikube_py.cli.context import (
     DEFAULT_HOME, CommandError, Context, Subcommands, add_home_flag, format_api_error, print_error,
 )
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_home_flag(parser, None)
     parser.add_argument("-n", "--namespace", default=None, help="the namespace to use (default: default)")
     subcommands = Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    for module in (cluster, nodes, images, apply, get, describe, mutate, create, services, rollout, pods, top, autoscale):
+    for module in (cluster, nodes, images, apply, get, describe, mutate, create, services, rollout, pods, top, autoscale,
+                   scheduling):
         module.register(subcommands)
     return parser
 

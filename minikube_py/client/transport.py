@@ -385,6 +385,10 @@ class HttpTransport:
         """A TokenRequest for the ServiceAccount `name` (what kubelet asks for projected tokens)."""
         return self._request("POST", self._path("serviceaccounts", namespace, name, "token"), body)
 
+    def evict(self, namespace: str | None, name: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """POST a policy/v1 Eviction to the pod's eviction subresource."""
+        return self._request("POST", self._path("pods", namespace, name, "eviction"), body or {})
+
     def bind(self, namespace: str | None, name: str, node_name: str) -> dict[str, Any]:
         body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
