@@ -332,8 +332,11 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
     def _admit(self, pod: Pod) -> PodRecord | None:
         """The new pod's record, or None when the node has no room for it (agent/admission.py)."""
         with self._admission_lock:
+            # A pod counts until its containers have stopped: a deleted pod's terminal phase is
+            # settled before its object goes, so the pod the scheduler binds next finds it gone.
             admitted = [record.pod for record in self.table.all()
-                        if record.lifecycle not in (Lifecycle.COMPLETED, Lifecycle.FINISHED)]
+                        if record.lifecycle not in (Lifecycle.COMPLETED, Lifecycle.FINISHED)
+                        and not record.terminal_phase]
             rejection = admit(pod, self.env_sources.allocatable, admitted)
             if rejection is None:
                 return self._new_record(pod)

@@ -59,3 +59,13 @@ def test_a_rejected_pod_stays_failed_and_frees_nothing_it_never_held(harness):
     harness.create_pod("small", asking(cpu="1"))
     harness.sync()
     assert harness.pod("small")["status"]["phase"] == "Running"
+
+
+def test_a_deleted_pods_room_is_free_for_the_next_pod(harness):
+    harness.create_pod("old", asking(cpu="600m"))
+    harness.sync()
+    harness.registry.delete("pods", "default", "old")
+    harness.advance(31)
+    harness.create_pod("new", asking(cpu="600m"))
+    harness.sync()
+    assert harness.pod("new")["status"]["phase"] == "Running"
