@@ -34,7 +34,16 @@ from minikube_py.client.events import NORMAL, WARNING, EventRecorder
 from minikube_py.client.informer import SharedInformers, shared_informers, cache_key, split_cache_key
 from minikube_py.clock import Clock
 from controllers.common import is_pod_active
-from controllers.scheduler_framework import NodeInfo, SchedulerCache, Status, holds_resources, pod_requests, unresolvable
+from controllers.scheduler_framework import (
+    NodeInfo,
+    PlacedPod,
+    SchedulerCache,
+    Status,
+    group_key,
+    holds_resources,
+    pod_requests,
+    unresolvable,
+)
 from controllers.scheduler_plugins import Cycle
 from controllers.scheduler_preemption import DisruptionBudgets, fit_error_message, preempt
 from controllers.volumebinding import VolumeBinding
@@ -240,7 +249,8 @@ class Scheduler(Controller[str]):
             # Deleted, being deleted, or bound by someone else meanwhile: nothing left to do.
             log.info("%s: not binding pod %s: %s", self.name, key, error)
             return None
-        self.cache.assume(pod, chosen.name)
+        self.cache.assume(pod, chosen.name, PlacedPod(pod, chosen.name, cycle.requests, cycle.score_requests,
+                                                     group_key(pod)))
         self.recorder.event(pod, NORMAL, "Scheduled", f"Successfully assigned {key} to {chosen.name}")
         return None
 

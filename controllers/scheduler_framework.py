@@ -234,12 +234,13 @@ class SchedulerCache:
             self._nominated.pop(uid, None)
             self._unplace(uid)
 
-    def assume(self, pod: Pod, node_name: str) -> None:
+    def assume(self, pod: Pod, node_name: str, placed: PlacedPod | None = None) -> None:
+        """Count our binding of `pod` at once; `placed` is its PlacedPod when the caller has it."""
         uid = pod.metadata.uid or ""
         with self._lock:
             self._assumed.add(uid)
             self._nominated.pop(uid, None)
-            self._place(uid, node_name, pod)
+            self._place(uid, node_name, pod, placed)
 
     def nominate(self, pod: Pod, node_name: str | None) -> None:
         uid = pod.metadata.uid or ""
@@ -268,7 +269,7 @@ class SchedulerCache:
                                       dict(self._groups.get(name, {}))))
         return infos
 
-    def _place(self, uid: str, node_name: str, pod: Pod) -> None:
+    def _place(self, uid: str, node_name: str, pod: Pod, placed_now: PlacedPod | None = None) -> None:
         placed = self._placed.get(uid)
         if placed is not None and placed.node_name == node_name:
             if placed.pod is pod:
@@ -278,7 +279,7 @@ class SchedulerCache:
                 placed.pod = pod
                 return
         self._unplace(uid)  # new, moved, or its labels, affinity or deletion changed
-        placed = place(pod, node_name)
+        placed = placed_now or place(pod, node_name)
         self._placed[uid] = placed
         self._by_node.setdefault(node_name, {})[uid] = placed
         self._count(placed, 1)
