@@ -230,3 +230,10 @@ def test_a_node_without_allocatable_has_room_for_nothing(cluster, scheduler):
     cluster.settle(scheduler)
     assert unschedulable(cluster, "web") == ("0/1 nodes are available: 1 Too many pods."
         " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
+
+
+def test_the_throughput_benchmark_binds_every_pod_with_its_constraints():
+    from benchmarks.scheduler import one_round
+
+    rate, per_pod_ms, writes_ms = one_round(pods=30, nodes=3)
+    assert rate > 0 and per_pod_ms >= writes_ms > 0
