@@ -458,13 +458,6 @@ class Namespace(WireModel):
     status: NamespaceStatus = Field(default_factory=NamespaceStatus)
 
 
-class Taint(WireModel):
-    key: str
-    effect: str
-    value: str | None = None
-    time_added: str | None = None
-
-
 class NodeSpec(WireModel):
     pod_cidr: str | None = None
     pod_cidrs: list[str] | None = None
