@@ -19,8 +19,7 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
                       workers: int = 2) -> list[Controller[str]]:
     """The ReplicaSet controller, the garbage collector, the scheduler, the taint eviction and
     disruption controllers, the service account, endpoints, Job, TTL-after-finished, CronJob,
-    PersistentVolume and PVC/PV protection
-    controllers, sharing caches.
+    PersistentVolume, PVC/PV protection and StatefulSet controllers, sharing caches.
 
     The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
@@ -36,6 +35,7 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
     from controllers.replicaset import ReplicaSetController
     from controllers.scheduler import Scheduler
     from controllers.serviceaccount import ServiceAccountController
+    from controllers.statefulset import StatefulSetController
     from controllers.tainteviction import TaintEvictionController
     from controllers.ttlafterfinished import TTLAfterFinishedController
 
@@ -55,4 +55,5 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
         PersistentVolumeController(client, clock, informers),
         PVCProtectionController(client, clock, informers),
         PVProtectionController(client, clock, informers),
+        StatefulSetController(client, clock, informers, workers=workers),
     ]

@@ -1,4 +1,4 @@
-"""`apps/v1` kinds: ReplicaSet, Deployment and ControllerRevision.
+"""`apps/v1` kinds: ReplicaSet, Deployment, StatefulSet and ControllerRevision.
 
 Defaults follow k/k `pkg/apis/apps/v1/defaults.go`: one replica, RollingUpdate with 25%/25%,
 ten old ReplicaSets kept, a 600 s progress deadline. The rolling-update parameters are filled
@@ -14,6 +14,7 @@ from pydantic import Field
 
 from minikube_py.api.core import PodTemplateSpec
 from minikube_py.api.meta import Int32, Int64, IntOrString, LabelSelector, ObjectMeta, WireModel, WithConditions
+from minikube_py.api.storage import PersistentVolumeClaim
 
 
 class ReplicaSetCondition(WireModel):
@@ -106,3 +107,68 @@ class ControllerRevision(WireModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     data: dict[str, Any] | None = None
     revision: Int64 = 0
+
+
+class RollingUpdateStatefulSetStrategy(WireModel):
+    partition: Int32 | None = None
+    max_unavailable: IntOrString | None = None
+
+
+class StatefulSetUpdateStrategy(WireModel):
+    type: str = "RollingUpdate"
+    rolling_update: RollingUpdateStatefulSetStrategy | None = None
+
+
+class StatefulSetPersistentVolumeClaimRetentionPolicy(WireModel):
+    when_deleted: str = "Retain"
+    when_scaled: str = "Retain"
+
+
+class StatefulSetOrdinals(WireModel):
+    start: Int32 = 0
+
+
+class StatefulSetSpec(WireModel):
+    replicas: Int32 = 1
+    selector: LabelSelector | None = None
+    template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
+    volume_claim_templates: list[PersistentVolumeClaim] | None = None
+    service_name: str | None = None
+    pod_management_policy: str = "OrderedReady"
+    update_strategy: StatefulSetUpdateStrategy = Field(default_factory=StatefulSetUpdateStrategy)
+    revision_history_limit: Int32 = 10
+    min_ready_seconds: Int32 = 0
+    persistent_volume_claim_retention_policy: StatefulSetPersistentVolumeClaimRetentionPolicy = Field(
+        default_factory=StatefulSetPersistentVolumeClaimRetentionPolicy)
+    ordinals: StatefulSetOrdinals | None = None
+
+
+class StatefulSetCondition(WireModel):
+    type: str
+    status: str
+    last_transition_time: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class StatefulSetStatus(WithConditions, WireModel):
+    observed_generation: Int64 | None = None
+    replicas: Int32 = 0
+    ready_replicas: Int32 | None = None
+    current_replicas: Int32 | None = None
+    updated_replicas: Int32 | None = None
+    current_revision: str | None = None
+    update_revision: str | None = None
+    collision_count: Int32 | None = None
+    conditions: list[StatefulSetCondition] | None = None
+    available_replicas: Int32 = 0
+
+
+class StatefulSet(WireModel):
+    """Pods with stable names (`web-0`, `web-1`, ...), hostnames and claims, made and updated in order."""
+
+    api_version: str = "apps/v1"
+    kind: str = "StatefulSet"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: StatefulSetSpec = Field(default_factory=StatefulSetSpec)
+    status: StatefulSetStatus = Field(default_factory=StatefulSetStatus)

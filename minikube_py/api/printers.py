@@ -257,6 +257,14 @@ def cron_job_row(cron_job: dict[str, Any], now: float) -> list[Cell]:
                                                                            job_spec.get("selector"))
 
 
+def stateful_set_row(stateful_set: dict[str, Any], now: float) -> list[Cell]:
+    """Name, Ready (`ready/replicas`), Age, then the wide Containers and Images."""
+    spec = stateful_set.get("spec") or {}
+    ready = (stateful_set.get("status") or {}).get("readyReplicas") or 0
+    return [_name(stateful_set), f"{ready}/{spec.get('replicas', 1)}", _created_age(stateful_set, now)] + \
+        _template_wide_cells(spec.get("template") or {}, spec.get("selector"))[:2]
+
+
 def controller_revision_row(revision: dict[str, Any], now: float) -> list[Cell]:
     """Name, Controller (`statefulset.apps/web`), Revision, Age (kubectl's printControllerRevision)."""
     metadata = revision.get("metadata") or {}
@@ -418,6 +426,11 @@ PRINTERS: dict[str, Printer] = {
         Column("Replicas", "integer", "the current number of replicas"),
         AGE_COLUMN,
     ), lambda hpa, now: [_name(hpa), *hpa_row_cells(hpa), _created_age(hpa, now)]),
+    "statefulsets": Printer((
+        NAME_COLUMN,
+        Column("Ready", description="Number of the pod with ready state"),
+        AGE_COLUMN,
+    ) + _WORKLOAD_WIDE[:2], stateful_set_row),
     "controllerrevisions": Printer((
         NAME_COLUMN,
         Column("Controller", description="Controller of the object"),

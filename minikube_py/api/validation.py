@@ -648,7 +648,7 @@ def validate_label_selector(problems: Problems, path: str, selector: LabelSelect
     return len(problems.items) == before
 
 
-def _validate_replicated_template(
+def validate_replicated_template(
     problems: Problems, selector: LabelSelector | None, template: PodTemplateSpec, kind: str
 ) -> None:
     """Rules shared by ReplicaSet and Deployment specs (apps/v1)."""
@@ -658,7 +658,9 @@ def _validate_replicated_template(
     else:
         usable = validate_label_selector(problems, "spec.selector", selector)
         if not selector.match_labels and not selector.match_expressions:
-            problems.invalid("spec.selector", selector, "empty selector is invalid for deployment")
+            # Kubernetes says "deployment" for ReplicaSets too.
+            problems.invalid("spec.selector", selector,
+                             f"empty selector is invalid for {'statefulset' if kind == 'StatefulSet' else 'deployment'}")
             usable = False
     validate_labels(problems, "spec.template.metadata.labels", template.metadata.labels)
     if usable and not Selector.from_label_selector(selector).matches(template.metadata.labels):
@@ -710,13 +712,13 @@ def _validate_replica_set(problems: Problems, replica_set: ReplicaSet) -> None:
     spec = replica_set.spec
     problems.non_negative("spec.replicas", spec.replicas)
     problems.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
-    _validate_replicated_template(problems, spec.selector, spec.template, "ReplicaSet")
+    validate_replicated_template(problems, spec.selector, spec.template, "ReplicaSet")
 
 
 def _validate_deployment(problems: Problems, deployment: Deployment) -> None:
     spec = deployment.spec
     problems.non_negative("spec.replicas", spec.replicas)
-    _validate_replicated_template(problems, spec.selector, spec.template, "Deployment")
+    validate_replicated_template(problems, spec.selector, spec.template, "Deployment")
     _validate_strategy(problems, spec.strategy)
     problems.non_negative("spec.minReadySeconds", spec.min_ready_seconds)
     problems.non_negative("spec.revisionHistoryLimit", spec.revision_history_limit)

@@ -43,7 +43,8 @@ def api_resource_list(group_version: str) -> dict:
             entry["categories"] = ["all"]
         resources.append(entry)
         if info.plural in ("pods", "replicasets", "deployments", "services", "namespaces", "nodes", "jobs",
-                           "cronjobs", "horizontalpodautoscalers", "statefulsets", "poddisruptionbudgets"):
+                           "cronjobs", "horizontalpodautoscalers", "statefulsets", "poddisruptionbudgets",
+                           "persistentvolumes", "persistentvolumeclaims"):
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})
         if info.plural in SCALABLE_RESOURCES:

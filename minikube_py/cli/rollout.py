@@ -19,13 +19,16 @@ from minikube_py.cli.context import (
     CommandError, Context, Subcommands, qualified_kind, split_type_and_name, watch_events)
 from minikube_py.cli.mutate import parse_bool, parse_duration
 
+from minikube_py.client import history
 from minikube_py.client import rollout as rollout_helpers
+from minikube_py.client import statefulset_rollout
 
 def register(subcommands: Subcommands) -> None:
-    rollout = subcommands.group("rollout", "manage the rollout of a deployment")
+    rollout = subcommands.group("rollout", "manage the rollout of a deployment or statefulset")
 
     def target(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("target", metavar="deployment/NAME", help="the deployment (deployment/web or deploy/web)")
+        parser.add_argument("target", metavar="TYPE/NAME",
+                            help="the deployment or statefulset (deployment/web, deploy/web, statefulset/db, sts/db)")
 
     status = rollout.add("status", "watch a rollout until it finishes", namespaced=True)
     target(status)
@@ -55,11 +58,24 @@ def register(subcommands: Subcommands) -> None:
         parser.set_defaults(run=run_pause_resume_restart, verb=verb)
 
 
-def deployment_target(context: Context, text: str) -> tuple[api.ResourceInfo, str, str]:
+def deployment_target(context: Context, text: str, statefulsets: bool = True) -> tuple[api.ResourceInfo, str, str]:
     info, name = split_type_and_name(text)
-    if info.plural != "deployments":
-        raise CommandError(f"rollout supports deployments only, not {info.plural}")
+    allowed = ("deployments", "statefulsets") if statefulsets else ("deployments",)
+    if info.plural not in allowed:
+        raise CommandError(f"rollout supports {' and '.join(allowed)} only, not {info.plural}")
     return info, name, context.default_namespace
+
+
+def status_message(info: api.ResourceInfo, obj: dict) -> tuple[str, bool, str | None]:
+    if info.plural == "statefulsets":
+        return statefulset_rollout.status_message(api.StatefulSet.model_validate(obj))
+    return rollout_helpers.rollout_status_message(api.Deployment.model_validate(obj))
+
+
+def stateful_set_history(context: Context, namespace: str, stateful_set: dict):
+    revisions = context.transport.list("controllerrevisions", namespace)["items"]
+    return (api.StatefulSet.model_validate(stateful_set),
+            [api.ControllerRevision.model_validate(item) for item in revisions])
 
 
 def as_models(deployment: dict, replica_sets: list[dict]):
@@ -70,7 +86,7 @@ def run_status(args: argparse.Namespace, context: Context) -> int:
     info, name, namespace = deployment_target(context, args.target)
     deployment = context.transport.get(info.plural, namespace, name)
     if not args.watch:
-        message, _, error = rollout_helpers.rollout_status_message(api.Deployment.model_validate(deployment))
+        message, _, error = status_message(info, deployment)
         if error:
             raise CommandError(error)
         print(message, end="" if message.endswith("\n") else "\n")
@@ -83,8 +99,7 @@ def run_status(args: argparse.Namespace, context: Context) -> int:
                 raise CommandError("object has been deleted")
             if event.get("type") not in ("ADDED", "MODIFIED"):
                 continue
-            message, done, error = rollout_helpers.rollout_status_message(
-                api.Deployment.model_validate(event["object"]))
+            message, done, error = status_message(info, event["object"])
             if error:
                 raise CommandError(error)
             print(message, end="" if message.endswith("\n") else "\n", flush=True)
@@ -100,6 +115,8 @@ def run_status(args: argparse.Namespace, context: Context) -> int:
 def run_history(args: argparse.Namespace, context: Context) -> int:
     info, name, namespace = deployment_target(context, args.target)
     deployment = context.transport.get(info.plural, namespace, name)
+    if info.plural == "statefulsets":
+        return stateful_set_history_command(args, context, info, namespace, deployment)
     model, replica_sets = as_models(deployment, owned_replica_sets(context, deployment))
     label = f"{qualified_kind(info)}/{name}"
     try:
@@ -123,9 +140,53 @@ def run_history(args: argparse.Namespace, context: Context) -> int:
     return 0
 
 
+def stateful_set_history_command(args: argparse.Namespace, context: Context, info: api.ResourceInfo,
+                                 namespace: str, stateful_set: dict) -> int:
+    model, revisions = stateful_set_history(context, namespace, stateful_set)
+    label = f"{qualified_kind(info)}/{model.metadata.name}"
+    try:
+        if args.revision:
+            revision = statefulset_rollout.find_revision(model, revisions, args.revision)
+            writer = DescribeWriter()
+            describe_pod_template(writer, history.template_of(revision).to_dict())
+            print(f"{label} with revision #{args.revision}\n{writer.render()}\n")
+            return 0
+    except rollout_helpers.RolloutError as error:
+        raise CommandError(str(error)) from None
+    rows = statefulset_rollout.history_rows(model, revisions)
+    if not rows:
+        print(f"{label} \nNo rollout history found.\n")
+        return 0
+    writer = DescribeWriter()
+    writer.write(0, "REVISION\tCHANGE-CAUSE")
+    for row in rows:
+        writer.write(0, f"{row.revision}\t{row.change_cause}")
+    print(f"{label} \n{writer.render()}\n")
+    return 0
+
+
+def stateful_set_undo(args: argparse.Namespace, context: Context, info: api.ResourceInfo, namespace: str,
+                      stateful_set: dict) -> int:
+    model, revisions = stateful_set_history(context, namespace, stateful_set)
+    label = f"{qualified_kind(info)}/{model.metadata.name}"
+    try:
+        target = statefulset_rollout.rollback_target(model, revisions, args.to_revision)
+    except rollout_helpers.RolloutError as error:
+        raise CommandError(str(error)) from None
+    if target.already_current:
+        print(f"{label} {target.skipped_message}")
+        return 0
+    context.transport.replace(info.plural, namespace, model.metadata.name,
+                              statefulset_rollout.apply_rollback(model, target).to_dict())
+    print(f"{label} rolled back")
+    return 0
+
+
 def run_undo(args: argparse.Namespace, context: Context) -> int:
     info, name, namespace = deployment_target(context, args.target)
     deployment = context.transport.get(info.plural, namespace, name)
+    if info.plural == "statefulsets":
+        return stateful_set_undo(args, context, info, namespace, deployment)
     model, replica_sets = as_models(deployment, owned_replica_sets(context, deployment))
     try:
         target = rollout_helpers.find_rollback_target(model, replica_sets, args.to_revision)
@@ -143,7 +204,7 @@ def run_undo(args: argparse.Namespace, context: Context) -> int:
 
 
 def run_pause_resume_restart(args: argparse.Namespace, context: Context) -> int:
-    info, name, namespace = deployment_target(context, args.target)
+    info, name, namespace = deployment_target(context, args.target, statefulsets=args.verb == "restart")
     deployment = context.transport.get(info.plural, namespace, name)
     label = f"{qualified_kind(info)}/{name}"
     paused = bool((deployment.get("spec") or {}).get("paused"))
