@@ -8,6 +8,7 @@ every other layer can depend on it.
 
 from minikube_py.api import errors, names, quantity, selectors, times
 from minikube_py.api.apps import (
+    ControllerRevision,
     Deployment,
     DeploymentCondition,
     DeploymentSpec,
@@ -18,6 +19,11 @@ from minikube_py.api.apps import (
     ReplicaSetSpec,
     ReplicaSetStatus,
     RollingUpdateDeployment,
+    RollingUpdateStatefulSetStrategy,
+    StatefulSet,
+    StatefulSetSpec,
+    StatefulSetStatus,
+    StatefulSetUpdateStrategy,
 )
 from minikube_py.api.configuration import ConfigMap, LocalObjectReference, Secret, ServiceAccount
 from minikube_py.api.core import (
@@ -101,6 +107,7 @@ from minikube_py.api.networking import (
     ServiceStatus,
 )
 from minikube_py.api.parsing import parse_object
+from minikube_py.api.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
 from minikube_py.api.resources import RESOURCES, ResourceInfo, resource_for, resource_for_kind
 from minikube_py.api.validation import validate_update
 

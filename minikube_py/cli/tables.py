@@ -119,7 +119,14 @@ def header_for(plural: str, wide: bool) -> list[str]:
 
 
 def row_for(plural: str, obj: dict, now: float, wide: bool, name: str) -> list[str]:
-    """One row of `get`; `name` (maybe `pod/web`) fills a leading NAME column."""
-    row = cells(plural, obj, now, wide)
-    return [name] + row if printers.PRINTERS[plural].name_index() == 0 else row
+    """One row of `get`; `name` (maybe `pod/web`) fills a leading NAME column, keeping what the
+    printer adds after the name, as kubectl shows the server's cell (`local-path (default)`)."""
+    printer = printers.PRINTERS[plural]
+    if printer.name_index() != 0:
+        return cells(plural, obj, now, wide)
+    row = printer.row(obj, now)
+    shown, own_name = _text(row[0]), str(obj["metadata"]["name"])
+    if shown != own_name and shown.startswith(own_name) and name.endswith(own_name):
+        name = name[:len(name) - len(own_name)] + shown
+    return [name] + [_text(row[index]) for index in printer.visible(wide)[1:]]
 

@@ -132,3 +132,64 @@ def test_rollout_status_without_watch_prints_once(live):
     live.deployment(replicas=2)
     result = live.run("rollout", "status", "deploy/web", "--watch=false")
     assert (result.code, result.out) == (0, "Waiting for deployment spec update to be observed...\n")
+
+
+def stateful_set_with_revisions(live):
+    """A StatefulSet running busybox:2, with revisions 1 (busybox:1) and 2 (busybox:2)."""
+    from minikube_py import api
+    from minikube_py.client import history
+    from minikube_py.client.api import ApiClient
+
+    client = ApiClient.local(live.registry)
+    body = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"}, "spec": {
+        "replicas": 3, "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "main", "image": "busybox:1"}]}}}}
+    made = api.StatefulSet.model_validate(live.registry.create("statefulsets", "default", body))
+    for number, image in ((1, "busybox:1"), (2, "busybox:2")):
+        made.spec.template.spec.containers[0].image = image
+        revision = history.new_controller_revision(made, {"app": "web"}, history.template_patch(made.spec.template),
+                                                   number, None)
+        history.create_controller_revision(client, made, revision, 0)
+    current = live.registry.get("statefulsets", "default", "web")
+    current["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:2"
+    live.registry.replace("statefulsets", "default", "web", current)
+
+
+def statefulset_image(live) -> str:
+    return live.registry.get("statefulsets", "default", "web")["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_rollout_history_and_undo_of_a_statefulset_use_its_controller_revisions(live):
+    stateful_set_with_revisions(live)
+    listed = live.run("rollout", "history", "statefulset/web")
+    assert listed.code == 0
+    assert listed.out.splitlines()[:4] == ["statefulset.apps/web ", "REVISION  CHANGE-CAUSE", "1         <none>",
+                                           "2         <none>"]
+    assert "busybox:1" in live.run("rollout", "history", "sts/web", "--revision=1").out
+    assert live.run("rollout", "undo", "sts/web").out == "statefulset.apps/web rolled back\n"
+    assert statefulset_image(live) == "busybox:1"
+    skipped = live.run("rollout", "undo", "sts/web", "--to-revision=1")
+    assert skipped.out == "statefulset.apps/web skipped rollback (current template already matches revision 1)\n"
+    missing = live.run("rollout", "undo", "sts/web", "--to-revision=9")
+    assert (missing.code, missing.err) == (1, "error: unable to find specified revision 9 in history\n")
+
+
+def test_rollout_status_of_a_statefulset_prints_kubectls_line_and_pause_is_refused(live):
+    stateful_set_with_revisions(live)
+    live.registry.patch_status("statefulsets", "default", "web",
+                               {"status": {"observedGeneration": 2, "replicas": 3, "readyReplicas": 1}})
+    result = live.run("rollout", "status", "statefulset/web", "--watch=false")
+    assert (result.code, result.out) == (0, "Waiting for 2 pods to be ready...\n")
+    refused = live.run("rollout", "pause", "statefulset/web")
+    assert refused.code == 1 and "rollout supports deployments only, not statefulsets" in refused.err
+
+
+def test_get_storageclass_marks_the_default_class_as_kubectl_does(live):
+    from minikube_py.agent.localpath import default_storage_class
+
+    live.registry.create("storageclasses", None, default_storage_class().to_dict())
+    lines = live.run("get", "storageclass").out.splitlines()
+    assert lines[0].split() == ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION",
+                                "AGE"]
+    assert lines[1].split()[:3] == ["local-path", "(default)", "rancher.io/local-path"]
