@@ -43,8 +43,11 @@ def pod_hostname(pod) -> str:
     return pod.metadata.name[:HOSTNAME_MAX].rstrip("-.")
 
 
-def hosts_file(pod_ip: str, hostname: str, host_aliases=()) -> str:
-    lines = [LOCALHOST_LINES, f"{pod_ip}\t{hostname}\n"]
+def hosts_file(pod_ip: str, hostname: str, host_aliases=(), domain: str | None = None) -> str:
+    """kubelet's managed /etc/hosts; with a `domain` (a pod's `<subdomain>.<namespace>.svc.cluster.local`)
+    the pod's line names its fully qualified name first: `10.244.0.5  web-0.nginx.default.svc.cluster.local  web-0`."""
+    own = f"{pod_ip}\t{hostname}.{domain}\t{hostname}\n" if domain else f"{pod_ip}\t{hostname}\n"
+    lines = [LOCALHOST_LINES, own]
     if host_aliases:
         lines.append("\n# Entries added by HostAliases.\n")
         lines.extend(f"{alias.ip}\t{chr(9).join(alias.hostnames or [])}\n" for alias in host_aliases)
@@ -120,7 +123,10 @@ def write_pod_files(home: str, pod, pod_ip: str, host_resolv_conf: str = "/etc/r
     directory = pod_dir(home, pod.metadata.uid)
     os.makedirs(os.path.join(directory, "logs"), exist_ok=True)
     hostname = pod_hostname(pod)
-    _write(os.path.join(directory, "etc-hosts"), hosts_file(pod_ip, hostname, getattr(pod.spec, "host_aliases", None)))
+    subdomain = getattr(pod.spec, "subdomain", None)
+    domain = f"{subdomain}.{pod.metadata.namespace}.svc.cluster.local" if subdomain else None
+    _write(os.path.join(directory, "etc-hosts"),
+           hosts_file(pod_ip, hostname, getattr(pod.spec, "host_aliases", None), domain))
     _write(os.path.join(directory, "hostname"), hostname + "\n")
     _write(os.path.join(directory, "resolv.conf"), pod_resolv_conf(pod, resolv_conf(host_resolv_conf), cluster_dns))
     for volume in pod.spec.volumes or []:

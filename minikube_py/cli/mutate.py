@@ -217,7 +217,7 @@ def wait_until_deleted(context: Context, info: api.ResourceInfo, namespace: str 
         stream.close()
 
 
-SCALABLE = ("deployments", "replicasets")
+SCALABLE = ("deployments", "replicasets", "statefulsets")
 
 
 def run_scale(args: argparse.Namespace, context: Context) -> int:
@@ -228,7 +228,7 @@ def run_scale(args: argparse.Namespace, context: Context) -> int:
         raise CommandError("give what to scale as TYPE/NAME or TYPE NAME, such as deployment/web")
     for info, name in targets:
         if info.plural not in SCALABLE:
-            raise CommandError(f"cannot scale {info.plural}: only deployments and replicasets have a scale")
+            raise CommandError(f"cannot scale {info.plural}: only deployments, replicasets and statefulsets have a scale")
         namespace = context.namespace_for(info)
         if args.current_replicas is not None:
             current = context.transport.get_scale(info.plural, namespace, name)["spec"].get("replicas", 0)

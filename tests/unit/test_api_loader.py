@@ -61,8 +61,8 @@ def test_missing_api_version_or_kind_is_reported():
 
 
 def test_unknown_kind_is_reported_with_the_supported_kinds():
-    (document,) = api.load_manifests("apiVersion: apps/v1\nkind: StatefulSet\n", "s.yaml")
-    assert document.error.startswith('s.yaml: document 1: no matches for kind "StatefulSet" in version "apps/v1" (supported: ')
+    (document,) = api.load_manifests("apiVersion: v1\nkind: ReplicationController\n", "s.yaml")
+    assert document.error.startswith('s.yaml: document 1: no matches for kind "ReplicationController" in version "v1" (supported: ')
     assert "apps/v1 Deployment" in document.error
 
 

@@ -193,3 +193,11 @@ def test_get_storageclass_marks_the_default_class_as_kubectl_does(live):
     assert lines[0].split() == ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION",
                                 "AGE"]
     assert lines[1].split()[:3] == ["local-path", "(default)", "rancher.io/local-path"]
+
+
+def test_scale_of_a_statefulset_goes_through_its_scale_subresource(live):
+    stateful_set_with_revisions(live)
+    result = live.run("scale", "statefulset", "web", "--replicas=1")
+    assert (result.code, result.out) == (0, "statefulset.apps/web scaled\n")
+    assert live.registry.get("statefulsets", "default", "web")["spec"]["replicas"] == 1
+    assert live.registry.get_scale("statefulsets", "default", "web")["status"]["selector"] == "app=web"

@@ -283,3 +283,11 @@ def test_containers_may_mount_a_claim_template_by_name_but_not_an_unknown_volume
     body["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] = "other"
     with pytest.raises(errors.Invalid, match='volumeMounts\\[0\\].name: Not found: "data"'):
         cluster.registry.create("statefulsets", "default", body)
+
+
+def test_a_pod_with_a_subdomain_finds_its_fully_qualified_name_in_etc_hosts():
+    from minikube_py.agent.podfiles import hosts_file
+
+    text = hosts_file("10.244.0.5", "web-0", domain="nginx.default.svc.cluster.local")
+    assert "10.244.0.5\tweb-0.nginx.default.svc.cluster.local\tweb-0\n" in text
+    assert "10.244.0.5\tweb-0\n" in hosts_file("10.244.0.5", "web-0")
