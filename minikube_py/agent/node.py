@@ -151,6 +151,9 @@ def node_info() -> dict:
         "osImage": _os_image(),
         "containerRuntimeVersion": f"minikube-py://{minikube_py_version}",
         "kubeletVersion": KUBELET_VERSION,
+        # Deprecated in Kubernetes but still a required field of clients' NodeSystemInfo models
+        # (the Python client refuses a Node without it); our service proxy runs in the daemon.
+        "kubeProxyVersion": KUBELET_VERSION,
         "operatingSystem": "linux",
         "architecture": ARCHITECTURES.get(architecture, architecture),
     }

@@ -487,6 +487,7 @@ class NodeSystemInfo(WireModel):
     os_image: str | None = None
     container_runtime_version: str | None = None
     kubelet_version: str | None = None
+    kube_proxy_version: str | None = None
     operating_system: str | None = None
     architecture: str | None = None
 

@@ -12,6 +12,10 @@ from typing import Any
 class ApiError(Exception):
     code = 500
     reason = "InternalError"
+    # Whether the Status carries `details` even when there are none: Kubernetes' constructors
+    # for these reasons always set a StatusDetails (clients such as `kubectl debug` read it
+    # without a nil check), while BadRequest, Gone and the like send none.
+    always_details = True
 
     def __init__(self, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
@@ -28,7 +32,7 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
-        if self.details:
+        if self.details or self.always_details:
             status["details"] = self.details
         return status
 
@@ -47,6 +51,7 @@ class ApiError(Exception):
 class BadRequest(ApiError):
     code = 400
     reason = "BadRequest"
+    always_details = False
 
 
 class Unauthorized(ApiError):
@@ -54,6 +59,7 @@ class Unauthorized(ApiError):
 
     code = 401
     reason = "Unauthorized"
+    always_details = False
 
 
 class Forbidden(ApiError):
@@ -88,11 +94,13 @@ class Gone(ApiError):
 
     code = 410
     reason = "Expired"
+    always_details = False
 
 
 class RequestEntityTooLarge(ApiError):
     code = 413
     reason = "RequestEntityTooLarge"
+    always_details = False
 
 
 class UnsupportedMediaType(ApiError):
@@ -117,11 +125,13 @@ class InsufficientStorage(ApiError):
 
     code = 507
     reason = "InsufficientStorage"
+    always_details = False
 
 
 class ServiceUnavailable(ApiError):
     code = 503
     reason = "ServiceUnavailable"
+    always_details = False
 
 
 class Timeout(ApiError):

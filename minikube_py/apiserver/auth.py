@@ -45,6 +45,8 @@ class User:
 
 
 LOCAL_ADMIN = User("admin", certificates.ADMIN_GROUPS)
+# Who a TCP request without any credential is: it may read the health endpoints and nothing else.
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
 
 
 class TokenAuthenticator:
@@ -131,16 +133,41 @@ NODE_READABLE = {"namespaces", "configmaps", "secrets", "serviceaccounts", "serv
                  "endpoints", "nodes", "persistentvolumeclaims", "persistentvolumes", "storageclasses"}
 
 
-def authorize(user: User, method: str, route: Route, query: dict, registry) -> None:
-    """Raise Forbidden unless `user` may make this request."""
+def allowed(user: User, method: str, route: Route, query: dict, registry) -> bool:
+    """Whether `user` may make this request (also what a SelfSubjectAccessReview answers)."""
     if user.is_admin:
-        return
+        return True
     node = user.node_name
-    if node is not None and _node_may(node, method, route, query, registry):
-        return
+    return node is not None and _node_may(node, method, route, query, registry)
+
+
+def request_verb(method: str, route: Route, query: dict) -> str:
+    """The Kubernetes verb of a request on a resource: get, list, watch, create, ..., deletecollection."""
     verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method)
     if method == "GET" and route.name is None:
         verb = "watch" if text(query, "watch") in ("1", "true") else "list"
+    if method == "DELETE" and route.name is None:
+        verb = "deletecollection"
+    return verb
+
+
+PUBLIC_PATHS = ("healthz", "livez", "readyz")
+
+
+def authorize_path(user: User, path: str) -> None:
+    """Raise Forbidden unless `user` may GET this non-resource path: the health endpoints are
+    everyone's (kube-apiserver's system:public-info-viewer), the rest (`/metrics`) the admin's."""
+    first = path.strip("/").split("/")[0]
+    if first in PUBLIC_PATHS or user.is_admin:
+        return
+    raise errors.Forbidden(f'forbidden: User "{user.name}" cannot get path "{path}"')
+
+
+def authorize(user: User, method: str, route: Route, query: dict, registry) -> None:
+    """Raise Forbidden unless `user` may make this request."""
+    if allowed(user, method, route, query, registry):
+        return
+    verb = request_verb(method, route, query)
     resource = route.info.plural + (f"/{route.subresource}" if route.subresource else "")
     group = route.info.api_version.rpartition("/")[0]
     where = f' in the namespace "{route.namespace}"' if route.namespace else " at the cluster scope"

@@ -16,7 +16,16 @@ from minikube_py.apiserver import resource_metrics
 SCALABLE_RESOURCES = ("replicasets", "deployments", "statefulsets")
 
 KUBERNETES_VERSION = {"major": "1", "minor": "32"}
-OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+OBJECT_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+# Kubernetes serves no deletecollection on namespaces.
+NAMESPACE_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+# Create-only resources that are answered, never stored (apiserver/authorization_review.py).
+REVIEW_RESOURCES = {
+    "authorization.k8s.io/v1": [{"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+                                 "namespaced": False, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}],
+    "authentication.k8s.io/v1": [{"name": "selfsubjectreviews", "singularName": "selfsubjectreview",
+                                  "namespaced": False, "kind": "SelfSubjectReview", "verbs": ["create"]}],
+}
 
 
 def version_info() -> dict:
@@ -34,10 +43,11 @@ def group_versions() -> dict[str, list]:
 
 def api_resource_list(group_version: str) -> dict:
     """The APIResourceList of one group version, with the subresources we serve."""
-    resources = []
+    resources = [dict(entry) for entry in REVIEW_RESOURCES.get(group_version, [])]
     for info in group_versions().get(group_version, []):
+        verbs = NAMESPACE_VERBS if info.plural == "namespaces" else OBJECT_VERBS
         entry = {"name": info.plural, "singularName": info.singular, "namespaced": info.namespaced,
-                 "kind": info.kind, "verbs": OBJECT_VERBS, "shortNames": list(info.short_names)}
+                 "kind": info.kind, "verbs": verbs, "shortNames": list(info.short_names)}
         if info.plural in ("pods", "replicasets", "deployments", "services", "jobs", "cronjobs",
                            "horizontalpodautoscalers", "statefulsets"):
             entry["categories"] = ["all"]
@@ -71,7 +81,7 @@ def api_resource_list(group_version: str) -> dict:
 
 def api_group_list() -> dict:
     groups = []
-    for group_version in group_versions():
+    for group_version in [*group_versions(), *REVIEW_RESOURCES]:
         if "/" in group_version:
             name, version = group_version.split("/")
             entry = {"groupVersion": group_version, "version": version}

@@ -22,7 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from minikube_py.api import errors, printers
 from minikube_py.api.loader import load_manifests
-from minikube_py.apiserver import auth, dryrun, field_validation, fieldmanager, openapi_protobuf, protobuf, streams
+from minikube_py.apiserver import (
+    auth, authorization_review, dryrun, field_validation, fieldmanager, health, openapi_protobuf, protobuf, streams)
+from minikube_py.apiserver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, RequestLabels
 from minikube_py.apiserver.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from minikube_py.apiserver.resource_metrics import MetricsRoute
 from minikube_py.apiserver.routing import (
@@ -228,10 +230,17 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self._body_pending = False
         return len(dropped) == length
 
-    def _user(self) -> auth.User:
+    def _user(self, parts: list[str]) -> auth.User:
         if not self.server.requires_credentials:
             return auth.LOCAL_ADMIN
-        return auth.authenticate(self.headers.get("Authorization"), self.connection, self.server.tokens)
+        try:
+            return auth.authenticate(self.headers.get("Authorization"), self.connection, self.server.tokens)
+        except errors.Unauthorized:
+            # The health endpoints answer anyone who shows no credential at all (a load
+            # balancer's probe); a wrong credential is still 401.
+            if health.is_health_path(parts) and not self.headers.get("Authorization"):
+                return auth.ANONYMOUS
+            raise
 
     def send_json(self, code: int, document: Any) -> None:
         body = json.dumps(document, separators=(",", ":")).encode()
@@ -250,6 +259,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def send_body(self, code: int, content_type: str, body: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
+        if content_type.startswith("text/"):
+            self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Length", str(len(body)))
         for warning in self._warnings:
             # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as kube-apiserver sends
@@ -258,15 +269,31 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.response_code = code  # what `/metrics` counts this request as
+        super().send_response(code, message)
+
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         self._body_pending = True
         self._warnings = []
+        started = time.monotonic()
+        self.response_code = 0
+        self.request_labels = RequestLabels.of_path(method, url.path)
         try:
-            user = self._user()
+            self._handle_request(method, url, query)
+        finally:
+            self.server.api.metrics.observe(self.request_labels, self.response_code, time.monotonic() - started)
+
+    def _handle_request(self, method: str, url, query: dict) -> None:
+        try:
+            parts = [part for part in url.path.split("/") if part]
+            user = self._user(parts)
             if method not in KNOWN_METHODS:
                 raise errors.MethodNotAllowed(f"{method} is not supported; use GET, POST, PUT, PATCH or DELETE")
+            if self._serve_path(method, url.path, parts, query, user):
+                return
             route = parse_route(url.path)
             if isinstance(route, OpenApiV2):
                 if method != "GET":
@@ -285,6 +312,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             if isinstance(route, MetricsRoute):
                 self._serve_metrics(user, method, route, query)
                 return
+            self.request_labels = _resource_labels(method, route, query, self.headers.get("Content-Type"))
             auth.authorize(user, method, route, query, self.server.api.registry)
             body = self._read_body(method)
             self._request_received()
@@ -303,6 +331,33 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             log.exception("%s %s failed", method, self.path)
             self._send_error(errors.ApiError(f"internal error while serving {method} {url.path}; "
                                              "the daemon log has the details"))
+
+    def _serve_path(self, method: str, path: str, parts: list[str], query: dict, user: auth.User) -> bool:
+        """The non-resource paths besides discovery: the health endpoints, `/metrics` and the
+        self-reviews. False for any other path."""
+        if health.is_health_path(parts) or parts == ["metrics"]:
+            if method != "GET":
+                raise errors.MethodNotAllowed(f"{method} is not supported on {path}; use GET")
+            auth.authorize_path(user, path)
+            self._read_body(method)
+            self._request_received()
+            if parts == ["metrics"]:
+                self.send_body(200, METRICS_CONTENT_TYPE, self.server.api.metrics.exposition())
+            else:
+                answer = self.server.api.health.answer(parts, query)
+                self.send_body(answer.code, "text/plain; charset=utf-8", answer.text.encode())
+            return True
+        if "/" + "/".join(parts) in authorization_review.REVIEW_PATHS:
+            group, version, resource = parts[1], parts[2], parts[3]
+            self.request_labels = RequestLabels(method, group, version, resource, scope="cluster")
+            if method != "POST":
+                raise errors.MethodNotAllowed(f"{method} is not supported on {path}; {resource} can only be created")
+            body = self._read_body(method)
+            self._request_received()
+            self.send_json(201, authorization_review.review("/" + "/".join(parts), user, body,
+                                                            self.server.api.registry))
+            return True
+        return False
 
     def _validate_fields(self, method: str, route: Route, query: dict, body: Any) -> Any:
         """The body with `fieldValidation` applied (field_validation.py), for writes of objects
@@ -327,18 +382,19 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         info, namespace, name, subresource = route.info, route.namespace, route.name, route.subresource
         resource = info.plural
         if name is None:
+            label_selector, field_selector = text(query, "labelSelector"), text(query, "fieldSelector")
             if method == "GET":
-                label_selector, field_selector = text(query, "labelSelector"), text(query, "fieldSelector")
                 if query.get("watch", [""])[-1].lower() in ("true", "1"):
-                    streams.serve_watch(self, route, query)
+                    with self.server.api.metrics.longrunning(self.request_labels):
+                        streams.serve_watch(self, route, query)
                 else:
-                    listing = registry.list(resource, namespace, label_selector, field_selector)
-                    if self.table_requested():
-                        listing = self.table(resource, listing["items"], query,
-                                             listing["metadata"].get("resourceVersion"))
-                    self.send_object(200, listing)
+                    self.send_object(200, self._list(registry, route, query, label_selector, field_selector))
             elif method == "POST":
                 self.send_object(201, registry.create(resource, namespace, body))
+            elif method == "DELETE":
+                propagation, grace, preconditions = _delete_options(query, body)
+                self.send_object(200, registry.delete_collection(resource, namespace, label_selector, field_selector,
+                                                                 propagation, grace, preconditions))
             else:
                 raise errors.MethodNotAllowed(f"{method} is not supported on a collection of {resource}")
             return
@@ -390,12 +446,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                                                                 self._patch_type() if method == "PATCH" else None))
         elif resource == "pods" and (subresource, method) == ("log", "GET"):
             streams.serve_logs(self, namespace, name, query)
-        elif resource == "pods" and subresource == "exec" and method in ("POST", "GET"):
-            streams.serve_exec(self, namespace, name, query)
-        elif resource == "pods" and subresource == "attach" and method in ("POST", "GET"):
-            streams.serve_attach(self, namespace, name, query)
-        elif resource == "pods" and subresource == "portforward" and method in ("POST", "GET"):
-            streams.serve_portforward(self, namespace, name, query)
+        elif resource == "pods" and subresource in STREAMS and method in ("POST", "GET"):
+            with self.server.api.metrics.longrunning(self.request_labels):
+                STREAMS[subresource](self, namespace, name, query)
         elif resource == "pods" and (subresource, method) == ("inspect", "GET"):
             registry.get(resource, namespace, name)
             self.send_object(200, self.node_proxy().inspect(namespace, name))
@@ -419,6 +472,22 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         else:
             self.send_json(200, registry.list_metrics(route.resource, route.namespace, text(query, "labelSelector"),
                                                       text(query, "fieldSelector")))
+
+    def _list(self, registry, route: Route, query: dict, label_selector: str | None,
+              field_selector: str | None) -> dict:
+        """A List, or a page of it (`limit`, `continue`), as JSON or as a Table."""
+        continue_token = text(query, "continue")
+        if continue_token and text(query, "resourceVersion"):
+            raise errors.BadRequest("specifying resource version is not allowed when using continue")
+        listing = registry.list(route.info.plural, route.namespace, label_selector, field_selector,
+                                limit=integer(query, "limit", minimum=0), continue_token=continue_token)
+        if not self.table_requested():
+            return listing
+        table = self.table(route.info.plural, listing["items"], query, listing["metadata"].get("resourceVersion"))
+        for key in ("continue", "remainingItemCount"):
+            if key in listing["metadata"]:
+                table["metadata"][key] = listing["metadata"][key]
+        return table
 
     def table_requested(self) -> bool:
         return wants_table(self.headers.get("Accept"))
@@ -464,25 +533,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         return registry.dry_run() if dry_run else registry
 
     def _delete(self, registry, resource: str, namespace: str | None, name: str, query: dict, body: Any) -> dict:
-        if body is not None and not isinstance(body, dict):
-            raise errors.BadRequest("the body of a DELETE must be a v1 DeleteOptions object")
-        options = body or {}
-        propagation = text(query, "propagationPolicy") or options.get("propagationPolicy")
-        grace = integer(query, "gracePeriodSeconds")
-        if grace is None:
-            grace = options.get("gracePeriodSeconds")
-            if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int)
-                                      or not -2**63 <= grace < 2**63):
-                raise errors.BadRequest(f"DeleteOptions gracePeriodSeconds: {grace!r} must be an integer")
-        if propagation is not None and not isinstance(propagation, str):
-            raise errors.BadRequest(f"DeleteOptions propagationPolicy: {propagation!r} must be Orphan, "
-                                    "Background or Foreground")
-        if options.get("preconditions") is not None and not isinstance(options["preconditions"], dict):
-            raise errors.BadRequest("DeleteOptions preconditions: must be an object with uid and resourceVersion")
-        if options.get("orphanDependents") is True and propagation is None:
-            propagation = "Orphan"
-        return registry.delete(resource, namespace, name, propagation, grace,
-                                               preconditions=options.get("preconditions"))
+        propagation, grace, preconditions = _delete_options(query, body)
+        deleted = registry.delete(resource, namespace, name, propagation, grace, preconditions=preconditions)
+        return registry.deletion_answer(resource, deleted)
 
 
 def _flag(query: dict, name: str) -> bool:
@@ -519,3 +572,45 @@ def _apply_patch_document(raw: bytes) -> Any:
     if documents[0].error:
         raise errors.BadRequest(f"error decoding YAML: {documents[0].error}")
     return documents[0].data
+
+
+STREAMS = {"exec": streams.serve_exec, "attach": streams.serve_attach, "portforward": streams.serve_portforward}
+
+
+def _delete_options(query: dict, body: Any) -> tuple[str | None, int | None, dict | None]:
+    """(propagationPolicy, gracePeriodSeconds, preconditions) from the query and a DeleteOptions body."""
+    if body is not None and not isinstance(body, dict):
+        raise errors.BadRequest("the body of a DELETE must be a v1 DeleteOptions object")
+    options = body or {}
+    propagation = text(query, "propagationPolicy") or options.get("propagationPolicy")
+    grace = integer(query, "gracePeriodSeconds")
+    if grace is None:
+        grace = options.get("gracePeriodSeconds")
+        if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int)
+                                  or not -2**63 <= grace < 2**63):
+            raise errors.BadRequest(f"DeleteOptions gracePeriodSeconds: {grace!r} must be an integer")
+    if propagation is not None and not isinstance(propagation, str):
+        raise errors.BadRequest(f"DeleteOptions propagationPolicy: {propagation!r} must be Orphan, "
+                                "Background or Foreground")
+    if options.get("preconditions") is not None and not isinstance(options["preconditions"], dict):
+        raise errors.BadRequest("DeleteOptions preconditions: must be an object with uid and resourceVersion")
+    if options.get("orphanDependents") is True and propagation is None:
+        propagation = "Orphan"
+    return propagation, grace, options.get("preconditions")
+
+
+def _resource_labels(method: str, route: Route, query: dict, content_type: str | None) -> RequestLabels:
+    """A resource request in kube-apiserver's metric labels."""
+    verb = method
+    if route.subresource in STREAMS:
+        verb = "CONNECT"
+    elif route.name is None and method == "GET":
+        verb = "WATCH" if query.get("watch", [""])[-1].lower() in ("true", "1") else "LIST"
+    elif route.name is None and method == "DELETE":
+        verb = "DELETECOLLECTION"
+    elif method == "PATCH" and (content_type or "").startswith("application/apply-patch"):
+        verb = "APPLY"
+    group, _, version = route.info.api_version.rpartition("/")
+    scope = "resource" if route.name else "namespace" if route.namespace else "cluster"
+    dry_run = "All" if any(query.get("dryRun", [])) else ""
+    return RequestLabels(verb, group, version, route.info.plural, route.subresource or "", scope, dry_run)

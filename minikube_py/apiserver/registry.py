@@ -27,7 +27,7 @@ from minikube_py import api
 from minikube_py.api import errors
 from minikube_py.api.parsing import invalid_error
 from minikube_py.api.qos import pod_qos_class
-from minikube_py.apiserver import ephemeral
+from minikube_py.apiserver import ephemeral, pagination
 from minikube_py.apiserver.dryrun import DryRunStore
 from minikube_py.apiserver.fieldmanager import FieldManager
 from minikube_py.apiserver.fieldsets import ApplyTypeError
@@ -42,13 +42,18 @@ from minikube_py.apiserver.serviceaccount_tokens import TokenIssuer, token_reque
 from minikube_py.apiserver.service_allocation import (DEFAULT_SERVICE_CIDR, NODE_PORT_RANGE, AllocationError,
                                                         ServiceAllocator)
 from minikube_py.clock import Clock
-from minikube_py.store import ObjectStore, conflict, not_found, resource_label
+from minikube_py.store import ObjectStore, conflict, not_found, resource_label, status_details
 from minikube_py.api.watch import EventStream
 
-BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-node-lease")
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
 DEFAULT_POD_GRACE_SECONDS = 30
 PROPAGATION_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
+# The kinds whose kube-apiserver storage sets ReturnDeletedObject: a DELETE that removes one at
+# once answers with the object; every other kind answers with a Success Status.
+RETURNS_DELETED_OBJECT = frozenset({"pods", "services", "serviceaccounts", "namespaces", "persistentvolumes",
+                                    "persistentvolumeclaims", "storageclasses", "podtemplates", "priorityclasses",
+                                    "limitranges", "resourcequotas", "replicationcontrollers"})
 # A write without a resourceVersion from the caller is retried on an internal conflict, as
 # kube-apiserver's GuaranteedUpdate does; only a pathological hot object exhausts this.
 UPDATE_ATTEMPTS = 32
@@ -158,8 +163,8 @@ class RegistryWatch(EventStream):
 
 
 class Registry:
-    """Kubernetes semantics over a store (either backend). Bootstraps the `default`, `kube-system` and
-    `kube-node-lease` namespaces the first time it opens a store."""
+    """Kubernetes semantics over a store (either backend). Bootstraps the `default`, `kube-system`,
+    `kube-public` and `kube-node-lease` namespaces the first time it opens a store."""
 
     def __init__(self, store: ObjectStore, clock: Clock | None = None, service_cidr: str = DEFAULT_SERVICE_CIDR,
                  node_ports: tuple[int, int] = NODE_PORT_RANGE):
@@ -368,14 +373,36 @@ class Registry:
         return self._stored(info, self._namespace(info, namespace), name)
 
     def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> dict:
+             field_selector: str | None = None, limit: int | None = None,
+             continue_token: str | None = None) -> dict:
+        """The List of a resource; with `limit`, one page of it and a continue token for the
+        next (apiserver/pagination.py), which `continue_token` gives back."""
         info = self._info(resource)
         object_filter = ObjectFilter(info.plural, label_selector, field_selector)
-        items, revision = self.store.list(info.plural, namespace if info.namespaced else None)
+        scope = namespace if info.namespaced else None
+        after = None
+        if continue_token:
+            revision, after = pagination.decode_continue(continue_token, info.namespaced)
+            if revision > self.store.revision:
+                raise errors.BadRequest("invalid continue token: continue key is not valid: its revision is "
+                                        "newer than this server's")
+            if revision == pagination.INCONSISTENT:
+                items, revision = self.store.list(info.plural, scope)
+            else:
+                try:
+                    items, revision = pagination.objects_at(self.store, info.plural, scope, revision)
+                except errors.Gone:
+                    raise pagination.ContinueExpired(pagination.encode_continue(pagination.INCONSISTENT, after)) \
+                        from None
+        else:
+            items, revision = self.store.list(info.plural, scope)
         if not object_filter.selects_everything:
             items = [item for item in items if object_filter.matches(item)]
-        return {"kind": info.list_kind, "apiVersion": info.api_version,
-                "metadata": {"resourceVersion": str(revision)}, "items": items}
+        listing = {"kind": info.list_kind, "apiVersion": info.api_version,
+                   "metadata": {"resourceVersion": str(revision)}, "items": items}
+        if limit or after is not None:
+            return pagination.page(listing, items, limit, after, object_filter.selects_everything)
+        return listing
 
     def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None,
               label_selector: str | None = None, field_selector: str | None = None) -> RegistryWatch:
@@ -774,6 +801,41 @@ class Registry:
             return self._mark_deleted(info, current, propagation_policy, grace_period_seconds)
 
         return self._write(info, namespace, name, compute, None)
+
+    def delete_collection(self, resource: str, namespace: str | None, label_selector: str | None = None,
+                          field_selector: str | None = None, propagation_policy: str | None = None,
+                          grace_period_seconds: int | None = None, preconditions: dict | None = None) -> dict:
+        """DELETE on a collection: delete every object the selectors match, each as `delete`
+        would; returns the List of them as they were listed (kube-apiserver's DeleteCollection).
+        Namespaces have no deletecollection in Kubernetes (405)."""
+        info = self._info(resource)
+        if info.plural == "namespaces":
+            raise errors.MethodNotAllowed("the server does not allow this method on the requested resource",
+                                          {"kind": "namespaces"})
+        listing = self.list(info.plural, namespace, label_selector, field_selector)
+        for item in listing["items"]:
+            metadata = _metadata(item)
+            try:
+                self.delete(info.plural, metadata.get("namespace"), metadata["name"], propagation_policy,
+                            grace_period_seconds, preconditions)
+            except errors.NotFound:
+                pass  # deleted meanwhile
+        return listing
+
+    @staticmethod
+    def deletion_answer(resource: str, deleted: dict) -> dict:
+        """What a DELETE answers, as kube-apiserver does per kind: an object still being
+        deleted (a graceful pod stop, finalizers) is returned as it now is; one removed at once
+        is returned by the kinds whose storage says ReturnDeletedObject (pods, services,
+        namespaces, ...) and otherwise answered with a Success Status naming it."""
+        info = Registry._info(resource)
+        metadata = _metadata(deleted)
+        pending = metadata.get("deletionTimestamp") and (metadata.get("finalizers")
+                                                         or metadata.get("deletionGracePeriodSeconds"))
+        if pending or info.plural in RETURNS_DELETED_OBJECT:
+            return deleted
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {**status_details(info.plural, metadata.get("name", "")), "uid": metadata.get("uid", "")}}
 
     def _grace_seconds(self, info, current: dict, requested: int | None) -> int:
         """Only pods stop gracefully, and only when a node is running them."""

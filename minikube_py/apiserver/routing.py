@@ -15,7 +15,7 @@ from urllib.parse import unquote
 from minikube_py import api
 from minikube_py.api import errors, printers
 from minikube_py.apiserver import openapi
-from minikube_py.apiserver.discovery import api_group_list, api_resource_list, api_versions, group_versions, version_info
+from minikube_py.apiserver.discovery import REVIEW_RESOURCES, api_group_list, api_resource_list, api_versions, group_versions, version_info
 from minikube_py.apiserver.resource_metrics import GROUP as METRICS_GROUP
 from minikube_py.apiserver.resource_metrics import VERSION as METRICS_VERSION
 from minikube_py.apiserver.resource_metrics import MetricsRoute, parse_metrics_route
@@ -117,6 +117,8 @@ def parse_route(path: str) -> Route | MetricsRoute | OpenApiV2 | dict:
         group_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
     else:
         raise not_found(path)
+    if not rest and group_version in REVIEW_RESOURCES:
+        return api_resource_list(group_version)
     if group_version not in group_versions():
         raise not_found(path)
     if not rest:

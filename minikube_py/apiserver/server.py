@@ -25,6 +25,8 @@ from minikube_py.apiserver import certificates
 from minikube_py.apiserver.auth import TokenAuthenticator
 from minikube_py.apiserver.handler import ApiRequestHandler
 from minikube_py.apiserver.hangups import HangUpDetector
+from minikube_py.apiserver.health import HealthChecks
+from minikube_py.apiserver.metrics import ApiMetrics
 from minikube_py.apiserver.serviceaccount_tokens import ServiceAccountUser, service_account_user
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,9 @@ class ApiHttpServer:
         self._watches: set = set()
         self._lock = threading.Lock()
         self.hang_ups: HangUpDetector | None = None
+        self.metrics = ApiMetrics(registry.store)
+        self._stopping = False
+        self.health = HealthChecks(registry.store, lambda: self._stopping)
 
     def track(self, connection: socket.socket, active: bool) -> None:
         with self._lock:
@@ -195,6 +200,7 @@ class ApiHttpServer:
         return None if issuer is None else service_account_user(self.registry, issuer, token)
 
     def stop(self) -> None:
+        self._stopping = True
         for server in self._servers:
             _shut_down_now(server)
             server.server_close()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Iterator
 from minikube_py.api import errors, exec_stream
 from minikube_py.api.exec_stream import CLOSE_SIGNAL, ERROR, RESIZE, STDERR, STDIN, STDOUT, ChannelSocket
 from minikube_py.apiserver import portforward
+from minikube_py.apiserver.pod_logs import LogNarrowing
 from minikube_py.apiserver.routing import Route, flag, include_object_policy, integer, text
 
 if TYPE_CHECKING:
@@ -115,10 +116,12 @@ def _shape_event(handler: "ApiRequestHandler", route: Route, query: dict, event:
 
 def serve_logs(handler: "ApiRequestHandler", namespace: str, name: str, query: dict) -> None:
     handler.server.api.registry.get("pods", namespace, name)
-    chunks: Iterator[bytes] = iter(handler.node_proxy().logs(
+    narrowing = LogNarrowing.of(query, name, flag(query, "timestamps"))
+    node_chunks = iter(handler.node_proxy().logs(
         namespace, name, container=text(query, "container"), follow=flag(query, "follow"),
-        tail_lines=integer(query, "tailLines", minimum=0), timestamps=flag(query, "timestamps"),
+        tail_lines=integer(query, "tailLines", minimum=0), timestamps=narrowing.needs_timestamps,
         previous=flag(query, "previous")))
+    chunks: Iterator[bytes] = narrowing.apply(node_chunks)
     # The first chunk is read before answering so that a bad container name is a Status.
     first = next(chunks, b"")
     handler.close_connection = True
@@ -133,9 +136,10 @@ def serve_logs(handler: "ApiRequestHandler", namespace: str, name: str, query: d
     except OSError:
         pass
     finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+        for opened in (chunks, node_chunks):
+            close = getattr(opened, "close", None)
+            if close is not None:
+                close()
 
 
 # After the exit status is sent, how long the client may take to read the rest and close.

@@ -34,21 +34,28 @@ def resource_label(resource: str) -> str:
     return info.qualified_plural if info is not None else resource
 
 
+def status_details(resource: str, name: str) -> dict:
+    """A Status's `details` for one object, as Kubernetes fills them: the name, the API group
+    (left out for the core group) and, in `kind`, the resource."""
+    info = api.RESOURCES.get(resource)
+    group = info.api_version.rpartition("/")[0] if info is not None else ""
+    return {"name": name, **({"group": group} if group else {}), "kind": resource}
+
+
 def not_found(resource: str, name: str) -> errors.NotFound:
-    return errors.NotFound(f'{resource_label(resource)} "{name}" not found',
-                           {"name": name, "kind": resource})
+    return errors.NotFound(f'{resource_label(resource)} "{name}" not found', status_details(resource, name))
 
 
 def already_exists(resource: str, name: str) -> errors.AlreadyExists:
     return errors.AlreadyExists(f'{resource_label(resource)} "{name}" already exists',
-                                {"name": name, "kind": resource})
+                                status_details(resource, name))
 
 
 def conflict(resource: str, name: str) -> errors.Conflict:
     return errors.Conflict(
         f'Operation cannot be fulfilled on {resource_label(resource)} "{name}": the object has been '
         "modified; please apply your changes to the latest version and try again",
-        {"name": name, "kind": resource})
+        status_details(resource, name))
 
 
 def too_old(since: int, oldest: int) -> errors.Gone:

@@ -30,7 +30,7 @@ def registry():
 
 def test_a_new_store_has_the_bootstrap_namespaces(registry):
     names = [item["metadata"]["name"] for item in registry.list("namespaces")["items"]]
-    assert names == ["default", "kube-node-lease", "kube-system"]
+    assert names == ["default", "kube-node-lease", "kube-public", "kube-system"]
     assert registry.get("namespaces", None, "default")["status"] == {"phase": "Active"}
 
 
