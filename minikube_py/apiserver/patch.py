@@ -86,12 +86,12 @@ def _merge_keyed_list(current: list, patch: list, merge_key: str, model: type | 
     return merged
 
 
-def patch_not_applicable(reason: str) -> errors.Invalid:
+def patch_not_applicable(path: str, reason: str) -> errors.Invalid:
     """A well-formed JSON patch that does not apply to the object (a failed `test`, a path that
     is not there): kube-apiserver answers 422 Invalid with this fixed message and empty details;
     the reason goes in a cause, so a client can still say what failed."""
     return errors.Invalid("the server rejected our request due to an error in our request",
-                          details={"causes": [{"message": reason}]})
+                          details={"causes": [{"reason": "FieldValueInvalid", "message": reason, "field": path}]})
 
 
 def json_patch(target: Any, operations: list) -> Any:
@@ -103,7 +103,7 @@ def json_patch(target: Any, operations: list) -> Any:
         op, path = operation["op"], operation["path"]
         if op == "test":
             if _resolve(document, path) != operation.get("value"):
-                raise patch_not_applicable(f"json patch operation {number}: testing value {path} failed")
+                raise patch_not_applicable(path, f"json patch operation {number}: test failed: the value is not {operation.get('value')!r}")
         elif op == "remove":
             document = _remove(document, path)
         elif op in ("add", "replace"):
@@ -139,7 +139,7 @@ def _step(container: Any, token: str, path: str) -> Any:
             return container[int(token)]
         return container[token]
     except (KeyError, IndexError, ValueError, TypeError):
-        raise patch_not_applicable(f"json patch path {path!r} does not exist in the object") from None
+        raise patch_not_applicable(path, "json patch: this path does not exist in the object") from None
 
 
 def _resolve(document: Any, path: str) -> Any:
@@ -168,12 +168,12 @@ def _add(document: Any, path: str, value: Any, replace: bool) -> Any:
         else:
             index = int(last)
             if not 0 <= index <= len(parent):
-                raise patch_not_applicable(f"json patch path {path!r}: index out of range")
+                raise patch_not_applicable(path, "json patch: index out of range")
             parent.insert(index, value)
     elif isinstance(parent, dict):
         parent[last] = value
     else:
-        raise patch_not_applicable(f"json patch path {path!r}: parent is not an object or array")
+        raise patch_not_applicable(path, "json patch: the parent is not an object or array")
     return document
 
 
