@@ -80,8 +80,8 @@ def invalid_error(info: ResourceInfo, name: str, problems: list[tuple[str, str]]
     summary = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"
     details = {
         "name": name,
-        "group": info.group,
-        "kind": info.kind.lower(),
+        **({"group": info.group} if info.group else {}),
+        "kind": info.kind,  # kubectl prints `The Pod "x" is invalid` from this
         "causes": [{"reason": "FieldValueInvalid", "message": message, "field": path} for path, message in problems],
     }
     return errors.Invalid(f'{info.qualified_kind} "{name}" is invalid: {summary}', problems, details)

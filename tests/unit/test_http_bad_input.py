@@ -147,7 +147,7 @@ CASES = {
         request("PUT", PODS + "/web", json.dumps({**POD, "metadata": {"name": "web", "resourceVersion": "abc"}}), JSON),
         {400, 409, 422}, ""),
     "40-digit tailLines": (request("GET", f"{PODS}/web/log?tailLines={'9' * 40}"), {400}, "tailLines"),
-    "negative tailLines": (request("GET", f"{PODS}/web/log?tailLines=-1"), {400}, "tailLines"),
+    "negative tailLines": (request("GET", f"{PODS}/web/log?tailLines=-1"), {422}, "tailLines"),
     "40-digit timeoutSeconds": (request("GET", f"{PODS}?watch=1&timeoutSeconds={'9' * 40}"), {400}, "timeoutSeconds"),
     "40-digit gracePeriodSeconds": (request("DELETE", f"{PODS}/web?gracePeriodSeconds={'9' * 40}"), {400},
                                     "gracePeriodSeconds"),
