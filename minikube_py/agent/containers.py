@@ -81,6 +81,17 @@ def expand(text: str, lookup: Callable[[str], str | None]) -> str:
     return "".join(out)
 
 
+def container_field_path(pod, name: str) -> str:
+    """How kubelet's events name one container of a pod (`involvedObject.fieldPath`):
+    `spec.containers{NAME}`, `spec.initContainers{NAME}` or `spec.ephemeralContainers{NAME}`."""
+    spec = pod.spec
+    if any(container.name == name for container in spec.init_containers or []):
+        return f"spec.initContainers{{{name}}}"
+    if any(container.name == name for container in spec.ephemeral_containers or []):
+        return f"spec.ephemeralContainers{{{name}}}"
+    return f"spec.containers{{{name}}}"
+
+
 def field_ref_value(pod, field_path: str, pod_ip: str, host_ip: str) -> str:
     """The downward API values a container's env can name with `valueFrom.fieldRef.fieldPath`."""
     metadata, spec = pod.metadata, pod.spec

@@ -26,6 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from minikube_py.agent.containers import container_field_path
 from minikube_py.api.defaults import default_image_pull_policy
 from minikube_py.client.events import NORMAL, WARNING
 from minikube_py.runtime.types import ContainerRuntimeError, PulledImage, ResolvedImage
@@ -95,18 +96,18 @@ class ImagePulls:
             if present is None:
                 raise ContainerRuntimeError("ErrImageNeverPull",
                                             f'Container image "{image}" is not present with pull policy of Never')
-            self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present on machine')
+            self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present on machine', container_field_path(pod, container.name))
             return EnsureResult(present)
         now = self.clock.now()
         if backoff is not None and now < backoff.retry_at:
             if not backoff.reported:
                 backoff.reported = True
-                self.recorder.event(pod, NORMAL, "BackOff", f'Back-off pulling image "{image}"')
-                self.recorder.event(pod, WARNING, "Failed", "Error: ImagePullBackOff")
+                self.recorder.event(pod, NORMAL, "BackOff", f'Back-off pulling image "{image}"', container_field_path(pod, container.name))
+                self.recorder.event(pod, WARNING, "Failed", "Error: ImagePullBackOff", container_field_path(pod, container.name))
             container_record.set_waiting("ImagePullBackOff",
                                          f'Back-off pulling image "{image}": ErrImagePull: {backoff.message}')
             return EnsureResult(retry_after=backoff.retry_at - now)
-        self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"')
+        self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', container_field_path(pod, container.name))
         configs = self._docker_configs(pod)
         started = self.clock.monotonic()
         future: Future = Future()
@@ -139,7 +140,8 @@ class ImagePulls:
                 self._backoff.pop(key, None)
             self.recorder.event(pod, NORMAL, "Pulled",
                                 f'Successfully pulled image "{image}" in {_seconds(pulled.seconds)} '
-                                f'({_seconds(waited)} including waiting). Image size: {pulled.image.size} bytes.')
+                                f'({_seconds(waited)} including waiting). Image size: {pulled.image.size} bytes.',
+                                container_field_path(pod, container_record.name))
             return EnsureResult(pulled.image)
         message = getattr(error, "message", str(error))
         with self._lock:
@@ -147,8 +149,8 @@ class ImagePulls:
             failures = previous.failures + 1 if previous else 1
             delay = min(self.backoff_initial * 2 ** (failures - 1), self.backoff_max)
             self._backoff[key] = PullBackOff(failures, self.clock.now() + delay, message)
-        self.recorder.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {message}')
-        self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull")
+        self.recorder.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {message}', container_field_path(pod, container_record.name))
+        self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull", container_field_path(pod, container_record.name))
         container_record.set_waiting("ErrImagePull", message)
         return EnsureResult(retry_after=delay)
 

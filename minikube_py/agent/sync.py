@@ -19,6 +19,7 @@ import logging
 from minikube_py.agent import containers as container_configs
 from minikube_py.agent import podfiles
 from minikube_py.agent.backoff import format_duration
+from minikube_py.agent.containers import container_field_path
 from minikube_py.agent.hooks import POST_START
 from minikube_py.agent.pod import SANDBOX, Lifecycle, PodRecord
 from minikube_py.agent.probes import FAILURE, LIVENESS, READINESS, STARTUP, SUCCESS, ProbeTarget, ProbeWorker
@@ -199,7 +200,8 @@ class PodSync:
             record.request_stop(container_record, record.pod.spec.termination_grace_period_seconds, now)
         begun, wait = self._advance_stops(record)
         for container_record in begun:
-            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
+            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}",
+                                container_field_path(record.pod, container_record.name))
         return wait
 
     def _observe_container(self, record: PodRecord, container_record: ContainerRecord) -> None:
@@ -245,7 +247,8 @@ class PodSync:
         self.probes.remove_container(termination.container_id)
         if termination.reason == "OOMKilled":
             self.recorder.event(record.pod, WARNING, "OOMKilled",
-                                f"Container {container_record.name} was killed: out of memory (cgroup memory limit)")
+                                f"Container {container_record.name} was killed: out of memory (cgroup memory limit)",
+                                container_field_path(record.pod, container_record.name))
         if container_record.stop is not None and record.pod.spec.share_process_namespace and termination.container_id:
             # What the container left behind in a shared PID namespace outlives its PID 1.
             try:
@@ -366,7 +369,8 @@ class PodSync:
         if record.backoff_reported.get(container_record.name) != exit_id:
             record.backoff_reported[container_record.name] = exit_id
             self.recorder.event(record.pod, WARNING, "BackOff",
-                                f"Back-off restarting failed container {container_record.name} in pod {record.display}")
+                                f"Back-off restarting failed container {container_record.name} in pod {record.display}",
+                                container_field_path(record.pod, container_record.name))
 
     def _start_container(self, record: PodRecord, container, container_record: ContainerRecord,
                          restart: bool) -> float | None:
@@ -400,7 +404,8 @@ class PodSync:
                 return self._creation_failed(record, container_record, error)
             # It was created but could not run (exec failed): a StartError termination, exit 128,
             # which counts as a run of the container for restarts and back-off.
-            self.recorder.event(pod, WARNING, "Failed", f"Error: {error.message}")
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {error.message}",
+                                container_field_path(pod, container_record.name))
             now = self.clock.now()
             container_record.restart_count = attempt
             container_record.set_terminated(
@@ -412,8 +417,9 @@ class PodSync:
         record.rerun_init.discard(container.name)
         container_record.restart_count = attempt
         container_record.set_running(state)
-        self.recorder.event(pod, NORMAL, "Created", f"Created container {container.name}")
-        self.recorder.event(pod, NORMAL, "Started", f"Started container {container.name}")
+        field_path = container_field_path(pod, container.name)
+        self.recorder.event(pod, NORMAL, "Created", f"Created container {container.name}", field_path)
+        self.recorder.event(pod, NORMAL, "Started", f"Started container {container.name}", field_path)
         hook = container.lifecycle.post_start if container.lifecycle is not None else None
         if hook is not None:
             target = ProbeTarget(state.id, record.ip, _named_ports(container))
@@ -444,8 +450,9 @@ class PodSync:
         log.info("pod %s/%s: %s", record.namespace, record.name, run.error)
         # kubelet leaves the hook's message out of the event (it may hold secrets); the
         # container's waiting state (PostStartHookError) shows it.
-        self.recorder.event(record.pod, WARNING, "FailedPostStartHook", "PostStartHook failed")
-        self.recorder.event(record.pod, NORMAL, "Killing", "FailedPostStartHook")
+        field_path = container_field_path(record.pod, container_record.name)
+        self.recorder.event(record.pod, WARNING, "FailedPostStartHook", "PostStartHook failed", field_path)
+        self.recorder.event(record.pod, NORMAL, "Killing", "FailedPostStartHook", field_path)
         record.request_stop(container_record, record.pod.spec.termination_grace_period_seconds, self.clock.monotonic())
         self.queue.add(record.uid)
         return SMALLEST_WAIT_SECONDS
@@ -459,10 +466,11 @@ class PodSync:
         delay = self._failure_delay(record, container_record.name)
         # A container that ran has its termination in last_state already (_start_container).
         container_record.set_waiting(error.reason, error.message)
+        field_path = container_field_path(record.pod, container_record.name)
         if error.reason == "ErrImageNeverPull":
-            self.recorder.event(record.pod, WARNING, "ErrImageNeverPull", error.message)
+            self.recorder.event(record.pod, WARNING, "ErrImageNeverPull", error.message, field_path)
         self.recorder.event(record.pod, WARNING, "Failed", f"Error: {error.reason}" if error.reason == "ErrImageNeverPull"
-                            else f"Error: {error.message}")
+                            else f"Error: {error.message}", field_path)
         return delay
 
     def _failure_delay(self, record: PodRecord, what: str) -> float:
@@ -482,11 +490,13 @@ class PodSync:
         if record is None or record.terminating:
             return
         kind = worker.spec.kind
+        field_path = container_field_path(record.pod, worker.container_name)
         if not success:
-            self.recorder.event(record.pod, WARNING, "Unhealthy", f"{kind.capitalize()} probe failed: {detail}")
+            self.recorder.event(record.pod, WARNING, "Unhealthy", f"{kind.capitalize()} probe failed: {detail}",
+                                field_path)
         if changed and kind in (LIVENESS, STARTUP) and worker.state.result == FAILURE:
             self.recorder.event(record.pod, NORMAL, "Killing",
-                                f"Container {worker.container_name} failed {kind} probe, will be restarted")
+                                f"Container {worker.container_name} failed {kind} probe, will be restarted", field_path)
         if changed:
             self.queue.add(worker.pod_uid)
 

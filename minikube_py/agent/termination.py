@@ -23,6 +23,7 @@ import os
 import signal
 
 from minikube_py.agent import podfiles
+from minikube_py.agent.containers import container_field_path
 from minikube_py.agent.hooks import PRE_STOP
 from minikube_py.agent.logs import read_log
 from minikube_py.agent.pod import Lifecycle, PodRecord, TerminationPlan, Why
@@ -174,7 +175,8 @@ class PodTermination:
         if finished and run.failed:
             log.info("pod %s/%s: %s", record.namespace, record.name, run.error)
             # As kubelet: the event leaves out the hook's message, which may hold secrets.
-            self.recorder.event(record.pod, WARNING, "FailedPreStopHook", "PreStopHook failed")
+            self.recorder.event(record.pod, WARNING, "FailedPreStopHook", "PreStopHook failed",
+                                container_field_path(record.pod, container_record.name))
         elif not finished:
             log.info("pod %s/%s: the preStop hook of %s did not finish within %ss", record.namespace, record.name,
                      container_record.name, stop.grace)
@@ -248,7 +250,8 @@ class PodTermination:
         begun, wait = self._advance_stops(record)
         # Every container's stop has begun by now; the Killing events are written while they stop.
         for container_record in begun:
-            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}")
+            self.recorder.event(record.pod, NORMAL, "Killing", f"Stopping container {container_record.name}",
+                                container_field_path(record.pod, container_record.name))
         if wait is not None:
             return wait
         self._finish_termination(record)

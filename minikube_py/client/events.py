@@ -69,17 +69,19 @@ class EventRecorder:
         self._recording: dict[tuple[Any, ...], _KeyLock] = {}
         self._last_name_nanoseconds = 0
 
-    def event(self, obj: Any, event_type: str, reason: str, message: str) -> None:
-        """Record that `reason`/`message` happened to `obj`; never raises."""
+    def event(self, obj: Any, event_type: str, reason: str, message: str, field_path: str | None = None) -> None:
+        """Record that `reason`/`message` happened to `obj` (to the part of it `field_path` names,
+        as kubelet names a pod's container: `spec.containers{web}`); never raises."""
         try:
             metadata = obj.metadata
-            correlation_key = (metadata.uid, obj.kind, metadata.namespace, metadata.name, event_type, reason, message)
+            correlation_key = (metadata.uid, obj.kind, metadata.namespace, metadata.name, field_path, event_type,
+                               reason, message)
             with self._state:
                 key_lock = self._recording.setdefault(correlation_key, _KeyLock())
                 key_lock.users += 1
             try:
                 with key_lock.lock:
-                    self._record(obj, correlation_key, event_type, reason, message)
+                    self._record(obj, correlation_key, event_type, reason, message, field_path)
             finally:
                 with self._state:
                     key_lock.users -= 1
@@ -89,7 +91,8 @@ class EventRecorder:
             log.warning("%s: could not record event %s on %s %s/%s: %s", self.component, reason,
                         getattr(obj, "kind", "object"), obj.metadata.namespace, obj.metadata.name, error)
 
-    def _record(self, obj: Any, correlation_key: tuple[Any, ...], event_type: str, reason: str, message: str) -> None:
+    def _record(self, obj: Any, correlation_key: tuple[Any, ...], event_type: str, reason: str, message: str,
+                field_path: str | None) -> None:
         timestamp = format_time(self.clock.now())
         with self._state:
             stored = self._recent.get(correlation_key)
@@ -105,7 +108,7 @@ class EventRecorder:
                 return
             except errors.NotFound:
                 pass  # somebody deleted it; start a new one below
-        created = self._create(obj, event_type, reason, message, timestamp)
+        created = self._create(obj, event_type, reason, message, timestamp, field_path)
         with self._state:
             self._recent[correlation_key] = _StoredEvent(created.metadata.namespace or "", created.metadata.name or "",
                                                          created.count or 1)
@@ -113,7 +116,8 @@ class EventRecorder:
             while len(self._recent) > REMEMBERED_EVENTS:
                 self._recent.popitem(last=False)
 
-    def _create(self, obj: Any, event_type: str, reason: str, message: str, timestamp: str) -> Event:
+    def _create(self, obj: Any, event_type: str, reason: str, message: str, timestamp: str,
+                field_path: str | None) -> Event:
         metadata = obj.metadata
         # Events about cluster-scoped objects (nodes) live in `default`, as in Kubernetes.
         namespace = metadata.namespace or "default"
@@ -127,6 +131,7 @@ class EventRecorder:
                     "name": metadata.name,
                     "uid": metadata.uid,
                     "resourceVersion": metadata.resource_version,
+                    "fieldPath": field_path,
                 },
                 "type": event_type,
                 "reason": reason,

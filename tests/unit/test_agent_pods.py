@@ -293,3 +293,14 @@ def test_stop_leaves_no_agent_thread_behind(tmp_path):
     harness.agent.stop()
     alive = [thread.name for thread in threading.enumerate() if thread.name.startswith(("agent-", "probe-timers"))]
     assert alive == []
+
+
+def test_container_events_name_their_container_in_involved_object_field_path(harness):
+    harness.create_pod("web", [{"name": "main"}])
+    harness.create_pod("setup", [{"name": "main"}],
+                       initContainers=[{"name": "prepare", "image": "busybox", "command": ["true"]}])
+    harness.sync()
+    paths = {(event["involvedObject"]["name"], event["reason"], event["involvedObject"].get("fieldPath"))
+             for event in harness.registry.list("events", "default")["items"]}
+    assert {("web", "Pulled", "spec.containers{main}"), ("web", "Created", "spec.containers{main}"),
+            ("web", "Started", "spec.containers{main}"), ("setup", "Started", "spec.initContainers{prepare}")} <= paths
