@@ -321,6 +321,8 @@ class Registry:
             wire["status"] = {"phase": "Pending", "qosClass": pod_qos_class(model.spec)}
         elif info.plural == "namespaces":
             wire["status"] = {"phase": "Active"}
+        elif info.plural == "services":
+            wire["status"] = {"loadBalancer": {}}
         if track_fields:
             self.fields.update(None, wire, self.field_manager, model=info.model)
         if info.plural == "services" and prefix is None and \
