@@ -151,8 +151,8 @@ def test_install_upgrade_rollback_and_uninstall_a_chart(cluster, chart):
     if missing:
         pytest.skip("Helm needs " + " and ".join(missing) + ", which this API server does not serve yet")
     with helm.Config(kubeconfig_path=cluster.kubeconfig, namespace=NAMESPACE) as config:
-        installed = config.install(chart, RELEASE, {"greeting": "hi"}, wait="watcher", timeout=120)
-        assert installed["version"] == 1 and installed["info"]["status"] == "deployed"
+        installed = config.install(chart, RELEASE, {"greeting": "hi"}, wait="legacy", timeout=120)
+        assert installed["revision"] == 1 and installed["status"] == "deployed"
         raw = cluster.client.raw
         assert raw.get("configmaps", NAMESPACE, f"{RELEASE}-settings")["data"] == {"greeting": "hi"}
         assert base64.b64decode(raw.get("secrets", NAMESPACE, f"{RELEASE}-credentials")["data"]["password"]) \
@@ -163,22 +163,22 @@ def test_install_upgrade_rollback_and_uninstall_a_chart(cluster, chart):
         wait_for(lambda: (raw.get("deployments", NAMESPACE, f"{RELEASE}-web").get("status") or {})
                  .get("readyReplicas") == 1, 60, "the release's Deployment ready")
 
-        upgraded = config.upgrade(chart, RELEASE, {"greeting": "hey", "replicas": 2}, wait="watcher", timeout=120)
-        assert upgraded["version"] == 2 and upgraded["info"]["status"] == "deployed"
+        upgraded = config.upgrade(chart, RELEASE, {"greeting": "hey", "replicas": 2}, wait="legacy", timeout=120)
+        assert upgraded["revision"] == 2 and upgraded["status"] == "deployed"
         assert raw.get("configmaps", NAMESPACE, f"{RELEASE}-settings")["data"] == {"greeting": "hey"}
         assert deployment_replicas(cluster) == 2
 
-        config.rollback(RELEASE, version=1, wait="watcher", timeout=120)
+        config.rollback(RELEASE, version=1, wait="legacy", timeout=120)
         assert raw.get("configmaps", NAMESPACE, f"{RELEASE}-settings")["data"] == {"greeting": "hi"}
         assert deployment_replicas(cluster) == 1
         history = config.history(RELEASE)
-        assert [(entry["version"], entry["info"]["status"]) for entry in history] == [
+        assert [(entry["revision"], entry["status"]) for entry in history] == [
             (1, "superseded"), (2, "superseded"), (3, "deployed")]
         assert {revision: record["info"]["status"] for revision, record in releases(cluster).items()} == {
             1: "superseded", 2: "superseded", 3: "deployed"}
         assert [item["name"] for item in config.list()] == [RELEASE]
 
-        config.uninstall(RELEASE, wait="watcher", timeout=120)
+        config.uninstall(RELEASE, wait="legacy", timeout=120)
         for resource, name in (("configmaps", "settings"), ("secrets", "credentials"), ("services", "web"),
                                ("deployments", "web")):
             assert not [item for item in raw.list(resource, NAMESPACE)["items"]
