@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
+from minikube_py.client.transport import UnixHTTPConnection
 from tests.e2e.cluster import Cluster, free_port
 
 KUBECTL = shutil.which("kubectl")
@@ -429,7 +430,29 @@ def server_side_steps(ns: str) -> list[Step]:
     ]
 
 
-GROUPS = [cluster_and_config_steps, object_steps, workload_steps, pod_steps, server_side_steps]
+def protobuf_steps(ns: str) -> list[Step]:
+    """kubectl's generators and `auth` send protobuf bodies (its typed clients)."""
+    return [
+        k("create", "configmap", "generated", ns, "--from-literal=a=b", out="configmap/generated created"),
+        k("get", "cm", "generated", ns, "-o", "jsonpath={.data.a}", out="b"),
+        k("create", "secret", "generic", "token", ns, "--from-literal=key=value", out="secret/token created"),
+        k("create", "serviceaccount", "robot", ns, out="serviceaccount/robot created"),
+        k("create", "token", "robot", ns, pattern=r"^ey[\w-]+\.[\w-]+\.[\w-]+$"),
+        k("create", "namespace", "scratch", out="namespace/scratch created"),
+        k("create", "deployment", "made", ns, "--image=busybox", "--replicas=0", out="deployment.apps/made created"),
+        k("create", "service", "clusterip", "made", ns, "--tcp=80:8080", out="service/made created"),
+        k("create", "job", "made", ns, "--image=busybox", "--", "true", out="job.batch/made created"),
+        k("auth", "can-i", "delete", "pods", ns, out="yes"),
+        k("auth", "can-i", "--list", ns, code=1),
+        k("auth", "whoami", out=("Username", "admin", "system:masters")),
+        k("auth", "whoami", "-o", "json", out='"kind": "SelfSubjectReview"'),
+        k("delete", "namespace", "scratch", out='namespace "scratch" deleted'),
+        k("delete", "job,deployment,service,sa,secret,cm", "made", "robot", "token", "generated", ns,
+          "--ignore-not-found", out=('job.batch "made" deleted', 'configmap "generated" deleted')),
+    ]
+
+
+GROUPS = [cluster_and_config_steps, object_steps, workload_steps, pod_steps, server_side_steps, protobuf_steps]
 TEMPLATES = tempfile.mkdtemp(prefix="kubectl-battery-")
 with open(os.path.join(TEMPLATES, "names.tmpl"), "w") as file:
     file.write("{{range .items}}{{.metadata.name}};{{end}}")
@@ -457,6 +480,26 @@ def test_a_pod_run_exec_copied_to_and_from_attached_and_force_deleted(cluster):
 
 def test_server_side_apply_dry_runs_diff_and_explain(cluster):
     run(cluster, server_side_steps(NAMESPACE_TOKEN))
+
+
+def test_generators_and_auth_which_send_protobuf(cluster):
+    missing = protobuf_missing(cluster)
+    if missing:
+        pytest.skip(missing)
+    run(cluster, protobuf_steps(NAMESPACE_TOKEN))
+
+
+def protobuf_missing(cluster: Cluster) -> str | None:
+    """Why the protobuf group cannot run here: the API answers protobuf bodies with 415."""
+    connection = UnixHTTPConnection(os.path.join(cluster.home, "api.sock"), timeout=10)
+    try:
+        connection.request("POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", b"k8s\x00",
+                           {"Content-Type": "application/vnd.kubernetes.protobuf"})
+        if connection.getresponse().status == 415:
+            return "this API server does not read protobuf bodies yet (issue 12 item 3)"
+    finally:
+        connection.close()
+    return None
 
 
 def test_port_forward_and_proxy_reach_the_deployment(cluster):
