@@ -451,7 +451,22 @@ def protobuf_steps(ns: str) -> list[Step]:
     ]
 
 
-GROUPS = [cluster_and_config_steps, object_steps, workload_steps, pod_steps, server_side_steps, protobuf_steps]
+def scheduling_steps(ns: str, node: str = "NODE") -> list[Step]:
+    """taint, cordon, uncordon and drain of the cluster's node (the scheduler work of issue 13)."""
+    return [
+        k("taint", "nodes", node, "battery=yes:NoSchedule", out=f"node/{node} tainted"),
+        k("get", "node", node, "-o", "jsonpath={.spec.taints[*].key}", out="battery"),
+        k("taint", "nodes", node, "battery=yes:NoSchedule-", out=f"node/{node} untainted"),
+        k("cordon", node, out=f"node/{node} cordoned"),
+        k("get", "nodes", out="SchedulingDisabled"),
+        k("uncordon", node, out=f"node/{node} uncordoned"),
+        k("drain", node, "--ignore-daemonsets", "--dry-run=client", out=f"node/{node} cordoned (dry run)"),
+        k("get", "node", node, "-o", "jsonpath={.spec.unschedulable}", pattern=r"\A\Z"),
+    ]
+
+
+GROUPS = [cluster_and_config_steps, object_steps, workload_steps, pod_steps, server_side_steps, protobuf_steps,
+          scheduling_steps]
 TEMPLATES = tempfile.mkdtemp(prefix="kubectl-battery-")
 with open(os.path.join(TEMPLATES, "names.tmpl"), "w") as file:
     file.write("{{range .items}}{{.metadata.name}};{{end}}")
@@ -495,6 +510,13 @@ def protobuf_missing(cluster: Cluster) -> str | None:
     if probe.returncode != 0 and "protobuf" in probe.stderr:
         return f"this API server does not read protobuf bodies yet (issue 12 item 3): {probe.stderr.strip()}"
     return None
+
+
+def test_taint_cordon_and_drain_the_node(cluster):
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    if "taints" not in json.dumps(cluster.kubectl("explain", "node.spec", check=False).stdout):
+        pytest.skip("this API server's Node has no spec.taints yet (the scheduler work of issue 13)")
+    run(cluster, scheduling_steps(NAMESPACE_TOKEN, nodes[0]["metadata"]["name"]))
 
 
 def test_port_forward_and_proxy_reach_the_deployment(cluster):
