@@ -91,11 +91,12 @@ def test_every_write_verb_answers_the_object_and_stores_nothing(cluster):
     assert status == 200 and deployment["status"]["replicas"] == 3
 
     status, deleted = call(server, "DELETE", f"{DEPLOYMENTS}/web?dryRun=All")
-    assert status == 200 and deleted["metadata"]["name"] == "web"
+    # A Deployment removed at once is answered with a Success Status naming it, dry run or not.
+    assert status == 200 and deleted["kind"] == "Status" and deleted["details"]["name"] == "web"
     # kubectl sends dryRun inside DeleteOptions.
     status, deleted = call(server, "DELETE", f"{DEPLOYMENTS}/web",
                            {"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]})
-    assert status == 200 and deleted["metadata"]["name"] == "web"
+    assert status == 200 and deleted["details"]["name"] == "web"
 
     unchanged(server, counting, writes, revision)
     assert server.registry.get("pods", "default", "web") == stored_pod
