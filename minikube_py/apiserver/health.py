@@ -51,8 +51,8 @@ def _log() -> None:
 
 
 class HealthChecks:
-    """The checks of one API server. `store` is the registry's store; `stopping()` says whether
-    the server has begun to shut down."""
+    """The checks of one API server. `store` is the registry's store (None for a node's kubelet
+    server, which has no etcd checks); `stopping()` says whether the server has begun to shut down."""
 
     def __init__(self, store, stopping: Callable[[], bool]):
         def etcd() -> None:
@@ -66,12 +66,13 @@ class HealthChecks:
             if stopping():
                 raise CheckFailed("the API server is shutting down")
 
-        common = [HealthCheck("ping", _ping), HealthCheck("log", _log), HealthCheck("etcd", etcd)]
+        store_checks = [HealthCheck("etcd", etcd)] if store is not None else []
+        common = [HealthCheck("ping", _ping), HealthCheck("log", _log), *store_checks]
+        readiness = [HealthCheck("etcd-readiness", etcd)] if store is not None else []
         self._checks = {
             "healthz": common,
             "livez": common,
-            "readyz": [*common, HealthCheck("etcd-readiness", etcd), HealthCheck("informer-sync", _ping),
-                       HealthCheck("shutdown", shutdown)],
+            "readyz": [*common, *readiness, HealthCheck("informer-sync", _ping), HealthCheck("shutdown", shutdown)],
         }
 
     def names(self, endpoint: str) -> list[str]:

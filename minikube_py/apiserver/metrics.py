@@ -82,7 +82,7 @@ class StoreCollector(Collector):
 
 
 class ApiMetrics:
-    """The metrics of one API server over `store`."""
+    """The metrics of one API server over `store` (None: a node's kubelet server, no store figures)."""
 
     def __init__(self, store):
         self.registry = CollectorRegistry()
@@ -98,7 +98,8 @@ class ApiMetrics:
                                   "Gauge of all active long-running apiserver requests broken out by verb, group, "
                                   "version, resource, scope and component. Not all requests are tracked this way.",
                                   LONGRUNNING_LABELS, registry=self.registry)
-        self.registry.register(StoreCollector(store))
+        if store is not None:
+            self.registry.register(StoreCollector(store))
         ProcessCollector(registry=self.registry)
 
     def observe(self, labels: RequestLabels, code: int, seconds: float) -> None:

@@ -140,9 +140,10 @@ class ApiHttpServer:
         self._watches: set = set()
         self._lock = threading.Lock()
         self.hang_ups: HangUpDetector | None = None
-        self.metrics = ApiMetrics(registry.store)
+        store = getattr(registry, "store", None)  # a node's kubelet server serves pods, not a store
+        self.metrics = ApiMetrics(store)
         self._stopping = False
-        self.health = HealthChecks(registry.store, lambda: self._stopping)
+        self.health = HealthChecks(store, lambda: self._stopping)
 
     def track(self, connection: socket.socket, active: bool) -> None:
         with self._lock:

@@ -179,7 +179,7 @@ def run_delete(args: argparse.Namespace, context: Context) -> int:
                 failed = True
                 continue
             if args.dry_run == "none":
-                deleted.append((info, namespace, gone))
+                deleted.append((info, namespace, deleted_object(gone, name)))
         print(f'{qualified_kind(info)} "{name}" {"force deleted" if args.force and grace == 0 else "deleted"}{suffix}',
               flush=True)
     if args.wait:
@@ -189,6 +189,15 @@ def run_delete(args: argparse.Namespace, context: Context) -> int:
                 print_error(f"error: timed out waiting for the condition on {info.plural}/{gone['metadata']['name']}")
                 failed = True
     return 1 if failed else 0
+
+
+def deleted_object(answer: dict, name: str) -> dict:
+    """What a DELETE answered, as the object to wait for: Kubernetes answers the deletes of some
+    kinds (Deployments, ...) with a Success Status, whose details name the object and its uid."""
+    if answer.get("kind") != "Status":
+        return answer
+    details = answer.get("details") or {}
+    return {"metadata": {"name": details.get("name") or name, "uid": details.get("uid")}}
 
 
 def wait_until_deleted(context: Context, info: api.ResourceInfo, namespace: str | None, deleted: dict,

@@ -182,11 +182,13 @@ class ApiClient:
 
     def delete(self, resource: str, name: str, namespace: str | None = None, propagation_policy: str | None = None,
                grace_period_seconds: int | None = None, preconditions: dict[str, Any] | None = None) -> Any:
-        """Delete; returns the object (marked with deletionTimestamp, or its last state).
+        """Delete; returns the object (marked with deletionTimestamp, or its last state), or None
+        where the API answers with a Success Status, as Kubernetes does for most kinds.
         `preconditions` ({"uid"}, {"resourceVersion"}) make it a Conflict if the object changed."""
         info = _info(resource)
-        return _model(info, self.raw.delete(info.plural, namespace, name, propagation_policy, grace_period_seconds,
-                                            preconditions=preconditions))
+        answer = self.raw.delete(info.plural, namespace, name, propagation_policy, grace_period_seconds,
+                                 preconditions=preconditions)
+        return None if answer.get("kind") == "Status" else _model(info, answer)
 
     def watch(self, resource: str, namespace: str | None = None, resource_version: str | None = None,
               label_selector: str | None = None, field_selector: str | None = None) -> ModelWatch:

@@ -153,7 +153,7 @@ def test_can_i_answers_with_the_same_rules_the_server_enforces(server, paths):
                                body=access_review({"verb": "get", "resource": "nodes", "name": NODE}))
     assert review["status"]["allowed"] is True
     status, review = call_json(server, paths, path, method="POST", user=node,
-                               body=access_review({"verb": "list", "resource": "secrets"}))
+                               body=access_review({"verb": "create", "resource": "secrets"}))
     assert review["status"]["allowed"] is False
     status, review = call_json(server, paths, path, method="POST", user=node, body={
         "spec": {"nonResourceAttributes": {"path": "/readyz", "verb": "get"}}})
