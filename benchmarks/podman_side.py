@@ -48,6 +48,12 @@ def _netavark_chains(table: str) -> set[str]:
             if line.startswith("-N ") and line.split()[1].startswith(NETAVARK_CHAIN_PREFIX)}
 
 
+def _ip_tables() -> set[str]:
+    """The host's `ip` nftables tables by name."""
+    listed = _run(["nft", "list", "tables", "ip"], check=False).stdout.split()
+    return {listed[index + 2] for index, word in enumerate(listed) if word == "table" and index + 2 < len(listed)}
+
+
 class PodmanHost:
     """Podman in a scratch directory with this host's fixes applied; everything undone on exit."""
 
@@ -58,6 +64,7 @@ class PodmanHost:
         self._ip_forward = ""
         self._chains_before: dict[str, set[str]] = {}
         self._bridge_existed = False
+        self._tables_before: set[str] = set(IPTABLES_TABLES)
         self._new_fixed_directories: list[str] = []
 
     def __enter__(self) -> "PodmanHost":
@@ -66,6 +73,7 @@ class PodmanHost:
             self._write_config()
             with open("/proc/sys/net/ipv4/ip_forward") as file:
                 self._ip_forward = file.read().strip()
+            self._tables_before = _ip_tables()  # listing with iptables-nft below can make nat/filter
             self._chains_before = {table: _netavark_chains(table) for table in IPTABLES_TABLES}
             self._bridge_existed = os.path.exists("/sys/class/net/podman0")
             self._new_fixed_directories = [path for path in PODMAN_FIXED_DIRECTORIES if not os.path.exists(path)]
@@ -170,6 +178,9 @@ runroot = "{self.scratch}/run"
                 _run(["iptables", "-t", table, "-F", chain], check=False)
             for chain in added:
                 _run(["iptables", "-t", table, "-X", chain], check=False)
+        for table in set(IPTABLES_TABLES) & _ip_tables() - self._tables_before:
+            if not _run(["iptables", "-t", table, "-S"], check=False).stdout.count("-A "):
+                _run(["nft", "delete", "table", "ip", table], check=False)  # empty, and not there before
         if not self._bridge_existed and os.path.exists("/sys/class/net/podman0"):
             _run(["ip", "link", "del", "podman0"], check=False)
 
