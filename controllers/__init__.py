@@ -19,11 +19,12 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
                       workers: int = 2) -> list[Controller[str]]:
     """The ReplicaSet controller, the garbage collector, the scheduler, the taint eviction and
     disruption controllers, the service account, endpoints, Job, TTL-after-finished, CronJob,
-    PersistentVolume, PVC/PV protection and StatefulSet controllers, sharing caches.
+    PersistentVolume, PVC/PV protection, StatefulSet and DaemonSet controllers, sharing caches.
 
     The Deployment controller lives in `controllers.deployment` and is added by the caller.
     """
     from controllers.cronjob import CronJobController
+    from controllers.daemonset import DaemonSetController
     from controllers.disruption import DisruptionController
     from controllers.endpoints import EndpointsController
     from controllers.endpointslice import EndpointSliceController
@@ -56,4 +57,5 @@ def build_controllers(client: Client, clock: Clock | None = None, informers: Sha
         PVCProtectionController(client, clock, informers),
         PVProtectionController(client, clock, informers),
         StatefulSetController(client, clock, informers, workers=workers),
+        DaemonSetController(client, clock, informers, workers=workers),
     ]

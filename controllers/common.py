@@ -257,13 +257,16 @@ class ControllerExpectations:
             return self.clock.monotonic() - record.set_at > self.timeout_seconds
 
     def expect_creations(self, key: str, count: int) -> None:
-        with self._lock:
-            self._records[key] = _Expectation(count, 0, self.clock.monotonic())
+        self.expect(key, count, ())
 
     def expect_deletions(self, key: str, pod_keys: Iterable[str]) -> None:
+        self.expect(key, 0, pod_keys)
+
+    def expect(self, key: str, creations: int, pod_keys: Iterable[str]) -> None:
+        """Both at once (SetExpectations), for a controller that creates and deletes in one pass."""
         keys = set(pod_keys)
         with self._lock:
-            self._records[key] = _Expectation(0, len(keys), self.clock.monotonic(), keys)
+            self._records[key] = _Expectation(creations, len(keys), self.clock.monotonic(), keys)
 
     def creation_observed(self, key: str) -> None:
         with self._lock:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 COMPONENT = "garbage-collector-controller"
 FOREGROUND_FINALIZER = "foregroundDeletion"
 ORPHAN_FINALIZER = "orphan"
-WATCHED_RESOURCES = ("deployments", "replicasets", "pods", "cronjobs", "jobs", "controllerrevisions", "statefulsets", "persistentvolumeclaims")
+WATCHED_RESOURCES = ("deployments", "replicasets", "pods", "cronjobs", "jobs", "controllerrevisions", "statefulsets", "daemonsets", "persistentvolumeclaims")
 
 # What an ownerReference points at, as far as the collector is concerned.
 OWNER_ABSENT, OWNER_PRESENT, OWNER_DELETING = "absent", "present", "deleting"

@@ -22,7 +22,7 @@ E2E_MODULE_WEIGHTS = {
     "test_benchmarks_quick_e2e.py": 100, "test_services_rollout_e2e.py": 100, "test_etcd_store_e2e.py": 85,
     "test_supervisor_faults_e2e.py": 75, "test_runtime_e2e.py": 65, "test_kubectl_e2e.py": 60,
     "test_config_e2e.py": 55, "test_upgrade_e2e.py": 55, "test_storage_faults_e2e.py": 30,
-    "test_network_cgroups_e2e.py": 15,
+    "test_network_cgroups_e2e.py": 15, "test_daemonset_e2e.py": 115,
 }
 UNLISTED_E2E_WEIGHT = 200
 

@@ -9,6 +9,10 @@ every other layer can depend on it.
 from minikube_py.api import errors, names, quantity, selectors, times
 from minikube_py.api.apps import (
     ControllerRevision,
+    DaemonSet,
+    DaemonSetSpec,
+    DaemonSetStatus,
+    DaemonSetUpdateStrategy,
     Deployment,
     DeploymentCondition,
     DeploymentSpec,
@@ -18,6 +22,7 @@ from minikube_py.api.apps import (
     ReplicaSetCondition,
     ReplicaSetSpec,
     ReplicaSetStatus,
+    RollingUpdateDaemonSet,
     RollingUpdateDeployment,
     RollingUpdateStatefulSetStrategy,
     StatefulSet,

@@ -1,4 +1,4 @@
-"""`apps/v1` kinds: ReplicaSet, Deployment, StatefulSet and ControllerRevision.
+"""`apps/v1` kinds: ReplicaSet, Deployment, StatefulSet, DaemonSet and ControllerRevision.
 
 Defaults follow k/k `pkg/apis/apps/v1/defaults.go`: one replica, RollingUpdate with 25%/25%,
 ten old ReplicaSets kept, a 600 s progress deadline. The rolling-update parameters are filled
@@ -172,3 +172,53 @@ class StatefulSet(WireModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: StatefulSetSpec = Field(default_factory=StatefulSetSpec)
     status: StatefulSetStatus = Field(default_factory=StatefulSetStatus)
+
+
+class RollingUpdateDaemonSet(WireModel):
+    max_unavailable: IntOrString | None = None
+    max_surge: IntOrString | None = None
+
+
+class DaemonSetUpdateStrategy(WireModel):
+    type: str = "RollingUpdate"
+    rolling_update: RollingUpdateDaemonSet | None = None
+
+
+class DaemonSetSpec(WireModel):
+    selector: LabelSelector | None = None
+    template: PodTemplateSpec = Field(default_factory=PodTemplateSpec)
+    update_strategy: DaemonSetUpdateStrategy = Field(default_factory=DaemonSetUpdateStrategy)
+    min_ready_seconds: Int32 = 0
+    revision_history_limit: Int32 = 10
+
+
+class DaemonSetCondition(WireModel):
+    type: str
+    status: str
+    last_transition_time: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class DaemonSetStatus(WithConditions, WireModel):
+    # The first four are always written (Kubernetes' JSON does not omit them when 0).
+    current_number_scheduled: Int32 = 0
+    number_misscheduled: Int32 = 0
+    desired_number_scheduled: Int32 = 0
+    number_ready: Int32 = 0
+    observed_generation: Int64 | None = None
+    updated_number_scheduled: Int32 | None = None
+    number_available: Int32 | None = None
+    number_unavailable: Int32 | None = None
+    collision_count: Int32 | None = None
+    conditions: list[DaemonSetCondition] | None = None
+
+
+class DaemonSet(WireModel):
+    """One pod on every eligible node (`controllers/daemonset.py`)."""
+
+    api_version: str = "apps/v1"
+    kind: str = "DaemonSet"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: DaemonSetSpec = Field(default_factory=DaemonSetSpec)
+    status: DaemonSetStatus = Field(default_factory=DaemonSetStatus)

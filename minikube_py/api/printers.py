@@ -265,6 +265,17 @@ def stateful_set_row(stateful_set: dict[str, Any], now: float) -> list[Cell]:
         _template_wide_cells(spec.get("template") or {}, spec.get("selector"))[:2]
 
 
+def daemon_set_row(daemon_set: dict[str, Any], now: float) -> list[Cell]:
+    """Name, Desired, Current, Ready, Up-to-date, Available, Node Selector, Age, then the wide
+    Containers, Images, Selector (kubectl's printDaemonSet)."""
+    spec, status = daemon_set.get("spec") or {}, daemon_set.get("status") or {}
+    template = spec.get("template") or {}
+    return [_name(daemon_set), status.get("desiredNumberScheduled", 0), status.get("currentNumberScheduled", 0),
+            status.get("numberReady", 0), status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0),
+            format_labels((template.get("spec") or {}).get("nodeSelector")), _created_age(daemon_set, now)] + \
+        _template_wide_cells(template, spec.get("selector"))
+
+
 def controller_revision_row(revision: dict[str, Any], now: float) -> list[Cell]:
     """Name, Controller (`statefulset.apps/web`), Revision, Age (kubectl's printControllerRevision)."""
     metadata = revision.get("metadata") or {}
@@ -431,6 +442,21 @@ PRINTERS: dict[str, Printer] = {
         Column("Ready", description="Number of the pod with ready state"),
         AGE_COLUMN,
     ) + _WORKLOAD_WIDE[:2], stateful_set_row),
+    "daemonsets": Printer((
+        NAME_COLUMN,
+        Column("Desired", "integer", "The total number of nodes that should be running the daemon pod"),
+        Column("Current", "integer", "The number of nodes that are running at least 1 daemon pod and are supposed "
+                                     "to run the daemon pod."),
+        Column("Ready", "integer", "The number of nodes that should be running the daemon pod and have one or "
+                                   "more of the daemon pod running with a Ready Condition."),
+        Column("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod"),
+        Column("Available", "integer", "The number of nodes that should be running the daemon pod and have one or "
+                                       "more of the daemon pod running and available (ready for at least "
+                                       "spec.minReadySeconds)"),
+        Column("Node Selector", description="NodeSelector is a selector which must be true for the pod to fit on "
+                                            "a node."),
+        AGE_COLUMN,
+    ) + _WORKLOAD_WIDE, daemon_set_row),
     "controllerrevisions": Printer((
         NAME_COLUMN,
         Column("Controller", description="Controller of the object"),

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from minikube_py.api import apps_validation, batch_validation, storage_validation
 from minikube_py.api import networking_validation as rules
-from minikube_py.api.apps import ControllerRevision, Deployment, ReplicaSet, StatefulSet
+from minikube_py.api.apps import ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet
 from minikube_py.api.batch import CronJob, Job
 from minikube_py.api.configuration import ConfigMap, Secret, ServiceAccount
 from minikube_py.api.autoscaling import (
@@ -98,6 +98,9 @@ RESOURCES: dict[str, ResourceInfo] = {
         _resource("StatefulSet", "apps", "statefulsets", ("sts",), True, StatefulSet,
                   apps_validation.default_stateful_set, apps_validation.validate_stateful_set,
                   apps_validation.validate_stateful_set_update),
+        _resource("DaemonSet", "apps", "daemonsets", ("ds",), True, DaemonSet,
+                  apps_validation.default_daemon_set, apps_validation.validate_daemon_set,
+                  apps_validation.validate_daemon_set_update),
         _resource("ControllerRevision", "apps", "controllerrevisions", (), True, ControllerRevision,
                   apps_validation.default_namespace, apps_validation.validate_controller_revision,
                   apps_validation.validate_controller_revision_update),

@@ -790,7 +790,7 @@ def validate_update(new: WireModel | dict[str, Any], old: WireModel | dict[str, 
             _immutable(problems, f"metadata.{key}", new_meta.get(key), old_meta.get(key))
     kind = new_dict.get("kind")
     new_spec, old_spec = new_dict.get("spec") or {}, old_dict.get("spec") or {}
-    if kind in ("ReplicaSet", "Deployment"):
+    if kind in ("ReplicaSet", "Deployment", "DaemonSet"):
         _immutable(problems, "spec.selector", new_spec.get("selector"), old_spec.get("selector"))
     if kind == "Pod":
         _validate_pod_update(problems, new_spec, old_spec)

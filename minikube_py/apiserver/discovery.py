@@ -49,11 +49,11 @@ def api_resource_list(group_version: str) -> dict:
         entry = {"name": info.plural, "singularName": info.singular, "namespaced": info.namespaced,
                  "kind": info.kind, "verbs": verbs, "shortNames": list(info.short_names)}
         if info.plural in ("pods", "replicasets", "deployments", "services", "jobs", "cronjobs",
-                           "horizontalpodautoscalers", "statefulsets"):
+                           "horizontalpodautoscalers", "statefulsets", "daemonsets"):
             entry["categories"] = ["all"]
         resources.append(entry)
         if info.plural in ("pods", "replicasets", "deployments", "services", "namespaces", "nodes", "jobs",
-                           "cronjobs", "horizontalpodautoscalers", "statefulsets", "poddisruptionbudgets",
+                           "cronjobs", "horizontalpodautoscalers", "statefulsets", "daemonsets", "poddisruptionbudgets",
                            "persistentvolumes", "persistentvolumeclaims"):
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from minikube_py import api
 from minikube_py.api import errors
+from minikube_py.api.apps_validation import stamp_template_generation
 from minikube_py.api.parsing import invalid_error
 from minikube_py.api.qos import pod_qos_class
 from minikube_py.apiserver import ephemeral, pagination
@@ -316,6 +317,8 @@ class Registry:
             admit_priority_class(self, body)
         model, wire = self._parse(body)
         wire["metadata"].update(uid=metadata["uid"], creationTimestamp=self._now(), generation=1)
+        if info.plural == "daemonsets":
+            stamp_template_generation(wire, None)
         if info.plural == "pods":
             # As kube-apiserver's pod strategy (PrepareForCreate): the QoS class is fixed at creation.
             wire["status"] = {"phase": "Pending", "qosClass": pod_qos_class(model.spec)}
@@ -507,6 +510,8 @@ class Registry:
         if problems:
             raise invalid_error(info, name, problems)
         self._allocate(info, new)
+        if info.plural == "daemonsets":
+            stamp_template_generation(new, current)
         changed = new.get("spec") != current.get("spec")
         if info.plural == "deployments":
             changed = changed or new["metadata"].get("annotations") != current_metadata.get("annotations")

@@ -21,7 +21,7 @@ from minikube_py.cli import tables
 from minikube_py.cli.context import (
     CommandError, Context, Subcommands, format_api_error, print_error, qualified_kind, resolve_resource)
 
-ALL_RESOURCES = ("pods", "services", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs")
+ALL_RESOURCES = ("pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs")
 OUTPUT_FORMATS = ("wide", "yaml", "json", "name")
 
 
