@@ -25,8 +25,10 @@ taint, after their `tolerationSeconds`. NoExecute taints are held back, and remo
 cluster looks like the control plane is the one cut off, as Kubernetes' zone states say: when no
 node is Ready (full disruption), or when at least 55 % of more than two nodes are not Ready in a
 cluster of at most 50 nodes (partial disruption, where a small cluster's eviction rate is zero).
-Kubernetes also limits how fast nodes are tainted (0.1 nodes/s); here every node is tainted as
-soon as it is found unreachable.
+As Kubernetes, NoExecute taints are rate limited (`--node-eviction-rate`, 0.1 nodes a second: a
+token bucket holding one token, client-go's), so a wave of nodes lost at once is tainted, and its
+pods evicted, one node every ten seconds; a node that is already tainted not-ready and turns
+unreachable swaps its taint at once, and NoSchedule taints and their removal are never held back.
 
 A node that comes back renews its Lease and posts Ready=True: the taints go, and its agent stops
 and deletes whatever pods were evicted meanwhile (they were deleted with a grace period, which
@@ -60,6 +62,8 @@ COMPONENT = "node-controller"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 DEFAULT_GRACE_PERIOD_SECONDS = 40.0  # --node-monitor-grace-period
 MONITOR_PERIOD_SECONDS = 5.0  # --node-monitor-period: how often a node is looked at, at the latest
+DEFAULT_EVICTION_RATE = 0.1  # --node-eviction-rate: nodes a second that may get a NoExecute taint
+EVICTION_BURST = 1  # k/k nodelifecycle's EvictionRateLimiterBurst
 
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"
 TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -127,6 +131,39 @@ def wanted_taints(node: Node, state: str) -> list[tuple[str, str]]:
     return wanted
 
 
+class TokenBucket:
+    """client-go's token bucket rate limiter on a controller's clock: `rate` tokens a second, at
+    most `burst` held, full at the start; a rate of 0 never accepts (NewFakeNeverRateLimiter)."""
+
+    def __init__(self, rate: float, burst: int, now: float):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = now
+
+    def _refill(self, now: float) -> None:
+        if now > self.updated:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+        self.updated = max(self.updated, now)
+
+    def try_accept(self, now: float) -> bool:
+        """Take a token if one is there."""
+        if self.rate <= 0:
+            return False
+        self._refill(now)
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (MONITOR_PERIOD_SECONDS when none ever comes)."""
+        if self.rate <= 0:
+            return MONITOR_PERIOD_SECONDS
+        self._refill(now)
+        return max(0.0, (1.0 - self.tokens) / self.rate)
+
+
 def merged_taints(current: list[dict[str, Any]], wanted: list[tuple[str, str]], now: str) -> list[dict[str, Any]]:
     """The node's taints with ours made to be exactly `wanted`; others' taints untouched, ours kept
     as they are (their timeAdded) when still wanted, new NoExecute ones stamped with `now`."""
@@ -144,10 +181,12 @@ def merged_taints(current: list[dict[str, Any]], wanted: list[tuple[str, str]], 
 
 class NodeLifecycleController(Controller[str]):
     def __init__(self, client: Client, clock: Clock | None = None, informers: SharedInformers | None = None,
-                 grace_period: float = DEFAULT_GRACE_PERIOD_SECONDS):
+                 grace_period: float = DEFAULT_GRACE_PERIOD_SECONDS, eviction_rate: float = DEFAULT_EVICTION_RATE):
         super().__init__(COMPONENT, clock)
         self.client = client
         self.grace_period = grace_period
+        self.eviction_rate = eviction_rate
+        self.no_execute_tainter = TokenBucket(eviction_rate, EVICTION_BURST, self.clock.monotonic())
         self.recorder = EventRecorder(client, COMPONENT, self.clock)
         self.health: dict[str, NodeHealth] = {}
         informers = informers or shared_informers(client)
@@ -192,7 +231,9 @@ class NodeLifecycleController(Controller[str]):
                 self._mark_pods_not_ready(name)
             self._enqueue_all()
         state = disruption_state([ready_status(other) for other in self.nodes.list()])
-        self._reconcile_taints(node, state, now)
+        held_back = self._reconcile_taints(node, state, now)
+        if held_back is not None:
+            return held_back
         if status == "True":
             return max(0.0, self.grace_period - silent_for) + 0.5
         return MONITOR_PERIOD_SECONDS
@@ -261,11 +302,23 @@ class NodeLifecycleController(Controller[str]):
                 continue
             self.recorder.event(pod, "Warning", "NodeNotReady", "Node is not ready")
 
-    def _reconcile_taints(self, node: Node, state: str, now: float) -> None:
+    def _reconcile_taints(self, node: Node, state: str, now: float) -> float | None:
+        """Make the node's taints ours; returns when to look again if a NoExecute taint had to
+        wait for the eviction rate limit, else None."""
         current = [taint.to_dict() for taint in node.spec.taints or []]
-        merged = merged_taints(current, wanted_taints(node, state), format_time(now))
-        if merged == current:
-            return
-        self.client.patch("nodes", node.metadata.name or "", {
-            "metadata": {"resourceVersion": node.metadata.resource_version}, "spec": {"taints": merged or None}})
+        wanted = wanted_taints(node, state)
+        held_back = None
+        no_execute_held = any(taint.get("key") in MANAGED_TAINTS and taint.get("effect") == "NoExecute"
+                              for taint in current)
+        if not no_execute_held and any(effect == "NoExecute" for _, effect in wanted):
+            if not self.no_execute_tainter.try_accept(self.clock.monotonic()):
+                wanted = [(key, effect) for key, effect in wanted if effect != "NoExecute"]
+                held_back = self.no_execute_tainter.wait(self.clock.monotonic()) + 0.01
+                log.info("node %s: its NoExecute taint waits %.1fs for the eviction rate limit (%g nodes/s)",
+                         node.metadata.name, held_back, self.eviction_rate)
+        merged = merged_taints(current, wanted, format_time(now))
+        if merged != current:
+            self.client.patch("nodes", node.metadata.name or "", {
+                "metadata": {"resourceVersion": node.metadata.resource_version}, "spec": {"taints": merged or None}})
+        return held_back
 

@@ -78,6 +78,7 @@ class ClusterConfig:
     # unreachable node before the taint eviction controller evicts them.
     default_not_ready_toleration_seconds: int = 300
     default_unreachable_toleration_seconds: int = 300
+    node_eviction_rate: float = 0.1  # kube-controller-manager's --node-eviction-rate: nodes/s tainted NoExecute
 
     @staticmethod
     def load(home: str) -> "ClusterConfig | None":
@@ -254,6 +255,9 @@ def validate_config(config: ClusterConfig) -> None:
                         ("--default-unreachable-toleration-seconds", config.default_unreachable_toleration_seconds)):
         if value < 0:
             raise ConfigError(f"{flag}: {value} must be 0 or more seconds")
+    if not 0 <= config.node_eviction_rate <= 1000 or math.isnan(config.node_eviction_rate):
+        raise ConfigError(f"--node-eviction-rate: {config.node_eviction_rate} must be between 0 (never taint a "
+                          "lost node NoExecute) and 1000 nodes a second")
     from minikube_py.store.backends import parse_store_spec
 
     try:
@@ -359,6 +363,7 @@ def start(
     node_monitor_grace_period: float | None = None,
     default_not_ready_toleration_seconds: int | None = None,
     default_unreachable_toleration_seconds: int | None = None,
+    node_eviction_rate: float | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -405,6 +410,8 @@ def start(
             config.default_not_ready_toleration_seconds = default_not_ready_toleration_seconds
         if default_unreachable_toleration_seconds is not None:
             config.default_unreachable_toleration_seconds = default_unreachable_toleration_seconds
+        if node_eviction_rate is not None:
+            config.node_eviction_rate = node_eviction_rate
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -593,6 +600,7 @@ def serve(home: str) -> int:
     from minikube_py.agent.node import host_ip
     from minikube_py.apiserver.kubernetes_service import ensure_kubernetes_service
     from minikube_py.apiserver.registry import Registry
+    from minikube_py.apiserver.scheduling_admission import DefaultTolerationSeconds
     from minikube_py.apiserver.service_allocation import parse_node_port_range
     from minikube_py.apiserver.serviceaccount_tokens import SIGNING_KEY_FILE, TokenIssuer, load_or_create_signing_key
     from minikube_py.dns.server import DNS_PORT, ClusterDnsServer
@@ -629,6 +637,8 @@ def serve(home: str) -> int:
     store.start_compactor(interval=60.0, keep=10_000)
     registry = Registry(store, clock=clock, service_cidr=config.service_cidr,
                         node_ports=parse_node_port_range(config.service_node_port_range))
+    registry.default_tolerations = DefaultTolerationSeconds(config.default_not_ready_toleration_seconds,
+                                                            config.default_unreachable_toleration_seconds)
     registry.token_issuer = TokenIssuer(load_or_create_signing_key(
         certificates.Paths(home).file(SIGNING_KEY_FILE)), clock)
     # The cluster CA (ensure_access made it), which every pod's kube-api-access volume carries as kube-root-ca.crt.
@@ -802,7 +812,8 @@ def control_loops(client, clock, config: ClusterConfig, ca_pem: str | None = Non
         DeploymentController(client, clock, recorder=EventRecorder(client, "deployment-controller", clock)),
         PodGarbageCollector(client, clock, informers, terminated_pod_threshold=config.terminated_pod_gc_threshold),
         HorizontalPodAutoscalerController(client, clock, informers, sync_period=config.hpa_sync_period),
-        NodeLifecycleController(client, clock, informers, grace_period=config.node_monitor_grace_period),
+        NodeLifecycleController(client, clock, informers, grace_period=config.node_monitor_grace_period,
+                                eviction_rate=config.node_eviction_rate),
     ] + ([RootCaPublisher(client, ca_pem, clock, informers)] if ca_pem is not None else []) + (
         [NodeIpamController(client, config.pod_cidr, node_mask, clock, informers)] if node_mask is not None else [])
 

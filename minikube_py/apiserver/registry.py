@@ -36,7 +36,8 @@ from minikube_py.apiserver.eviction import evict
 from minikube_py.apiserver.patch import MERGE_PATCH, apply_patch
 from minikube_py.apiserver.discovery import SCALABLE_RESOURCES
 from minikube_py.apiserver.resource_metrics import ResourceMetricsApi
-from minikube_py.apiserver.scheduling_admission import admit_pod_scheduling, admit_priority_class, system_priority_class_bodies
+from minikube_py.apiserver.scheduling_admission import (DefaultTolerationSeconds, admit_pod_scheduling, admit_priority_class,
+                                                        system_priority_class_bodies)
 from minikube_py.apiserver.serviceaccount_admission import admit_pod
 from minikube_py.apiserver.storage_admission import admit_storage
 from minikube_py.apiserver.serviceaccount_tokens import TokenIssuer, token_request
@@ -176,6 +177,8 @@ class Registry:
         self._event_write_times: dict[tuple[str, str], tuple[int, float | None]] = {}
         # Signs ServiceAccount tokens (serviceaccount_tokens.py); the daemon gives it its key.
         self.token_issuer: TokenIssuer | None = None
+        # DefaultTolerationSeconds admission's durations (the daemon sets them from `start`'s flags).
+        self.default_tolerations = DefaultTolerationSeconds()
         # Who this Registry's writes are recorded as in managedFields (`acting_as`).
         self.field_manager = DAEMON_FIELD_MANAGER
         self.fields = FieldManager(self._now)

@@ -8,13 +8,17 @@ Priority: a pod naming a PriorityClass gets the class's value in `spec.priority`
 0 without one. A missing class, or a `priority` the pod set itself that differs, is refused with
 403 as Kubernetes does. DefaultTolerationSeconds: unless the pod already tolerates them, it gets
 `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable` NoExecute tolerations for 300
-s, so a node that goes away has its pods evicted five minutes later by taint eviction.
+s, so a node that goes away has its pods evicted five minutes later by taint eviction; the
+registry's `default_tolerations` holds the two durations (kube-apiserver's
+`--default-not-ready-toleration-seconds` and `--default-unreachable-toleration-seconds`, which
+`start` takes too).
 
 The system classes are created with the registry's first start (`ensure_system_priority_classes`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from minikube_py.api import errors
@@ -22,6 +26,14 @@ from minikube_py.api.placement import NO_EXECUTE, TAINT_NOT_READY, TAINT_UNREACH
 from minikube_py.api.scheduling import PREEMPT_LOWER_PRIORITY, SYSTEM_PRIORITY_CLASSES
 
 DEFAULT_TOLERATION_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class DefaultTolerationSeconds:
+    """The tolerationSeconds of the two tolerations a pod gets when it has none for these taints."""
+
+    not_ready: int = DEFAULT_TOLERATION_SECONDS
+    unreachable: int = DEFAULT_TOLERATION_SECONDS
 
 
 class Forbidden(errors.ApiError):
@@ -78,7 +90,7 @@ def _tolerates(tolerations: list[Any], key: str) -> bool:
     return False
 
 
-def admit_pod_default_tolerations(body: dict) -> None:
+def admit_pod_default_tolerations(body: dict, seconds: DefaultTolerationSeconds = DefaultTolerationSeconds()) -> None:
     spec = body.get("spec")
     if not isinstance(spec, dict):
         return
@@ -86,16 +98,15 @@ def admit_pod_default_tolerations(body: dict) -> None:
     if tolerations is not None and not isinstance(tolerations, list):
         return  # validation will say what is wrong
     tolerations = list(tolerations or [])
-    for key in (TAINT_NOT_READY, TAINT_UNREACHABLE):
+    for key, duration in ((TAINT_NOT_READY, seconds.not_ready), (TAINT_UNREACHABLE, seconds.unreachable)):
         if not _tolerates(tolerations, key):
-            tolerations.append({"key": key, "operator": "Exists", "effect": NO_EXECUTE,
-                                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+            tolerations.append({"key": key, "operator": "Exists", "effect": NO_EXECUTE, "tolerationSeconds": duration})
     spec["tolerations"] = tolerations
 
 
 def admit_pod_scheduling(registry, body: dict) -> None:
     admit_pod_priority(registry, body)
-    admit_pod_default_tolerations(body)
+    admit_pod_default_tolerations(body, registry.default_tolerations)
 
 
 def admit_priority_class(registry, body: dict, replacing: str | None = None) -> None:

@@ -73,6 +73,9 @@ def register(subcommands: Subcommands) -> None:
                             "kube-apiserver's flag: how long they stay on a NotReady node (default 300)")
     start.add_argument("--default-unreachable-toleration-seconds", type=int, metavar="SECONDS",
                        help="the same for node.kubernetes.io/unreachable:NoExecute (default 300)")
+    start.add_argument("--node-eviction-rate", type=float, metavar="NODES_PER_SECOND",
+                       help="how many lost nodes a second get a NoExecute taint (and so have their pods "
+                            "evicted), as kube-controller-manager's flag; 0 never taints (default 0.1)")
     start.set_defaults(run=run_start)
 
     stop = subcommands.add("stop", "stop every pod and the daemon, and remove every host resource the cluster made")
@@ -131,7 +134,8 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         image_gc_low_threshold=args.image_gc_low_threshold, node_cidr_mask_size=args.node_cidr_mask_size,
         node_monitor_grace_period=args.node_monitor_grace_period,
         default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
-        default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds)
+        default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+        node_eviction_rate=args.node_eviction_rate)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:

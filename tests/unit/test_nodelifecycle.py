@@ -184,3 +184,63 @@ def test_the_daemon_runs_the_controller_with_the_configured_grace_period(cluster
     loops = control_loops(cluster.client, cluster.clock, ClusterConfig(name="t", node_monitor_grace_period=12))
     (lifecycle,) = [loop for loop in loops if isinstance(loop, NodeLifecycleController)]
     assert lifecycle.grace_period == 12
+
+
+NOT_READY_NO_EXECUTE = ("node.kubernetes.io/not-ready", "NoExecute")
+
+
+def five_nodes(cluster, controller) -> None:
+    for name in ("node-1", "node-2", "node-3", "node-4", "node-5"):
+        cluster.add_node(name)
+        renew(cluster, name)
+    cluster.settle(controller)
+
+
+def test_nodes_lost_together_are_tainted_no_execute_one_per_ten_seconds(cluster, controller):
+    """--node-eviction-rate 0.1: the first lost node at once, the next once a token is back."""
+    five_nodes(cluster, controller)
+    post_ready(cluster, "node-4", status="False")
+    post_ready(cluster, "node-5", status="False")
+    cluster.settle(controller)
+    no_execute = [name for name in ("node-4", "node-5") if NOT_READY_NO_EXECUTE in taints(cluster, name)]
+    assert len(no_execute) == 1
+    (waiting,) = {"node-4", "node-5"} - set(no_execute)
+    assert taints(cluster, waiting) == {("node.kubernetes.io/not-ready", "NoSchedule")}
+    assert 9.0 < controller.sync(waiting) <= 10.1  # it looks again when the next token comes
+    cluster.clock.advance(5)
+    controller.enqueue(waiting)
+    cluster.settle(controller)
+    assert NOT_READY_NO_EXECUTE not in taints(cluster, waiting)
+    cluster.clock.advance(5)
+    controller.enqueue(waiting)
+    cluster.settle(controller)
+    assert NOT_READY_NO_EXECUTE in taints(cluster, waiting)
+
+
+def test_an_eviction_rate_of_zero_never_taints_no_execute(cluster):
+    controller = NodeLifecycleController(cluster.client, cluster.clock, cluster.informers, grace_period=GRACE,
+                                         eviction_rate=0)
+    three_nodes(cluster, controller)
+    post_ready(cluster, "node-2", status="False")
+    pass_time(cluster, controller, 60, renewing=("node-1", "node-2", "node-3"))
+    assert taints(cluster, "node-2") == {("node.kubernetes.io/not-ready", "NoSchedule")}
+
+
+def test_a_not_ready_node_turning_unreachable_swaps_its_taint_without_waiting(cluster):
+    controller = NodeLifecycleController(cluster.client, cluster.clock, cluster.informers, grace_period=GRACE,
+                                         eviction_rate=0.001)  # one token now, the next in 1000 s
+    five_nodes(cluster, controller)
+    post_ready(cluster, "node-5", status="False")
+    cluster.settle(controller)
+    assert NOT_READY_NO_EXECUTE in taints(cluster, "node-5")
+    pass_time(cluster, controller, 50, renewing=("node-1", "node-2", "node-3", "node-4"), step=5)
+    assert ready(cluster, "node-5")["status"] == "Unknown"
+    assert taints(cluster, "node-5") == UNREACHABLE
+
+
+def test_the_daemon_runs_the_controller_with_the_configured_eviction_rate(cluster):
+    from minikube_py.daemon import ClusterConfig, control_loops
+
+    loops = control_loops(cluster.client, cluster.clock, ClusterConfig(name="t", node_eviction_rate=0.5))
+    (lifecycle,) = [loop for loop in loops if isinstance(loop, NodeLifecycleController)]
+    assert lifecycle.eviction_rate == 0.5

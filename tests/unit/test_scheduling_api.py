@@ -216,6 +216,15 @@ def test_pods_get_not_ready_and_unreachable_tolerations_of_300_seconds(cluster):
     ]
 
 
+def test_the_default_toleration_seconds_are_the_clusters_own(cluster):
+    from minikube_py.apiserver.scheduling_admission import DefaultTolerationSeconds
+
+    cluster.registry.default_tolerations = DefaultTolerationSeconds(not_ready=30, unreachable=20)
+    tolerations = create_pod(cluster)["spec"]["tolerations"]
+    assert {t["key"]: t["tolerationSeconds"] for t in tolerations} == {
+        "node.kubernetes.io/not-ready": 30, "node.kubernetes.io/unreachable": 20}
+
+
 def test_a_pod_tolerating_those_taints_itself_keeps_its_own(cluster):
     own = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}
     tolerations = create_pod(cluster, tolerations=[own])["spec"]["tolerations"]
