@@ -65,6 +65,12 @@ class ClusterConfig:
     seccomp_default: bool = True  # containers with no seccompProfile get RuntimeDefault (kubelet --seccomp-default)
     store: str = "sqlite"  # or etcd://HOST:PORT[,HOST:PORT...] (minikube_py.store.backends)
     leader_elect: bool = False  # controllers and scheduler only while holding the kube-system Lease
+    # kube-controller-manager's --leader-elect-lease-duration, -renew-deadline and -retry-period.
+    leader_elect_lease_duration: float = 15.0
+    leader_elect_renew_deadline: float = 10.0
+    leader_elect_retry_period: float = 2.0
+    # Another API server (and controller manager) of a cluster on etcd, with no node of its own.
+    control_plane_only: bool = False
     metric_resolution: float = 15.0  # seconds between the agent's cgroup readings (metrics-server's --metric-resolution)
     hpa_sync_period: float = 15.0  # kube-controller-manager's --horizontal-pod-autoscaler-sync-period
     image_gc_high_threshold: int = 85  # kubelet's imageGCHighThresholdPercent: disk use that starts image GC
@@ -255,6 +261,15 @@ def validate_config(config: ClusterConfig) -> None:
                         ("--default-unreachable-toleration-seconds", config.default_unreachable_toleration_seconds)):
         if value < 0:
             raise ConfigError(f"{flag}: {value} must be 0 or more seconds")
+    if config.control_plane_only and not (config.store.startswith("etcd://") and config.leader_elect):
+        raise ConfigError("--control-plane-only: another API server of a cluster shares its etcd store and takes "
+                          "turns with the others at running the controllers: give --store etcd://... and "
+                          "--leader-elect, as every other daemon of the cluster")
+    try:
+        leader_election_timings(config)
+    except ValueError as error:
+        raise ConfigError(f"--leader-elect-lease-duration, --leader-elect-renew-deadline, --leader-elect-retry-period: "
+                          f"{error}") from None
     if not 0 <= config.node_eviction_rate <= 1000 or math.isnan(config.node_eviction_rate):
         raise ConfigError(f"--node-eviction-rate: {config.node_eviction_rate} must be between 0 (never taint a "
                           "lost node NoExecute) and 1000 nodes a second")
@@ -278,6 +293,14 @@ def validate_config(config: ClusterConfig) -> None:
     if not 0 <= config.terminated_pod_gc_threshold <= 2**31 - 1:
         raise ConfigError(f"--terminated-pod-gc-threshold: {config.terminated_pod_gc_threshold} must be between "
                           "0 (off) and 2147483647")
+
+
+def leader_election_timings(config: ClusterConfig):
+    """The daemon's LeaderElectionTimings; raises ValueError unless retry < renew deadline < duration."""
+    from minikube_py.client.leaderelection import LeaderElectionTimings
+
+    return LeaderElectionTimings(config.leader_elect_lease_duration, config.leader_elect_renew_deadline,
+                                 config.leader_elect_retry_period)
 
 
 def store_unreachable(config: ClusterConfig) -> str | None:
@@ -364,6 +387,11 @@ def start(
     default_not_ready_toleration_seconds: int | None = None,
     default_unreachable_toleration_seconds: int | None = None,
     node_eviction_rate: float | None = None,
+    leader_elect_lease_duration: float | None = None,
+    leader_elect_renew_deadline: float | None = None,
+    leader_elect_retry_period: float | None = None,
+    control_plane_only: bool | None = None,
+    certificates_from: str | None = None,
 ) -> int:
     """Start the cluster in `home`; returns a process exit code."""
     home = os.path.abspath(home)
@@ -412,6 +440,14 @@ def start(
             config.default_unreachable_toleration_seconds = default_unreachable_toleration_seconds
         if node_eviction_rate is not None:
             config.node_eviction_rate = node_eviction_rate
+        if leader_elect_lease_duration is not None:
+            config.leader_elect_lease_duration = leader_elect_lease_duration
+        if leader_elect_renew_deadline is not None:
+            config.leader_elect_renew_deadline = leader_elect_renew_deadline
+        if leader_elect_retry_period is not None:
+            config.leader_elect_retry_period = leader_elect_retry_period
+        if control_plane_only is not None:
+            config.control_plane_only = control_plane_only
         validate_config(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -426,6 +462,8 @@ def start(
         return 1
     config.save(home)
     try:
+        if certificates_from is not None:
+            copy_certificates(certificates_from, home)
         ensure_access(home, config)
     except OSError as error:
         print(f"error: could not write the cluster's certificates and kubeconfig in {home}: {error}",
@@ -449,16 +487,35 @@ def start(
                   f"starting; the end of {log_path}:", file=sys.stderr)
             print(_tail(log_path, 20), file=sys.stderr)
             return 1
-        if _api_answers(home) and _node_ready(home, config.node_name):
+        if _api_answers(home) and (config.control_plane_only or _node_ready(home, config.node_name)):
             where = os.path.join(home, "api.sock") + (f" and https://127.0.0.1:{config.port}" if config.port else "")
-            print(f'minikube-py: cluster "{config.name}" is running (pid {process.pid}); '
-                  f'node "{config.node_name}" Ready; API at {where}')
+            ready = "control plane only" if config.control_plane_only else f'node "{config.node_name}" Ready'
+            print(f'minikube-py: cluster "{config.name}" is running (pid {process.pid}); {ready}; API at {where}')
             _announce_kubeconfig(home, config)
             return 0
         time.sleep(0.05)
     print(f"error: the daemon did not become ready within {STARTUP_TIMEOUT_SECONDS:.0f}s; see {log_path}",
           file=sys.stderr)
     return 1
+
+
+def copy_certificates(source_home: str, home: str) -> None:
+    """`start --certificates-from`: another API server of a cluster serves with the cluster's CA,
+    tokens and ServiceAccount signing key, taken from a home of the cluster on this host, as
+    kubeadm's `join --control-plane` copies the control plane's certificates."""
+    import shutil
+
+    from minikube_py.apiserver import certificates
+
+    source = certificates.Paths(os.path.abspath(source_home)).directory
+    if not os.path.isfile(os.path.join(source, "ca.crt")):
+        raise OSError(f"--certificates-from: {source_home} holds no cluster certificates ({source}/ca.crt)")
+    target = certificates.Paths(home).directory
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    for name in os.listdir(source):
+        if os.path.isfile(os.path.join(source, name)):
+            shutil.copy2(os.path.join(source, name), os.path.join(target, name))
+            os.chmod(os.path.join(target, name), 0o600)
 
 
 def _announce_kubeconfig(home: str, config: ClusterConfig) -> None:
@@ -500,6 +557,9 @@ def stop(home: str, grace_period: float | None = None,
             print(f"error: the daemon (pid {pid}) did not stop within 90s; see {home}/daemon.log",
                   file=sys.stderr)
             return 1
+    if config.control_plane_only:  # it made nothing on the host, and its cluster's resources are another daemon's
+        print(f'minikube-py: control plane of cluster "{config.name}" in {home} stopped')
+        return 0
     if remove_nodes is not None:
         remove_nodes(config)
     # Whatever the daemon could not undo (it may have been killed), undo from here.
@@ -537,7 +597,7 @@ def status(home: str) -> dict:
     }
     if pid is not None and config is not None:
         result["apiReachable"] = _api_answers(home)
-        result["nodeReady"] = _node_ready(home, config.node_name)
+        result["nodeReady"] = not config.control_plane_only and _node_ready(home, config.node_name)
         if result["apiReachable"]:
             from minikube_py.client.transport import HttpTransport
 
@@ -648,6 +708,9 @@ def serve(home: str) -> int:
     # managedFields name the node agent and the controllers as Kubernetes names its components.
     agent_client = ApiClient.local(registry.acting_as("kubelet"))
     controller_client = ApiClient.local(registry.acting_as("kube-controller-manager"))
+    if config.control_plane_only:
+        return serve_control_plane(home, config, store, registry, ControlLoops(controller_client, clock, config, ca_pem),
+                                   stopping)
     node_address = host_ip()
     node_mask = node_cidr_mask_size(config)
     own_pod_cidr = node_pod_cidr(config)
@@ -687,12 +750,7 @@ def serve(home: str) -> int:
                            node_proxy=cluster_node_proxy(registry, agent, config.node_name, certificates.Paths(home)),
                            tls=TlsConfig.of(certificates.Paths(home)), pod_listener=(gateway, pod_api_port))
     controllers = ControlLoops(controller_client, clock, config, ca_pem)
-    elector = None
-    if config.leader_elect:
-        from minikube_py.client.leaderelection import LeaderElector
-
-        elector = LeaderElector(client, "kube-system", LEADER_ELECTION_LEASE, f"{config.node_name}_{uuid.uuid4()}",
-                                on_started_leading=controllers.start, on_stopped_leading=controllers.stop, clock=clock)
+    elector = leader_elector(client, config, controllers, clock) if config.leader_elect else None
     service_proxy = ServiceProxy(client, config.name, config.pod_cidr, config.node_name, node_address,
                                  bridge=f"mkpy-{config.name}", clock=clock, bridge_address=gateway,
                                  bridge_ports=(DNS_PORT, pod_api_port),
@@ -717,9 +775,7 @@ def serve(home: str) -> int:
     if node_routes is not None:
         node_routes.run()
     threading.Thread(target=_expire_events, args=(registry, stopping), name="event-ttl", daemon=True).start()
-    with open(_pid_file(home) + ".tmp", "w") as file:
-        file.write(str(os.getpid()))
-    os.replace(_pid_file(home) + ".tmp", _pid_file(home))
+    _write_pid_file(home)
     log.info("cluster %r ready: API at %s", config.name, os.path.join(home, "api.sock"))
 
     stopping.wait()
@@ -738,12 +794,62 @@ def serve(home: str) -> int:
     server.stop()
     runtime.shutdown(remove_all=True)
     store.close()
+    _remove_pid_file(home)
+    log.info("cluster %r stopped", config.name)
+    return 0
+
+
+def serve_control_plane(home: str, config: ClusterConfig, store, registry, controllers: "ControlLoops",
+                        stopping: threading.Event) -> int:
+    """`start --control-plane-only`: another API server of a cluster on etcd, with a controller
+    manager that takes turns with the other daemons' (leader election), as a second control-plane
+    host of Kubernetes runs kube-apiserver and kube-controller-manager. No node: nothing of the
+    host is touched, so `stop` has nothing to undo but the process."""
+    from minikube_py.apiserver import certificates
+    from minikube_py.apiserver.server import ApiHttpServer, TlsConfig
+    from minikube_py.client.api import ApiClient
+    from minikube_py.clock import Clock
+
+    paths = certificates.Paths(home)
+    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port,
+                           node_proxy=cluster_node_proxy(registry, None, "", paths), tls=TlsConfig.of(paths))
+    elector = leader_elector(ApiClient.local(registry), config, controllers, Clock())
+    server.start()
+    elector.run()
+    threading.Thread(target=_expire_events, args=(registry, stopping), name="event-ttl", daemon=True).start()
+    _write_pid_file(home)
+    log.info("control plane of cluster %r ready: API at %s", config.name, os.path.join(home, "api.sock"))
+    stopping.wait()
+    elector.stop(release=True)
+    controllers.stop()
+    server.stop()
+    store.close()
+    _remove_pid_file(home)
+    log.info("control plane of cluster %r stopped", config.name)
+    return 0
+
+
+def leader_elector(client, config: ClusterConfig, controllers: "ControlLoops", clock):
+    """This daemon's candidacy for the Lease kube-system/minikube-py-controller-manager: the
+    control loops run while it leads."""
+    from minikube_py.client.leaderelection import LeaderElector
+
+    return LeaderElector(client, "kube-system", LEADER_ELECTION_LEASE, f"{config.node_name}_{uuid.uuid4()}",
+                         on_started_leading=controllers.start, on_stopped_leading=controllers.stop, clock=clock,
+                         timings=leader_election_timings(config))
+
+
+def _write_pid_file(home: str) -> None:
+    with open(_pid_file(home) + ".tmp", "w") as file:
+        file.write(str(os.getpid()))
+    os.replace(_pid_file(home) + ".tmp", _pid_file(home))
+
+
+def _remove_pid_file(home: str) -> None:
     try:
         os.unlink(_pid_file(home))
     except FileNotFoundError:
         pass
-    log.info("cluster %r stopped", config.name)
-    return 0
 
 
 def cluster_node_proxy(registry, agent, node_name: str, paths):

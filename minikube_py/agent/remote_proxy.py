@@ -103,6 +103,11 @@ class NodeProxies:
 
     def _proxy(self, namespace: str, name: str) -> Any:
         node = self.node_of_pod(namespace, name)
+        if self.local is None and node in (None, self.local_node):
+            # A control-plane-only API server (start --control-plane-only) has no node of its own.
+            raise errors.ServiceUnavailable(f"pod {namespace}/{name} is not on a node this API server reaches"
+                                            + ("" if node is None else f" ({node}'s agent serves no kubelet port)")
+                                            + "; ask the API server of the daemon the pod's node belongs to")
         if node is None or node == self.local_node:
             return self.local
         address = self.address_of_node(node)

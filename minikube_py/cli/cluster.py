@@ -50,6 +50,21 @@ def register(subcommands: Subcommands) -> None:
                        help="run the controllers and the scheduler only while this daemon holds the Lease "
                             "kube-system/minikube-py-controller-manager, as kube-controller-manager's flag, so "
                             "several daemons can share one etcd store (default: false)")
+    start.add_argument("--leader-elect-lease-duration", type=_duration, metavar="DURATION",
+                       help="how long a silent leader keeps the Lease before another daemon may take it, as "
+                            "kube-controller-manager's flag (default 15s)")
+    start.add_argument("--leader-elect-renew-deadline", type=_duration, metavar="DURATION",
+                       help="how long a leader tries to renew the Lease before it stops its controllers "
+                            "(default 10s; less than the lease duration)")
+    start.add_argument("--leader-elect-retry-period", type=_duration, metavar="DURATION",
+                       help="how often a daemon tries to take or renew the Lease (default 2s)")
+    start.add_argument("--control-plane-only", action="store_true", default=None,
+                       help="run another API server and controller manager of a cluster whose store is etcd, "
+                            "with no node: give the same --name, --store and --leader-elect as the cluster's "
+                            "other daemons, a home of its own and --certificates-from (docs/scale-out.md)")
+    start.add_argument("--certificates-from", metavar="HOME",
+                       help="serve with the CA, tokens and signing keys of the cluster whose home is HOME "
+                            "(for --control-plane-only, as kubeadm join --control-plane copies them)")
     start.add_argument("--metric-resolution", type=_duration, metavar="DURATION",
                        help="how often each node reads its pods' cgroup CPU and memory for the Metrics API "
                             "(kubectl top, autoscaling), as metrics-server's flag: 15s, 2s, 500ms (default 15s)")
@@ -135,7 +150,10 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         node_monitor_grace_period=args.node_monitor_grace_period,
         default_not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
         default_unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
-        node_eviction_rate=args.node_eviction_rate)
+        node_eviction_rate=args.node_eviction_rate, leader_elect_lease_duration=args.leader_elect_lease_duration,
+        leader_elect_renew_deadline=args.leader_elect_renew_deadline,
+        leader_elect_retry_period=args.leader_elect_retry_period, control_plane_only=args.control_plane_only,
+        certificates_from=args.certificates_from)
 
 
 def run_stop(args: argparse.Namespace, context: Context) -> int:

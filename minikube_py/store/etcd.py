@@ -8,7 +8,10 @@ mod_revision, and the store's revision is etcd's. Every write is one transaction
 compare (create_revision = 0 to create, mod_revision = the expected resourceVersion for
 compare-and-swap, create_revision > 0 for "must exist"), so two API servers never lose each
 other's updates; a failed compare reads the key in the same transaction to tell Conflict from
-NotFound.
+NotFound. The compare also makes a write safe to try again when etcd could not take it: one refused
+(no leader, a member unreachable: 503) is retried for a few seconds, and one that timed out
+(the etcd leader died holding it: 504) is read back, and tried again only if it did not happen, so
+losing an etcd member mid-request is not an error a client sees.
 
 Reads come from a mirror, as kube-apiserver's watch cache: one etcd watch on the cluster's
 prefix, started from the revision of a full read, applies every change in revision order to
@@ -31,7 +34,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Iterable
+from typing import Callable, Iterable
 from urllib.parse import quote, unquote
 
 from minikube_py.api import errors
@@ -50,6 +53,8 @@ LIST_PAGE_SIZE = 500
 # write has still happened, and the mirror catches up by itself.
 WRITE_VISIBLE_SECONDS = 30.0
 RECONNECT_BACKOFF_SECONDS = (0.05, 2.0)
+# How long a write is tried again while etcd elects a leader or moves to another member.
+WRITE_RETRY_SECONDS = 10.0
 
 
 class EtcdStore(InMemoryState):
@@ -225,6 +230,32 @@ class EtcdStore(InMemoryState):
     def _transaction(self, compare: list[dict], success: list[dict], failure: list[dict]) -> dict:
         return self._members.call("/kv/txn", {"compare": compare, "success": success, "failure": failure})
 
+    def _guarded_write(self, key: str, compare: list[dict], success: list[dict], failure: list[dict],
+                       took: Callable[[dict], bool]) -> dict:
+        """One compare-guarded transaction, tried again while etcd cannot take it: after a 503
+        nothing was written; after a 504 the key is read back, and `took(kv)` says whether this
+        write is what it holds (then the answer says so, with the key's revision). The compare
+        keeps a retried write from happening twice."""
+        deadline = time.monotonic() + WRITE_RETRY_SECONDS
+        backoff = RECONNECT_BACKOFF_SECONDS[0]
+        while True:
+            try:
+                return self._transaction(compare, success, failure)
+            except (errors.ServiceUnavailable, errors.Timeout) as error:
+                if time.monotonic() + backoff > deadline:
+                    raise
+                failed = error
+            if isinstance(failed, errors.Timeout):
+                try:
+                    kvs = self._members.call("/kv/range", {"key": encode(key)}).get("kvs", [])
+                except errors.ApiError:
+                    raise failed from None
+                if kvs and took(kvs[0]):
+                    return {"succeeded": True, "header": {"revision": kvs[0]["mod_revision"]}, "responses": []}
+            log.warning("an etcd write of %s failed (%s); trying again", key, failed.message)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_BACKOFF_SECONDS[1])
+
     @staticmethod
     def _guard(key: str, expected_rv: str | int | None) -> dict:
         """The compare of a write to an existing key: at `expected_rv`, or merely existing."""
@@ -244,9 +275,11 @@ class EtcdStore(InMemoryState):
     def create(self, resource: str, obj: dict) -> dict:
         namespace, name = namespace_and_name(obj)
         key = self._key(resource, namespace, name)
-        answer = self._transaction(
-            [{"key": encode(key), "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
-            [{"request_put": {"key": encode(key), "value": encode(_without_version(obj))}}], [])
+        value = _without_version(obj)
+        answer = self._guarded_write(
+            key, [{"key": encode(key), "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
+            [{"request_put": {"key": encode(key), "value": encode(value)}}], [],
+            took=lambda kv: decode(kv.get("value", "")) == value)
         if not answer.get("succeeded"):
             raise already_exists(resource, name)
         return self._written(obj, int(answer["header"]["revision"]))
@@ -254,10 +287,12 @@ class EtcdStore(InMemoryState):
     def update(self, resource: str, obj: dict, expected_rv: str | int | None = None) -> dict:
         namespace, name = namespace_and_name(obj)
         key = self._key(resource, namespace, name)
-        answer = self._transaction(
-            [self._guard(key, expected_rv)],
-            [{"request_put": {"key": encode(key), "value": encode(_without_version(obj))}}],
-            [{"request_range": {"key": encode(key), "keys_only": True}}])
+        value = _without_version(obj)
+        answer = self._guarded_write(
+            key, [self._guard(key, expected_rv)],
+            [{"request_put": {"key": encode(key), "value": encode(value)}}],
+            [{"request_range": {"key": encode(key), "keys_only": True}}],
+            took=lambda kv: decode(kv.get("value", "")) == value and str(kv["mod_revision"]) != str(expected_rv))
         if not answer.get("succeeded"):
             raise self._refused(answer, resource, name)
         return self._written(obj, int(answer["header"]["revision"]))

@@ -127,11 +127,13 @@ class EtcdMembers:
             return errors.InsufficientStorage(
                 f"the etcd store at {endpoint} is full ({message}); nothing was changed. Compact and "
                 "defragment etcd or raise its --quota-backend-bytes, then disarm the alarm")
-        if isinstance(error, etcd_errors.ConnectionTimeoutError) or "timed out" in message or "deadline" in message:
+        if (isinstance(error, etcd_errors.ConnectionTimeoutError) or "timed out" in message or "deadline" in message
+                or "leader changed" in message):
             return errors.Timeout(
                 f"the etcd store at {endpoint} did not answer in time ({message}); the change may or may not "
                 "have been made: read the object again before retrying")
-        if isinstance(error, etcd_errors.ConnectionFailedError) or "no leader" in message or "unavailable" in message:
+        if (isinstance(error, etcd_errors.ConnectionFailedError) or "no leader" in message or "unavailable" in message
+                or "proposal dropped" in message):
             return errors.ServiceUnavailable(
                 f"the etcd store at {endpoint} cannot take writes now ({message}); nothing was changed. "
                 "A majority of its members must run; try again when they do")

@@ -4,6 +4,7 @@ an HTTP watch on each sees every change, in the same order, with the same resour
 from __future__ import annotations
 
 import threading
+import time
 
 from minikube_py.apiserver.registry import Registry
 from minikube_py.apiserver.server import ApiHttpServer
@@ -14,6 +15,18 @@ from minikube_py.clock import FakeClock
 def config_map(name: str, value: str) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"},
             "data": {"value": value}}
+
+
+def collect(watch, count: int, deadline: float) -> list[tuple]:
+    """Up to `count` events of an HTTP watch, waiting until `deadline` (monotonic) at most."""
+    events: list[tuple] = []
+    while len(events) < count and (left := deadline - time.monotonic()) > 0:
+        event = watch.next(timeout=left)
+        if event is None:
+            break
+        events.append((event["type"], event["object"]["metadata"]["name"],
+                       event["object"]["metadata"]["resourceVersion"], event["object"]["data"]["value"]))
+    return events
 
 
 def test_two_api_servers_on_one_etcd_serve_the_same_objects_and_watches(etcd_single, tmp_path):
@@ -41,16 +54,14 @@ def test_two_api_servers_on_one_etcd_serve_the_same_objects_and_watches(etcd_sin
             writer.start()
         for writer in writers:
             writer.join()
-        seen = []
+        # Each watch must see all 60 changes: wait for them with one deadline (a loaded machine
+        # may deliver slowly; a lost event still fails here, naming what was seen).
+        seen = [collect(watch, 60, deadline=time.monotonic() + 60) for watch in watches]
         for watch in watches:
-            events = []
-            while len(events) < 60 and (event := watch.next(timeout=10)) is not None:
-                events.append((event["type"], event["object"]["metadata"]["name"],
-                               event["object"]["metadata"]["resourceVersion"], event["object"]["data"]["value"]))
             watch.close()
-            seen.append(events)
-        assert len(seen[0]) == 60 and seen[0] == seen[1]
+        assert len(seen[0]) == 60 and seen[0] == seen[1], seen
         assert [int(rv) for _, _, rv, _ in seen[0]] == sorted(int(rv) for _, _, rv, _ in seen[0])
+        # Both servers have applied every change by now (their watches saw them all).
         listed = [client.list("configmaps", "default") for client in clients]
         assert listed[0]["items"] == listed[1]["items"] and len(listed[0]["items"]) == 30
         assert all(item["data"]["value"] == "2" for item in listed[0]["items"])

@@ -39,7 +39,9 @@ def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
                      "--image-gc-high-threshold", "90", "--image-gc-low-threshold", "70",
                      "--node-cidr-mask-size", "22", "--node-monitor-grace-period", "8",
                      "--default-not-ready-toleration-seconds", "30", "--default-unreachable-toleration-seconds", "20",
-                     "--node-eviction-rate", "0.5")
+                     "--node-eviction-rate", "0.5", "--leader-elect-lease-duration", "4s",
+                     "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "500ms",
+                     "--control-plane-only", "--certificates-from", "/other/home")
     assert code == 0
     assert calls == [(home, {"name": "test", "pod_cidr": "10.99.0.0/16", "service_cidr": "10.100.0.0/16",
                              "service_node_port_range": "31000-31999", "port": 6443, "node_name": "n1",
@@ -49,7 +51,10 @@ def test_start_passes_every_flag_to_the_daemon(home, capsys, monkeypatch):
                              "metric_resolution": 0.5, "hpa_sync_period": 90.0,
                              "image_gc_high_threshold": 90, "image_gc_low_threshold": 70, "node_cidr_mask_size": 22,
                              "node_monitor_grace_period": 8.0, "default_not_ready_toleration_seconds": 30,
-                             "default_unreachable_toleration_seconds": 20, "node_eviction_rate": 0.5})]
+                             "default_unreachable_toleration_seconds": 20, "node_eviction_rate": 0.5,
+                             "leader_elect_lease_duration": 4.0, "leader_elect_renew_deadline": 3.0,
+                             "leader_elect_retry_period": 0.5, "control_plane_only": True,
+                             "certificates_from": "/other/home"})]
 
 
 @pytest.mark.parametrize("argv, expected", [([], None), (["--seccomp-default"], True),

@@ -85,15 +85,56 @@ def test_losing_the_member_a_store_talks_to_changes_nothing_visible(own_trio):
         assert names == ["before", "after"]
 
 
-def test_losing_the_leader_fails_writes_only_until_a_new_one_is_elected(own_trio):
+def test_losing_the_leader_holds_writes_until_a_new_one_is_elected(own_trio):
     with EtcdStore(own_trio.endpoints, cluster_name()) as store:
         watch = store.watch("pods")
         own_trio.kill_member(own_trio.leader())
-        # A write in flight during the election may fail with 503/504, as kube-apiserver's do;
-        # the client's retry goes through once the other two have elected a leader.
-        assert wait_until(lambda: _try_create(store, pod("after-election")), timeout=30)
+        # A write during the election waits for the new leader (it is tried again) rather than fail.
+        created = store.create("pods", pod("after-election"))
+        assert store.get("pods", "default", "after-election") == created
         event = watch.next(timeout=10)
         assert event is not None and event.object["metadata"]["name"] == "after-election"
+
+
+def _answer_lost_once(store: EtcdStore, error: errors.ApiError, applied: bool) -> list:
+    """The store's next transaction fails with `error`; with `applied`, after etcd made it (the
+    answer was lost with a dying leader)."""
+    real_call, failed = store._members.call, []
+
+    def call(path: str, body: dict) -> dict:
+        if path == "/kv/txn" and not failed:
+            failed.append(path)
+            if applied:
+                real_call(path, body)
+            raise error
+        return real_call(path, body)
+
+    store._members.call = call
+    return failed
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_write_whose_answer_timed_out_is_read_back_and_happens_once(etcd_trio, applied):
+    with EtcdStore(etcd_trio.endpoints, cluster_name()) as store:
+        watch = store.watch("pods")
+        failed = _answer_lost_once(store, errors.Timeout("the etcd store did not answer in time"), applied)
+        created = store.create("pods", pod("once"))
+        assert failed and store.get("pods", "default", "once") == created
+        failed.clear()
+        updated = store.update("pods", {**created, "n": 1}, expected_rv=created["metadata"]["resourceVersion"])
+        assert failed and store.get("pods", "default", "once") == updated and updated["n"] == 1
+        events = [watch.next(timeout=10) for _ in range(2)]
+        assert [(event.type, event.revision) for event in events if event is not None] == [
+            ("ADDED", int(created["metadata"]["resourceVersion"])),
+            ("MODIFIED", int(updated["metadata"]["resourceVersion"]))]
+        assert watch.next(timeout=0.5) is None, "each write happened once"
+
+
+def test_a_write_etcd_refused_is_tried_again(etcd_trio):
+    with EtcdStore(etcd_trio.endpoints, cluster_name()) as store:
+        failed = _answer_lost_once(store, errors.ServiceUnavailable("etcdserver: no leader"), applied=False)
+        created = store.create("pods", pod("again"))
+        assert failed and store.get("pods", "default", "again") == created
 
 
 def test_without_quorum_writes_fail_with_503_or_504_and_reads_keep_working(own_trio):

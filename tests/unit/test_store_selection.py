@@ -58,3 +58,40 @@ def test_open_store_gives_the_homes_sqlite_file_or_the_clusters_keys_in_etcd(tmp
     assert set(keys) == {"/one/registry/pods/default/p", "/one/registry/namespaces/team"}
     stored = json.loads(decode(keys["/one/registry/pods/default/p"]["value"]))
     assert "resourceVersion" not in stored["metadata"]
+
+
+@pytest.mark.parametrize("options", [dict(store="sqlite", leader_elect=True),
+                                     dict(store="etcd://127.0.0.1:2379", leader_elect=False)])
+def test_a_control_plane_only_daemon_needs_etcd_and_leader_election(options):
+    with pytest.raises(daemon.ConfigError, match="--control-plane-only: .*give --store etcd://... and --leader-elect"):
+        daemon.validate_config(daemon.ClusterConfig(control_plane_only=True, **options))
+    daemon.validate_config(daemon.ClusterConfig(control_plane_only=True, store="etcd://127.0.0.1:2379",
+                                                leader_elect=True))
+
+
+def test_leader_election_timings_must_leave_room_to_step_down():
+    with pytest.raises(daemon.ConfigError, match="retry period < renew deadline < lease duration"):
+        daemon.validate_config(daemon.ClusterConfig(leader_elect_lease_duration=4, leader_elect_renew_deadline=5))
+    timings = daemon.leader_election_timings(daemon.ClusterConfig(
+        leader_elect_lease_duration=4, leader_elect_renew_deadline=3, leader_elect_retry_period=0.5))
+    assert (timings.lease_duration, timings.renew_deadline, timings.retry_period) == (4, 3, 0.5)
+
+
+def test_another_control_plane_takes_the_clusters_certificates(tmp_path):
+    source, home = tmp_path / "first", tmp_path / "second"
+    (source / "pki").mkdir(parents=True)
+    (source / "pki" / "ca.crt").write_text("CA")
+    (source / "pki" / "sa.key").write_text("KEY")
+    daemon.copy_certificates(str(source), str(home))
+    assert (home / "pki" / "ca.crt").read_text() == "CA" and (home / "pki" / "sa.key").read_text() == "KEY"
+    assert (home / "pki").stat().st_mode & 0o777 == 0o700 and (home / "pki" / "sa.key").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(OSError, match="holds no cluster certificates"):
+        daemon.copy_certificates(str(tmp_path / "nothing"), str(home))
+
+
+def test_stopping_a_control_plane_only_daemon_leaves_the_host_alone(tmp_path, capsys, monkeypatch):
+    home = str(tmp_path / "cp")
+    daemon.ClusterConfig(name="cp", store="etcd://127.0.0.1:2379", leader_elect=True, control_plane_only=True).save(home)
+    monkeypatch.setattr(daemon, "_remove_host_resources", lambda *args: pytest.fail("the cluster's host resources"))
+    assert daemon.stop(home, remove_nodes=lambda config: pytest.fail("the cluster's nodes")) == 0
+    assert 'control plane of cluster "cp"' in capsys.readouterr().out
