@@ -66,6 +66,10 @@ class TlsConfig:
 
 class _Serving(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 refuses clients connecting at once (a unix socket
+    # connect with a timeout fails with EAGAIN): take as many as the kernel allows, as Go's
+    # listeners (kube-apiserver's) do.
+    request_queue_size = socket.SOMAXCONN
     api: "ApiHttpServer"
     # Whether requests must show a credential (the TCP door); on the unix socket the user is root.
     requires_credentials = False

@@ -79,6 +79,24 @@ def test_the_socket_is_private_to_its_owner(server):
     assert oct(os.stat(server.socket_path).st_mode & 0o777) == "0o600"
 
 
+def test_many_clients_connecting_at_once_are_all_taken(server):
+    """A unix connect with a timeout fails with EAGAIN once the listen backlog is full."""
+    from minikube_py.client.transport import UnixHTTPConnection
+
+    pause = threading.Event()
+    (accepting,) = [listener for listener in server._servers if listener.address_family == socket.AF_UNIX]
+    original = accepting._handle_request_noblock
+    accepting._handle_request_noblock = lambda: pause.wait(5) or original()  # nothing accepted yet
+    connections = [UnixHTTPConnection(server.socket_path, timeout=10) for _ in range(32)]
+    try:
+        for connection in connections:
+            connection.connect()  # all queued in the backlog
+    finally:
+        pause.set()
+        for connection in connections:
+            connection.close()
+
+
 def test_create_get_replace_patch_delete_round_trip(transport):
     created = transport.create("pods", "default", pod_body())
     assert created["metadata"]["uid"]
