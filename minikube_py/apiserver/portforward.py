@@ -43,7 +43,7 @@ FLAG_FIN = 0x01
 PROTOCOL_ERROR, REFUSED_STREAM = 1, 3
 SPDY_VERSION = 3
 FRAME_HEADER = struct.Struct(">IBBH")  # 4 bytes, flags, 24-bit length as 1 + 2 bytes
-READ_CHUNK = 128 * 1024
+READ_CHUNK = 1024 * 1024  # what a pod's socket holds is read at once, up to this, as one message
 MAX_HEADER_BLOCK = 64 * 1024  # decompressed; kubectl sends three short headers
 DIAL_TIMEOUT_SECONDS = 5.0
 
@@ -58,8 +58,12 @@ def control_frame(frame_type: int, flags: int, payload: bytes) -> bytes:
     return encode_frame(0x80000000 | (SPDY_VERSION << 16) | frame_type, flags, payload)
 
 
+def data_frame_header(stream_id: int, length: int, fin: bool = False) -> bytes:
+    return FRAME_HEADER.pack(stream_id & 0x7FFFFFFF, FLAG_FIN if fin else 0, length >> 16, length & 0xFFFF)
+
+
 def data_frame(stream_id: int, data: bytes, fin: bool = False) -> bytes:
-    return encode_frame(stream_id & 0x7FFFFFFF, FLAG_FIN if fin else 0, data)
+    return data_frame_header(stream_id, len(data), fin) + data
 
 
 def encode_header_block(headers: dict[str, str]) -> bytes:
@@ -209,7 +213,8 @@ class SpdySession:
         assert request.pod is not None and request.data_stream is not None
         try:
             while data := request.pod.recv(READ_CHUNK):
-                self._send(data_frame(request.data_stream, data))
+                # The SPDY frame's header rides in front of the data in one WebSocket message.
+                self.channels.send(0, data, preamble=data_frame_header(request.data_stream, len(data)))
         except OSError:
             pass
         self._finish(request, "")

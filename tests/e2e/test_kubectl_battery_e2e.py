@@ -6,7 +6,9 @@ custom-columns|go-template` and their file and `-as-json` forms) appear. Command
 another in a few groups that share objects, so the whole battery costs one cluster and the pods
 of one Deployment and a few single pods. A step is data (`Step`): the arguments, the exit code
 and what stdout (or, for failures, stderr) must contain; `run` executes a group and reports the
-first step that did not do what it should, with its whole output.
+first step that did not do what it should, with its whole output. Interactive commands (`exec -it`,
+`debug -it`, `attach -it`) run on a pseudo-terminal of their own, driven by the step's `terminal`
+exchanges, and their terminal's output is what is checked.
 """
 
 from __future__ import annotations
@@ -26,16 +28,28 @@ import pytest
 import yaml
 
 from tests.e2e.cluster import Cluster, free_port
+from tests.e2e.terminal import Terminal
 
 KUBECTL = shutil.which("kubectl")
 NAMESPACE = "battery"
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """One turn at a terminal: wait until `wait_for` shows (pressing enter every second meanwhile
+    with `press_enter`, as a user answers kubectl's "try pressing enter"), then type `then`."""
+
+    wait_for: str
+    then: str = ""
+    press_enter: bool = False
+
+
+@dataclass(frozen=True)
 class Step:
     """One kubectl command: `args`, the exit `code` it must give, substrings `out` that stdout
     must contain (stdout and stderr when the code is not 0), `absent` ones it must not, a `pattern` stdout
-    must match, and `stdin`."""
+    must match, and `stdin`; or, with `terminal`, the exchanges of a command run on a pty, whose
+    terminal output (stdout and stderr together) is what `out`, `absent` and `pattern` check."""
 
     args: tuple[str, ...]
     out: tuple[str, ...] = ()
@@ -45,6 +59,7 @@ class Step:
     stdin: str | None = None
     env: dict = field(default_factory=dict)
     timeout: float = 60
+    terminal: tuple[Exchange, ...] = ()
 
 
 def k(*args: str, out: str | tuple[str, ...] = (), **kwargs) -> Step:
@@ -57,8 +72,11 @@ def run(cluster: Cluster, steps: list[Step]) -> list[subprocess.CompletedProcess
         env = dict(cluster.env, **step.env)
         assert KUBECTL is not None
         began = time.monotonic()
-        result = subprocess.run([KUBECTL, *step.args], env=env, capture_output=True, text=True,
-                                input=step.stdin, timeout=step.timeout)
+        if step.terminal:
+            result = on_terminal([KUBECTL, *step.args], env, step)
+        else:
+            result = subprocess.run([KUBECTL, *step.args], env=env, capture_output=True, text=True,
+                                    input=step.stdin, timeout=step.timeout)
         if os.environ.get("BATTERY_TIMES"):
             print(f"{time.monotonic() - began:6.2f} s  kubectl {' '.join(step.args)[:100]}")
         shown = result.stdout if step.code == 0 else result.stdout + result.stderr
@@ -73,6 +91,25 @@ def run(cluster: Cluster, steps: list[Step]) -> list[subprocess.CompletedProcess
             assert re.search(step.pattern, shown, re.MULTILINE), f"{where}\nno match for {step.pattern!r}"
         results.append(result)
     return results
+
+
+def on_terminal(argv: list[str], env: dict, step: Step) -> subprocess.CompletedProcess:
+    """Run an interactive command on a pty through the step's exchanges; its terminal's output is
+    the result's stdout (and stderr, as a terminal shows both)."""
+    terminal = Terminal(argv, env)
+    try:
+        for exchange in step.terminal:
+            if exchange.press_enter:
+                terminal.press_enter_until(exchange.wait_for.encode(), timeout=step.timeout)
+            else:
+                terminal.expect(exchange.wait_for.encode(), timeout=step.timeout)
+            if exchange.then:
+                terminal.type(exchange.then)
+        code = terminal.exit_code(timeout=step.timeout)
+    except BaseException:
+        terminal.kill()
+        raise
+    return subprocess.CompletedProcess(argv, code, terminal.text(), terminal.text())
 
 
 CONFIGMAP = f"""
@@ -387,6 +424,27 @@ def pod_steps(ns: str) -> list[Step]:
         k("cp", os.path.join(TEMPLATES, "names.tmpl"), f"{NAMESPACE}/sleeper:/tmp/names.tmpl"),
         k("exec", "sleeper", ns, "--", "cat", "/tmp/names.tmpl", out="{{range .items}}"),
         k("cp", f"{NAMESPACE}/sleeper:/tmp/names.tmpl", os.path.join(TEMPLATES, "back.tmpl")),
+        k("exec", "-it", "sleeper", ns, "--", "sh", terminal=(
+            Exchange("# ", "echo answer=$((6*7)); tty; stty size\r"), Exchange("30 100", "exit 5\r")),
+          code=5, out=("answer=42", "/dev/pts/0", "command terminated with exit code 5")),
+        k("debug", "-it", "sleeper", ns, "--image=busybox", "--target=sleeper", "--container=debugger", "--", "sh",
+          terminal=(Exchange("try pressing enter"), Exchange("# ", "ps -o pid,args\r", press_enter=True),
+                    Exchange("sleep 3600", "exit 0\r")),
+          timeout=90, out='Targeting container "sleeper"', pattern=r"\n\s*1 sleep 3600"),
+        k("get", "pod", "sleeper", ns, "-o", "jsonpath={.spec.ephemeralContainers[0].targetContainerName}",
+          out="sleeper"),
+        k("debug", "sleeper", ns, "--image=busybox", "--target=sleeper", "--container=later", "--stdin", "--tty",
+          "--attach=false", "--", "sh"),
+        k("wait", "pod/sleeper", ns, "--timeout=60s",
+          "--for=jsonpath={.status.ephemeralContainerStatuses[?(@.name==\"later\")].state.running.startedAt}",
+          timeout=70, out="condition met"),
+        k("attach", "-it", "sleeper", ns, "-c", "later", terminal=(
+            Exchange("# ", "echo attached=$((2*21)); exit 3\r", press_enter=True), Exchange("attached=42")),
+          out="attached=42"),
+        k("wait", "pod/sleeper", ns, "--timeout=60s",
+          "--for=jsonpath={.status.ephemeralContainerStatuses[?(@.name==\"later\")].state.terminated.exitCode}=3",
+          timeout=70, out="condition met"),
+        k("get", "pod", "sleeper", ns, "-o", "jsonpath={.spec.ephemeralContainers[*].name}", out="debugger later"),
         k("annotate", "pod", "sleeper", ns, "checked=yes", out="pod/sleeper annotated"),
         k("label", "pod", "sleeper", ns, "role=sleeper", out="pod/sleeper labeled"),
         k("get", "pods", ns, "-l", "role=sleeper", "-o", "name", out="pod/sleeper"),

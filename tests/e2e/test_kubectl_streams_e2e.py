@@ -9,23 +9,18 @@ runs through the context `start` merged into the cluster's own KUBECONFIG.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import re
 import os
-import pty
-import select
 import shutil
-import struct
 import subprocess
-import termios
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.e2e.cluster import Cluster, free_port, wait_for
+from tests.e2e.terminal import Terminal
 
 KUBECTL = shutil.which("kubectl")
 BOX = """
@@ -117,66 +112,6 @@ def test_our_cli_exec_speaks_the_same_protocol(cluster):
     result = cluster.cli("exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 4", check=False)
     assert (result.returncode, result.stdout, result.stderr) == (4, "out\n", "err\n")
     assert cluster.cli("exec", "-i", "box", "--", "cat", input="piped\n").stdout == "piped\n"
-
-
-class Terminal:
-    """A program run on a pty of its own (30 rows, 100 columns), as a user's terminal runs it."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]):
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-            os.execvpe(argv[0], argv, env)
-        self.output = b""
-
-    def expect(self, token: bytes, timeout: float = 20, since: int = 0) -> bytes:
-        deadline = time.monotonic() + timeout
-        while token not in self.output[since:]:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"{token!r} did not appear; the terminal shows:\n{self.output.decode(errors='replace')}"
-            ready, _, _ = select.select([self.fd], [], [], remaining)
-            if ready:
-                try:
-                    self.output += os.read(self.fd, 65536)
-                except OSError:
-                    break
-        assert token in self.output[since:], f"{token!r} did not appear:\n{self.output.decode(errors='replace')}"
-        return self.output
-
-    def type(self, text: str) -> None:
-        os.write(self.fd, text.encode())
-
-    def press_enter_until_prompt(self, timeout: float = 20) -> None:
-        """kubectl's "try pressing enter", done until the shell's prompt shows: input typed before
-        the client has put its terminal in raw mode may be flushed away."""
-        deadline = time.monotonic() + timeout
-        seen = len(self.output)
-        while True:
-            self.type("\r")
-            try:
-                self.expect(b"# ", timeout=1.0, since=seen)
-                return
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-
-    def exit_code(self, timeout: float = 20) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if ready:
-                try:
-                    self.output += os.read(self.fd, 65536)
-                except OSError:
-                    pass
-        os.kill(self.pid, 9)
-        os.waitpid(self.pid, 0)
-        os.close(self.fd)
-        raise AssertionError(f"the terminal's program did not exit:\n{self.output.decode(errors='replace')}")
 
 
 @pytest.mark.parametrize("client", ["kubectl", "minikube-py"])

@@ -66,6 +66,91 @@ def test_a_server_frames_its_data_messages_so_a_websocket_client_reads_each_whol
     client_end.close()
 
 
+def test_a_client_reads_data_frames_itself_and_hands_every_other_frame_to_wsproto():
+    """The client's own frame reading (for throughput): whole binary messages of every length form
+    come out as they were sent, in order with a fragmented message, a text message and a ping
+    that wsproto reads, and the ping is answered."""
+    server_end, client_end = socket.socketpair()
+    server_end.settimeout(10)
+    client_end.settimeout(10)
+    protocol = exec_stream.REMOTE_COMMAND_PROTOCOLS[exec_stream.V5]
+    server = exec_stream.ChannelSocket(server_end, Connection(ConnectionType.SERVER), protocol)
+    client = exec_stream.ChannelSocket(client_end, Connection(ConnectionType.CLIENT), protocol)
+    raw = Connection(ConnectionType.SERVER)  # the same server's frames as wsproto writes them
+    from wsproto.events import Ping
+    sizes = [1, 124, 125, 126, 65535, 65536, 70_000, 1_000_000]
+    sent = [bytes([index % 251]) * size for index, size in enumerate(sizes)]
+
+    def serve():
+        for data in sent[:4]:
+            server.send(STDOUT, data)
+        server_end.sendall(raw.send(BytesMessage(data=b"\x02frag", message_finished=False)) +
+                           raw.send(Ping(payload=b"p")) + raw.send(BytesMessage(data=b"mented")) +
+                           raw.send(TextMessage(data="\x01text")))
+        for data in sent[4:]:
+            server.send(STDERR, data, preamble=b"pre")
+        server.close()
+
+    writer = threading.Thread(target=serve)
+    writer.start()
+    received = []
+    while (message := client.receive()) is not None:
+        received.append(message)
+    writer.join(10)
+    assert received[:4] == [(STDOUT, data) for data in sent[:4]]
+    assert received[4:6] == [(STDERR, b"fragmented"), (STDOUT, b"text")]
+    assert received[6:] == [(STDERR, b"pre" + data) for data in sent[4:]]
+    assert client.close_code == 1000
+    answers = Connection(ConnectionType.SERVER)  # reads what the client sent back
+    answers.receive_data(server_end.recv(1 << 16))
+    assert [type(event).__name__ for event in answers.events()] == ["Pong", "CloseConnection"]
+    server_end.close()
+    client_end.close()
+
+
+def test_frames_that_arrive_with_the_handshake_answer_are_read_as_messages():
+    """A server may send its first frames in the same write as its 101 answer."""
+    ours, theirs = socket.socketpair()
+    ours.settimeout(10)
+    theirs.settimeout(10)
+
+    def serve():
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += theirs.recv(4096)
+        key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        answer, channels = exec_stream.accept(theirs, key.decode(), exec_stream.REMOTE_COMMAND_PROTOCOLS[exec_stream.V5])
+        first = b"\x82\x06\x01hello"  # a whole frame: FIN, binary, 6 bytes, channel 1
+        theirs.sendall(answer + first)
+        channels.send(STDOUT, b"second")
+        channels.close()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    channels = exec_stream.connect(ours, "localhost", f"{PODS}/web/exec?command=true&stdout=true",
+                                   exec_stream.REMOTE_COMMAND_PROTOCOLS)
+    assert read_all(channels) == [(STDOUT, b"hello"), (STDOUT, b"second")]
+    server.join(10)
+    ours.close()
+    theirs.close()
+
+
+def test_a_client_refuses_a_frame_larger_than_any_message_without_reading_it():
+    ours, theirs = socket.socketpair()
+    ours.settimeout(10)
+    client = exec_stream.ChannelSocket(ours, Connection(ConnectionType.CLIENT),
+                                       exec_stream.REMOTE_COMMAND_PROTOCOLS[exec_stream.V5])
+    theirs.sendall(bytes([0x82, 127]) + (exec_stream.MAX_MESSAGE_BYTES + 1).to_bytes(8, "big") + b"\x01abc")
+    assert client.receive() is None
+    peer = Connection(ConnectionType.SERVER)
+    peer.receive_data(theirs.recv(4096))
+    closes = [event for event in peer.events() if isinstance(event, CloseConnection)]
+    assert [close.code for close in closes] == [1009]
+    ours.close()
+    theirs.close()
+
+
 def test_base64_protocols_send_a_channel_digit_and_base64_text():
     protocol = exec_stream.REMOTE_COMMAND_PROTOCOLS[exec_stream.V4_BASE64]
     message = protocol.encode(STDERR, b"\n")
