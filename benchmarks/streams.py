@@ -3,11 +3,14 @@ throughput, kubectl and our CLI side by side in one run.
 
 Measures, on a private cluster with a TLS port (kubectl goes through it, our CLI through the unix
 socket, as each does by default): the p50 and p90 of `exec POD -- true` (the whole command: process
-start, handshake, the command, the exit status); exec throughput, `head -c N /dev/zero` in the pod
-read through stdout; port-forward throughput, one HTTP download of N bytes from busybox httpd in
-the pod through a forwarded local port; and, for exec throughput, the API server's (the daemon's)
-CPU time per 100 MB, which a loaded machine does not distort as it does MB/s. Run as root from
-the repository root:
+start, handshake, the command, the exit status); exec throughput, `cat` of an N-byte file in the
+pod read through stdout, both over the whole command and over the transfer alone (first byte to
+last: a Python CLI spends far longer starting than a Go one, and that is the round trip's figure,
+not the stream's); port-forward throughput, one HTTP download of N bytes from busybox httpd in the
+pod through a forwarded local port; and, for exec, the CPU time per 100 MB of the API server (the
+daemon) and of the client process, which a loaded machine does not distort as it does MB/s. The
+file is made once when the pod starts (busybox's `head -c` from /dev/zero writes 4 KiB at a time
+and would be the slowest part of the pipe). Run as root from the repository root:
 `python -m benchmarks.streams [--runs 20] [--megabytes 100]`.
 """
 
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 
 from benchmarks.procfs import cpu_seconds_of
 from benchmarks.statistics import percentile
@@ -36,7 +40,10 @@ spec:
   containers:
     - name: main
       image: busybox
-      command: ["sleep", "3600"]
+      command: ["sh", "-c", "head -c {size} /dev/zero > /big && touch /ready && exec sleep 3600"]
+      readinessProbe:
+        exec: {command: ["cat", "/ready"]}
+        periodSeconds: 1
 ---
 apiVersion: v1
 kind: Pod
@@ -49,6 +56,11 @@ spec:
       image: busybox
       command: ["sh", "-c", "mkdir /www && head -c {size} /dev/zero > /www/big && exec httpd -f -p 8080 -h /www"]
 """
+
+
+def ready(pod: dict) -> bool:
+    return any(condition.get("type") == "Ready" and condition.get("status") == "True"
+               for condition in (pod.get("status") or {}).get("conditions") or [])
 
 
 def clients(cluster: PrivateCluster) -> dict[str, list[str]]:
@@ -66,20 +78,33 @@ def exec_round_trips(argv: list[str], env: dict[str, str], runs: int) -> list[fl
     return times
 
 
-def exec_throughput(argv: list[str], env: dict[str, str], size: int) -> float:
-    """MB/s of `head -c size /dev/zero` through exec's stdout (bytes counted by the reader)."""
+@dataclass(frozen=True)
+class ExecThroughput:
+    whole_mb_s: float  # over the whole command
+    transfer_mb_s: float  # from the first byte read to the last
+    client_cpu_s: float  # the client process's user + system time per 100 MB
+
+
+def exec_throughput(argv: list[str], env: dict[str, str], size: int) -> ExecThroughput:
+    """`cat` of the pod's file through exec's stdout (bytes counted by the reader)."""
     started = time.perf_counter()
-    process = subprocess.Popen([*argv, "exec", "bench-box", "--", "head", "-c", str(size), "/dev/zero"], env=env,
-                               stdout=subprocess.PIPE)
+    process = subprocess.Popen([*argv, "exec", "bench-box", "--", "cat", "/big"], env=env, stdout=subprocess.PIPE)
     assert process.stdout is not None
     received = 0
-    while chunk := process.stdout.read(1 << 20):
+    first_byte = None
+    while chunk := process.stdout.read1(1 << 20):
+        if first_byte is None:
+            first_byte = time.perf_counter()
         received += len(chunk)
-    process.wait()
+    last_byte = time.perf_counter()
+    _, _, usage = os.wait4(process.pid, 0)
+    process.returncode = 0
     elapsed = time.perf_counter() - started
     if received != size:
         raise RuntimeError(f"exec delivered {received} of {size} bytes")
-    return size / elapsed / 1e6
+    per_100_mb = 100e6 / size
+    return ExecThroughput(size / elapsed / 1e6, size / (last_byte - (first_byte or started)) / 1e6,
+                          (usage.ru_utime + usage.ru_stime) * per_100_mb)
 
 
 def port_forward_throughput(argv: list[str], env: dict[str, str], size: int) -> float:
@@ -109,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.streams", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="exec round trips per client (default 20)")
     parser.add_argument("--megabytes", type=int, default=100, help="bytes moved per throughput run, in MB")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="throughput runs per client and kind; the best is shown (default 3)")
     options = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("python -m benchmarks.streams: needs root (it runs real pods)", file=sys.stderr)
@@ -118,29 +145,41 @@ def main(argv: list[str] | None = None) -> int:
     from tests.e2e.cluster import free_port
 
     cluster.start(port=free_port())
+    loads = [os.getloadavg()[0]]
     try:
         cluster.cli("apply", "-f", "-", input=PODS.replace("{size}", str(size)))
         for name in ("bench-box", "bench-web"):
-            wait_for(lambda name=name: (cluster.client.raw.get("pods", "default", name).get("status") or {})
-                     .get("phase") == "Running" or None, 60, f"{name} running")
+            wait_for(lambda name=name: ready(cluster.client.raw.get("pods", "default", name)) or None, 120,
+                     f"{name} ready (its file written)")
         with open(os.path.join(cluster.home, "daemon.pid")) as file:
             daemon = int(file.read().split()[0])
         rows = []
         for name, client in clients(cluster).items():
             times = exec_round_trips(client, cluster.env, options.runs)
-            cpu_before = cpu_seconds_of(daemon)
-            exec_rate = exec_throughput(client, cluster.env, size)
-            exec_cpu = (cpu_seconds_of(daemon) - cpu_before) * 100 / options.megabytes
-            rows.append((name, percentile(times, 0.5) * 1000, percentile(times, 0.9) * 1000,
-                         exec_rate, exec_cpu, port_forward_throughput(client, cluster.env, size)))
+            best: ExecThroughput | None = None
+            server_cpu = []
+            for _ in range(options.repeats):
+                cpu_before = cpu_seconds_of(daemon)
+                measured = exec_throughput(client, cluster.env, size)
+                server_cpu.append((cpu_seconds_of(daemon) - cpu_before) * 100 / options.megabytes)
+                if best is None or measured.transfer_mb_s > best.transfer_mb_s:
+                    best = measured
+            assert best is not None
+            forward = max(port_forward_throughput(client, cluster.env, size) for _ in range(options.repeats))
+            loads.append(os.getloadavg()[0])
+            rows.append((name, percentile(times, 0.5) * 1000, percentile(times, 0.9) * 1000, best,
+                         min(server_cpu), forward))
     finally:
         cluster.stop()
-    print(f"load average {os.getloadavg()[0]:.1f}")
-    print(f"| client | exec -- true p50 (ms) | p90 (ms) | exec stdout MB/s ({options.megabytes} MB) | "
-          f"API server CPU s per 100 MB of exec output | port-forward MB/s ({options.megabytes} MB) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, p50, p90, exec_rate, exec_cpu, forward_rate in rows:
-        print(f"| {name} | {p50:.0f} | {p90:.0f} | {exec_rate:.0f} | {exec_cpu:.2f} | {forward_rate:.0f} |")
+    print(f"load average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}; "
+          f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
+    print(f"| client | exec -- true p50 (ms) | p90 (ms) | exec cat MB/s, whole command ({options.megabytes} MB) | "
+          "transfer alone | CPU s per 100 MB: API server | client | "
+          f"port-forward MB/s ({options.megabytes} MB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, p50, p90, exec_rate, server_cpu_s, forward_rate in rows:
+        print(f"| {name} | {p50:.0f} | {p90:.0f} | {exec_rate.whole_mb_s:.0f} | {exec_rate.transfer_mb_s:.0f} | "
+              f"{server_cpu_s:.2f} | {exec_rate.client_cpu_s:.2f} | {forward_rate:.0f} |")
     if len(rows) == 2:
         print(f"\nkubectl exec p50 / minikube-py exec p50 = {rows[0][1] / rows[1][1]:.2f}")
     return 0
