@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.cluster import Cluster, wait_for
+from tests.e2e.cluster import Cluster, Timeout, wait_for
 
 TWO_TIER = os.path.join(os.path.dirname(__file__), "..", "..", "manifests", "two-tier.yaml")
 CLIENTS = """
@@ -108,8 +108,16 @@ def test_the_two_tier_example_answers_from_the_host_through_its_service_url(clus
     backends = {pod["metadata"]["name"] for pod in
                 cluster.client.raw.list("pods", "default", label_selector="app=backend")["items"]}
     # The front end asks the back end by its Service name, with the Secret's credentials.
-    page = wait_for(lambda: (lambda text: text if text and "back end backend-" in text else None)(fetch(url)),
-                    30, f"the front end at {url} answering with a back end's name")
+    answers: list[str | None] = []
+
+    def answer_naming_a_back_end() -> str | None:
+        answers.append(fetch(url))
+        return answers[-1] if answers[-1] and "back end backend-" in answers[-1] else None
+
+    try:
+        page = wait_for(answer_naming_a_back_end, 30, f"the front end at {url} answering with a back end's name")
+    except Timeout as error:
+        raise AssertionError(f"{error}; its last answers: {answers[-3:]}") from None
     assert page.splitlines()[0] == "Hello from the front end"
     assert page.splitlines()[1].removeprefix("the back end says: back end ") in backends
     refused = cluster.cli("service", "backend", "--url", check=False)
