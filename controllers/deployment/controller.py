@@ -164,7 +164,6 @@ class DeploymentController(Controller[str]):
             return None
 
         replica_sets = self.replica_sets_for(deployment, selector)
-        pods_by_replica_set_uid = self.pods_by_replica_set_uid(replica_sets)
 
         if deployment.metadata.deletion_timestamp is not None:
             sync_steps.sync_status_only(self, deployment, replica_sets)
@@ -185,7 +184,9 @@ class DeploymentController(Controller[str]):
 
         strategy = deployment.spec.strategy.type
         if strategy == util.RECREATE:
-            return rollout_recreate(self, deployment, replica_sets, pods_by_replica_set_uid)
+            # Only Recreate reads the pods (kube's sync lists them always; a rolling update of a
+            # thousand pods would read them all on every ReplicaSet status change for nothing).
+            return rollout_recreate(self, deployment, replica_sets, self.pods_by_replica_set_uid(replica_sets))
         if strategy == util.ROLLING_UPDATE:
             return rollout_rolling(self, deployment, replica_sets)
         namespace, name = split_cache_key(key)

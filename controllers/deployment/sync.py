@@ -120,7 +120,11 @@ def get_new_replica_set(
     new_revision = util.max_revision(old_replica_sets) + 1
 
     if existing is not None:
-        replica_set = existing.model_copy(deep=True)
+        # A copy whose metadata and spec may be set without touching the cached object (only their
+        # annotations and minReadySeconds change here): a deep copy of the whole template on every
+        # sync cost more than the rest of the step.
+        replica_set = existing.model_copy(update={"metadata": existing.metadata.model_copy(),
+                                                  "spec": existing.spec.model_copy()})
         annotations_changed = util.set_new_replica_set_annotations(deployment, replica_set, new_revision, exists=True)
         if annotations_changed or replica_set.spec.min_ready_seconds != deployment.spec.min_ready_seconds:
             replica_set.spec.min_ready_seconds = deployment.spec.min_ready_seconds
