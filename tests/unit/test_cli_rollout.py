@@ -122,7 +122,7 @@ def test_rollout_status_exits_1_when_the_progress_deadline_is_exceeded(live):
 def test_rollout_status_times_out(live):
     live.deployment(replicas=2)
     set_status(live, replicas=2, updatedReplicas=1)
-    result = live.run("rollout", "status", "deploy/web", "--timeout=200ms")
+    result = live.run("rollout", "status", "deploy/web", "--timeout=3s")
     assert result.code == 1
     assert result.out == 'Waiting for deployment "web" rollout to finish: 1 out of 2 new replicas have been updated...\n'
     assert result.err == "error: timed out waiting for the condition\n"
