@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness.cluster import PrivateCluster, random_suffix
+from harness.cluster import PrivateCluster, random_suffix, wait_for
 
 NAMESPACE = "default"
 RUN_LABEL = "minikube-py-bench"
@@ -45,8 +45,11 @@ class BenchCluster(PrivateCluster):
             self.cli("image", "import", "busybox:latest", rootfs_tarball)
 
     def pid_of(self, component: str) -> int:
-        """The pid in `<home>/<component>.pid` (daemon, supervisor)."""
-        with open(os.path.join(self.home, f"{component}.pid")) as file:
+        """The pid in `<home>/<component>.pid` (daemon, supervisor). The daemon writes its file
+        after the last of its loops started, a moment after `start` returned: wait for it."""
+        path = os.path.join(self.home, f"{component}.pid")
+        wait_for(lambda: os.path.exists(path), 30, path)
+        with open(path) as file:
             return int(file.read().split()[0])
 
 
