@@ -119,24 +119,36 @@ class SimulatedNodes:
             self._stopped.wait(leases[0].renew_interval if leases else 10)
 
     def _play_kubelet(self, node: str, index: int) -> None:
+        """List and watch the node's pods until stopped; list again after a failure, as kubelet does."""
+        while not self._stopped.is_set():
+            try:
+                self._follow_pods(node, index)
+            except (OSError, errors.ApiError):
+                self._stopped.wait(0.5)
+
+    def _follow_pods(self, node: str, index: int) -> None:
         listing = self.raw.list("pods", None, field_selector=f"spec.nodeName={node}")
         watch = self.raw.watch("pods", None, resource_version=listing["metadata"]["resourceVersion"],
                                field_selector=f"spec.nodeName={node}")
         self._watches.append(watch)
+        for pod in listing["items"]:
+            self._handle(node, index, "ADDED", pod)
         for event in watch:
             if self._stopped.is_set():
                 return
-            pod = event["object"]
-            if event["type"] == "DELETED":
-                continue
-            marker = (pod["metadata"].get("labels") or {}).get("kwok-probe")
-            if marker is not None:
-                with self._seen_lock:
-                    self._seen.setdefault((node, marker), time.perf_counter())
-            if pod["metadata"].get("deletionTimestamp"):
-                self._work.put(("delete", pod, node, index))
-            elif pod.get("status", {}).get("phase") != "Running":
-                self._work.put(("run", pod, node, index))
+            self._handle(node, index, event["type"], event["object"])
+
+    def _handle(self, node: str, index: int, change: str, pod: dict) -> None:
+        if change not in ("ADDED", "MODIFIED"):
+            return
+        marker = (pod["metadata"].get("labels") or {}).get("kwok-probe")
+        if marker is not None:
+            with self._seen_lock:
+                self._seen.setdefault((node, marker), time.perf_counter())
+        if pod["metadata"].get("deletionTimestamp"):
+            self._work.put(("delete", pod, node, index))
+        elif pod.get("status", {}).get("phase") != "Running":
+            self._work.put(("run", pod, node, index))
 
     def _write_statuses(self) -> None:
         while not self._stopped.is_set():
