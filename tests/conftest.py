@@ -23,6 +23,11 @@ E2E_MODULE_WEIGHTS = {
     "test_supervisor_faults_e2e.py": 75, "test_runtime_e2e.py": 65, "test_kubectl_e2e.py": 60,
     "test_config_e2e.py": 55, "test_upgrade_e2e.py": 55, "test_storage_faults_e2e.py": 30,
     "test_network_cgroups_e2e.py": 15, "test_daemonset_e2e.py": 115,
+    # The fourth session's modules: rough wall times from their authors' runs under load.
+    "test_nodes_e2e.py": 300, "test_image_build_e2e.py": 250, "test_kubectl_battery_e2e.py": 250,
+    "test_autoscaling_e2e.py": 210, "test_scheduling_e2e.py": 150, "test_statefulset_e2e.py": 120,
+    "test_python_client_e2e.py": 90, "test_helm_e2e.py": 60, "test_kubectl_apply_e2e.py": 60,
+    "test_kubectl_schema_e2e.py": 45,
 }
 UNLISTED_E2E_WEIGHT = 200
 
