@@ -116,7 +116,7 @@ def api_creates_per_second(directory: str, store_spec: tuple, servers: int, coun
         process = multiprocessing.Process(target=serve_api, args=(socket_path, store_spec, ready), daemon=True)
         process.start()
         processes.append(process)
-        if not ready.wait(60):
+        if not ready.wait(300):
             raise RuntimeError(f"the API server on {store_spec[0]} did not start")
     try:
         per_client = count // CLIENTS
@@ -166,6 +166,11 @@ def main() -> None:
             for name in names[round_number % len(names):] + names[:round_number % len(names)]:
                 for figure, value in measure(backends[name], arguments.writes).items():
                     results[name][figure] += value if isinstance(value, list) else [value]
+        print(f"{'':28}" + "".join(f"{name:>18}" for name in names))
+        for figure in ("writes/s, 1 writer", f"writes/s, {WRITERS} writers"):
+            print(f"{figure:28}" + "".join(f"{percentile(results[name][figure], 0.5):18.0f}" for name in names))
+        for label, fraction in (("watch latency p50 (ms)", 0.5), ("watch latency p99 (ms)", 0.99)):
+            print(f"{label:28}" + "".join(f"{percentile(results[name]['watch'], fraction) * 1e3:18.2f}" for name in names))
         for round_number in range(arguments.rounds if arguments.api_creates else 0):
             order = list(setups)
             for setup in order[round_number % len(order):] + order[:round_number % len(order)]:
@@ -173,11 +178,6 @@ def main() -> None:
                 spec = spec[:2] + (f"{spec[2]}r{round_number}",) if spec[0] == "etcd" else (
                     "sqlite", os.path.join(directory, f"api-{round_number}.db"))
                 api_rates[setup].append(api_creates_per_second(directory, spec, servers, arguments.api_creates))
-    print(f"{'':28}" + "".join(f"{name:>18}" for name in names))
-    for figure in ("writes/s, 1 writer", f"writes/s, {WRITERS} writers"):
-        print(f"{figure:28}" + "".join(f"{percentile(results[name][figure], 0.5):18.0f}" for name in names))
-    for label, fraction in (("watch latency p50 (ms)", 0.5), ("watch latency p99 (ms)", 0.99)):
-        print(f"{label:28}" + "".join(f"{percentile(results[name]['watch'], fraction) * 1e3:18.2f}" for name in names))
     if api_rates:
         print(f"\nAPI pod creates/s, {CLIENTS} clients (median of {arguments.rounds} rounds):")
         for setup, rates in api_rates.items():
