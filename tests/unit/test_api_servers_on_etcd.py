@@ -43,17 +43,26 @@ def test_two_api_servers_on_one_etcd_serve_the_same_objects_and_watches(etcd_sin
         start = clients[0].list("configmaps", "default")["metadata"]["resourceVersion"]
         watches = [client.watch("configmaps", "default", resource_version=start) for client in clients]
 
+        failures: list[BaseException] = []
+
         def write(client: HttpTransport, prefix: str) -> None:
-            for index in range(15):
-                created = client.create("configmaps", "default", config_map(f"{prefix}{index}", "1"))
-                created["data"]["value"] = "2"
-                client.replace("configmaps", "default", created["metadata"]["name"], created)
+            try:
+                for index in range(15):
+                    created = client.create("configmaps", "default", config_map(f"{prefix}{index}", "1"))
+                    created["data"]["value"] = "2"
+                    client.replace("configmaps", "default", created["metadata"]["name"], created)
+            except BaseException as error:
+                failures.append(error)
+                raise
 
         writers = [threading.Thread(target=write, args=(client, prefix)) for client, prefix in zip(clients, "ab", strict=True)]
         for writer in writers:
             writer.start()
         for writer in writers:
             writer.join()
+        # A writer that failed (its thread ended with the error) leaves its events missing below:
+        # say why here instead.
+        assert not failures, failures
         # Each watch must see all 60 changes: wait for them with one deadline (a loaded machine
         # may deliver slowly; a lost event still fails here, naming what was seen).
         seen = [collect(watch, 60, deadline=time.monotonic() + 60) for watch in watches]

@@ -39,16 +39,25 @@ def test_two_stores_on_one_etcd_see_every_change_in_the_same_order(etcd_trio):
             EtcdStore(etcd_trio.endpoints[1:] + etcd_trio.endpoints[:1], name) as second:
         watches = [first.watch("pods"), second.watch("pods")]
 
+        failures: list[BaseException] = []
+
         def write(store: EtcdStore, prefix: str) -> None:
-            for index in range(30):
-                created = store.create("pods", pod(f"{prefix}{index}"))
-                store.update("pods", {**created, "n": 1}, expected_rv=created["metadata"]["resourceVersion"])
+            try:
+                for index in range(30):
+                    created = store.create("pods", pod(f"{prefix}{index}"))
+                    store.update("pods", {**created, "n": 1}, expected_rv=created["metadata"]["resourceVersion"])
+            except BaseException as error:
+                failures.append(error)
+                raise
 
         writers = [threading.Thread(target=write, args=(store, prefix)) for store, prefix in ((first, "a"), (second, "b"))]
         for writer in writers:
             writer.start()
         for writer in writers:
             writer.join()
+        # A writer that failed (its thread ended with the error) leaves its events missing below:
+        # say why here instead.
+        assert not failures, failures
         seen = []
         for watch in watches:
             events = []
