@@ -383,15 +383,45 @@ def describe_replica_set(context: Context, replica_set: dict, now: float) -> str
     if controller_of(replica_set):
         writer.write(0, f"Controlled By:\t{controller_of(replica_set)}")
     writer.write(0, f"Replicas:\t{status.get('replicas', 0)} current / {spec.get('replicas', 0)} desired")
+    write_pods_status(context, writer, replica_set)
+    describe_pod_template(writer, spec.get("template") or {})
+    describe_conditions(writer, status.get("conditions"))
+    describe_events(writer, events_about(context, replica_set), now)
+    return writer.render()
+
+
+def write_pods_status(context: Context, writer: DescribeWriter, owner: dict) -> None:
+    """`Pods Status: N Running / N Waiting / N Succeeded / N Failed` of the pods `owner` controls."""
+    metadata = owner["metadata"]
     pods = context.transport.list("pods", namespace=metadata.get("namespace")).get("items") or []
     owned = [pod for pod in pods if any(reference.get("uid") == metadata.get("uid") and reference.get("controller")
                                         for reference in pod["metadata"].get("ownerReferences") or [])]
     phases = [(pod.get("status") or {}).get("phase") for pod in owned]
     writer.write(0, f"Pods Status:\t{phases.count('Running')} Running / {phases.count('Pending')} Waiting / "
                     f"{phases.count('Succeeded')} Succeeded / {phases.count('Failed')} Failed")
-    describe_pod_template(writer, spec.get("template") or {})
-    describe_conditions(writer, status.get("conditions"))
-    describe_events(writer, events_about(context, replica_set), now)
+
+
+def describe_daemon_set(context: Context, daemon_set: dict, now: float) -> str:
+    """kubectl's describeDaemonSet: selectors, labels, the node counts, pods, template, events."""
+    metadata, spec, status = daemon_set["metadata"], daemon_set.get("spec") or {}, daemon_set.get("status") or {}
+    template = spec.get("template") or {}
+    writer = DescribeWriter()
+    writer.write(0, f"Name:\t{metadata['name']}")
+    writer.write(0, f"Namespace:\t{metadata.get('namespace', '')}")
+    writer.write(0, f"Selector:\t{tables.format_label_selector(spec.get('selector'))}")
+    writer.write(0, f"Node-Selector:\t{tables.format_labels((template.get('spec') or {}).get('nodeSelector'))}")
+    writer.labels(0, "Labels", metadata.get("labels"))
+    writer.annotations(0, "Annotations", metadata.get("annotations"))
+    for title, field in (("Desired Number of Nodes Scheduled", "desiredNumberScheduled"),
+                         ("Current Number of Nodes Scheduled", "currentNumberScheduled"),
+                         ("Number of Nodes Scheduled with Up-to-date Pods", "updatedNumberScheduled"),
+                         ("Number of Nodes Scheduled with Available Pods", "numberAvailable"),
+                         ("Number of Nodes Misscheduled", "numberMisscheduled")):
+        # Not tab-aligned in kubectl either: these lines end the aligned block.
+        writer.write(0, f"{title}: {status.get(field, 0)}")
+    write_pods_status(context, writer, daemon_set)
+    describe_pod_template(writer, template)
+    describe_events(writer, events_about(context, daemon_set), now)
     return writer.render()
 
 
@@ -527,6 +557,7 @@ DESCRIBERS = {
     "pods": describe_pod,
     "deployments": describe_deployment,
     "replicasets": describe_replica_set,
+    "daemonsets": describe_daemon_set,
     "namespaces": describe_namespace,
     "nodes": describe_node,
     "jobs": describe_job,

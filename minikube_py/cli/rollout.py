@@ -1,4 +1,6 @@
-"""`rollout status|history|undo|pause|resume|restart` for Deployments, as kubectl does them.
+"""`rollout status|history|undo|pause|resume|restart` for Deployments (and status, history, undo
+and restart for StatefulSets and DaemonSets, whose history is their ControllerRevisions), as
+kubectl does them.
 
 The decisions (what the status line says, which ReplicaSet a revision is, what undo restores)
 live in `minikube_py/client/rollout.py`, on `client/deployments.py`, which the controller shares so
@@ -19,16 +21,21 @@ from minikube_py.cli.context import (
     CommandError, Context, Subcommands, qualified_kind, split_type_and_name, watch_events)
 from minikube_py.cli.mutate import parse_bool, parse_duration
 
-from minikube_py.client import history
+from minikube_py.client import daemonset_rollout, history
 from minikube_py.client import rollout as rollout_helpers
 from minikube_py.client import statefulset_rollout
 
+# Kinds whose rollout history is their ControllerRevisions, and their models.
+REVISIONED = {"statefulsets": api.StatefulSet, "daemonsets": api.DaemonSet}
+
+
 def register(subcommands: Subcommands) -> None:
-    rollout = subcommands.group("rollout", "manage the rollout of a deployment or statefulset")
+    rollout = subcommands.group("rollout", "manage the rollout of a deployment, statefulset or daemonset")
 
     def target(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("target", metavar="TYPE/NAME",
-                            help="the deployment or statefulset (deployment/web, deploy/web, statefulset/db, sts/db)")
+                            help="the deployment, statefulset or daemonset (deployment/web, deploy/web, "
+                                 "statefulset/db, sts/db, daemonset/agent, ds/agent)")
 
     status = rollout.add("status", "watch a rollout until it finishes", namespaced=True)
     target(status)
@@ -58,23 +65,27 @@ def register(subcommands: Subcommands) -> None:
         parser.set_defaults(run=run_pause_resume_restart, verb=verb)
 
 
-def deployment_target(context: Context, text: str, statefulsets: bool = True) -> tuple[api.ResourceInfo, str, str]:
+def deployment_target(context: Context, text: str, revisioned: bool = True) -> tuple[api.ResourceInfo, str, str]:
     info, name = split_type_and_name(text)
-    allowed = ("deployments", "statefulsets") if statefulsets else ("deployments",)
+    allowed = ("deployments", *REVISIONED) if revisioned else ("deployments",)
     if info.plural not in allowed:
-        raise CommandError(f"rollout supports {' and '.join(allowed)} only, not {info.plural}")
+        listed = " and ".join(allowed) if len(allowed) < 3 else f"{', '.join(allowed[:-1])} and {allowed[-1]}"
+        raise CommandError(f"rollout supports {listed} only, not {info.plural}")
     return info, name, context.default_namespace
 
 
 def status_message(info: api.ResourceInfo, obj: dict) -> tuple[str, bool, str | None]:
     if info.plural == "statefulsets":
         return statefulset_rollout.status_message(api.StatefulSet.model_validate(obj))
+    if info.plural == "daemonsets":
+        return daemonset_rollout.status_message(api.DaemonSet.model_validate(obj))
     return rollout_helpers.rollout_status_message(api.Deployment.model_validate(obj))
 
 
-def stateful_set_history(context: Context, namespace: str, stateful_set: dict):
+def revisioned_history(context: Context, info: api.ResourceInfo, namespace: str, workload: dict):
+    """The StatefulSet or DaemonSet as its model, and the namespace's ControllerRevisions."""
     revisions = context.transport.list("controllerrevisions", namespace)["items"]
-    return (api.StatefulSet.model_validate(stateful_set),
+    return (REVISIONED[info.plural].model_validate(workload),
             [api.ControllerRevision.model_validate(item) for item in revisions])
 
 
@@ -115,8 +126,8 @@ def run_status(args: argparse.Namespace, context: Context) -> int:
 def run_history(args: argparse.Namespace, context: Context) -> int:
     info, name, namespace = deployment_target(context, args.target)
     deployment = context.transport.get(info.plural, namespace, name)
-    if info.plural == "statefulsets":
-        return stateful_set_history_command(args, context, info, namespace, deployment)
+    if info.plural in REVISIONED:
+        return revisioned_history_command(args, context, info, namespace, deployment)
     model, replica_sets = as_models(deployment, owned_replica_sets(context, deployment))
     label = f"{qualified_kind(info)}/{name}"
     try:
@@ -140,9 +151,9 @@ def run_history(args: argparse.Namespace, context: Context) -> int:
     return 0
 
 
-def stateful_set_history_command(args: argparse.Namespace, context: Context, info: api.ResourceInfo,
-                                 namespace: str, stateful_set: dict) -> int:
-    model, revisions = stateful_set_history(context, namespace, stateful_set)
+def revisioned_history_command(args: argparse.Namespace, context: Context, info: api.ResourceInfo,
+                               namespace: str, workload: dict) -> int:
+    model, revisions = revisioned_history(context, info, namespace, workload)
     label = f"{qualified_kind(info)}/{model.metadata.name}"
     try:
         if args.revision:
@@ -165,9 +176,9 @@ def stateful_set_history_command(args: argparse.Namespace, context: Context, inf
     return 0
 
 
-def stateful_set_undo(args: argparse.Namespace, context: Context, info: api.ResourceInfo, namespace: str,
-                      stateful_set: dict) -> int:
-    model, revisions = stateful_set_history(context, namespace, stateful_set)
+def revisioned_undo(args: argparse.Namespace, context: Context, info: api.ResourceInfo, namespace: str,
+                    workload: dict) -> int:
+    model, revisions = revisioned_history(context, info, namespace, workload)
     label = f"{qualified_kind(info)}/{model.metadata.name}"
     try:
         target = statefulset_rollout.rollback_target(model, revisions, args.to_revision)
@@ -185,8 +196,8 @@ def stateful_set_undo(args: argparse.Namespace, context: Context, info: api.Reso
 def run_undo(args: argparse.Namespace, context: Context) -> int:
     info, name, namespace = deployment_target(context, args.target)
     deployment = context.transport.get(info.plural, namespace, name)
-    if info.plural == "statefulsets":
-        return stateful_set_undo(args, context, info, namespace, deployment)
+    if info.plural in REVISIONED:
+        return revisioned_undo(args, context, info, namespace, deployment)
     model, replica_sets = as_models(deployment, owned_replica_sets(context, deployment))
     try:
         target = rollout_helpers.find_rollback_target(model, replica_sets, args.to_revision)
@@ -204,7 +215,7 @@ def run_undo(args: argparse.Namespace, context: Context) -> int:
 
 
 def run_pause_resume_restart(args: argparse.Namespace, context: Context) -> int:
-    info, name, namespace = deployment_target(context, args.target, statefulsets=args.verb == "restart")
+    info, name, namespace = deployment_target(context, args.target, revisioned=args.verb == "restart")
     deployment = context.transport.get(info.plural, namespace, name)
     label = f"{qualified_kind(info)}/{name}"
     paused = bool((deployment.get("spec") or {}).get("paused"))

@@ -1,6 +1,8 @@
 """What `rollout status|history|undo` compute for StatefulSets, as kubectl does client-side.
 
-A StatefulSet's history is its ControllerRevisions (`client/history.py`), not ReplicaSets:
+A StatefulSet's history is its ControllerRevisions (`client/history.py`), not ReplicaSets
+(a DaemonSet's too: the revision helpers here take either, `client/daemonset_rollout.py` has its
+status line):
 `history` lists their revision numbers with the `kubernetes.io/change-cause` annotation, `undo`
 puts the chosen revision's pod template back into the StatefulSet (kubectl's
 `StatefulSetRollbacker` applies the revision's patch), and the status line is kubectl's
@@ -11,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minikube_py.api.apps import ControllerRevision, StatefulSet
+from minikube_py.api.apps import ControllerRevision, DaemonSet, StatefulSet
 from minikube_py.client import history
 from minikube_py.client.deployments import CHANGE_CAUSE_ANNOTATION
 from minikube_py.client.rollout import HistoryRow, RolloutError
+
+# The workloads whose rollout history is their ControllerRevisions.
+RevisionedWorkload = StatefulSet | DaemonSet
 
 
 def status_message(stateful_set: StatefulSet) -> tuple[str, bool, str | None]:
@@ -43,7 +48,7 @@ def status_message(stateful_set: StatefulSet) -> tuple[str, bool, str | None]:
             f"{status.current_revision}...\n"), True, None
 
 
-def history_rows(stateful_set: StatefulSet, revisions: list[ControllerRevision]) -> list[HistoryRow]:
+def history_rows(stateful_set: RevisionedWorkload, revisions: list[ControllerRevision]) -> list[HistoryRow]:
     rows = []
     for revision in history.owned_revisions(stateful_set, revisions):
         cause = (revision.metadata.annotations or {}).get(CHANGE_CAUSE_ANNOTATION, "<none>")
@@ -51,7 +56,7 @@ def history_rows(stateful_set: StatefulSet, revisions: list[ControllerRevision])
     return rows
 
 
-def find_revision(stateful_set: StatefulSet, revisions: list[ControllerRevision], number: int) -> ControllerRevision:
+def find_revision(stateful_set: RevisionedWorkload, revisions: list[ControllerRevision], number: int) -> ControllerRevision:
     for revision in history.owned_revisions(stateful_set, revisions):
         if revision.revision == number:
             return revision
@@ -69,7 +74,7 @@ class StatefulSetRollback:
         return f"skipped rollback (current template already matches revision {self.requested})"
 
 
-def rollback_target(stateful_set: StatefulSet, revisions: list[ControllerRevision],
+def rollback_target(stateful_set: RevisionedWorkload, revisions: list[ControllerRevision],
                     to_revision: int = 0) -> StatefulSetRollback:
     """The revision `undo` restores: `to_revision`, else the one before the newest."""
     owned = history.owned_revisions(stateful_set, revisions)
@@ -86,7 +91,7 @@ def rollback_target(stateful_set: StatefulSet, revisions: list[ControllerRevisio
                                history.revision_data_bytes(target.data), to_revision)
 
 
-def apply_rollback(stateful_set: StatefulSet, target: StatefulSetRollback) -> StatefulSet:
+def apply_rollback(stateful_set: RevisionedWorkload, target: StatefulSetRollback) -> RevisionedWorkload:
     restored = stateful_set.model_copy(deep=True)
     restored.spec.template = history.template_of(target.revision)
     return restored

@@ -1,7 +1,8 @@
 """DaemonSets on real nodes: one pod per node, bound by the scheduler to the node its node-name
 affinity names; a node added with `node add` gets its pod; a rolling update replaces every pod
-(watched with the real kubectl's `rollout status`); a nodeSelector keeps a node out, and a node
-labelled to match gets its pod. One cluster for the module, started with one node.
+(watched with the real kubectl's `rollout status`), and kubectl's undo brings the old template
+back; a nodeSelector keeps a node out, a node labelled to match gets its pod and loses it when
+the label goes. One cluster for the module, started with one node.
 """
 
 from __future__ import annotations
@@ -107,6 +108,22 @@ def test_a_rolling_update_replaces_the_pod_on_every_node(cluster):
     history = cluster.kubectl("rollout", "history", "daemonset/agent").stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
     wait_for(lambda: len(pods_of(cluster, "agent")) == 2 or None, 30, "the old pods gone")
+
+
+def test_kubectl_undoes_restarts_and_describes_a_daemonset(cluster):
+    undone = cluster.kubectl("rollout", "undo", "daemonset/agent")
+    assert undone.stdout.strip() == "daemonset.apps/agent rolled back"
+    cluster.kubectl("rollout", "status", "daemonset/agent", "--timeout=90s", timeout=100)
+    for pod in running_by_node(cluster, "agent").values():
+        assert "version 1 on" in pod["spec"]["containers"][0]["command"][-1]
+    history = cluster.kubectl("rollout", "history", "daemonset/agent").stdout
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
+    restarted = cluster.kubectl("rollout", "restart", "daemonset/agent")
+    assert restarted.stdout.strip() == "daemonset.apps/agent restarted"
+    described = cluster.kubectl("describe", "daemonset", "agent").stdout
+    for line in ("Desired Number of Nodes Scheduled: 2", "Number of Nodes Misscheduled: 0", "Pod Template:",
+                 "SuccessfulCreate"):
+        assert line in described, described
 
 
 def test_a_node_selector_keeps_a_node_out_until_it_is_labelled(cluster):
