@@ -126,7 +126,7 @@ class LeaderElector:
 
     def step(self) -> None:
         """One round of the state machine (the thread's loop body; tests call it directly)."""
-        held = self.try_acquire_or_renew()
+        held = self._renew_within_deadline() if self.state == LEADING else self.try_acquire_or_renew()
         if self.state == FOLLOWING and held:
             self.state, self._renewed_at = LEADING, self.clock.monotonic()
             log.info("leader election: %s became the leader (lease %s/%s)", self.identity, self.namespace, self.name)
@@ -135,6 +135,24 @@ class LeaderElector:
             self._renewed_at = self.clock.monotonic()
         elif self.state == LEADING and self.clock.monotonic() - self._renewed_at >= self.timings.renew_deadline:
             self._stop_leading("could not renew the lease within the renew deadline")
+
+    def _renew_within_deadline(self) -> bool:
+        """A leader's renewal, given only until its renew deadline: a write still in flight then
+        (a slow or partitioned store) must not keep it leading past the point where another
+        candidate may take over, as client-go bounds each renewal with the renew deadline."""
+        left = self.timings.renew_deadline - (self.clock.monotonic() - self._renewed_at)
+        outcome: list[bool] = []
+
+        def renew() -> None:
+            try:
+                outcome.append(self.try_acquire_or_renew())
+            except Exception as error:  # an abandoned attempt must not die with a traceback
+                log.warning("leader election: renewing lease %s/%s failed: %s", self.namespace, self.name, error)
+
+        attempt = threading.Thread(target=renew, name=f"leader-election-renew-{self.name}", daemon=True)
+        attempt.start()
+        attempt.join(max(0.0, left))
+        return bool(outcome and outcome[0])
 
     def _stop_leading(self, why: str) -> None:
         self.state = FOLLOWING

@@ -147,3 +147,29 @@ def test_two_api_servers_on_one_etcd_hand_over_when_the_leader_dies_and_never_ov
         # Nobody took over before the dead leader would have stepped down (renew deadline after
         # its last renewal): the two leaderships never overlapped.
         assert starts[1][2] - last_renewal >= timings.renew_deadline
+
+
+def test_a_leader_whose_renewal_hangs_steps_down_at_the_renew_deadline(api):
+    """A renewal still in flight at the renew deadline (a store that does not answer) ends the
+    leadership then, not when the write finally returns."""
+    import threading
+
+    client, _ = api
+    timings = LeaderElectionTimings(lease_duration=3, renew_deadline=0.5, retry_period=0.1)
+    leader = Candidate(client, "a", None, timings)
+    leader.elector.step()
+    assert leader.elector.is_leader
+    release = threading.Event()
+    original_get = client.raw.get
+    client.raw.get = lambda *args, **kwargs: release.wait(10) and original_get(*args, **kwargs)
+    try:
+        started = time.monotonic()
+        leader.elector.step()  # the renewal hangs in the store
+        assert not leader.elector.is_leader and leader.log[-1][:2] == ("stop", "a")
+        assert time.monotonic() - started < 5, "it stopped at the deadline, not when the store answered"
+    finally:
+        release.set()
+        client.raw.get = original_get
+        for thread in threading.enumerate():
+            if thread.name.startswith("leader-election-renew-"):
+                thread.join(10)
