@@ -512,3 +512,46 @@ def test_a_client_that_hangs_up_mid_session_kills_it(api):
     channels.sock.close()
     assert session.killed.wait(5)
     wait_until(lambda: not stream_threads(), "the stream's threads to end")
+
+
+def test_a_client_reads_whole_frames_over_tls_too(tmp_path):
+    """Over TLS a large frame arrives a record at a time: the client still reads each message whole
+    (as the API server reads a node's kubelet port through RemoteNodeProxy)."""
+    import ssl
+
+    from cryptography.hazmat.primitives import serialization
+
+    from minikube_py.apiserver import certificates
+
+    ca, ca_key = certificates.make_ca("frames")
+    leaf, key = certificates.issue(ca, ca_key, "localhost", hosts=("127.0.0.1",))
+    (tmp_path / "cert.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        plain_client = socket.create_connection(listener.getsockname(), timeout=10)
+        plain_server, _ = listener.accept()
+    protocol = exec_stream.REMOTE_COMMAND_PROTOCOLS[exec_stream.V5]
+    sent = [bytes([index]) * size for index, size in enumerate([1, 70_000, 1_000_000, 3])]
+
+    def serve():
+        with server_context.wrap_socket(plain_server, server_side=True) as sock:
+            channels = exec_stream.ChannelSocket(sock, Connection(ConnectionType.SERVER), protocol)
+            for data in sent:
+                channels.send(STDOUT, data)
+            channels.close()
+            sock.recv(1024)  # the client's close frame
+
+    server = threading.Thread(target=serve)
+    server.start()
+    with client_context.wrap_socket(plain_client) as sock:
+        channels = exec_stream.ChannelSocket(sock, Connection(ConnectionType.CLIENT), protocol)
+        assert read_all(channels) == [(STDOUT, data) for data in sent]
+    server.join(10)
