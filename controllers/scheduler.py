@@ -3,8 +3,8 @@
 kube-scheduler's default profile over one node or many: each pending pod is filtered against
 every node (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity with nodeSelector,
 NodeResourcesFit, PodTopologySpread, InterPodAffinity: controllers/scheduler_plugins.py), the
-nodes that pass are scored with the default weights and the best is bound (ties: the node with
-fewer pods, then the name, so the choice is stable). Binding goes through the API's binding
+nodes that pass are scored with the default weights and the best is bound (among nodes tied for
+the best score, one at random, as kube-scheduler's selectHost does; `rng` makes it repeatable). Binding goes through the API's binding
 call, which sets `spec.nodeName` once and marks the pod `PodScheduled`; the event `Scheduled`
 says where it went.
 
@@ -21,6 +21,7 @@ A pod with `schedulingGates` is not considered until they are removed (`Scheduli
 from __future__ import annotations
 
 import logging
+import random
 import threading
 
 from minikube_py.api import errors
@@ -53,9 +54,12 @@ log = logging.getLogger(__name__)
 SCHEDULER_NAME = "default-scheduler"
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
 GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
+# How soon a pod waiting for its claims to be bound is looked at again (a claim event also wakes it).
 CLAIM_BINDING_POLL_SECONDS = 1.0
+# Total scores closer than this are a tie (float rounding of equal sums).
+SCORE_TIE_TOLERANCE = 1e-9
 
-__all__ = ["Scheduler", "pod_requests", "unschedulable_message"]
+__all__ = ["Scheduler", "pod_requests", "select_host", "unschedulable_message"]
 
 
 def unschedulable_message(node_count: int, reasons: list[str], preemption: str = "") -> str:
@@ -78,8 +82,6 @@ def _schedulability(node: Node) -> tuple[object, ...]:
             [taint.to_dict() for taint in node.spec.taints or []])
 
 
-# How soon a pod waiting for its claims to be bound is looked at again (a claim event also wakes it).
-CLAIM_BINDING_POLL_SECONDS = 1.0
 
 
 class Scheduler(Controller[str]):
@@ -92,10 +94,13 @@ class Scheduler(Controller[str]):
         informers: SharedInformers | None = None,
         recorder: EventRecorder | None = None,
         workers: int = 1,
+        rng: random.Random | None = None,
     ):
         # One worker by default: each choice counts the bindings made before it.
         super().__init__(SCHEDULER_NAME, clock, workers)
         self.client = client
+        # Picks among the nodes that tie for the best score; tests pass a seeded one.
+        self.random = rng or random.Random()
         informers = informers or shared_informers(client)
         self.cache = SchedulerCache()
         # Pods found not to fit, tried again when a node's pod ends or goes (keys).
@@ -110,14 +115,22 @@ class Scheduler(Controller[str]):
         )
         self.nodes = self.watch(
             informers.informer("nodes"),
-            on_add=lambda node: self._enqueue_pending_pods(),
+            on_add=self._node_added,
             on_update=self._node_updated,
+            on_delete=lambda node: self._nodes_changed(),
         )
         # persistentVolumeClaim volumes (controllers/volumebinding.py); a claim binding wakes its pods.
         self.volume_binding = VolumeBinding(client, informers)
         self.watch(self.volume_binding.claims, on_add=lambda claim: self._enqueue_pending_pods(),
                    on_update=lambda old, new: self._enqueue_pending_pods())
-        self.namespaces = self.watch(informers.informer("namespaces"))
+        self.namespaces = self.watch(informers.informer("namespaces"), on_add=lambda namespace: self._namespaces_changed(),
+                                     on_update=lambda old, new: self._namespaces_changed(),
+                                     on_delete=lambda namespace: self._namespaces_changed())
+        # What every cycle reads of the nodes and namespaces, kept until their informers change:
+        # (version it was made at, value); the handlers bump the versions.
+        self._nodes_version = self._namespaces_version = 0
+        self._sorted_nodes: tuple[int, list[Node]] = (-1, [])
+        self._namespace_labels_seen: tuple[int, dict[str, dict[str, str]]] = (-1, {})
         self.budgets = self.watch(informers.informer("poddisruptionbudgets"))
         # Default topology spreading counts the pods of the incoming pod's Services and ReplicaSets.
         self.services = self.watch(informers.informer("services"))
@@ -161,7 +174,18 @@ class Scheduler(Controller[str]):
         for key in waiting:
             self.enqueue(key)
 
+    def _nodes_changed(self) -> None:
+        self._nodes_version += 1
+
+    def _namespaces_changed(self) -> None:
+        self._namespaces_version += 1
+
+    def _node_added(self, node: Node) -> None:
+        self._nodes_changed()
+        self._enqueue_pending_pods()
+
     def _node_updated(self, old: Node, new: Node) -> None:
+        self._nodes_changed()
         if _schedulability(old) != _schedulability(new):
             self._enqueue_pending_pods()
 
@@ -172,7 +196,22 @@ class Scheduler(Controller[str]):
     # -- one scheduling cycle --------------------------------------------------------------------
 
     def _namespace_labels(self) -> dict[str, dict[str, str]]:
-        return {namespace.metadata.name or "": namespace.metadata.labels or {} for namespace in self.namespaces.list()}
+        version = self._namespaces_version
+        seen_at, labels = self._namespace_labels_seen
+        if seen_at != version:
+            labels = {namespace.metadata.name or "": namespace.metadata.labels or {}
+                      for namespace in self.namespaces.list()}
+            self._namespace_labels_seen = (version, labels)
+        return labels
+
+    def _node_list(self) -> list[Node]:
+        """The nodes by name, as the informer has them."""
+        version = self._nodes_version
+        seen_at, nodes = self._sorted_nodes
+        if seen_at != version:
+            nodes = sorted(self.nodes.list(), key=lambda node: node.metadata.name or "")
+            self._sorted_nodes = (version, nodes)
+        return nodes
 
     def _default_spread_selector(self, pod: Pod) -> Selector | None:
         """DefaultSelector: the requirements of every Service and ReplicaSet selecting the pod,
@@ -192,7 +231,7 @@ class Scheduler(Controller[str]):
 
     def cycle(self, pod: Pod, nodes: list[NodeInfo] | None = None) -> Cycle:
         if nodes is None:
-            nodes = self.cache.snapshot(sorted(self.nodes.list(), key=lambda node: node.metadata.name or ""))
+            nodes = self.cache.snapshot(self._node_list())
         needs_default_spread = not pod.spec.topology_spread_constraints
         return Cycle(pod, nodes, self._namespace_labels(),
                      self._default_spread_selector(pod) if needs_default_spread else None)
@@ -233,11 +272,7 @@ class Scheduler(Controller[str]):
         if not feasible:
             self._unschedulable_pod(key, cycle, statuses)
             return None
-        if len(feasible) == 1:
-            chosen = feasible[0]
-        else:
-            scores = cycle.score_nodes(feasible)
-            chosen = max(feasible, key=lambda node: (scores[node.name], -len(node.pods), _reverse(node.name)))
+        chosen = feasible[0] if len(feasible) == 1 else select_host(feasible, cycle.score_nodes(feasible), self.random)
         namespace, name = split_cache_key(key)
         with self._unschedulable_lock:
             self._unschedulable.discard(key)
@@ -329,6 +364,18 @@ class Scheduler(Controller[str]):
             self.recorder.event(pod, WARNING, "FailedScheduling", message)
 
 
-def _reverse(name: str) -> tuple[int, ...]:
-    """Sorts names so `max` prefers the alphabetically first one on a tie."""
-    return tuple(-ord(character) for character in name) + (0,)
+def select_host(nodes: list[NodeInfo], scores: dict[str, float], rng: random.Random) -> NodeInfo:
+    """The node with the highest score; among nodes that share it, each equally likely
+    (kube-scheduler's selectHost: reservoir sampling over the nodes in order, so one pass
+    and one random draw per tied node). Scores closer than SCORE_TIE_TOLERANCE tie: ours are
+    floats where kube-scheduler's are integers."""
+    chosen, best, tied = nodes[0], scores[nodes[0].name], 1
+    for node in nodes[1:]:
+        score = scores[node.name]
+        if score > best + SCORE_TIE_TOLERANCE:
+            chosen, best, tied = node, score, 1
+        elif score >= best - SCORE_TIE_TOLERANCE:
+            tied += 1
+            if rng.randrange(tied) == 0:
+                chosen = node
+    return chosen

@@ -12,7 +12,6 @@ overcommits it, and a cycle costs O(nodes + pods with affinity), not a walk of e
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 
@@ -96,7 +95,8 @@ GroupKey = tuple[str, tuple[tuple[str, str], ...], bool, str | None]
 
 def group_key(pod: Pod) -> GroupKey:
     affinity = pod.spec.affinity
-    own_terms = json.dumps(affinity.to_dict(), sort_keys=True) if has_pod_affinity(pod) and affinity else None
+    # pydantic's own JSON (fields in declaration order) is a quarter of the cost of to_dict + json.dumps.
+    own_terms = affinity.model_dump_json(by_alias=True, exclude_none=True) if has_pod_affinity(pod) and affinity else None
     return (pod.metadata.namespace or "default", tuple(sorted((pod.metadata.labels or {}).items())),
             pod.metadata.deletion_timestamp is not None, own_terms)
 
@@ -110,16 +110,13 @@ class PodGroup:
     labels: dict[str, str]
     terminating: bool
     pod: Pod
+    has_affinity: bool = False
     affinity_terms: object = None
 
     @classmethod
     def of(cls, pod: Pod) -> PodGroup:
         return cls(pod.metadata.namespace or "default", dict(pod.metadata.labels or {}),
-                   pod.metadata.deletion_timestamp is not None, pod)
-
-    @property
-    def has_affinity(self) -> bool:
-        return has_pod_affinity(self.pod)
+                   pod.metadata.deletion_timestamp is not None, pod, has_pod_affinity(pod))
 
 
 @dataclass
@@ -203,6 +200,11 @@ class SchedulerCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Per node, a number bumped on every change of its pods, and the NodeInfo the last
+        # snapshot made of it at that number: a snapshot copies only the nodes that changed
+        # since (kube-scheduler's UpdateSnapshot), one node per binding in a burst.
+        self._generations: dict[str, int] = {}
+        self._snapshots: dict[str, tuple[int, Node, NodeInfo]] = {}
         self._placed: dict[str, PlacedPod] = {}  # pod uid -> where it is and what it holds
         self._assumed: set[str] = set()  # uids we bound that the watch still shows unbound
         self._by_node: dict[str, dict[str, PlacedPod]] = {}
@@ -263,10 +265,24 @@ class SchedulerCache:
         with self._lock:
             for node in nodes:
                 name = node.metadata.name or ""
+                generation = self._generations.get(name, 0)
+                kept = self._snapshots.get(name)
+                if kept is not None and kept[0] == generation and kept[1] is node:
+                    infos.append(kept[2])
+                    continue
                 requested, score_requested = self._totals.get(name, ({}, {}))
-                infos.append(NodeInfo(node, list(self._by_node.get(name, {}).values()), dict(requested),
-                                      dict(score_requested), node_allocatable(node), node_taints(node),
-                                      dict(self._groups.get(name, {}))))
+                if kept is not None and kept[1] is node:
+                    allocatable, taints = kept[2].allocatable, kept[2].taints
+                else:
+                    allocatable, taints = node_allocatable(node), node_taints(node)
+                info = NodeInfo(node, list(self._by_node.get(name, {}).values()), dict(requested),
+                                dict(score_requested), allocatable, taints, dict(self._groups.get(name, {})))
+                self._snapshots[name] = (generation, node, info)
+                infos.append(info)
+            if len(self._snapshots) > len(nodes):
+                names = {node.metadata.name or "" for node in nodes}
+                for gone in [name for name in self._snapshots if name not in names]:
+                    del self._snapshots[gone]
         return infos
 
     def _place(self, uid: str, node_name: str, pod: Pod, placed_now: PlacedPod | None = None) -> None:
@@ -291,6 +307,7 @@ class SchedulerCache:
             self._count(placed, -1)
 
     def _count(self, placed: PlacedPod, sign: int) -> None:
+        self._generations[placed.node_name] = self._generations.get(placed.node_name, 0) + 1
         totals = self._totals.setdefault(placed.node_name, ({}, {}))
         for total, amounts in zip(totals, (placed.requests, placed.score_requests), strict=True):
             for resource, amount in amounts.items():

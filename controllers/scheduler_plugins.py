@@ -266,6 +266,15 @@ class Cycle:
         self.default_spread_selector = default_spread_selector
         self.requests = pod_requests(pod)
         self.score_requests = pod_requests(pod, non_zero=True)
+        self._node_affinity: dict[str, bool] = {}
+
+    def fits_node_affinity(self, node: NodeInfo) -> bool:
+        """nodeSelector and required node affinity on `node`, worked out once per node and cycle
+        (the NodeAffinity filter and every topology spread constraint ask)."""
+        fits = self._node_affinity.get(node.name)
+        if fits is None:
+            fits = self._node_affinity[node.name] = matches_node_selector_and_affinity(self.pod, node)
+        return fits
 
     # -- PreFilter -----------------------------------------------------------------------------
 
@@ -319,7 +328,7 @@ class Cycle:
     def _counts_node(self, constraint: SpreadConstraint, node: NodeInfo) -> bool:
         if constraint.topology_key not in node.labels:
             return False
-        if constraint.honor_node_affinity and not matches_node_selector_and_affinity(self.pod, node):
+        if constraint.honor_node_affinity and not self.fits_node_affinity(node):
             return False
         return not (constraint.honor_taints and untolerated_taint(self.pod, node.taints) is not None)
 
@@ -365,7 +374,7 @@ class Cycle:
         taint = untolerated_taint(pod, node.taints)
         if taint is not None:
             return unresolvable(REASON_TAINT.format(key=taint.key, value=taint.value or ""))
-        if not matches_node_selector_and_affinity(pod, node):
+        if not self.fits_node_affinity(node):
             return unresolvable(REASON_SELECTOR)
         target = node
         for extra in extra_pods:

@@ -18,11 +18,22 @@ _LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 _EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
 
 
+# The last second formatted and its text: every write stamps the current second, often many
+# times within it, and strftime was a tenth of the cost of a small create.
+_last_formatted: tuple[int, str] = (0, "1970-01-01T00:00:00Z")
+
+
 def format_time(epoch: float) -> str:
     """`1800000000.7` -> `"2027-01-15T08:00:00Z"` (UTC, fractions dropped as Kubernetes does)."""
-    clamped = min(max(epoch, _EARLIEST), _LATEST)
-    moment = datetime.fromtimestamp(int(clamped // 1), tz=timezone.utc)
-    return f"{moment.year:04d}-{moment.strftime(_MONTH_TO_SECOND)}"
+    global _last_formatted
+    second = int(min(max(epoch, _EARLIEST), _LATEST) // 1)
+    last = _last_formatted
+    if last[0] == second:
+        return last[1]
+    moment = datetime.fromtimestamp(second, tz=timezone.utc)
+    text = f"{moment.year:04d}-{moment.strftime(_MONTH_TO_SECOND)}"
+    _last_formatted = (second, text)
+    return text
 
 
 def parse_time(text: str) -> float:

@@ -95,7 +95,7 @@ class Client(Protocol):
 
     def patch_status(self, resource: str, name: str, patch: Any, namespace: str | None = None) -> Any: ...
 
-    def bind(self, namespace: str | None, name: str, node_name: str) -> Any: ...
+    def bind(self, namespace: str | None, name: str, node_name: str) -> None: ...
 
     def get_scale(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any]: ...
 
@@ -177,8 +177,11 @@ class ApiClient:
         """Set spec.replicas through the scale subresource; returns the Scale."""
         return self.raw.patch_scale(_info(resource).plural, namespace, name, {"spec": {"replicas": replicas}})
 
-    def bind(self, namespace: str | None, name: str, node_name: str) -> Any:
-        return _model(_info("pods"), self.raw.bind(namespace, name, node_name))
+    def bind(self, namespace: str | None, name: str, node_name: str) -> None:
+        """Bind the pod to `node_name`. As kube-apiserver's binding answers with a Status, not
+        the pod, nothing comes back: the scheduler learns of the bound pod from its watch, and
+        not parsing the answer is a good part of what a binding costs it."""
+        self.raw.bind(namespace, name, node_name)
 
     def delete(self, resource: str, name: str, namespace: str | None = None, propagation_policy: str | None = None,
                grace_period_seconds: int | None = None, preconditions: dict[str, Any] | None = None) -> Any:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minikube_py.api import errors
-from minikube_py.api.core import Event
 from minikube_py.api.times import format_time
 from minikube_py.clock import Clock
 
@@ -110,29 +109,29 @@ class EventRecorder:
                 pass  # somebody deleted it; start a new one below
         created = self._create(obj, event_type, reason, message, timestamp, field_path)
         with self._state:
-            self._recent[correlation_key] = _StoredEvent(created.metadata.namespace or "", created.metadata.name or "",
-                                                         created.count or 1)
+            self._recent[correlation_key] = created
             self._recent.move_to_end(correlation_key)
             while len(self._recent) > REMEMBERED_EVENTS:
                 self._recent.popitem(last=False)
 
     def _create(self, obj: Any, event_type: str, reason: str, message: str, timestamp: str,
-                field_path: str | None) -> Event:
+                field_path: str | None) -> _StoredEvent:
+        """Create the Event. It goes to the API as the wire dict the server validates, and the
+        answer is not parsed: a recorder needs only the name it chose, and the two model
+        conversions were most of the cost of an event to a component that writes one per pod."""
         metadata = obj.metadata
         # Events about cluster-scoped objects (nodes) live in `default`, as in Kubernetes.
         namespace = metadata.namespace or "default"
+        involved = {"apiVersion": obj.api_version, "kind": obj.kind, "namespace": metadata.namespace,
+                    "name": metadata.name, "uid": metadata.uid, "resourceVersion": metadata.resource_version,
+                    "fieldPath": field_path}
         for _ in range(NAME_CLASH_RETRIES):
-            event = Event.model_validate({
-                "metadata": {"name": f"{metadata.name}.{self._next_name_suffix()}", "namespace": namespace},
-                "involvedObject": {
-                    "apiVersion": obj.api_version,
-                    "kind": obj.kind,
-                    "namespace": metadata.namespace,
-                    "name": metadata.name,
-                    "uid": metadata.uid,
-                    "resourceVersion": metadata.resource_version,
-                    "fieldPath": field_path,
-                },
+            name = f"{metadata.name}.{self._next_name_suffix()}"
+            event = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": namespace},
+                "involvedObject": {key: value for key, value in involved.items() if value is not None},
                 "type": event_type,
                 "reason": reason,
                 "message": message,
@@ -142,11 +141,12 @@ class EventRecorder:
                 "source": {"component": self.component, "host": self.host},
                 "reportingComponent": self.component,
                 "reportingInstance": self.host,
-            })
+            }
             try:
-                return self.client.create(event)
+                self.client.raw.create("events", namespace, event)
             except errors.AlreadyExists:
                 continue
+            return _StoredEvent(namespace, name, 1)
         raise errors.AlreadyExists(f"events: {NAME_CLASH_RETRIES} generated names for {metadata.name} were taken")
 
     def _next_name_suffix(self) -> str:

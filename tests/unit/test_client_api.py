@@ -63,7 +63,8 @@ def test_replace_patch_and_status_writes(client):
 
 def test_bind_scale_and_delete(client):
     client.create(pod())
-    assert client.bind("default", "web", "node-1").spec.node_name == "node-1"
+    assert client.bind("default", "web", "node-1") is None
+    assert client.get("pods", "web", namespace="default").spec.node_name == "node-1"
     deployment = api.Deployment.model_validate({
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"selector": {"matchLabels": {"app": "web"}},

@@ -106,7 +106,15 @@ def test_events_about_nodes_live_in_the_default_namespace(cluster, recorder):
 
 def test_recording_never_raises_and_logs_the_failure(cluster, recorder, caplog):
     pod = cluster.pod("web")
-    cluster.client.fail("create", errors.ApiError("database is locked"), resource="events")
+    create = cluster.registry.create
+
+    def locked_for_events(resource, *args, **kwargs):
+        if resource == "events":
+            raise errors.ApiError("database is locked")
+        return create(resource, *args, **kwargs)
+
+    # The recorder writes the Event's wire dict straight through the client's transport.
+    cluster.registry.create = locked_for_events
 
     recorder.event(pod, "Normal", "Scheduled", "Successfully assigned default/web to node-1")
 
@@ -117,15 +125,15 @@ def test_recording_never_raises_and_logs_the_failure(cluster, recorder, caplog):
 def test_a_slow_write_of_one_event_does_not_hold_up_events_about_other_objects(cluster, recorder):
     """A node starting many pods records three events per pod from many workers at once."""
     slow, fast = cluster.pod("slow"), cluster.pod("fast")
-    create = cluster.client.create
+    create = cluster.registry.create
     release = threading.Event()
 
-    def create_slowly_for_slow(obj, *args, **kwargs):
-        if obj.involved_object.name == "slow":
+    def create_slowly_for_slow(resource, namespace, body, *args, **kwargs):
+        if resource == "events" and body["involvedObject"]["name"] == "slow":
             assert release.wait(10), "never released"
-        return create(obj, *args, **kwargs)
+        return create(resource, namespace, body, *args, **kwargs)
 
-    cluster.client.create = create_slowly_for_slow
+    cluster.registry.create = create_slowly_for_slow
     blocked = threading.Thread(target=recorder.event, args=(slow, "Normal", "Pulled", "image present"))
     blocked.start()
     try:
