@@ -1,21 +1,25 @@
 """The scheduler: binds each pod that has no `spec.nodeName` to a node that can run it.
 
-kube-scheduler's default profile over one node or many: each pending pod is filtered against
-every node (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity with nodeSelector,
-NodeResourcesFit, PodTopologySpread, InterPodAffinity: controllers/scheduler_plugins.py), the
-nodes that pass are scored with the default weights and the best is bound (among nodes tied for
-the best score, one at random, as kube-scheduler's selectHost does; `rng` makes it repeatable). Binding goes through the API's binding
-call, which sets `spec.nodeName` once and marks the pod `PodScheduled`; the event `Scheduled`
-says where it went.
+kube-scheduler's default profile over one node or many: pending pods are taken from the
+scheduling queue (controllers/scheduler_queue.py: highest priority first, then the earliest
+queued), each is filtered against every node (NodeUnschedulable, NodeName, TaintToleration,
+NodeAffinity with nodeSelector, NodeResourcesFit, PodTopologySpread, InterPodAffinity:
+controllers/scheduler_plugins.py) in a snapshot of the scheduler's cache, the nodes that pass
+are scored with the default weights and the best is bound (among nodes tied for the best score,
+one at random, as kube-scheduler's selectHost does; `rng` makes it repeatable). Binding goes
+through the API's binding call, which sets `spec.nodeName` once and marks the pod
+`PodScheduled`; the event `Scheduled` says where it went.
 
 When nothing fits, DefaultPreemption (controllers/scheduler_preemption.py) looks for a node where
 deleting lower-priority pods makes room: the pod is nominated there (`status.nominatedNodeName`,
 whose room lower pods may not take meanwhile) and the victims are deleted gracefully. Otherwise
 the pod gets `PodScheduled=False` with reason `Unschedulable` and kube-scheduler's message
 (`0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {key: value}.
-preemption: 0/3 nodes are available: ...`) with a `FailedScheduling` event, and is tried again
-whenever a node appears or changes in a way that matters, or a pod on a node ends or goes away.
-A pod with `schedulingGates` is not considered until they are removed (`SchedulingGated`).
+preemption: 0/3 nodes are available: ...`) with a `FailedScheduling` event, and waits among
+the queue's unschedulable pods until a node appears or changes in a way that matters, a pod on a
+node ends or goes away, a pod its required affinity or spreading counts lands on a node, or a
+claim changes; then it is tried again once its back-off (1 s doubling to 10 s per attempt) is
+over. A pod with `schedulingGates` is not considered until they are removed (`SchedulingGated`).
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ from controllers.scheduler_framework import (
     Status,
     group_key,
     holds_resources,
+    pod_priority,
     pod_requests,
     unresolvable,
 )
-from controllers.scheduler_plugins import Cycle
+from controllers.scheduler_plugins import Cycle, PodAffinityTerms, spread_constraints
 from controllers.scheduler_preemption import DisruptionBudgets, fit_error_message, preempt
+from controllers.scheduler_queue import SchedulingQueue
 from controllers.volumebinding import VolumeBinding
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,12 @@ def unschedulable_message(node_count: int, reasons: list[str], preemption: str =
     return message
 
 
+def _wanted(pod: Pod) -> tuple[object, ...]:
+    # What a pending pod's update must change to be tried again at once: not its status.
+    metadata = pod.metadata
+    return (pod.spec, metadata.labels, metadata.annotations, metadata.deletion_timestamp)
+
+
 def _schedulability(node: Node) -> tuple[object, ...]:
     # What a node update must change for pending pods to deserve another try.
     ready = node.status.condition("Ready")
@@ -86,6 +98,9 @@ def _schedulability(node: Node) -> tuple[object, ...]:
 
 class Scheduler(Controller[str]):
     """Binds pending pods to nodes; keys are pod `namespace/name`."""
+
+    # kube-scheduler never gives up on a pod: a failed sync backs off (10 s at most) and retries.
+    max_retries = 2**31
 
     def __init__(
         self,
@@ -103,9 +118,9 @@ class Scheduler(Controller[str]):
         self.random = rng or random.Random()
         informers = informers or shared_informers(client)
         self.cache = SchedulerCache()
-        # Pods found not to fit, tried again when a node's pod ends or goes (keys).
-        self._unschedulable: set[str] = set()
-        self._unschedulable_lock = threading.Lock()
+        # kube-scheduler's queue (controllers/scheduler_queue.py) in place of the plain work queue.
+        self.scheduling_queue = SchedulingQueue(self.clock, SCHEDULER_NAME, priority_of=self._priority_of)
+        self.queue = self.scheduling_queue
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME, self.clock)
         self.pods = self.watch(
             informers.informer("pods"),
@@ -121,8 +136,12 @@ class Scheduler(Controller[str]):
         )
         # persistentVolumeClaim volumes (controllers/volumebinding.py); a claim binding wakes its pods.
         self.volume_binding = VolumeBinding(client, informers)
-        self.watch(self.volume_binding.claims, on_add=lambda claim: self._enqueue_pending_pods(),
-                   on_update=lambda old, new: self._enqueue_pending_pods())
+        self.watch(self.volume_binding.claims, on_add=lambda claim: self._claims_changed(),
+                   on_update=lambda old, new: self._claims_changed())
+        # Pods whose claims are being bound for the node chosen for them (keys): a claim event
+        # brings them back before their poll does.
+        self._awaiting_claims: set[str] = set()
+        self._awaiting_claims_lock = threading.Lock()
         self.namespaces = self.watch(informers.informer("namespaces"), on_add=lambda namespace: self._namespaces_changed(),
                                      on_update=lambda old, new: self._namespaces_changed(),
                                      on_delete=lambda namespace: self._namespaces_changed())
@@ -144,34 +163,68 @@ class Scheduler(Controller[str]):
             and (pod.spec.scheduler_name or SCHEDULER_NAME) == SCHEDULER_NAME
         )
 
-    def _pod_changed(self, pod: Pod) -> None:
-        if self.needs_scheduling(pod):
-            self.enqueue(cache_key(pod))
+    def _priority_of(self, key: str) -> int:
+        pod = self.pods.get(key)
+        return pod_priority(pod) if pod is not None else 0
 
     def _pod_added(self, pod: Pod) -> None:
         self.cache.observe(pod)
-        self._pod_changed(pod)
+        if self.needs_scheduling(pod):
+            self.enqueue(cache_key(pod))
+        elif holds_resources(pod):
+            self._assigned_pod_added(pod)
 
     def _pod_updated(self, old: Pod, new: Pod) -> None:
         self.cache.observe(new)
-        self._pod_changed(new)
-        if holds_resources(old) and not holds_resources(new):
-            self._retry_unschedulable()
+        key = cache_key(new)
+        if self.needs_scheduling(new):
+            # As kube-scheduler's isPodUpdated: a change of the pod's status alone (our own
+            # PodScheduled=False among them) does not make it worth another try.
+            if not self.needs_scheduling(old) or _wanted(old) != _wanted(new):
+                self.enqueue(key)
+            return
+        self.scheduling_queue.remove(key)  # bound, finished or being deleted
+        if holds_resources(new) and not old.spec.node_name:
+            self._assigned_pod_added(new)
+        elif holds_resources(old) and not holds_resources(new):
+            self.scheduling_queue.move_all()  # its room is free
         elif old.metadata.labels != new.metadata.labels and holds_resources(new):
-            self._retry_unschedulable()  # affinity and spreading may see it differently now
+            self.scheduling_queue.move_all()  # affinity and spreading may see it differently now
 
     def _pod_deleted(self, pod: Pod) -> None:
         self.cache.forget(pod)
-        with self._unschedulable_lock:
-            self._unschedulable.discard(cache_key(pod))
+        key = cache_key(pod)
+        self.scheduling_queue.remove(key)
+        with self._awaiting_claims_lock:
+            self._awaiting_claims.discard(key)
         if holds_resources(pod):
-            self._retry_unschedulable()
+            self.scheduling_queue.move_all()
 
-    def _retry_unschedulable(self) -> None:
-        """Room was freed on a node: the pods that did not fit get another try."""
-        with self._unschedulable_lock:
-            waiting = list(self._unschedulable)
-        for key in waiting:
+    def _assigned_pod_added(self, pod: Pod) -> None:
+        """A pod now runs on a node: the unschedulable pods whose required pod affinity or
+        topology spreading counts it may fit now (kube-scheduler's AssignedPodAdded)."""
+        self.scheduling_queue.move_all(lambda key: self._counts_pod(key, pod))
+
+    def _counts_pod(self, key: str, assigned: Pod) -> bool:
+        pending = self.pods.get(key)
+        if pending is None:
+            return False
+        affinity = pending.spec.affinity
+        if affinity is not None and affinity.pod_affinity is not None \
+                and affinity.pod_affinity.required_during_scheduling_ignored_during_execution:
+            labels = self._namespace_labels()
+            if any(term.matches(assigned, labels) for term in PodAffinityTerms.of(pending).required_affinity):
+                return True
+        if pending.metadata.namespace != assigned.metadata.namespace:
+            return False
+        return any(constraint.selector.matches(assigned.metadata.labels)
+                   for constraint in spread_constraints(pending, None, hard=True))
+
+    def _claims_changed(self) -> None:
+        self.scheduling_queue.move_all()
+        with self._awaiting_claims_lock:
+            awaiting = list(self._awaiting_claims)
+        for key in awaiting:
             self.enqueue(key)
 
     def _nodes_changed(self) -> None:
@@ -182,16 +235,12 @@ class Scheduler(Controller[str]):
 
     def _node_added(self, node: Node) -> None:
         self._nodes_changed()
-        self._enqueue_pending_pods()
+        self.scheduling_queue.move_all()
 
     def _node_updated(self, old: Node, new: Node) -> None:
         self._nodes_changed()
         if _schedulability(old) != _schedulability(new):
-            self._enqueue_pending_pods()
-
-    def _enqueue_pending_pods(self) -> None:
-        for pod in self.pods.list():
-            self._pod_changed(pod)
+            self.scheduling_queue.move_all()
 
     # -- one scheduling cycle --------------------------------------------------------------------
 
@@ -262,8 +311,7 @@ class Scheduler(Controller[str]):
             return None
         volume_problem = self.volume_binding.pre_filter(pod)
         if volume_problem is not None:
-            with self._unschedulable_lock:
-                self._unschedulable.add(key)
+            self.scheduling_queue.add_unschedulable(key)
             self._mark_unschedulable(pod, "Unschedulable", volume_problem)
             return None
         cycle = self.cycle(pod)
@@ -274,24 +322,26 @@ class Scheduler(Controller[str]):
             return None
         chosen = feasible[0] if len(feasible) == 1 else select_host(feasible, cycle.score_nodes(feasible), self.random)
         namespace, name = split_cache_key(key)
-        with self._unschedulable_lock:
-            self._unschedulable.discard(key)
         if not self.volume_binding.pre_bind(pod, chosen.name):
+            with self._awaiting_claims_lock:
+                self._awaiting_claims.add(key)
             return CLAIM_BINDING_POLL_SECONDS  # its claims are being bound for this node: look again
+        with self._awaiting_claims_lock:
+            self._awaiting_claims.discard(key)
         try:
             self.client.bind(namespace, name, chosen.name)
         except (errors.NotFound, errors.Conflict) as error:
             # Deleted, being deleted, or bound by someone else meanwhile: nothing left to do.
             log.info("%s: not binding pod %s: %s", self.name, key, error)
             return None
+        self.scheduling_queue.remove(key)
         self.cache.assume(pod, chosen.name, PlacedPod(pod, chosen.name, cycle.requests, cycle.score_requests,
                                                      group_key(pod)))
         self.recorder.event(pod, NORMAL, "Scheduled", f"Successfully assigned {key} to {chosen.name}")
         return None
 
     def _unschedulable_pod(self, key: str, cycle: Cycle, statuses: dict[str, Status]) -> None:
-        with self._unschedulable_lock:
-            self._unschedulable.add(key)
+        self.scheduling_queue.add_unschedulable(key)
         pod = cycle.pod
         if not cycle.nodes:
             self._mark_unschedulable(pod, "Unschedulable", NO_NODES_MESSAGE)

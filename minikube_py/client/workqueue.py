@@ -121,8 +121,8 @@ class WorkQueue(Generic[KeyT]):
                 if self._shutting_down:
                     return None
                 next_due = self._promote_due_locked()
-                if self._queue:
-                    key = self._queue.popleft()
+                key = self._pop_locked()
+                if key is not None:
                     self._processing.add(key)
                     self._dirty.discard(key)
                     return key
@@ -134,6 +134,10 @@ class WorkQueue(Generic[KeyT]):
                     wait = remaining if wait is None else min(wait, remaining)
                 # A key due in a billion years still lets the wait return now and then: no overflow.
                 self._condition.wait(None if wait is None else min(wait, MAX_WAIT_SECONDS))
+
+    def _pop_locked(self) -> KeyT | None:
+        """The next waiting key, taken out of the queue (a subclass may order them otherwise)."""
+        return self._queue.popleft() if self._queue else None
 
     def done(self, key: KeyT) -> None:
         """Finish work on `key`; if it was added meanwhile, it goes back in the queue."""

@@ -193,10 +193,13 @@ def test_a_pod_with_a_missing_or_immediate_unbound_claim_is_unschedulable(cluste
     condition = cluster.get("pods", "lonely").status.condition("PodScheduled")
     assert (condition.reason, condition.message) == ("Unschedulable", 'persistentvolumeclaim "nothing" not found')
     claim(cluster, "nothing")  # class "" and no volume: an unbound immediate claim
+    cluster.clock.advance(1)  # the claim's event moved the pod into its back-off
     storage.settle()
     assert cluster.get("pods", "lonely").status.condition("PodScheduled").message == \
         "pod has unbound immediate PersistentVolumeClaims"
     volume(cluster, "v1")
+    storage.settle()
+    cluster.clock.advance(10)  # the longest back-off a pod waits after its failed attempts
     storage.settle()
     assert cluster.get("pods", "lonely").spec.node_name == "node-1"
 

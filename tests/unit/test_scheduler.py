@@ -101,6 +101,11 @@ def test_an_unschedulable_pod_is_bound_when_a_node_becomes_ready(cluster, schedu
     cluster.registry.patch_status("nodes", None, "node-1", {"status": {"conditions": [
         {"type": "Ready", "status": "True", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}})
     cluster.settle(scheduler)
+    # The node's change moved the pod out of the unschedulable pods, into its 1 s back-off.
+    assert scheduler.scheduling_queue.where("default/web") == "backoff"
+    assert cluster.get("pods", "web").spec.node_name is None
+    cluster.clock.advance(1)
+    cluster.settle(scheduler)
 
     assert cluster.get("pods", "web").spec.node_name == "node-1"
     assert pod_scheduled(cluster, "web").status == "True"
@@ -173,6 +178,7 @@ def test_the_pods_capacity_is_respected_and_a_freed_slot_is_used(cluster, schedu
         " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
 
     cluster.registry.patch_status("pods", "default", "a", {"status": {"phase": "Succeeded"}})
+    cluster.clock.advance(1)  # c's back-off after its failed attempt
     cluster.settle(scheduler)
     assert cluster.get("pods", "c").spec.node_name == "node-1"
 
@@ -187,6 +193,7 @@ def test_a_deleted_pod_frees_its_resources_for_a_waiting_one(cluster, scheduler)
         " preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
 
     cluster.registry.delete("pods", "default", "big", grace_period_seconds=0)
+    cluster.clock.advance(1)  # the waiting pod's back-off after its failed attempt
     cluster.settle(scheduler)
     assert cluster.get("pods", "waiting").spec.node_name == "node-1"
 

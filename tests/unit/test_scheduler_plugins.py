@@ -368,6 +368,21 @@ def priority_class(cluster, name, value, **extra):
                                               "metadata": {"name": name}, "value": value, **extra}, namespace=None)
 
 
+def test_pending_pods_are_tried_highest_priority_first_then_in_arrival_order(cluster, scheduler):
+    priority_class(cluster, "low", 10)
+    priority_class(cluster, "high", 1000)
+    node(cluster, "n1", cpu="2")
+    for name in ("low-1", "low-2"):
+        pod(cluster, name, cpu="1", priorityClassName="low")
+        cluster.clock.advance(1)
+    pod(cluster, "urgent", cpu="1", priorityClassName="high")
+
+    cluster.settle(scheduler)
+
+    assert [placed(cluster, name) for name in ("urgent", "low-1", "low-2")] == ["n1", "n1", None]
+    assert cluster.client.calls_of("delete", "pods") == [], "the urgent pod found room without preempting"
+
+
 def test_a_higher_priority_pod_preempts_the_lowest_and_is_nominated(cluster, scheduler):
     priority_class(cluster, "low", 10)
     priority_class(cluster, "high", 1000)
@@ -391,6 +406,7 @@ def test_a_higher_priority_pod_preempts_the_lowest_and_is_nominated(cluster, sch
     pod(cluster, "same-as-low", cpu="1", priorityClassName="low")
     cluster.settle(scheduler)
     cluster.registry.delete("pods", "default", deleted[0], grace_period_seconds=0)
+    cluster.clock.advance(1)  # both pending pods wait out their back-off; the urgent one goes first
     cluster.settle(scheduler)
     assert placed(cluster, "urgent") == "n1"
     assert placed(cluster, "same-as-low") is None, "the nominated pod's room is not taken by a lower one"
