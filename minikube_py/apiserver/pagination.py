@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 from typing import Any
 
@@ -103,9 +104,9 @@ def objects_at(store, resource: str, namespace: str | None, revision: int) -> tu
         if event.type == "ADDED":
             state.pop(key, None)
         elif event.type == "MODIFIED":
-            state[key] = event.previous
+            state[key] = copy.deepcopy(event.previous)  # an event's objects are shared: the list's are its own
         else:  # DELETED: back to its last state before the deletion
-            state[key] = event.previous or event.object
+            state[key] = copy.deepcopy(event.previous or event.object)
     return [state[key] for key in sorted(state) if state[key] is not None], revision
 
 

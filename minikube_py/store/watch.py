@@ -5,6 +5,11 @@ while it still holds its writer lock, so each watcher sees changes in strict rev
 none is missed between a watcher's replay of the log and its first live event. A watcher keeps
 the JSON text of the change and parses it only when its reader asks, so a change nobody reads
 costs one append. Readers block on the watcher's own condition; nothing polls.
+
+Every watcher of a change reads the same text, so the parsed object is shared: the last
+DECODED_CACHE_SIZE texts parsed are kept, and fifty kubelets' watches of the pods (each filtering
+by its node) parse a pod's write once, not fifty times. Readers must therefore treat an event's
+objects as read-only (the API server's watch, the typed client's models and list rollback do).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, NamedTuple
 
 from minikube_py.api import errors
@@ -25,6 +31,15 @@ DELETED = "DELETED"
 # A watcher whose reader stops reading would otherwise hold every later change in memory.
 # Kubernetes ends such watches too; the client re-lists and watches again.
 MAX_PENDING_EVENTS = 100_000
+
+# Parsed change texts kept for the other watchers of the same change (see the module docstring).
+DECODED_CACHE_SIZE = 256
+
+
+@lru_cache(maxsize=DECODED_CACHE_SIZE)
+def _decoded(text: str) -> dict:
+    """The object of a change's JSON text, parsed once for every watcher that reads it."""
+    return json.loads(text)
 
 
 @dataclass(frozen=True)
@@ -51,8 +66,9 @@ class LogEntry(NamedTuple):
     previous_data: str | None
 
     def to_event(self) -> WatchEvent:
-        previous = json.loads(self.previous_data) if self.previous_data is not None else None
-        return WatchEvent(self.type, json.loads(self.data), self.revision, self.resource, previous)
+        """The change with its objects parsed; they are shared with the change's other watchers."""
+        previous = _decoded(self.previous_data) if self.previous_data is not None else None
+        return WatchEvent(self.type, _decoded(self.data), self.revision, self.resource, previous)
 
 
 class Watcher(EventStream):
