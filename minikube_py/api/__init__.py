@@ -113,7 +113,8 @@ from minikube_py.api.networking import (
 )
 from minikube_py.api.parsing import parse_object
 from minikube_py.api.storage import PersistentVolume, PersistentVolumeClaim, StorageClass
-from minikube_py.api.resources import RESOURCES, ResourceInfo, resource_for, resource_for_kind
+from minikube_py.api.resources import (
+    RESOURCES, ResourceInfo, ServedVersion, resource_and_version_for, resource_for, resource_for_kind)
 from minikube_py.api.validation import validate_update
 
 __all__ = [name for name in dir() if not name.startswith("_")]

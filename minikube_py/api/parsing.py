@@ -118,9 +118,13 @@ def parse_object(data: dict[str, Any]) -> Any:
     """Wire dict -> defaulted, validated model.
 
     Raises `errors.BadRequest` for an unknown apiVersion/kind and `errors.Invalid` carrying
-    every `(path, message)` problem otherwise.
+    every `(path, message)` problem otherwise. An object of another served version of its
+    resource (an autoscaling/v1 HorizontalPodAutoscaler) is converted to the storage version
+    first, so the model is always the storage version's.
     """
     info = resource_of(data)
+    if data.get("apiVersion") != info.api_version:
+        data = info.version(data["apiVersion"]).to_storage(data)
     try:
         obj: Any = info.model.model_validate(data)
     except ValidationError as exc:

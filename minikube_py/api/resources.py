@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from minikube_py.api import apps_validation, batch_validation, storage_validation
+from minikube_py.api import apps_validation, autoscaling_v1, batch_validation, storage_validation
 from minikube_py.api import networking_validation as rules
 from minikube_py.api.apps import ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet
 from minikube_py.api.batch import CronJob, Job
@@ -31,6 +31,23 @@ from minikube_py.api.scheduling import (
 )
 
 
+def _unchanged(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """One version a resource is served at. Kubernetes serves some resources at several versions
+    (HorizontalPodAutoscaler: autoscaling/v2 and autoscaling/v1) and stores each once, in its
+    storage version; a request at another version is converted on the way in (`to_storage`) and
+    every object on the way out (`from_storage`). Both take and give wire dicts, perhaps partial."""
+
+    api_version: str
+    model: type[WireModel]
+    to_storage: Callable[[dict[str, Any]], dict[str, Any]] = _unchanged
+    from_storage: Callable[[dict[str, Any]], dict[str, Any]] = _unchanged
+
+
 @dataclass(frozen=True)
 class ResourceInfo:
     kind: str
@@ -47,6 +64,27 @@ class ResourceInfo:
     defaults: Callable[..., Any] | None = None
     validate: Callable[..., Any] | None = None
     validate_update: Callable[..., Any] | None = None
+    # The versions served besides `api_version` (which is the storage and preferred version).
+    other_versions: tuple[ServedVersion, ...] = ()
+
+    @property
+    def versions(self) -> tuple[ServedVersion, ...]:
+        """Every version this resource is served at, the storage (and preferred) version first."""
+        return (ServedVersion(self.api_version, self.model), *self.other_versions)
+
+    def version(self, api_version: str) -> ServedVersion:
+        """The served version `api_version` (group/version); KeyError when it is not served."""
+        for served in self.versions:
+            if served.api_version == api_version:
+                return served
+        raise KeyError(unknown_kind_message(api_version, self.kind))
+
+    def name_at(self, api_version: str) -> str:
+        """How to name this resource at a version: the plural at the storage version, kubectl's
+        `PLURAL.VERSION.GROUP` at another (`horizontalpodautoscalers.v1.autoscaling`)."""
+        if api_version == self.api_version:
+            return self.plural
+        return f"{self.plural}.{api_version.rpartition('/')[2]}.{self.group}".rstrip(".")
 
     @property
     def qualified_kind(self) -> str:
@@ -116,7 +154,9 @@ RESOURCES: dict[str, ResourceInfo] = {
         ResourceInfo("HorizontalPodAutoscaler", "autoscaling/v2", "autoscaling", "horizontalpodautoscalers",
                      "horizontalpodautoscaler", ("hpa",), True, HorizontalPodAutoscaler,
                      "HorizontalPodAutoscalerList", default_horizontal_pod_autoscaler,
-                     validate_horizontal_pod_autoscaler),
+                     validate_horizontal_pod_autoscaler,
+                     other_versions=(ServedVersion(autoscaling_v1.API_VERSION, autoscaling_v1.HorizontalPodAutoscaler,
+                                                   autoscaling_v1.to_v2, autoscaling_v1.from_v2),)),
         _resource("PriorityClass", "scheduling.k8s.io", "priorityclasses", ("pc",), False, PriorityClass,
                   default_priority_class, validate_priority_class, validate_priority_class_update),
         _resource("PodDisruptionBudget", "policy", "poddisruptionbudgets", ("pdb",), True, PodDisruptionBudget,
@@ -131,26 +171,38 @@ for _info in RESOURCES.values():
 
 
 def resource_for(name: str) -> ResourceInfo:
-    """The resource a user or URL names: `pods`, `pod`, `po`, `Pod`, `deployments.apps`, `deploy.apps`.
+    """The resource a user or URL names: `pods`, `pod`, `po`, `Pod`, `deployments.apps`, `deploy.apps`,
+    and with a version, `hpa.v1.autoscaling` (kubectl's RESOURCE.VERSION.GROUP).
 
     Raises KeyError naming the resource when there is no such type.
     """
+    return resource_and_version_for(name)[0]
+
+
+def resource_and_version_for(name: str) -> tuple[ResourceInfo, str]:
+    """`resource_for`, and the apiVersion the name asks for (the storage version without one):
+    `hpa.v1.autoscaling` -> (horizontalpodautoscalers, "autoscaling/v1")."""
     lowered = name.lower()
     base, _, group = lowered.partition(".")
     info = _BY_NAME.get(base)
-    if info is not None and (not group or group == info.group or group == f"v1.{info.group}".strip(".")):
-        return info
+    if info is not None:
+        if not group or group == info.group:
+            return info, info.api_version
+        for served in info.versions:
+            version = served.api_version.rpartition("/")[2]
+            if group == f"{version}.{info.group}".strip("."):
+                return info, served.api_version
     raise KeyError(f'the server doesn\'t have a resource type "{name}"')
 
 
 def resource_for_kind(api_version: str, kind: str) -> ResourceInfo:
     """The resource of a manifest's apiVersion and kind; KeyError when it is not served."""
     for info in RESOURCES.values():
-        if info.kind == kind and info.api_version == api_version:
+        if info.kind == kind and any(served.api_version == api_version for served in info.versions):
             return info
     raise KeyError(unknown_kind_message(api_version, kind))
 
 
 def unknown_kind_message(api_version: object, kind: object) -> str:
-    supported = ", ".join(f"{info.api_version} {info.kind}" for info in RESOURCES.values())
+    supported = ", ".join(f"{served.api_version} {info.kind}" for info in RESOURCES.values() for served in info.versions)
     return f'no matches for kind "{kind}" in version "{api_version}" (supported: {supported})'

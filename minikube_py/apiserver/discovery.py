@@ -35,9 +35,12 @@ def version_info() -> dict:
 
 
 def group_versions() -> dict[str, list]:
+    """Each served group/version and the resources served at it (a resource served at several
+    versions, such as HorizontalPodAutoscaler, is under each: the storage version first)."""
     by_version: dict[str, list] = {}
     for info in api.RESOURCES.values():
-        by_version.setdefault(info.api_version, []).append(info)
+        for served in info.versions:
+            by_version.setdefault(served.api_version, []).append(info)
     return by_version
 
 
@@ -80,14 +83,16 @@ def api_resource_list(group_version: str) -> dict:
 
 
 def api_group_list() -> dict:
-    groups = []
+    groups: dict[str, dict] = {}
     for group_version in [*group_versions(), *REVIEW_RESOURCES]:
         if "/" in group_version:
             name, version = group_version.split("/")
             entry = {"groupVersion": group_version, "version": version}
-            groups.append({"name": name, "versions": [entry], "preferredVersion": entry})
-    groups.append(resource_metrics.api_group())
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+            # The first version met is the storage version: the preferred one (autoscaling: v2, then v1).
+            group = groups.setdefault(name, {"name": name, "versions": [], "preferredVersion": entry})
+            group["versions"].append(entry)
+    return {"kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [*groups.values(), resource_metrics.api_group()]}
 
 
 def api_versions() -> dict:

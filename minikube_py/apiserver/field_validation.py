@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from minikube_py.api import errors, schema
-from minikube_py.api.resources import ResourceInfo
+from minikube_py.api.resources import ResourceInfo, ServedVersion
 
 IGNORE, WARN, STRICT = "Ignore", "Warn", "Strict"
 DIRECTIVES = (IGNORE, WARN, STRICT)
@@ -63,19 +63,23 @@ def duplicate_fields(document: Any, path: str = "") -> list[str]:
     return found
 
 
-def check(info: ResourceInfo, body: Any, field_validation: str, warnings: list[str]) -> Any:
+def check(info: ResourceInfo, body: Any, field_validation: str, warnings: list[str],
+          served: ServedVersion | None = None) -> Any:
     """The body to write: unknown fields dropped (Ignore, Warn with a warning each), or
-    BadRequest naming them and the duplicate fields (Strict)."""
+    BadRequest naming them and the duplicate fields (Strict). `served` is the version the body
+    is in (the storage version without it)."""
     if not isinstance(body, dict):
         return body
-    unknown = schema.unknown_fields(info.model, body)
+    served = served or info.version(info.api_version)
+    model = served.model
+    unknown = schema.unknown_fields(model, body)
     duplicates = duplicate_fields(body)
     problems = [f'unknown field "{path}"' for path in unknown] + [f'duplicate field "{path}"' for path in duplicates]
     if not problems or field_validation == IGNORE:
-        return schema.drop_fields(body, unknown, info.model) if unknown else body
+        return schema.drop_fields(body, unknown, model) if unknown else body
     if field_validation == STRICT:
-        version = info.api_version.rpartition("/")[2]
+        version = served.api_version.rpartition("/")[2]
         raise errors.BadRequest(f'{info.kind} in version "{version}" cannot be handled as a {info.kind}: '
                                 f'strict decoding error: {", ".join(problems)}')
     warnings.extend(problems)
-    return schema.drop_fields(body, unknown, info.model) if unknown else body
+    return schema.drop_fields(body, unknown, model) if unknown else body

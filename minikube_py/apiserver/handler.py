@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 from minikube_py.api import errors, printers
 from minikube_py.api.loader import load_manifests
 from minikube_py.apiserver import (
-    auth, authorization_review, dryrun, field_validation, fieldmanager, health, openapi_protobuf, protobuf, streams)
+    auth, authorization_review, conversion, dryrun, field_validation, fieldmanager, health, openapi_protobuf, protobuf,
+    streams)
 from minikube_py.apiserver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, RequestLabels
 from minikube_py.apiserver.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from minikube_py.apiserver.resource_metrics import MetricsRoute
@@ -89,6 +90,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.timeout = self.server.api.read_timeout
         self._body_pending = False
         self._warnings: list[str] = []
+        self._answer_version: tuple | None = None
         super().setup()
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
@@ -248,7 +250,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def send_object(self, code: int, document: Any) -> None:
         """An API object or list, as protobuf when the client prefers it and the kind has a
-        message (protobuf.py), else as JSON."""
+        message (protobuf.py), else as JSON; in the version the request's URL names."""
+        if self._answer_version is not None:
+            document = conversion.answer_in(*self._answer_version, document)
         if wants_protobuf(self.headers.get("Accept")) and isinstance(document, dict):
             encoded = protobuf.encode(document)
             if encoded is not None:
@@ -278,6 +282,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         query = parse_qs(url.query, keep_blank_values=True)
         self._body_pending = True
         self._warnings = []
+        self._answer_version = None
         started = time.monotonic()
         self.response_code = 0
         self.request_labels = RequestLabels.of_path(method, url.path)
@@ -367,7 +372,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if method == "PATCH" and self._patch_type(apply_allowed=True) == JSON_PATCH:
             return body
         directive = field_validation.directive(query.get("fieldValidation"))
-        return field_validation.check(route.info, body, directive, self._warnings)
+        return field_validation.check(route.info, body, directive, self._warnings, route.served)
 
     def _send_error(self, error: errors.ApiError) -> None:
         if self._body_pending and not self._discard_body():
@@ -381,6 +386,13 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def _serve(self, method: str, route: Route, query: dict, body: Any, registry) -> None:
         info, namespace, name, subresource = route.info, route.namespace, route.name, route.subresource
         resource = info.plural
+        # The Registry speaks the storage version: bodies in, answers out are converted here, and
+        # patches are applied to the object as this version shows it (apiserver/conversion.py).
+        served = route.served
+        self._answer_version = (info, served)
+        version = served.api_version
+        if method in ("POST", "PUT") and subresource in (None, "status"):
+            body = conversion.body_to_storage(info, served, body)
         if name is None:
             label_selector, field_selector = text(query, "labelSelector"), text(query, "fieldSelector")
             if method == "GET":
@@ -410,10 +422,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                 patch_type = self._patch_type(apply_allowed=True)
                 if patch_type == APPLY_PATCH:
                     applied, created = registry.apply(resource, namespace, name, body,
-                                                      force=_flag(query, "force"))
+                                                      force=_flag(query, "force"), version=version)
                     self.send_object(201 if created else 200, applied)
                 else:
-                    self.send_object(200, registry.patch(resource, namespace, name, body, patch_type))
+                    self.send_object(200, registry.patch(resource, namespace, name, body, patch_type, version=version))
             elif method == "DELETE":
                 self.send_object(200, self._delete(registry, resource, namespace, name, query, body))
             else:
@@ -422,7 +434,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         handler = {
             ("status", "GET"): lambda: registry.get(resource, namespace, name),
             ("status", "PUT"): lambda: registry.replace_status(resource, namespace, name, body),
-            ("status", "PATCH"): lambda: registry.patch_status(resource, namespace, name, body, self._patch_type()),
+            ("status", "PATCH"): lambda: registry.patch_status(resource, namespace, name, body, self._patch_type(),
+                                                               version=version),
             ("scale", "GET"): lambda: registry.get_scale(resource, namespace, name),
             ("scale", "PUT"): lambda: registry.replace_scale(resource, namespace, name, body),
             ("scale", "PATCH"): lambda: registry.patch_scale(resource, namespace, name, body, self._patch_type()),
@@ -610,7 +623,7 @@ def _resource_labels(method: str, route: Route, query: dict, content_type: str |
         verb = "DELETECOLLECTION"
     elif method == "PATCH" and (content_type or "").startswith("application/apply-patch"):
         verb = "APPLY"
-    group, _, version = route.info.api_version.rpartition("/")
+    group, _, version = route.served.api_version.rpartition("/")
     scope = "resource" if route.name else "namespace" if route.namespace else "cluster"
     dry_run = "All" if any(query.get("dryRun", [])) else ""
     return RequestLabels(verb, group, version, route.info.plural, route.subresource or "", scope, dry_run)

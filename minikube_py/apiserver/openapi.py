@@ -56,17 +56,17 @@ def package_of_group(group: str, version: str = "v1") -> str:
 def _module_packages() -> dict[str, str]:
     """Each model module's package: that of the first kind it defines (meta's is apimachinery's)."""
     packages = {api.meta.__name__: META_PACKAGE}
-    for info in api.RESOURCES.values():
-        group, _, version = info.api_version.rpartition("/")
-        packages.setdefault(info.model.__module__, package_of_group(group, version))
+    for _, served in _served_resources(None):
+        group, _, version = served.api_version.rpartition("/")
+        packages.setdefault(served.model.__module__, package_of_group(group, version))
     return packages
 
 
 def definition_name(model: type) -> str:
     """Kubernetes' definition name of a model: `io.k8s.api.core.v1.PodSpec`."""
-    for info in api.RESOURCES.values():
-        if info.model is model:
-            group, _, version = info.api_version.rpartition("/")
+    for _, served in _served_resources(None):
+        if served.model is model:
+            group, _, version = served.api_version.rpartition("/")
             return f"{package_of_group(group, version)}.{model.__name__}"
     package = _module_packages().get(model.__module__, package_of_group(""))
     return f"{package}.{model.__name__}"
@@ -147,30 +147,30 @@ class _SchemaWriter:
             return {}
         return {"type": shape.kind, **({"format": shape.format} if shape.format else {})}
 
-    def add_list(self, info: api.ResourceInfo) -> str:
-        group, _, version = info.api_version.rpartition("/")
+    def add_list(self, info: api.ResourceInfo, served: api.ServedVersion) -> str:
+        group, _, version = served.api_version.rpartition("/")
         name = f"{package_of_group(group, version)}.{info.list_kind}"
         self.definitions[LIST_META] = LIST_META_SCHEMA
         self.definitions[name] = {
             "description": f"A list of {info.kind} objects.", "type": "object", "required": ["items"],
             "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
                            "metadata": self.object_field(LIST_META),
-                           "items": {"type": "array", "items": self.reference(self.add_model(info.model))}},
+                           "items": {"type": "array", "items": self.reference(self.add_model(served.model))}},
             "x-kubernetes-group-version-kind": [{"group": group, "kind": info.list_kind, "version": version}],
         }
         return name
 
 
 def _kind_of(model: type) -> dict | None:
-    for info in api.RESOURCES.values():
-        if info.model is model:
-            group, _, version = info.api_version.rpartition("/")
+    for info, served in _served_resources(None):
+        if served.model is model:
+            group, _, version = served.api_version.rpartition("/")
             return {"group": group, "kind": info.kind, "version": version}
     return None
 
 
-def _base_path(info: api.ResourceInfo) -> str:
-    base = "/api/v1" if info.api_version == "v1" else f"/apis/{info.api_version}"
+def _base_path(info: api.ResourceInfo, served: api.ServedVersion) -> str:
+    base = "/api/v1" if served.api_version == "v1" else f"/apis/{served.api_version}"
     return f"{base}/namespaces/{{namespace}}/{info.plural}" if info.namespaced else f"{base}/{info.plural}"
 
 
@@ -187,12 +187,16 @@ PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json", "application/apply-patch+yaml"]
 
 
-def _operations(info: api.ResourceInfo, writer: _SchemaWriter) -> dict[str, dict]:
-    """The paths of one resource: its collection and its items, with each operation's gvk."""
-    group, _, version = info.api_version.rpartition("/")
+def _operations(info: api.ResourceInfo, served: api.ServedVersion, writer: _SchemaWriter) -> dict[str, dict]:
+    """The paths of one resource at one version: its collection and its items, with each
+    operation's gvk."""
+    group, _, version = served.api_version.rpartition("/")
     gvk = {"group": group, "kind": info.kind, "version": version}
-    object_ref = writer.reference(writer.add_model(info.model))
-    list_ref = writer.reference(writer.add_list(info))
+    object_ref = writer.reference(writer.add_model(served.model))
+    list_ref = writer.reference(writer.add_list(info, served))
+    # Unique across versions, as Swagger wants: the storage version keeps the short id.
+    operation_suffix = "" if served.api_version == info.api_version else \
+        "".join(part.capitalize() for part in served.api_version.replace(".", "/").split("/"))
 
     def operation(verb: str, summary: str, response: dict, body: bool = False) -> dict:
         parameters = []
@@ -201,9 +205,9 @@ def _operations(info: api.ResourceInfo, writer: _SchemaWriter) -> dict[str, dict
             parameters.append({"name": name, "in": "query", "uniqueItems": True,
                                **({"type": kind} if writer.version == 2 else {"schema": {"type": kind}})})
         entry: dict[str, Any] = {
-            "description": summary, "operationId": f"{verb}{info.kind}", "parameters": parameters,
+            "description": summary, "operationId": f"{verb}{operation_suffix}{info.kind}", "parameters": parameters,
             "x-kubernetes-action": VERB_ACTIONS[verb], "x-kubernetes-group-version-kind": gvk,
-            "tags": [info.api_version.replace("/", "_").replace(".", "_")],
+            "tags": [served.api_version.replace("/", "_").replace(".", "_")],
         }
         if writer.version == 2:
             entry["responses"] = {"200": {"description": "OK", "schema": response}}
@@ -232,7 +236,7 @@ def _operations(info: api.ResourceInfo, writer: _SchemaWriter) -> dict[str, dict
         else:
             parameter["schema"] = {"type": "string"}
     shared = [namespace_parameter] if info.namespaced else []
-    base = _base_path(info)
+    base = _base_path(info, served)
     return {
         base: {"get": operation("list", f"list or watch objects of kind {info.kind}", list_ref),
                "post": operation("post", f"create a {info.kind}", object_ref, body=True),
@@ -246,8 +250,10 @@ def _operations(info: api.ResourceInfo, writer: _SchemaWriter) -> dict[str, dict
     }
 
 
-def _resources_of(group_version: str | None) -> list[api.ResourceInfo]:
-    return [info for info in api.RESOURCES.values() if group_version in (None, info.api_version)]
+def _served_resources(group_version: str | None) -> list[tuple[api.ResourceInfo, api.ServedVersion]]:
+    """Each resource at each version it is served at (only at `group_version`, when given)."""
+    return [(info, served) for info in api.RESOURCES.values() for served in info.versions
+            if group_version in (None, served.api_version)]
 
 
 def _info(title: str) -> dict:
@@ -259,8 +265,8 @@ def v2_document() -> dict:
     """The whole API as one Swagger 2.0 document (`/openapi/v2`)."""
     writer = _SchemaWriter(2)
     paths: dict[str, dict] = {}
-    for info in _resources_of(None):
-        paths.update(_operations(info, writer))
+    for info, served in _served_resources(None):
+        paths.update(_operations(info, served, writer))
     return {"swagger": "2.0", "info": _info("minikube-py"), "paths": paths,
             "definitions": dict(sorted(writer.definitions.items())),
             "security": [{"BearerToken": []}],
@@ -276,13 +282,13 @@ def group_version_path(group_version: str) -> str:
 def v3_document(group_version: str) -> dict:
     """One group version as an OpenAPI 3.0 document (`/openapi/v3/apis/apps/v1`). KeyError
     when the group version is not served."""
-    resources = _resources_of(group_version)
+    resources = _served_resources(group_version)
     if not resources:
         raise KeyError(group_version)
     writer = _SchemaWriter(3)
     paths: dict[str, dict] = {}
-    for info in resources:
-        paths.update(_operations(info, writer))
+    for info, served in resources:
+        paths.update(_operations(info, served, writer))
     return {"openapi": "3.0.0", "info": _info("minikube-py"), "paths": paths,
             "components": {"schemas": dict(sorted(writer.definitions.items())),
                            "securitySchemes": {"BearerToken": {"type": "apiKey", "name": "authorization",
@@ -300,7 +306,7 @@ def v3_hash(group_version: str) -> str:
 
 def v3_index() -> dict:
     """`/openapi/v3`: where each group version's document is, with the hash of its content."""
-    group_versions = sorted({info.api_version for info in api.RESOURCES.values()})
+    group_versions = sorted({served.api_version for _, served in _served_resources(None)})
     return {"paths": {group_version_path(group_version):
                       {"serverRelativeURL": f"/openapi/v3/{group_version_path(group_version)}"
                                             f"?hash={v3_hash(group_version)}"}

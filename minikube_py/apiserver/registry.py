@@ -553,24 +553,27 @@ class Registry:
                            _metadata(body).get("resourceVersion"), track_fields="")
 
     def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
-              patch_type: str = MERGE_PATCH) -> dict:
+              patch_type: str = MERGE_PATCH, version: str | None = None) -> dict:
         """A JSON merge patch (or, by `patch_type`, a strategic merge or JSON patch) of
-        spec and metadata; a resourceVersion inside the patch is a precondition."""
+        spec and metadata; a resourceVersion inside the patch is a precondition. `version` is
+        the apiVersion the patch is written against (the storage version without it)."""
         info = self._info(resource)
 
         def compute(current: dict) -> dict:
-            body = self._check_body(info, namespace, name, apply_patch(current, patch, patch_type, info.model))
+            body = self._check_body(info, namespace, name, _patched(info, current, patch, patch_type, version))
             return self._spec_update(info, current, body)
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch), track_fields="")
 
     def apply(self, resource: str, namespace: str | None, name: str, config: Any,
-              force: bool = False) -> tuple[dict, bool]:
+              force: bool = False, version: str | None = None) -> tuple[dict, bool]:
         """Server-side apply of `config` (a partial object) for this Registry's field manager:
         creates the object if it does not exist. Returns the object and whether it was created.
-        A conflict with another manager's fields is a 409 naming them unless `force`."""
+        A conflict with another manager's fields is a 409 naming them unless `force`. `version`
+        is the apiVersion the configuration must have (the storage version without it); another
+        served version's is converted to the storage version's before it is applied."""
         info = self._info(resource)
-        config = self._check_apply_config(info, namespace, name, config)
+        config = self._check_apply_config(info, namespace, name, config, version or info.api_version)
         for _ in range(UPDATE_ATTEMPTS):
             if self.store.get(info.plural, self._namespace(info, namespace), name) is None:
                 merged = self._applied(info, None, config, force)
@@ -588,7 +591,7 @@ class Registry:
                 continue  # deleted meanwhile: create it
         raise conflict(info.plural, name)
 
-    def _check_apply_config(self, info, namespace: str | None, name: str, config: Any) -> dict:
+    def _check_apply_config(self, info, namespace: str | None, name: str, config: Any, version: str) -> dict:
         if not isinstance(config, dict):
             raise errors.BadRequest(f"an apply patch must be a {info.kind} object (YAML or JSON), "
                                     f"not {type(config).__name__}")
@@ -596,14 +599,14 @@ class Registry:
         if not api_version or not kind:
             missing = "apiVersion" if not api_version else "kind"
             raise errors.BadRequest(f"{missing} must be set in an apply patch: give the {info.kind}'s apiVersion "
-                                    f"({info.api_version}) and kind ({info.kind})")
-        if api_version != info.api_version:
+                                    f"({version}) and kind ({info.kind})")
+        if api_version != version:
             raise errors.BadRequest(f"Incorrect version specified in apply patch. Specified patch version: "
-                                    f"{api_version}, expected: {info.api_version}")
+                                    f"{api_version}, expected: {version}")
         metadata = _metadata_of_body(info, config)
         if "managedFields" in metadata:
             raise errors.BadRequest("metadata.managedFields must be nil")
-        return self._check_body(info, namespace, name, config)
+        return self._check_body(info, namespace, name, info.version(version).to_storage(config))
 
     def _applied(self, info, current: dict | None, config: dict, force: bool) -> dict:
         """`config` applied to `current` by this Registry's manager, with managedFields."""
@@ -621,11 +624,11 @@ class Registry:
                            _metadata(body).get("resourceVersion"), track_fields="status")
 
     def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
-                     patch_type: str = MERGE_PATCH) -> dict:
+                     patch_type: str = MERGE_PATCH, version: str | None = None) -> dict:
         info = self._info(resource)
 
         def compute(current: dict) -> dict:
-            return self._status_update(info, current, apply_patch(current, patch, patch_type, info.model))
+            return self._status_update(info, current, _patched(info, current, patch, patch_type, version))
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch), track_fields="status")
 
@@ -931,6 +934,13 @@ class Registry:
             return self.store.delete("namespaces", "", namespace)
         except (errors.NotFound, errors.Conflict):
             return None
+
+
+def _patched(info, current: dict, patch: Any, patch_type: str, version: str | None) -> dict:
+    """`patch` applied to `current` as the version it is written against shows the object, in
+    the storage version again (for the storage version: simply applied)."""
+    served = info.version(version or info.api_version)
+    return served.to_storage(apply_patch(served.from_storage(current), patch, patch_type, served.model))
 
 
 def _patch_precondition(patch: Any) -> str | None:

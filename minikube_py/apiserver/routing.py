@@ -79,6 +79,13 @@ class Route:
     namespace: str | None
     name: str | None
     subresource: str | None
+    # The group/version of the URL; "" means the resource's storage version.
+    api_version: str = ""
+
+    @property
+    def served(self) -> api.ServedVersion:
+        """The version this request reads and writes the resource in (api.ServedVersion)."""
+        return self.info.version(self.api_version or self.info.api_version)
 
 
 def not_found(path: str) -> errors.NotFound:
@@ -126,16 +133,20 @@ def parse_route(path: str) -> Route | MetricsRoute | OpenApiV2 | dict:
     namespace = None
     if len(rest) >= 3 and rest[0] == "namespaces":
         contained = api.RESOURCES.get(rest[2])
-        if contained is not None and contained.namespaced and contained.api_version == group_version:
+        if contained is not None and contained.namespaced and _serves(contained, group_version):
             namespace, rest = rest[1], rest[2:]
     info = api.RESOURCES.get(rest[0])
-    if info is None or info.api_version != group_version or len(rest) > 3:
+    if info is None or not _serves(info, group_version) or len(rest) > 3:
         raise not_found(path)
     if namespace is not None and not info.namespaced:
         raise not_found(path)
     name = rest[1] if len(rest) > 1 else None
     subresource = rest[2] if len(rest) > 2 else None
-    return Route(info, namespace, name, subresource)
+    return Route(info, namespace, name, subresource, group_version)
+
+
+def _serves(info: api.ResourceInfo, group_version: str) -> bool:
+    return any(served.api_version == group_version for served in info.versions)
 
 
 def flag(query: dict, key: str) -> bool:

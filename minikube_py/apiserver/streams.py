@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from minikube_py.api import errors, exec_stream
 from minikube_py.api.exec_stream import CLOSE_SIGNAL, ERROR, RESIZE, STDERR, STDIN, STDOUT, ChannelSocket
-from minikube_py.apiserver import portforward
+from minikube_py.apiserver import conversion, portforward
 from minikube_py.apiserver.pod_logs import LogNarrowing
 from minikube_py.apiserver.routing import Route, flag, include_object_policy, integer, text
 
@@ -100,12 +100,12 @@ def _shape_event(handler: "ApiRequestHandler", route: Route, query: dict, event:
     """The event as the client asked for it; one object that cannot be shown becomes an ERROR
     event for that object instead of ending the watch's thread."""
     if not as_table or event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
-        return event
+        return conversion.watch_event_in(route.info, route.served, event)
     obj = event["object"]
     try:
         # Each event carries a Table of one row, as kube-apiserver sends them.
-        return {"type": event["type"], "object": handler.table(
-            route.info.plural, [obj], query, obj["metadata"].get("resourceVersion"))}
+        return {"type": event["type"], "object": conversion.answer_in(route.info, route.served, handler.table(
+            route.info.plural, [obj], query, obj["metadata"].get("resourceVersion")))}
     except Exception as error:
         log.exception("a watch event for %s could not be shown as a table row", route.info.plural)
         name = (obj.get("metadata") or {}).get("name") if isinstance(obj, dict) else None

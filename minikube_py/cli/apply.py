@@ -175,6 +175,9 @@ def apply_document(context: Context, document: api.ManifestDocument, options: Ap
     if document.error:
         raise ManifestError(document.error)
     info = api.resource_for_kind(document.data["apiVersion"], document.data["kind"])
+    # Read and written at the manifest's version (an autoscaling/v1 HorizontalPodAutoscaler at
+    # v1), so the three-way merge compares like with like.
+    resource = info.name_at(document.data["apiVersion"])
     if options.server_side:
         return _apply_server_side(context, document, info, options)
     manifest = applied_manifest(document, info, context)
@@ -183,10 +186,10 @@ def apply_document(context: Context, document: api.ManifestDocument, options: Ap
     suffix = DRY_RUN_SUFFIX[options.dry_run]
     server_dry_run = options.dry_run == "server"
     try:
-        live = context.transport.get(info.plural, namespace, name)
+        live = context.transport.get(resource, namespace, name)
     except NotFound:
         if options.dry_run != "client":
-            context.transport.create(info.plural, namespace, manifest, dry_run=server_dry_run,
+            context.transport.create(resource, namespace, manifest, dry_run=server_dry_run,
                                      field_manager=options.manager)
         return f"{label} created{suffix}"
     annotation = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED_ANNOTATION)
@@ -202,7 +205,7 @@ def apply_document(context: Context, document: api.ManifestDocument, options: Ap
     if not patch:
         return f"{label} unchanged{suffix}"
     if options.dry_run != "client":
-        context.transport.patch(info.plural, namespace, name, patch, dry_run=server_dry_run,
+        context.transport.patch(resource, namespace, name, patch, dry_run=server_dry_run,
                                 field_manager=options.manager)
     return f"{label} configured{suffix}"
 
@@ -225,7 +228,8 @@ def _apply_server_side(context: Context, document: api.ManifestDocument, info: a
         metadata["namespace"] = namespace
     label = f"{qualified_kind(info)}/{metadata['name']}"
     if options.dry_run != "client":
-        context.transport.apply(info.plural, namespace, metadata["name"], manifest, options.manager,
+        context.transport.apply(info.name_at(manifest["apiVersion"]), namespace, metadata["name"], manifest,
+                                options.manager,
                                 force=options.force_conflicts, dry_run=options.dry_run == "server")
     return f"{label} serverside-applied{DRY_RUN_SUFFIX[options.dry_run]}"
 

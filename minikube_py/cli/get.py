@@ -53,10 +53,23 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Target:
-    """One resource type of a `get` request and the names asked for (none = list them all)."""
+    """One resource type of a `get` request and the names asked for (none = list them all), at
+    the version its name asks for (`hpa.v1.autoscaling`; "" for the storage version)."""
 
     info: api.ResourceInfo
     names: list[str] = field(default_factory=list)
+    api_version: str = ""
+
+    @property
+    def resource(self) -> str:
+        """The name the transport fetches it by, with its version."""
+        return self.info.name_at(self.api_version or self.info.api_version)
+
+
+def resolve_target(type_name: str) -> tuple[api.ResourceInfo, str]:
+    """The resource and version a `get` type names."""
+    info = resolve_resource(type_name)
+    return info, api.resource_and_version_for(type_name)[1]
 
 
 def parse_targets(words: list[str]) -> tuple[list[Target], bool]:
@@ -68,26 +81,26 @@ def parse_targets(words: list[str]) -> tuple[list[Target], bool]:
             if not slash or not name:
                 raise CommandError(f"there is no need to specify a resource type as a separate argument when "
                                    f"passing arguments in resource/name form (got {word!r})")
-            info = resolve_resource(type_name)
-            targets.setdefault(info.plural, Target(info)).names.append(name)
+            info, api_version = resolve_target(type_name)
+            targets.setdefault(info.plural, Target(info, api_version=api_version)).names.append(name)
         return list(targets.values()), True
-    infos: list[api.ResourceInfo] = []
+    infos: list[tuple[api.ResourceInfo, str]] = []
     for type_name in words[0].split(","):
         if type_name == "all":
-            infos += [api.RESOURCES[plural] for plural in ALL_RESOURCES]
+            infos += [(api.RESOURCES[plural], "") for plural in ALL_RESOURCES]
         elif type_name:
-            infos.append(resolve_resource(type_name))
+            infos.append(resolve_target(type_name))
     names = words[1:]
     if "" in names:
         raise CommandError("resource name may not be empty")  # kubectl's words
     if names and len(infos) > 1:
         raise CommandError("names can only be given with a single resource type")
-    return [Target(info, list(names)) for info in infos], bool(names)
+    return [Target(info, list(names), api_version) for info, api_version in infos], bool(names)
 
 
-def with_type(obj: dict, info: api.ResourceInfo) -> dict:
+def with_type(obj: dict, info: api.ResourceInfo, api_version: str = "") -> dict:
     """List items may come without kind/apiVersion; printed objects always carry them."""
-    return {"apiVersion": info.api_version, "kind": info.kind, **obj}
+    return {"apiVersion": api_version or info.api_version, "kind": info.kind, **obj}
 
 
 def listing_order(obj: dict) -> tuple[str, str]:
@@ -100,14 +113,16 @@ def fetch(context: Context, target: Target, label_selector: str | None,
     """The objects of one target, the list's resourceVersion, and whether a named one was missing."""
     namespace = context.namespace_for(target.info)
     if not target.names:
-        listing = context.transport.list(target.info.plural, namespace=namespace,
+        listing = context.transport.list(target.resource, namespace=namespace,
                                          label_selector=label_selector, field_selector=field_selector)
         items = sorted(listing.get("items") or [], key=listing_order)
-        return [with_type(item, target.info) for item in items], listing["metadata"].get("resourceVersion"), False
+        return ([with_type(item, target.info, target.api_version) for item in items],
+                listing["metadata"].get("resourceVersion"), False)
     found, missing = [], False
     for name in target.names:
         try:
-            found.append(with_type(context.transport.get(target.info.plural, namespace, name), target.info))
+            found.append(with_type(context.transport.get(target.resource, namespace, name), target.info,
+                                   target.api_version))
         except NotFound as error:
             print_error(format_api_error(error))
             missing = True
@@ -134,6 +149,9 @@ class TablePrinter:
         return (["NAMESPACE"] if self.with_namespace else []) + header + (["LABELS"] if self.show_labels else [])
 
     def row(self, obj: dict) -> list[str]:
+        if obj.get("apiVersion") != self.info.api_version:
+            # Read at another version (`get hpa.v1.autoscaling`): the columns are the same.
+            obj = self.info.version(obj["apiVersion"]).to_storage(obj)
         cells = tables.row_for(self.info.plural, obj, self.now, self.wide,
                                display_name(obj, self.info, self.with_kind))
         if self.with_namespace:
@@ -244,7 +262,7 @@ def watch(context: Context, target: Target, args: argparse.Namespace) -> int:
     if target.names:
         by_name = f"metadata.name={target.names[0]}"
         field_selector = f"{field_selector},{by_name}" if field_selector else by_name
-        target = Target(target.info)
+        target = Target(target.info, api_version=target.api_version)
     printer = TablePrinter(target.info, args.output == "wide", context.all_namespaces, args.show_labels,
                            False, context.now())
     objects, resource_version, _ = fetch(context, target, args.selector, field_selector)
@@ -255,7 +273,7 @@ def watch(context: Context, target: Target, args: argparse.Namespace) -> int:
             header_printed = True
         elif args.output not in ("yaml", "json", "name"):
             print_error(no_resources_message(context, [target.info]))
-    stream = context.transport.watch(target.info.plural, namespace=context.namespace_for(target.info),
+    stream = context.transport.watch(target.resource, namespace=context.namespace_for(target.info),
                                      resource_version=resource_version, label_selector=args.selector,
                                      field_selector=field_selector)
     try:
@@ -263,7 +281,7 @@ def watch(context: Context, target: Target, args: argparse.Namespace) -> int:
             if event.get("type") not in ("ADDED", "MODIFIED", "DELETED"):
                 continue
             printer.now = context.now()
-            print_watched(printer, [with_type(event["object"], target.info)], args.output,
+            print_watched(printer, [with_type(event["object"], target.info, target.api_version)], args.output,
                           with_header=not header_printed)
             header_printed = True
     except KeyboardInterrupt:

@@ -298,7 +298,9 @@ class HttpTransport:
     def _path(self, resource: str, namespace: str | None, name: str | None = None,
               subresource: str | None = None, query: dict[str, Any] | None = None) -> str:
         info = self._info(resource)
-        path = "/api/v1" if info.api_version == "v1" else f"/apis/{info.api_version}"
+        # `horizontalpodautoscalers.v1.autoscaling` names a version other than the storage one.
+        api_version = info.api_version if resource in api.RESOURCES else api.resource_and_version_for(resource)[1]
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         if info.namespaced and (namespace or name is not None):
             path += f"/namespaces/{quote(namespace or 'default', safe='')}"
         path += f"/{info.plural}"

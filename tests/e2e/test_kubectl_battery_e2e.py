@@ -509,6 +509,71 @@ def protobuf_steps(ns: str) -> list[Step]:
     ]
 
 
+HPA_V2 = f"""
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: by-memory
+  namespace: {NAMESPACE}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: scaled}}
+  maxReplicas: 4
+  metrics:
+    - type: Resource
+      resource: {{name: memory, target: {{type: AverageValue, averageValue: 100Mi}}}}
+    - type: Resource
+      resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 60}}}}
+  behavior:
+    scaleDown: {{stabilizationWindowSeconds: 60}}
+"""
+HPA_V1_INVERTED = f"""
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata:
+  name: inverted
+  namespace: {NAMESPACE}
+spec:
+  minReplicas: 5
+  maxReplicas: 2
+"""
+
+
+def autoscaling_steps(ns: str) -> list[Step]:
+    """`kubectl autoscale` (an autoscaling/v1 object, sent as protobuf) and the one
+    HorizontalPodAutoscaler read, patched and listed at autoscaling/v1 and v2."""
+    v1, v2 = "horizontalpodautoscalers.v1.autoscaling", "horizontalpodautoscalers.v2.autoscaling"
+    columns = ("NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE")
+    return [
+        k("create", "deployment", "scaled", ns, "--image=busybox", "--replicas=0", out="deployment.apps/scaled created"),
+        k("autoscale", "deployment", "scaled", ns, "--min=1", "--max=5", "--cpu-percent=50",
+          out="horizontalpodautoscaler.autoscaling/scaled autoscaled"),
+        k("get", "hpa", ns, out=(*columns, "Deployment/scaled", "cpu: <unknown>/50%")),
+        k("get", "hpa.v1.autoscaling", "scaled", ns, out=(*columns, "cpu: <unknown>/50%")),
+        k("get", v1, ns, out=(*columns, "Deployment/scaled")),
+        k("get", v1, "scaled", ns, "-o", "jsonpath={.apiVersion} {.spec.targetCPUUtilizationPercentage}",
+          out="autoscaling/v1 50"),
+        k("get", v2, "scaled", ns, "-o", "jsonpath={.apiVersion} {.spec.metrics[0].resource.target.averageUtilization}",
+          out="autoscaling/v2 50"),
+        k("patch", v1, "scaled", ns, "-p", '{"spec":{"targetCPUUtilizationPercentage":70}}',
+          out="horizontalpodautoscaler.autoscaling/scaled patched"),
+        k("get", "hpa", "scaled", ns, out="cpu: <unknown>/70%"),
+        k("describe", "hpa", "scaled", ns, out=("Reference:", "Deployment/scaled", "Min replicas:", "Max replicas:")),
+        k("apply", "-f", "-", stdin=HPA_V2, out="horizontalpodautoscaler.autoscaling/by-memory created"),
+        k("get", "hpa", "by-memory", ns, out="memory: <unknown>/100Mi, cpu: <unknown>/60%"),
+        k("get", v1, "by-memory", ns, "-o", "yaml",
+          out=("targetCPUUtilizationPercentage: 60", "autoscaling.alpha.kubernetes.io/metrics",
+               "targetAverageValue", "autoscaling.alpha.kubernetes.io/behavior", "StabilizationWindowSeconds")),
+        k("label", v1, "by-memory", ns, "tier=web", out="horizontalpodautoscaler.autoscaling/by-memory labeled"),
+        k("get", "hpa", "by-memory", ns, "-o", "jsonpath={.spec.metrics[0].resource.name} "
+          "{.spec.behavior.scaleDown.stabilizationWindowSeconds} {.metadata.labels.tier}", out="memory 60 web"),
+        k("create", "-f", "-", stdin=HPA_V1_INVERTED, code=1,
+          out=("spec.scaleTargetRef.kind: Required value", "spec.scaleTargetRef.name: Required value",
+               "spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`")),
+        k("delete", "hpa", "scaled", "by-memory", ns, out='horizontalpodautoscaler.autoscaling "scaled" deleted'),
+        k("delete", "deployment", "scaled", ns, out='deployment.apps "scaled" deleted'),
+    ]
+
+
 def scheduling_steps(ns: str, node: str = "NODE") -> list[Step]:
     """taint, cordon, uncordon and drain of the cluster's node (the scheduler work of issue 13)."""
     return [
@@ -524,7 +589,7 @@ def scheduling_steps(ns: str, node: str = "NODE") -> list[Step]:
 
 
 GROUPS = [cluster_and_config_steps, object_steps, workload_steps, pod_steps, server_side_steps, protobuf_steps,
-          scheduling_steps]
+          autoscaling_steps, scheduling_steps]
 TEMPLATES = tempfile.mkdtemp(prefix="kubectl-battery-")
 with open(os.path.join(TEMPLATES, "names.tmpl"), "w") as file:
     file.write("{{range .items}}{{.metadata.name}};{{end}}")
@@ -559,6 +624,10 @@ def test_generators_and_auth_which_send_protobuf(cluster):
     if missing:
         pytest.skip(missing)
     run(cluster, protobuf_steps(NAMESPACE_TOKEN))
+
+
+def test_kubectl_autoscale_and_one_autoscaler_at_autoscaling_v1_and_v2(cluster):
+    run(cluster, autoscaling_steps(NAMESPACE_TOKEN))
 
 
 def protobuf_missing(cluster: Cluster) -> str | None:

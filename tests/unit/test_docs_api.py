@@ -81,8 +81,10 @@ def documented_form(path: str) -> str:
 
 
 def kind_paths(kind: str) -> set[tuple[str, str, bool]]:
+    """Every field of the kind at every version it is served at (HorizontalPodAutoscaler: v2 and v1)."""
     info = next(info for info in api.RESOURCES.values() if info.kind == kind)
-    return {(section, documented_form(path), leaf) for section, path, leaf in model_paths(info.model, "", kind)}
+    return {(section, documented_form(path), leaf) for served in info.versions
+            for section, path, leaf in model_paths(served.model, "", kind)}
 
 
 def page_sections() -> dict[str, str]:
@@ -132,7 +134,7 @@ def test_every_field_the_model_accepts_is_documented_under_its_section(kind):
 def test_every_field_row_in_a_section_names_a_real_field(section):
     known = set()
     for info in api.RESOURCES.values():
-        for where, path, _ in model_paths(info.model, "", info.kind):
+        for where, path, _ in (entry for served in info.versions for entry in model_paths(served.model, "", info.kind)):
             if where == section:
                 known |= {path, documented_form(path)}
     rows = table_rows(page_sections()[section])
@@ -152,7 +154,8 @@ def test_kinds_table_lists_every_resource_with_its_names():
     for info in api.RESOURCES.values():
         row = next((line for line in kinds_section.splitlines() if line.startswith(f"| {info.kind} |")), None)
         assert row is not None, f"docs/api.md: no row for {info.kind} in the Kinds table"
-        expected = [f"`{info.api_version}`", f"`{info.plural}`", *(f"`{name}`" for name in info.short_names),
+        expected = [*(f"`{served.api_version}`" for served in info.versions), f"`{info.plural}`",
+                    *(f"`{name}`" for name in info.short_names),
                     "yes" if info.namespaced else "no"]
         assert all(part in row for part in expected), f"docs/api.md Kinds row for {info.kind} should show {expected}"
 

@@ -53,7 +53,7 @@ def test_the_v3_index_points_at_one_document_per_group_version_with_its_hash():
     index = openapi.v3_index()
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/discovery.k8s.io/v1",
                                    "apis/coordination.k8s.io/v1"} | {
-        openapi.group_version_path(info.api_version) for info in api.RESOURCES.values()}
+        openapi.group_version_path(served.api_version) for info in api.RESOURCES.values() for served in info.versions}
     url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
     assert url == f"/openapi/v3/apis/apps/v1?hash={openapi.v3_hash('apps/v1')}"
 
