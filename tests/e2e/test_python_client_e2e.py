@@ -182,6 +182,40 @@ def test_deployments_scale_and_nodes_read(api_client):
     assert core.read_node(nodes[0].metadata.name).status.node_info.architecture == info.architecture
 
 
+def test_autoscaling_v1_and_v2_apis_read_and_write_one_autoscaler(api_client):
+    """AutoscalingV1Api (targetCPUUtilizationPercentage) and AutoscalingV2Api see one object."""
+    v1, v2 = client.AutoscalingV1Api(api_client), client.AutoscalingV2Api(api_client)
+    body = client.V1HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="web"),
+        spec=client.V1HorizontalPodAutoscalerSpec(
+            scale_target_ref=client.V1CrossVersionObjectReference(api_version="apps/v1", kind="Deployment", name="web"),
+            min_replicas=1, max_replicas=3, target_cpu_utilization_percentage=40))
+    created = v1.create_namespaced_horizontal_pod_autoscaler(NAMESPACE, body)
+    assert created.spec.target_cpu_utilization_percentage == 40
+    assert (created.status.current_replicas, created.status.desired_replicas) == (0, 0)
+    assert [hpa.metadata.name for hpa in v1.list_namespaced_horizontal_pod_autoscaler(NAMESPACE).items] == ["web"]
+    patched = v1.patch_namespaced_horizontal_pod_autoscaler("web", NAMESPACE, {"spec": {"maxReplicas": 7}})
+    assert patched.spec.max_replicas == 7 and patched.spec.target_cpu_utilization_percentage == 40
+    stored = v2.read_namespaced_horizontal_pod_autoscaler("web", NAMESPACE)
+    assert stored.spec.max_replicas == 7 and stored.spec.metrics[0].resource.target.average_utilization == 40
+    stored.spec.behavior = client.V2HorizontalPodAutoscalerBehavior(
+        scale_down=client.V2HPAScalingRules(stabilization_window_seconds=60))
+    stored.metadata.resource_version = None  # unconditional: the controller may write status meanwhile
+    v2.replace_namespaced_horizontal_pod_autoscaler("web", NAMESPACE, stored)
+    as_v1 = v1.read_namespaced_horizontal_pod_autoscaler("web", NAMESPACE)
+    assert "StabilizationWindowSeconds" in as_v1.metadata.annotations["autoscaling.alpha.kubernetes.io/behavior"]
+    as_v1.spec.min_replicas = 2
+    as_v1.metadata.resource_version = None
+    v1.replace_namespaced_horizontal_pod_autoscaler("web", NAMESPACE, as_v1)
+    stored = v2.read_namespaced_horizontal_pod_autoscaler("web", NAMESPACE)
+    assert stored.spec.min_replicas == 2 and stored.spec.behavior.scale_down.stabilization_window_seconds == 60
+    with pytest.raises(ApiException) as refused:
+        v1.create_namespaced_horizontal_pod_autoscaler(NAMESPACE, {"metadata": {"name": "bad"},
+                                                                   "spec": {"minReplicas": 4, "maxReplicas": 2}})
+    assert refused.value.status == 422 and "spec.scaleTargetRef.name: Required value" in refused.value.body
+    v1.delete_namespaced_horizontal_pod_autoscaler("web", NAMESPACE)
+
+
 def test_self_reviews(api_client):
     review = client.AuthorizationV1Api(api_client).create_self_subject_access_review(
         client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(

@@ -280,3 +280,34 @@ def test_a_v1_object_without_target_or_with_inverted_bounds_is_a_422_naming_the_
     assert [(cause["field"], cause["message"]) for cause in answer["details"]["causes"]] == [
         ("spec.scaleTargetRef.kind", "Required value"), ("spec.scaleTargetRef.name", "Required value"),
         ("spec.maxReplicas", "Invalid value: 2: must be greater than or equal to `minReplicas`")]
+
+
+# -- our CLI at autoscaling/v1 -------------------------------------------------------------------------
+
+V1_MANIFEST = """
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: MAX
+  targetCPUUtilizationPercentage: 60
+"""
+
+
+def test_the_cli_applies_a_v1_manifest_at_v1_and_reads_either_version(live):
+    path = live.write("hpa.yaml", V1_MANIFEST.replace("MAX", "4"))
+    assert live.run("apply", "-f", path).out == "horizontalpodautoscaler.autoscaling/web created\n"
+    assert live.run("apply", "-f", path).out == "horizontalpodautoscaler.autoscaling/web unchanged\n"
+    live.write("hpa.yaml", V1_MANIFEST.replace("MAX", "6"))
+    assert live.run("apply", "-f", path).out == "horizontalpodautoscaler.autoscaling/web configured\n"
+    stored = live.registry.get("horizontalpodautoscalers", "default", "web")
+    assert stored["spec"]["maxReplicas"] == 6 and stored["spec"]["metrics"] == [cpu_metric(60)]
+    as_v1 = json.loads(live.run("get", "hpa.v1.autoscaling", "web", "-o", "json").out)
+    assert as_v1["apiVersion"] == "autoscaling/v1" and as_v1["spec"]["targetCPUUtilizationPercentage"] == 60
+    assert json.loads(live.run("get", "hpa", "web", "-o", "json").out)["apiVersion"] == "autoscaling/v2"
+    table = live.run("get", "hpa.v1.autoscaling").out
+    assert "cpu: <unknown>/60%" in table and "Deployment/web" in table
+    assert live.run("apply", "--server-side", "-f", path).out == \
+        "horizontalpodautoscaler.autoscaling/web serverside-applied\n"
