@@ -210,9 +210,10 @@ def test_autoscaling_v1_and_v2_apis_read_and_write_one_autoscaler(api_client):
     stored = v2.read_namespaced_horizontal_pod_autoscaler("web", NAMESPACE)
     assert stored.spec.min_replicas == 2 and stored.spec.behavior.scale_down.stabilization_window_seconds == 60
     with pytest.raises(ApiException) as refused:
-        v1.create_namespaced_horizontal_pod_autoscaler(NAMESPACE, {"metadata": {"name": "bad"},
-                                                                   "spec": {"minReplicas": 4, "maxReplicas": 2}})
-    assert refused.value.status == 422 and "spec.scaleTargetRef.name: Required value" in refused.value.body
+        v1.create_namespaced_horizontal_pod_autoscaler(NAMESPACE, {"metadata": {"name": "bad"}, "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 4, "maxReplicas": 2}})
+    assert refused.value.status == 422
+    assert "spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`" in refused.value.body
     v1.delete_namespaced_horizontal_pod_autoscaler("web", NAMESPACE)
 
 
