@@ -46,6 +46,10 @@ FORWARDING_THREADS = 4
 KEPT_ANSWERS_MAX = 10_000
 
 
+# Tries at a UDP and TCP port pair when the caller lets the kernel choose (port 0).
+BIND_ATTEMPTS_ON_ANY_PORT = 10
+
+
 class ClusterDnsServer:
     """Serves cluster DNS on `address:port`, UDP and TCP, until `stop()`."""
 
@@ -57,17 +61,22 @@ class ClusterDnsServer:
         self.resolver = ClusterResolver(self.services, self.slices, domain,
                                         forwarder(host_upstreams() if upstreams is None else upstreams))
         self.address = address
-        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            self._udp.bind((address, port))
-            self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._tcp.bind((address, self._udp.getsockname()[1]))  # port 0 (tests): the same port as UDP
-            self._tcp.listen(64)
-        except OSError:
-            self._udp.close()
-            self._tcp.close()
-            raise
+        # Port 0 (tests) lets the kernel pick the UDP port; TCP then takes the same number, which
+        # another socket may hold already: pick again a few times.
+        for attempt in range(1 if port else BIND_ATTEMPTS_ON_ANY_PORT):
+            self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                self._udp.bind((address, port))
+                self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                self._tcp.bind((address, self._udp.getsockname()[1]))
+                self._tcp.listen(64)
+                break
+            except OSError:
+                self._udp.close()
+                self._tcp.close()
+                if port or attempt == BIND_ATTEMPTS_ON_ANY_PORT - 1:
+                    raise
         self.port = self._udp.getsockname()[1]
         self._stopping = threading.Event()
         self._forwarding = ThreadPoolExecutor(FORWARDING_THREADS, thread_name_prefix="dns-forward")
