@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import tarfile
+import zlib
 
 import pytest
 import zstandard
@@ -96,6 +97,70 @@ def test_a_layer_unpacking_past_its_limit_is_refused(tmp_path):
     (tmp_path / "root").mkdir()
     with pytest.raises(LayerError, match="more than 1000000 bytes"):
         unpack(io.BytesIO(bomb), str(tmp_path / "root"), "bomb", max_bytes=1_000_000)
+
+
+class Trickle(io.RawIOBase):
+    """A download that hands out a few bytes per read, as a slow registry's chunks arrive."""
+
+    def __init__(self, data: bytes, piece: int):
+        self.data, self.piece, self.offset = data, piece, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.piece if size < 0 else min(size, self.piece)
+        chunk = self.data[self.offset:self.offset + size]
+        self.offset += len(chunk)
+        return chunk
+
+    def readinto(self, buffer) -> int:
+        chunk = self.read(len(buffer))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_a_layer_in_several_gzip_members_arriving_in_small_pieces_unpacks_whole(tmp_path):
+    tar = Layer().file("one", b"1" * 70_000).directory("d").file("d/two", os.urandom(3000)).file("empty").bytes()
+    half = len(tar) // 2 + 7  # the members split the tar stream anywhere, not at a tar block
+    blob = gzip.compress(tar[:half]) + gzip.compress(tar[half:])
+    root = tmp_path / "root"
+    root.mkdir()
+    assert unpack(Trickle(blob, 3), str(root), "layer").diff_id == f"sha256:{sha256(tar)}"
+    assert (root / "one").read_bytes() == b"1" * 70_000 and len((root / "d" / "two").read_bytes()) == 3000
+    assert (root / "empty").read_bytes() == b""
+
+
+@pytest.mark.parametrize("compress", [lambda data: data, gzip.compress], ids=["plain", "gzip"])
+def test_a_layer_cut_inside_a_file_is_refused(tmp_path, compress):
+    tar = Layer().file("a", b"z" * 50_000).bytes()
+    (tmp_path / "root").mkdir()
+    with pytest.raises(LayerError, match="ends inside 'a'|not a valid tar|damaged"):
+        unpack(io.BytesIO(compress(tar[:20_000])), str(tmp_path / "root"), "cut")
+
+
+def test_a_bomb_is_inflated_a_bounded_piece_at_a_time(tmp_path, monkeypatch):
+    bomb = gzip.compress(Layer().file("zeros", b"\0" * 40_000_000).bytes())
+    inflated = []
+    original = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *arguments):
+            self.inner = original(*arguments)
+
+        def decompress(self, data, max_length=0):
+            output = self.inner.decompress(data, max_length)
+            inflated.append(len(output))
+            return output
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    (tmp_path / "root").mkdir()
+    with pytest.raises(LayerError, match="more than 1000000 bytes"):
+        unpack(io.BytesIO(bomb), str(tmp_path / "root"), "bomb", max_bytes=1_000_000)
+    assert inflated and max(inflated) <= 1 << 20 and sum(inflated) < 4 << 20
 
 
 def test_a_damaged_compressed_layer_is_refused(tmp_path):

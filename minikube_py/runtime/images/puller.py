@@ -79,7 +79,7 @@ class _Flight:
 
 class Puller:
     def __init__(self, store: ImageStore, client: RegistryClient | None = None,
-                 platform: platforms.Platform | None = None, parallel_layers: int = 3):
+                 platform: platforms.Platform | None = None, parallel_layers: int = 6):
         self.store = store
         self.client = client or RegistryClient()
         self.platform = platform or platforms.host()

@@ -28,6 +28,7 @@ import httpx
 from minikube_py.runtime.images.auth import Credentials, Keyring, parse_challenges
 from minikube_py.runtime.images.hosts import Endpoint, RegistryHosts
 from minikube_py.runtime.images.reference import Reference
+from minikube_py.runtime.images.transport import Urllib3Transport
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -102,8 +103,8 @@ class RegistryClient:
                 if self.transport is not None:
                     client = httpx.Client(transport=self.transport, timeout=timeout, follow_redirects=True)
                 else:
-                    client = httpx.Client(verify=endpoint.tls.verify(), timeout=timeout, follow_redirects=True,
-                                          trust_env=False)
+                    client = httpx.Client(transport=Urllib3Transport(endpoint.tls.verify()), timeout=timeout,
+                                          follow_redirects=True, trust_env=False)
                 self._clients[endpoint.url] = client
             return client
 
@@ -470,7 +471,7 @@ class BlobReader(io.RawIOBase):
                  progress: Callable[[int], None] | None):
         self.response, self.digest, self.size, self.partial, self.what = response, digest, size, partial, what
         self.progress = progress
-        self.chunks = response.iter_bytes(CHUNK)
+        self.chunks = response.iter_bytes()  # as the transport reads them (1 MiB), not re-chunked
         self.hash = hashlib.sha256()
         self.count = 0
         self.pending = b""
@@ -481,19 +482,34 @@ class BlobReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _next_chunk(self) -> None:
+        try:
+            chunk = next(self.chunks, b"")
+        except httpx.HTTPError as error:
+            raise RegistryError("unavailable", f"{self.what}: {error or type(error).__name__}") from None
+        if chunk:
+            self.hash.update(chunk)
+            self.file.write(chunk)
+            self.count += len(chunk)
+            if self.progress is not None:
+                self.progress(self.count)
+        self.pending, self.offset = chunk, 0
+
+    def read(self, size: int = -1) -> bytes:
+        """The next bytes as they came off the wire (no copy when a whole chunk is wanted)."""
+        if self.offset >= len(self.pending):
+            self._next_chunk()
+        if self.offset == 0 and (size < 0 or size >= len(self.pending)):
+            self.offset = len(self.pending)
+            return self.pending
+        end = len(self.pending) if size < 0 else self.offset + size
+        data = self.pending[self.offset:end]
+        self.offset += len(data)
+        return data
+
     def readinto(self, buffer) -> int:
         if self.offset >= len(self.pending):
-            try:
-                chunk = next(self.chunks, b"")
-            except httpx.HTTPError as error:
-                raise RegistryError("unavailable", f"{self.what}: {error or type(error).__name__}") from None
-            if chunk:
-                self.hash.update(chunk)
-                self.file.write(chunk)
-                self.count += len(chunk)
-                if self.progress is not None:
-                    self.progress(self.count)
-            self.pending, self.offset = chunk, 0
+            self._next_chunk()
         data = memoryview(self.pending)[self.offset:self.offset + len(buffer)]
         count = len(data)
         buffer[:count] = data
@@ -502,8 +518,7 @@ class BlobReader(io.RawIOBase):
 
     def verify(self) -> None:
         """Read what the unpacker left, then check size and digest (a mismatch drops the partial file)."""
-        buffer = bytearray(CHUNK)
-        while self.readinto(buffer):
+        while self.read(CHUNK):
             pass
         self.file.close()
         actual = "sha256:" + self.hash.hexdigest()

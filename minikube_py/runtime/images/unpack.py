@@ -102,12 +102,84 @@ class HashingReader(io.RawIOBase):
         return "sha256:" + self.hash.hexdigest()
 
 
+class LayerStream(io.RawIOBase):
+    """The uncompressed tar stream, hashed (the diffID) as it passes, read forward only.
+
+    tarfile reads it in its random-access mode ("r:"), which reads headers and member data
+    straight from the file object; its stream mode ("r|") instead joins and slices every block
+    through a buffer of its own, which cost more than inflating. tarfile only ever seeks
+    forward here (past a member's data and padding), which is done by reading and hashing.
+    """
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw = _Decompressor(raw)
+        self.hash = hashlib.sha256()
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.raw.readinto(buffer)
+        self.hash.update(memoryview(buffer)[:count])
+        self.position += count
+        return count
+
+    def read_view(self, size: int) -> memoryview:
+        """Up to `size` bytes without copying them (valid until the next read); empty at the end."""
+        view = self.raw.read_view(size)
+        self.hash.update(view)
+        self.position += len(view)
+        return view
+
+    def read(self, size: int = -1) -> bytes:
+        """Exactly `size` bytes unless the stream ends first (tarfile counts on whole headers)."""
+        if size is None or size < 0:
+            return self.readall()
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        held = 0
+        while held < size:
+            count = self.readinto(view[held:])
+            if not count:
+                break
+            held += count
+        del view
+        return bytes(buffer[:held]) if held < size else bytes(buffer)
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self.position + offset if whence == io.SEEK_CUR else -1
+        if target < self.position:
+            raise io.UnsupportedOperation("a layer stream is read forward only")
+        self.skip(target - self.position)
+        return self.position
+
+    def skip(self, count: int) -> None:
+        while count > 0:
+            read = len(self.read_view(min(count, CHUNK)))
+            if not read:
+                return
+            count -= read
+
+    def finish(self) -> str:
+        """Read what is left (tar's end padding) and return "sha256:<hex>"."""
+        while self.read_view(CHUNK):
+            pass
+        return "sha256:" + self.hash.hexdigest()
+
+
 class _Decompressor(io.RawIOBase):
     """gzip (several members too), zstd or plain, by the stream's first bytes."""
 
     def __init__(self, raw: IO[bytes]):
         self.raw = raw
-        head = raw.read(4)
+        head = _read_at_least(raw, 4)
         # Decompressed bytes not yet read, from `offset` on: slicing from an offset copies only
         # what a read takes (a 10 KB read from a 8 MB buffer must not copy the other 8 MB).
         self.pending = b""
@@ -116,8 +188,8 @@ class _Decompressor(io.RawIOBase):
         if head.startswith(GZIP_MAGIC):
             self.kind = "gzip"
             self.zlib = zlib.decompressobj(31)
-            self.pending = self.zlib.decompress(head)
-        elif head == ZSTD_MAGIC:
+            self.pending = self.zlib.decompress(head, CHUNK)
+        elif head[:4] == ZSTD_MAGIC:
             import zstandard
 
             self.kind = "zstd"
@@ -130,37 +202,50 @@ class _Decompressor(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        size = len(buffer)
-        if self.kind == "zstd":
-            data = self.reader.read(size)
-            buffer[: len(data)] = data
-            return len(data)
-        while self.offset >= len(self.pending) and not self.done:
-            chunk = self.raw.read(CHUNK)
-            self.offset = 0
-            if not chunk:
-                self.done = True
-                self.pending = self.zlib.flush() if self.kind == "gzip" else b""
-            else:
-                self.pending = self._inflate(chunk) if self.kind == "gzip" else chunk
-        data = memoryview(self.pending)[self.offset:self.offset + size]
+        data = self.read_view(len(buffer))
         count = len(data)
         buffer[:count] = data
-        self.offset += count
         return count
 
-    def _inflate(self, chunk: bytes) -> bytes:
-        output = self.zlib.decompress(chunk, CHUNK * 8)
-        while self.zlib.unconsumed_tail or self.zlib.eof:
-            if self.zlib.eof:  # a multi-member gzip: the next member starts in unused_data
-                rest = self.zlib.unused_data
-                self.zlib = zlib.decompressobj(31)
-                if not rest:
-                    break
-                output += self.zlib.decompress(rest, CHUNK * 8)
-            else:
-                output += self.zlib.decompress(self.zlib.unconsumed_tail, CHUNK * 8)
-        return output
+    def read_view(self, size: int) -> memoryview:
+        if self.kind == "zstd":
+            return memoryview(self.reader.read(size))
+        while self.offset >= len(self.pending) and not self.done:
+            self.pending, self.offset = self._inflate() if self.kind == "gzip" else self._plain(), 0
+        view = memoryview(self.pending)[self.offset:self.offset + size]
+        self.offset += len(view)
+        return view
+
+    def _plain(self) -> bytes:
+        chunk = self.raw.read(CHUNK)
+        self.done = not chunk
+        return chunk
+
+    def _inflate(self) -> bytes:
+        """At most CHUNK bytes more: a small compressed block can inflate to gigabytes (a bomb)."""
+        if self.zlib.unconsumed_tail:
+            return self.zlib.decompress(self.zlib.unconsumed_tail, CHUNK)
+        if self.zlib.eof:  # a multi-member gzip: the next member starts in unused_data or the next chunk
+            rest = self.zlib.unused_data
+            self.zlib = zlib.decompressobj(31)
+            if rest:
+                return self.zlib.decompress(rest, CHUNK)
+        chunk = self.raw.read(CHUNK)
+        if not chunk:
+            self.done = True
+            return self.zlib.flush()
+        return self.zlib.decompress(chunk, CHUNK)
+
+
+def _read_at_least(raw: IO[bytes], size: int) -> bytes:
+    """The first `size` bytes (or all there are): a stream may hand them out in pieces."""
+    data = b""
+    while len(data) < size:
+        chunk = raw.read(CHUNK)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 class _Prefixed(io.RawIOBase):
@@ -172,8 +257,10 @@ class _Prefixed(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         if self.head:
-            data, self.head = self.head, b""
-            return data + (self.raw.read(size - len(data)) if size > len(data) else b"")
+            if size is None or size < 0:
+                size = len(self.head)
+            data, self.head = self.head[:size], self.head[size:]
+            return data
         return self.raw.read(size)
 
 
@@ -182,18 +269,16 @@ def unpack(stream: IO[bytes], root: str, source: str, whiteouts: OverlayWhiteout
     """Unpack a (compressed) layer tar stream into the empty directory `root`."""
     whiteouts = whiteouts or OverlayWhiteouts()
     try:
-        hashing = HashingReader(_Decompressor(stream))
+        layer = LayerStream(stream)
     except (zlib.error, OSError, ValueError) as error:
         raise LayerError(f"{source}: cannot decompress the layer ({error})") from None
-    unpacker = _Unpacker(root, source, whiteouts, max_bytes)
+    unpacker = _Unpacker(root, source, whiteouts, max_bytes, layer)
     try:
-        # A 1 MiB stream buffer: tarfile's default (10 KB) means a hundred reads per MB through
-        # hashing, decompression and download.
-        with tarfile.open(fileobj=hashing, mode="r|", bufsize=CHUNK) as archive:
+        with tarfile.open(fileobj=layer, mode="r:") as archive:  # type: ignore[call-overload]
             for member in archive:
                 unpacker.apply(archive, member)
         unpacker.finish()
-        diff_id = hashing.finish()
+        diff_id = layer.finish()
     except tarfile.TarError as error:
         raise LayerError(f"{source}: not a valid tar archive ({error})") from None
     except (zlib.error, EOFError) as error:
@@ -206,8 +291,9 @@ def unpack(stream: IO[bytes], root: str, source: str, whiteouts: OverlayWhiteout
 
 
 class _Unpacker:
-    def __init__(self, root: str, source: str, whiteouts: OverlayWhiteouts, max_bytes: int):
+    def __init__(self, root: str, source: str, whiteouts: OverlayWhiteouts, max_bytes: int, layer: LayerStream):
         self.root, self.source, self.whiteouts, self.max_bytes = root, source, whiteouts, max_bytes
+        self.layer = layer
         self.running_as_root = os.geteuid() == 0
         self.size = 0
         self.checked_disk_at = 0
@@ -242,10 +328,11 @@ class _Unpacker:
         remove_path(target)
         if member.isreg():
             self._grow(member.size)
-            extracted = archive.extractfile(member)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                shutil.copyfileobj(extracted, file, CHUNK)
+            try:
+                self._copy_data(member, fd)
+            finally:
+                os.close(fd)
         elif member.issym():
             _check_symlink(relative, parent_relative, member.linkname, self.source)
             os.symlink(member.linkname, target)
@@ -261,6 +348,22 @@ class _Unpacker:
         else:
             return  # device nodes and anything else: left out, the container gets its own /dev
         self._attributes(target, member)
+
+    def _copy_data(self, member: tarfile.TarInfo, fd: int) -> None:
+        """The member's data from the layer stream into `fd`, written from the decompressor's own output."""
+        if member.sparse is not None:
+            raise LayerError(f"{self.source}: member {member.name!r} is a sparse file, which image layers do not "
+                             "use; refusing the layer")
+        self.layer.seek(member.offset_data)
+        left = member.size
+        while left:
+            view = self.layer.read_view(min(left, CHUNK))
+            if not view:
+                raise LayerError(f"{self.source}: the layer ends inside {member.name!r}; refusing the layer")
+            written = 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+            left -= len(view)
 
     def finish(self) -> None:
         for directory, member in reversed(self.directories):
