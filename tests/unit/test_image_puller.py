@@ -158,3 +158,19 @@ def test_a_download_cut_while_unpacking_resumes_from_what_was_kept(registry, pul
     ranges = [r.headers["Range"] for r in registry.requests if "Range" in r.headers]
     assert ranges == [f"bytes={len(registry.blobs[layer]) // 2}-"]
     assert os.listdir(puller.store.ingest_directory) == []
+
+
+def test_a_loopback_registry_found_to_be_plain_http_is_not_tried_over_tls_again_in_one_pull(registry, puller):
+    publish(registry, "v1", [BASE, Layer().file("app", b"A").bytes()], ["app"])
+    tls_attempts = []
+
+    def plain_http_server(request):
+        if request.url.scheme == "https":
+            tls_attempts.append(request.url.path)
+            raise httpx.ConnectError("[SSL: WRONG_VERSION_NUMBER] wrong version number", request=request)
+        return registry.handler(request)
+
+    puller.client.transport = httpx.MockTransport(plain_http_server)
+    assert len(puller.pull("127.0.0.1:5000/team/app:v1").image.layers) == 2
+    assert len(tls_attempts) == 1 and tls_attempts[0].endswith("/manifests/v1")
+    assert sum(1 for r in registry.requests if "/blobs/" in r.url.path) == 3  # config and two layers, over http

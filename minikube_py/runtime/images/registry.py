@@ -128,6 +128,9 @@ class Repository:
                           if not (push and endpoint.is_mirror)]
         self.actions = "pull,push" if push else "pull"
         self.endpoint: Endpoint | None = None  # the one that answered last
+        # https:// endpoints that turned out to be plain HTTP servers: not tried again by this
+        # Repository (one pull or push), as skopeo and containerd settle the scheme once.
+        self.plain_http: set[str] = set()
 
     # ---- manifests ---------------------------------------------------------------------------
 
@@ -337,6 +340,8 @@ class Repository:
         failures: list[RegistryError] = []
         endpoints = [self.endpoint] if self.push and self.endpoint is not None else self.endpoints
         for endpoint in endpoints:
+            if endpoint.url in self.plain_http:
+                continue
             path = object_name if "://" in object_name else \
                 f"/v2/{endpoint.repository(self.reference.path)}/{kind}/{object_name}"
             try:
@@ -377,7 +382,10 @@ class Repository:
                                                     f"{error or type(error).__name__}")
                 if isinstance(error, httpx.ConnectError) and endpoint.url.startswith("https://") \
                         and "SSL" in str(error).upper():
-                    break  # a plain HTTP server: retrying TLS is useless, the http:// endpoint is next
+                    # A plain HTTP server: retrying TLS is useless, the http:// endpoint is next.
+                    if endpoint is not self.endpoints[-1]:
+                        self.plain_http.add(endpoint.url)
+                    break
                 continue
             status = response.status_code
             if status in ok:
