@@ -76,11 +76,15 @@ def cluster(private_registry):
         assert not leftovers, f"cluster {running.name} left these on the host after stop: {leftovers}"
 
 
-def pod_manifest(name: str, image: str, pull_secret: str | None = None) -> str:
-    spec = {"containers": [{"name": "app", "image": image}], "terminationGracePeriodSeconds": 1}
+def create_pod(cluster: Cluster, name: str, image: str, pull_secret: str | None = None, policy: str | None = None) -> None:
+    """Through the API client: a CLI process costs seconds of start-up on a loaded machine and
+    is no part of what these tests prove (the CLI's own image commands are)."""
+    container = {"name": "app", "image": image, **({"imagePullPolicy": policy} if policy else {})}
+    spec: dict = {"containers": [container], "terminationGracePeriodSeconds": 1}
     if pull_secret:
         spec["imagePullSecrets"] = [{"name": pull_secret}]
-    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+    cluster.client.raw.create("pods", "default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                                                  "spec": spec})
 
 
 def waiting(cluster: Cluster, name: str, reasons: tuple[str, ...], text: str) -> dict:
@@ -94,7 +98,7 @@ def waiting(cluster: Cluster, name: str, reasons: tuple[str, ...], text: str) ->
 
 def test_a_pod_runs_the_host_platform_image_of_a_multi_arch_index_from_a_local_registry(cluster, registry):
     image = f"{registry.host}/team/app:v1"
-    cluster.apply(pod_manifest("app", image))
+    create_pod(cluster, "app", image)
     pod = cluster.wait_running("app", timeout=60)
     assert cluster.exec("app", "cat", "/app/message").stdout == f"v1 {platforms.host().architecture}"
     status = pod["status"]["containerStatuses"][0]
@@ -124,7 +128,7 @@ def test_two_images_sharing_a_base_layer_store_it_once(cluster, registry, layout
 
 def test_a_wrong_tag_reports_not_found_and_recovers_once_the_tag_is_pushed(cluster, registry, layout):
     image = f"{registry.host}/team/app:v9"
-    cluster.apply(pod_manifest("later", image))
+    create_pod(cluster, "later", image)
     state = waiting(cluster, "later", ("ErrImagePull", "ImagePullBackOff"), "not found")
     assert f'failed to pull and unpack image "{image}"' in state["message"]
     registry.push(layout.directory, "v9", "team/app")
@@ -134,14 +138,14 @@ def test_a_wrong_tag_reports_not_found_and_recovers_once_the_tag_is_pushed(clust
 
 def test_a_private_registry_needs_the_pods_pull_secret(cluster, private_registry):
     image = f"{private_registry.host}/team/secret:v1"
-    cluster.apply(pod_manifest("nocreds", image))
+    create_pod(cluster, "nocreds", image)
     state = waiting(cluster, "nocreds", ("ImagePullBackOff",), "unauthorized")
     assert state["message"].startswith(f'Back-off pulling image "{image}": ErrImagePull: ')
     config = {"auths": {private_registry.host: {"auth": base64.b64encode(":".join(CREDENTIALS).encode()).decode()}}}
-    cluster.apply(json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"},
-                              "type": "kubernetes.io/dockerconfigjson",
-                              "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}}))
-    cluster.apply(pod_manifest("withcreds", image, pull_secret="regcred"))
+    cluster.client.raw.create("secrets", "default", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"}, "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}})
+    create_pod(cluster, "withcreds", image, pull_secret="regcred")
     cluster.wait_running("withcreds", timeout=60)
 
 
@@ -173,8 +177,7 @@ def test_our_push_fills_a_registry_and_always_re_resolves_the_tag_after_a_push(c
     assert f"The push refers to repository [{registry.host}/team/live]" in first
     assert "Mounted" in first, "the layers come from team/app of the same registry: mounted, not uploaded"
     assert first.rstrip().splitlines()[-1].startswith("latest: digest: sha256:")
-    spec = {"containers": [{"name": "app", "image": live, "imagePullPolicy": "Always"}], "terminationGracePeriodSeconds": 1}
-    cluster.apply(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "always1"}, "spec": spec}))
+    create_pod(cluster, "always1", live, policy="Always")
     before = cluster.wait_running("always1", timeout=60)["status"]["containerStatuses"][0]["imageID"]
     assert cluster.exec("always1", "cat", "/app/message").stdout.startswith("v1 ")
     # A new image under the same tag: pushed with our client, pulled again by the next pod.
@@ -183,7 +186,7 @@ def test_our_push_fills_a_registry_and_always_re_resolves_the_tag_after_a_push(c
     cluster.cli("image", "tag", f"{registry.host}/team/source:v9", live)
     digest = cluster.cli("image", "push", "--quiet", live).stdout.strip()
     cluster.cli("image", "tag", f"{registry.host}/team/app:v1", live)  # the node's copy of the tag is the old one again
-    cluster.apply(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "always2"}, "spec": spec}))
+    create_pod(cluster, "always2", live, policy="Always")
     after = cluster.wait_running("always2", timeout=60)["status"]["containerStatuses"][0]["imageID"]
     assert cluster.exec("always2", "cat", "/app/message").stdout.startswith("v9 ")
     assert after == f"{registry.host}/team/live@{digest}" and after != before
