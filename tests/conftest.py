@@ -15,7 +15,7 @@ import pytest
 # `--durations=0`); a module not listed counts as a middling one. Only the order depends on it.
 E2E_MODULE_WEIGHTS = {
     "test_lifecycle_e2e.py": 700, "test_pods_e2e.py": 585, "test_docs_runnable_e2e.py": 515,
-    "test_security_e2e.py": 465, "test_services_e2e.py": 295, "test_images_e2e.py": 130, "test_image_build_e2e.py": 150,
+    "test_security_e2e.py": 465, "test_services_e2e.py": 295, "test_images_e2e.py": 130,
     "test_services_cli_e2e.py": 250, "test_cluster_e2e.py": 240, "test_deployments_e2e.py": 235,
     "test_hooks_e2e.py": 230, "test_kubectl_streams_e2e.py": 195, "test_volumes_e2e.py": 180,
     "test_access_e2e.py": 135, "test_jobs_e2e.py": 105, "test_benchmarks_before_after_e2e.py": 105,
@@ -24,7 +24,7 @@ E2E_MODULE_WEIGHTS = {
     "test_config_e2e.py": 55, "test_upgrade_e2e.py": 55, "test_storage_faults_e2e.py": 30,
     "test_network_cgroups_e2e.py": 15, "test_daemonset_e2e.py": 115,
     # The fourth session's modules: rough wall times from their authors' runs under load.
-    "test_nodes_e2e.py": 300, "test_image_build_e2e.py": 250, "test_kubectl_battery_e2e.py": 250,
+    "test_nodes_e2e.py": 300, "test_image_build_e2e.py": 150, "test_kubectl_battery_e2e.py": 250,
     "test_autoscaling_e2e.py": 210, "test_scheduling_e2e.py": 150, "test_statefulset_e2e.py": 120,
     "test_python_client_e2e.py": 90, "test_helm_e2e.py": 60, "test_kubectl_apply_e2e.py": 60,
     "test_kubectl_schema_e2e.py": 45,
