@@ -18,6 +18,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 # The accept loop wakes this often when idle; `stop()` does not wait for it (see _shut_down_now).
 SERVE_POLL_SECONDS = 5.0
+# `stop()` waits at most this long for an accept loop to end (a few poll periods), and a poke that
+# wakes it may take this long to connect.
+STOP_WAIT_SECONDS = 30.0
+POKE_TIMEOUT_SECONDS = 0.5
 # How long a connection may stay silent while a request is due (also bounds the TLS handshake
 # and an idle keep-alive connection); streams that legitimately sit idle lift it (exec).
 READ_TIMEOUT_SECONDS = 60.0
@@ -219,7 +224,7 @@ class ApiHttpServer:
             except OSError:
                 pass
         for thread in self._threads:
-            thread.join()
+            thread.join(STOP_WAIT_SECONDS)
         self._servers.clear()
         self._threads.clear()
         if self.hang_ups is not None:
@@ -239,11 +244,15 @@ class ApiHttpServer:
 
 
 def _shut_down_now(server: _Serving) -> None:
-    """`shutdown()` waits for the accept loop's next wake-up; a connection wakes it at once."""
-    stopper = threading.Thread(target=server.shutdown, name="api-shutdown")
+    """`shutdown()` waits for the accept loop's next wake-up; a connection wakes it at once. A
+    loop that has not stopped after STOP_WAIT_SECONDS is left behind (its thread is a daemon and
+    its socket is closed next), so `stop()` never hangs on it."""
+    stopper = threading.Thread(target=server.shutdown, name="api-shutdown", daemon=True)
     stopper.start()
-    while stopper.is_alive():
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while stopper.is_alive() and time.monotonic() < deadline:
         poke = socket.socket(server.address_family, socket.SOCK_STREAM)
+        poke.settimeout(POKE_TIMEOUT_SECONDS)  # a full backlog must not block the poke itself
         try:
             poke.connect(server.server_address)
         except OSError:
@@ -251,6 +260,9 @@ def _shut_down_now(server: _Serving) -> None:
         finally:
             poke.close()
         stopper.join(0.05)
+    if stopper.is_alive():
+        log.warning("the API listener on %s did not stop its accept loop within %.0fs; closing it anyway",
+                    server.server_address, STOP_WAIT_SECONDS)
 
 
 def _remove_stale_socket(path: str) -> None:
