@@ -666,6 +666,7 @@ def serve(home: str) -> int:
     from minikube_py.dns.server import DNS_PORT, ClusterDnsServer
     from minikube_py.proxy.proxy import ServiceProxy
     from minikube_py.client.api import ApiClient
+    from minikube_py.client.informer import shared_informers
     from minikube_py.clock import Clock
     from minikube_py.api.errors import ApiError
     from minikube_py.agent.routes import NodeRoutes
@@ -720,6 +721,10 @@ def serve(home: str) -> int:
     pod_api_port = config.port or DEFAULT_API_SERVICE_PORT
     ensure_kubernetes_service(registry, gateway, pod_api_port)
 
+    # One set of caches for every in-process reader of the cluster-wide objects: the controllers,
+    # this node's agent, service proxy, DNS and volume provisioner (each informer is a thread and
+    # parses every change it follows; a reader's writes still go through its own client).
+    informers = shared_informers(controller_client)
     runtime = LinuxRuntime(config.name, home, own_pod_cidr,
                            image_gc_percent=(config.image_gc_high_threshold, config.image_gc_low_threshold))
     runtime.start()
@@ -744,6 +749,7 @@ def serve(home: str) -> int:
             pod_cidr=own_pod_cidr if node_mask is not None else None,
             node_lease_duration=node_lease_duration(config),
         ),
+        informers=informers,
     )
     registry.resource_metrics.add_node(config.node_name, agent)
     server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port,
@@ -754,11 +760,13 @@ def serve(home: str) -> int:
     service_proxy = ServiceProxy(client, config.name, config.pod_cidr, config.node_name, node_address,
                                  bridge=f"mkpy-{config.name}", clock=clock, bridge_address=gateway,
                                  bridge_ports=(DNS_PORT, pod_api_port),
-                                 node_network_bridge=node_network_bridge(config.name) if node_mask is not None else None)
-    cluster_dns = ClusterDnsServer(client, gateway)
+                                 node_network_bridge=node_network_bridge(config.name) if node_mask is not None else None,
+                                 informers=informers)
+    cluster_dns = ClusterDnsServer(client, gateway, informers=informers)
     # k3s' local-path provisioner and its default StorageClass (docs/workloads.md).
     ensure_default_storage_class(client)
-    provisioner = LocalPathProvisioner(client, config.node_name, os.path.join(home, "storage"), clock)
+    provisioner = LocalPathProvisioner(client, config.node_name, os.path.join(home, "storage"), clock,
+                                       informers=informers)
     # Routes to the pod CIDRs of nodes added on this host (or joined from elsewhere on a shared link).
     node_routes = NodeRoutes(client, config.node_name, lambda wanted: sync_routes(config.pod_cidr, wanted),
                              clock=clock) if node_mask is not None else None

@@ -48,7 +48,7 @@ from minikube_py.api import errors
 from minikube_py.api.core import Node, Pod
 from minikube_py.client.controller import Controller
 from minikube_py.client.events import EventRecorder
-from minikube_py.client.informer import Informer
+from minikube_py.client.informer import Informer, SharedInformers
 from minikube_py.clock import Clock
 from minikube_py.runtime.types import Runtime
 
@@ -86,8 +86,16 @@ class AgentConfig:
 class NodeAgent(Controller, PodSync, PodTermination, Adoption):
     """Runs this node's pods through `runtime` and is the NodeProxy the API server forwards to."""
 
-    def __init__(self, client, runtime: Runtime, node_name: str, ipam: Ipam, clock: Clock, config: AgentConfig):
+    def __init__(self, client, runtime: Runtime, node_name: str, ipam: Ipam, clock: Clock, config: AgentConfig,
+                 informers: SharedInformers | None = None):
+        """`informers`: caches to share for what the whole cluster's pods read (ConfigMaps, Secrets,
+        ServiceAccounts, Services, claims and volumes), as the daemon's own node shares its
+        controllers'; an agent of its own process keeps its own."""
         super().__init__("agent", clock, workers=config.workers)
+
+        def informer(resource: str) -> Informer:
+            return informers.informer(resource) if informers is not None else Informer(client, resource)
+
         self.client = client
         self.runtime = runtime
         self.node_name = node_name
@@ -111,26 +119,26 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         self._helpers: list[threading.Thread] = []
         self.pods = self.watch(Informer(client, "pods", field_selector=f"spec.nodeName={node_name}"), self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
         # ConfigMaps and Secrets that containers' env and volumes read: a change re-syncs the pods naming them.
-        self.config_maps = self.watch(Informer(client, "configmaps"), *self._config_handlers("configmaps"))
-        self.secrets = self.watch(Informer(client, "secrets"), *self._config_handlers("secrets"))
+        self.config_maps = self.watch(informer("configmaps"), *self._config_handlers("configmaps"))
+        self.secrets = self.watch(informer("secrets"), *self._config_handlers("secrets"))
         # ServiceAccounts: their imagePullSecrets, and the tokens projected volumes ask for (one
         # appearing re-syncs the pods waiting on it).
-        self.service_accounts = self.watch(Informer(client, "serviceaccounts"), *self._config_handlers("serviceaccounts"))
+        self.service_accounts = self.watch(informer("serviceaccounts"), *self._config_handlers("serviceaccounts"))
         self.image_pulls = ImagePulls(runtime, clock, self.recorder, self.queue.add,
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
                                       lambda namespace, name: self.service_accounts.get(f"{namespace}/{name}"),
                                       config.backoff_initial, config.backoff_max, config.image_pulls_in_parallel)
         # Services whose variables a container gets when it is created (agent/service_env.py).
-        self.services = self.watch(Informer(client, "services"))
+        self.services = self.watch(informer("services"))
         self.env_sources = EnvSources(lambda namespace, name: self.config_maps.get(f"{namespace}/{name}"),
                                       lambda namespace, name: self.secrets.get(f"{namespace}/{name}"),
                                       node_status.node_resources(config.max_pods)[1],
                                       services=self.services.list)
         self.tokens = ApiTokenSource(client, clock.now)
         # Claims that persistentVolumeClaim volumes name (one binding re-syncs its pods), and their volumes.
-        self.claims = self.watch(Informer(client, "persistentvolumeclaims"),
+        self.claims = self.watch(informer("persistentvolumeclaims"),
                                  *self._config_handlers("persistentvolumeclaims"))
-        self.persistent_volumes = self.watch(Informer(client, "persistentvolumes"))
+        self.persistent_volumes = self.watch(informer("persistentvolumes"))
         self.volumes = PodVolumes(runtime, ObjectSources(
             self.env_sources.config_maps, self.env_sources.secrets, self.env_sources, self.tokens,
             claims=lambda namespace, name: self.claims.get(f"{namespace}/{name}"),
