@@ -26,6 +26,7 @@ from minikube_py.api.apps import Deployment, ReplicaSet
 from minikube_py.api import errors
 from minikube_py.api.meta import OwnerReference
 from minikube_py.api.times import parse_time
+from minikube_py.client.events import NORMAL, WARNING, EventRecorder
 from minikube_py.client.informer import cache_key
 from minikube_py.clock import Clock
 
@@ -427,6 +428,28 @@ def run_in_parallel(calls: Sequence[Callable[[], Any]]) -> list[BaseException]:
     with ThreadPoolExecutor(max_workers=min(len(calls), PARALLEL_API_CALLS), thread_name_prefix="controller-api-call") as pool:
         futures = [pool.submit(call) for call in calls]
         return [error for error in (future.exception() for future in futures) if error is not None]
+
+
+def pod_deleter(client: Client, expectations: "ControllerExpectations", recorder: EventRecorder, key: str,
+                owner: ApiObject, pod: Pod, before_delete: Callable[[], None] | None = None) -> Callable[[], None]:
+    """A call deleting one of `owner`'s pods, as the ReplicaSet, DaemonSet and Job controllers do:
+    the expected deletion is counted as observed when it cannot happen (already gone, or the
+    delete failed, which the informer will never see), and the owner gets kubelet-style
+    SuccessfulDelete / FailedDelete events. `before_delete` runs first (the Job's finalizer)."""
+    def delete_one() -> None:
+        try:
+            if before_delete is not None:
+                before_delete()
+            client.delete("pods", pod.metadata.name or "", namespace=pod.metadata.namespace)
+        except errors.NotFound:
+            expectations.deletion_observed(key, cache_key(pod))
+            return
+        except Exception as error:
+            expectations.deletion_observed(key, cache_key(pod))
+            recorder.event(owner, WARNING, "FailedDelete", f"Error deleting: {error_text(error)}")
+            raise
+        recorder.event(owner, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
+    return delete_one
 
 
 def slow_start_batch(count: int, initial_batch: int, fn: Callable[[], Any]) -> tuple[int, BaseException | None]:

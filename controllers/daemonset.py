@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,7 @@ from controllers.common import (
     is_pod_ready,
     new_controller_ref,
     pod_keys,
+    pod_deleter,
     run_in_parallel,
     slow_start_batch,
 )
@@ -610,23 +611,10 @@ class DaemonSetController(Controller[str]):
                 failures.append(error)
         if to_delete:
             with self.unpaced():
-                failures += run_in_parallel([self._deleter(key, daemon_set, pod) for pod in to_delete])
+                failures += run_in_parallel([pod_deleter(self.client, self.expectations, self.recorder, key, daemon_set, pod)
+                                            for pod in to_delete])
         if failures:
             raise failures[0]
-
-    def _deleter(self, key: str, daemon_set: DaemonSet, pod: Pod) -> Callable[[], None]:
-        def delete_one() -> None:
-            try:
-                self.client.delete("pods", pod.metadata.name or "", namespace=pod.metadata.namespace)
-            except errors.NotFound:
-                self.expectations.deletion_observed(key, cache_key(pod))
-                return
-            except Exception as error:
-                self.expectations.deletion_observed(key, cache_key(pod))
-                self.recorder.event(daemon_set, WARNING, "FailedDelete", f"Error deleting: {error_text(error)}")
-                raise
-            self.recorder.event(daemon_set, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
-        return delete_one
 
     # -- rolling update -------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ lagging cache from causing double creates or double counts.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ from controllers.common import (
     is_pod_ready,
     new_controller_ref,
     pods_to_delete,
+    pod_deleter,
     run_in_parallel,
     slow_start_batch,
 )
@@ -816,24 +818,10 @@ class JobController(Controller[str]):
         self.expectations.expect_deletions(key, [cache_key(pod) for pod in victims])
         job = context.job
 
-        def deleter(pod: Pod) -> Callable[[], None]:
-            def delete_one() -> None:
-                try:
-                    if has_tracking_finalizer(pod):
-                        self._remove_finalizer(pod)
-                    self.client.delete("pods", pod.metadata.name or "", namespace=pod.metadata.namespace)
-                except errors.NotFound:
-                    self.expectations.deletion_observed(key, cache_key(pod))
-                    return
-                except Exception as error:
-                    self.expectations.deletion_observed(key, cache_key(pod))
-                    self.recorder.event(job, WARNING, "FailedDelete", f"Error deleting: {error_text(error)}")
-                    raise
-                self.recorder.event(job, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
-
-            return delete_one
-
-        failures = run_in_parallel([deleter(pod) for pod in victims])
+        failures = run_in_parallel([
+            pod_deleter(self.client, self.expectations, self.recorder, key, job, pod,
+                        before_delete=functools.partial(self._remove_finalizer, pod) if has_tracking_finalizer(pod) else None)
+            for pod in victims])
         deleted = len(victims) - len(failures)
         deleted_ready = sum(1 for pod in victims if is_pod_ready(pod)) if not failures else 0
         context.terminating += deleted

@@ -12,10 +12,8 @@ do not count and are replaced, but, as in Kubernetes, they are left for their ow
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from minikube_py.client.api import Client
-from minikube_py.api import errors
 from minikube_py.api.apps import ReplicaSet, ReplicaSetCondition, ReplicaSetStatus
 from minikube_py.api.core import Pod
 from minikube_py.api.meta import OwnerReference
@@ -40,6 +38,7 @@ from controllers.common import (
     new_controller_ref,
     pod_keys,
     pods_to_delete,
+    pod_deleter,
     run_in_parallel,
     slow_start_batch,
 )
@@ -270,23 +269,8 @@ class ReplicaSetController(Controller[str]):
         # Expect exactly these pods' deletions, tracked by key so each is counted once.
         self.expectations.expect_deletions(key, pod_keys(victims))
 
-        def deleter(pod: Pod) -> Callable[[], None]:
-            def delete_one() -> None:
-                try:
-                    self.client.delete("pods", pod.metadata.name or "", namespace=pod.metadata.namespace)
-                except errors.NotFound:
-                    self.expectations.deletion_observed(key, cache_key(pod))
-                    return
-                except Exception as error:
-                    # The informer will never see this deletion.
-                    self.expectations.deletion_observed(key, cache_key(pod))
-                    self.recorder.event(replica_set, WARNING, "FailedDelete", f"Error deleting: {error_text(error)}")
-                    raise
-                self.recorder.event(replica_set, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
-
-            return delete_one
-
-        failures = run_in_parallel([deleter(pod) for pod in victims])
+        failures = run_in_parallel([pod_deleter(self.client, self.expectations, self.recorder, key, replica_set, pod)
+                                    for pod in victims])
         if failures:
             raise failures[0]
 
