@@ -26,7 +26,7 @@ cluster with its own bridge and node), and loads the machine for minutes: run it
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import os
 import queue
 import random
@@ -34,9 +34,9 @@ import statistics
 import sys
 import threading
 import time
-from datetime import datetime
 
 from benchmarks import procfs
+from benchmarks.report import measure_and_save
 from benchmarks.minikube_side import NAMESPACE, BenchCluster
 from benchmarks.pods1000 import threads_of
 from minikube_py.agent.node import node_labels, node_status
@@ -83,7 +83,8 @@ class SimulatedNodes:
         self.names = [f"kwok-{index:03d}" for index in range(1, count + 1)]
         # Node k's address is 172.31.k.1 (a range outside the cluster's); its pods get 172.30.k.x.
         self.addresses = {name: f"172.31.{index // 250}.{index % 250 + 1}" for index, name in enumerate(self.names)}
-        self._next_ip = {name: 2 for name in self.names}
+        # Each node's next pod address; the status writers share them (next() on a count is atomic).
+        self._pod_numbers = {name: itertools.count() for name in self.names}
         self._stopped = threading.Event()
         self._work: queue.Queue = queue.Queue()
         self._watches: list = []
@@ -162,9 +163,7 @@ class SimulatedNodes:
                     self.raw.delete("pods", metadata["namespace"], metadata["name"], grace_period_seconds=0)
                     self.deletes += 1
                     continue
-                ip_suffix = self._next_ip[node]
-                self._next_ip[node] += 1
-                pod_ip = f"172.30.{index}.{ip_suffix % 250 + 2}"
+                pod_ip = f"172.30.{index}.{next(self._pod_numbers[node]) % 250 + 2}"
                 operations = [{"op": "test", "path": "/metadata/uid", "value": metadata["uid"]}]
                 operations += [{"op": "add", "path": f"/status/{key}", "value": value}
                                for key, value in running_status(pod, self.addresses[node], pod_ip).items()]
@@ -310,17 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("benchmarks.kwok needs root (it starts a cluster)", file=sys.stderr)
         return 1
-    with open("/proc/loadavg") as file:
-        load_before = file.read().split()[0]
-    figures = measure(arguments.nodes, arguments.pods, arguments.timeout)
-    with open("/proc/loadavg") as file:
-        figures["load_average"] = f"{load_before} -> {file.read().split()[0]}"
-    figures["when"] = datetime.now().isoformat(timespec="seconds")
-    for key, value in figures.items():
-        print(f"{key:40} {value:.2f}" if isinstance(value, float) else f"{key:40} {value}")
-    os.makedirs(arguments.out, exist_ok=True)
-    with open(os.path.join(arguments.out, "results-kwok.json"), "w") as file:
-        json.dump(figures, file, indent=2)
+    measure_and_save(lambda: measure(arguments.nodes, arguments.pods, arguments.timeout), arguments.out, "results-kwok.json")
     return 0
 
 

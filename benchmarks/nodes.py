@@ -18,16 +18,15 @@ Prints the figures and writes them to results-nodes.json in `--out`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime
 
 from benchmarks import procfs
+from benchmarks.report import measure_and_save
 from benchmarks.minikube_side import NAMESPACE, BenchCluster, MinikubePods, make_busybox_rootfs_tarball
 from benchmarks.pods1000 import scale_and_wait_running
 from benchmarks.runner import SLEEP_COMMAND
@@ -96,17 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("benchmarks.nodes needs root (real pods, network namespaces)", file=sys.stderr)
         return 1
-    with open("/proc/loadavg") as file:
-        load_before = file.read().split()[0]
-    figures = measure(arguments.pods_per_node, arguments.timeout)
-    with open("/proc/loadavg") as file:
-        figures["load_average"] = f"{load_before} -> {file.read().split()[0]}"
-    figures["when"] = datetime.now().isoformat(timespec="seconds")
-    for key, value in figures.items():
-        print(f"{key:40} {value:.2f}" if isinstance(value, float) else f"{key:40} {value}")
-    os.makedirs(arguments.out, exist_ok=True)
-    with open(os.path.join(arguments.out, "results-nodes.json"), "w") as file:
-        json.dump(figures, file, indent=2)
+    measure_and_save(lambda: measure(arguments.pods_per_node, arguments.timeout), arguments.out, "results-nodes.json")
     return 0
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from benchmarks.statistics import ratio
 
@@ -219,3 +221,23 @@ def _save(figure, out_dir: str, name: str) -> str:
     figure.tight_layout()
     figure.savefig(os.path.join(out_dir, name), dpi=110)
     return name
+
+
+def one_minute_load() -> str:
+    with open("/proc/loadavg") as file:
+        return file.read().split()[0]
+
+
+def measure_and_save(measure: Callable[[], dict], out_dir: str, file_name: str) -> dict:
+    """Run `measure`, add the load average before -> after and the time, print each figure on a
+    line and write them all as JSON to `out_dir/file_name` (the one-off scale benchmarks)."""
+    load_before = one_minute_load()
+    figures = measure()
+    figures["load_average"] = f"{load_before} -> {one_minute_load()}"
+    figures["when"] = datetime.now().isoformat(timespec="seconds")
+    for key, value in figures.items():
+        print(f"{key:40} {value:.2f}" if isinstance(value, float) else f"{key:40} {value}")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, file_name), "w") as file:
+        json.dump(figures, file, indent=2)
+    return figures
