@@ -10,8 +10,9 @@ compare-and-swap, create_revision > 0 for "must exist"), so two API servers neve
 other's updates; a failed compare reads the key in the same transaction to tell Conflict from
 NotFound. The compare also makes a write safe to try again when etcd could not take it: one refused
 (no leader, a member unreachable: 503) is retried for a few seconds, and one that timed out
-(the etcd leader died holding it: 504) is read back, and tried again only if it did not happen, so
-losing an etcd member mid-request is not an error a client sees.
+(the etcd leader died holding it: 504) is read back, and tried again only if it did not happen
+(a delete whose key is gone is reported done, with the object the mirror held), so losing an etcd
+member mid-request is not an error a client sees.
 
 Reads come from a mirror, as kube-apiserver's watch cache: one etcd watch on the cluster's
 prefix, started from the revision of a full read, applies every change in revision order to
@@ -233,8 +234,9 @@ class EtcdStore(InMemoryState):
     def _guarded_write(self, key: str, compare: list[dict], success: list[dict], failure: list[dict],
                        took: Callable[[dict], bool]) -> dict:
         """One compare-guarded transaction, tried again while etcd cannot take it: after a 503
-        nothing was written; after a 504 the key is read back, and `took(kv)` says whether this
-        write is what it holds (then the answer says so, with the key's revision). The compare
+        nothing was written; after a 504 the key is read back, and `took(kv)` (kv None when the
+        key is gone) says whether this write is what it holds; then the answer says so, with the
+        key's revision (etcd's revision at the read for a key gone) and `read_back`. The compare
         keeps a retried write from happening twice."""
         deadline = time.monotonic() + WRITE_RETRY_SECONDS
         backoff = RECONNECT_BACKOFF_SECONDS[0]
@@ -247,11 +249,13 @@ class EtcdStore(InMemoryState):
                 failed = error
             if isinstance(failed, errors.Timeout):
                 try:
-                    kvs = self._members.call("/kv/range", {"key": encode(key)}).get("kvs", [])
+                    read = self._members.call("/kv/range", {"key": encode(key)})
                 except errors.ApiError:
                     raise failed from None
-                if kvs and took(kvs[0]):
-                    return {"succeeded": True, "header": {"revision": kvs[0]["mod_revision"]}, "responses": []}
+                kvs = read.get("kvs", [])
+                if took(kvs[0] if kvs else None):
+                    revision = kvs[0]["mod_revision"] if kvs else read["header"]["revision"]
+                    return {"succeeded": True, "header": {"revision": revision}, "responses": [], "read_back": True}
             log.warning("an etcd write of %s failed (%s); trying again", key, failed.message)
             time.sleep(backoff)
             backoff = min(backoff * 2, RECONNECT_BACKOFF_SECONDS[1])
@@ -279,7 +283,7 @@ class EtcdStore(InMemoryState):
         answer = self._guarded_write(
             key, [{"key": encode(key), "target": "CREATE", "result": "EQUAL", "create_revision": 0}],
             [{"request_put": {"key": encode(key), "value": encode(value)}}], [],
-            took=lambda kv: decode(kv.get("value", "")) == value)
+            took=lambda kv: kv is not None and decode(kv.get("value", "")) == value)
         if not answer.get("succeeded"):
             raise already_exists(resource, name)
         return self._written(obj, int(answer["header"]["revision"]))
@@ -292,7 +296,8 @@ class EtcdStore(InMemoryState):
             key, [self._guard(key, expected_rv)],
             [{"request_put": {"key": encode(key), "value": encode(value)}}],
             [{"request_range": {"key": encode(key), "keys_only": True}}],
-            took=lambda kv: decode(kv.get("value", "")) == value and str(kv["mod_revision"]) != str(expected_rv))
+            took=lambda kv: (kv is not None and decode(kv.get("value", "")) == value
+                             and str(kv["mod_revision"]) != str(expected_rv)))
         if not answer.get("succeeded"):
             raise self._refused(answer, resource, name)
         return self._written(obj, int(answer["header"]["revision"]))
@@ -300,12 +305,17 @@ class EtcdStore(InMemoryState):
     def delete(self, resource: str, namespace: str | None, name: str,
                expected_rv: str | int | None = None) -> dict:
         key = self._key(resource, namespace or "", name)
-        answer = self._transaction(
-            [self._guard(key, expected_rv)],
+        with self._lock:  # what the object was, should the answer be lost and the delete read back
+            known = self._objects.get(resource, {}).get((namespace or "", name))
+        answer = self._guarded_write(
+            key, [self._guard(key, expected_rv)],
             [{"request_delete_range": {"key": encode(key), "prev_kv": True}}],
-            [{"request_range": {"key": encode(key), "keys_only": True}}])
+            [{"request_range": {"key": encode(key), "keys_only": True}}],
+            took=lambda kv: kv is None and known is not None)
         if not answer.get("succeeded"):
             raise self._refused(answer, resource, name)
+        if answer.get("read_back") and known is not None:  # the key is gone: the delete that timed out happened
+            return self._written(json.loads(known[1]), int(answer["header"]["revision"]))
         deleted = answer["responses"][0]["response_delete_range"].get("prev_kvs", [])
         if not deleted:
             raise not_found(resource, name)

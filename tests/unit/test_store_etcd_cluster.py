@@ -139,6 +139,27 @@ def test_a_write_whose_answer_timed_out_is_read_back_and_happens_once(etcd_trio,
         assert watch.next(timeout=0.5) is None, "each write happened once"
 
 
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_delete_whose_answer_timed_out_is_read_back_before_it_is_reported(etcd_trio, applied):
+    with EtcdStore(etcd_trio.endpoints, cluster_name()) as store:
+        created = store.create("pods", pod("doomed", n=1))
+        watch = store.watch("pods", since=created["metadata"]["resourceVersion"])
+        failed = _answer_lost_once(store, errors.Timeout("the etcd store did not answer in time"), applied)
+        deleted = store.delete("pods", "default", "doomed", expected_rv=created["metadata"]["resourceVersion"])
+        assert failed, "the delete's first answer was lost"
+        # Reported as done (not NotFound, not a 504), with the object it deleted, exactly once.
+        assert deleted["n"] == 1 and deleted["metadata"]["name"] == "doomed"
+        assert int(deleted["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+        assert store.get("pods", "default", "doomed") is None
+        event = watch.next(timeout=10)
+        assert event is not None and event.type == "DELETED"
+        assert watch.next(timeout=0.5) is None, "the delete happened once"
+        # A delete of something already gone is still NotFound, even when its answer was lost.
+        _answer_lost_once(store, errors.Timeout("the etcd store did not answer in time"), applied)
+        with pytest.raises(errors.NotFound):
+            store.delete("pods", "default", "doomed")
+
+
 def test_a_write_etcd_refused_is_tried_again(etcd_trio):
     with EtcdStore(etcd_trio.endpoints, cluster_name()) as store:
         failed = _answer_lost_once(store, errors.ServiceUnavailable("etcdserver: no leader"), applied=False)
