@@ -1,4 +1,4 @@
-"""What the ReplicaSet and Deployment controllers share (k/k `pkg/controller/controller_utils.go`).
+"""What the workload controllers share (k/k `pkg/controller/controller_utils.go`).
 
 Pod state tests (active, ready, available after minReadySeconds), controller references and
 the claim rules that adopt orphans and release objects that no longer match
@@ -136,16 +136,19 @@ class ControllerRefManager:
         self.selector = selector
         self._adoption_check: errors.ApiError | bool | None = None
 
-    def claim(self, resource: str, candidates: Iterable[ModelT]) -> list[ModelT]:
+    def claim(self, resource: str, candidates: Iterable[ModelT],
+              member: Callable[[ModelT], bool] | None = None) -> list[ModelT]:
         """The candidates that belong to the owner after adopting and releasing as needed.
 
-        Every candidate is handled even when one fails; the first error is raised at the end.
+        An object matches when the selector selects its labels and, if given, `member` accepts
+        it (the StatefulSet's: the name is one of the set's ordinals). Every candidate is handled
+        even when one fails; the first error is raised at the end.
         """
         claimed = []
         first_error: Exception | None = None
         for obj in candidates:
             try:
-                if self._claim_one(resource, obj):
+                if self._claim_one(resource, obj, member is None or member(obj)):
                     claimed.append(obj)
             except Exception as error:
                 first_error = first_error or error
@@ -153,9 +156,15 @@ class ControllerRefManager:
             raise first_error
         return claimed
 
-    def _claim_one(self, resource: str, obj: ApiObject) -> bool:
+    def adopt_orphans(self, resource: str, candidates: Iterable[ModelT]) -> list[ModelT]:
+        """Adopt the candidates without a controller that the selector matches, releasing nothing
+        (the StatefulSet's `AdoptOrphanRevisions`); returns the ones adopted."""
+        orphans = [obj for obj in candidates if get_controller_of(obj) is None]
+        return self.claim(resource, orphans)
+
+    def _claim_one(self, resource: str, obj: ApiObject, member: bool = True) -> bool:
         owner_uid = self.owner.metadata.uid
-        matches = self.selector.matches(obj.metadata.labels or {})
+        matches = member and self.selector.matches(obj.metadata.labels or {})
         reference = get_controller_of(obj)
         if reference is not None:
             if reference.uid != owner_uid:

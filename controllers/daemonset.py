@@ -327,9 +327,9 @@ class DaemonSetController(Controller[str]):
         owner = self.daemon_sets.get(key)
         return key if owner is not None and owner.metadata.uid == reference.uid else None
 
-    def _selecting(self, pod: Pod) -> list[DaemonSet]:
-        labels = pod.metadata.labels or {}
-        return [daemon_set for daemon_set in self.daemon_sets.list(namespace=pod.metadata.namespace)
+    def _selecting(self, obj: Pod | ControllerRevision) -> list[DaemonSet]:
+        labels = obj.metadata.labels or {}
+        return [daemon_set for daemon_set in self.daemon_sets.list(namespace=obj.metadata.namespace)
                 if Selector.from_label_selector(daemon_set.spec.selector).matches(labels)]
 
     def _pod_added(self, pod: Pod) -> None:
@@ -372,6 +372,9 @@ class DaemonSetController(Controller[str]):
         key = self._owner_key(revision)
         if key is not None:
             self.enqueue(key)
+        elif get_controller_of(revision) is None:
+            for daemon_set in self._selecting(revision):  # an orphan: who may adopt it
+                self.enqueue(cache_key(daemon_set))
 
     # -- sync -----------------------------------------------------------------------------------
 
@@ -445,7 +448,11 @@ class DaemonSetController(Controller[str]):
         wanted = history.revision_data_bytes(history.template_patch(daemon_set.spec.template))
         matching: list[ControllerRevision] = []
         old: list[ControllerRevision] = []
-        for revision in history.owned_revisions(daemon_set, self.revisions.list(namespace=namespace)):
+        # controlledHistories: adopt orphan revisions the selector matches, release ones it no longer does.
+        claimed = ControllerRefManager(self.client, daemon_set, "daemonsets",
+                                       Selector.from_label_selector(daemon_set.spec.selector)).claim(
+            "controllerrevisions", self.revisions.list(namespace=namespace))
+        for revision in history.sorted_revisions(claimed):
             (matching if history.revision_data_bytes(revision.data) == wanted else old).append(revision)
         next_number = max((revision.revision for revision in old), default=0) + 1
         if not matching:

@@ -24,10 +24,17 @@ with it, so a replaced pod finds its data again.
 5. Status: replicas, ready/available/current/updated counts, the two revisions; a rollout whose
    pods all run the update revision and are ready makes it the current revision.
 
-`persistentVolumeClaimRetentionPolicy` is carried out through owner references, as Kubernetes
-does: `whenDeleted: Delete` makes the StatefulSet an owner of its claims and `whenScaled: Delete`
-makes a condemned pod the owner of its claims, and the garbage collector deletes a claim once its
-owners are gone.
+Before all that, as every workload controller does (`ControllerRefManager`, controllers/common.py),
+the set claims its objects: an orphan pod the selector matches whose name is one of the set's
+ordinals (`web-N`) is adopted, an owned pod that no longer matches (labels changed, or renamed
+out of the set) is released, and orphan ControllerRevisions the selector matches are adopted.
+Adoption first re-reads the set from the API and refuses when it is gone or being deleted.
+
+`persistentVolumeClaimRetentionPolicy` is carried out through controller references on the claims,
+as Kubernetes does (`updateClaimOwnerRefForSetAndPod`): `whenDeleted: Delete` makes the StatefulSet
+the claims' controller, `whenScaled: Delete` makes a condemned pod the controller of its claims
+instead, and the garbage collector deletes a claim once its owner is gone. A claim another
+controller owns, or whose reference names an earlier set or pod of the same name, is left alone.
 """
 
 from __future__ import annotations
@@ -49,7 +56,15 @@ from minikube_py.client.controller import Controller
 from minikube_py.client.events import NORMAL, WARNING, EventRecorder
 from minikube_py.client.informer import SharedInformers, cache_key, shared_informers, split_cache_key
 from minikube_py.clock import Clock
-from controllers.common import error_text, get_controller_of, is_pod_active, is_pod_available, is_pod_ready
+from controllers.common import (
+    ControllerRefManager,
+    error_text,
+    get_controller_of,
+    is_pod_active,
+    is_pod_available,
+    is_pod_ready,
+    new_controller_ref,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +129,45 @@ def partition(stateful_set: StatefulSet) -> int:
     return (rolling.partition or 0) if rolling is not None else 0
 
 
+def _references(owner_reference: OwnerReference, obj: Any) -> bool:
+    """The reference names `obj` by apiVersion, kind and name, whatever its uid (`matchesRef`)."""
+    return (owner_reference.api_version, owner_reference.kind, owner_reference.name) == \
+        (obj.api_version, obj.kind, obj.metadata.name)
+
+
+def claim_owner_references(claim: PersistentVolumeClaim, stateful_set: StatefulSet, pod: Pod,
+                           scaled_down: bool) -> list[OwnerReference] | None:
+    """The claim's ownerReferences under the set's retention policy, or None when they need no
+    change (`isClaimOwnerUpToDate` + `updateClaimOwnerRefForSetAndPod`).
+
+    Retain/Retain: no reference from us. whenDeleted Delete: the set is the controller.
+    whenScaled Delete: a scaled-down pod (`scaled_down`) is the controller instead of the set.
+    A reference naming the set or pod with another uid (left by an earlier object of that name)
+    means the claim is not ours to touch; a claim with another controller loses our references
+    and gets none (the policy may have changed, so ours are always allowed to go).
+    """
+    references = list(claim.metadata.owner_references or [])
+    for owner in (stateful_set, pod):
+        stale = next((reference for reference in references if _references(reference, owner)), None)
+        if stale is not None and stale.uid != owner.metadata.uid:
+            return None
+    ours = {stateful_set.metadata.uid, pod.metadata.uid}
+    policy = stateful_set.spec.persistent_volume_claim_retention_policy
+    retain_all = policy.when_scaled != "Delete" and policy.when_deleted != "Delete"
+    foreign_controller = not retain_all and any(
+        reference.controller and reference.uid not in ours for reference in references)
+    wanted = [reference for reference in references if reference.uid not in ours]
+    if not foreign_controller:
+        if policy.when_scaled == "Delete" and scaled_down:
+            wanted.append(new_controller_ref(pod))
+        elif policy.when_deleted == "Delete":
+            wanted.append(new_controller_ref(stateful_set))
+
+    def as_set(items: list[OwnerReference]) -> set[tuple[Any, ...]]:
+        return {tuple(sorted(item.to_dict().items())) for item in items}
+    return None if as_set(wanted) == as_set(references) else wanted
+
+
 def new_revision(stateful_set: StatefulSet, revision: int, collision_count: int) -> ControllerRevision:
     return history.new_controller_revision(stateful_set, stateful_set.spec.template.metadata.labels,
                                            history.template_patch(stateful_set.spec.template), revision,
@@ -128,9 +182,7 @@ def new_pod(stateful_set: StatefulSet, template: PodTemplateSpec, revision_name:
     metadata.update(name=name, namespace=stateful_set.metadata.namespace)
     metadata["labels"] = {**(metadata.get("labels") or {}), POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal),
                           REVISION_LABEL: revision_name}
-    metadata["ownerReferences"] = [OwnerReference(
-        api_version=stateful_set.api_version, kind=stateful_set.kind, name=stateful_set.metadata.name or "",
-        uid=stateful_set.metadata.uid or "", controller=True, block_owner_deletion=True).to_dict()]
+    metadata["ownerReferences"] = [new_controller_ref(stateful_set).to_dict()]
     pod = Pod.model_validate(wire)
     pod.spec.hostname = name
     if stateful_set.spec.service_name:
@@ -174,14 +226,26 @@ class StatefulSetController(Controller[str]):
         owner = self.sets.get(key)
         return key if owner is not None and owner.metadata.uid == reference.uid else None
 
+    def _selecting(self, pod: Pod) -> list[StatefulSet]:
+        """The sets whose selector matches an orphan pod: candidates to adopt it (`getPodStatefulSets`)."""
+        labels = pod.metadata.labels or {}
+        return [stateful_set for stateful_set in self.sets.list(namespace=pod.metadata.namespace)
+                if Selector.from_label_selector(stateful_set.spec.selector).matches(labels)]
+
     def _pod_changed(self, pod: Pod) -> None:
         key = self._owner_key(pod)
         if key is not None:
             self.enqueue(key)
+        elif get_controller_of(pod) is None and pod.metadata.deletion_timestamp is None:
+            for stateful_set in self._selecting(pod):
+                self.enqueue(cache_key(stateful_set))
 
     def _pod_updated(self, old: Pod, new: Pod) -> None:
         self._pod_changed(new)
+        old_key = self._owner_key(old)
         key = self._owner_key(new)
+        if old_key is not None and old_key != key:
+            self.enqueue(old_key)  # released, or adopted by another controller
         if key is None:
             return
         owner = self.sets.get(key)
@@ -202,10 +266,12 @@ class StatefulSetController(Controller[str]):
             return None
         namespace, _ = split_cache_key(key)
         selector = Selector.from_label_selector(stateful_set.spec.selector)
-        pods = [pod for pod in self.pods.list(namespace=namespace)
-                if (reference := get_controller_of(pod)) is not None and reference.uid == stateful_set.metadata.uid
-                and selector.matches(pod.metadata.labels or {})]
-        revisions = history.owned_revisions(stateful_set, self.revisions.list(namespace=namespace))
+        claims = ControllerRefManager(self.client, stateful_set, "statefulsets", selector)
+        revisions = self._adopt_orphan_revisions(stateful_set, claims, self.revisions.list(namespace=namespace))
+        set_name = stateful_set.metadata.name or ""
+        pods = claims.claim("pods", self.pods.list(namespace=namespace),
+                            member=lambda pod: ordinal_of(pod, set_name) is not None)
+        revisions = history.owned_revisions(stateful_set, revisions)
         current, update, collision_count = self._revisions(stateful_set, revisions)
         revisions = history.owned_revisions(stateful_set, self.revisions.list(namespace=namespace)) or [update]
         status = self._update_pods(stateful_set, pods, current, update)
@@ -216,6 +282,23 @@ class StatefulSetController(Controller[str]):
         if stateful_set.spec.min_ready_seconds > 0 and (status.available_replicas or 0) < (status.ready_replicas or 0):
             return float(stateful_set.spec.min_ready_seconds)
         return None
+
+    @staticmethod
+    def _adopt_orphan_revisions(stateful_set: StatefulSet, claims: ControllerRefManager,
+                                revisions: list[ControllerRevision]) -> list[ControllerRevision]:
+        """Adopt the orphan revisions the selector matches (`adoptOrphanRevisions`); the namespace's
+        revisions with the adopted ones shown as ours, since the cache has not seen the patch yet."""
+        adopted = {revision.metadata.uid for revision in claims.adopt_orphans("controllerrevisions", revisions)}
+        if not adopted:
+            return revisions
+        shown = []
+        for revision in revisions:
+            if revision.metadata.uid in adopted:
+                revision = revision.model_copy(deep=True)
+                revision.metadata.owner_references = [*(revision.metadata.owner_references or []),
+                                                      new_controller_ref(stateful_set)]
+            shown.append(revision)
+        return shown
 
     def _revisions(self, stateful_set: StatefulSet,
                    revisions: list[ControllerRevision]) -> tuple[ControllerRevision, ControllerRevision, int]:
@@ -343,8 +426,7 @@ class StatefulSetController(Controller[str]):
         selector_labels = stateful_set.spec.selector.match_labels if stateful_set.spec.selector is not None else None
         claim.metadata.labels = {**(claim.metadata.labels or {}), **(selector_labels or {})} or None
         claim.status = type(claim.status)()
-        if stateful_set.spec.persistent_volume_claim_retention_policy.when_deleted == "Delete":
-            claim.metadata.owner_references = [self._owner_reference(stateful_set)]
+        claim.metadata.owner_references = claim_owner_references(claim, stateful_set, pod, scaled_down=False)
         try:
             self.client.create(claim)
         except errors.AlreadyExists:
@@ -358,14 +440,8 @@ class StatefulSetController(Controller[str]):
                             f"create Claim {claim.metadata.name} Pod {pod.metadata.name} in StatefulSet {name} success")
         return True
 
-    @staticmethod
-    def _owner_reference(owner: Any) -> OwnerReference:
-        return OwnerReference(api_version=owner.api_version, kind=owner.kind, name=owner.metadata.name or "",
-                              uid=owner.metadata.uid or "", block_owner_deletion=True)
-
     def _update_claim_owners(self, stateful_set: StatefulSet, pod: Pod, condemned: bool) -> None:
         """The retention policy as owner references on the pod's claims (`updateClaimOwnerRefForSetAndPod`)."""
-        policy = stateful_set.spec.persistent_volume_claim_retention_policy
         ordinal = ordinal_of(pod, stateful_set.metadata.name or "")
         if ordinal is None:
             return
@@ -374,14 +450,10 @@ class StatefulSetController(Controller[str]):
             claim = self.claims.get(f"{stateful_set.metadata.namespace}/{name}")
             if claim is None or claim.metadata.deletion_timestamp is not None:
                 continue
-            references = [reference for reference in claim.metadata.owner_references or []
-                          if reference.uid not in (stateful_set.metadata.uid, pod.metadata.uid)]
-            if policy.when_deleted == "Delete":
-                references.append(self._owner_reference(stateful_set))
-            if condemned and policy.when_scaled == "Delete":
-                references.append(self._owner_reference(pod))
-            if references != (claim.metadata.owner_references or []):
-                patch = {"metadata": {"ownerReferences": [reference.to_dict() for reference in references] or None}}
+            references = claim_owner_references(claim, stateful_set, pod, scaled_down=condemned)
+            if references is not None:
+                patch = {"metadata": {"ownerReferences": [reference.to_dict() for reference in references] or None,
+                                      "resourceVersion": claim.metadata.resource_version}}
                 try:
                     self.client.patch("persistentvolumeclaims", name, patch, namespace=claim.metadata.namespace)
                 except errors.NotFound:

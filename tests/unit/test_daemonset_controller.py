@@ -482,3 +482,22 @@ def test_deleting_the_daemon_set_collects_its_pods_and_revisions(cluster, contro
         cluster.settle(controller)
         finish_deletions(cluster)
     assert cluster.list("pods") == [] and cluster.list("controllerrevisions") == []
+
+
+def test_orphan_revisions_are_adopted_and_revisions_that_stop_matching_are_released(cluster, controller):
+    cluster.add_node("node-1")
+    made = daemon_set(cluster)
+    cluster.settle(controller)
+    (revision,) = cluster.list("controllerrevisions")
+    cluster.registry.patch("controllerrevisions", "default", revision.metadata.name,
+                           {"metadata": {"ownerReferences": None}})  # as `delete --cascade=orphan` leaves it
+    cluster.settle(controller)  # the orphan's event brings the DaemonSet that selects it
+    (revision,) = cluster.list("controllerrevisions")
+    assert [(ref.uid, ref.controller) for ref in revision.metadata.owner_references] == [(made.metadata.uid, True)]
+    assert len(cluster.client.calls_of("create", "controllerrevisions")) == 1  # adopted, not made again
+
+    cluster.registry.patch("controllerrevisions", "default", revision.metadata.name,
+                           {"metadata": {"labels": {"app": "elsewhere"}}})
+    cluster.settle(controller)
+    released = cluster.get("controllerrevisions", revision.metadata.name)
+    assert released.metadata.owner_references is None

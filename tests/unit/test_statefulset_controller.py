@@ -213,16 +213,118 @@ def test_a_rollback_renumbers_the_old_revision_and_history_is_pruned(cluster, co
     assert len(cluster.list("controllerrevisions")) == 1
 
 
-def test_the_retention_policy_makes_the_set_or_a_condemned_pod_own_the_claims(cluster, controller):
+def controllers_of(obj):
+    return [(reference.kind, reference.uid) for reference in obj.metadata.owner_references or []
+            if reference.controller]
+
+
+def test_the_retention_policy_makes_the_set_or_a_condemned_pod_the_controller_of_the_claims(cluster, controller):
     made = stateful_set(cluster, retention={"whenDeleted": "Delete", "whenScaled": "Delete"})
     settle_ready(cluster, controller)
     claim = cluster.get("persistentvolumeclaims", "www-web-2")
-    assert [reference.uid for reference in claim.metadata.owner_references] == [made.metadata.uid]
+    assert controllers_of(claim) == [("StatefulSet", made.metadata.uid)]
+    assert claim.metadata.owner_references[0].block_owner_deletion is True
     cluster.registry.patch("statefulsets", "default", "web", {"spec": {"replicas": 2}})
     pod_uid = cluster.get("pods", "web-2").metadata.uid
     cluster.settle(controller)
-    owners = {reference.uid for reference in cluster.get("persistentvolumeclaims", "www-web-2").metadata.owner_references}
-    assert owners == {made.metadata.uid, pod_uid}
+    # Scaled down: the pod alone owns it (the set's reference goes), so the claim goes with the pod.
+    assert controllers_of(cluster.get("persistentvolumeclaims", "www-web-2")) == [("Pod", pod_uid)]
+    assert controllers_of(cluster.get("persistentvolumeclaims", "www-web-1")) == [("StatefulSet", made.metadata.uid)]
+
+
+def test_changing_the_retention_policy_to_retain_releases_the_claims(cluster, controller):
+    stateful_set(cluster, replicas=1, retention={"whenDeleted": "Delete"})
+    settle_ready(cluster, controller)
+    assert controllers_of(cluster.get("persistentvolumeclaims", "www-web-0"))
+    cluster.registry.patch("statefulsets", "default", "web",
+                           {"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain"}}})
+    cluster.settle(controller)
+    assert cluster.get("persistentvolumeclaims", "www-web-0").metadata.owner_references is None
+
+
+def test_a_claim_with_another_controller_or_a_stale_reference_is_left_alone(cluster, controller):
+    other = cluster.replica_set("keeper", 0, labels={"keeper": "yes"})
+    foreign = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "keeper", "uid": other.metadata.uid,
+               "controller": True}
+    stale = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": "an-earlier-web",
+             "controller": True}
+    for name, reference in (("www-web-0", foreign), ("www-web-1", stale)):
+        cluster.create("persistentvolumeclaims", {"metadata": {"name": name, "ownerReferences": [reference]},
+                                                  "spec": {"accessModes": ["ReadWriteOnce"],
+                                                           "resources": {"requests": {"storage": "1Gi"}}}})
+    stateful_set(cluster, replicas=2, retention={"whenDeleted": "Delete"})
+    settle_ready(cluster, controller)
+    assert [ref.uid for ref in cluster.get("persistentvolumeclaims", "www-web-0").metadata.owner_references] == \
+        [other.metadata.uid]
+    assert [ref.uid for ref in cluster.get("persistentvolumeclaims", "www-web-1").metadata.owner_references] == \
+        ["an-earlier-web"]
+
+
+def test_an_orphan_pod_with_a_matching_label_and_an_ordinal_name_is_adopted(cluster, controller):
+    cluster.pod("web-0", labels={"app": "web"})
+    cluster.pod("web-extra", labels={"app": "web"})   # not one of the set's names
+    cluster.pod("db-0", labels={"app": "web"})        # another set's name
+    cluster.pod("web-1", labels={"app": "other"})     # not selected
+    made = stateful_set(cluster, claims=False)
+    cluster.settle(controller)
+    assert controllers_of(cluster.get("pods", "web-0")) == [("StatefulSet", made.metadata.uid)]
+    for name in ("web-extra", "db-0", "web-1"):
+        assert cluster.get("pods", name).metadata.owner_references is None, name
+    assert cluster.client.calls_of("create", "pods") == []  # web-0 is the adopted pod: it waits for it
+    make_ready(cluster, "web-0")
+    cluster.settle(controller)
+    assert cluster.get("statefulsets", "web").status.ready_replicas == 1
+
+
+def test_an_orphan_pod_appearing_later_is_adopted_through_the_pod_event(cluster, controller):
+    made = stateful_set(cluster, replicas=0, claims=False)
+    cluster.settle(controller)
+    cluster.pod("web-3", labels={"app": "web"})
+    cluster.settle(controller)
+    (adoption,) = cluster.client.calls_of("patch", "pods")
+    assert adoption.name == "web-3"
+    assert adoption.detail["metadata"]["ownerReferences"][0]["uid"] == made.metadata.uid
+    # Adopted above the replica count: it is condemned like any other pod of the set.
+    assert [call.name for call in cluster.client.calls_of("delete", "pods")] == ["web-3"]
+
+
+def test_an_owned_pod_that_stops_matching_is_released(cluster, controller):
+    made = stateful_set(cluster, replicas=1, claims=False)
+    settle_ready(cluster, controller)
+    cluster.registry.patch("pods", "default", "web-0", {"metadata": {"labels": {"app": "debug"}}})
+    cluster.settle(controller)
+    released = cluster.get("pods", "web-0")
+    assert released.metadata.owner_references is None
+    assert cluster.get("statefulsets", "web").status.replicas == 0
+    assert made.metadata.uid  # the set stays, waiting for the name web-0 to be free
+
+
+def test_no_adoption_when_a_fresh_read_shows_the_set_being_deleted(cluster, controller):
+    cluster.create("statefulsets", {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                    "metadata": {"name": "web", "finalizers": ["example.com/hold"]},
+                                    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                                             "template": {"metadata": {"labels": {"app": "web"}},
+                                                          "spec": {"containers": [{"name": "main",
+                                                                                   "image": "busybox"}]}}}})
+    cluster.pod("web-0", labels={"app": "web"})
+    cluster.refresh()
+    cluster.registry.delete("statefulsets", "default", "web")  # the cache still shows it alive
+    controller.drain()
+    assert cluster.get("pods", "web-0").metadata.owner_references is None
+    assert cluster.client.calls_of("patch", "pods") == []
+    assert cluster.get("statefulsets", "web").metadata.deletion_timestamp is not None
+
+
+def test_orphan_revisions_the_selector_matches_are_adopted(cluster, controller):
+    made = stateful_set(cluster, replicas=1, claims=False)
+    cluster.settle(controller)
+    (revision,) = cluster.list("controllerrevisions")
+    cluster.registry.patch("controllerrevisions", "default", revision.metadata.name,
+                           {"metadata": {"ownerReferences": None}})  # orphaned, as `delete --cascade=orphan` leaves it
+    controller.enqueue("default/web")  # Kubernetes' set controller notices orphan revisions on its next sync too
+    cluster.settle(controller)
+    (revision,) = cluster.list("controllerrevisions")
+    assert controllers_of(revision) == [("StatefulSet", made.metadata.uid)]
 
 
 def test_a_statefulset_whose_service_does_not_exist_still_runs_its_pods(cluster, controller):
