@@ -74,10 +74,14 @@ def most_recent_schedule_time(cron_job: CronJob, now: float, schedule: Schedule,
     if include_starting_deadline and cron_job.spec.starting_deadline_seconds is not None:
         earliest = max(earliest, now - cron_job.spec.starting_deadline_seconds)
     first = schedule.next(earliest)
-    if first is None or now < first:
+    if first is not None and now < first:
         return earliest, None, 0
-    second = schedule.next(first)
-    if second is None or now < second:
+    second = schedule.next(first) if first is not None else None
+    if first is None or second is None:
+        # A schedule that parses but never comes (`0 0 31 2 *`): the library finds no next time
+        # within five years and answers the zero time, whose interval Kubernetes refuses below.
+        raise ScheduleError("time difference between two schedules is less than 1 second")
+    if now < second:
         return earliest, first, 1
     interval = round(second - first)
     if interval < 1:
