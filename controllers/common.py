@@ -122,7 +122,8 @@ class ControllerRefManager:
     """Claims objects for one owner (k/k `controller_ref_manager.go`).
 
     Per candidate: ours and still matching -> keep; ours but no longer matching -> release
-    (remove our ownerReference) unless the owner or the object is being deleted; another
+    (remove our ownerReference) unless the owner is being deleted (an object being deleted is
+    released too, as Kubernetes does); another
     controller's -> ignore; an orphan that matches and is not being deleted -> adopt, but only
     after one fresh GET of the owner (not the cache) shows it still exists with the same uid and
     no deletionTimestamp. Patches carry the object's resourceVersion, so a concurrent change
@@ -171,7 +172,7 @@ class ControllerRefManager:
                 return False
             if matches:
                 return True
-            if self.owner.metadata.deletion_timestamp is None and obj.metadata.deletion_timestamp is None:
+            if self.owner.metadata.deletion_timestamp is None:
                 self._patch_owner_references(resource, obj, [r for r in obj.metadata.owner_references or [] if r.uid != owner_uid])
             return False
         if (
