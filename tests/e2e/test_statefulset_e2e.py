@@ -1,6 +1,7 @@
 """StatefulSets and persistent storage on real pods: a StatefulSet of 3 comes up in order with a
 claim per pod provisioned by local-path; `web-1` deleted comes back with the same name, the same
-claim and the data it wrote, and is found by its DNS name under the headless Service; a claim in
+claim and the data it wrote, and is found by its DNS name under the headless Service; deleted with
+`--cascade=orphan` and applied again, the set adopts its running pods and revisions; a claim in
 use is not deleted until its pod is gone; and reclaim policy Delete removes a volume's directory
 where Retain keeps it.
 """
@@ -152,6 +153,34 @@ def test_a_deleted_pod_comes_back_with_its_name_claim_and_data(cluster):
     # The data it wrote, and a second boot of the same pod name on the same claim.
     assert cluster.exec("web-1", "cat", "/data/mark", "/data/boots").stdout.split() == ["precious", "web-1", "web-1"]
     assert cluster.client.raw.get("persistentvolumeclaims", "default", "www-web-1")["metadata"]["uid"] == claim_uid
+
+
+def controller_uid(obj: dict) -> str | None:
+    return next((reference["uid"] for reference in obj["metadata"].get("ownerReferences") or []
+                 if reference.get("controller")), None)
+
+
+def test_a_set_deleted_with_orphan_cascade_leaves_its_pods_running_and_a_new_set_adopts_them(cluster):
+    pods_before = {f"web-{ordinal}": cluster.client.raw.get("pods", "default", f"web-{ordinal}")["metadata"]["uid"]
+                   for ordinal in range(3)}
+    old_uid = cluster.client.raw.get("statefulsets", "default", "web")["metadata"]["uid"]
+    cluster.kubectl("delete", "statefulset", "web", "--cascade=orphan")
+    wait_for(lambda: all(controller_uid(cluster.client.raw.get("pods", "default", name)) is None
+                         for name in pods_before), 30, "the orphaned pods lose their owner")
+    cluster.apply(WEB)
+    new_uid = wait_for(lambda: (raw(cluster, "statefulsets", "web") or {}).get("metadata", {}).get("uid"), 30,
+                       "the new set")
+    assert new_uid != old_uid
+    wait_for(lambda: all(controller_uid(cluster.client.raw.get("pods", "default", name)) == new_uid
+                         for name in pods_before), 30, "the new set adopts web-0..2")
+    # Adopted, not replaced: the same pods, and the revision history came along too.
+    assert {name: cluster.client.raw.get("pods", "default", name)["metadata"]["uid"] for name in pods_before} == \
+        pods_before
+    revisions = cluster.client.raw.list("controllerrevisions", "default")["items"]
+    assert revisions and all(controller_uid(revision) == new_uid for revision in revisions)
+    described = cluster.cli("describe", "statefulset", "web").stdout
+    assert ["Pods", "Status:", "3", "Running", "/", "0", "Waiting", "/", "0", "Succeeded", "/", "0", "Failed"] in \
+        [line.split() for line in described.splitlines()]
 
 
 def test_a_claim_in_use_is_deleted_only_after_its_pod_and_delete_removes_its_directory(cluster):
