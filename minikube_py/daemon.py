@@ -63,7 +63,11 @@ class ClusterConfig:
     max_pods: int = 110  # kubelet's --max-pods: the Node's pods capacity
     terminated_pod_gc_threshold: int = 12500  # kube-controller-manager's flag; 0 turns it off
     seccomp_default: bool = True  # containers with no seccompProfile get RuntimeDefault (kubelet --seccomp-default)
-    store: str = "sqlite"  # or etcd://HOST:PORT[,HOST:PORT...] (minikube_py.store.backends)
+    store: str = "sqlite"  # or etcd://[https://]HOST:PORT[,...] (minikube_py.store.backends)
+    # kube-apiserver's flags for an etcd on https:// members: its CA, and this client's certificate and key.
+    etcd_cafile: str | None = None
+    etcd_certfile: str | None = None
+    etcd_keyfile: str | None = None
     leader_elect: bool = False  # controllers and scheduler only while holding the kube-system Lease
     # kube-controller-manager's --leader-elect-lease-duration, -renew-deadline and -retry-period.
     leader_elect_lease_duration: float = 15.0
@@ -273,10 +277,8 @@ def validate_config(config: ClusterConfig) -> None:
     if not 0 <= config.node_eviction_rate <= 1000 or math.isnan(config.node_eviction_rate):
         raise ConfigError(f"--node-eviction-rate: {config.node_eviction_rate} must be between 0 (never taint a "
                           "lost node NoExecute) and 1000 nodes a second")
-    from minikube_py.store.backends import parse_store_spec
-
     try:
-        parse_store_spec(config.store)
+        store_spec(config)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     for flag, seconds in (("--metric-resolution", config.metric_resolution),
@@ -303,13 +305,21 @@ def leader_election_timings(config: ClusterConfig):
                                  config.leader_elect_retry_period)
 
 
+def store_spec(config: ClusterConfig):
+    """The cluster's StoreSpec (--store and the --etcd-* TLS files); raises ValueError naming the flag."""
+    from minikube_py.store.backends import parse_store_spec
+    from minikube_py.store.etcd_endpoints import EtcdTLS
+
+    return parse_store_spec(config.store, EtcdTLS(config.etcd_cafile, config.etcd_certfile, config.etcd_keyfile))
+
+
 def store_unreachable(config: ClusterConfig) -> str | None:
     """Why the cluster's store cannot be used now (an etcd no member of which answers), or None."""
     from minikube_py.api.errors import ApiError
-    from minikube_py.store.backends import parse_store_spec, probe
+    from minikube_py.store.backends import probe
 
     try:
-        probe(parse_store_spec(config.store))
+        probe(store_spec(config))
     except ApiError as error:
         return error.message
     return None
@@ -377,6 +387,9 @@ def start(
     terminated_pod_gc_threshold: int | None = None,
     seccomp_default: bool | None = None,
     store: str | None = None,
+    etcd_cafile: str | None = None,
+    etcd_certfile: str | None = None,
+    etcd_keyfile: str | None = None,
     leader_elect: bool | None = None,
     metric_resolution: float | None = None,
     hpa_sync_period: float | None = None,
@@ -420,6 +433,10 @@ def start(
             config.seccomp_default = seccomp_default
         if store is not None:
             config.store = store
+        for field_name, path in (("etcd_cafile", etcd_cafile), ("etcd_certfile", etcd_certfile),
+                                 ("etcd_keyfile", etcd_keyfile)):
+            if path is not None:
+                setattr(config, field_name, os.path.abspath(path) if path else None)
         if leader_elect is not None:
             config.leader_elect = leader_elect
         if metric_resolution is not None:
@@ -672,7 +689,7 @@ def serve(home: str) -> int:
     from minikube_py.agent.routes import NodeRoutes
     from minikube_py.runtime.node_network import node_network_bridge, sync_routes
     from minikube_py.runtime.runtime import LinuxRuntime
-    from minikube_py.store import open_store, parse_store_spec
+    from minikube_py.store import open_store
 
     home = os.path.abspath(home)
     config = ClusterConfig.load(home)
@@ -690,7 +707,7 @@ def serve(home: str) -> int:
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
     try:
-        store = open_store(parse_store_spec(config.store), home, config.name)
+        store = open_store(store_spec(config), home, config.name)
     except ApiError as error:
         log.error("cannot open the store %s: %s", config.store, error.message)
         print(f"error: --store {config.store}: {error.message}", file=sys.stderr)

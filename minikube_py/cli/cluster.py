@@ -43,9 +43,17 @@ def register(subcommands: Subcommands) -> None:
     start.add_argument("--seccomp-default", type=_boolean, nargs="?", const=True, metavar="true|false",
                        help="give containers that name no seccompProfile the RuntimeDefault profile, as kubelet's "
                             "flag of the same name (default: true; false leaves them Unconfined)")
-    start.add_argument("--store", metavar="sqlite|etcd://HOST:PORT[,HOST:PORT...]",
+    start.add_argument("--store", metavar="sqlite|etcd://[https://]HOST:PORT[,...]",
                        help="where API objects live: the home's sqlite file (default), or etcd v3 members, under "
-                            "/<cluster name>/ so clusters can share them (docs/scale-out.md)")
+                            "/<cluster name>/ so clusters can share them; https:// members are spoken to over TLS "
+                            "with --etcd-cafile, --etcd-certfile, --etcd-keyfile (docs/scale-out.md)")
+    start.add_argument("--etcd-cafile", metavar="FILE",
+                       help="the CA that signed the etcd members' serving certificates, as kube-apiserver's flag "
+                            "(default: the public CAs); \"\" forgets a saved one")
+    start.add_argument("--etcd-certfile", metavar="FILE",
+                       help="the client certificate to present to etcd (one started with --client-cert-auth asks "
+                            "for it), as kube-apiserver's flag")
+    start.add_argument("--etcd-keyfile", metavar="FILE", help="the private key of --etcd-certfile")
     start.add_argument("--leader-elect", type=_boolean, nargs="?", const=True, metavar="true|false",
                        help="run the controllers and the scheduler only while this daemon holds the Lease "
                             "kube-system/minikube-py-controller-manager, as kube-controller-manager's flag, so "
@@ -144,6 +152,7 @@ def run_start(args: argparse.Namespace, context: Context) -> int:
         foreground=args.foreground, restart_backoff=args.restart_backoff, pids_limit=args.pids_limit,
         max_pods=args.max_pods, terminated_pod_gc_threshold=args.terminated_pod_gc_threshold,
         seccomp_default=args.seccomp_default, store=args.store,
+        etcd_cafile=args.etcd_cafile, etcd_certfile=args.etcd_certfile, etcd_keyfile=args.etcd_keyfile,
         leader_elect=args.leader_elect, metric_resolution=args.metric_resolution,
         hpa_sync_period=args.hpa_sync_period, image_gc_high_threshold=args.image_gc_high_threshold,
         image_gc_low_threshold=args.image_gc_low_threshold, node_cidr_mask_size=args.node_cidr_mask_size,

@@ -40,6 +40,7 @@ from urllib.parse import quote, unquote
 
 from minikube_py.api import errors
 from minikube_py.store.etcd_client import EtcdMembers, WatchStream, decode, encode, prefix_end
+from minikube_py.store.etcd_endpoints import EtcdTLS
 from minikube_py.store.interface import (Compactor, InMemoryState, already_exists, conflict, namespace_and_name, not_found,
                                          pool_exhausted, too_old)
 from minikube_py.store.watch import ADDED, DELETED, MODIFIED, LogEntry, Watcher
@@ -60,15 +61,16 @@ WRITE_RETRY_SECONDS = 10.0
 
 class EtcdStore(InMemoryState):
     """Objects as wire dicts in etcd under `/<cluster>/`, read from an in-memory mirror fed by
-    one etcd watch. `endpoints` are `host:port` client URLs of etcd members (plain HTTP: keep
-    them on loopback). Raises ServiceUnavailable naming the endpoints when no member answers."""
+    one etcd watch. `endpoints` are etcd members' client URLs: `host:port` (plain HTTP: keep
+    them on loopback) or `https://host:port`, spoken to with `tls`'s files. Raises
+    ServiceUnavailable naming the endpoints when no member answers."""
 
-    def __init__(self, endpoints: list[str], cluster: str):
+    def __init__(self, endpoints: list[str], cluster: str, tls: EtcdTLS | None = None):
         self.endpoints = list(endpoints)
         self.cluster = cluster
         self._prefix = f"/{cluster}/"
         self._registry = f"/{cluster}/registry/"
-        self._members = EtcdMembers(self.endpoints)
+        self._members = EtcdMembers(self.endpoints, tls=tls)
         self._lock = threading.Lock()
         self._applied = threading.Condition(self._lock)
         self._watchers: list[Watcher] = []
@@ -450,9 +452,9 @@ def _with_version(text: str, revision: int) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def wait_for_members(endpoints: list[str], timeout: float) -> None:
+def wait_for_members(endpoints: list[str], timeout: float, tls: EtcdTLS | None = None) -> None:
     """Wait until etcd at `endpoints` answers a read (for tests and benchmarks that start it)."""
-    members = EtcdMembers(endpoints, timeout=2.0)
+    members = EtcdMembers(endpoints, timeout=2.0, tls=tls)
     deadline = time.monotonic() + timeout
     while True:
         try:

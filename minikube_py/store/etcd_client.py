@@ -9,6 +9,12 @@ write may have happened (503 when etcd refused or has no leader, 504 when it did
 time, 507 when its space quota is full). `WatchStream` is one etcd watch read line by line, with
 the two answers etcd3gw's watcher drops and a store must see: a watch cancelled because its
 start revision was compacted, and the stream ending.
+
+Members given as `https://HOST:PORT` are spoken to over TLS, as kube-apiserver does with its
+`--etcd-cafile` (the CA that signed etcd's serving certificate; the public CAs without it),
+`--etcd-certfile` and `--etcd-keyfile` (the client certificate an etcd started with
+`--client-cert-auth` asks for): `EtcdTLS`. A handshake that fails is an error naming the member
+and what to check, never "unreachable".
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import requests
 from etcd3gw import exceptions as etcd_errors
 
 from minikube_py.api import errors
+from minikube_py.store.etcd_endpoints import EtcdTLS, split_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,27 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 # request without quorum comes back with etcd's own error before this.
 REQUEST_TIMEOUT_SECONDS = 15.0
 CONNECTIONS_PER_MEMBER = 32
+
+
+def _tls_problem(detail: str | None) -> str | None:
+    """What went wrong in a TLS handshake with an etcd member, and what to check; None when the
+    failure was not TLS's."""
+    text = detail or ""
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        reason = re.search(r"certificate verify failed: ([^(')\]]*)", text)
+        return (f"its certificate is not trusted ({reason.group(1).strip() if reason else 'verify failed'}): "
+                "--etcd-cafile must be the CA that signed the etcd members' serving certificates "
+                "(etcd's --cert-file), and the certificate must name the host in --store")
+    # Go's TLS server asking for a client certificate ends the handshake (an EOF here) or alerts.
+    if any(sign in text for sign in ("alert certificate required", "alert bad certificate", "alert unknown ca",
+                                     "EOF occurred in violation of protocol")):
+        return ("it wants a client certificate it trusts: give --etcd-certfile and --etcd-keyfile of a client "
+                "certificate signed by the CA etcd trusts (etcd's --trusted-ca-file)")
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "it does not speak TLS on that port: use http:// (or HOST:PORT) for that member in --store"
+    if "SSLError" in text or "SSL:" in text or "TLSV1_ALERT" in text:
+        return f"the TLS handshake failed ({_reason(text)})"
+    return None
 
 
 def encode(text: str) -> str:
@@ -52,6 +80,8 @@ def prefix_end(prefix: str) -> str:
 
 def _reason(detail: str | None) -> str:
     """The heart of a connection failure ("[Errno 111] Connection refused"), not urllib3's whole story."""
+    if "Remote end closed connection without response" in (detail or ""):
+        return "it hung up without an answer: if it serves TLS, write it https://HOST:PORT in --store"
     match = re.search(r"\[Errno -?\d+\][^'\")]*", detail or "")
     if match:
         return match.group(0).strip()
@@ -73,16 +103,23 @@ class EtcdMembers:
     which is safe for every request because nothing was sent. An answer from etcd, even an
     error, is final."""
 
-    def __init__(self, endpoints: list[str], timeout: float = REQUEST_TIMEOUT_SECONDS):
+    def __init__(self, endpoints: list[str], timeout: float = REQUEST_TIMEOUT_SECONDS, tls: EtcdTLS | None = None):
         self.endpoints = list(endpoints)
         self._clients = []
+        tls = tls or EtcdTLS()
         for endpoint in self.endpoints:
-            host, port = endpoint.rsplit(":", 1)
+            scheme, host, port = split_endpoint(endpoint)
             session = requests.Session()
+            # Not the environment's proxies or REQUESTS_CA_BUNDLE (which would win over --etcd-cafile).
+            session.trust_env = False
             adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=CONNECTIONS_PER_MEMBER)
-            session.mount("http://", adapter)
+            session.mount(f"{scheme}://", adapter)
+            if scheme == "https":
+                session.verify = tls.ca_file or True
+                if tls.cert_file and tls.key_file:
+                    session.cert = (tls.cert_file, tls.key_file)
             self._clients.append(etcd3gw.Etcd3Client(
-                host=host.strip("[]"), port=int(port), timeout=(CONNECT_TIMEOUT_SECONDS, timeout),
+                host=host, port=port, protocol=scheme, timeout=(CONNECT_TIMEOUT_SECONDS, timeout),
                 api_path="/v3/", session=session))
         self._current = 0
         self._lock = threading.Lock()
@@ -111,6 +148,9 @@ class EtcdMembers:
             except etcd_errors.ConnectionFailedError as error:
                 if _etcd_message(error) is not None:
                     raise self.api_error(error, self.endpoints[index]) from None
+                problem = _tls_problem(error.detail_text)
+                if problem is not None:
+                    raise self.tls_error(self.endpoints[index], problem) from None
                 unreachable.append(f"{self.endpoints[index]} ({_reason(error.detail_text)})")
                 self._move_past(index)
             except etcd_errors.Etcd3Exception as error:
@@ -118,6 +158,11 @@ class EtcdMembers:
         raise errors.ServiceUnavailable(
             f"the etcd store is unreachable: no member answered at {', '.join(unreachable)}. Start etcd "
             "there, or point --store at members that run (nothing was changed)")
+
+    @staticmethod
+    def tls_error(endpoint: str, problem: str) -> errors.ApiError:
+        return errors.ServiceUnavailable(f"the etcd store at {endpoint} refused the TLS connection: {problem} "
+                                         "(nothing was changed)")
 
     @staticmethod
     def api_error(error: etcd_errors.Etcd3Exception, endpoint: str) -> errors.ApiError:
@@ -150,6 +195,9 @@ class EtcdMembers:
                 response = client.session.post(client.get_url("/watch"), json=request, stream=True,
                                                timeout=(CONNECT_TIMEOUT_SECONDS, None))
             except requests.RequestException as error:
+                problem = _tls_problem(str(error))
+                if problem is not None:
+                    raise self.tls_error(self.endpoints[index], problem) from None
                 failures.append(f"{self.endpoints[index]} ({_reason(str(error))})")
                 self._move_past(index)
                 continue

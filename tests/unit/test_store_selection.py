@@ -19,8 +19,9 @@ def test_sqlite_is_the_default_and_etcd_takes_a_list_of_members():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("mysql://db", "'mysql://db' is not a store; use sqlite or etcd://HOST:PORT[,HOST:PORT...]"),
-    ("etcd://127.0.0.1", "'127.0.0.1' in 'etcd://127.0.0.1' is not HOST:PORT (such as 127.0.0.1:2379)"),
+    ("mysql://db", "'mysql://db' is not a store; use sqlite or etcd://[https://]HOST:PORT[,[https://]HOST:PORT...]"),
+    ("etcd://127.0.0.1", "'127.0.0.1' in 'etcd://127.0.0.1' is not HOST:PORT or https://HOST:PORT (such as "
+                         "127.0.0.1:2379)"),
     ("etcd://127.0.0.1:2379,:2", "':2' in 'etcd://127.0.0.1:2379,:2' is not HOST:PORT"),
     ("etcd://h:70000", "'h:70000' in 'etcd://h:70000' is not HOST:PORT"),
 ])
