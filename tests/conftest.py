@@ -19,7 +19,7 @@ E2E_MODULE_WEIGHTS = {
     "test_services_cli_e2e.py": 250, "test_cluster_e2e.py": 240, "test_deployments_e2e.py": 235,
     "test_hooks_e2e.py": 230, "test_kubectl_streams_e2e.py": 195, "test_volumes_e2e.py": 180,
     "test_access_e2e.py": 135, "test_jobs_e2e.py": 105, "test_benchmarks_before_after_e2e.py": 105,
-    "test_benchmarks_quick_e2e.py": 100, "test_services_rollout_e2e.py": 100, "test_etcd_store_e2e.py": 85, "test_etcd_ha_e2e.py": 75,
+    "test_benchmarks_quick_e2e.py": 100, "test_services_rollout_e2e.py": 100, "test_etcd_store_e2e.py": 85, "test_etcd_ha_e2e.py": 100,
     "test_supervisor_faults_e2e.py": 75, "test_runtime_e2e.py": 65, "test_kubectl_e2e.py": 60,
     "test_config_e2e.py": 55, "test_upgrade_e2e.py": 55, "test_storage_faults_e2e.py": 30,
     "test_network_cgroups_e2e.py": 15, "test_daemonset_e2e.py": 115,

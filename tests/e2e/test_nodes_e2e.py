@@ -15,13 +15,11 @@ import ipaddress
 import json
 import os
 import random
-import subprocess
-import sys
 
 import pytest
 
-from controllers.nodeipam import node_network
 from tests.e2e.cluster import Cluster, host_leftovers, wait_for
+from tests.e2e.node_links import http_get, set_link
 
 pytestmark = pytest.mark.e2e
 
@@ -72,13 +70,6 @@ TOLERATIONS = """\
 """ % (TOLERATION, TOLERATION)
 # Evictions are the taint eviction controller's (controllers/tainteviction.py, with pod tolerations).
 EVICTING = os.path.exists(os.path.join(os.path.dirname(__file__), "..", "..", "controllers", "tainteviction.py"))
-
-
-def http_get(cluster: Cluster, pod: str, host: str, port: int) -> str:
-    """The body of GET / from inside `pod` (busybox nc: its wget crashes on -T here)."""
-    result = cluster.exec(pod, "sh", "-c", f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 {host} {port} | tail -1',
-                          check=False)
-    return result.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -167,14 +158,6 @@ def running_names(cluster: Cluster) -> dict[str, str]:
     pods = cluster.client.raw.list("pods", "default", label_selector="app=spread")["items"]
     return {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods
             if p.get("status", {}).get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")}
-
-
-def set_link(cluster: Cluster, name: str, up: bool) -> None:
-    """Bring a node's link to the host down or up, as unplugging its cable would."""
-    network = node_network(cluster.pod_cidr, 24)  # a /20 pod CIDR in /24 node slices
-    code = ("import sys; from minikube_py.runtime.node_network import NodeNetwork; "
-            "NodeNetwork(sys.argv[1], sys.argv[2]).set_link(sys.argv[3], sys.argv[4] == 'up')")
-    subprocess.run([sys.executable, "-c", code, cluster.name, network, name, "up" if up else "down"], check=True)
 
 
 def test_a_node_that_loses_its_link_goes_not_ready_its_pods_move_and_it_comes_back_clean(cluster):
