@@ -356,6 +356,9 @@ class HorizontalPodAutoscalerController(Controller[str]):
             conditions.append(_condition("AbleToScale", "False", "FailedGetScale", message))
             self._write_status(hpa, None, hpa.status.desired_replicas if hpa.status else 0, [], conditions, False, now)
             return self.sync_period
+        # Later AbleToScale conditions of this sync (rescaled, stabilized, failed update) replace it.
+        conditions.append(_condition("AbleToScale", "True", "SucceededGetScale",
+                                     "the HPA controller was able to get the target's current scale"))
         current = int((scale.get("spec") or {}).get("replicas") or 0)
         minimum, maximum = hpa.spec.min_replicas or 1, hpa.spec.max_replicas
         rescale_reason = ""

@@ -18,7 +18,7 @@ from minikube_py.cli import describe_networking, describe_storage, describe_work
 from minikube_py.cli.get import no_resources_message
 from minikube_py.cli.context import Context, Subcommands, print_error, resolve_resource
 from minikube_py.cli.describe_template import (  # noqa: F401 (describe_pod_template: imported from here by rollout)
-    describe_containers, describe_pod_template, describe_volumes, write_pods_status)
+    describe_containers, describe_pod_template, describe_tolerations, describe_volumes, write_pods_status)
 from minikube_py.cli.describe_format import (  # noqa: F401 (DescribeWriter: imported from here by rollout, pods)
     DescribeWriter, describe_events, events_about, go_duration, rfc1123)
 from minikube_py.cli.tables import NONE, age
@@ -105,7 +105,7 @@ def describe_pod(context: Context, pod: dict, now: float) -> str:
     describe_volumes(writer, spec.get("volumes"), 0)
     writer.write(0, f"QoS Class:\t{quality_of_service(pod)}")
     writer.labels(0, "Node-Selectors", spec.get("nodeSelector"))
-    writer.write(0, f"Tolerations:\t{NONE}")
+    describe_tolerations(writer, 0, spec.get("tolerations"))
     describe_events(writer, events_about(context, pod), now)
     return writer.render()
 

@@ -217,10 +217,39 @@ def describe_pod_template(writer: DescribeWriter, template: dict) -> None:
     writer.labels(1, "Labels", metadata.get("labels"))
     if metadata.get("annotations"):
         writer.annotations(1, "Annotations", metadata["annotations"])
+    if spec.get("serviceAccountName"):
+        writer.write(1, f"Service Account:\t{spec['serviceAccountName']}")
     if spec.get("initContainers"):
         describe_containers(writer, "Init Containers", spec["initContainers"], None, template=True)
     describe_containers(writer, "Containers", spec.get("containers") or [], None, template=True)
     describe_volumes(writer, spec.get("volumes"), 1)
+    if spec.get("priorityClassName"):
+        writer.write(1, f"Priority Class Name:\t{spec['priorityClassName']}")
+    writer.labels(1, "Node-Selectors", spec.get("nodeSelector"))
+    describe_tolerations(writer, 1, spec.get("tolerations"))
+
+
+def toleration_text(toleration: dict) -> str:
+    """kubectl's form of one toleration: `key=value:Effect`, then ` op=Exists` and ` for 300s`."""
+    text = toleration.get("key") or ""
+    if toleration.get("value"):
+        text += f"={toleration['value']}"
+    if toleration.get("effect"):
+        text += f":{toleration['effect']}"
+    if toleration.get("operator") == "Exists" and not toleration.get("value"):
+        text += " op=Exists" if toleration.get("key") or toleration.get("effect") else "op=Exists"
+    if toleration.get("tolerationSeconds") is not None:
+        text += f" for {toleration['tolerationSeconds']}s"
+    return text
+
+
+def describe_tolerations(writer: DescribeWriter, level: int, tolerations: list[dict] | None) -> None:
+    """`Tolerations:` one per line, sorted by key, as kubectl's printPodTolerationsMultiline."""
+    ordered = sorted(tolerations or [], key=lambda toleration: toleration.get("key") or "")
+    if not ordered:
+        writer.write(level, f"Tolerations:\t{NONE}")
+    for index, toleration in enumerate(ordered):
+        writer.write(level, f"{'Tolerations:' if index == 0 else ''}\t{toleration_text(toleration)}")
 
 
 def write_pods_status(context: Context, writer: DescribeWriter, owner: dict) -> None:

@@ -127,7 +127,9 @@ def test_describe_daemonset_shows_kubectls_counts_and_template(live, controlled)
                      "Number of Nodes Scheduled with Up-to-date Pods: 1",
                      "Number of Nodes Scheduled with Available Pods: 0", "Number of Nodes Misscheduled: 0",
                      "Pods Status:  0 Running / 1 Waiting / 0 Succeeded / 0 Failed", "Pod Template:",
-                     "    Image:        busybox:1", "Events:"):
+                     # The template's lines align with its Node-Selectors and Tolerations, as kubectl's.
+                     "    Image:         busybox:1", "  Node-Selectors:  disk=ssd", "  Tolerations:     <none>",
+                     "Events:"):
         assert expected in lines, (expected, text)
     assert "SuccessfulCreate" in text and "Created pod: agent-" in text
 

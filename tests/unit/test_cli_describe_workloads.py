@@ -176,3 +176,31 @@ def test_smart_labels_are_kubectls():
     assert [smart_label(field) for field in ("apiVersion", "holderIdentity", "podCIDRs", "uid", "revision",
                                              "app.kubernetes.io/name")] == \
         ["API Version", "Holder Identity", "Pod CIDRs", "UID", "Revision", "app.kubernetes.io/name"]
+
+
+def test_describe_pod_and_templates_list_node_selectors_and_tolerations_as_kubectl(live):
+    live.registry.create("pods", "default", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tolerant"},
+        "spec": {"containers": [{"name": "c0", "image": "busybox"}], "nodeSelector": {"disk": "ssd"},
+                 "tolerations": [
+                     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                      "tolerationSeconds": 300},
+                     {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+                     {"operator": "Exists"}]}})
+    lines = live.run("describe", "pod", "tolerant").out.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("Tolerations:"))
+    assert [line.split(None, 1)[-1] if index == 0 else line.strip()
+            for index, line in enumerate(lines[start:start + 3])] == [
+        "op=Exists", "dedicated=gpu:NoSchedule", "node.kubernetes.io/not-ready:NoExecute op=Exists for 300s"]
+    assert ["Node-Selectors:", "disk=ssd"] in [line.split() for line in lines]
+
+    live.registry.create("statefulsets", "default", {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                     "containers": [{"name": "main", "image": "busybox"}], "priorityClassName": "high",
+                     "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]}}}})
+    template = [line.split() for line in live.run("describe", "sts", "db").out.splitlines()]
+    for expected in (["Priority", "Class", "Name:", "high"], ["Node-Selectors:", "<none>"],
+                     ["Tolerations:", "dedicated:NoSchedule", "op=Exists"]):
+        assert expected in template, expected

@@ -274,6 +274,9 @@ def test_no_metrics_makes_scaling_inactive(cluster):
     cluster.settle(controller)
     status, reason, message = conditions_of(cluster)["ScalingActive"]
     assert (status, reason) == ("False", "FailedGetResourceMetric")
+    # The scale was read: Kubernetes says so beside the metrics failure.
+    assert conditions_of(cluster)["AbleToScale"] == (
+        "True", "SucceededGetScale", "the HPA controller was able to get the target's current scale")
     assert message == ("the HPA was unable to compute the replica count: failed to get cpu utilization: unable to "
                        "get metrics for resource cpu: no metrics returned from resource metrics API")
     assert cluster.get("deployments", "web").spec.replicas == 1
