@@ -10,7 +10,6 @@ with Kubernetes' (scale up: no stabilization, the larger of 4 pods or 100 % per 
 
 from __future__ import annotations
 
-from typing import Any
 
 from pydantic import Field
 
@@ -240,41 +239,3 @@ def validate_horizontal_pod_autoscaler(hpa: HorizontalPodAutoscaler) -> list[tup
         problems += _validate_rules(spec.behavior.scale_up, "spec.behavior.scaleUp")
         problems += _validate_rules(spec.behavior.scale_down, "spec.behavior.scaleDown")
     return problems
-
-
-# -- the `get hpa` row --------------------------------------------------------------------------
-
-MAX_TARGETS_SHOWN = 2  # kubectl's printer shows two metrics, then "+ N more..."
-
-
-def format_targets(hpa: dict[str, Any]) -> str:
-    """TARGETS as kube-apiserver's printer writes it: `cpu: 45%/50%`, `memory: 12Mi/100Mi`,
-    `cpu: <unknown>/50%` before the first measurement."""
-    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
-    current = {(metric.get("resource") or {}).get("name"): (metric.get("resource") or {}).get("current") or {}
-               for metric in status.get("currentMetrics") or [] if metric.get("type") == "Resource"}
-    cells = []
-    for metric in spec.get("metrics") or []:
-        resource = metric.get("resource") or {}
-        name, target = resource.get("name", ""), resource.get("target") or {}
-        now = current.get(name) or {}
-        if target.get("type") == "Utilization":
-            shown = f"{now['averageUtilization']}%" if now.get("averageUtilization") is not None else "<unknown>"
-            cells.append(f"{name}: {shown}/{target.get('averageUtilization')}%")
-        else:
-            shown = now.get("averageValue") or "<unknown>"
-            cells.append(f"{name}: {shown}/{target.get('averageValue')}")
-    if not cells:
-        return "<none>"
-    if len(cells) > MAX_TARGETS_SHOWN:
-        return ", ".join(cells[:MAX_TARGETS_SHOWN]) + f" + {len(cells) - MAX_TARGETS_SHOWN} more..."
-    return ", ".join(cells)
-
-
-def hpa_row_cells(hpa: dict[str, Any]) -> list[Any]:
-    """REFERENCE, TARGETS, MINPODS, MAXPODS, REPLICAS (between NAME and AGE)."""
-    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
-    target = spec.get("scaleTargetRef") or {}
-    minimum = spec.get("minReplicas")
-    return [f"{target.get('kind', '')}/{target.get('name', '')}", format_targets(hpa),
-            "<unset>" if minimum is None else minimum, spec.get("maxReplicas", 0), status.get("currentReplicas", 0)]

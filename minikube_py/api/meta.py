@@ -30,6 +30,7 @@ class WireModel(BaseModel):
         alias_generator=wire_name,
         populate_by_name=True,
         extra="forbid",
+        defer_build=True,
         strict=True,  # like Kubernetes: `replicas: "3"` is an error, not silently an int
     )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from minikube_py.api import batch_rows, networking_rows, storage_rows, times
-from minikube_py.api.autoscaling import hpa_row_cells
+from minikube_py.api.autoscaling_rows import hpa_row_cells
 
 NONE = "<none>"
 TABLE_API_VERSION = "meta.k8s.io/v1"

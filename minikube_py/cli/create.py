@@ -17,8 +17,6 @@ import base64
 import json
 import os
 
-from minikube_py.api.networking_validation import config_key_errors
-from minikube_py.api.validation import env_var_name_errors
 from minikube_py.cli.apply import DRY_RUN_CHOICES, DRY_RUN_SUFFIX
 from minikube_py.cli.context import CommandError, Context, Subcommands
 from minikube_py.cli.get import dump
@@ -130,6 +128,8 @@ def env_file_pairs(path: str) -> list[tuple[str, str]]:
     except OSError as error:
         raise CommandError(f"error reading {path}: {error.strerror or error}") from None
     text = content.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    from minikube_py.api.validation import env_var_name_errors  # builds the models: only when used
+
     pairs = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.lstrip()
@@ -165,6 +165,8 @@ def source_items(literals: list[str], files: list[str], env_files: list[str]) ->
 
 
 def _check_key(key: str, kind: str) -> None:
+    from minikube_py.api.networking_validation import config_key_errors  # builds the models: only when used
+
     problems = config_key_errors(key)
     if problems:
         raise CommandError(f'"{key}" is not a valid key name for a {kind}: {";".join(problems)}')

@@ -13,7 +13,6 @@ import argparse
 from collections.abc import Callable
 
 from minikube_py import api
-from minikube_py.client.deployments import find_new_replica_set
 from minikube_py.cli import describe_networking, describe_storage, describe_workloads, tables
 from minikube_py.cli.get import no_resources_message
 from minikube_py.cli.context import Context, Subcommands, print_error, resolve_resource
@@ -157,6 +156,8 @@ def describe_deployment(context: Context, deployment: dict, now: float) -> str:
     template = spec.get("template") or {}
     describe_pod_template(writer, template)
     describe_conditions(writer, status.get("conditions"))
+    from minikube_py.client.deployments import find_new_replica_set  # on the models: imported when used
+
     replica_sets = owned_replica_sets(context, deployment)
     new_model = find_new_replica_set(api.Deployment.model_validate(deployment),
                                      [api.ReplicaSet.model_validate(item) for item in replica_sets])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from minikube_py.api.networking import SERVICE_NAME_LABEL
+from minikube_py import api
 from minikube_py.cli.context import Context
 from minikube_py.cli.describe_format import DescribeWriter, describe_events, events_about
 from minikube_py.cli.tables import NONE
@@ -60,7 +60,7 @@ def format_endpoint_slices(endpoint_slices: list[dict], port_name: str | None) -
 def slices_of(context: Context, service: dict) -> list[dict]:
     metadata = service["metadata"]
     listing = context.transport.list("endpointslices", namespace=metadata.get("namespace"),
-                                     label_selector=f"{SERVICE_NAME_LABEL}={metadata['name']}")
+                                     label_selector=f"{api.networking.SERVICE_NAME_LABEL}={metadata['name']}")
     return sorted(listing.get("items") or [], key=lambda item: item["metadata"]["name"])
 
 

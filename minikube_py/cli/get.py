@@ -12,8 +12,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
-
-import yaml
+from functools import cache
 
 from minikube_py import api
 from minikube_py.api.errors import NotFound
@@ -174,19 +173,22 @@ def as_list(objects: list[dict]) -> dict:
     return {"apiVersion": "v1", "items": objects, "kind": "List", "metadata": {"resourceVersion": ""}}
 
 
-class KubectlYamlDumper(yaml.SafeDumper):
-    """YAML as kubectl writes it: multi-line strings as `|` blocks, quoted scalars in double quotes."""
+@cache
+def kubectl_yaml_dumper() -> type:
+    """YAML as kubectl writes it: multi-line strings as `|` blocks, quoted scalars in double quotes.
+    Made on first use, so commands that print no YAML do not import it."""
+    import yaml
 
-    def choose_scalar_style(self):
-        style = super().choose_scalar_style()
-        return '"' if style == "'" else style
+    class KubectlYamlDumper(yaml.SafeDumper):
+        def choose_scalar_style(self):
+            style = super().choose_scalar_style()
+            return '"' if style == "'" else style
 
+    def represent_text(dumper: yaml.SafeDumper, text: str):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
 
-def _represent_text(dumper: yaml.SafeDumper, text: str):
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
-
-
-KubectlYamlDumper.add_representer(str, _represent_text)
+    KubectlYamlDumper.add_representer(str, represent_text)
+    return KubectlYamlDumper
 
 
 def without_managed_fields(obj: dict) -> dict:
@@ -205,7 +207,9 @@ def dump(obj: dict, output: str, show_managed_fields: bool = False) -> str:
         obj = without_managed_fields(obj)
     if output == "json":
         return json.dumps(obj, indent=4)
-    return yaml.dump(obj, Dumper=KubectlYamlDumper, default_flow_style=False, sort_keys=True).rstrip("\n")
+    import yaml
+
+    return yaml.dump(obj, Dumper=kubectl_yaml_dumper(), default_flow_style=False, sort_keys=True).rstrip("\n")
 
 
 def print_objects(context: Context, groups: list[tuple[api.ResourceInfo, list[dict]]], output: str | None,

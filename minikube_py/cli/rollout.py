@@ -21,12 +21,11 @@ from minikube_py.cli.context import (
     CommandError, Context, Subcommands, qualified_kind, split_type_and_name, watch_events)
 from minikube_py.cli.mutate import parse_bool, parse_duration
 
-from minikube_py.client import daemonset_rollout, history
-from minikube_py.client import rollout as rollout_helpers
-from minikube_py.client import statefulset_rollout
+# Kinds whose rollout history is their ControllerRevisions.
+REVISIONED = ("statefulsets", "daemonsets")
 
-# Kinds whose rollout history is their ControllerRevisions, and their models.
-REVISIONED = {"statefulsets": api.StatefulSet, "daemonsets": api.DaemonSet}
+# The helpers in minikube_py.client work on the models, so each command imports them when it
+# runs: building the models at import would slow every other command's start.
 
 
 def register(subcommands: Subcommands) -> None:
@@ -75,6 +74,9 @@ def deployment_target(context: Context, text: str, revisioned: bool = True) -> t
 
 
 def status_message(info: api.ResourceInfo, obj: dict) -> tuple[str, bool, str | None]:
+    from minikube_py.client import daemonset_rollout, statefulset_rollout
+    from minikube_py.client import rollout as rollout_helpers
+
     if info.plural == "statefulsets":
         return statefulset_rollout.status_message(api.StatefulSet.model_validate(obj))
     if info.plural == "daemonsets":
@@ -85,7 +87,7 @@ def status_message(info: api.ResourceInfo, obj: dict) -> tuple[str, bool, str | 
 def revisioned_history(context: Context, info: api.ResourceInfo, namespace: str, workload: dict):
     """The StatefulSet or DaemonSet as its model, and the namespace's ControllerRevisions."""
     revisions = context.transport.list("controllerrevisions", namespace)["items"]
-    return (REVISIONED[info.plural].model_validate(workload),
+    return (info.model.model_validate(workload),
             [api.ControllerRevision.model_validate(item) for item in revisions])
 
 
@@ -124,6 +126,8 @@ def run_status(args: argparse.Namespace, context: Context) -> int:
 
 
 def run_history(args: argparse.Namespace, context: Context) -> int:
+    from minikube_py.client import rollout as rollout_helpers
+
     info, name, namespace = deployment_target(context, args.target)
     deployment = context.transport.get(info.plural, namespace, name)
     if info.plural in REVISIONED:
@@ -153,6 +157,9 @@ def run_history(args: argparse.Namespace, context: Context) -> int:
 
 def revisioned_history_command(args: argparse.Namespace, context: Context, info: api.ResourceInfo,
                                namespace: str, workload: dict) -> int:
+    from minikube_py.client import history, statefulset_rollout
+    from minikube_py.client import rollout as rollout_helpers
+
     model, revisions = revisioned_history(context, info, namespace, workload)
     label = f"{qualified_kind(info)}/{model.metadata.name}"
     try:
@@ -178,6 +185,9 @@ def revisioned_history_command(args: argparse.Namespace, context: Context, info:
 
 def revisioned_undo(args: argparse.Namespace, context: Context, info: api.ResourceInfo, namespace: str,
                     workload: dict) -> int:
+    from minikube_py.client import statefulset_rollout
+    from minikube_py.client import rollout as rollout_helpers
+
     model, revisions = revisioned_history(context, info, namespace, workload)
     label = f"{qualified_kind(info)}/{model.metadata.name}"
     try:
@@ -194,6 +204,8 @@ def revisioned_undo(args: argparse.Namespace, context: Context, info: api.Resour
 
 
 def run_undo(args: argparse.Namespace, context: Context) -> int:
+    from minikube_py.client import rollout as rollout_helpers
+
     info, name, namespace = deployment_target(context, args.target)
     deployment = context.transport.get(info.plural, namespace, name)
     if info.plural in REVISIONED:
@@ -215,6 +227,8 @@ def run_undo(args: argparse.Namespace, context: Context) -> int:
 
 
 def run_pause_resume_restart(args: argparse.Namespace, context: Context) -> int:
+    from minikube_py.client import rollout as rollout_helpers
+
     info, name, namespace = deployment_target(context, args.target, revisioned=args.verb == "restart")
     deployment = context.transport.get(info.plural, namespace, name)
     label = f"{qualified_kind(info)}/{name}"

@@ -14,8 +14,8 @@ import argparse
 import time
 from typing import Any
 
+from minikube_py import api
 from minikube_py.api import errors
-from minikube_py.api.placement import TAINT_EFFECTS
 from minikube_py.cli.context import CommandError, Context, Subcommands, print_error
 from minikube_py.cli.mutate import parse_duration
 
@@ -77,7 +77,7 @@ def parse_taint(text: str) -> tuple[dict[str, Any], bool]:
         raise CommandError(f"invalid taint spec: {text}, Missing effect")
     if not key:
         raise CommandError(f"invalid taint spec: {text}")
-    if effect and effect not in TAINT_EFFECTS:
+    if effect and effect not in api.placement.TAINT_EFFECTS:
         raise CommandError(f"invalid taint effect: {effect}, unsupported taint effect")
     taint: dict[str, Any] = {"key": key, "effect": effect}
     if value:

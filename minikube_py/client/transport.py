@@ -18,13 +18,18 @@ import socket
 import ssl
 import threading
 from collections.abc import Sequence
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import quote, urlencode, urlsplit
 
 from minikube_py import __version__, api
-from minikube_py.api import errors, exec_stream
-from minikube_py.api.exec_stream import CLOSE_SIGNAL, ERROR, RESIZE, STDERR, STDIN, STDOUT
+from minikube_py.api import errors
 from minikube_py.api.watch import EventStream
+
+if TYPE_CHECKING:
+    # Streams need wsproto, which costs a CLI command that opens none 40 ms to import: the
+    # stream methods import these when called.
+    from minikube_py.api import exec_stream
+    from minikube_py.client.remote_command import ExecStream
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -121,87 +126,6 @@ class TransportWatch(EventStream):
             except OSError:
                 pass
         self._connection.close()
-
-
-class ExecStream:
-    """An exec or attach on the server, over a WebSocket speaking v5.channel.k8s.io (or v4 for an
-    older server): the client side of `ExecSession`."""
-
-    def __init__(self, channels: exec_stream.ChannelSocket):
-        self._channels = channels
-        self._exit_code: int | None = None
-        self._failure: str | None = None
-        self._finished = False
-
-    def _send(self, channel: int, data: bytes) -> None:
-        # A command may exit (and the server close the stream) before it read its input; the
-        # input is then simply not wanted any more, as with a pipe to a finished process.
-        try:
-            self._channels.send(channel, data)
-        except OSError:
-            pass
-
-    def write_stdin(self, data: bytes) -> None:
-        self._send(STDIN, data)
-
-    def close_stdin(self) -> None:
-        """End of input. v5 says so with its close signal; v4 has no way to, so it is a no-op."""
-        if self._channels.protocol.close_signal:
-            self._send(CLOSE_SIGNAL, bytes([STDIN]))
-
-    def resize(self, width: int, height: int) -> None:
-        self._send(RESIZE, exec_stream.encode_resize(width, height))
-
-    def read(self) -> Iterator[tuple[int, bytes]]:
-        """(1 stdout | 2 stderr, data) until the command exits."""
-        while not self._finished:
-            message = self._channels.receive()
-            if message is None:
-                self._finished = True
-                break
-            channel, data = message
-            if channel == ERROR:
-                self._error_channel(data)
-            elif channel in (STDOUT, STDERR) and data:
-                yield channel, data
-
-    def _error_channel(self, data: bytes) -> None:
-        if not data:
-            return
-        if self._channels.protocol.status_document:
-            try:
-                status = json.loads(data)
-            except ValueError:
-                self._failure = data.decode(errors="replace")
-                return
-            self._exit_code = exec_stream.exit_code_of(status)
-            if self._exit_code is None:
-                self._failure = str(status.get("message") or status)
-        else:
-            self._failure = data.decode(errors="replace")
-
-    def wait(self) -> int:
-        """The command's exit code (output not read yet is discarded)."""
-        for _ in self.read():
-            pass
-        self.close()
-        if self._failure is not None and self._exit_code is None:
-            raise errors.ApiError(self._failure)
-        if self._exit_code is None:
-            if self._channels.close_code == 1000:  # a clean end with nothing on the error channel: success
-                return 0
-            raise errors.ApiError("the exec stream ended before the command's exit code arrived")
-        return self._exit_code
-
-    def kill(self) -> None:
-        """Hang up; the server kills the command."""
-        self.close()
-
-    def close(self) -> None:
-        self._finished = True
-        self._channels.close()
-        self._channels.shutdown()
-        self._channels.sock.close()
 
 
 class HttpTransport:
@@ -450,6 +374,9 @@ class HttpTransport:
 
     def _remote_command(self, subresource: str, namespace: str | None, name: str, options: dict[str, Any]
                         ) -> ExecStream:
+        from minikube_py.api import exec_stream
+        from minikube_py.client.remote_command import ExecStream
+
         query = {key: value for key, value in options.items() if not isinstance(value, bool)}
         query.update({key: "true" for key in ("stdin", "tty") if options.get(key)})
         query["stdout"] = "true"
@@ -462,6 +389,8 @@ class HttpTransport:
         """One connection to the pod's `port` (localhost in its network namespace) as a WebSocket
         of the channel protocol: data on channel 0, an error's text on channel 1; each channel's
         first message is the port (two little-endian bytes)."""
+        from minikube_py.api import exec_stream
+
         return self.open_channels(self._path("pods", namespace, name, "portforward", query={"ports": str(port)}),
                                   exec_stream.PORT_FORWARD_PROTOCOLS)
 
@@ -469,6 +398,8 @@ class HttpTransport:
                       ) -> exec_stream.ChannelSocket:
         """A WebSocket to `path` speaking the first of `protocols` the server accepts; an HTTP
         error answer raises the matching ApiError."""
+        from minikube_py.api import exec_stream
+
         connection = self._new_connection(None)
         connection.connect()
         sock = connection.sock

@@ -7,7 +7,8 @@ import pytest
 
 from minikube_py import api
 from minikube_py.api import errors
-from minikube_py.api.autoscaling import HPAScalingPolicy, HPAScalingRules, format_targets
+from minikube_py.api.autoscaling import HPAScalingPolicy, HPAScalingRules
+from minikube_py.api.autoscaling_rows import format_targets
 from minikube_py.api.meta import ObjectMeta
 from minikube_py.api.metrics import ContainerMetrics, PodMetrics
 from minikube_py.api.times import format_time
