@@ -62,6 +62,10 @@ def describe_pod(context: Context, pod: dict, now: float) -> str:
     writer = DescribeWriter()
     writer.write(0, f"Name:\t{metadata['name']}")
     writer.write(0, f"Namespace:\t{metadata.get('namespace', '')}")
+    if spec.get("priority") is not None:
+        writer.write(0, f"Priority:\t{spec['priority']}")
+    if spec.get("priorityClassName"):
+        writer.write(0, f"Priority Class Name:\t{spec['priorityClassName']}")
     if spec.get("serviceAccountName"):
         writer.write(0, f"Service Account:\t{spec['serviceAccountName']}")
     node = spec.get("nodeName")
@@ -194,7 +198,7 @@ def describe_daemon_set(context: Context, daemon_set: dict, now: float) -> str:
     template = spec.get("template") or {}
     writer = DescribeWriter()
     writer.write(0, f"Name:\t{metadata['name']}")
-    writer.write(0, f"Namespace:\t{metadata.get('namespace', '')}")
+    # kubectl prints no Namespace line for a DaemonSet.
     writer.write(0, f"Selector:\t{tables.format_label_selector(spec.get('selector'))}")
     writer.write(0, f"Node-Selector:\t{tables.format_labels((template.get('spec') or {}).get('nodeSelector'))}")
     writer.labels(0, "Labels", metadata.get("labels"))
@@ -305,8 +309,7 @@ def describe_job(context: Context, job: dict, now: float) -> str:
                     f"{status.get('succeeded', 0)} Succeeded / {status.get('failed', 0)} Failed")
     if spec.get("completionMode") == "Indexed":
         writer.write(0, f"Completed Indexes:\t{status.get('completedIndexes') or NONE}")
-    describe_pod_template(writer, spec.get("template") or {})
-    describe_conditions(writer, status.get("conditions"))
+    describe_pod_template(writer, spec.get("template") or {})  # kubectl 1.32 lists no Job conditions here
     describe_events(writer, events_about(context, job), now)
     return writer.render()
 

@@ -120,8 +120,9 @@ def test_describe_daemonset_shows_kubectls_counts_and_template(live, controlled)
     controlled.sync()
     text = live.run("describe", "ds", "agent").out
     lines = text.splitlines()
-    assert lines[:4] == ["Name:           agent", "Namespace:      default", "Selector:       app=agent",
-                         "Node-Selector:  disk=ssd"]
+    # kubectl's DaemonSet page has no Namespace line.
+    assert lines[:4] == ["Name:           agent", "Selector:       app=agent", "Node-Selector:  disk=ssd",
+                         "Labels:         <none>"]
     for expected in ("Annotations:    deprecated.daemonset.template.generation: 1",
                      "Desired Number of Nodes Scheduled: 1", "Current Number of Nodes Scheduled: 1",
                      "Number of Nodes Scheduled with Up-to-date Pods: 1",

@@ -193,6 +193,8 @@ def test_describe_pod_and_templates_list_node_selectors_and_tolerations_as_kubec
             for index, line in enumerate(lines[start:start + 3])] == [
         "op=Exists", "dedicated=gpu:NoSchedule", "node.kubernetes.io/not-ready:NoExecute op=Exists for 300s"]
     assert ["Node-Selectors:", "disk=ssd"] in [line.split() for line in lines]
+    assert [line.split() for line in lines[:3]] == [["Name:", "tolerant"], ["Namespace:", "default"],
+                                                     ["Priority:", "0"]]  # priority admission's default
 
     live.registry.create("statefulsets", "default", {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
