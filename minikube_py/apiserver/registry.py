@@ -155,6 +155,13 @@ class RegistryWatch(EventStream):
                 return {"type": "DELETED", "object": previous}
         return {"type": event.type, "object": event.object} if matches_now else None
 
+    def on_ready(self, callback) -> None:
+        """`callback()` whenever `next(0)` may have something (see Watcher.on_ready): at once if
+        synthetic ADDED events are waiting."""
+        self._watcher.on_ready(callback)
+        if callback is not None and self._initial:
+            callback()
+
     def close(self) -> None:
         self._initial.clear()
         self._watcher.close()

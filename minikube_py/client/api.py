@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from minikube_py import api
 from minikube_py.api.metrics import NodeMetrics, PodMetrics
@@ -75,6 +75,19 @@ class ModelWatch(EventStream):
     def close(self) -> None:
         self._watch.close()
 
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self._watch, "closed", False))
+
+    def on_ready(self, callback: Callable[[], None] | None) -> bool:
+        """Ask the underlying stream to call `callback` whenever `next(0)` may return something;
+        False if it cannot (a watch over HTTP: read it from a thread of its own)."""
+        register = getattr(self._watch, "on_ready", None)
+        if register is None:
+            return False
+        register(callback)
+        return True
+
 
 class Client(Protocol):
     """The API as controllers use it: models in, models out. `get`, `list`, `patch` and `delete`
@@ -113,13 +126,16 @@ class Client(Protocol):
 class ApiClient:
     """Models over a transport with the Registry's methods (`client.raw`)."""
 
-    def __init__(self, transport: Any):
+    def __init__(self, transport: Any, in_process: bool = False):
         self.raw = transport
+        # In-process watches signal when they have events (ModelWatch.on_ready), so this client's
+        # informers are followed by one shared thread instead of one thread each (informer.py).
+        self.in_process = in_process
 
     @classmethod
     def local(cls, registry: Any) -> "ApiClient":
         """In-process: calls go straight to the Registry."""
-        return cls(registry)
+        return cls(registry, in_process=True)
 
     @classmethod
     def connect(cls, home: str) -> "ApiClient":

@@ -8,15 +8,25 @@ and reports the differences as adds, updates and deletes, so handlers never miss
 `SharedInformers` hands every controller the same informer per resource, so a pod is held once.
 Objects handed out are shared: treat them as read-only (`model_copy(deep=True)` before changing).
 For unit tests, `refresh()` lists and applies the differences synchronously, with no thread.
+
+Threads: an informer over HTTP blocks a thread of its own in its watch. An informer of an
+in-process client (the daemon's controllers, node agent, proxy, DNS: two dozen of them) does not:
+its watch calls back when an event arrives (`ModelWatch.on_ready`), and one `WatchDispatcher`
+thread per process applies every such informer's events, a batch at a time, in each informer's
+order, as client-go's shared informers do from their own goroutines. Handlers must therefore be
+quick (compute a key and enqueue it, as every controller's do) and never wait on another informer.
 """
 
 from __future__ import annotations
 
 import builtins
+import heapq
+import itertools
 import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +38,9 @@ log = logging.getLogger(__name__)
 # Back-off between failed list/watch attempts: 0.2 s doubling up to 30 s, reset by a good list.
 RETRY_INITIAL_SECONDS = 0.2
 RETRY_MAX_SECONDS = 30.0
+
+# How many watch events the shared dispatcher applies for one informer before turning to the next.
+DISPATCH_BATCH = 100
 
 
 class LabelMatcher(Protocol):
@@ -80,6 +93,12 @@ class Informer:
         self._thread: threading.Thread | None = None
         self._users = 0
         self._users_lock = threading.Lock()
+        # Followed by the process's WatchDispatcher instead of a thread of its own (`start`).
+        self._dispatched = False
+        self._step_lock = threading.Lock()  # held by the dispatcher while it applies this informer's events
+        self._needs_list = True
+        self._retry_delay = RETRY_INITIAL_SECONDS
+        self._applied_since_open = 0
 
     def __repr__(self) -> str:
         scope = f" in {self.namespace}" if self.namespace else ""
@@ -152,9 +171,9 @@ class Informer:
 
     @property
     def running(self) -> bool:
-        """True while the list/watch thread runs."""
+        """True while the list/watch loop runs (in its own thread or the shared dispatcher)."""
         thread = self._thread
-        return thread is not None and thread.is_alive()
+        return self._dispatched or (thread is not None and thread.is_alive())
 
     @property
     def resource_version(self) -> str | None:
@@ -235,15 +254,93 @@ class Informer:
     # -- running ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Run the list/watch loop in a daemon thread; each `start` is one user, paired with
-        one `stop` (a shared informer keeps running until its last user stops it)."""
+        """Run the list/watch loop (in the shared dispatcher for an in-process client, else in a
+        daemon thread); each `start` is one user, paired with one `stop` (a shared informer
+        keeps running until its last user stops it)."""
         with self._users_lock:
             self._users += 1
-            if self._thread is not None:
+            if self._thread is not None or self._dispatched:
                 return
             self._stopped.clear()
-            self._thread = threading.Thread(target=self.run, name=f"informer-{self.resource}", daemon=True)
-            self._thread.start()
+            if getattr(self.client, "in_process", False):
+                self._dispatched = True
+                self._needs_list = True
+                self._watch = None
+                self._retry_delay = RETRY_INITIAL_SECONDS
+                IN_PROCESS_DISPATCHER.add(self)
+            else:
+                self._start_thread()
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"informer-{self.resource}", daemon=True)
+        self._thread.start()
+
+    def _step(self) -> None:
+        """The dispatcher's turn for this informer: list if needed, open the watch if needed,
+        apply up to DISPATCH_BATCH waiting events. The same states as `run`, one step at a time."""
+        with self._step_lock:
+            if self._stopped.is_set():
+                return
+            try:
+                self._step_once()
+            except errors.Gone:
+                log.info("%r: resourceVersion %s is compacted away; listing again", self, self._resource_version)
+                self._drop_watch()
+                self._needs_list = True
+                IN_PROCESS_DISPATCHER.wake(self)
+            except Exception as error:
+                if self._stopped.is_set():
+                    return
+                log.warning("%r: list/watch failed (%s); listing again in %.1fs", self, error, self._retry_delay)
+                self._drop_watch()
+                self._needs_list = True
+                self._retry_later()
+
+    def _step_once(self) -> None:
+        if self._needs_list:
+            self.refresh()
+            self._needs_list = False
+            self._retry_delay = RETRY_INITIAL_SECONDS
+        if self._watch is None:
+            watch = self.client.watch(self.resource, namespace=self.namespace,
+                                      resource_version=self._resource_version, **self._selectors)
+            self._watch, self._applied_since_open = watch, 0
+            if not watch.on_ready(lambda: IN_PROCESS_DISPATCHER.wake(self)):
+                log.warning("%r: this watch cannot signal its events; following it from a thread of its own", self)
+                self._drop_watch()
+                with self._users_lock:
+                    IN_PROCESS_DISPATCHER.remove(self)
+                    self._dispatched = False
+                    if not self._stopped.is_set():
+                        self._start_thread()
+                return
+        watch = self._watch
+        applied = 0
+        while applied < DISPATCH_BATCH and not self._stopped.is_set():
+            event = watch.next(0)
+            if event is None:
+                break
+            self._apply_event(event)
+            applied += 1
+        self._applied_since_open += applied
+        if applied == DISPATCH_BATCH:
+            IN_PROCESS_DISPATCHER.wake(self)  # more may wait: after the other informers' turns
+        elif watch.closed:
+            self._drop_watch()
+            if self._applied_since_open > 0:
+                self._retry_delay = RETRY_INITIAL_SECONDS
+                IN_PROCESS_DISPATCHER.wake(self)
+            else:  # ended without a single event: re-open after a pause, never in a tight loop
+                self._retry_later()
+
+    def _retry_later(self) -> None:
+        IN_PROCESS_DISPATCHER.wake_after(self, self._retry_delay)
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_SECONDS)
+
+    def _drop_watch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            _close_quietly(watch)
 
     def run(self) -> None:
         """List, then follow the watch until `stop()`; re-list after Gone or a failure."""
@@ -304,11 +401,18 @@ class Informer:
                 return
             self._stopped.set()
             thread, self._thread = self._thread, None
+            dispatched, self._dispatched = self._dispatched, False
+        if dispatched:
+            IN_PROCESS_DISPATCHER.remove(self)
         watch = self._watch
         if watch is not None:
             _close_quietly(watch)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if dispatched and not IN_PROCESS_DISPATCHER.is_current_thread():
+            # Let a step in progress finish, so no handler runs after `stop` returns.
+            if self._step_lock.acquire(timeout=timeout):
+                self._step_lock.release()
 
 
 def _close_quietly(watch: Any) -> None:
@@ -319,6 +423,87 @@ def _close_quietly(watch: Any) -> None:
         close()
     except Exception:
         log.debug("closing a watch failed", exc_info=True)
+
+
+class WatchDispatcher:
+    """One thread following many in-process informers: each informer's watch wakes it when an
+    event arrives, and it gives each woken informer a step (`Informer._step`) in turn; retries
+    after failures wait in a timer heap. The thread exists while an informer is registered."""
+
+    def __init__(self, name: str = "informers"):
+        self.name = name
+        self._condition = threading.Condition(threading.Lock())
+        self._members: set[Informer] = set()
+        self._ready: deque[Informer] = deque()
+        self._queued: set[Informer] = set()
+        self._later: builtins.list[tuple[float, int, Informer]] = []
+        self._sequence = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, informer: Informer) -> None:
+        with self._condition:
+            self._members.add(informer)
+            self._queue(informer)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+
+    def remove(self, informer: Informer) -> None:
+        with self._condition:
+            self._members.discard(informer)
+            self._condition.notify()
+
+    def wake(self, informer: Informer) -> None:
+        """Give `informer` a step soon. Called by watches under the store's writer lock: it only
+        notes the informer and never blocks on anything but this dispatcher's own short lock."""
+        with self._condition:
+            self._queue(informer)
+
+    def wake_after(self, informer: Informer, delay: float) -> None:
+        with self._condition:
+            heapq.heappush(self._later, (time.monotonic() + delay, next(self._sequence), informer))
+            self._condition.notify()
+
+    def is_current_thread(self) -> bool:
+        return self._thread is threading.current_thread()
+
+    def _queue(self, informer: Informer) -> None:
+        if informer in self._members and informer not in self._queued:
+            self._queued.add(informer)
+            self._ready.append(informer)
+            self._condition.notify()
+
+    def _next(self) -> Informer | None:
+        """The next informer due a step, waiting for one; None once no informer is registered."""
+        with self._condition:
+            while True:
+                if not self._members:
+                    self._thread = None
+                    self._ready.clear()
+                    self._queued.clear()
+                    self._later.clear()
+                    return None
+                now = time.monotonic()
+                while self._later and self._later[0][0] <= now:
+                    self._queue(heapq.heappop(self._later)[2])
+                if self._ready:
+                    informer = self._ready.popleft()
+                    self._queued.discard(informer)
+                    if informer in self._members:
+                        return informer
+                    continue
+                self._condition.wait(self._later[0][0] - now if self._later else None)
+
+    def _run(self) -> None:
+        while (informer := self._next()) is not None:
+            try:
+                informer._step()
+            except Exception:  # _step handles its own failures; this keeps the other informers going regardless
+                log.exception("%r: a dispatcher step failed", informer)
+
+
+# Every informer of an in-process client in this process shares this one thread.
+IN_PROCESS_DISPATCHER = WatchDispatcher()
 
 
 class SharedInformers:

@@ -86,6 +86,7 @@ class Watcher(EventStream):
         self._closed = False
         self._error: errors.ApiError | None = None
         self._on_close = on_close
+        self._on_ready: Callable[[], None] | None = None
 
     def matches(self, entry: LogEntry) -> bool:
         return (entry.revision > self.since
@@ -104,6 +105,21 @@ class Watcher(EventStream):
             else:
                 self._pending.append(entry)
                 self._condition.notify_all()
+            self._signal_ready()
+
+    def on_ready(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` whenever an event arrives or the watcher ends (and now, if one is
+        already waiting), so one thread can follow many watchers with `next(0)` instead of
+        blocking a thread in each. It runs under the store's writer lock: it must only note
+        the watcher as ready (set an event, append to a queue), never read or block."""
+        with self._condition:
+            self._on_ready = callback
+            if callback is not None and (self._pending or self._closed):
+                callback()
+
+    def _signal_ready(self) -> None:
+        if self._on_ready is not None:
+            self._on_ready()
 
     def expire(self, error: errors.ApiError) -> None:
         """End the watch: its reader gets `error` (a Gone: list again) instead of more events."""
@@ -116,6 +132,7 @@ class Watcher(EventStream):
         self._error = error
         self._closed = True
         self._condition.notify_all()
+        self._signal_ready()
 
     @property
     def closed(self) -> bool:

@@ -368,3 +368,125 @@ def test_an_informer_converges_while_compaction_keeps_expiring_its_resource_vers
     cluster.store.start_compactor(0.001, keep=3)
     _converges_under_concurrent_writes(cluster.client, cluster.registry, label_selector="tier=a")
     assert cluster.store.compacted_revision > 0
+
+
+def _threads_named(prefix):
+    return [thread for thread in threading.enumerate() if thread.name.startswith(prefix)]
+
+
+def test_informers_of_an_in_process_client_share_one_thread(cluster):
+    # Twenty in-process informers (the daemon has two dozen) must not cost twenty threads.
+    namespaces = [f"ns-{index}" for index in range(20)]
+    for namespace in namespaces:
+        cluster.registry.create("namespaces", None, {"metadata": {"name": namespace}})
+    before = threading.active_count()
+    informers = [Informer(cluster.client, "configmaps", namespace=namespace) for namespace in namespaces]
+    recorders = [watched(informer) for informer in informers]
+    for informer in informers:
+        informer.start()
+    try:
+        assert all(informer.wait_for_sync(10) for informer in informers)
+        assert threading.active_count() - before <= 1
+        assert not _threads_named("informer-configmaps")
+        for namespace in namespaces:
+            cluster.registry.create("configmaps", namespace, {"metadata": {"name": f"cm-{namespace}"}})
+        for namespace, recorder in zip(namespaces, recorders, strict=True):
+            recorder.wait_for(("add", f"cm-{namespace}"))
+        assert all(informer.running for informer in informers)
+    finally:
+        for informer in informers:
+            informer.stop()
+    assert not any(informer.running for informer in informers)
+
+
+def test_an_informer_over_http_keeps_a_thread_of_its_own(cluster, tmp_path):
+    from minikube_py.apiserver.server import ApiHttpServer
+    from minikube_py.client.api import ApiClient
+    from minikube_py.client.transport import HttpTransport
+
+    server = ApiHttpServer(cluster.registry, str(tmp_path / "api.sock"))
+    server.start()
+    informer = Informer(ApiClient(HttpTransport(socket_path=server.socket_path)), "secrets")
+    try:
+        informer.start()
+        assert informer.wait_for_sync(10)
+        assert len(_threads_named("informer-secrets")) == 1
+    finally:
+        informer.stop()
+        server.stop()
+
+
+def test_a_stopped_in_process_informer_tells_its_handlers_nothing_more(cluster):
+    informer = Informer(cluster.client, "pods")
+    recorder = watched(informer)
+    informer.start()
+    assert informer.wait_for_sync(5)
+    cluster.pod("before")
+    recorder.wait_for(("add", "before"))
+    informer.stop()
+    cluster.pod("after")
+    # A later informer on the same dispatcher sees the pod, so the dispatcher had its chance.
+    witness = Informer(cluster.client, "pods")
+    witnessed = watched(witness)
+    witness.start()
+    try:
+        witnessed.wait_for(("add", "after"))
+    finally:
+        witness.stop()
+    assert ("add", "after") not in recorder.kinds()
+
+
+def test_a_busy_in_process_informer_does_not_starve_the_others(cluster):
+    from minikube_py.client.informer import DISPATCH_BATCH
+
+    busy, quiet = Informer(cluster.client, "configmaps"), Informer(cluster.client, "secrets")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_dispatcher(obj):  # the first event waits until every write below is queued
+        if not held.is_set():
+            held.set()
+            release.wait(10)
+
+    busy.add_event_handler(on_add=hold_the_dispatcher)
+    busy_size_when_quiet_saw_its_event = []
+    quiet.add_event_handler(on_add=lambda obj: busy_size_when_quiet_saw_its_event.append(len(busy)))
+    busy.start()
+    quiet.start()
+    try:
+        assert busy.wait_for_sync(5) and quiet.wait_for_sync(5)
+        total = 4 * DISPATCH_BATCH
+        cluster.registry.create("configmaps", "default", {"metadata": {"name": "cm-first"}})
+        assert held.wait(5)
+        for index in range(total):
+            cluster.registry.create("configmaps", "default", {"metadata": {"name": f"cm-{index}"}})
+        cluster.registry.create("secrets", "default", {"metadata": {"name": "s"}})
+        release.set()
+        _wait_until(lambda: busy_size_when_quiet_saw_its_event and len(busy) == total + 1, 10,
+                    lambda: f"busy informer holds {len(busy)} of {total + 1}; quiet saw {busy_size_when_quiet_saw_its_event}")
+    finally:
+        release.set()
+        busy.stop()
+        quiet.stop()
+    assert busy_size_when_quiet_saw_its_event[0] <= 2 * DISPATCH_BATCH, "the quiet informer waited for the whole backlog"
+
+
+def test_the_store_watcher_signals_each_event_and_its_end():
+    from minikube_py.api.errors import Gone
+    from minikube_py.store.watch import LogEntry, Watcher
+
+    signals = []
+    watcher = Watcher("pods", None, [], on_close=lambda _watcher: None)
+    watcher.on_ready(lambda: signals.append("ready"))
+    assert signals == []
+    watcher.deliver(LogEntry(1, "pods", "default", "a", "ADDED", '{"metadata": {"name": "a"}}', None))
+    assert signals == ["ready"]
+    assert watcher.next(0).object["metadata"]["name"] == "a"
+    assert watcher.next(0) is None
+    watcher.expire(Gone("compacted"))
+    assert signals == ["ready", "ready"]
+
+    waiting = Watcher("pods", None, [LogEntry(1, "pods", "default", "a", "ADDED", "{}", None)],
+                      on_close=lambda _watcher: None)
+    late = []
+    waiting.on_ready(lambda: late.append("ready"))
+    assert late == ["ready"], "a watcher with events already waiting signals when the callback is registered"
