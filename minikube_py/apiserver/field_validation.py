@@ -4,8 +4,8 @@ As kube-apiserver: `Strict` refuses the request (400, naming every unknown and d
 `Warn` (the default when the parameter is absent) drops unknown fields and says so in `Warning`
 headers, `Ignore` drops them silently. kubectl sends `Strict` unless told `--validate=false`
 (Ignore) or `--validate=warn`. The body of a create or update is checked, and so is a merge or
-strategic merge patch, whose fields are the object's (its `$`-directives aside); a JSON patch's
-result is left to the models' own check, which refuses unknown fields with 422.
+strategic merge patch, whose fields are the object's (its `$`-directives aside); a JSON patch
+names no fields, so its result is checked instead (`check` on the patched object).
 
 Duplicate fields are found while the JSON body is parsed (`DuplicateRecorder`): the last value
 wins, as with Go's decoder.

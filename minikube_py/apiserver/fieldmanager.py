@@ -49,7 +49,8 @@ SERVER_FIELDS: Node = {
                    "f:deletionTimestamp": {}, "f:deletionGracePeriodSeconds": {}},
 }
 # What a write through each endpoint may not take ownership of (the strategies' reset fields).
-RESET_FIELDS: dict[str | None, Node] = {None: {"f:status": {}}, "status": {"f:spec": {}}}
+RESET_FIELDS: dict[str | None, Node] = {None: {"f:status": {}}, "status": {"f:spec": {}},
+                                        "scale": {"f:status": {}}}
 
 ManagerKey = tuple[str, str, str, str]  # manager, operation, apiVersion ("" for Apply), subresource
 
@@ -140,7 +141,8 @@ def _changes(live: dict | None, new: dict, model: type | None, untracked: Node) 
     with duplicate keys, which validation may let through, falls back to the comparison)."""
     if live is None:
         try:
-            return fieldsets.without_subtrees(fieldsets.field_set(_content(new), model), untracked), {}
+            return fieldsets.without_subtrees(fieldsets.field_set(_content(new), model, new_maps_are_members=True),
+                                              untracked), {}
         except ApplyTypeError:
             pass
     comparison = fieldsets.compare(_content(live), _content(new), model, untracked)
@@ -199,10 +201,11 @@ class FieldManager:
     # -- updates (create, PUT, merge/strategic/JSON patch, subresources) -------------------------
 
     def update(self, live: dict | None, new: dict, manager: str, subresource: str | None = None,
-               model: type | None = None) -> None:
+               model: type | None = None, api_version: str | None = None) -> None:
         """Record in `new` (in place) that `manager` changed what differs between `live` (None
-        for a create) and `new`. An object that arrives with managedFields of its own (a client
-        that edits them) starts from those; `[{}]` clears them."""
+        for a create) and `new`, at `api_version` (the request's; `new`'s own without one). An
+        object that arrives with managedFields of its own (a client that edits them) starts
+        from those; `[{}]` clears them."""
         managers = self._base(live, new, subresource)
         if managers is None:
             new["metadata"].pop("managedFields", None)
@@ -212,10 +215,11 @@ class FieldManager:
         for entry in managers.values():
             entry.fields = fieldsets.difference(fieldsets.difference(entry.fields, changed), removed)
         if changed:
-            key = (manager, UPDATE, new["apiVersion"], subresource or "")
+            api_version = api_version or new["apiVersion"]
+            key = (manager, UPDATE, api_version, subresource or "")
             previous = managers.get(key)
             fields = fieldsets.union(previous.fields, changed) if previous else changed
-            managers[key] = Entry(fields, new["apiVersion"], self.now())
+            managers[key] = Entry(fields, api_version, self.now())
         _set_managed_fields(new, managers)
 
     @staticmethod
@@ -229,14 +233,18 @@ class FieldManager:
 
     # -- server-side apply ---------------------------------------------------------------------
 
-    def apply(self, live: dict | None, config: dict, manager: str, force: bool, model: type | None = None) -> dict:
+    def apply(self, live: dict | None, config: dict, manager: str, force: bool, model: type | None = None,
+              api_version: str | None = None, subresource: str | None = None) -> dict:
         """The object (of `model`) after applying `config` for `manager` to `live` (None: it does
-        not exist yet), with its managedFields; errors.Conflict naming the fields other managers
-        own, or ApplyTypeError when `config` does not fit the object's shape."""
-        api_version = config["apiVersion"]
+        not exist yet), with its managedFields recorded at `api_version` (the request's; the
+        config's own without one) and through `subresource` ("status", "scale"; None for the
+        object itself, whose reset fields it may not own); errors.Conflict naming the fields
+        other managers own, or ApplyTypeError when `config` does not fit the object's shape."""
+        api_version = api_version or config["apiVersion"]
         managers = decode(live)
-        applied = fieldsets.without_subtrees(fieldsets.field_set(config, model), _untracked(None))
-        key = (manager, APPLY, "", "")
+        untracked = _untracked(subresource)
+        applied = fieldsets.without_subtrees(fieldsets.field_set(config, model), untracked)
+        key = (manager, APPLY, "", subresource or "")
         last = managers.get(key)
         merged = merge(copy.deepcopy(_content(live)), config, model)
         others = {other: entry for other, entry in managers.items() if other != key}
@@ -245,7 +253,6 @@ class FieldManager:
             for entry in others.values():
                 owned_by_others = fieldsets.union(owned_by_others, entry.fields)
             prune(merged, fieldsets.difference(last.fields, applied), fieldsets.union(owned_by_others, applied), model)
-        untracked = _untracked(None)
         comparison = fieldsets.compare(_content(live), merged, model, untracked)
         changed = fieldsets.without_subtrees(comparison.changed(), untracked)
         removed = fieldsets.without_subtrees(comparison.removed, untracked)

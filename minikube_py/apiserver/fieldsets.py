@@ -224,33 +224,48 @@ def list_kind(model: type | None, key: str) -> tuple[str, tuple[str, ...]]:
     return rule.list_type, rule.list_map_keys
 
 
-def field_set(obj: dict, model: type | None) -> Node:
+def is_map(model: type | None, key: str) -> bool:
+    """Whether field `key` of an object of `model` is a map (string keys to values, such as
+    `labels`), as opposed to an object of a model (a struct)."""
+    if model is None:
+        return False
+    field = schema.fields_of(model).get(key)
+    return field is not None and field.shape is not None and field.shape.kind == "map"
+
+
+def field_set(obj: dict, model: type | None, new_maps_are_members: bool = False) -> Node:
     """What an applied configuration (an object of `model`) sets: every field it names
     (structured-merge-diff's `ToFieldSet`). Raises ApplyTypeError for a "map" list element
-    without its keys, a duplicate element, or a list where an object belongs."""
-    return _object_set(obj, model, [])
+    without its keys, a duplicate element, or a list where an object belongs.
+    `new_maps_are_members`: the set of a created object as an Update records it, where each map
+    the object brings is itself a member (the `.` marker of structured-merge-diff's Compare,
+    which records every non-leaf node the old object lacked)."""
+    return _object_set(obj, model, [], new_maps_are_members)
 
 
-def _object_set(obj: dict, model: type | None, elements: list[str]) -> Node:
+def _object_set(obj: dict, model: type | None, elements: list[str], new_maps_are_members: bool = False) -> Node:
     result: Node = {}
     for key, value in obj.items():
         element = field_element(key)
-        member, children = _value_set(value, model, key, elements + [element])
+        member, children = _value_set(value, model, key, elements + [element], new_maps_are_members)
+        if new_maps_are_members and isinstance(value, dict) and value and is_map(model, key):
+            member = True
         made = _make(member or value is None or value == {}, children)
         if made is not None:
             result[element] = made
     return result
 
 
-def _value_set(value: Any, model: type | None, key: str, elements: list[str]) -> tuple[bool, Node]:
+def _value_set(value: Any, model: type | None, key: str, elements: list[str],
+               new_maps_are_members: bool = False) -> tuple[bool, Node]:
     """The set of the value of field `key` of an object of `model`, and whether the field
     itself is a member."""
     if isinstance(value, dict):
-        return False, _object_set(value, schema.element_model(model, key), elements)
+        return False, _object_set(value, schema.element_model(model, key), elements, new_maps_are_members)
     if isinstance(value, list):
         kind, keys = list_kind(model, key)
         if kind == "map":
-            return False, _map_list_set(value, model, key, keys, elements)
+            return False, _map_list_set(value, model, key, keys, elements, new_maps_are_members)
         if kind == "set":
             found: Node = {}
             for item in value:
@@ -264,7 +279,8 @@ def _value_set(value: Any, model: type | None, key: str, elements: list[str]) ->
     return True, {}
 
 
-def _map_list_set(items: list, model: type | None, key: str, keys: tuple[str, ...], elements: list[str]) -> Node:
+def _map_list_set(items: list, model: type | None, key: str, keys: tuple[str, ...], elements: list[str],
+                  new_maps_are_members: bool = False) -> Node:
     found: Node = {}
     item_model = schema.element_model(model, key)
     for index, item in enumerate(items):
@@ -278,7 +294,7 @@ def _map_list_set(items: list, model: type | None, key: str, keys: tuple[str, ..
         element = key_element(_with_key_defaults(item, keys), keys)
         if element in found:
             raise ApplyTypeError(path_text(elements), f"duplicate entries for key {path_text([element])}")
-        children = _object_set(item, item_model, elements + [element])
+        children = _object_set(item, item_model, elements + [element], new_maps_are_members)
         found[element] = _make(True, children) or {}
     return found
 
@@ -328,8 +344,10 @@ class Comparison:
 def compare(old: dict, new: dict, model: type | None, skipped: Node | None = None) -> Comparison:
     """Walk both objects (of `model`): a leaf (scalar, atomic list) that differs is modified, one
     only in `new` added, one only in `old` removed; so are the elements of map and set lists.
-    Objects themselves are not recorded, only their fields: our objects are stored with their
-    defaults filled in, so an object's presence carries no intent of its own. The members of
+    A map (`labels`) that appears or disappears whole is itself recorded too, as
+    structured-merge-diff's Compare does (the `.` marker in managedFields). Objects of a model
+    are not: our objects are stored with their defaults filled in, so an object's presence
+    carries no intent of its own. The members of
     `skipped` are not compared at all (what the caller does not track)."""
     result = Comparison()
     _compare_objects(old, new, model, (), result, skipped or {})
@@ -379,7 +397,7 @@ def _record_all(value: Any, model: type | None, key: str, path: tuple[str, ...],
     """The value of field `key` of an object of `model` appears or disappears whole: record its
     leaves (and list elements)."""
     if isinstance(value, dict):
-        if not value:
+        if not value or is_map(model, key):
             insert(into, path)
         child_model = schema.element_model(model, key)
         for child_key, child in value.items():

@@ -323,7 +323,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self._request_received()
             registry = self.server.api.registry
             if method in OPTIONS_KINDS:
-                registry = self._registry_for_write(registry, method, query, body)
+                registry = self._registry_for_write(registry, method, query, body, route.served.api_version)
             body = self._validate_fields(method, route, query, body)
             self._serve(method, route, query, body, registry)
         except errors.ApiError as error:
@@ -373,6 +373,16 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             return body
         directive = field_validation.directive(query.get("fieldValidation"))
         return field_validation.check(route.info, body, directive, self._warnings, route.served)
+
+    def _result_check(self, route: Route, query: dict, patch_type: str):
+        """For a JSON patch, whose body names no fields: `fieldValidation` applied to the patched
+        object instead, as kube-apiserver decodes the patch's result (Strict refuses the unknown
+        fields the patch added, Warn drops them with a warning, Ignore drops them)."""
+        if patch_type != JSON_PATCH:
+            return None
+        field_validation_directive = field_validation.directive(query.get("fieldValidation"))
+        return lambda patched: field_validation.check(route.info, patched, field_validation_directive,
+                                                      self._warnings, route.served)
 
     def _send_error(self, error: errors.ApiError) -> None:
         if self._body_pending and not self._discard_body():
@@ -425,7 +435,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                                                       force=_flag(query, "force"), version=version)
                     self.send_object(201 if created else 200, applied)
                 else:
-                    self.send_object(200, registry.patch(resource, namespace, name, body, patch_type, version=version))
+                    self.send_object(200, registry.patch(resource, namespace, name, body, patch_type, version=version,
+                                                         check_fields=self._result_check(route, query, patch_type)))
             elif method == "DELETE":
                 self.send_object(200, self._delete(registry, resource, namespace, name, query, body))
             else:
@@ -434,11 +445,16 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         handler = {
             ("status", "GET"): lambda: registry.get(resource, namespace, name),
             ("status", "PUT"): lambda: registry.replace_status(resource, namespace, name, body),
-            ("status", "PATCH"): lambda: registry.patch_status(resource, namespace, name, body, self._patch_type(),
-                                                               version=version),
+            ("status", "PATCH"): lambda: registry.apply_status(
+                resource, namespace, name, body, force=_flag(query, "force"), version=version)
+            if self._patch_type(apply_allowed=True) == APPLY_PATCH else registry.patch_status(
+                resource, namespace, name, body, self._patch_type(), version=version,
+                check_fields=self._result_check(route, query, self._patch_type())),
             ("scale", "GET"): lambda: registry.get_scale(resource, namespace, name),
             ("scale", "PUT"): lambda: registry.replace_scale(resource, namespace, name, body),
-            ("scale", "PATCH"): lambda: registry.patch_scale(resource, namespace, name, body, self._patch_type()),
+            ("scale", "PATCH"): lambda: registry.apply_scale(resource, namespace, name, body, force=_flag(query, "force"))
+            if self._patch_type(apply_allowed=True) == APPLY_PATCH else
+            registry.patch_scale(resource, namespace, name, body, self._patch_type()),
         }.get((subresource, method))
         if handler is not None:
             self.send_object(200, handler())
@@ -526,10 +542,11 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
                                               "apply the object, or send a merge patch to the subresource")
         return content_type
 
-    def _registry_for_write(self, registry, method: str, query: dict, body: Any):
+    def _registry_for_write(self, registry, method: str, query: dict, body: Any, api_version: str):
         """The Registry a write is made through: recorded in managedFields as the request's field
-        manager (`fieldManager`, else the User-Agent's first word), and storing nothing on a dry
-        run. Bad options are kube-apiserver's 422 for the verb's options kind."""
+        manager (`fieldManager`, else the User-Agent's first word) at the request's `api_version`,
+        and storing nothing on a dry run. Bad options are kube-apiserver's 422 for the verb's
+        options kind."""
         options_kind = OPTIONS_KINDS[method]
         dry_run = dryrun.dry_run_values(query, body, options_kind)
         field_manager = text(query, "fieldManager") or ""
@@ -542,7 +559,8 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             problems.append(("force", "Forbidden: may not be specified for non-apply patch"))
         if problems:
             raise _options_invalid(options_kind, problems)
-        registry = registry.acting_as(fieldmanager.manager_from_request(field_manager, self.headers.get("User-Agent")))
+        registry = registry.acting_as(fieldmanager.manager_from_request(field_manager, self.headers.get("User-Agent")),
+                                      api_version)
         return registry.dry_run() if dry_run else registry
 
     def _delete(self, registry, resource: str, namespace: str | None, name: str, query: dict, body: Any) -> dict:

@@ -18,6 +18,7 @@ deletion and finalizers).
 from __future__ import annotations
 
 import copy
+import json
 import time
 import uuid
 from collections import deque
@@ -188,6 +189,9 @@ class Registry:
         self.default_tolerations = DefaultTolerationSeconds()
         # Who this Registry's writes are recorded as in managedFields (`acting_as`).
         self.field_manager = DAEMON_FIELD_MANAGER
+        # The apiVersion a request wrote at (`acting_as`): its managedFields entry records that
+        # version, as kube-apiserver does (a write at autoscaling/v1 says autoscaling/v1).
+        self.request_api_version: str | None = None
         self.fields = FieldManager(self._now)
         # The Metrics API: node agents add themselves as sources (resource_metrics.py).
         self.resource_metrics = ResourceMetricsApi(self)
@@ -204,11 +208,21 @@ class Registry:
                 except errors.AlreadyExists:
                     pass
 
-    def acting_as(self, field_manager: str) -> "Registry":
-        """This Registry with its writes recorded in managedFields as `field_manager`'s."""
+    def acting_as(self, field_manager: str, api_version: str | None = None) -> "Registry":
+        """This Registry with its writes recorded in managedFields as `field_manager`'s, made at
+        `api_version` (None: each object's own apiVersion)."""
         view = copy.copy(self)
         view.field_manager = field_manager
+        view.request_api_version = api_version
         return view
+
+    def _recorded_version(self, info) -> str | None:
+        """The apiVersion a write of `info` is recorded at in managedFields: the request's when
+        it is one `info` is served at, else None (the object's own)."""
+        wanted = self.request_api_version
+        if wanted and any(served.api_version == wanted for served in info.versions):
+            return wanted
+        return None
 
     def dry_run(self) -> "Registry":
         """This Registry for one dry-run request (`?dryRun=All`): the same code on a store that
@@ -337,7 +351,8 @@ class Registry:
         elif info.plural == "services":
             wire["status"] = {"loadBalancer": {}}
         if track_fields:
-            self.fields.update(None, wire, self.field_manager, model=info.model)
+            self.fields.update(None, wire, self.field_manager, model=info.model,
+                               api_version=self._recorded_version(info))
         if info.plural == "services" and prefix is None and \
                 self.store.get(info.plural, wire["metadata"]["namespace"], wire["metadata"]["name"]) is not None:
             # Refused before allocating, so the answer is AlreadyExists, not "IP already allocated".
@@ -460,7 +475,8 @@ class Registry:
             if new is current or new == current:
                 return current
             if track_fields is not None:
-                self.fields.update(current, new, self.field_manager, track_fields or None, model=info.model)
+                self.fields.update(current, new, self.field_manager, track_fields or None, model=info.model,
+                                   api_version=self._recorded_version(info))
             try:
                 if self._finalized(info, new):
                     return self._remove(info, new, current_rv)
@@ -560,14 +576,18 @@ class Registry:
                            _metadata(body).get("resourceVersion"), track_fields="")
 
     def patch(self, resource: str, namespace: str | None, name: str, patch: Any,
-              patch_type: str = MERGE_PATCH, version: str | None = None) -> dict:
+              patch_type: str = MERGE_PATCH, version: str | None = None,
+              check_fields: Callable[[dict], dict] | None = None) -> dict:
         """A JSON merge patch (or, by `patch_type`, a strategic merge or JSON patch) of
         spec and metadata; a resourceVersion inside the patch is a precondition. `version` is
-        the apiVersion the patch is written against (the storage version without it)."""
+        the apiVersion the patch is written against (the storage version without it).
+        `check_fields` takes the patched object (at `version`) and gives it back with
+        `fieldValidation` applied (the API server's, for a JSON patch, whose body names no fields)."""
         info = self._info(resource)
 
         def compute(current: dict) -> dict:
-            body = self._check_body(info, namespace, name, _patched(info, current, patch, patch_type, version))
+            body = self._check_body(info, namespace, name,
+                                    _patched(info, current, patch, patch_type, version, check_fields))
             return self._spec_update(info, current, body)
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch), track_fields="")
@@ -615,10 +635,63 @@ class Registry:
             raise errors.BadRequest("metadata.managedFields must be nil")
         return self._check_body(info, namespace, name, info.version(version).to_storage(config))
 
-    def _applied(self, info, current: dict | None, config: dict, force: bool) -> dict:
-        """`config` applied to `current` by this Registry's manager, with managedFields."""
+    def apply_status(self, resource: str, namespace: str | None, name: str, config: Any,
+                     force: bool = False, version: str | None = None) -> dict:
+        """Server-side apply through the status subresource: `config` is the object (apiVersion,
+        kind, name) with the status this manager owns; only the status (and annotations) is
+        taken, the ownership is recorded with subresource "status". NotFound when the object
+        does not exist, as Kubernetes (the status endpoint never creates)."""
+        info = self._info(resource)
+        config = self._check_apply_config(info, namespace, name, config, version or info.api_version)
+
+        def compute(current: dict) -> dict:
+            merged = self._applied(info, current, config, force, "status")
+            new = self._status_update(info, current, merged)
+            _copy_managed_fields(merged, new)
+            return new
+
+        return self._write(info, namespace, name, compute, _metadata(config).get("resourceVersion"))
+
+    def apply_scale(self, resource: str, namespace: str | None, name: str, config: Any,
+                    force: bool = False) -> dict:
+        """Server-side apply through the scale subresource: `config` is an autoscaling/v1 Scale
+        naming `spec.replicas`, applied as the parent's `.spec.replicas` with subresource "scale"
+        (so a conflict with the manager that applied the replicas is a 409, as in Kubernetes).
+        The answer is the Scale."""
+        info = self._scalable(resource)
+        if not isinstance(config, dict) or config.get("apiVersion") != "autoscaling/v1" or \
+                config.get("kind") != "Scale":
+            raise errors.BadRequest("an apply patch to the scale subresource must be an autoscaling/v1 Scale "
+                                    "(apiVersion: autoscaling/v1, kind: Scale, metadata.name, spec.replicas)")
+        metadata = _metadata_of_body(info, config)
+        if metadata.get("name") not in (None, name):
+            raise errors.BadRequest(f'the name of the Scale ("{metadata.get("name")}") does not match the name in '
+                                    f'the URL ("{name}")')
+        spec = config.get("spec") or {}
+        replicas = spec.get("replicas") if isinstance(spec, dict) else None
+        if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0):
+            raise invalid_error(info, name, [("spec.replicas",
+                                              f"Invalid value: {json.dumps(replicas)}: must be a whole number "
+                                              "greater than or equal to 0")])
+        parent_metadata = {"name": name, **({"namespace": metadata["namespace"]} if metadata.get("namespace") else {})}
+        parent_config = {"apiVersion": info.api_version, "kind": info.kind, "metadata": parent_metadata,
+                         "spec": {} if replicas is None else {"replicas": replicas}}
+
+        def compute(current: dict) -> dict:
+            merged = self._applied(info, current, parent_config, force, "scale")
+            wanted = merged["spec"].get("replicas", current["spec"].get("replicas"))
+            new = self._spec_update(info, current, {**current, "spec": {**current["spec"], "replicas": wanted}})
+            _copy_managed_fields(merged, new)
+            return new
+
+        return self._scale_of(self._write(info, namespace, name, compute, metadata.get("resourceVersion")))
+
+    def _applied(self, info, current: dict | None, config: dict, force: bool, subresource: str | None = None) -> dict:
+        """`config` applied to `current` by this Registry's manager (through `subresource`),
+        with managedFields."""
         try:
-            return self.fields.apply(current, config, self.field_manager, force, model=info.model)
+            return self.fields.apply(current, config, self.field_manager, force, model=info.model,
+                                     api_version=self._recorded_version(info), subresource=subresource)
         except ApplyTypeError as error:
             metadata = config["metadata"]
             where = f"{metadata.get('namespace', '')}/{metadata['name']}; {info.api_version if info.group else '/' + info.api_version}, Kind={info.kind}"
@@ -631,11 +704,13 @@ class Registry:
                            _metadata(body).get("resourceVersion"), track_fields="status")
 
     def patch_status(self, resource: str, namespace: str | None, name: str, patch: Any,
-                     patch_type: str = MERGE_PATCH, version: str | None = None) -> dict:
+                     patch_type: str = MERGE_PATCH, version: str | None = None,
+                     check_fields: Callable[[dict], dict] | None = None) -> dict:
         info = self._info(resource)
 
         def compute(current: dict) -> dict:
-            return self._status_update(info, current, _patched(info, current, patch, patch_type, version))
+            return self._status_update(info, current,
+                                       _patched(info, current, patch, patch_type, version, check_fields))
 
         return self._write(info, namespace, name, compute, _patch_precondition(patch), track_fields="status")
 
@@ -943,11 +1018,22 @@ class Registry:
             return None
 
 
-def _patched(info, current: dict, patch: Any, patch_type: str, version: str | None) -> dict:
-    """`patch` applied to `current` as the version it is written against shows the object, in
-    the storage version again (for the storage version: simply applied)."""
+def _copy_managed_fields(source: dict, target: dict) -> None:
+    """Give `target` (in place) the managedFields `source` has (or none, if it has none)."""
+    managed = _metadata(source).get("managedFields")
+    target["metadata"] = {key: value for key, value in _metadata(target).items() if key != "managedFields"}
+    if managed:
+        target["metadata"]["managedFields"] = managed
+
+
+def _patched(info, current: dict, patch: Any, patch_type: str, version: str | None,
+             check_fields: Callable[[dict], dict] | None = None) -> dict:
+    """`patch` applied to `current` as the version it is written against shows the object
+    (checked by `check_fields` there), in the storage version again (for the storage version:
+    simply applied)."""
     served = info.version(version or info.api_version)
-    return served.to_storage(apply_patch(served.from_storage(current), patch, patch_type, served.model))
+    patched = apply_patch(served.from_storage(current), patch, patch_type, served.model)
+    return served.to_storage(check_fields(patched) if check_fields else patched)
 
 
 def _patch_precondition(patch: Any) -> str | None:

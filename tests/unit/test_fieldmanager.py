@@ -336,8 +336,9 @@ def test_bad_patch_options_are_kubernetes_422(server, path, content_type, messag
 def test_an_apply_patch_that_is_not_yaml_is_a_400(server):
     status, error = call(server, "PATCH", f"{WEB}?fieldManager=x", b"kind: [unclosed", APPLY)
     assert status == 400 and error["message"].startswith("error decoding YAML")
-    status, error = call(server, "PATCH", f"{WEB}/status?fieldManager=x", deployment(), APPLY)
-    assert status == 415
+    status, error = call(server, "PATCH", "/api/v1/namespaces/default/pods/web/ephemeralcontainers?fieldManager=x",
+                         deployment(), APPLY)
+    assert status == 415  # apply is served on the object, its status and its scale only
 
 
 def test_kubectl_server_side_apply_takes_over_fields_client_side_apply_last_applied(registry):
