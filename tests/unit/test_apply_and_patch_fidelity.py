@@ -151,3 +151,31 @@ def test_an_apply_to_scale_that_is_not_a_good_scale_is_refused(server, scale, co
     call(server, "PATCH", f"{WEB}?fieldManager=gitops", deployment(), APPLY)
     status, error = call(server, "PATCH", f"{WEB}/scale?fieldManager=autoscaler", scale, APPLY)
     assert status == code, error
+
+
+# -- bad input: an apply patch whose types do not fit ----------------------------------------------
+
+@pytest.mark.parametrize("change, field", [
+    ({"spec": {"template": {"spec": {"containers": {"name": "main"}}}}}, ".spec.template.spec.containers"),
+    ({"spec": {"replicas": "two"}}, ".spec.replicas"),
+    ({"metadata": {"name": "web", "labels": ["app"]}}, ".metadata.labels"),
+])
+def test_an_apply_patch_with_a_type_mismatch_is_a_400_status_and_leaks_nothing(server, change, field):
+    import os
+    import threading
+    import time
+
+    call(server, "PATCH", f"{WEB}?fieldManager=gitops", deployment(), APPLY)
+    descriptors, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+    config = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, **change}
+    for _ in range(10):
+        status, error = call(server, "PATCH", f"{WEB}?fieldManager=gitops", config, APPLY)
+        assert status == 400 and error["kind"] == "Status" and error["reason"] == "BadRequest"
+        assert error["message"].startswith("failed to create typed patch object (default/web; apps/v1, "
+                                           f"Kind=Deployment): {field}: expected ")
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/fd")) > descriptors or threading.active_count() > threads:
+        assert time.monotonic() < deadline, "descriptors or threads were left behind"
+        time.sleep(0.01)
+    status, stored = call(server, "GET", WEB)
+    assert status == 200 and stored["spec"]["replicas"] == 2  # nothing was written, and it still serves

@@ -170,6 +170,33 @@ def test_a_refused_port_is_reported_on_the_error_stream(api):
     assert b"failed to connect to localhost:81" in received[1] and received[3] == b""
 
 
+def test_forwards_to_a_closed_port_leak_nothing_and_the_next_forward_works(api):
+    """Bad input: a port nothing listens on, through kubectl's SPDY tunnel and the WebSocket
+    channel protocol, many times: each says so on its error stream, and no descriptor or thread
+    stays behind."""
+    descriptors, threads = open_descriptors(), threading.active_count()
+    for _ in range(5):
+        client = SpdyClient(api)
+        client.open_stream(1, {"streamtype": "error", "port": "81", "requestid": "0"})
+        client.open_stream(3, {"streamtype": "data", "port": "81", "requestid": "0"})
+        client.frame(), client.frame()
+        assert b"failed to connect to localhost:81" in client.collect([1, 3])[1]
+        client.channels.sock.close()
+        channels = connect(api, "?ports=81", {exec_stream.V4: exec_stream.PORT_FORWARD_PROTOCOLS[exec_stream.V4]})
+        assert [channels.receive() for _ in range(2)] == [(0, exec_stream.encode_port(81)),
+                                                          (1, exec_stream.encode_port(81))]
+        assert b"failed to connect to localhost:81" in channels.receive()[1]
+        channels.close()
+        channels.sock.close()
+    wait_until(lambda: open_descriptors() <= descriptors, "the descriptors to be released")
+    wait_until(lambda: threading.active_count() <= threads, "the streams' threads to end")
+    channels = HttpTransport(socket_path=api.socket_path).port_forward("default", "web", 80)
+    assert [channels.receive() for _ in range(2)] == [(0, exec_stream.encode_port(80)), (1, exec_stream.encode_port(80))]
+    channels.send(0, b"still serving")
+    assert channels.receive() == (0, b"STILL SERVING")
+    channels.close()
+
+
 @pytest.mark.parametrize("headers", [{"streamtype": "data", "port": "http", "requestid": "0"},
                                      {"streamtype": "sideways", "port": "80", "requestid": "0"},
                                      {"streamtype": "data", "port": "70000", "requestid": "0"}])
