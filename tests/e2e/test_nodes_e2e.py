@@ -68,8 +68,6 @@ TOLERATIONS = """\
       - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: %d}
       - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: %d}
 """ % (TOLERATION, TOLERATION)
-# Evictions are the taint eviction controller's (controllers/tainteviction.py, with pod tolerations).
-EVICTING = os.path.exists(os.path.join(os.path.dirname(__file__), "..", "..", "controllers", "tainteviction.py"))
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +162,7 @@ def test_a_node_that_loses_its_link_goes_not_ready_its_pods_move_and_it_comes_ba
     # With node-1 and node-2 cordoned, the three pods land on node-3; then both are open again.
     for name in ("node-1", "node-2"):
         cluster.client.raw.patch("nodes", None, name, {"spec": {"unschedulable": True}})
-    cluster.apply(DEPLOYMENT.replace("      containers:", TOLERATIONS + "      containers:") if EVICTING else DEPLOYMENT)
+    cluster.apply(DEPLOYMENT.replace("      containers:", TOLERATIONS + "      containers:"))
     wait_for(lambda: len(running_names(cluster)) == 3 or None, 60, "3 spread pods running")
     for name in ("node-1", "node-2"):
         cluster.client.raw.patch("nodes", None, name, {"spec": {"unschedulable": None}})
@@ -179,28 +177,27 @@ def test_a_node_that_loses_its_link_goes_not_ready_its_pods_move_and_it_comes_ba
             (t["key"], t["effect"]) for t in node(cluster, "node-3")["spec"].get("taints") or []} or None,
             20, "node-3 tainted unreachable:NoExecute")
         assert ready_status(node(cluster, "node-1")) == "True"
-        if EVICTING:
-            seen: dict[str, str] = {}
+        seen: dict[str, str] = {}
 
-            def replaced() -> bool:
-                now = running_names(cluster)
-                for name, where in now.items():  # never one name on two nodes
-                    assert seen.setdefault(name, where) == where, f"{name} ran on {seen[name]} and {where}"
-                return len([n for n, where in now.items() if where != "node-3"]) == 3
-            wait_for(lambda: replaced() or None, TOLERATION + 60, "3 spread pods running off node-3")
-            for name in lost:  # evicted: deleted with a grace period only node-3's agent can finish
-                pod = cluster.client.raw.get("pods", "default", name)
-                assert pod["metadata"].get("deletionTimestamp"), name
+        def replaced() -> bool:
+            now = running_names(cluster)
+            for name, where in now.items():  # never one name on two nodes
+                assert seen.setdefault(name, where) == where, f"{name} ran on {seen[name]} and {where}"
+            return len([n for n, where in now.items() if where != "node-3"]) == 3
+        wait_for(lambda: replaced() or None, TOLERATION + 60, "3 spread pods running off node-3")
+        for name in lost:  # evicted: deleted with a grace period only node-3's agent can finish
+            pod = cluster.client.raw.get("pods", "default", name)
+            assert pod["metadata"].get("deletionTimestamp"), name
     finally:
         set_link(cluster, "node-3", up=True)
     wait_for(lambda: ready_status(node(cluster, "node-3")) == "True" or None, 60, "node-3 Ready again")
     wait_for(lambda: not any(t["effect"] == "NoExecute" for t in node(cluster, "node-3")["spec"].get("taints") or [])
              or None, 30, "node-3's NoExecute taint removed")
-    if EVICTING:
-        def stale_gone() -> bool:
-            names = {p["metadata"]["name"] for p in cluster.client.raw.list("pods", "default")["items"]}
-            return not (names & lost)
-        wait_for(lambda: stale_gone() or None, 60, "the evicted pods cleaned by node-3's agent")
+
+    def stale_gone() -> bool:
+        names = {p["metadata"]["name"] for p in cluster.client.raw.list("pods", "default")["items"]}
+        return not (names & lost)
+    wait_for(lambda: stale_gone() or None, 60, "the evicted pods cleaned by node-3's agent")
 
 
 def test_node_rm_drains_the_node_and_removes_it_from_the_host(cluster):
