@@ -20,7 +20,6 @@ import textwrap
 
 import pytest
 
-from minikube_py.client.transport import UnixHTTPConnection
 from tests.e2e.cluster import Cluster, free_port, wait_for
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's SDK for Python) is not installed")
@@ -128,28 +127,7 @@ def deployment_replicas(cluster: Cluster) -> int:
     return cluster.client.raw.get("deployments", NAMESPACE, f"{RELEASE}-web")["spec"]["replicas"]
 
 
-def missing_server_features(cluster: Cluster) -> list[str]:
-    """What Helm needs of the API that this server does not do yet (answered 415): Helm's typed
-    clients send protobuf bodies (the release Secrets), and Helm v4 installs by server-side apply."""
-    probes = (("POST", "", "application/vnd.kubernetes.protobuf", "protobuf request bodies (issue 12 item 3)"),
-              ("PATCH", "/probe", "application/apply-patch+yaml", "server-side apply (issue 12 item 2)"))
-    missing = []
-    for method, suffix, content_type, what in probes:
-        connection = UnixHTTPConnection(os.path.join(cluster.home, "api.sock"), timeout=10)
-        try:
-            connection.request(method, f"/api/v1/namespaces/{NAMESPACE}/configmaps{suffix}", b"{}",
-                               {"Content-Type": content_type})
-            if connection.getresponse().status == 415:
-                missing.append(what)
-        finally:
-            connection.close()
-    return missing
-
-
 def test_install_upgrade_rollback_and_uninstall_a_chart(cluster, chart):
-    missing = missing_server_features(cluster)
-    if missing:
-        pytest.skip("Helm needs " + " and ".join(missing) + ", which this API server does not serve yet")
     with helm.Config(kubeconfig_path=cluster.kubeconfig, namespace=NAMESPACE) as config:
         installed = config.install(chart, RELEASE, {"greeting": "hi"}, wait="legacy", timeout=120)
         assert installed["revision"] == 1 and installed["status"] == "deployed"

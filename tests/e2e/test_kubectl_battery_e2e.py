@@ -620,9 +620,6 @@ def test_server_side_apply_dry_runs_diff_and_explain(cluster):
 
 
 def test_generators_and_auth_which_send_protobuf(cluster):
-    missing = protobuf_missing(cluster)
-    if missing:
-        pytest.skip(missing)
     run(cluster, protobuf_steps(NAMESPACE_TOKEN))
 
 
@@ -630,19 +627,8 @@ def test_kubectl_autoscale_and_one_autoscaler_at_autoscaling_v1_and_v2(cluster):
     run(cluster, autoscaling_steps(NAMESPACE_TOKEN))
 
 
-def protobuf_missing(cluster: Cluster) -> str | None:
-    """Why the protobuf group cannot run here: a generator's server-side dry run is refused
-    because the API does not read protobuf bodies."""
-    probe = cluster.kubectl("create", "namespace", "probe", "--dry-run=server", "-o", "name", check=False)
-    if probe.returncode != 0 and "protobuf" in probe.stderr:
-        return f"this API server does not read protobuf bodies yet (issue 12 item 3): {probe.stderr.strip()}"
-    return None
-
-
 def test_taint_cordon_and_drain_the_node(cluster):
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
-    if "taints" not in json.dumps(cluster.kubectl("explain", "node.spec", check=False).stdout):
-        pytest.skip("this API server's Node has no spec.taints yet (the scheduler work of issue 13)")
     run(cluster, scheduling_steps(NAMESPACE_TOKEN, nodes[0]["metadata"]["name"]))
 
 

@@ -47,8 +47,6 @@ NEEDS_KIND = {
     "test_create_from_multi_resource_yaml_with_multi_conflicts": ("v1", "ReplicationController"),
     "test_metrics_utilities_integration": ("metrics.k8s.io/v1beta1", "PodMetrics"),
 }
-# Needs server-side apply (utils.create_from_yaml(apply=True) sends application/apply-patch+yaml).
-NEEDS_SERVER_SIDE_APPLY = ("test_create_apps_deployment_from_yaml_with_apply_is_idempotent",)
 NEEDS_IMAGE = {
     "test_portforward_raw": "python",
     "test_portforward_http": "nginx",
@@ -244,19 +242,6 @@ def served_kinds(api_client) -> set[tuple[str, str]]:
     return served
 
 
-def serves_server_side_apply(api_client) -> bool:
-    """Whether a server-side apply patch is taken (it makes a ConfigMap, deleted again)."""
-    core = client.CoreV1Api(api_client)
-    try:
-        core.patch_namespaced_config_map(
-            "ssa-probe", NAMESPACE, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa-probe"}},
-            field_manager="probe", _content_type="application/apply-patch+yaml")
-    except ApiException as error:
-        return error.status != 415
-    core.delete_namespaced_config_map("ssa-probe", NAMESPACE)
-    return True
-
-
 def upstream_package() -> None:
     """Make the vendored directory importable as `kubernetes.e2e_test`, as the tests import it."""
     if "kubernetes.e2e_test" not in sys.modules:
@@ -281,8 +266,6 @@ def test_the_clients_upstream_e2e_tests(cluster, api_client, module_name, monkey
             if method in NEEDS_KIND and NEEDS_KIND[method] not in served:
                 group_version, kind = NEEDS_KIND[method]
                 reason = f"kind {kind} ({group_version}) is not served by minikube-py"
-            elif method in NEEDS_SERVER_SIDE_APPLY and not serves_server_side_apply(api_client):
-                reason = "needs server-side apply (application/apply-patch+yaml), which this server answers with 415"
             elif method in NEEDS_IMAGE:
                 reason = f"needs the image {NEEDS_IMAGE[method]!r}, which cannot be pulled without a network"
             if reason is not None:
