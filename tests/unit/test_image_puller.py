@@ -14,7 +14,8 @@ import pytest
 from minikube_py.runtime.images import ImageStore
 from minikube_py.runtime.images.platforms import Platform
 from minikube_py.runtime.images.puller import PullError, Puller
-from minikube_py.runtime.images.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient, RetryPolicy
+from minikube_py.runtime.images.registry import (DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, RegistryClient,
+                                                   RetryPolicy)
 from tests.unit.test_image_registry import FakeRegistry, digest_of
 from tests.unit.test_images import Layer
 
@@ -174,3 +175,77 @@ def test_a_loopback_registry_found_to_be_plain_http_is_not_tried_over_tls_again_
     assert len(puller.pull("127.0.0.1:5000/team/app:v1").image.layers) == 2
     assert len(tls_attempts) == 1 and tls_attempts[0].endswith("/manifests/v1")
     assert sum(1 for r in registry.requests if "/blobs/" in r.url.path) == 3  # config and two layers, over http
+
+
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def publish_docker(registry: FakeRegistry, tag: str, layer_tars: list[bytes], cmd: list[str]) -> str:
+    """An image as `docker push` writes it: a manifest list over Docker schema 2 manifests."""
+    blobs = [gzip.compress(tar) for tar in layer_tars]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": cmd},
+                         "rootfs": {"type": "layers", "diff_ids": [digest_of(tar) for tar in layer_tars]}}).encode()
+    for blob in (*blobs, config):
+        registry.blobs[digest_of(blob)] = blob
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                           "config": {"mediaType": DOCKER_CONFIG, "digest": digest_of(config), "size": len(config)},
+                           "layers": [{"mediaType": DOCKER_LAYER, "digest": digest_of(b), "size": len(b)}
+                                      for b in blobs]}).encode()
+    listing = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
+        {"mediaType": DOCKER_MANIFEST, "digest": "sha256:" + "8" * 64, "size": 1,
+         "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+        {"mediaType": DOCKER_MANIFEST, "digest": digest_of(manifest), "size": len(manifest),
+         "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}).encode()
+    registry.manifests[digest_of(manifest)] = manifest
+    registry.manifests[digest_of(listing)] = listing
+    registry.manifests[tag] = listing
+    return digest_of(listing)
+
+
+def serving_media_types(registry: FakeRegistry):
+    """The registry's handler with each manifest's own media type as its Content-Type, as Docker Hub answers."""
+    def handler(request):
+        response = registry.handler(request)
+        if "/manifests/" in request.url.path and response.status_code == 200:
+            body = response.read()
+            return httpx.Response(200, content=body, headers={"Content-Type": json.loads(body)["mediaType"],
+                                                              "Docker-Content-Digest": digest_of(body)})
+        return response
+    return httpx.MockTransport(handler)
+
+
+def test_an_image_in_docker_media_types_is_pulled_through_its_manifest_list(registry, puller):
+    top = publish_docker(registry, "v1", [BASE, Layer().file("app", b"A").bytes()], ["app"])
+    puller.client.transport = serving_media_types(registry)
+    result = puller.pull("reg.test/team/app:v1")
+    assert result.repo_digest == f"reg.test/team/app@{top}"
+    assert result.image.config.cmd == ["app"] and len(result.image.layers) == 2
+    assert open(os.path.join(result.image.layers[1], "app")).read() == "A"
+    assert open(os.path.join(result.image.layers[0], "base", "lib"), "rb").read() == b"B" * 200_000
+    fetched = [r.url.path.rsplit("/", 1)[1] for r in registry.requests if "/manifests/" in r.url.path]
+    chosen = json.loads(registry.manifests[top])["manifests"][1]["digest"]
+    assert fetched == ["v1", chosen]  # the list by tag, then only the amd64 manifest
+    assert registry.requests[0].headers["Accept"].split(", ")[:4] == [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST,
+                                                                       DOCKER_MANIFEST]
+    assert puller.store.resolve(f"reg.test/team/app@{top}").id == result.image.id
+
+
+def test_the_layers_of_one_pull_download_at_the_same_time(registry, puller):
+    publish(registry, "v1", [BASE, Layer().file("app", os.urandom(50_000)).bytes()], ["app"])
+    layers = {digest for digest, blob in registry.blobs.items() if blob[:2] == b"\x1f\x8b"}
+    both_in_flight = threading.Barrier(2)
+    one_at_a_time = []
+
+    def waiting_for_the_other_layer(request):
+        if request.url.path.rsplit("/", 1)[1] in layers:
+            try:
+                both_in_flight.wait(5)  # opens only when the second layer's request arrives too
+            except threading.BrokenBarrierError:
+                one_at_a_time.append(request.url.path)
+        return registry.handler(request)
+
+    puller.client.transport = httpx.MockTransport(waiting_for_the_other_layer)
+    assert len(puller.pull("reg.test/app:v1").image.layers) == 2
+    assert one_at_a_time == [], "the layers were requested one after the other"
