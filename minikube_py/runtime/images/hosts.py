@@ -121,7 +121,13 @@ class RegistryHosts:
             unknown = set(tls_fields) - {"ca_file", "cert_file", "key_file", "insecure_skip_verify"}
             if unknown:
                 raise RegistriesConfigError(f"{where}: configs.{host}.tls: unknown fields {sorted(unknown)}")
-            tls = TlsConfig(**{key: value for key, value in tls_fields.items()})
+            for key, value in tls_fields.items():
+                wanted = bool if key == "insecure_skip_verify" else str
+                if not isinstance(value, wanted):  # "false" as a string would turn verification off
+                    raise RegistriesConfigError(f"{where}: configs.{host}.tls.{key}: must be "
+                                                f"{'true or false' if wanted is bool else 'a file path'}, "
+                                                f"not {value!r}")
+            tls = TlsConfig(**tls_fields)
             credentials = None
             if config.get("auth"):
                 try:
