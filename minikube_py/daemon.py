@@ -768,9 +768,11 @@ def serve(home: str) -> int:
         ),
         informers=informers,
     )
+    node_proxies = cluster_node_proxy(registry, agent, config.node_name, certificates.Paths(home))
+    # The Metrics API: this node's agent in the process, the other nodes' over their kubelet ports.
     registry.resource_metrics.add_node(config.node_name, agent)
-    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port,
-                           node_proxy=cluster_node_proxy(registry, agent, config.node_name, certificates.Paths(home)),
+    registry.resource_metrics.remote_source = node_proxies.metrics_source
+    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=node_proxies,
                            tls=TlsConfig.of(certificates.Paths(home)), pod_listener=(gateway, pod_api_port))
     controllers = ControlLoops(controller_client, clock, config, ca_pem)
     elector = leader_elector(client, config, controllers, clock) if config.leader_elect else None
@@ -836,8 +838,11 @@ def serve_control_plane(home: str, config: ClusterConfig, store, registry, contr
     from minikube_py.clock import Clock
 
     paths = certificates.Paths(home)
-    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port,
-                           node_proxy=cluster_node_proxy(registry, None, "", paths), tls=TlsConfig.of(paths))
+    node_proxies = cluster_node_proxy(registry, None, "", paths)
+    # The Metrics API asks every node's kubelet port (the daemons' own nodes serve none: left out).
+    registry.resource_metrics.remote_source = node_proxies.metrics_source
+    server = ApiHttpServer(registry, os.path.join(home, "api.sock"), port=config.port, node_proxy=node_proxies,
+                           tls=TlsConfig.of(paths))
     elector = leader_elector(ApiClient.local(registry), config, controllers, Clock())
     server.start()
     elector.run()

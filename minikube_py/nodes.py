@@ -426,7 +426,7 @@ def check_identity(client, name: str, lease_duration: float, now: float) -> None
 
 class KubeletPods:
     """What the node's kubelet server reads of the cluster: the pods bound to it, from its agent's
-    cache (the server's routes look a pod up before streaming from it)."""
+    cache (the server's routes look a pod up before streaming from it), and its resource metrics."""
 
     token_issuer = None
 
@@ -441,6 +441,23 @@ class KubeletPods:
         if pod is None:
             raise errors.NotFound(f'pods "{name}" not found on node {self.agent.node_name}')
         return pod.to_dict()
+
+    def list_metrics(self, resource: str, namespace: str | None = None, label_selector: str | None = None,
+                     field_selector: str | None = None) -> dict:
+        """This node's own figures for the API server's Metrics API (`metrics.k8s.io` paths on the
+        kubelet port, as metrics-server scrapes each kubelet): the node's NodeMetrics ("nodes") or
+        its running pods' PodMetrics ("pods"), without labels; the API server adds them and applies
+        the selectors."""
+        from minikube_py.apiserver.resource_metrics import KINDS, GROUP_VERSION
+
+        if resource == "nodes":
+            node = self.agent.node_metrics()
+            found = [] if node is None else [node]
+        else:
+            found = [pod for pod in self.agent.pod_metrics()
+                     if namespace is None or pod.metadata.namespace == namespace]
+        return {"kind": f"{KINDS[resource]}List", "apiVersion": GROUP_VERSION, "metadata": {},
+                "items": [metrics.to_dict() for metrics in found]}
 
 
 def kubelet_tls(home: str, cluster_name: str, name: str, address: str, ca_file: str):
@@ -498,6 +515,7 @@ def _run_node(home: str, server: str, token: str, ca_file: str, name: str, clust
               max_pods: int, lease_duration: int) -> int:
     from minikube_py.agent import AgentConfig, NodeAgent
     from minikube_py.agent.ipam import HostLocalIpam
+    from minikube_py.agent.localpath import LocalPathProvisioner
     from minikube_py.agent.node import host_ip, node_labels
     from minikube_py.agent.remote_proxy import KUBELET_PORT
     from minikube_py.agent.routes import NodeRoutes
@@ -554,9 +572,12 @@ def _run_node(home: str, server: str, token: str, ca_file: str, name: str, clust
                             pod_listener=(node_address, KUBELET_PORT))
     # In its own namespace every route of ours is this node's: nothing else to spare.
     routes = NodeRoutes(client, name, lambda wanted: sync_routes("0.0.0.0/0", wanted), clock=clock)
+    # The local-path volumes of claims whose pods are scheduled here, under this node's home.
+    provisioner = LocalPathProvisioner(client, name, os.path.join(home, "storage"), clock, takes_unselected=False)
 
     agent.start()
     kubelet.start()
+    provisioner.run()
     service_proxy.run()
     cluster_dns.start()
     routes.run()
@@ -567,6 +588,7 @@ def _run_node(home: str, server: str, token: str, ca_file: str, name: str, clust
     log.info("node %s stopping: stopping its pods (grace %s) and removing its runtime", name,
              "as each pod says" if grace_period is None else f"{grace_period}s")
     routes.stop()
+    provisioner.stop()
     kubelet.stop()
     service_proxy.stop()
     cluster_dns.stop()

@@ -6,7 +6,8 @@ agent, because making and removing the directories is node work:
 
 - A claim the PersistentVolume controller handed to `rancher.io/local-path` (its
   `volume.kubernetes.io/storage-provisioner` annotation) and, for `WaitForFirstConsumer`, whose
-  selected node is this one, gets a directory `<home>/storage/pvc-<uid>_<namespace>_<name>` and a
+  selected node is this one (an `Immediate` claim, with no selected node, is the daemon's node's),
+  gets a directory `<home>/storage/pvc-<uid>_<namespace>_<name>` and a
   PersistentVolume `pvc-<uid>` pre-bound to it: a `hostPath` volume of the requested size, the
   claim's access modes, the class's reclaim policy, node affinity to this node.
 - A volume it made that is `Released` with reclaim policy `Delete` loses its directory, then the
@@ -16,6 +17,9 @@ The storage root is 0700 and owned by root, so no other local user can read or r
 each volume directory inside is 0777, as the provisioner's helper makes it, so any container
 user may write there. A directory is only ever removed when it sits directly in the root.
 Keys are `claim/<namespace>/<name>` and `volume/<name>`.
+
+Every node runs one for itself, as k3s' provisioner starts its helper pod on the selected node: the
+daemon's node and each node that `node add` or `join` starts (nodes.py), each under its own home.
 """
 
 from __future__ import annotations
@@ -74,10 +78,13 @@ class LocalPathProvisioner(Controller[str]):
     """Makes and removes this node's local-path volumes."""
 
     def __init__(self, client: Client, node_name: str, root: str, clock: Clock | None = None,
-                 recorder: EventRecorder | None = None, informers: SharedInformers | None = None):
+                 recorder: EventRecorder | None = None, informers: SharedInformers | None = None,
+                 takes_unselected: bool = True):
         super().__init__("local-path-provisioner", clock, workers=1)
         self.client = client
         self.node_name = node_name
+        # Whether claims without a selected node (Immediate binding) are this node's: the daemon's only.
+        self.takes_unselected = takes_unselected
         self.root = root
         self.recorder = recorder or EventRecorder(client, PROVISIONER, self.clock)
 
@@ -119,7 +126,7 @@ class LocalPathProvisioner(Controller[str]):
         if storage_class is None or storage_class.provisioner != PROVISIONER:
             return
         selected = annotations.get(SELECTED_NODE_ANNOTATION)
-        if (selected or self.node_name) != self.node_name:
+        if selected != self.node_name and (selected or not self.takes_unselected):
             return
         name = f"pvc-{claim.metadata.uid}"
         if self.volumes.get(name) is not None:

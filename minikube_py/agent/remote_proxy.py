@@ -8,6 +8,13 @@ server's `NodeProxies` sends each request to the agent of the node the pod is bo
 agent for the daemon's node, else the node's kubelet port, presenting the cluster admin's client
 certificate (kube-apiserver's `--kubelet-client-certificate`). The paths and the stream protocols
 are the API's own, so the node's server is the same HTTP server as the API's.
+
+The same port serves the node's resource metrics, which the API server's Metrics API gathers from
+every node (`RemoteNodeMetrics`), as metrics-server scrapes each kubelet. Kubelet serves them as
+Prometheus counters on `/metrics/resource` and metrics-server turns two scrapes into rates; our
+agent already keeps its cgroup readings and computes the rates (agent/resource_metrics.py), so
+the kubelet port answers the `metrics.k8s.io` paths with the node's own NodeMetrics and
+PodMetrics, and the API server adds labels and applies selectors as for its own agent.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ import threading
 from typing import Any, Callable, Iterator
 
 from minikube_py.api import errors
+from minikube_py.api.metrics import NodeMetrics, PodMetrics
 from minikube_py.client.transport import HttpTransport
 
 KUBELET_PORT = 10250
+METRICS_TIMEOUT_SECONDS = 5.0  # metrics-server's default --kubelet-request-timeout is 10s; `top` waits for every node
 
 
 def kubelet_client_tls(certificate: str, key: str) -> ssl.SSLContext:
@@ -90,6 +99,24 @@ class RemoteNodeProxy:
         return theirs
 
 
+class RemoteNodeMetrics:
+    """One node's resource metrics over its kubelet port: the Metrics API's NodeMetricsSource."""
+
+    def __init__(self, transport: HttpTransport):
+        self.transport = transport
+
+    def node_metrics(self) -> NodeMetrics | None:
+        items = self.transport.list_metrics("nodes").get("items") or []
+        return NodeMetrics.model_validate(items[0]) if items else None
+
+    def pod_metrics(self) -> list[PodMetrics]:
+        return [PodMetrics.model_validate(item) for item in self.transport.list_metrics("pods").get("items") or []]
+
+
+def kubelet_transport(address: str, tls: ssl.SSLContext, timeout: float | None = 60.0) -> HttpTransport:
+    return HttpTransport(url=f"https://{address}:{KUBELET_PORT}", tls=tls, timeout=timeout)
+
+
 class NodeProxies:
     """The API server's NodeProxy for the whole cluster: each call goes to the agent of the pod's node."""
 
@@ -114,7 +141,7 @@ class NodeProxies:
         if address is None:
             raise errors.ServiceUnavailable(f"node {node!r} of pod {namespace}/{name} reports no InternalIP to "
                                             "reach its agent at")
-        return RemoteNodeProxy(HttpTransport(url=f"https://{address}:{KUBELET_PORT}", tls=self.tls))
+        return RemoteNodeProxy(kubelet_transport(address, self.tls))
 
     def _call(self, method: str, namespace: str, name: str, *arguments: Any) -> Any:
         proxy = self._proxy(namespace, name)
@@ -138,3 +165,12 @@ class NodeProxies:
 
     def inspect(self, namespace, name) -> dict:
         return self._call("inspect", namespace, name)
+
+    def metrics_source(self, node: str) -> RemoteNodeMetrics | None:
+        """The Metrics API's source for a node other than this daemon's: its kubelet port, or None
+        when it reports no address (then it is left out, as metrics-server leaves out a node it
+        cannot scrape)."""
+        address = self.address_of_node(node)
+        if address is None:
+            return None
+        return RemoteNodeMetrics(kubelet_transport(address, self.tls, timeout=METRICS_TIMEOUT_SECONDS))

@@ -8,8 +8,8 @@ bearer token from the cluster's static token file or a ServiceAccount's signed t
 
 Authorization follows design.md section 10 and starts small: a member of `system:masters` may do
 everything; a node (`system:node:NAME`, group `system:nodes`) may touch only its own Node, its
-own Lease, the pods bound to it (and their status), and write Events; everyone else may do
-nothing (403). RBAC objects can later decide the same question on the same seam.
+own Lease, the pods bound to it (and their status), its own local-path PersistentVolumes, and
+write Events; everyone else may do nothing (403). RBAC objects can later decide the same question on the same seam.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import hmac
 import os
 import ssl
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from minikube_py.api import errors
 from minikube_py.apiserver import certificates
@@ -179,6 +179,38 @@ def authorize(user: User, method: str, route: Route, query: dict, registry) -> N
 
 STREAMS = ("exec", "attach", "portforward")
 
+# The annotation naming the node a local-path volume lives on (agent/localpath.py's NODE_ANNOTATION).
+LOCAL_PATH_NODE_ANNOTATION = "local.path.provisioner/selected-node"
+
+
+def _volume_node(registry, name: str) -> str | None:
+    try:
+        volume = registry.get("persistentvolumes", None, name)
+    except errors.NotFound:
+        return None
+    return ((volume.get("metadata") or {}).get("annotations") or {}).get(LOCAL_PATH_NODE_ANNOTATION)
+
+
+def check_node_object(user: User, method: str, route: Route, body: Any) -> None:
+    """A node's writes the authorizer lets through by kind, narrowed by what they carry (as
+    Kubernetes' NodeRestriction admission does): a PersistentVolume a node creates must be one of
+    its own local-path volumes, annotated with its name and reachable only from it."""
+    node = user.node_name
+    if node is None or method != "POST" or route.info.plural != "persistentvolumes" or user.is_admin:
+        return
+    document = body if isinstance(body, dict) else {}
+    annotations = (document.get("metadata") or {}).get("annotations") or {}
+    terms = (((document.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get(
+        "nodeSelectorTerms") or []
+    pinned = bool(terms) and all(
+        any(expression.get("key") == "kubernetes.io/hostname" and expression.get("operator") == "In"
+            and expression.get("values") == [node] for expression in (term.get("matchExpressions") or []))
+        for term in terms)
+    if annotations.get(LOCAL_PATH_NODE_ANNOTATION) != node or not pinned:
+        raise errors.Forbidden(f'persistentvolumes is forbidden: node "{node}" may create only its own local-path '
+                               f'volumes: metadata.annotations["{LOCAL_PATH_NODE_ANNOTATION}"] must be "{node}" and '
+                               f'spec.nodeAffinity must require kubernetes.io/hostname In [{node}]')
+
 
 def _node_may(node: str, method: str, route: Route, query: dict, registry) -> bool:
     resource = route.info.plural
@@ -190,6 +222,10 @@ def _node_may(node: str, method: str, route: Route, query: dict, registry) -> bo
         return route.namespace == "kube-node-lease" and (route.name == node or method == "POST")
     if resource == "events":
         return method in ("POST", "PATCH", "PUT")  # kubelet's recorder creates and updates its Events
+    if resource == "persistentvolumes" and method in ("POST", "DELETE"):
+        # The node's local-path provisioner makes and removes the volumes of its own pods
+        # (agent/localpath.py); `check_node_object` narrows what it may create.
+        return method == "POST" or _volume_node(registry, route.name or "") == node
     if resource in NODE_READABLE:
         return method == "GET"
     if resource == "pods":

@@ -320,6 +320,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.request_labels = _resource_labels(method, route, query, self.headers.get("Content-Type"))
             auth.authorize(user, method, route, query, self.server.api.registry)
             body = self._read_body(method)
+            auth.check_node_object(user, method, route, body)
             self._request_received()
             registry = self.server.api.registry
             if method in OPTIONS_KINDS:

@@ -6,6 +6,11 @@ it runs, and adds what the API knows: the pod's and the node's labels, so label 
 on metrics-server, and only pods that still exist. A node that cannot answer is left out (logged),
 as metrics-server leaves out a node it cannot scrape.
 
+The daemon's own agent is a source in the process (`add_node`); every other Node the API knows
+(added with `node add`, joined from elsewhere) is asked over its kubelet port, through the
+`remote_source` the daemon gives (agent/remote_proxy.py's RemoteNodeMetrics), as metrics-server
+scrapes each kubelet. So a `--control-plane-only` API server sees the added nodes too.
+
 Paths: `/apis/metrics.k8s.io/v1beta1/nodes[/{name}]`, `/apis/metrics.k8s.io/v1beta1/pods` and
 `/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods[/{name}]`, `get` and `list` only, with
 `labelSelector` and `fieldSelector` (metadata.name, metadata.namespace).
@@ -77,6 +82,8 @@ class ResourceMetricsApi:
         self.registry = registry
         self._sources: dict[str, NodeMetricsSource] = {}
         self._lock = threading.Lock()
+        # The source for a Node with no in-process agent (its kubelet port), or None when it has none.
+        self.remote_source: Callable[[str], NodeMetricsSource | None] | None = None
 
     def add_node(self, node_name: str, source: NodeMetricsSource) -> None:
         with self._lock:
@@ -87,8 +94,16 @@ class ResourceMetricsApi:
             self._sources.pop(node_name, None)
 
     def _each_source(self) -> list[tuple[str, NodeMetricsSource]]:
+        """The in-process agents, then every other Node's kubelet (when the daemon can reach them)."""
         with self._lock:
-            return list(self._sources.items())
+            sources = list(self._sources.items())
+        if self.remote_source is not None:
+            local = {name for name, _ in sources}
+            for node in self.registry.list("nodes")["items"]:
+                name = node["metadata"]["name"]
+                if name not in local and (source := self.remote_source(name)) is not None:
+                    sources.append((name, source))
+        return sources
 
     def _ask_each_node(self, question: Callable[[NodeMetricsSource], Any], what: str) -> list[Any]:
         """Each node's answer; a node that fails is logged and left out, as metrics-server leaves
@@ -97,6 +112,8 @@ class ResourceMetricsApi:
         for node_name, source in self._each_source():
             try:
                 answers.append(question(source))
+            except (OSError, errors.ApiError) as error:  # a node that is down or cut off
+                log.warning("node %s did not give %s (%s); leaving it out", node_name, what, error)
             except Exception:
                 log.exception("node %s did not give %s; leaving it out", node_name, what)
         return answers

@@ -2,7 +2,8 @@
 its own network namespace with its own address, supervisor, bridge and pod CIDR slice.
 
 Pods on different nodes reach each other by IP and by Service name; exec and logs reach a pod on
-an added node through the API server; an agent with a wrong token, or a second agent for a
+an added node through the API server; a claim of a pod on an added node is provisioned by that
+node's local-path provisioner, and the pod's usage shows in `top`; an agent with a wrong token, or a second agent for a
 running node, is refused; a node whose link goes down turns NotReady and is tainted unreachable
 (with short tuned timeouts its pods are evicted and replaced on the other nodes, never two pods of
 one name running at once), and once its link is back its stale pods are cleaned; `node rm` drains
@@ -132,6 +133,51 @@ def test_exec_and_logs_reach_a_pod_on_an_added_node_through_the_api(cluster):
     assert wait_for(lambda: "hello from far" in cluster.cli("logs", "far").stdout, 10, "far's log")
     inspected = cluster.inspect("far")
     assert inspected["pod"]["node"] == "node-3"
+
+
+STORED = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: stored}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: stored}
+spec:
+  nodeSelector: {kubernetes.io/hostname: node-3}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo written-on-node-3 > /data/proof; exec sleep 3600"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: stored}}
+"""
+
+
+def test_a_claim_of_a_pod_on_an_added_node_is_provisioned_there_and_its_pod_shows_in_top(cluster):
+    """node-3 runs its own local-path provisioner (WaitForFirstConsumer binds where the pod goes),
+    and the Metrics API reaches node-3's agent over its kubelet port."""
+    cluster.apply(STORED)
+    pod = cluster.wait_running("stored", timeout=90)
+    assert pod["spec"]["nodeName"] == "node-3"
+    claim = cluster.client.raw.get("persistentvolumeclaims", "default", "stored")
+    assert claim["status"]["phase"] == "Bound"
+    volume = cluster.client.raw.get("persistentvolumes", None, claim["spec"]["volumeName"])
+    directory = volume["spec"]["hostPath"]["path"]
+    assert directory.startswith(os.path.join(cluster.home, "nodes", "node-3") + os.sep), directory
+    assert wait_for(lambda: cluster.exec("stored", "cat", "/data/proof").stdout.strip() == "written-on-node-3", 20,
+                    "the pod's write in its volume")
+    with open(os.path.join(directory, "proof")) as file:
+        assert file.read().strip() == "written-on-node-3"
+    assert wait_for(lambda: "stored" in cluster.cli("top", "pod", "stored", check=False).stdout, 30,
+                    "top pod of a pod on node-3")
+    metrics = cluster.client.raw.list_metrics("nodes")["items"]
+    assert {"node-1", "node-3"} <= {item["metadata"]["name"] for item in metrics}
 
 
 def test_an_agent_with_a_wrong_token_or_a_running_nodes_name_is_refused(cluster):

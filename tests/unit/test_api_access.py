@@ -283,3 +283,30 @@ def test_a_token_added_to_the_file_works_and_a_removed_one_stops_working_without
     assert get(server, paths, "/api/v1/nodes", newcomer)[0] == 200
     certificates.remove_token(paths, certificates.node_user("node-9"))
     assert get(server, paths, "/api/v1/nodes", newcomer)[0] == 401
+
+
+def local_path_volume(name: str, node: str, affinity_node: str | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": name, "annotations": {"local.path.provisioner/selected-node": node}},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                     "hostPath": {"path": f"/srv/{name}"},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In",
+                          "values": [affinity_node or node]}]}]}}}}
+
+
+def test_a_node_may_create_and_delete_only_its_own_local_path_volumes(server, paths):
+    """The node's local-path provisioner writes PersistentVolumes, as NodeRestriction would let it:
+    only volumes named for it and reachable only from it; it deletes only its own."""
+    node = bearer(paths, certificates.node_user(NODE))
+    status, _ = get(server, paths, "/api/v1/persistentvolumes", node, method="POST", body=local_path_volume("mine", NODE))
+    assert status == 201
+    for body in (local_path_volume("other", "other"), local_path_volume("sneaky", NODE, affinity_node="other"),
+                 {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "plain"},
+                  "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                           "hostPath": {"path": "/"}}}):
+        status, refused = get(server, paths, "/api/v1/persistentvolumes", node, method="POST", body=body)
+        assert status == 403 and "may create only its own local-path volumes" in refused["message"], body
+    server.registry.create("persistentvolumes", None, local_path_volume("theirs", "other"))
+    assert get(server, paths, "/api/v1/persistentvolumes/theirs", node, method="DELETE")[0] == 403
+    assert get(server, paths, "/api/v1/persistentvolumes/mine", node, method="DELETE")[0] == 200

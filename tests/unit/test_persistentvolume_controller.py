@@ -274,3 +274,27 @@ def test_a_bound_volume_is_not_removed_until_its_claim_lets_go(cluster):
     cluster.registry.delete("persistentvolumeclaims", "default", "data")
     storage.settle()
     assert cluster.get("persistentvolumes", "v1", namespace=None) is None
+
+
+def test_each_node_provisions_the_volumes_of_pods_scheduled_to_it_under_its_own_root(cluster, tmp_path):
+    """Every node runs a provisioner (the daemon's node and each added one): a claim goes to the
+    provisioner of the node its pod is scheduled to, and nobody else makes a directory for it."""
+    for name in ("node-1", "node-2"):
+        cluster.add_node(name, labels={"kubernetes.io/hostname": name})
+    storage = Storage(cluster, str(tmp_path / "daemon"))
+    storage.controllers.append(LocalPathProvisioner(cluster.client, "node-2", str(tmp_path / "added"), cluster.clock,
+                                                    informers=cluster.informers, takes_unselected=False))
+    cluster.create("storageclasses", default_storage_class().to_dict(), namespace=None)
+    made = claim(cluster, "data", storage_class=None)
+    cluster.create("pods", {"metadata": {"name": "consumer"}, "spec": {
+        "nodeSelector": {"kubernetes.io/hostname": "node-2"},
+        "containers": [{"name": "main", "image": "busybox", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}})
+    storage.settle()
+    assert cluster.get("pods", "consumer").spec.node_name == "node-2"
+    provisioned = cluster.get("persistentvolumes", f"pvc-{made.metadata.uid}", namespace=None)
+    assert provisioned.spec.host_path.path == str(tmp_path / "added" / f"pvc-{made.metadata.uid}_default_data")
+    assert provisioned.spec.node_affinity.required.node_selector_terms[0].match_expressions[0].values == ["node-2"]
+    assert (tmp_path / "added" / f"pvc-{made.metadata.uid}_default_data").is_dir()
+    assert not (tmp_path / "daemon").exists()
+    assert cluster.get("persistentvolumeclaims", "data").status.phase == "Bound"

@@ -241,3 +241,69 @@ def test_discovery_lists_the_metrics_group_and_its_resources(live):
     assert refused.value.code == 405
     with pytest.raises(errors.NotFound):
         transport._request("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/default/nodes")
+
+
+class AgentMetrics:
+    """What a node agent answers for its own figures (NodeAgent.node_metrics / pod_metrics)."""
+
+    node_name = "node2"
+
+    def __init__(self, source):
+        self.source = source
+
+    def node_metrics(self):
+        return self.source.node_metrics().model_copy(update={"metadata": ObjectMeta(name="node2")})
+
+    def pod_metrics(self):
+        return self.source.pod_metrics()
+
+
+def test_other_nodes_metrics_come_from_their_kubelet_port(tmp_path):
+    """A node without an agent in the API server's process is asked over its kubelet server, as
+    metrics-server scrapes every kubelet; a node whose kubelet does not answer is left out."""
+    from minikube_py.agent.remote_proxy import RemoteNodeMetrics
+    from minikube_py.apiserver.server import ApiHttpServer
+    from minikube_py.client.transport import HttpTransport
+    from minikube_py.clock import FakeClock
+    from minikube_py.nodes import KubeletPods
+
+    registry = registry_with_pods()
+    registry.create("nodes", None, {"metadata": {"name": "node2", "labels": {"zone": "b"}}})
+    registry.create("nodes", None, {"metadata": {"name": "node3"}})
+    kubelet = ApiHttpServer(KubeletPods(AgentMetrics(StaticSource(registry, ["web-2"])), FakeClock()),
+                            str(tmp_path / "kubelet.sock"))
+    kubelet.start()
+    try:
+        asked = []
+
+        def remote_source(node):
+            asked.append(node)
+            socket_path = str(tmp_path / f"{'kubelet' if node == 'node2' else 'nothing'}.sock")
+            return RemoteNodeMetrics(HttpTransport(socket_path, timeout=5))
+
+        registry.resource_metrics.add_node("node1", StaticSource(registry, ["web-1"]))
+        registry.resource_metrics.remote_source = remote_source
+        pods = registry.list_metrics("pods", "default")["items"]
+        assert sorted(item["metadata"]["name"] for item in pods) == ["web-1", "web-2"]
+        assert sorted(asked) == ["node2", "node3"]  # node1's agent is in the process
+        web2 = registry.get_metrics("pods", "default", "web-2")
+        assert web2["metadata"]["labels"] == {"app": "web"} and web2["containers"][0]["usage"]["cpu"] == "5m"
+        nodes = registry.list_metrics("nodes")["items"]
+        assert sorted(item["metadata"]["name"] for item in nodes) == ["node1", "node2"]
+        assert registry.get_metrics("nodes", None, "node2")["metadata"]["labels"]["zone"] == "b"
+        with pytest.raises(errors.NotFound):
+            registry.get_metrics("nodes", None, "node3")
+    finally:
+        kubelet.stop()
+
+
+def test_the_kubelet_port_answers_only_its_own_nodes_figures():
+    from minikube_py.clock import FakeClock
+    from minikube_py.nodes import KubeletPods
+
+    registry = registry_with_pods()
+    kubelet = KubeletPods(AgentMetrics(StaticSource(registry, ["web-1", "db"])), FakeClock())
+    assert [item["metadata"]["name"] for item in kubelet.list_metrics("nodes")["items"]] == ["node2"]
+    listing = kubelet.list_metrics("pods", "default")
+    assert listing["kind"] == "PodMetricsList" and len(listing["items"]) == 2
+    assert kubelet.list_metrics("pods", "other")["items"] == []
