@@ -2,8 +2,9 @@
 throughput, kubectl and our CLI side by side in one run.
 
 Measures, on a private cluster with a TLS port (kubectl goes through it, our CLI through the unix
-socket, as each does by default): the p50 and p90 of `exec POD -- true` (the whole command: process
-start, handshake, the command, the exit status); exec throughput, `cat` of an N-byte file in the
+socket, as each does by default): each client's start-up (a command that reaches no server:
+`kubectl version --client`, `minikube-py --help`) and `get pods`, p50; the p50 and p90 of
+`exec POD -- true` (the whole command: process start, handshake, the command, the exit status); exec throughput, `cat` of an N-byte file in the
 pod read through stdout, both over the whole command and over the transfer alone (first byte to
 last: a Python CLI spends far longer starting than a Go one, and that is the round trip's figure,
 not the stream's); port-forward throughput, one HTTP download of N bytes from busybox httpd in the
@@ -70,12 +71,22 @@ def clients(cluster: PrivateCluster) -> dict[str, list[str]]:
 
 
 def exec_round_trips(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
+    return command_times([*argv, "exec", "bench-box", "--", "true"], env, runs)
+
+
+def command_times(command: list[str], env: dict[str, str], runs: int) -> list[float]:
+    """Wall times of `runs` runs of a whole client command (process start to exit)."""
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([*argv, "exec", "bench-box", "--", "true"], env=env, check=True, capture_output=True)
+        subprocess.run(command, env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - started)
     return times
+
+
+def start_up_command(name: str, argv: list[str]) -> list[str]:
+    """A command that only starts the client and exits, reaching no server: its start-up cost."""
+    return [*argv, "version", "--client"] if name == "kubectl" else [*argv, "--help"]
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for name, client in clients(cluster).items():
             times = exec_round_trips(client, cluster.env, options.runs)
+            listing = command_times([*client, "get", "pods"], cluster.env, options.runs)
+            start_up = command_times(start_up_command(name, client), cluster.env, options.runs)
             best: ExecThroughput | None = None
             server_cpu = []
             for _ in range(options.repeats):
@@ -168,20 +181,22 @@ def main(argv: list[str] | None = None) -> int:
             forward = max(port_forward_throughput(client, cluster.env, size) for _ in range(options.repeats))
             loads.append(os.getloadavg()[0])
             rows.append((name, percentile(times, 0.5) * 1000, percentile(times, 0.9) * 1000, best,
-                         min(server_cpu), forward))
+                         min(server_cpu), forward, percentile(listing, 0.5) * 1000, percentile(start_up, 0.5) * 1000))
     finally:
         cluster.stop()
     print(f"load average (1 min) during the run: {min(loads):.1f} to {max(loads):.1f}; "
           f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
-    print(f"| client | exec -- true p50 (ms) | p90 (ms) | exec cat MB/s, whole command ({options.megabytes} MB) | "
+    print(f"| client | start-up p50 (ms) | get pods p50 (ms) | exec -- true p50 (ms) | p90 (ms) | "
+          f"exec cat MB/s, whole command ({options.megabytes} MB) | "
           "transfer alone | CPU s per 100 MB: API server | client | "
           f"port-forward MB/s ({options.megabytes} MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, p50, p90, exec_rate, server_cpu_s, forward_rate in rows:
-        print(f"| {name} | {p50:.0f} | {p90:.0f} | {exec_rate.whole_mb_s:.0f} | {exec_rate.transfer_mb_s:.0f} | "
-              f"{server_cpu_s:.2f} | {exec_rate.client_cpu_s:.2f} | {forward_rate:.0f} |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, p50, p90, exec_rate, server_cpu_s, forward_rate, get_p50, start_up_p50 in rows:
+        print(f"| {name} | {start_up_p50:.0f} | {get_p50:.0f} | {p50:.0f} | {p90:.0f} | {exec_rate.whole_mb_s:.0f} | "
+              f"{exec_rate.transfer_mb_s:.0f} | {server_cpu_s:.2f} | {exec_rate.client_cpu_s:.2f} | {forward_rate:.0f} |")
     if len(rows) == 2:
-        print(f"\nkubectl exec p50 / minikube-py exec p50 = {rows[0][1] / rows[1][1]:.2f}")
+        print(f"\nminikube-py / kubectl p50: exec -- true {rows[1][1] / rows[0][1]:.2f}, "
+              f"get pods {rows[1][6] / rows[0][6]:.2f}, start-up {rows[1][7] / rows[0][7]:.2f}")
     return 0
 
 
