@@ -36,15 +36,17 @@ def _insufficient(resource: str, requested: int, used: int, capacity: int) -> Re
                                          f"used: {used}, capacity: {capacity}")
 
 
-def admit(pod: Pod, allocatable: dict[str, str], admitted: list[Pod]) -> Rejection | None:
-    """None when `pod` fits beside the `admitted` pods; else the first resource short, as kubelet
+def admit(pod: Pod, allocatable: dict[str, str], admitted: list[ResourceAmounts]) -> Rejection | None:
+    """None when `pod` fits beside the pods already admitted (their requests, `pod_requests` of
+    each, added up once per pod by the caller: at 1,000 pods, re-adding every pod's containers for
+    each new pod was a tenth of the agent's CPU); else the first resource short, as kubelet
     reports only the first failed predicate."""
     capacity = amounts_of(allocatable)
     if len(admitted) + 1 > capacity.get("pods", 0):
         return _insufficient("pods", 1, len(admitted), capacity.get("pods", 0))
     used: ResourceAmounts = {}
-    for other in admitted:
-        for resource, amount in pod_requests(other).items():
+    for requests_of_other in admitted:
+        for resource, amount in requests_of_other.items():
             used[resource] = used.get(resource, 0) + amount
     requests = pod_requests(pod)
     extended = sorted(resource for resource in requests if resource not in STANDARD_RESOURCES and resource in capacity)

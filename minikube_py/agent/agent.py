@@ -342,7 +342,7 @@ class NodeAgent(Controller, PodSync, PodTermination, Adoption):
         with self._admission_lock:
             # A pod counts until its containers have stopped: a deleted pod's terminal phase is
             # settled before its object goes, so the pod the scheduler binds next finds it gone.
-            admitted = [record.pod for record in self.table.all()
+            admitted = [record.requests for record in self.table.all()
                         if record.lifecycle not in (Lifecycle.COMPLETED, Lifecycle.FINISHED)
                         and not record.terminal_phase]
             rejection = admit(pod, self.env_sources.allocatable, admitted)

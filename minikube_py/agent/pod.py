@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from minikube_py.agent.status import ContainerRecord, StopRequest
 from minikube_py.api.core import Pod
+from minikube_py.api.pod_requests import ResourceAmounts, pod_requests
 from minikube_py.runtime.types import Sandbox
 
 SANDBOX = ""  # the key of sandbox creation failures in PodRecord.failures
@@ -95,6 +96,14 @@ class PodRecord:
     # The init sequence went through once: every init container completed and every sidecar
     # started, in order. From then on sidecars are restarted beside the app containers.
     initialized: bool = False
+    _requests: ResourceAmounts | None = None
+
+    @property
+    def requests(self) -> ResourceAmounts:
+        """What the pod asks of the node (admission), added up once: a pod's resources do not change."""
+        if self._requests is None:
+            self._requests = pod_requests(self.pod)
+        return self._requests
 
     def move(self, to: Lifecycle) -> None:
         if to not in TRANSITIONS[self.lifecycle]:

@@ -69,3 +69,23 @@ def test_a_deleted_pods_room_is_free_for_the_next_pod(harness):
     harness.create_pod("new", asking(cpu="600m"))
     harness.sync()
     assert harness.pod("new")["status"]["phase"] == "Running"
+
+
+def test_admission_adds_up_each_admitted_pods_requests_once(harness, monkeypatch):
+    # At 1,000 pods, re-adding every admitted pod's requests for each new pod made admission quadratic.
+    from minikube_py.agent import admission, pod as pod_module
+
+    harness.agent.env_sources.allocatable = {"cpu": "100", "memory": "100Gi", "pods": "50"}
+    for index in range(10):
+        harness.create_pod(f"p{index}", asking(cpu="10m"))
+    harness.sync()
+    counted = []
+    for module in (admission, pod_module):
+        original = module.pod_requests
+        monkeypatch.setattr(module, "pod_requests", lambda pod, *args, _original=original, **kwargs: (
+            counted.append(pod.metadata.name), _original(pod, *args, **kwargs))[1])
+    for late in ("late-1", "late-2", "late-3"):
+        harness.create_pod(late, asking(cpu="10m"))
+        harness.sync()
+        assert harness.pod(late)["status"]["phase"] == "Running"
+    assert max(counted.count(f"p{index}") for index in range(10)) <= 1, counted
