@@ -1,11 +1,12 @@
 """The store conformance harness: every store test runs on each backend.
 
-`store_backend` is parametrized over sqlite and etcd; its `open()` opens a store on the test's own
-backing (a sqlite file in the test's tmp_path, or a cluster prefix of its own on the session's
-one-member etcd), so opening it again is "reopening" the same data. `store_backend.opener` is the
-Python expression a subprocess uses to open it (the kill -9 tests). The etcd members run for the
-whole session (three members only when a test asks for `etcd_trio`) and are stopped, their data
-removed, at its end; without the etcd binary the etcd cases skip, saying so.
+`store_backend` is parametrized over sqlite, a one-member etcd and a three-member etcd; its
+`open()` opens a store on the test's own backing (a sqlite file in the test's tmp_path, or a
+cluster prefix of its own on the session's etcd), so opening it again is "reopening" the same
+data. `store_backend.opener` is the Python expression a subprocess uses to open it (the kill -9
+tests). The etcd members run for the whole session (each cluster started once, by the first test
+that asks for it) and are stopped, their data removed, at its end; without the etcd binary the
+etcd cases skip, saying so.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def etcd_backend(cluster: EtcdCluster) -> Backend:
     return Backend("etcd", f"EtcdStore({cluster.endpoints!r}, 'test{next(_prefixes)}')")
 
 
-@pytest.fixture(params=["sqlite", "etcd"])
+@pytest.fixture(params=["sqlite", "etcd", "etcd-3"])
 def store_backend(request, tmp_path):
+    """sqlite, a one-member etcd, and a three-member etcd (issue 14: the suite on 1 and 3 members)."""
     if request.param == "sqlite":
         return Backend("sqlite", f"Store({str(tmp_path / 'state.db')!r})")
-    return etcd_backend(request.getfixturevalue("etcd_single"))
+    return etcd_backend(request.getfixturevalue("etcd_single" if request.param == "etcd" else "etcd_trio"))
