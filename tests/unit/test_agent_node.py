@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import platform
 
 from minikube_py.agent import node
 
@@ -60,3 +61,39 @@ def test_the_agent_reports_its_configured_max_pods(tmp_path):
     harness.agent.config.max_pods = 7
     harness.start()
     assert harness.registry.get("nodes", None, NODE)["status"]["allocatable"]["pods"] == "7"
+
+
+def test_the_node_reports_every_node_info_field_from_the_host(tmp_path, monkeypatch):
+    from tests.unit.agent_harness import NODE, AgentHarness
+
+    host_files = {"/etc/machine-id": "0123456789abcdef0123456789abcdef",
+                  "/sys/class/dmi/id/product_uuid": "4c4c4544-0042-3510-8052-b3c04f4e4d32",
+                  "/proc/sys/kernel/random/boot_id": "d2c1e6a4-98f3-4a51-9d2b-6c7e0f1a2b3c"}
+    monkeypatch.setattr(node, "_read_first_line", lambda path: host_files[path])
+    harness = AgentHarness(tmp_path)
+    harness.start()
+    info = harness.registry.get("nodes", None, NODE)["status"]["nodeInfo"]
+    assert info == {
+        "machineID": "0123456789abcdef0123456789abcdef",
+        "systemUUID": "4c4c4544-0042-3510-8052-b3c04f4e4d32",
+        "bootID": "d2c1e6a4-98f3-4a51-9d2b-6c7e0f1a2b3c",
+        "kernelVersion": os.uname().release,
+        "osImage": node._os_image(),
+        "containerRuntimeVersion": f"minikube-py://{node.minikube_py_version}",
+        "kubeletVersion": node.KUBELET_VERSION,
+        "kubeProxyVersion": node.KUBELET_VERSION,  # deprecated, yet required by the Python client's model
+        "operatingSystem": "linux",
+        "architecture": node.ARCHITECTURES.get(platform.machine(), platform.machine()),
+    }
+    assert info["kubeletVersion"].startswith("v1.") and info["osImage"]
+    assert harness.registry.get("nodes", None, NODE)["metadata"]["labels"]["kubernetes.io/arch"] == info["architecture"]
+
+
+def test_node_info_reads_the_hosts_ids_and_leaves_unreadable_ones_empty():
+    info = node.node_info()
+    with open("/proc/sys/kernel/random/boot_id") as boot_id:
+        assert info["bootID"] == boot_id.read().strip()
+    if os.path.exists("/etc/machine-id"):
+        with open("/etc/machine-id") as machine_id:
+            assert info["machineID"] == machine_id.read().strip()
+    assert node._read_first_line("/nonexistent/product_uuid") == ""

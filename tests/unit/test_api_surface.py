@@ -4,6 +4,8 @@ deletecollection, list pages, delete answers per kind, Status details and JSON p
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -350,3 +352,57 @@ def test_log_options_reach_the_http_api_as_statuses(server, paths):
                                                "spec": {"containers": [{"name": "main", "image": "busybox"}]}})
     status, body = call_json(server, paths, "/api/v1/namespaces/default/pods/web/log?limitBytes=0")
     assert status == 422 and body["details"]["kind"] == "PodLogOptions"
+
+
+def test_metrics_count_open_watches_and_the_databases_size(tmp_path, paths):
+    store = Store(str(tmp_path / "state.db"))
+    server = ApiHttpServer(Registry(store, FakeClock()), str(tmp_path / "api2.sock"), port=0, tls=tls_config(paths))
+    server.start()
+    watched = "/api/v1/namespaces/default/configmaps"
+    labels = 'component="apiserver",group="",resource="configmaps",scope="namespace",subresource="",verb="WATCH",' \
+             'version="v1"'
+
+    def scraped() -> str:
+        status, _, text = call(server, paths, "/metrics")
+        assert status == 200
+        return text
+
+    def open_watches() -> float:
+        for line in scraped().splitlines():
+            if line.startswith("apiserver_longrunning_requests{") and labels in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def wait_until(condition, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, f"no {what} within 10 s"
+            time.sleep(0.02)
+
+    try:
+        assert call(server, paths, watched, method="POST", body=configmap("a"))[0] == 201
+        watch = https_connection(paths, server.port)
+        watch.request("GET", f"{watched}?watch=true", headers={
+            "Authorization": f"Bearer {certificates.token_of(paths, certificates.ADMIN_USER)}"})
+        response = watch.getresponse()
+        assert response.status == 200 and json.loads(response.readline())["type"] == "ADDED"
+        assert open_watches() == 1
+        second = https_connection(paths, server.port)
+        second.request("GET", f"{watched}?watch=true", headers={
+            "Authorization": f"Bearer {certificates.token_of(paths, certificates.ADMIN_USER)}"})
+        assert second.getresponse().status == 200
+        wait_until(lambda: open_watches() == 2, "second watch counted")
+        watch.close()
+        second.close()
+        # The server sees a watch closed when it next writes to it: the next event ends both.
+        assert call(server, paths, watched, method="POST", body=configmap("b"))[0] == 201
+        wait_until(lambda: open_watches() == 0, "closed watches uncounted")
+
+        sizes = [line for line in scraped().splitlines() if line.startswith("apiserver_storage_size_bytes{")]
+        on_disk = sum(os.path.getsize(name) for name in (store.path, f"{store.path}-wal") if os.path.exists(name))
+        assert sizes == [f'apiserver_storage_size_bytes{{storage_cluster_id="state.db"}} {float(on_disk)}'] \
+            and on_disk > 0
+        assert "# TYPE apiserver_storage_size_bytes gauge" in scraped()
+    finally:
+        server.stop()
+        store.close()

@@ -158,3 +158,29 @@ def test_an_unknown_dry_run_value_is_kubernetes_422_for_the_verbs_options(cluste
     assert error["message"].endswith(': supported values: "All"')
     assert error["details"]["kind"] == options and error["details"]["causes"][0]["field"] == "dryRun"
     assert counting.writes == writes
+
+
+def test_a_dry_run_deletecollection_answers_the_list_and_deletes_nothing(cluster):
+    server, counting = cluster
+    server.registry.create("pods", "default", {**POD, "metadata": {"name": "bound", "labels": {"app": "web"}}})
+    server.registry.bind("default", "bound", "node-1")  # would stop gracefully: marked, not removed
+    server.registry.create("pods", "default", {**POD, "metadata": {"name": "apart", "labels": {"app": "db"}}})
+    before = {p["metadata"]["name"]: p for p in server.registry.list("pods", "default")["items"]}
+    writes, revision = counting.writes, counting._store.revision
+    watch = counting._store.watch("pods", "default", revision)
+
+    status, listing = call(server, "DELETE", f"{PODS}?dryRun=All&labelSelector=app%3Dweb")
+    assert status == 200 and sorted(item["metadata"]["name"] for item in listing["items"]) == ["bound", "web"]
+    status, listing = call(server, "DELETE", DEPLOYMENTS, {"kind": "DeleteOptions", "apiVersion": "v1",
+                                                           "dryRun": ["All"]})
+    assert status == 200 and [item["metadata"]["name"] for item in listing["items"]] == ["web"]
+
+    unchanged(server, counting, writes, revision)
+    after = {p["metadata"]["name"]: p for p in server.registry.list("pods", "default")["items"]}
+    assert after == before
+    assert server.registry.get("deployments", "default", "web")["spec"]["replicas"] == 1
+    assert watch.next(0.2) is None
+    watch.close()
+    status, _ = call(server, "DELETE", f"{PODS}?labelSelector=app%3Dweb")  # the same request for real does delete
+    assert status == 200 and counting.writes > writes
+    assert "deletionTimestamp" in server.registry.get("pods", "default", "bound")["metadata"]
