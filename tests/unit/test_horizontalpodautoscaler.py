@@ -296,3 +296,67 @@ def test_autoscale_makes_an_hpa_for_a_deployment_and_refuses_a_pod(live):
     live.pod("lonely")
     refused = live.run("autoscale", "pod/lonely", "--max", "2")
     assert refused.code != 0 and "only deployments, replicasets and statefulsets" in refused.err
+
+
+class UsageByPod(Usage):
+    """A node's metrics source: each pod's millicores by its name."""
+
+    def __init__(self, cluster, millicores_by_pod):
+        super().__init__(cluster, 0)
+        self.millicores_by_pod = millicores_by_pod
+
+    def pod_metrics(self):
+        return [PodMetrics(metadata=ObjectMeta(name=pod.metadata.name, namespace="default", uid=pod.metadata.uid),
+                           timestamp=format_time(self.cluster.clock.now()), window="15s",
+                           containers=[ContainerMetrics(name="main", usage={
+                               "cpu": f"{self.millicores_by_pod[pod.metadata.name]}m", "memory": "10Mi"})])
+                for pod in self.cluster.list("pods")]
+
+
+def running_pod(cluster, name, labels):
+    cluster.create("pods", {"metadata": {"name": name, "labels": labels}, "spec": {"containers": [
+        {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "100m"}}}]}})
+    cluster.registry.patch_status("pods", "default", name, {"status": {
+        "phase": "Running", "startTime": format_time(cluster.clock.now() - 3600),
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": format_time(cluster.clock.now() - 3600)}]}})
+
+
+def workload(cluster, kind, replicas, selector, labels):
+    resource = {"StatefulSet": "statefulsets", "ReplicaSet": "replicasets"}[kind]
+    spec = {"replicas": replicas, "selector": selector, "template": {"metadata": {"labels": labels}, "spec": {
+        "containers": [{"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "100m"}}}]}}}
+    if kind == "StatefulSet":
+        spec["serviceName"] = "web"
+    cluster.create(resource, {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "web"}, "spec": spec})
+    return resource
+
+
+@pytest.mark.parametrize("kind, selector, selector_text, labels, decoy_labels", [
+    ("StatefulSet", {"matchLabels": {"app": "web"}}, "app=web", {"app": "web"}, {"app": "other"}),
+    # A ReplicaSet's matchExpressions reach its /scale's selector text too.
+    ("ReplicaSet", {"matchLabels": {"app": "web"},
+                    "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]},
+     "app=web,tier in (front)", {"app": "web", "tier": "front"}, {"app": "web", "tier": "back"}),
+])
+def test_the_controller_scales_a_workload_counting_only_the_pods_its_scale_selector_picks(
+        cluster, kind, selector, selector_text, labels, decoy_labels):
+    resource = workload(cluster, kind, 2, selector, labels)
+    usage = {"web-0": 100, "web-1": 100, "decoy-0": 5, "decoy-1": 5, "decoy-2": 5}
+    for name in ("web-0", "web-1"):
+        running_pod(cluster, name, labels)
+    for name in ("decoy-0", "decoy-1", "decoy-2"):  # idle pods the selector does not pick
+        running_pod(cluster, name, decoy_labels)
+    cluster.registry.resource_metrics.add_node("node-1", UsageByPod(cluster, usage))
+    scale = cluster.client.get_scale(resource, "web", "default")
+    assert scale["status"]["selector"] == selector_text
+    autoscaler(cluster, kind=kind)
+    controller = HorizontalPodAutoscalerController(cluster.client, cluster.clock, cluster.informers)
+    cluster.settle(controller)
+    # The two picked pods use 100 % of their request against a 50 % target: 2 x 2 = 4 replicas.
+    # Counting the idle decoys too would leave it at 2 (43 %).
+    assert cluster.get(resource, "web").spec.replicas == 4
+    status = cluster.get("horizontalpodautoscalers", "web").status
+    assert (status.current_replicas, status.desired_replicas) == (2, 4)
+    assert status.current_metrics[0].resource.current.average_utilization == 100
+    assert ("SuccessfulRescale", "New size: 4; reason: cpu resource utilization (percentage of request) above target") \
+        in events_of(cluster)
