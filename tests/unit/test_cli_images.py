@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import httpx
 import pytest
@@ -169,3 +170,18 @@ def test_image_prune_all_removes_every_image_no_container_uses(filled, home, cap
     assert lines[4].startswith("Total reclaimed space: ") and lines[4] != "Total reclaimed space: 0B"
     assert store.list() == [] and os.listdir(store.layers_directory) == []
     assert run(home, capsys, "ls").strip().splitlines()[1:] == []
+
+
+def test_image_prune_sweeps_what_interrupted_pulls_left_behind(filled, home, capsys):
+    store, own, base = filled
+    old, recent = os.path.join(store.ingest_directory, "old"), os.path.join(store.ingest_directory, "recent")
+    for path in (old, recent):
+        with open(path, "wb") as file:
+            file.write(b"x" * 5000)
+    os.utime(old, (time.time() - 2 * 86400,) * 2)  # a partial blob untouched for two days
+    unpack = os.path.join(store.layers_directory, ".unpack-cut")
+    os.makedirs(unpack)
+    os.utime(unpack, (time.time() - 7200,) * 2)  # an unpack a crash cut short two hours ago
+    assert run(home, capsys, "prune") == "Total reclaimed space: 5kB\n"
+    assert not os.path.exists(old) and not os.path.exists(unpack)
+    assert os.path.exists(recent)  # a pull may still be resuming it
