@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 GROUP, VERSION = GROUP_VERSION.split("/")
 KINDS = {"pods": "PodMetrics", "nodes": "NodeMetrics"}
+MAX_PARALLEL_NODES = 16  # nodes asked at once for one request
 
 
 class NodeMetricsSource(Protocol):
@@ -94,29 +96,39 @@ class ResourceMetricsApi:
             self._sources.pop(node_name, None)
 
     def _each_source(self) -> list[tuple[str, NodeMetricsSource]]:
-        """The in-process agents, then every other Node's kubelet (when the daemon can reach them)."""
+        """The in-process agents, then every other Node's kubelet (when the daemon can reach them)
+        unless its Ready condition says it is down or unreachable: asking it would only wait."""
         with self._lock:
             sources = list(self._sources.items())
         if self.remote_source is not None:
             local = {name for name, _ in sources}
             for node in self.registry.list("nodes")["items"]:
                 name = node["metadata"]["name"]
-                if name not in local and (source := self.remote_source(name)) is not None:
+                ready = next((condition.get("status") for condition in (node.get("status") or {}).get("conditions")
+                              or [] if condition.get("type") == "Ready"), "True")
+                if name not in local and ready == "True" and (source := self.remote_source(name)) is not None:
                     sources.append((name, source))
         return sources
 
     def _ask_each_node(self, question: Callable[[NodeMetricsSource], Any], what: str) -> list[Any]:
-        """Each node's answer; a node that fails is logged and left out, as metrics-server leaves
-        out a node it cannot scrape."""
-        answers = []
-        for node_name, source in self._each_source():
+        """Each node's answer, all nodes asked at once (as metrics-server scrapes its nodes in
+        parallel, so one slow node costs one timeout, not one each); a node that fails is logged
+        and left out, as metrics-server leaves out a node it cannot scrape."""
+        def ask(node_name: str, source: NodeMetricsSource) -> list[Any]:
             try:
-                answers.append(question(source))
+                return [question(source)]
             except (OSError, errors.ApiError) as error:  # a node that is down or cut off
                 log.warning("node %s did not give %s (%s); leaving it out", node_name, what, error)
             except Exception:
                 log.exception("node %s did not give %s; leaving it out", node_name, what)
-        return answers
+            return []
+
+        sources = self._each_source()
+        if len(sources) <= 1:
+            return [answer for node_name, source in sources for answer in ask(node_name, source)]
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_NODES, len(sources)),
+                                thread_name_prefix="metrics-scrape") as pool:
+            return [answer for answers in pool.map(lambda pair: ask(*pair), sources) for answer in answers]
 
     def _node_usage(self) -> dict[str, dict]:
         """NodeMetrics by node name."""

@@ -260,7 +260,8 @@ class AgentMetrics:
 
 def test_other_nodes_metrics_come_from_their_kubelet_port(tmp_path):
     """A node without an agent in the API server's process is asked over its kubelet server, as
-    metrics-server scrapes every kubelet; a node whose kubelet does not answer is left out."""
+    metrics-server scrapes every kubelet; a node whose kubelet does not answer is left out, and a
+    NotReady one is not asked."""
     from minikube_py.agent.remote_proxy import RemoteNodeMetrics
     from minikube_py.apiserver.server import ApiHttpServer
     from minikube_py.client.transport import HttpTransport
@@ -270,6 +271,8 @@ def test_other_nodes_metrics_come_from_their_kubelet_port(tmp_path):
     registry = registry_with_pods()
     registry.create("nodes", None, {"metadata": {"name": "node2", "labels": {"zone": "b"}}})
     registry.create("nodes", None, {"metadata": {"name": "node3"}})
+    registry.create("nodes", None, {"metadata": {"name": "node4"}})  # NotReady: not even asked
+    registry.patch_status("nodes", None, "node4", {"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
     kubelet = ApiHttpServer(KubeletPods(AgentMetrics(StaticSource(registry, ["web-2"])), FakeClock()),
                             str(tmp_path / "kubelet.sock"))
     kubelet.start()
@@ -285,7 +288,7 @@ def test_other_nodes_metrics_come_from_their_kubelet_port(tmp_path):
         registry.resource_metrics.remote_source = remote_source
         pods = registry.list_metrics("pods", "default")["items"]
         assert sorted(item["metadata"]["name"] for item in pods) == ["web-1", "web-2"]
-        assert sorted(asked) == ["node2", "node3"]  # node1's agent is in the process
+        assert sorted(asked) == ["node2", "node3"]  # node1's agent is in the process; node4 is down
         web2 = registry.get_metrics("pods", "default", "web-2")
         assert web2["metadata"]["labels"] == {"app": "web"} and web2["containers"][0]["usage"]["cpu"] == "5m"
         nodes = registry.list_metrics("nodes")["items"]
