@@ -35,8 +35,13 @@ LABEL = "minikube-py-bench-images"
 
 
 def disk_bytes(path: str) -> int:
-    """Bytes under `path` on its own file system (overlay mounts of running pods left out)."""
-    result = subprocess.run(["du", "-sxb", path], capture_output=True, text=True, check=True)
+    """Bytes under `path` on its own file system (overlay mounts of running pods left out).
+
+    A running cluster creates and removes files while du walks it; du then reports them and
+    exits 1 but still prints its total, which is what we want."""
+    result = subprocess.run(["du", "-sxb", path], capture_output=True, text=True)
+    if not result.stdout.strip():
+        raise RuntimeError(f"du -sxb {path} printed no total: {result.stderr.strip()}")
     return int(result.stdout.split()[0])
 
 
